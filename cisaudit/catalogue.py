@@ -1,0 +1,50 @@
+"""The CIS Docker v1.7 §1.1 audit controls, loaded from controls.toml (data, not code)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+STYLE_PERMS = {"watch": "rwxa", "syscall": "rwa"}
+DEFAULT_KEY = "docker"
+
+
+@dataclass(frozen=True)
+class Control:
+    id: str
+    title: str
+    level: int
+    path: str  # the benchmark's path
+    style: str  # "watch" or "syscall"
+    locate: str  # how the path is found on a host (see controls.toml)
+
+    @property
+    def required_perms(self) -> str:
+        return STYLE_PERMS[self.style]
+
+    def rule_text(self, path: str, key: str = DEFAULT_KEY) -> str:
+        """The benchmark's own spelling of the rule, for `path`."""
+        if self.style == "watch":
+            return f"-w {path} -k {key}"
+        return f"-a exit,always -F path={path} -F perm=war -k {key}"
+
+
+@cache
+def controls() -> tuple[Control, ...]:
+    data = tomllib.loads((Path(__file__).with_name("controls.toml")).read_text())
+    loaded = tuple(Control(**entry) for entry in data["control"])
+    for control in loaded:
+        if control.style not in STYLE_PERMS:
+            raise ValueError(f"{control.id}: unknown style {control.style!r}")
+    return loaded
+
+
+def select(ids: set[str] | None = None, levels: set[int] | None = None) -> list[Control]:
+    """Controls filtered by id (`--controls`) and level; unknown ids are an error."""
+    known = {c.id for c in controls()}
+    if ids and not ids <= known:
+        raise ValueError(f"unknown control ids: {', '.join(sorted(ids - known))}")
+    return [c for c in controls()
+            if (not ids or c.id in ids) and (not levels or c.level in levels)]

@@ -1,0 +1,236 @@
+"""One model for audit rules, from rules files and from `auditctl -l` alike.
+
+Pure code, no I/O. Tokens are split on whitespace exactly as auditctl does (it has no
+quoting), so a line auditctl would reject is rejected here too, with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+ALL_PERMS = frozenset("rwxa")
+FILTER_LISTS = {"task", "exit", "user", "exclude", "filesystem", "io_uring"}
+ACTIONS = {"always", "never"}
+FIELD_RE = re.compile(r"^([A-Za-z0-9_]+)(!=|<=|>=|&=|=|<|>|&)(.*)$")
+# Map `-F arch=` spellings to the ABI the kernel checks against.
+ARCH_ABI = {
+    "b64": "b64", "x86_64": "b64", "aarch64": "b64", "ppc64": "b64", "ppc64le": "b64",
+    "s390x": "b64", "riscv64": "b64", "b32": "b32", "i386": "b32", "i486": "b32",
+    "i586": "b32", "i686": "b32", "armv7l": "b32", "armeb": "b32", "arm": "b32",
+    "s390": "b32", "ppc": "b32",
+}
+# Control options: they configure the audit system and never define a rule.
+DIRECTIVES_WITH_VALUE = {"-b", "-f", "-e", "-r", "--backlog_wait_time", "-t"}
+DIRECTIVES_FLAG = {"-D", "-c", "-i", "--loginuid-immutable", "--reset-lost",
+                   "--reset_backlog_wait_time_actual", "-s", "-l", "-v", "-m"}
+
+
+class RuleSyntaxError(ValueError):
+    """A line auditctl would refuse; the message says why."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A `-F` field that narrows which events a rule matches (anything but path/dir/perm/key/arch)."""
+
+    name: str
+    op: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{self.value}"
+
+
+@dataclass(frozen=True)
+class AuditRule:
+    """A normalized rule: `-w X -p rwa -k k` and `-a exit,always -F path=X -F perm=war -k k` are equal."""
+
+    filter: str
+    action: str
+    path: str | None = None  # path= / dir= / -w target; the listing cannot tell path from dir
+    path_field: str = field(default="path", compare=False)  # "path", "dir" or "watch": how it was written
+    perms: frozenset[str] = ALL_PERMS  # no perm field means every access
+    arch: str | None = None  # b64 / b32 / None for every ABI
+    syscalls: frozenset[str] | None = None  # None = all syscalls
+    keys: tuple[str, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    prepend: bool = False  # -A: inserted at the head of the list
+    text: str = field(default="", compare=False)
+
+    @property
+    def identity(self) -> tuple:
+        """What the kernel compares for "Rule exists" and for `-d`/`-W` deletion."""
+        return (self.filter, self.action, self.path, self.perms, self.arch, self.syscalls,
+                tuple(sorted(self.keys)), tuple(sorted(map(str, self.conditions))))
+
+    @property
+    def unconditional(self) -> bool:
+        return self.syscalls is None and not self.conditions
+
+    def describe_perms(self) -> str:
+        return "".join(p for p in "rwxa" if p in self.perms)
+
+
+@dataclass(frozen=True)
+class Directive:
+    """A control line (-D, -b 8192, -e 2, -c, ...)."""
+
+    option: str
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """`-d ...` or `-W ...`: removes the identical rule if present."""
+
+    rule: AuditRule
+
+
+Item = AuditRule | Directive | Deletion
+
+
+@dataclass(frozen=True)
+class RuleLine:
+    """One meaningful line of a rules file or listing, where it came from, and what it means."""
+
+    source: str
+    lineno: int
+    text: str
+    item: Item | None
+    error: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.lineno}"
+
+
+def _normalize_path(path: str) -> str:
+    if not path.startswith("/"):
+        raise RuleSyntaxError(f"path must be absolute: {path!r}")
+    return path.rstrip("/") or "/"
+
+
+def _perms(value: str) -> frozenset[str]:
+    perms = frozenset(value)
+    if not perms or not perms <= ALL_PERMS:
+        raise RuleSyntaxError(f"permissions must be letters of rwxa: {value!r}")
+    return perms
+
+
+def _list_action(value: str) -> tuple[str, str]:
+    parts = value.split(",")
+    if len(parts) != 2:
+        raise RuleSyntaxError(f"-a needs list,action: {value!r}")
+    first, second = parts
+    if first in FILTER_LISTS and second in ACTIONS:
+        return first, second
+    if first in ACTIONS and second in FILTER_LISTS:
+        return second, first
+    raise RuleSyntaxError(f"unknown list or action: {value!r}")
+
+
+def _split_options(tokens: list[str]) -> list[tuple[str, str | None]]:
+    """Pair options with their values; accept `-Fpath=x` as getopt does."""
+    takes_value = {"-w", "-W", "-p", "-k", "-a", "-A", "-d", "-F", "-S", "-C"} | DIRECTIVES_WITH_VALUE
+    pairs: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok in takes_value:
+            if i + 1 >= len(tokens):
+                raise RuleSyntaxError(f"option {tok} needs a value")
+            pairs.append((tok, tokens[i + 1]))
+            i += 2
+        elif tok[:2] in takes_value and len(tok) > 2 and not tok.startswith("--"):
+            pairs.append((tok[:2], tok[2:]))
+            i += 1
+        elif tok in DIRECTIVES_FLAG:
+            pairs.append((tok, None))
+            i += 1
+        elif tok.startswith("#"):
+            raise RuleSyntaxError("auditctl rejects a comment after a rule "
+                                  "('parameter passed without an option given')")
+        else:
+            raise RuleSyntaxError(f"unexpected token {tok!r}")
+    return pairs
+
+
+def parse_rule(text: str) -> Item:
+    """Parse one non-comment line into a rule, deletion or directive."""
+    pairs = _split_options(text.split())
+    if not pairs:
+        raise RuleSyntaxError("empty rule")
+    opts = [o for o, _ in pairs]
+    if opts[0] in DIRECTIVES_WITH_VALUE | DIRECTIVES_FLAG:
+        if len(pairs) != 1:
+            raise RuleSyntaxError(f"{opts[0]} must stand alone on its line")
+        return Directive(*pairs[0])
+    watch = [v for o, v in pairs if o in ("-w", "-W")]
+    lists = [(o, v) for o, v in pairs if o in ("-a", "-A", "-d")]
+    if len(watch) + len(lists) != 1:
+        raise RuleSyntaxError("a rule needs exactly one of -w, -W, -a, -A, -d")
+    keys: list[str] = []
+    perms: frozenset[str] | None = None
+    path = arch = None
+    path_field = "path"
+    syscalls: set[str] = set()
+    conditions: list[Condition] = []
+    for opt, value in pairs:
+        assert value is not None
+        if opt == "-k":
+            keys.append(value)
+        elif opt == "-p":
+            perms = _perms(value)
+        elif opt == "-S":
+            syscalls.update(s for s in value.split(",") if s)
+        elif opt == "-C":
+            conditions.append(Condition("compare", "", value))
+        elif opt == "-F":
+            m = FIELD_RE.match(value)
+            if not m:
+                raise RuleSyntaxError(f"-F needs name, operator and value: {value!r}")
+            name, op, val = m.groups()
+            if name in ("path", "dir", "perm", "key", "arch") and op != "=":
+                conditions.append(Condition(name, op, val))
+            elif name in ("path", "dir"):
+                path, path_field = _normalize_path(val), name
+            elif name == "perm":
+                perms = _perms(val)
+            elif name == "key":
+                keys.append(val)
+            elif name == "arch":
+                if val not in ARCH_ABI:
+                    raise RuleSyntaxError(f"unknown arch {val!r}")
+                arch = ARCH_ABI[val]
+            else:
+                conditions.append(Condition(name, op, val))
+    if watch:
+        if any(o in ("-S", "-F", "-C") for o in opts):
+            raise RuleSyntaxError("-w/-W cannot be combined with -S, -F or -C")
+        rule = AuditRule("exit", "always", _normalize_path(watch[0]), "watch", perms or ALL_PERMS,
+                         keys=tuple(keys), text=text.strip())
+        return Deletion(rule) if "-W" in opts else rule
+    opt, value = lists[0]
+    assert value is not None
+    filter_list, action = _list_action(value)
+    all_syscalls = not syscalls or "all" in syscalls
+    rule = AuditRule(filter_list, action, path, path_field, perms or ALL_PERMS, arch,
+                     None if all_syscalls else frozenset(syscalls), tuple(keys),
+                     tuple(conditions), prepend=opt == "-A", text=text.strip())
+    return Deletion(rule) if opt == "-d" else rule
+
+
+def parse_rules(text: str, source: str) -> list[RuleLine]:
+    """Parse a rules file or an `auditctl -l` listing. Bad lines carry an error, never raise."""
+    lines: list[RuleLine] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#") or stripped == "No rules":
+            continue
+        try:
+            lines.append(RuleLine(source, lineno, stripped, parse_rule(stripped)))
+        except RuleSyntaxError as exc:
+            lines.append(RuleLine(source, lineno, stripped, None, str(exc)))
+    return lines
+

@@ -1,0 +1,79 @@
+"""One host during one run: connect once, probe once, count every remote command."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from cisaudit.catalogue import controls
+from cisaudit.evaluate import Assessment
+from cisaudit.locate import resolve, unknown_paths
+from cisaudit.probe import (
+    ProbeError,
+    Snapshot,
+    parse_probe,
+    parse_stat_lines,
+    render_script,
+    render_stat_script,
+)
+from cisaudit.transport import ConnectOptions, HostError, describe_error, open_host
+
+
+@dataclass
+class HostSession:
+    spec: str
+    options: ConnectOptions
+    key: str
+    require_all: bool = False
+    commands: int = 0  # remote commands sent to this host in this run
+    events_output: str | None = None  # --verify-events: ausearch output, fetched once
+    _host: object | None = None
+    _assessment: Assessment | None = None
+    _error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, command: str, *, check_ok: bool = False) -> tuple[int, str, str]:
+        """Run one remote command; any transport failure becomes HostError."""
+        try:
+            if self._host is None:
+                self._host = open_host(self.spec, self.options)
+            self.commands += 1
+            result = self._host.run(command)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - every transport failure is this host's error
+            raise HostError(describe_error(exc)) from None
+        if check_ok and result.rc != 0:
+            raise HostError(f"remote command failed (exit {result.rc}): "
+                            f"{(result.stderr or result.stdout).strip()[-300:]}")
+        return result.rc, result.stdout, result.stderr
+
+    def probe(self) -> Snapshot:
+        script, nonce = render_script()
+        rc, out, err = self.run(script)
+        try:
+            snap = parse_probe(out, nonce)
+        except ProbeError as exc:
+            raise HostError(f"{exc}; exit {rc}: {err.strip()[-200:]}") from None
+        missing = unknown_paths([resolve(c, snap) for c in controls()])
+        if missing:  # a config named a path the probe could not foresee: one more command
+            _, out, _ = self.run(render_stat_script(missing), check_ok=True)
+            snap.paths.update(parse_stat_lines(out))
+        return snap
+
+    def assessment(self) -> Assessment:
+        """The host's assessment, probing on first use; a failure is cached and re-raised."""
+        with self._lock:
+            if self._error is None and self._assessment is None:
+                try:
+                    self._assessment = Assessment(self.probe(), self.key, self.require_all)
+                except HostError as exc:
+                    self._error = str(exc)
+            if self._error is not None:
+                raise HostError(self._error)
+            assert self._assessment is not None
+            return self._assessment
+
+    def refresh(self) -> Assessment:
+        """Probe again (after a change to the host)."""
+        with self._lock:
+            self._assessment = None
+        return self.assessment()

@@ -1,0 +1,239 @@
+"""Connections to hosts: testinfra's backends, made safe by default.
+
+testinfra's paramiko backend never loads known_hosts, has no per-command timeout and
+deadlocks on large stderr (NOTES.md); the backends here fix that and are registered under
+testinfra's own names, so `paramiko://`, `ssh://` and `local://` specs mean the safe ones.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import paramiko
+import testinfra
+import testinfra.backend
+from testinfra.backend import base
+from testinfra.backend.local import LocalBackend
+from testinfra.backend.paramiko import ParamikoBackend
+from testinfra.backend.ssh import SshBackend
+
+SCHEMES = ("local", "ssh", "paramiko", "ssm")
+
+
+class HostError(RuntimeError):
+    """A host could not be reached or used; the message is one line for the report."""
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    known_hosts: str | None = None  # extra known_hosts file (system and user files always load)
+    accept_new_host_keys: bool = False  # throwaway golden-image builds only
+    connect_timeout: float = 10
+    command_timeout: float = 300
+    sudo: bool = False
+    sudo_user: str | None = None
+    ssh_config: str | None = None
+    ssh_identity_file: str | None = None
+    ssm_region: str | None = None
+    aws_profile: str | None = None
+    ssm_s3_bucket: str | None = None
+
+
+class _TimedLocalRun:
+    """`run_local` with a deadline: testinfra's waits forever on a hung command."""
+
+    command_timeout: float = 300
+
+    def run_local(self, command: str, *args: str) -> base.CommandResult:
+        command = self.quote(command, *args)  # type: ignore[attr-defined]
+        cmd = self.encode(command)  # type: ignore[attr-defined]
+        with subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True) as proc:
+            try:
+                stdout, stderr = proc.communicate(timeout=self.command_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.communicate()
+                raise HostError(f"command timed out after {self.command_timeout:g} s") from None
+        return self.result(proc.returncode, cmd, stdout, stderr)  # type: ignore[attr-defined]
+
+
+class TimedLocalBackend(_TimedLocalRun, LocalBackend):
+    def __init__(self, *args: Any, command_timeout: float = 300, **kwargs: Any):
+        self.command_timeout = float(command_timeout)
+        super().__init__(*args, **kwargs)
+
+
+class VerifiedSshBackend(_TimedLocalRun, SshBackend):
+    """The OpenSSH client in batch mode with strict host key checking (unless told otherwise)."""
+
+    def __init__(self, hostspec: str, known_hosts: str | None = None,
+                 accept_new_host_keys: bool = False, command_timeout: float = 300,
+                 **kwargs: Any):
+        self.command_timeout = float(command_timeout)
+        checking = "accept-new" if accept_new_host_keys else "yes"
+        extra = f"-o BatchMode=yes -o StrictHostKeyChecking={checking}"
+        if known_hosts:
+            extra += f" -o UserKnownHostsFile={known_hosts}"
+        super().__init__(hostspec, ssh_extra_args=extra, **kwargs)
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        try:
+            result = super().run(command, *args, **kwargs)
+        except RuntimeError as exc:  # ssh exit 255: connection, auth or host key failure
+            stderr = getattr(exc.args[0], "stderr", str(exc)) if exc.args else str(exc)
+            raise HostError(_last_line(stderr) or "ssh failed (exit 255)") from None
+        return result
+
+
+class VerifiedParamikoBackend(ParamikoBackend):
+    """paramiko with known_hosts verification, a connect timeout and a per-command deadline."""
+
+    def __init__(self, hostspec: str, known_hosts: str | None = None,
+                 accept_new_host_keys: bool = False, command_timeout: float = 300,
+                 **kwargs: Any):
+        self.known_hosts = known_hosts
+        self.accept_new_host_keys = accept_new_host_keys
+        self.command_timeout = float(command_timeout)
+        super().__init__(hostspec, **kwargs)
+
+    def _policy(self) -> paramiko.MissingHostKeyPolicy:
+        return paramiko.AutoAddPolicy() if self.accept_new_host_keys else paramiko.RejectPolicy()
+
+    @property  # type: ignore[override]
+    def client(self) -> paramiko.SSHClient:
+        cached = self.__dict__.get("_client")
+        if cached is not None:
+            return cached
+        client = _ClientWithPolicy(self._policy())
+        client.load_system_host_keys()
+        for path in ("/etc/ssh/ssh_known_hosts", self.known_hosts):
+            if path and os.path.exists(path):
+                client.load_host_keys(path)
+        self._connect(client)
+        self.__dict__["_client"] = client
+        return client
+
+    @client.deleter
+    def client(self) -> None:
+        self.__dict__.pop("_client", None)
+
+    def _connect(self, client: paramiko.SSHClient) -> None:
+        cfg: dict[str, Any] = {
+            "hostname": self.host.name, "port": int(self.host.port or 22),
+            "username": self.host.user, "password": self.host.password,
+            "timeout": self.timeout, "banner_timeout": self.timeout, "auth_timeout": self.timeout,
+        }
+        if self.ssh_config:
+            with open(self.ssh_config) as f:
+                config = paramiko.SSHConfig()
+                config.parse(f)
+            self._load_ssh_config(client, cfg, config, os.path.dirname(self.ssh_config))
+            client.set_missing_host_key_policy(self._policy())  # ssh_config may not weaken it
+        if self.ssh_identity_file:
+            cfg["key_filename"] = self.ssh_identity_file
+        client.connect(**cfg)
+
+    def _exec_command(self, command: bytes) -> tuple[int, bytes, bytes]:
+        transport = self.client.get_transport()
+        assert transport is not None
+        chan = transport.open_session()
+        chan.exec_command(command)
+        deadline = time.monotonic() + self.command_timeout
+        out, err = bytearray(), bytearray()
+        # Drain both streams together: reading stdout to EOF first blocks once stderr fills.
+        while True:
+            if chan.recv_ready():
+                out += chan.recv(65536)
+            elif chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            elif chan.exit_status_ready() and chan.eof_received:
+                break
+            elif time.monotonic() > deadline:
+                chan.close()
+                raise HostError(f"command timed out after {self.command_timeout:g} s")
+            else:
+                select.select([chan], [], [], 0.2)
+        return chan.recv_exit_status(), bytes(out), bytes(err)
+
+
+class _ClientWithPolicy(paramiko.SSHClient):
+    def __init__(self, policy: paramiko.MissingHostKeyPolicy):
+        super().__init__()
+        self.set_missing_host_key_policy(policy)
+
+
+def _last_line(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line saying what went wrong with a host, without secrets."""
+    if isinstance(exc, HostError):
+        return str(exc)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return (f"host key mismatch for {exc.hostname}: got {exc.key.get_name()} "
+                f"{exc.key.fingerprint}, known_hosts has another (refused)")
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"authentication failed: {exc}"
+    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+        return f"{exc} (refused; pass --known-hosts FILE, or --accept-new-host-keys for throwaway hosts)"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"connection timed out: {exc}"
+    if isinstance(exc, (OSError, paramiko.SSHException)):
+        return f"cannot connect: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def normalize_spec(spec: str) -> str:
+    """A full host spec (bare `host` means paramiko://host, as in testinfra), or HostError."""
+    spec = spec.strip()
+    if "://" not in spec:
+        if not spec or not all(c.isalnum() or c in ".-_@:[]" for c in spec):
+            raise HostError(f"malformed host spec {spec!r}: expected SCHEME://[user@]host[:port]")
+        spec = "paramiko://" + spec
+    url = urllib.parse.urlparse(spec)
+    if url.scheme not in SCHEMES:
+        raise HostError(f"unsupported scheme {url.scheme!r} in {spec!r} (use {', '.join(SCHEMES)})")
+    if url.scheme != "local":
+        if not url.hostname:
+            raise HostError(f"malformed host spec {spec!r}: no host name")
+        try:
+            url.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise HostError(f"malformed host spec {spec!r}: bad port") from None
+    return spec
+
+
+def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:
+    """A testinfra Host for spec; connection happens lazily on the first command."""
+    spec = normalize_spec(spec)
+    scheme = spec.split("://", 1)[0]
+    kwargs: dict[str, Any] = {"sudo": options.sudo, "sudo_user": options.sudo_user,
+                              "command_timeout": options.command_timeout}
+    if scheme in ("ssh", "paramiko"):
+        kwargs.update(known_hosts=options.known_hosts, timeout=int(options.connect_timeout),
+                      accept_new_host_keys=options.accept_new_host_keys,
+                      ssh_config=options.ssh_config, ssh_identity_file=options.ssh_identity_file)
+    if scheme == "ssm":
+        kwargs = {"sudo": False, "region": options.ssm_region, "profile": options.aws_profile,
+                  "s3_bucket": options.ssm_s3_bucket, "execution_timeout": options.command_timeout}
+    return testinfra.get_host(spec, **kwargs)
+
+
+testinfra.backend.BACKENDS.update({
+    "local": f"{__name__}.TimedLocalBackend",
+    "ssh": f"{__name__}.VerifiedSshBackend",
+    "paramiko": f"{__name__}.VerifiedParamikoBackend",
+    "ssm": "cisaudit.ssm.backend.SsmBackend",
+})

@@ -1,0 +1,108 @@
+"""pytest plugin of the compliance suite: options, one test per (host, control, check),
+and an xdist scheduler that keeps each host's tests on one worker (one probe per host)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from xdist.scheduler import LoadScopeScheduling
+
+from cisaudit.catalogue import Control, controls
+from cisaudit.evaluate import CONTROL_CHECKS, HOST_CHECKS
+
+pytest_plugins = ["fixtures.hosts", "cisaudit.report"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cisaudit", "CIS Docker audit-rule checks")
+    group.addoption("--audit-key", default="docker", help="audit key the rules must carry (default docker)")
+    group.addoption("--controls", default="", help="comma list of control ids, e.g. 1.1.3,1.1.4")
+    group.addoption("--require-all", action="store_true",
+                    help="golden-image mode: a control whose path is absent fails instead of skipping")
+    group.addoption("--verify-events", action="store_true",
+                    help="read each audited path and require an audit event with the key")
+    group.addoption("--known-hosts", default=None,
+                    help="known_hosts file to trust besides ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts")
+    group.addoption("--accept-new-host-keys", action="store_true",
+                    help="accept unknown SSH host keys (throwaway golden-image builds only)")
+    group.addoption("--connect-timeout", type=float, default=10, help="seconds (default 10)")
+    group.addoption("--command-timeout", type=float, default=300, help="seconds per remote command")
+    group.addoption("--ssm-targets", default="",
+                    help="SSM targets: comma list of instance ids and/or tag:Key=Value")
+    group.addoption("--ssm-region", default=None, help="AWS region for ssm:// hosts")
+    group.addoption("--aws-profile", default=None, help="AWS profile (default: AWS_PROFILE / chain)")
+    group.addoption("--ssm-s3-bucket", default=None, help="S3 bucket for SSM command output over 24,000 chars")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test: a check of a control (or of the host itself) on one host."""
+
+    spec: str
+    check: str
+    control: Control | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec}|{self.control.id if self.control else 'host'}|{self.check}"
+
+
+def selected_controls(config: pytest.Config) -> list[Control]:
+    wanted = {c.strip() for c in config.getoption("controls").split(",") if c.strip()}
+    known = {c.id for c in controls()}
+    if wanted - known:
+        raise pytest.UsageError(f"--controls: unknown control ids {', '.join(sorted(wanted - known))}")
+    return [c for c in controls() if not wanted or c.id in wanted]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cis_case" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    specs = config.stash[HOSTS_KEY]
+    cases: list = []
+    if metafunc.function.__name__ == "test_host":
+        cases = [pytest.param(Case(s, check), id=Case(s, check).id) for s in specs for check in HOST_CHECKS]
+    else:
+        checks = CONTROL_CHECKS + (("events",) if config.getoption("verify_events") else ())
+        for spec in specs:
+            for control in selected_controls(config):
+                for check in checks:
+                    case = Case(spec, check, control)
+                    cases.append(pytest.param(case, id=case.id,
+                                              marks=getattr(pytest.mark, f"level{control.level}")))
+    metafunc.parametrize("cis_case", cases)
+
+
+HOSTS_KEY = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    specs = [s.strip() for s in (config.getoption("hosts", None) or "").split(",") if s.strip()]
+    if config.getoption("ssm_targets", ""):
+        from fixtures.hosts import discover_ssm_hosts
+
+        specs += discover_ssm_hosts(config)
+    config.stash[HOSTS_KEY] = list(dict.fromkeys(specs)) or ["local://"]
+
+
+def host_of_nodeid(nodeid: str) -> str:
+    """The host spec inside a test id `...[SPEC|CONTROL|CHECK]`."""
+    param = nodeid.rpartition("[")[2]
+    return param.split("|", 1)[0] if "|" in param else nodeid
+
+
+class HostScheduling(LoadScopeScheduling):
+    """All tests of one host on one worker, in order; different hosts in parallel.
+
+    (`--dist loadgroup` with xdist_group does nothing on pytest 9.2 + xdist 3.8: NOTES.md.)
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        return host_of_nodeid(nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> HostScheduling:
+    return HostScheduling(config, log)

@@ -1,0 +1,25 @@
+"""CIS Docker Benchmark v1.7 section 1.1: audit rules for Docker's files, per host.
+
+Each test is one (host, control, check). `live` judges the kernel's rules (auditctl -l),
+`persisted` the rules the host's loader reads at boot, `events` (--verify-events) that auditd
+really records. A path absent from the host makes its control not applicable (skipped).
+"""
+
+import pytest
+
+from cisaudit.evaluate import FAIL, NOT_APPLICABLE, Verdict
+
+
+def _assert(verdict: Verdict) -> None:
+    if verdict.status == NOT_APPLICABLE:
+        pytest.skip(verdict.summary)
+    if verdict.status == FAIL:
+        pytest.fail("\n".join((verdict.summary, *verdict.evidence)), pytrace=False)
+
+
+def test_control(cis_case, verdict: Verdict) -> None:
+    _assert(verdict)
+
+
+def test_host(cis_case, verdict: Verdict) -> None:
+    _assert(verdict)
