@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install what the suite needs on a fresh Debian/Ubuntu machine (run as root).
+#   sh scripts/setup.sh          the audit itself: auditd (auditctl, ausearch) and the pinned Python packages
+#   sh scripts/setup.sh --test   also what the self-tests need: sshd, sudo, QEMU and debootstrap for test VMs
+set -eu
+cd "$(dirname "$0")/.."
+packages="auditd openssh-client"
+requirements=requirements.txt
+if [ "${1:-}" = "--test" ]; then
+  packages="$packages openssh-server sudo qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dash"
+  requirements=requirements-dev.txt
+fi
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  apt-get update -qq
+  # shellcheck disable=SC2086 # word splitting of the package list is intended
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -r "$requirements"

@@ -1,0 +1,101 @@
+"""This machine's real audit subsystem as a test bed, put back as it was afterwards.
+
+Saves /etc/audit's rules files byte for byte and the kernel's rule list, starts auditd if it
+is not running, and on exit restores the files, reloads the saved rules and stops what it
+started. Paths it creates for Docker's files are removed again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+AUDIT_DIR = Path("/etc/audit")
+UNIT_OVERRIDE = Path("/etc/systemd/system/auditd.service")
+
+
+def sh(command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(command, shell=True, capture_output=True, text=True, check=check)
+
+
+def _auditd_pid() -> int | None:
+    out = sh("pidof auditd", check=False).stdout.split()
+    return int(out[0]) if out else None
+
+
+class KernelSandbox:
+    def __init__(self) -> None:
+        self.files = {p: p.read_bytes() for p in self._tracked()}
+        self.rules = sh("auditctl -l").stdout
+        self.unit_override = UNIT_OVERRIDE.read_bytes() if UNIT_OVERRIDE.exists() else None
+        self.created: list[Path] = []
+        self.started_auditd = None
+        if _auditd_pid() is None:
+            sh("auditd")
+            self.started_auditd = _auditd_pid()
+
+    @staticmethod
+    def _tracked() -> list[Path]:
+        # augenrules --load also leaves audit.rules.prev behind.
+        top = [p for p in (AUDIT_DIR / "audit.rules", AUDIT_DIR / "audit.rules.prev") if p.exists()]
+        return top + sorted((AUDIT_DIR / "rules.d").glob("*"))
+
+    def make_path(self, path: str, kind: str = "dir") -> None:
+        """Create a Docker path for the test if the machine lacks it (removed on restore)."""
+        p = Path(path)
+        if p.exists():
+            return
+        missing = [q for q in [p, *p.parents] if not q.exists()]
+        if kind == "dir":
+            p.mkdir(parents=True)
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("")
+        self.created.extend(missing)
+
+    def write_rules_d(self, name: str, text: str) -> None:
+        path = AUDIT_DIR / "rules.d" / name
+        path.write_text(text)
+        path.chmod(0o600)
+
+    def load(self) -> subprocess.CompletedProcess:
+        return sh("augenrules --load", check=False)
+
+    def kernel(self, *rules: str) -> None:
+        for rule in rules:
+            sh(f"auditctl {rule}")
+
+    def use_auditctl_loader(self) -> None:
+        """Make the host's auditd unit load /etc/audit/audit.rules directly (no augenrules)."""
+        UNIT_OVERRIDE.write_text("[Service]\nExecStart=/sbin/auditd\n"
+                                 "ExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n")
+
+    def restore(self) -> None:
+        for path in self._tracked():
+            if path not in self.files:
+                path.unlink()
+        for path, data in self.files.items():
+            path.write_bytes(data)
+        if self.unit_override is None:
+            UNIT_OVERRIDE.unlink(missing_ok=True)
+        else:
+            UNIT_OVERRIDE.write_bytes(self.unit_override)
+        sh("auditctl -D")
+        # Reload what was listed before. (A `never` watch lists like an `always` one; the
+        # machines this runs on start with no rules, which reload exactly.)
+        with tempfile.NamedTemporaryFile("w", suffix=".rules") as saved:
+            saved.write(self.rules.replace("No rules", ""))
+            saved.flush()
+            sh(f"auditctl -c -R {saved.name}", check=False)
+        assert sh("auditctl -l").stdout == self.rules, "kernel rules not restored"
+        for path in sorted(self.created, key=lambda p: len(p.parts), reverse=True):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if self.started_auditd:
+            os.kill(self.started_auditd, signal.SIGTERM)

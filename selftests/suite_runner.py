@@ -1,0 +1,59 @@
+"""Run the compliance suite as a user would (a pytest subprocess from the repo root) and read
+its verdicts back from the JUnit XML it writes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def require(capability: bool, reason: str) -> None:
+    """Skip where a capability is missing on a laptop; under CI=true it is a failure."""
+    if capability:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI needs this capability: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    output: str
+    cases: dict[tuple[str, str, str], dict[str, str]]  # (host, control_id, check) -> properties + outcome
+
+    def verdict(self, host: str, control_id: str, check: str) -> str:
+        return self.cases[(host, control_id, check)]["verdict"]
+
+    def verdicts(self, host: str | None = None) -> dict[tuple[str, str], str]:
+        return {(c, k): p["verdict"] for (h, c, k), p in self.cases.items() if host in (None, h)}
+
+
+def parse_junit(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:
+    cases = {}
+    for testcase in ET.parse(path).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in testcase.iter("property")}
+        if "verdict" not in props:
+            continue
+        outcome = next((child.tag for child in testcase if child.tag in ("failure", "error", "skipped")), "passed")
+        props.update(outcome=outcome, name=testcase.get("name", ""))
+        cases[(props["host"], props["control_id"], props["check"])] = props
+    return cases
+
+
+def run_suite(tmp_path: Path, hosts: list[str], *args: str, timeout: float = 900) -> SuiteRun:
+    junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
+    cmd = [sys.executable, "-m", "pytest", f"--hosts={','.join(hosts)}", f"--junitxml={junit}",
+           f"--html={html}", *args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    assert junit.exists(), f"suite wrote no JUnit XML:\n{output[-3000:]}"
+    return SuiteRun(proc.returncode, output, parse_junit(junit))
