@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from cisaudit.catalogue import Control, controls
+from cisaudit.catalogue import Control, select
 from cisaudit.evaluate import CONTROL_CHECKS, HOST_CHECKS
 
-pytest_plugins = ["fixtures.hosts", "cisaudit.report"]
+pytest_plugins = ["fixtures.hosts", "fixtures.remediation", "cisaudit.report"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,11 +49,11 @@ class Case:
 
 
 def selected_controls(config: pytest.Config) -> list[Control]:
-    wanted = {c.strip() for c in config.getoption("controls").split(",") if c.strip()}
-    known = {c.id for c in controls()}
-    if wanted - known:
-        raise pytest.UsageError(f"--controls: unknown control ids {', '.join(sorted(wanted - known))}")
-    return [c for c in controls() if not wanted or c.id in wanted]
+    """The controls --controls names (all by default)."""
+    try:
+        return select(config.getoption("controls"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--controls: {exc}") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -62,8 +62,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     specs = config.stash[HOSTS_KEY]
     cases: list = []
-    if metafunc.function.__name__ == "test_host":
-        cases = [pytest.param(Case(s, check), id=Case(s, check).id) for s in specs for check in HOST_CHECKS]
+    name = metafunc.function.__name__
+    if name in ("test_host", "test_backout"):
+        checks = HOST_CHECKS if name == "test_host" else ()
+        if name == "test_host" and config.getoption("remediate"):
+            checks = ("remediation", *checks)
+        if name == "test_backout" and config.getoption("backout"):
+            checks = ("backout",)
+        cases = [pytest.param(Case(s, check), id=Case(s, check).id) for s in specs for check in checks]
     else:
         checks = CONTROL_CHECKS + (("events",) if config.getoption("verify_events") else ())
         for spec in specs:
@@ -76,6 +82,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 HOSTS_KEY = pytest.StashKey[list[str]]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the placeholder pytest makes for a test with no cases (test_backout without --backout)."""
+    empty = [i for i in items if "cis_case" in getattr(i, "fixturenames", ()) and
+             not isinstance(getattr(getattr(i, "callspec", None), "params", {}).get("cis_case"), Case)]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [i for i in items if i not in empty]
 
 
 @pytest.hookimpl(tryfirst=True)

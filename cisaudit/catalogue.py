@@ -41,10 +41,10 @@ def controls() -> tuple[Control, ...]:
     return loaded
 
 
-def select(ids: set[str] | None = None, levels: set[int] | None = None) -> list[Control]:
-    """Controls filtered by id (`--controls`) and level; unknown ids are an error."""
-    known = {c.id for c in controls()}
-    if ids and not ids <= known:
-        raise ValueError(f"unknown control ids: {', '.join(sorted(ids - known))}")
-    return [c for c in controls()
-            if (not ids or c.id in ids) and (not levels or c.level in levels)]
+def select(ids_csv: str) -> list[Control]:
+    """The controls a comma list of ids names (all when empty); unknown ids are a ValueError."""
+    wanted = {c.strip() for c in ids_csv.split(",") if c.strip()}
+    unknown = wanted - {c.id for c in controls()}
+    if unknown:
+        raise ValueError(f"unknown control ids: {', '.join(sorted(unknown))}")
+    return [c for c in controls() if not wanted or c.id in wanted]

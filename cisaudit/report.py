@@ -12,7 +12,7 @@ COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
 
 
 def _props(report: pytest.TestReport) -> dict[str, str]:
-    return dict(report.user_properties)
+    return dict(getattr(report, "user_properties", ()))
 
 
 def _decides(report: pytest.TestReport, props: dict[str, str]) -> bool:

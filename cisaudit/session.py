@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from cisaudit.catalogue import controls
 from cisaudit.evaluate import Assessment
@@ -27,6 +28,7 @@ class HostSession:
     require_all: bool = False
     commands: int = 0  # remote commands sent to this host in this run
     events_output: str | None = None  # --verify-events: ausearch output, fetched once
+    change: Any = None  # --remediate/--backout: what this run did to the host (fixtures.remediation.Change)
     _host: object | None = None
     _assessment: Assessment | None = None
     _error: str | None = None

@@ -17,9 +17,15 @@ def _assert(verdict: Verdict) -> None:
         pytest.fail("\n".join((verdict.summary, *verdict.evidence)), pytrace=False)
 
 
+def test_host(cis_case, verdict: Verdict) -> None:
+    """auditd installed and running, audit enabled, the boot-time load healthy (and --remediate's result)."""
+    _assert(verdict)
+
+
 def test_control(cis_case, verdict: Verdict) -> None:
     _assert(verdict)
 
 
-def test_host(cis_case, verdict: Verdict) -> None:
+def test_backout(cis_case, verdict: Verdict) -> None:
+    """Last per host: with --backout, the change is reverted and the restore verified."""
     _assert(verdict)
