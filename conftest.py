@@ -11,7 +11,7 @@ from xdist.scheduler import LoadScopeScheduling
 from cisaudit.catalogue import Control, select
 from cisaudit.evaluate import CONTROL_CHECKS, HOST_CHECKS
 
-pytest_plugins = ["fixtures.hosts", "fixtures.remediation", "cisaudit.report"]
+pytest_plugins = ["fixtures.remediation", "fixtures.hosts", "cisaudit.report"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

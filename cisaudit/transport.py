@@ -89,7 +89,7 @@ class VerifiedSshBackend(_TimedLocalRun, SshBackend):
             result = super().run(command, *args, **kwargs)
         except RuntimeError as exc:  # ssh exit 255: connection, auth or host key failure
             stderr = getattr(exc.args[0], "stderr", str(exc)) if exc.args else str(exc)
-            raise HostError(_last_line(stderr) or "ssh failed (exit 255)") from None
+            raise HostError(_ssh_reason(stderr) or "ssh failed (exit 255)") from None
         return result
 
 
@@ -104,6 +104,12 @@ class VerifiedParamikoBackend(ParamikoBackend):
         self.command_timeout = float(command_timeout)
         super().__init__(hostspec, **kwargs)
 
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        # Connect (and verify the host key) outside ParamikoBackend.run, whose SSHException
+        # handler would touch self.client again: a refused or timed-out connect ran twice.
+        self.client  # noqa: B018
+        return super().run(command, *args, **kwargs)
+
     def _policy(self) -> paramiko.MissingHostKeyPolicy:
         return paramiko.AutoAddPolicy() if self.accept_new_host_keys else paramiko.RejectPolicy()
 
@@ -114,9 +120,10 @@ class VerifiedParamikoBackend(ParamikoBackend):
             return cached
         client = _ClientWithPolicy(self._policy())
         client.load_system_host_keys()
-        for path in ("/etc/ssh/ssh_known_hosts", self.known_hosts):
-            if path and os.path.exists(path):
-                client.load_host_keys(path)
+        if os.path.exists("/etc/ssh/ssh_known_hosts"):  # read-only: AutoAddPolicy saves load_host_keys' file
+            client.load_system_host_keys("/etc/ssh/ssh_known_hosts")
+        if self.known_hosts and os.path.exists(self.known_hosts):
+            client.load_host_keys(self.known_hosts)
         self._connect(client)
         self.__dict__["_client"] = client
         return client
@@ -150,15 +157,15 @@ class VerifiedParamikoBackend(ParamikoBackend):
         out, err = bytearray(), bytearray()
         # Drain both streams together: reading stdout to EOF first blocks once stderr fills.
         while True:
+            if time.monotonic() > deadline:  # checked first: a command that never stops writing
+                chan.close()
+                raise HostError(f"command timed out after {self.command_timeout:g} s")
             if chan.recv_ready():
                 out += chan.recv(65536)
             elif chan.recv_stderr_ready():
                 err += chan.recv_stderr(65536)
             elif chan.exit_status_ready() and chan.eof_received:
                 break
-            elif time.monotonic() > deadline:
-                chan.close()
-                raise HostError(f"command timed out after {self.command_timeout:g} s")
             else:
                 select.select([chan], [], [], 0.2)
         return chan.recv_exit_status(), bytes(out), bytes(err)
@@ -175,6 +182,16 @@ def _last_line(text: str | bytes) -> str:
         text = text.decode(errors="replace")
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def _ssh_reason(stderr: str) -> str:
+    """ssh's failure in one line: for a refused host key the line saying why, else the last."""
+    for line in stderr.splitlines():
+        if "has changed and you have requested strict checking" in line:
+            return f"host key mismatch: {line.strip()} (refused)"
+        if "you have requested strict checking" in line:
+            return f"{line.strip()} (refused; pass --known-hosts FILE, or --accept-new-host-keys for throwaway hosts)"
+    return _last_line(stderr)
 
 
 def describe_error(exc: BaseException) -> str:
