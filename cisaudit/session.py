@@ -43,10 +43,13 @@ class HostSession:
             result = self._host.run(command)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - every transport failure is this host's error
             raise HostError(describe_error(exc)) from None
+        # Decode here: testinfra's .stdout runs python on the host to learn its encoding
+        # whenever output is not ASCII, an uncounted extra round trip.
+        out = result.stdout_bytes.decode("utf-8", errors="replace")
+        err = result.stderr_bytes.decode("utf-8", errors="replace")
         if check_ok and result.rc != 0:
-            raise HostError(f"remote command failed (exit {result.rc}): "
-                            f"{(result.stderr or result.stdout).strip()[-300:]}")
-        return result.rc, result.stdout, result.stderr
+            raise HostError(f"remote command failed (exit {result.rc}): {(err or out).strip()[-300:]}")
+        return result.rc, out, err
 
     def probe(self) -> Snapshot:
         script, nonce = render_script()

@@ -1,0 +1,1 @@
+"""AWS Systems Manager (Run Command) transport: testinfra backend, result framing, local emulator."""

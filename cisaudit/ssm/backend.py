@@ -1,0 +1,297 @@
+"""testinfra backend for `ssm://i-...`: commands run through AWS Systems Manager Run Command.
+
+Each run() is one SendCommand of AWS-RunShellScript plus GetCommandInvocation polls; the
+command's exact rc, stdout and stderr come back through the frame in `frame.py`. Outputs
+too long for one response need follow-up commands (or one S3 read when s3_bucket is set).
+Transport problems raise SsmTransportError; they never turn into a command result.
+"""
+
+import contextlib
+import math
+import os
+import re
+import secrets
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from testinfra.backend.base import BaseBackend, CommandResult
+
+from cisaudit.ssm import frame
+
+INSTANCE_ID = re.compile(r"m?i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
+_RUNNING = {"Pending", "InProgress", "Delayed"}
+_COMPLETED = {"Success", "Failed"}
+# StatusDetails that mean the script did not run to its end, whatever Status says.
+_BROKEN_DETAILS = {
+    "DeliveryTimedOut",
+    "ExecutionTimedOut",
+    "Undeliverable",
+    "Terminated",
+    "Cancelled",
+    "Cancelling",
+}
+# Slack past our own timeouts so the service can report its TimedOut first.
+_GRACE = 5.0
+_S3_PREFIX = "cisaudit-ssm"
+
+_lock = threading.Lock()
+_sessions: dict[tuple[str | None, str | None, int], boto3.Session] = {}
+_clients: dict[tuple[Any, ...], BaseClient] = {}
+
+
+def aws_client(service: str, region: str | None, profile: str | None) -> BaseClient:
+    """One session per process and (region, profile), one client per service on it."""
+    pid = os.getpid()  # urllib3 pools must not cross a fork
+    # The endpoint variables are part of the key so a new emulator port gets a new client.
+    endpoint = (
+        os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}"),
+        os.environ.get("AWS_ENDPOINT_URL"),
+    )
+    key = (service, region, profile, pid, endpoint)
+    with _lock:
+        if key not in _clients:
+            skey = (region, profile, pid)
+            if skey not in _sessions:
+                _sessions[skey] = boto3.Session(region_name=region, profile_name=profile)
+            _clients[key] = _sessions[skey].client(service, config=CONFIG)
+        return _clients[key]
+
+
+class SsmTransportError(RuntimeError):
+    """SSM could not run the command or return its result."""
+
+    def __init__(
+        self,
+        instance_id: str,
+        command_id: str | None,
+        message: str,
+        status: str | None = None,
+        details: str | None = None,
+    ):
+        self.instance_id = instance_id
+        self.command_id = command_id
+        self.status = status
+        self.details = details
+        super().__init__(
+            f"ssm://{instance_id} command {command_id or '-'}: {message}"
+            f" (Status={status or '-'}, StatusDetails={details or '-'})"
+        )
+
+
+class SsmBackend(BaseBackend):
+    NAME = "ssm"
+
+    def __init__(
+        self,
+        hostspec: str,
+        region: str | None = None,
+        profile: str | None = None,
+        delivery_timeout: float = 60,
+        execution_timeout: float = 600,
+        poll_interval: float = 0.5,
+        s3_bucket: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ):
+        if not INSTANCE_ID.fullmatch(hostspec):
+            raise ValueError(f"ssm:// needs a managed instance id like i-0123456789abcdef0, got {hostspec!r}")
+        self.instance_id = hostspec
+        self.region = region
+        self.profile = profile
+        self.delivery_timeout = float(delivery_timeout)
+        self.execution_timeout = float(execution_timeout)
+        self.poll_interval = float(poll_interval)
+        self.s3_bucket = s3_bucket
+        self.send_command_calls = 0
+        self._online = False
+        super().__init__(hostspec, *args, **kwargs)
+
+    @property
+    def client(self) -> BaseClient:
+        return aws_client("ssm", self.region, self.profile)
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+        cmd = self.get_command(command, *args)
+        self._check_online()
+        nonce = secrets.token_hex(16)
+        chunk = None if self.s3_bucket else frame.CHUNK
+        invocation = self._invoke(frame.wrapper_script(cmd, nonce, chunk))
+        rc, stdout, stderr = self._collect(invocation, nonce)
+        return self.result(rc, self.encode(cmd), stdout, stderr)
+
+    def _error(self, message: str, inv: dict[str, Any] | None = None) -> SsmTransportError:
+        inv = inv or {}
+        return SsmTransportError(
+            self.instance_id, inv.get("CommandId"), message, inv.get("Status"), inv.get("StatusDetails")
+        )
+
+    def _check_online(self) -> None:
+        if self._online:
+            return
+        try:
+            infos = self.client.describe_instance_information(
+                Filters=[{"Key": "InstanceIds", "Values": [self.instance_id]}]
+            )["InstanceInformationList"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(f"DescribeInstanceInformation failed: {exc}") from exc
+        if not infos:
+            raise self._error("not a managed instance in this account and region")
+        ping = infos[0].get("PingStatus")
+        if ping != "Online":
+            raise SsmTransportError(self.instance_id, None, f"instance is not Online (PingStatus={ping})")
+        self._online = True
+
+    def _invoke(self, script: str) -> dict[str, Any]:
+        """Send one AWS-RunShellScript and wait for it to complete; return the invocation."""
+        params: dict[str, Any] = {
+            "InstanceIds": [self.instance_id],
+            "DocumentName": "AWS-RunShellScript",
+            # The API rejects a delivery timeout under 30 s; our own wait below is still exact.
+            "TimeoutSeconds": max(30, math.ceil(self.delivery_timeout)),
+            "Parameters": {
+                "commands": [script],
+                "executionTimeout": [str(max(1, math.ceil(self.execution_timeout)))],
+            },
+        }
+        if self.s3_bucket:
+            params |= {"OutputS3BucketName": self.s3_bucket, "OutputS3KeyPrefix": _S3_PREFIX}
+        self.send_command_calls += 1
+        try:
+            command_id = self.client.send_command(**params)["Command"]["CommandId"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(f"SendCommand failed: {exc}") from exc
+        return self._wait(command_id)
+
+    def _wait(self, command_id: str) -> dict[str, Any]:
+        sent = time.monotonic()
+        started: float | None = None
+        known = {"CommandId": command_id}
+        while True:
+            time.sleep(self.poll_interval)
+            now = time.monotonic()
+            if started is None:
+                limit = sent + self.delivery_timeout + _GRACE
+            else:
+                limit = started + self.execution_timeout + _GRACE
+            try:
+                inv = self.client.get_command_invocation(CommandId=command_id, InstanceId=self.instance_id)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                # Right after SendCommand the invocation may not be visible yet (eventual
+                # consistency); throttling left over after botocore's retries is worth a later poll.
+                if code in ("InvocationDoesNotExist", "ThrottlingException") and now < limit:
+                    continue
+                raise self._error(f"GetCommandInvocation failed: {exc}", known) from exc
+            except BotoCoreError as exc:
+                raise self._error(f"GetCommandInvocation failed: {exc}", known) from exc
+            status = inv.get("Status")
+            details = (inv.get("StatusDetails") or "").replace(" ", "")
+            if status in _COMPLETED and details not in _BROKEN_DETAILS:
+                return inv
+            if status not in _RUNNING or details in _BROKEN_DETAILS:
+                raise self._error("command did not complete", inv)
+            if status == "InProgress" and started is None:
+                started = now
+            elif now > limit:
+                self._cancel(command_id)
+                raise self._error(f"no result within the timeouts, still {status}", inv)
+
+    def _cancel(self, command_id: str) -> None:
+        # Best effort, so a late delivery does not run the command after we gave up; a
+        # failure here must not hide the timeout being reported.
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self.client.cancel_command(CommandId=command_id, InstanceIds=[self.instance_id])
+
+    def _collect(self, inv: dict[str, Any], nonce: str) -> tuple[int, bytes, bytes]:
+        try:
+            try:
+                header = frame.read_result(inv.get("StandardOutputContent", ""), nonce)
+            except frame.FrameError:
+                if not (self.s3_bucket and inv.get("StandardOutputUrl")):
+                    raise
+                header = frame.read_result(self._s3_stdout(inv), nonce)
+            b64 = header.first
+            index = 1
+            while len(b64) < header.size:
+                last = len(b64) + frame.CHUNK >= header.size
+                more = self._invoke(frame.fetch_script(header.directory, nonce, index, last))
+                b64 += frame.read_chunk(more.get("StandardOutputContent", ""), nonce, index)
+                index += 1
+            return frame.decode(b64, header.sha256)
+        except frame.FrameError as exc:
+            stderr = inv.get("StandardErrorContent", "")[:500]
+            raise self._error(
+                f"no intact result ({exc}); ResponseCode={inv.get('ResponseCode')}, stderr={stderr!r}",
+                inv,
+            ) from exc
+
+    def _s3_stdout(self, inv: dict[str, Any]) -> str:
+        url = urllib.parse.urlparse(inv["StandardOutputUrl"])
+        key = urllib.parse.unquote(url.path).lstrip("/")
+        if not url.netloc.startswith(f"{self.s3_bucket}."):  # path-style URL: /bucket/key
+            key = key.removeprefix(f"{self.s3_bucket}/")
+        s3 = aws_client("s3", self.region, self.profile)
+        try:
+            body = s3.get_object(Bucket=self.s3_bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(f"reading s3://{self.s3_bucket}/{key} failed: {exc}", inv) from exc
+        return body.decode("utf-8", "replace")
+
+
+def _describe(ssm: BaseClient, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pages = ssm.get_paginator("describe_instance_information").paginate(Filters=filters)
+    return [info for page in pages for info in page["InstanceInformationList"]]
+
+
+def _describe_ids(ssm: BaseClient, ids: list[str]) -> list[dict[str, Any]]:
+    try:
+        return _describe(ssm, [{"Key": "InstanceIds", "Values": ids}])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "InvalidInstanceId":
+            raise
+        # One unknown id can fail the whole request; ask one by one to name it.
+        if len(ids) == 1:
+            return []
+        return [info for one in ids for info in _describe_ids(ssm, [one])]
+
+
+def discover_targets(
+    targets: str, region: str | None = None, profile: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Resolve "i-...,tag:Role=docker,..." to (Online managed instance ids, problems)."""
+    ssm = aws_client("ssm", region, profile)
+    pings: dict[str, str] = {}
+    problems: list[str] = []
+    ids: list[str] = []
+    for item in filter(None, (t.strip() for t in targets.split(","))):
+        if item.startswith("tag:"):
+            key, sep, value = item[4:].partition("=")
+            if not key or not sep:
+                problems.append(f"{item}: expected tag:Key=Value")
+                continue
+            infos = _describe(ssm, [{"Key": f"tag:{key}", "Values": [value]}])
+            if not infos:
+                problems.append(f"{item}: no managed instance has this tag")
+            pings.update((i["InstanceId"], i.get("PingStatus", "")) for i in infos)
+        elif INSTANCE_ID.fullmatch(item):
+            ids.append(item)
+        else:
+            problems.append(f"{item}: neither an instance id (i-...) nor tag:Key=Value")
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), 50):  # the filter takes at most 100 values
+        infos = _describe_ids(ssm, ids[start : start + 50])
+        found.update((i["InstanceId"], i.get("PingStatus", "")) for i in infos)
+    for instance_id in ids:
+        if instance_id in found:
+            pings[instance_id] = found[instance_id]
+        else:
+            problems.append(f"{instance_id}: not a managed instance in this account and region")
+    problems += [f"{i}: offline (PingStatus={p})" for i, p in pings.items() if p != "Online"]
+    return [i for i, p in pings.items() if p == "Online"], problems

@@ -1,0 +1,121 @@
+"""The shell wrapper that SSM runs for each command, and the decoder for what it prints.
+
+GetCommandInvocation returns stdout and stderr as text cut at 24,000 and 8,000 characters, and
+the agent gives some exit codes a meaning of its own (194 reboots the instance). So the wrapper
+runs the real command with its streams in temp files, always exits 0, and prints one ASCII frame:
+
+    CISAUDIT-SSM1 <nonce> <b64 length> <temp dir> <sha256 of the b64>
+    <base64, at most one chunk>
+    CISAUDIT-SSM1 <nonce> END
+
+The base64 is of gzip of b"<rc> <stdout length> <stderr length>\\n" + stdout + stderr, so binary
+and non-UTF-8 output survive exactly. Base64 longer than one chunk stays in <temp dir>/b on the
+instance, and `fetch_script` prints the later chunks, one per command.
+"""
+
+import base64
+import binascii
+import gzip
+import hashlib
+import re
+import shlex
+import zlib
+from dataclasses import dataclass
+
+MAGIC = "CISAUDIT-SSM1"
+# Base64 characters per response: with the header and END lines it stays under 24,000.
+CHUNK = 22_000
+_DIR = re.compile(r"/[\w./-]*/cisaudit-ssm\.\w+")
+
+
+class FrameError(ValueError):
+    """The output holds no intact frame (missing, cut short, or corrupt)."""
+
+
+@dataclass(frozen=True)
+class Header:
+    size: int
+    directory: str
+    sha256: str
+    first: str
+
+
+def wrapper_script(command: str, nonce: str, chunk: int | None = CHUNK) -> str:
+    """POSIX sh that runs `command` and prints its frame; chunk=None prints all of it inline."""
+    if chunk is None:
+        emit, cleanup = 'cat "$d/b"', 'rm -rf "$d"'
+    else:
+        emit = f'dd if="$d/b" bs={chunk} count=1 2>/dev/null'
+        cleanup = f'[ "$n" -gt {chunk} ] || rm -rf "$d"'
+    # stdin is /dev/null: tools such as ausearch read stdin when it is not a terminal.
+    return f"""\
+d=$(mktemp -d "${{TMPDIR:-/tmp}}/cisaudit-ssm.XXXXXXXX") || exit 0
+/bin/sh -c {shlex.quote(command)} </dev/null >"$d/o" 2>"$d/e"
+rc=$?
+{{ printf '%s %s %s\\n' "$rc" $(wc -c <"$d/o") $(wc -c <"$d/e"); cat "$d/o" "$d/e"; }} \\
+  | gzip -c | base64 | tr -d '\\n' >"$d/b"
+rm -f "$d/o" "$d/e"
+n=$(($(wc -c <"$d/b")))
+printf '%s %s %s %s %s\\n' {MAGIC} {nonce} "$n" "$d" "$(sha256sum <"$d/b" | cut -c1-64)"
+{emit}
+printf '\\n%s %s END\\n' {MAGIC} {nonce}
+{cleanup}
+exit 0
+"""
+
+
+def fetch_script(directory: str, nonce: str, index: int, last: bool, chunk: int = CHUNK) -> str:
+    """POSIX sh that prints chunk `index` of a spilled frame; the last fetch removes it."""
+    if not _DIR.fullmatch(directory):
+        raise FrameError(f"refusing unexpected temp dir {directory!r}")
+    path = shlex.quote(directory)
+    return f"""\
+printf '%s %s %s\\n' {MAGIC} {nonce} {index}
+dd if={path}/b bs={chunk} skip={index} count=1 2>/dev/null
+printf '\\n%s %s END\\n' {MAGIC} {nonce}
+{f"rm -rf {path}" if last else ""}
+exit 0
+"""
+
+
+def _unframe(text: str, nonce: str) -> tuple[list[str], str]:
+    start = text.find(f"{MAGIC} {nonce} ")
+    if start < 0:
+        raise FrameError("no frame header in stdout")
+    head_end = text.find("\n", start)
+    end = text.find(f"\n{MAGIC} {nonce} END", head_end)
+    if head_end < 0 or end < 0:
+        raise FrameError("frame cut short (no END line)")
+    return text[start:head_end].split()[2:], text[head_end + 1 : end]
+
+
+def read_result(text: str, nonce: str) -> Header:
+    fields, body = _unframe(text, nonce)
+    if len(fields) != 3 or not fields[0].isdigit() or len(fields[2]) != 64:
+        raise FrameError(f"malformed frame header {fields!r}")
+    return Header(int(fields[0]), fields[1], fields[2], body)
+
+
+def read_chunk(text: str, nonce: str, index: int) -> str:
+    fields, body = _unframe(text, nonce)
+    if fields != [str(index)]:
+        raise FrameError(f"expected chunk {index}, got header {fields!r}")
+    return body
+
+
+def decode(b64: str, sha256: str) -> tuple[int, bytes, bytes]:
+    """Return (rc, stdout, stderr) from the whole base64 text of a frame."""
+    if hashlib.sha256(b64.encode()).hexdigest() != sha256:
+        raise FrameError("sha256 mismatch")
+    try:
+        raw = gzip.decompress(base64.b64decode(b64, validate=True))
+    except (binascii.Error, OSError, EOFError, zlib.error) as exc:
+        raise FrameError(f"undecodable frame: {exc}") from exc
+    head, _, rest = raw.partition(b"\n")
+    try:
+        rc, out_len, err_len = (int(x) for x in head.split())
+    except ValueError as exc:
+        raise FrameError(f"malformed inner header {head[:80]!r}") from exc
+    if len(rest) != out_len + err_len:
+        raise FrameError("stream lengths do not match")
+    return rc, rest[:out_len], rest[out_len:]

@@ -1,0 +1,351 @@
+"""SsmBackend against botocore's Stubber.
+
+AWS cannot be reached offline, so the Stubber plays the SSM API: it returns queued responses
+and checks request parameters. The agent's side is real: the wrapper and fetch scripts run
+under the local sh, and what they print becomes StandardOutputContent.
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from botocore.stub import ANY, Stubber
+
+from cisaudit.ssm import backend as ssm
+from cisaudit.ssm import frame
+
+IID = "i-0123456789abcdef0"
+CID = "11111111-2222-3333-4444-555555555555"
+NONCE = "0" * 32
+
+
+def agent_stdout(script: str, **env: str) -> str:
+    """What the SSM agent would report as stdout for `script`, and its exit code is checked."""
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, env={"PATH": "/usr/bin:/bin", **env})
+    assert proc.returncode == 0  # the wrapper never hands the agent a code with a meaning
+    return proc.stdout.decode("ascii")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setattr(ssm.secrets, "token_hex", lambda _n: NONCE)
+    monkeypatch.setattr(ssm, "_GRACE", 0.0)
+
+
+@pytest.fixture
+def be(env: None) -> ssm.SsmBackend:
+    return ssm.SsmBackend(IID, region="us-east-1", delivery_timeout=5, execution_timeout=5, poll_interval=0)
+
+
+@pytest.fixture
+def stub(be: ssm.SsmBackend):
+    with Stubber(be.client) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def online(stub: Stubber, ping: str = "Online") -> None:
+    stub.add_response(
+        "describe_instance_information",
+        {"InstanceInformationList": [{"InstanceId": IID, "PingStatus": ping}]},
+        {"Filters": [{"Key": "InstanceIds", "Values": [IID]}]},
+    )
+
+
+def sent(stub: Stubber, command_id: str = CID) -> None:
+    params = {
+        "InstanceIds": [IID],
+        "DocumentName": "AWS-RunShellScript",
+        "TimeoutSeconds": 30,
+        "Parameters": ANY,
+    }
+    stub.add_response("send_command", {"Command": {"CommandId": command_id}}, params)
+
+
+def invocation(stub: Stubber, status: str, details: str | None = None, command_id: str = CID, **extra) -> None:
+    response = {"CommandId": command_id, "InstanceId": IID, "Status": status, "StatusDetails": details or status}
+    stub.add_response("get_command_invocation", response | extra, {"CommandId": command_id, "InstanceId": IID})
+
+
+def completed(stub: Stubber, command: str, chunk: int | None = frame.CHUNK) -> None:
+    out = agent_stdout(frame.wrapper_script(command, NONCE, chunk))
+    invocation(stub, "Success", ResponseCode=0, StandardOutputContent=out, StandardErrorContent="")
+
+
+def test_hostspec_must_be_an_instance_id(env: None) -> None:
+    for bad in ("web1", "i-123", "i-0123456789ABCDEF0", "ssm://i-0123456789abcdef0"):
+        with pytest.raises(ValueError, match="managed instance id"):
+            ssm.SsmBackend(bad)
+    assert ssm.SsmBackend("mi-0123456789abcdef0").get_pytest_id() == "ssm://mi-0123456789abcdef0"
+
+
+def test_client_retries_in_standard_mode(be: ssm.SsmBackend) -> None:
+    # botocore reads max_attempts as retries after the first try: 11 attempts in all.
+    assert be.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 11}
+    assert be.client is ssm.aws_client("ssm", "us-east-1", None)
+
+
+def test_polls_through_invisible_and_running_states(be: ssm.SsmBackend, stub: Stubber) -> None:
+    online(stub)
+    sent(stub)
+    stub.add_client_error("get_command_invocation", "InvocationDoesNotExist")
+    invocation(stub, "Pending")
+    invocation(stub, "Delayed")
+    invocation(stub, "InProgress")
+    completed(stub, "echo out; echo err >&2")
+    result = be.run("echo out; echo err >&2")
+    assert (result.rc, result.stdout, result.stderr) == (0, "out\n", "err\n")
+    assert be.send_command_calls == 1
+
+
+def test_nonzero_exit_is_a_result_not_an_error(be: ssm.SsmBackend, stub: Stubber) -> None:
+    online(stub)
+    sent(stub)
+    completed(stub, "echo nope >&2; exit 3")
+    result = be.run("exit 3")
+    assert (result.rc, result.stderr) == (3, "nope\n")
+
+
+def test_online_check_is_cached(be: ssm.SsmBackend, stub: Stubber) -> None:
+    online(stub)
+    for _ in range(2):
+        sent(stub)
+        completed(stub, "true")
+        assert be.run("true").rc == 0
+    assert be.send_command_calls == 2
+
+
+@pytest.mark.parametrize("ping", ["ConnectionLost", "Inactive"])
+def test_offline_instance_raises_before_sending(be: ssm.SsmBackend, stub: Stubber, ping: str) -> None:
+    online(stub, ping)
+    with pytest.raises(ssm.SsmTransportError, match=f"not Online.*{ping}"):
+        be.run("true")
+    assert be.send_command_calls == 0
+
+
+def test_unmanaged_instance_raises(be: ssm.SsmBackend, stub: Stubber) -> None:
+    stub.add_response("describe_instance_information", {"InstanceInformationList": []})
+    with pytest.raises(ssm.SsmTransportError, match="not a managed instance"):
+        be.run("true")
+
+
+@pytest.mark.parametrize(
+    ("status", "details"),
+    [
+        ("TimedOut", "ExecutionTimedOut"),
+        ("TimedOut", "DeliveryTimedOut"),
+        ("Cancelled", "Cancelled"),
+        ("Cancelling", "Cancelling"),
+        ("Failed", "Undeliverable"),
+        ("Failed", "Terminated"),
+        ("Success", "Execution Timed Out"),  # detail wins over status; spaced form as documented
+        ("Undeliverable", "Undeliverable"),
+        ("Terminated", "Terminated"),
+    ],
+)
+def test_terminal_transport_statuses_raise(be: ssm.SsmBackend, stub: Stubber, status: str, details: str) -> None:
+    online(stub)
+    sent(stub)
+    invocation(stub, "InProgress")
+    invocation(stub, status, details)
+    with pytest.raises(ssm.SsmTransportError) as err:
+        be.run("true")
+    assert (err.value.instance_id, err.value.command_id) == (IID, CID)
+    assert (err.value.status, err.value.details) == (status, details)
+    assert IID in str(err.value) and CID in str(err.value) and status in str(err.value)
+
+
+def test_failed_without_frame_raises_with_stderr(be: ssm.SsmBackend, stub: Stubber) -> None:
+    online(stub)
+    sent(stub)
+    invocation(stub, "Failed", ResponseCode=127, StandardOutputContent="", StandardErrorContent="sh: gzip: not found")
+    with pytest.raises(ssm.SsmTransportError, match="no intact result.*gzip: not found"):
+        be.run("true")
+
+
+def test_wrapper_without_temp_dir_raises(be: ssm.SsmBackend, stub: Stubber) -> None:
+    online(stub)
+    sent(stub)
+    out = agent_stdout(frame.wrapper_script("true", NONCE), TMPDIR="/nonexistent")
+    invocation(stub, "Success", ResponseCode=0, StandardOutputContent=out, StandardErrorContent="mktemp: failed")
+    with pytest.raises(ssm.SsmTransportError, match="no frame header"):
+        be.run("true")
+
+
+def test_throttled_polls_are_retried(be: ssm.SsmBackend, stub: Stubber) -> None:
+    # botocore already retried 10 times by the time this reaches the backend.
+    online(stub)
+    sent(stub)
+    stub.add_client_error("get_command_invocation", "ThrottlingException", "Rate exceeded")
+    stub.add_client_error("get_command_invocation", "ThrottlingException", "Rate exceeded")
+    completed(stub, "echo ok")
+    assert be.run("echo ok").stdout == "ok\n"
+
+
+def test_other_api_errors_raise(be: ssm.SsmBackend, stub: Stubber) -> None:
+    online(stub)
+    stub.add_client_error("send_command", "InvalidInstanceId", "not in a valid state")
+    with pytest.raises(ssm.SsmTransportError, match="SendCommand failed.*InvalidInstanceId"):
+        be.run("true")
+
+
+def test_stuck_pending_times_out_and_cancels(env: None) -> None:
+    be = ssm.SsmBackend(IID, region="us-east-1", delivery_timeout=0, poll_interval=0)
+    with Stubber(be.client) as stub:
+        online(stub)
+        sent(stub)
+        invocation(stub, "Pending")
+        stub.add_response("cancel_command", {}, {"CommandId": CID, "InstanceIds": [IID]})
+        with pytest.raises(ssm.SsmTransportError, match="no result within the timeouts, still Pending"):
+            be.run("true")
+        stub.assert_no_pending_responses()
+
+
+def test_binary_and_non_utf8_output_round_trips(be: ssm.SsmBackend, stub: Stubber) -> None:
+    command = r"printf 'a\000\377\n\r\nz'; printf '\351t\351 \200' >&2; exit 42"
+    online(stub)
+    sent(stub)
+    completed(stub, command)
+    result = be.run(command)
+    assert result.rc == 42
+    assert result.stdout_bytes == b"a\x00\xff\n\r\nz"
+    assert result.stderr_bytes == b"\xe9t\xe9 \x80"
+
+
+def test_args_are_quoted_like_testinfra(be: ssm.SsmBackend, stub: Stubber) -> None:
+    online(stub)
+    sent(stub)
+    completed(stub, "printf %s 'a b; rm -rf /'")
+    assert be.run("printf %s %s", "%s", "a b; rm -rf /").stdout == "a b; rm -rf /"
+
+
+def test_large_output_is_fetched_in_chunks(be: ssm.SsmBackend, stub: Stubber, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(50_000))
+    command = f"cat {data}; head -c 9000 {data} >&2"
+    out = agent_stdout(frame.wrapper_script(command, NONCE))
+    header = frame.read_result(out, NONCE)
+    chunks = -(-header.size // frame.CHUNK)
+    assert chunks >= 3 and len(out) < 24_000 and Path(header.directory).is_dir()
+    online(stub)
+    sent(stub)
+    invocation(stub, "Success", ResponseCode=0, StandardOutputContent=out)
+    for index in range(1, chunks):
+        more = agent_stdout(frame.fetch_script(header.directory, NONCE, index, index == chunks - 1))
+        assert len(more) < 24_000
+        sent(stub, f"{CID[:-1]}{index}")
+        invocation(stub, "Success", command_id=f"{CID[:-1]}{index}", StandardOutputContent=more)
+    result = be.run(command)
+    assert result.stdout_bytes == data.read_bytes()
+    assert result.stderr_bytes == data.read_bytes()[:9000]
+    assert be.send_command_calls == chunks
+    assert not Path(header.directory).exists()  # the last fetch cleaned up
+
+
+def test_output_cut_by_the_api_raises(be: ssm.SsmBackend, stub: Stubber) -> None:
+    out = agent_stdout(frame.wrapper_script("head -c 40000 /dev/urandom", NONCE, chunk=None))
+    online(stub)
+    sent(stub)
+    invocation(stub, "Success", StandardOutputContent=out[:24_000])
+    with pytest.raises(ssm.SsmTransportError, match="cut short"):
+        be.run("head -c 40000 /dev/urandom")
+
+
+def test_s3_bucket_holds_output_too_long_for_the_api(env: None, tmp_path: Path) -> None:
+    be = ssm.SsmBackend(IID, region="us-east-1", poll_interval=0, s3_bucket="audit-out")
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(40_000))
+    command = f"cat {data}"
+    out = agent_stdout(frame.wrapper_script(command, NONCE, chunk=None))
+    header = frame.read_result(out, NONCE)
+    assert header.size > 24_000 and not Path(header.directory).exists()
+    key = f"cisaudit-ssm/{CID}/{IID}/awsrunShellScript/0.awsrunShellScript/stdout"
+    with Stubber(be.client) as stub, Stubber(ssm.aws_client("s3", "us-east-1", None)) as s3:
+        online(stub)
+        params = {
+            "InstanceIds": [IID],
+            "DocumentName": "AWS-RunShellScript",
+            "TimeoutSeconds": 60,
+            "Parameters": ANY,
+            "OutputS3BucketName": "audit-out",
+            "OutputS3KeyPrefix": "cisaudit-ssm",
+        }
+        stub.add_response("send_command", {"Command": {"CommandId": CID}}, params)
+        url = f"https://s3.us-east-1.amazonaws.com/audit-out/{key}"
+        invocation(stub, "Success", StandardOutputContent=out[:24_000], StandardOutputUrl=url)
+        s3.add_response("get_object", {"Body": _Body(out.encode())}, {"Bucket": "audit-out", "Key": key})
+        assert be.run(command).stdout_bytes == data.read_bytes()
+    assert be.send_command_calls == 1
+
+
+class _Body:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+
+@pytest.mark.parametrize("rc", [0, 1, 137, 168, 194, 255])
+def test_wrapper_always_exits_zero(rc: int) -> None:
+    out = agent_stdout(frame.wrapper_script(f"exit {rc}", NONCE))  # asserts the sh exit code is 0
+    header = frame.read_result(out, NONCE)
+    assert frame.decode(header.first, header.sha256) == (rc, b"", b"")
+
+
+def test_corrupt_frames_are_rejected() -> None:
+    header = frame.read_result(agent_stdout(frame.wrapper_script("echo hi", NONCE)), NONCE)
+    with pytest.raises(frame.FrameError, match="sha256"):
+        frame.decode(header.first[:-4] + "AAAA", header.sha256)
+    with pytest.raises(frame.FrameError, match="no frame header"):
+        frame.read_result("CISAUDIT-SSM1 other-nonce 4 /tmp/x " + "0" * 64, NONCE)
+    with pytest.raises(frame.FrameError, match="refusing"):
+        frame.fetch_script("/; rm -rf /", NONCE, 1, True)
+
+
+def _describe(stub: Stubber, filters: list, infos: list, token: str | None = None, next_token=None) -> None:
+    params = {"Filters": filters} | ({"NextToken": token} if token else {})
+    response = {"InstanceInformationList": infos} | ({"NextToken": next_token} if next_token else {})
+    stub.add_response("describe_instance_information", response, params)
+
+
+def test_discover_targets_pages_tags_and_names_problems(env: None) -> None:
+    ids = [f"i-{n:017x}" for n in range(1, 6)]
+    tag = [{"Key": "tag:Role", "Values": ["docker"]}]
+    with Stubber(ssm.aws_client("ssm", "us-east-1", None)) as stub:
+        _describe(stub, tag, [{"InstanceId": ids[0], "PingStatus": "Online"}], next_token="p2")
+        _describe(stub, tag, [{"InstanceId": ids[1], "PingStatus": "ConnectionLost"}], token="p2")
+        _describe(stub, [{"Key": "tag:Role", "Values": ["none"]}], [])
+        _describe(
+            stub,
+            [{"Key": "InstanceIds", "Values": [ids[2], ids[3]]}],
+            [{"InstanceId": ids[2], "PingStatus": "Online"}],
+        )
+        online_ids, problems = ssm.discover_targets(
+            f"tag:Role=docker, {ids[2]},{ids[3]},tag:Role=none,web1,tag:oops", "us-east-1"
+        )
+    assert online_ids == [ids[0], ids[2]]
+    assert problems == [
+        "tag:Role=none: no managed instance has this tag",
+        "web1: neither an instance id (i-...) nor tag:Key=Value",
+        "tag:oops: expected tag:Key=Value",
+        f"{ids[3]}: not a managed instance in this account and region",
+        f"{ids[1]}: offline (PingStatus=ConnectionLost)",
+    ]
+
+
+def test_discover_targets_names_ids_the_api_rejects(env: None) -> None:
+    good, bad = "i-0000000000000000a", "i-0000000000000000b"
+    with Stubber(ssm.aws_client("ssm", "us-east-1", None)) as stub:
+        stub.add_client_error("describe_instance_information", "InvalidInstanceId")
+        _describe(stub, [{"Key": "InstanceIds", "Values": [good]}], [{"InstanceId": good, "PingStatus": "Online"}])
+        stub.add_client_error("describe_instance_information", "InvalidInstanceId")
+        assert ssm.discover_targets(f"{good},{bad}", "us-east-1") == (
+            [good],
+            [f"{bad}: not a managed instance in this account and region"],
+        )
