@@ -48,7 +48,8 @@ def _containerd_socket(snap: Snapshot, default: str) -> tuple[str, str, tuple[st
         config = tomllib.loads(snap.containerd_config)
     except tomllib.TOMLDecodeError as exc:
         return default, "default address", (f"/etc/containerd/config.toml is not valid TOML: {exc}",)
-    address = config.get("grpc", {}).get("address")
+    grpc = config.get("grpc")
+    address = grpc.get("address") if isinstance(grpc, dict) else None
     if isinstance(address, str) and address.startswith("/"):
         return address, "[grpc] address in /etc/containerd/config.toml", ()
     return default, "default address (not set in /etc/containerd/config.toml)", ()

@@ -177,7 +177,8 @@ def parse_rule(text: str) -> Item:
     syscalls: set[str] = set()
     conditions: list[Condition] = []
     for opt, value in pairs:
-        assert value is not None
+        if value is None:
+            raise RuleSyntaxError(f"{opt} cannot be combined with a rule")
         if opt == "-k":
             keys.append(value)
         elif opt == "-p":

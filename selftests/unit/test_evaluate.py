@@ -1,0 +1,384 @@
+"""cisaudit.evaluate: `coverage` cells and Assessment verdicts from hand-made Snapshots."""
+
+import random
+
+import pytest
+
+from cisaudit.catalogue import controls
+from cisaudit.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment, coverage, required_abis
+from cisaudit.loader import Loaded
+from cisaudit.probe import PathInfo, Snapshot
+from cisaudit.rules import parse_rules
+
+BOTH = ("b64", "b32")
+CONTROLS = {c.id: c for c in controls()}
+AUGENRULES_UNIT = "[Service]\nExecStart=/sbin/auditd\nExecStartPost=-/sbin/augenrules --load\n"
+AUDITCTL_UNIT = "[Service]\nExecStart=/sbin/auditd\nExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"
+RULES_FILE = "/etc/audit/rules.d/docker.rules"
+
+
+def rules(*lines):
+    return [Loaded(l.item, l) for l in parse_rules("\n".join(lines), "t.rules") if l.item is not None]
+
+
+def pair(path, perms="rwxa", key="docker", field="path"):
+    return [f"-a always,exit -F arch={a} -S all -F {field}={path} -F perm={perms} -F key={key}" for a in ("b32", "b64")]
+
+
+W = "-w /etc/docker -k docker"
+COVERAGE = {
+    "watch-literal": ([W], "rwxa", True, ""),
+    "watch-canonical": (["-w /etc/docker -p rwxa -k docker"], "rwxa", True, ""),
+    "syscall-literal-for-syscall-control": (["-a exit,always -F path=/etc/docker -F perm=war -k docker"], "rwa",
+                                            True, ""),
+    "syscall-literal-for-watch-control": (["-a exit,always -F path=/etc/docker -F perm=war -k docker"], "rwxa",
+                                          False, "records execute [execute/b64, execute/b32]"),
+    "narrow-wa": (["-w /etc/docker -p wa -k docker"], "rwxa", False, "records execute [execute/b64, execute/b32]"),
+    "cac-pair": (pair("/etc/docker"), "rwxa", True, ""),
+    "cac-pair-dir": (pair("/etc/docker", field="dir"), "rwxa", True, ""),
+    "b64-only": (pair("/etc/docker")[1:], "rwxa", False, "records read [read/b32]; "),
+    "b32-only": (pair("/etc/docker")[:1], "rwxa", False, "/b64"),
+    "wrong-key": (["-w /etc/docker -k cis"], "rwxa", False, "key(s) cis, not 'docker'"),
+    "no-key": (["-w /etc/docker"], "rwxa", False, "key(s) none"),
+    "key-case": (["-w /etc/docker -k Docker"], "rwxa", False, "not 'docker'"),
+    "several-keys": (["-w /etc/docker -k cis -k docker"], "rwxa", True, ""),
+    "several-key-fields": (pair("/etc/docker", key="cis -F key=docker"), "rwxa", True, ""),
+    "never-first": (["-a never,exit -F path=/etc/docker -F perm=rwxa", W], "rwxa", False, "is a `never` rule"),
+    "never-after": ([W, "-a never,exit -F path=/etc/docker -F perm=rwxa"], "rwxa", True, ""),
+    "never-on-w-only": (["-a never,exit -F path=/etc/docker -F perm=w", W], "rwxa", False, "[write/b64, write/b32]"),
+    "never-b32-only": (["-a never,exit -F arch=b32 -S all -F path=/etc/docker", W], "rwxa", False, "/b32]"),
+    "other-key-first": (["-w /etc/docker -k cis", W], "rwxa", False, "key(s) cis"),
+    "split-perms": (["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k docker"], "rwxa", True, ""),
+    "split-perms-other-key-half": (["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k x"], "rwxa", False,
+                                   "key(s) x"),
+    "auid-only": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker"], "rwxa", False,
+                  "no rule on the path records read"),
+    "auid-then-full": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker", W], "rwxa", True, ""),
+    "conditional-other-key-first": (["-a always,exit -F path=/etc/docker -F auid>=1000 -k x", W], "rwxa", False,
+                                    "is conditional"),
+    "syscall-narrowed": (["-a always,exit -F arch=b64 -S open,openat -F path=/etc/docker -k docker",
+                          "-a always,exit -F arch=b32 -S open,openat -F path=/etc/docker -k docker"],
+                         "rwxa", False, "no rule on the path"),
+    "neighbour-file": (["-w /etc/docker/daemon.json -k docker"], "rwxa", False, "no rule on the path"),
+    "neighbour-prefix": (["-w /etc/dockerx -k docker"], "rwxa", False, "no rule on the path"),
+    "parent-dir": (["-w /etc -k docker"], "rwxa", False, "no rule on the path"),
+    "non-exit-list": (["-a always,task -F path=/etc/docker -k docker"], "rwxa", False, "no rule on the path"),
+    "nothing": ([], "rwxa", False, "no rule on the path records read [read/b64, read/b32]"),
+}
+
+
+@pytest.mark.parametrize(("lines", "perms", "ok", "reason"), COVERAGE.values(), ids=COVERAGE.keys())
+def test_coverage(lines, perms, ok, reason):
+    deciding, problems = coverage(rules(*lines), {"/etc/docker"}, perms, "docker", BOTH)
+    assert (not problems) == ok, problems
+    assert reason in "; ".join(problems)
+    assert bool(deciding) or not ok
+
+
+def test_coverage_cites_the_deciding_line():
+    _, problems = coverage(rules("-w /x -p r -k docker", "-w /etc/docker -p wa -k other"), {"/etc/docker"}, "wa",
+                           "docker", ("b64",))
+    assert problems == ["`-w /etc/docker -p wa -k other` (t.rules:2) matches first with key(s) other, not 'docker' "
+                        "[write/b64, attribute change/b64]"]
+
+
+@pytest.mark.parametrize(("lines", "ok"), [
+    (pair("/usr/bin/dockerd")[:1], True), (pair("/usr/bin/dockerd")[1:], False), (["-w /usr/bin/dockerd"], False),
+], ids=["b32-rule", "b64-rule", "no-key"])
+def test_coverage_on_a_32bit_host(lines, ok):
+    _, problems = coverage(rules(*lines), {"/usr/bin/dockerd"}, "rwxa", "docker", ("b32",))
+    assert (not problems) == ok
+
+
+def test_coverage_any_alias_counts():
+    assert coverage(rules("-w /usr/sbin/runc -k docker"), {"/usr/bin/runc", "/usr/sbin/runc"}, "rwxa", "docker",
+                    BOTH)[1] == []
+
+
+@pytest.mark.parametrize(("arch", "abis"), [
+    ("x86_64", BOTH), ("aarch64", BOTH), ("i686", ("b32",)), ("armv7l", ("b32",)), ("", BOTH), ("mips", BOTH)])
+def test_required_abis(arch, abis):
+    assert required_abis(arch) == abis
+
+
+# ---- a Debian 12 host with docker.io, containerd and runc (NOTES.md table) -------------------------------------
+def info(path, kind="file", target=None):
+    return PathInfo(path, kind, path if target is None else target)
+
+
+DEBIAN_PATHS = [
+    info("/usr/bin/dockerd", "absent"), info("/usr/sbin/dockerd"), info("/usr/bin", "dir"), info("/usr/sbin", "dir"),
+    info("/run/containerd", "dir"), info("/run", "dir"), info("/var/lib/docker", "dir"), info("/var/lib", "dir"),
+    info("/etc/docker", "dir"), info("/etc", "dir"), info("/etc/docker/daemon.json", "absent"),
+    info("/lib/systemd/system/docker.service", "file", "/usr/lib/systemd/system/docker.service"),
+    info("/lib/systemd/system/docker.socket", "file", "/usr/lib/systemd/system/docker.socket"),
+    info("/lib/systemd/system", "dir", "/usr/lib/systemd/system"),
+    info("/usr/lib/systemd/system/docker.service"), info("/usr/lib/systemd/system/docker.socket"),
+    info("/run/containerd/containerd.sock", "socket"), info("/etc/default/docker"), info("/etc/default", "dir"),
+    info("/etc/containerd/config.toml"), info("/etc/containerd", "dir"),
+    info("/etc/sysconfig/docker", "absent", ""), info("/etc/sysconfig", "absent"),
+    info("/usr/bin/containerd"), info("/usr/bin/containerd-shim"), info("/usr/bin/containerd-shim-runc-v1"),
+    info("/usr/bin/containerd-shim-runc-v2"), info("/usr/bin/runc", "symlink", "/usr/sbin/runc"),
+    info("/usr/sbin/runc"),
+]
+LOCATED = {  # where each control's path is on that host
+    "1.1.3": "/usr/sbin/dockerd", "1.1.7": "/lib/systemd/system/docker.service",
+    "1.1.9": "/lib/systemd/system/docker.socket",
+}
+ABSENT = {"1.1.11", "1.1.13"}
+
+
+def host(rules_text="", listing="", **over):
+    snap = Snapshot(
+        uid=0, arch="x86_64", auditctl="/usr/sbin/auditctl", auditd="/usr/sbin/auditd", auditd_running=True,
+        systemd=True, status_rc=0, status_text="enabled 1\nfailure 1\npid 42\n", listing_rc=0, listing_text=listing,
+        auditd_unit=AUGENRULES_UNIT, rules_d=[(RULES_FILE, rules_text)],
+        units={"docker.service": "/lib/systemd/system/docker.service",
+               "docker.socket": "/lib/systemd/system/docker.socket"},
+        binaries={"dockerd": "/usr/sbin/dockerd", "containerd": "/usr/bin/containerd", "runc": "/usr/bin/runc",
+                  **{n: f"/usr/bin/{n}" for n in ("containerd-shim", "containerd-shim-runc-v1",
+                                                   "containerd-shim-runc-v2")}},
+        paths={p.path: p for p in DEBIAN_PATHS})
+    for name, value in over.items():
+        setattr(snap, name, value)
+    return snap
+
+
+def good_rules():
+    return "\n".join(c.rule_text(LOCATED.get(c.id, c.path)) for c in controls() if c.id != "1.1.13")
+
+
+def good_listing():
+    return "\n".join(f"-w {LOCATED.get(c.id, c.path)} -p {c.required_perms} -k docker"
+                     for c in controls() if c.id != "1.1.13")
+
+
+def verdicts(snap, check, **kw):
+    a = Assessment(snap, "docker", **kw)
+    return {c.id: a.control_verdict(c, check).status for c in controls()}
+
+
+def expected(fail=(), na=ABSENT, error=(), status=PASS):
+    return {c.id: ERROR if c.id in error else NOT_APPLICABLE if c.id in na else FAIL if c.id in fail else status
+            for c in controls()}
+
+
+@pytest.mark.parametrize("check", ["live", "persisted"])
+def test_compliant_debian_host(check):
+    assert verdicts(host(good_rules(), good_listing()), check) == expected()
+
+
+def test_compliant_host_in_auditctl_mode():
+    snap = host(listing=good_listing(), auditd_unit=AUDITCTL_UNIT, rules_d=[], audit_rules=good_rules())
+    assert verdicts(snap, "persisted") == expected()
+
+
+def test_auditctl_mode_ignores_rules_d():
+    snap = host(good_rules(), good_listing(), auditd_unit=AUDITCTL_UNIT, audit_rules="")
+    assert verdicts(snap, "persisted") == expected(fail=set(CONTROLS) - ABSENT)
+
+
+def test_pass_evidence_names_the_alias():
+    snap = host("-w /usr/sbin/runc -k docker\n-w /usr/lib/systemd/system/docker.service -k docker")
+    a = Assessment(snap, "docker")
+    runc = a.control_verdict(CONTROLS["1.1.18"], "persisted")
+    unit = a.control_verdict(CONTROLS["1.1.7"], "persisted")
+    assert (runc.status, unit.status) == (PASS, PASS)
+    assert any("what /usr/bin/runc resolves to" in e for e in runc.evidence)
+    assert f"({RULES_FILE}:2)" in unit.summary
+
+
+def test_benchmark_literal_rules_on_debian():
+    """All 16 of the benchmark's rules as printed: /etc/sysconfig is missing, so loading stops there."""
+    literal = "\n".join(c.rule_text(c.path) for c in controls())
+    a = Assessment(host(literal), "docker")
+    stop = f"{RULES_FILE}:11"
+    after = {"1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"}
+    assert {c.id: a.control_verdict(c, "persisted").status for c in controls()} == expected(fail=after | {"1.1.3"})
+    for cid in after:
+        assert f"never loads: loading stops at {stop}" in a.control_verdict(CONTROLS[cid], "persisted").summary
+    dockerd = a.control_verdict(CONTROLS["1.1.3"], "persisted")
+    assert "/usr/sbin/dockerd needs -p rwxa -k docker" in dockerd.summary
+    health = a.host_verdict("load-health")
+    assert health.status == FAIL and stop in health.summary and "/etc/sysconfig/docker" in health.summary
+    assert any("5 rule line(s) after it never load" in e for e in health.evidence)
+
+
+W6 = "-w /etc/docker -k docker"
+S4 = "-a exit,always -F path=/run/containerd -F perm=war -k docker"
+PERSISTED = {  # rules.d text -> (1.1.6 /etc/docker watch, 1.1.4 /run/containerd syscall)
+    "literal": (f"{W6}\n{S4}", PASS, PASS),
+    "listing-forms": ("-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker", PASS, PASS),
+    "cac-pairs": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), PASS, PASS),
+    "cac-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), FAIL, FAIL),
+    "attached": ("-a always,exit -Fpath=/etc/docker -kdocker\n-a exit,always -Fpath=/run/containerd/ -Fperm=war "
+                 "-kdocker", PASS, PASS),
+    "trailing-slash": ("-w /etc/docker/ -k docker\n-w /run/containerd/ -p rwxa -k docker", PASS, PASS),
+    "narrow-wa": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", FAIL, FAIL),
+    "syscall-perms-on-watch": ("-w /etc/docker -p rwa -k docker\n" + S4, FAIL, PASS),
+    "wrong-key": ("-w /etc/docker -k cis\n-w /run/containerd -k containerd", FAIL, FAIL),
+    "commented": (f"#{W6}\n  # {S4}", FAIL, FAIL),
+    "trailing-comment-stops-load": (f"-b 8192\n{W6} # 1.1.6\n{S4}", FAIL, FAIL),
+    "never-first": (f"-a never,exit -F path=/etc/docker -F perm=rwxa\n{W6}\n{S4}", FAIL, PASS),
+    "prepended-never": (f"{W6}\n{S4}\n-A never,exit -F path=/run/containerd -F perm=r", PASS, FAIL),
+    "auid-conditional": ("-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker\n"
+                         "-a always,exit -F path=/run/containerd -F perm=war -F auid>=1000 -F key=docker", FAIL, FAIL),
+    "neighbours-only": ("-w /etc/docker/daemon.json -k docker\n-w /run/containerd/containerd.sock -k docker",
+                        FAIL, FAIL),
+    "W-removes": (f"{W6}\n{S4}\n-W /etc/docker -k docker", FAIL, PASS),
+    "D-moved-first": (f"{W6}\n-D\n{S4}", PASS, PASS),
+    "duplicate-stops-load": (f"{W6}\n-w /etc/docker/ -p rwxa -k docker\n{S4}", PASS, FAIL),
+    "duplicate-after-c": (f"-c\n{W6}\n{W6}\n{S4}", PASS, PASS),
+    "missing-dir-stops-load": ("-a always,exit -F dir=/etc/sysconfig -F perm=wa -k docker\n" + f"{W6}\n{S4}",
+                               FAIL, FAIL),
+    "e2-last": (f"{W6}\n-e 2\n{S4}", PASS, PASS),  # augenrules moves -e 2 to the end
+    "control-lines": (f"-D\n-b 8192\n-f 1\n--backlog_wait_time 60000\n-r 100\n--loginuid-immutable\n-i\n{W6}\n{S4}",
+                      PASS, PASS),
+}
+
+
+@pytest.mark.parametrize(("text", "etc_docker", "run_containerd"), PERSISTED.values(), ids=PERSISTED.keys())
+def test_persisted_scenarios(text, etc_docker, run_containerd):
+    a = Assessment(host(text), "docker")
+    got = [a.control_verdict(CONTROLS[c], "persisted").status for c in ("1.1.6", "1.1.4")]
+    assert got == [etc_docker, run_containerd]
+
+
+AUDIT_RULES = {  # /etc/audit/audit.rules loaded as written: nothing is moved
+    "e2-in-middle": (f"{W6}\n-e 2\n{S4}\n{S4.replace('docker', 'd2')}", PASS, FAIL),
+    "D-in-middle": (f"{W6}\n-D\n{S4}", FAIL, PASS),
+    "literal": (f"-D\n-b 8192\n{W6}\n{S4}\n-e 2", PASS, PASS),
+}
+
+
+@pytest.mark.parametrize(("text", "etc_docker", "run_containerd"), AUDIT_RULES.values(), ids=AUDIT_RULES.keys())
+def test_audit_rules_scenarios(text, etc_docker, run_containerd):
+    a = Assessment(host(auditd_unit=AUDITCTL_UNIT, audit_rules=text), "docker")
+    got = [a.control_verdict(CONTROLS[c], "persisted") for c in ("1.1.6", "1.1.4")]
+    assert [v.status for v in got] == [etc_docker, run_containerd]
+
+
+def test_e2_in_the_middle_names_the_failing_line():
+    a = Assessment(host(auditd_unit=AUDITCTL_UNIT, audit_rules=f"{W6}\n-e 2\n{S4}\n"), "docker")
+    verdict = a.control_verdict(CONTROLS["1.1.4"], "persisted")
+    assert verdict.status == FAIL
+    assert any(e.startswith("/etc/audit/audit.rules:3: ") and "immutable" in e for e in verdict.evidence)
+
+
+LIVE = {
+    "canonical": ("-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker", PASS, PASS),
+    "two-keys": ("-w /etc/docker -p rwxa -k docker -k cis\n-w /run/containerd -p rwa -k cis -k docker", PASS, PASS),
+    "arch-pairs": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), PASS, PASS),
+    "arch-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), FAIL, FAIL),
+    "narrow": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", FAIL, FAIL),
+    "no-rules": ("No rules", FAIL, FAIL),
+    "never-listed-like-watch": ("-a never,exit -S all -F path=/etc/docker\n-w /etc/docker -p rwxa -k docker\n"
+                                "-w /run/containerd -p rwa -k docker", FAIL, PASS),
+    "other-key-first": ("-w /etc/docker -p rwxa -k x\n-w /etc/docker -p rwxa -k docker\n"
+                        "-w /run/containerd -p rwa -k docker", FAIL, PASS),
+    "conditional": ("-a always,exit -S all -F path=/etc/docker -F perm=rwxa -F auid>=1000 -F key=docker\n"
+                    "-a always,exit -F arch=b64 -S open,openat -F path=/run/containerd -F key=docker", FAIL, FAIL),
+    "neighbours": ("-w /etc/docker/daemon.json -p rwxa -k docker\n-w /run/containerd/containerd.sock -p rwxa -k docker",
+                   FAIL, FAIL),
+}
+
+
+@pytest.mark.parametrize(("listing", "etc_docker", "run_containerd"), LIVE.values(), ids=LIVE.keys())
+def test_live_scenarios(listing, etc_docker, run_containerd):
+    a = Assessment(host(listing=listing), "docker")
+    got = [a.control_verdict(CONTROLS[c], "live").status for c in ("1.1.6", "1.1.4")]
+    assert got == [etc_docker, run_containerd]
+
+
+def test_live_never_is_known_from_the_persisted_rules():
+    never = "-a never,exit -F path=/etc/docker -F perm=rwxa"
+    a = Assessment(host(f"{never}\n{W6}", listing="-w /etc/docker -p rwxa\n-w /etc/docker -p rwxa -k docker"), "docker")
+    verdict = a.control_verdict(CONTROLS["1.1.6"], "live")
+    assert verdict.status == FAIL and "is a `never` rule" in verdict.summary
+
+
+PRECONDITIONS = {  # host-wide errors come before existence; a failed listing only after it
+    "not-root": (dict(uid=1000), ERROR, ERROR, ()),
+    "uid-unknown": (dict(uid=None), ERROR, ERROR, ()),
+    "no-auditctl": (dict(auditctl=None), ERROR, ERROR, ()),
+    "unreadable-rules": (dict(unreadable=["/etc/audit/rules.d/x.rules"]), ERROR, ERROR, ()),
+    "listing-failed": (dict(listing_rc=1, listing_text="You must be root"), ERROR, PASS, ABSENT),
+}
+
+
+@pytest.mark.parametrize(("over", "live", "persisted", "na"), PRECONDITIONS.values(), ids=PRECONDITIONS.keys())
+def test_preconditions(over, live, persisted, na):
+    snap = host(good_rules(), good_listing(), **over)
+    assert verdicts(snap, "live") == expected(status=live, na=na)
+    assert verdicts(snap, "persisted") == expected(status=persisted, na=na)
+
+
+def test_path_not_examined_is_an_error():
+    snap = host(good_rules(), good_listing(), daemon_json='{"data-root": "/srv/docker"}')
+    verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.5"], "live")
+    assert verdict.status == ERROR and "/srv/docker was not examined" in verdict.summary
+
+
+@pytest.mark.parametrize("check", ["live", "persisted"])
+def test_require_all_fails_absent_paths(check):
+    assert verdicts(host(good_rules(), good_listing()), check, require_all=True) == expected(fail=ABSENT, na=())
+
+
+def test_garbage_line_is_reported_with_file_and_line():
+    snap = host(listing=good_listing())
+    snap.rules_d = [("/etc/audit/rules.d/00-junk.rules", "# junk\n\x00\xff\x1b garbage\n"), (RULES_FILE, good_rules())]
+    a = Assessment(snap, "docker")
+    verdict = a.control_verdict(CONTROLS["1.1.6"], "persisted")
+    assert verdict.status == FAIL
+    assert "never loads: loading stops at /etc/audit/rules.d/00-junk.rules:2" in verdict.summary
+    assert any(e.startswith("/etc/audit/rules.d/00-junk.rules:2: ") for e in verdict.evidence)
+    assert a.host_verdict("load-health").summary.startswith("loading stops at /etc/audit/rules.d/00-junk.rules:2")
+
+
+def test_unreadable_listing_line_is_evidence():
+    a = Assessment(host(listing=good_listing() + "\n-w /x -p zz"), "docker")
+    verdict = a.control_verdict(CONTROLS["1.1.6"], "live")
+    assert verdict.status == PASS
+    assert any(e.startswith("unreadable listing line auditctl -l:") and "-w /x -p zz" in e for e in verdict.evidence)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_garbage_never_raises(seed):
+    rnd = random.Random(seed)
+    # flag options (-D, -c) after a rule crash the parser: see test_rules.test_flag_after_rule_is_an_error_line...
+    words = [W6, S4, "-e 2", "-b 1", "#", "-w", "-p", "rwz", "/etc/sysconfig/x", "-F", "dir=/nope", "\x00", "\t",
+             "-a", "never,exit", "-k", "docker", "-A", "-W /etc/docker"]
+    text = "\n".join(" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 6))) for _ in range(40))
+    a = Assessment(host(text, listing=text), "docker")
+    for c in controls():
+        for check in ("live", "persisted"):
+            assert a.control_verdict(c, check).status in {PASS, FAIL, NOT_APPLICABLE, ERROR}
+    for check in ("auditd-installed", "auditd-running", "audit-enabled", "load-health"):
+        assert a.host_verdict(check).status in {PASS, FAIL, ERROR}
+
+
+HOST = {
+    "installed": ("auditd-installed", {}, PASS),
+    "not-installed": ("auditd-installed", dict(auditd=None), FAIL),
+    "running": ("auditd-running", {}, PASS),
+    "not-running": ("auditd-running", dict(auditd_running=False), FAIL),
+    "enabled-1": ("audit-enabled", {}, PASS),
+    "enabled-2": ("audit-enabled", dict(status_text="enabled 2\nfailure 1\n"), PASS),
+    "enabled-0": ("audit-enabled", dict(status_text="enabled 0\n"), FAIL),
+    "status-failed": ("audit-enabled", dict(status_rc=1, status_text="err"), ERROR),
+    "enabled-not-root": ("audit-enabled", dict(uid=1000), ERROR),
+    "load-health-ok": ("load-health", {}, PASS),
+    "load-health-listing-failed": ("load-health", dict(listing_rc=1), ERROR),
+    "load-health-missing-live": ("load-health", dict(listing_text="-w /etc/docker -p rwxa -k docker"), FAIL),
+}
+
+
+@pytest.mark.parametrize(("check", "over", "status"), HOST.values(), ids=HOST.keys())
+def test_host_verdicts(check, over, status):
+    assert Assessment(host(good_rules(), good_listing(), **over), "docker").host_verdict(check).status == status
+
+
+def test_flag_after_rule_does_not_crash_the_assessment():
+    a = Assessment(host(f"{W6} -c\n{S4}", listing=good_listing()), "docker")
+    verdict = a.control_verdict(CONTROLS["1.1.4"], "persisted")
+    assert verdict.status == FAIL and f"{RULES_FILE}:1" in verdict.summary

@@ -1,0 +1,203 @@
+"""cisaudit.loader: loader mode from the auditd unit, augenrules' merge, `auditctl -R` replay."""
+
+import pytest
+
+from cisaudit.loader import augenrules_merge, live_rules, loader_mode, persisted_lines, replay
+from cisaudit.probe import PathInfo, Snapshot
+from cisaudit.rules import parse_rule, parse_rules
+
+DEBIAN_UNIT = """# /lib/systemd/system/auditd.service
+[Service]
+Type=forking
+ExecStart=/sbin/auditd
+ExecStartPost=-/sbin/augenrules --load
+#ExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules
+"""
+DROPIN_AUDITCTL = "\n# /etc/systemd/system/auditd.service.d/override.conf\n[Service]\nExecStartPost=\n" \
+                  "ExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"
+
+MODES = {
+    "debian-augenrules": (DEBIAN_UNIT, [], "augenrules"),
+    "dropin-resets-to-auditctl": (DEBIAN_UNIT + DROPIN_AUDITCTL, [], "auditctl"),
+    "dropin-resets-to-nothing": (DEBIAN_UNIT + "[Service]\nExecStartPost=\n", [("a.rules", "")], "auditctl"),
+    "dropin-adds-second-command": (DEBIAN_UNIT + "[Service]\nExecStartPost=/bin/true\n", [], "augenrules"),
+    "spaces-around-equals": ("[Service]\nExecStartPost = -/usr/sbin/augenrules --load\n", [], "augenrules"),
+    "commented-only": ("[Service]\n#ExecStartPost=-/sbin/augenrules --load\nExecStart=/sbin/auditd\n", [],
+                       "auditctl"),
+    "augenrules-without-load": ("[Service]\nExecStartPost=-/sbin/augenrules\n", [], "auditctl"),
+    "no-unit-with-rules-d": ("", [("/etc/audit/rules.d/a.rules", "-w /x")], "augenrules"),
+    "no-unit-no-rules-d": ("  \n", [], "auditctl"),
+}
+
+
+@pytest.mark.parametrize(("unit", "rules_d", "mode"), MODES.values(), ids=MODES.keys())
+def test_loader_mode(unit, rules_d, mode):
+    assert loader_mode(Snapshot(auditd_unit=unit, rules_d=rules_d)).mode == mode
+
+
+def merged(*files):
+    return [line for _, _, line in augenrules_merge(files)]
+
+
+def test_augenrules_moves_control_lines():
+    files = [  # in `ls -1v` order: 2 < 10 < 99
+        ("/etc/audit/rules.d/2-x.rules", "-D\n-b 320\n-w /a -k k\n"),
+        ("/etc/audit/rules.d/10-base.rules", "## base\n\n-f 2\n-e 2\n-w /b -k k\n-b 8192\n"),
+        ("/etc/audit/rules.d/99-finalize.rules", "-w /c -k k\n  -D\n-f 1\n"),
+    ]
+    assert merged(*files) == ["  -D", "-b 8192", "-f 1", "-w /a -k k", "-w /b -k k", "-w /c -k k", "-e 2"]
+
+
+def test_e2_in_a_middle_file_goes_last_and_only_the_last_e_survives():
+    files = [("1.rules", "-e 1\n-w /a"), ("5.rules", "-e 2\n-w /b"), ("9.rules", "-w /c\n")]
+    assert merged(*files) == ["-w /a", "-w /b", "-w /c", "-e 2"]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("", ["-w /a"]), ("# c", ["-w /a"]), ("   # indented", ["-w /a"]),
+    ("-D  ", ["-D  ", "-w /a"]), ("\t-D", ["\t-D", "-w /a"]), ("-D -k docker", ["-w /a", "-D -k docker"]),
+    ("   ", ["-w /a", "   "]), ("--backlog_wait_time 60000", ["-w /a", "--backlog_wait_time 60000"]),
+    ("--loginuid-immutable", ["-w /a", "--loginuid-immutable"]), ("  -b 64", ["  -b 64", "-w /a"]),
+], ids=["empty", "comment", "indented-comment", "D-trailing-space", "D-tab-indented", "D-with-key-stays",
+        "spaces-only-kept", "backlog-wait-stays", "loginuid-stays", "indented-b"])
+def test_augenrules_line_classes(line, expected):
+    assert merged(("a.rules", f"-w /a\n{line}\n")) == expected
+
+
+def test_persisted_lines_keep_their_own_file_and_line():
+    snap = Snapshot(auditd_unit=DEBIAN_UNIT, rules_d=[
+        ("/etc/audit/rules.d/10-docker.rules", "# docker\n\n-w /etc/docker -k docker\n-e 2\n"),
+        ("/etc/audit/rules.d/20-x.rules", "-D\nbogus\n"),
+    ])
+    lines = persisted_lines(snap, loader_mode(snap))
+    assert [(l.where, l.text, l.error is None) for l in lines] == [
+        ("/etc/audit/rules.d/20-x.rules:1", "-D", True),
+        ("/etc/audit/rules.d/10-docker.rules:3", "-w /etc/docker -k docker", True),
+        ("/etc/audit/rules.d/20-x.rules:2", "bogus", False),
+        ("/etc/audit/rules.d/10-docker.rules:4", "-e 2", True),
+    ]
+
+
+def test_persisted_lines_auditctl_mode_reads_audit_rules():
+    snap = Snapshot(auditd_unit=DEBIAN_UNIT + DROPIN_AUDITCTL, rules_d=[("a.rules", "-w /ignored")],
+                    audit_rules="-D\n-w /etc/docker -k docker\n")
+    assert [l.where for l in persisted_lines(snap, loader_mode(snap))] == [
+        "/etc/audit/audit.rules:1", "/etc/audit/audit.rules:2"]
+
+
+EXISTS = {"/", "/etc", "/etc/docker", "/tmp", "/run", "/run/containerd", "/nonexist-parent-ok"}
+
+
+def stat(path):
+    parent_missing = path.startswith("/nonexist/")
+    return PathInfo(path, "dir" if path in EXISTS else "absent", "" if parent_missing else path)
+
+
+def run(text):
+    return replay(parse_rules(text, "t.rules"), stat)
+
+
+def texts(result):
+    return [l.line.text for l in result.rules]
+
+
+LOADS = {
+    "plain": ("-w /etc/docker -k docker\n-w /tmp/x -k docker", ["-w /etc/docker -k docker", "-w /tmp/x -k docker"]),
+    "missing-file-existing-parent": ("-w /etc/nope -k docker", ["-w /etc/nope -k docker"]),
+    "prepend-goes-first": ("-w /a -k k\n-A always,exit -F path=/etc/group -k k4",
+                           ["-A always,exit -F path=/etc/group -k k4", "-w /a -k k"]),
+    "D-clears": ("-w /a -k k\n-D\n-w /b -k k", ["-w /b -k k"]),
+    "W-deletes": ("-w /a -k k\n-w /b -k k\n-W /a -k k", ["-w /b -k k"]),
+    "d-deletes-watch-twin": ("-w /a -p wa -k k\n-d exit,always -F path=/a -F perm=wa -k k", []),
+    "same-path-other-key-is-new": ("-w /a -k k\n-w /a -k docker", ["-w /a -k k", "-w /a -k docker"]),
+    "same-path-other-perms-is-new": ("-w /run/containerd -k docker\n"
+                                     "-a exit,always -F path=/run/containerd -F perm=war -k docker",
+                                     ["-w /run/containerd -k docker",
+                                      "-a exit,always -F path=/run/containerd -F perm=war -k docker"]),
+    "directives-load": ("-b 8192\n-f 1\n-r 100\n--backlog_wait_time 60000\n--loginuid-immutable\n-w /a", ["-w /a"]),
+    "e2-last": ("-w /a\n-e 2", ["-w /a"]),
+}
+
+
+@pytest.mark.parametrize(("text", "rules"), LOADS.values(), ids=LOADS.keys())
+def test_replay_loads(text, rules):
+    result = run(text)
+    assert (texts(result), result.failures, result.stopped_at) == (rules, [], None)
+
+
+STOPS = {
+    "duplicate": ("-w /a -k k\n-w /a/ -p rwxa -k k\n-w /b -k k", 2, "Rule exists"),
+    "benchmark-twin-duplicate": ("-w /run/containerd -p rwa -k docker\n"
+                                 "-a exit,always -F path=/run/containerd -F perm=war -k docker\n-w /b", 2,
+                                 "Rule exists"),
+    "dir-missing": ("-w /a\n-a always,exit -F arch=b64 -S all -F dir=/var/lib/nope -F perm=wa -k k\n-w /b", 2,
+                    "No such file"),
+    "parent-missing": ("-w /a\n-w /nonexist/dir/file -k k\n-w /b", 2, "parent /nonexist/dir does not exist"),
+    "path-parent-missing": ("-a always,exit -F path=/nonexist/dir/f -F perm=wa\n-w /b", 1, "does not exist"),
+    "trailing-comment": ("-w /a\n-w /etc/docker -k docker # 1.1.6\n-w /b", 2, "comment"),
+    "garbage": ("-w /a\n\x00\x01 junk\n-w /b", 2, "unexpected token"),
+    "delete-missing": ("-W /zzz\n-w /b", 1, "no such rule"),
+    "immutable-midway": ("-w /a\n-e 2\n-w /b\n-w /c", 3, "immutable"),
+}
+
+
+@pytest.mark.parametrize(("text", "stop_line", "error"), STOPS.values(), ids=STOPS.keys())
+def test_replay_stops_at_first_error(text, stop_line, error):
+    result = run(text)
+    line, err = result.stopped_at
+    assert line.lineno == stop_line and error in err
+    assert result.failures == [result.stopped_at]
+    assert [l.text for l in result.never_loaded] == text.split("\n")[-1:]
+    assert text.split("\n")[-1] not in texts(result)
+
+
+@pytest.mark.parametrize("flag", ["-c", "-i"])
+def test_continue_flag_keeps_loading(flag):
+    result = run(f"{flag}\n-w /a\n-w /a\n-a always,exit -F dir=/var/lib/nope\nbogus\n-w /b")
+    assert texts(result) == ["-w /a", "-w /b"] and result.stopped_at is None
+    assert [l.lineno for l, _ in result.failures] == [3, 4, 5]
+
+
+def test_continue_only_after_its_line():
+    result = run("-w /a\n-w /a\n-c\n-w /b")
+    assert result.stopped_at[0].lineno == 2 and [l.text for l in result.never_loaded] == ["-w /b"]
+
+
+def test_never_loaded_lists_only_rules():
+    result = run("bad line\n-b 8192\n-w /a\n-D\n-W /a\n-w /b")
+    assert [l.text for l in result.never_loaded] == ["-w /a", "-w /b"]
+
+
+def test_unstatted_dir_is_not_assumed_missing():
+    assert texts(replay(parse_rules("-a always,exit -F dir=/odd", "t"), lambda p: None)) == [
+        "-a always,exit -F dir=/odd"]
+
+
+def loaded_from(text):
+    return run(text).rules
+
+
+def live(listing, persisted=""):
+    return live_rules(Snapshot(listing_text=listing), loaded_from(persisted))
+
+
+def test_live_rules_believe_a_persisted_never_watch():
+    rules, bad = live("-w /tmp/x -p rwxa\n-w /etc/docker -p rwxa -k docker",
+                      "-a never,exit -F path=/tmp/x -F perm=rwxa\n-w /etc/docker -k docker")
+    assert [r.rule.action for r in rules] == ["never", "always"] and bad == []
+
+
+def test_live_rules_keep_always_when_both_twins_persisted():
+    rules, _ = live("-w /tmp/x -p rwxa", "-a never,exit -F path=/tmp/x -F perm=rwxa\n-w /tmp/x -p rwxa\n")
+    assert rules[0].rule.action == "always"
+
+
+def test_live_rules_unpersisted_watch_is_always():
+    rules, _ = live("-w /tmp/x -p rwxa")
+    assert rules[0].rule == parse_rule("-w /tmp/x")
+
+
+def test_live_rules_report_unreadable_lines_with_position():
+    rules, bad = live("No rules\n-a never,exit -S all -F path=/tmp/g\n-w /x -p q\n-b 8192\n")
+    assert [r.rule.action for r in rules] == ["never"]
+    assert [(l.where, l.text) for l in bad] == [("auditctl -l:3", "-w /x -p q")]

@@ -1,0 +1,148 @@
+"""cisaudit.probe.parse_probe: section framing is exact, and incomplete output is refused."""
+
+import subprocess
+
+import pytest
+
+from cisaudit.probe import SCRIPT, PathInfo, ProbeError, parse_probe, parse_stat_lines, render_script
+
+NONCE = "@@cisaudit-0123456789abcdef"
+FAKE = "@@cisaudit-fedcba9876543210"
+FILES = {
+    "no-trailing-newline": "-w /etc/docker -k docker",
+    "trailing-newline": "-w /etc/docker -k docker\n",
+    "blank-lines": "\n\n-w /etc/docker -k docker\n\n\n",
+    "fake-marker": f"-w /a\n{FAKE} done\n{FAKE} rules-file /etc/passwd\n-w /b\n",
+    "marker-mid-line": f"-w /a # {NONCE} done\n",
+    "empty": "",
+    "only-newline": "\n",
+    "crlf": "-w /etc/docker -k docker\r\n-e 2\r\n",
+}
+
+
+def section(name, arg="", body=""):
+    return f"{NONCE} {name}{' ' + arg if arg else ''}\n{body}\n"
+
+
+def output(*sections, done=True):
+    return "".join(sections) + (section("done") if done else "")
+
+
+@pytest.mark.parametrize("content", FILES.values(), ids=FILES.keys())
+def test_file_bodies_are_exact(content):
+    snap = parse_probe(output(section("rules-file", "/etc/audit/rules.d/a.rules", content),
+                              section("audit-rules", "/etc/audit/audit.rules", content),
+                              section("daemon-json", "/etc/docker/daemon.json", content)), NONCE)
+    assert snap.rules_d == [("/etc/audit/rules.d/a.rules", content)]
+    assert (snap.audit_rules, snap.daemon_json) == (content, content)
+
+
+def shell_output(tmp_path, contents):
+    """Frame real files with probe.sh's own sec/end/dump/run functions."""
+    body = SCRIPT.read_text()
+    funcs = body[:body.index("\nsec uid")]
+    names = []
+    for i, content in enumerate(contents):
+        name = f"{i}-x.rules"
+        (tmp_path / name).write_bytes(content.encode())
+        names.append(name)
+    script = (f"M={NONCE}\n{funcs}\n"
+              f"sec rules-d-order; printf '%s\\n' {' '.join(names)}; end\n"
+              + "".join(f"dump rules-file '{tmp_path / n}'\n" for n in names)
+              + "run auditctl-l printf '%s\\n\\n' '-w /etc/docker -p rwxa -k docker'\n"
+              + f"dump audit-rules '{tmp_path}/missing'\n"
+              + f"sec paths; stat_path '{tmp_path / names[0]}'; stat_path '{tmp_path}/nope/x'; end\n"
+              + "sec done; end\n")
+    return subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode()
+
+
+def test_real_shell_framing_round_trips(tmp_path):
+    contents = list(FILES.values())
+    snap = parse_probe(shell_output(tmp_path, contents), NONCE)
+    assert [text for _, text in snap.rules_d] == contents
+    assert snap.listing_rc == 0 and snap.listing_text == "-w /etc/docker -p rwxa -k docker"  # $(...) drops \n
+    assert snap.audit_rules is None
+    first = str(tmp_path / "0-x.rules")
+    assert snap.paths[first] == PathInfo(first, "file", first)
+    assert snap.paths[f"{tmp_path}/nope/x"] == PathInfo(f"{tmp_path}/nope/x", "absent", "")
+
+
+@pytest.mark.parametrize("cut", [0, 1, 10, -len(section("done")), -len(section("done")) + 5, -2],
+                         ids=["empty", "one-char", "early", "before-done", "inside-done-marker", "inside-done"])
+def test_truncated_output_raises(cut):
+    full = output(section("uid", body="0"), section("rules-file", "/r/a.rules", FILES["fake-marker"]))
+    truncated = full[:cut]
+    if cut == -2:  # the done marker survived whole: that output is complete
+        assert parse_probe(truncated, NONCE).uid == 0
+        return
+    with pytest.raises(ProbeError):
+        parse_probe(truncated, NONCE)
+
+
+@pytest.mark.parametrize("text", [
+    output(section("uid", body="0")).replace(NONCE, FAKE),
+    output(section("uid", body="0"), done=False) + f"{FAKE} done\n",
+    output(section("uid", body="0"), done=False) + f"x{NONCE} done\n",
+    "garbage\x00\xff\n",
+], ids=["other-nonce", "fake-done", "done-not-at-line-start", "garbage"])
+def test_foreign_markers_are_not_sections(text):
+    with pytest.raises(ProbeError):
+        parse_probe(text, NONCE)
+
+
+def test_rules_d_follow_ls_v_order():
+    names = ["2-x.rules", "10-base.rules", "99-finalize.rules"]
+    files = [section("rules-file", f"/etc/audit/rules.d/{n}", f"# {n}") for n in sorted(names)]
+    snap = parse_probe(output(section("rules-d-order", body="\n".join(names)), *files,
+                              section("rules-file", "/etc/audit/rules.d/zz-late.rules", "")), NONCE)
+    assert [p.rsplit("/", 1)[1] for p, _ in snap.rules_d] == names + ["zz-late.rules"]
+
+
+def test_scalar_sections():
+    snap = parse_probe(output(
+        section("uid", body="0"), section("arch", body="x86_64"), section("auditctl", body="/usr/sbin/auditctl"),
+        section("auditctl-s", "0", "enabled 2\nfailure 1\npid 77\nbacklog_limit 8192"),
+        section("auditctl-l", "1", "You must be root to run this program."),
+        section("auditd", body=""), section("auditd-pid", body="77"), section("systemd", body="running"),
+        section("auditd-unit", "0", "[Service]\nExecStartPost=-/sbin/augenrules --load"),
+        section("unit", "docker.service", "/lib/systemd/system/docker.service"), section("unit", "docker.socket", ""),
+        section("binary", "dockerd", "/usr/sbin/dockerd"), section("binary", "runc", ""),
+        section("rules-file-error", "/etc/audit/rules.d/dir.rules", "not a readable regular file"),
+        section("containerd-config", "/etc/containerd/config.toml", "version = 2"),
+        section("paths", body="/etc/docker\tdir\t/etc/docker\n/usr/bin/runc\tsymlink\t/usr/sbin/runc\nbad line\n"),
+    ), NONCE)
+    assert (snap.uid, snap.arch, snap.auditctl, snap.auditd, snap.auditd_running, snap.systemd) == (
+        0, "x86_64", "/usr/sbin/auditctl", None, True, True)
+    assert snap.status == {"enabled": "2", "failure": "1", "pid": "77", "backlog_limit": "8192"}
+    assert (snap.status_rc, snap.listing_rc) == (0, 1)
+    assert "augenrules --load" in snap.auditd_unit
+    assert snap.units == {"docker.service": "/lib/systemd/system/docker.service"}
+    assert snap.binaries == {"dockerd": "/usr/sbin/dockerd"}
+    assert snap.unreadable == ["/etc/audit/rules.d/dir.rules"] and snap.containerd_config == "version = 2"
+    assert set(snap.paths) == {"/etc/docker", "/usr/bin/runc"} and snap.paths["/usr/bin/runc"].exists
+
+
+@pytest.mark.parametrize(("sections", "unit"), [
+    ([section("auditd-unit", "1", "No files found for auditd.service.")], ""),
+    ([section("auditd-unit-file", "/lib/systemd/system/auditd.service", "[Service]\nExecStartPost=-/a"),
+      section("auditd-unit-file", "/etc/systemd/system/auditd.service.d/x.conf", "[Service]\nExecStartPost=")],
+     "[Service]\nExecStartPost=-/a\n[Service]\nExecStartPost="),
+], ids=["systemctl-cat-failed", "unit-files-without-systemd"])
+def test_auditd_unit(sections, unit):
+    assert parse_probe(output(*sections), NONCE).auditd_unit == unit
+
+
+@pytest.mark.parametrize(("uid", "expected"), [("0", 0), ("1000\n", 1000), ("", None), ("root", None)])
+def test_uid(uid, expected):
+    assert parse_probe(output(section("uid", body=uid)), NONCE).uid == expected
+
+
+def test_parse_stat_lines_skips_malformed():
+    assert parse_stat_lines("/a\tfile\t/a\n/b\tabsent\t\n/c\tfile\n\n") == {
+        "/a": PathInfo("/a", "file", "/a"), "/b": PathInfo("/b", "absent", "")}
+
+
+def test_render_script_frames_with_its_nonce():
+    script, nonce = render_script(["/srv/docker"])
+    assert nonce.startswith("@@cisaudit-") and f"M={nonce}\n" in script and "/srv/docker" in script
+    assert render_script()[1] != nonce
