@@ -1,0 +1,617 @@
+"""remediation/apply.sh and backout.sh, run under dash against THIS machine's real kernel.
+
+Needs root, auditctl, augenrules and dash: skipped where missing, a failure under CI=true.
+Each kernel test runs inside the `host` fixture, which
+- holds an exclusive lock, so parallel workers never share the kernel at once;
+- snapshots every file under /etc/audit (bytes, mode, owner) and `auditctl -l`;
+- afterwards deletes the rules the test used by their exact text (`-W`/`-d`, never `-D`,
+  never a reload of the listing: a `never` watch lists like an `always` one), restores
+  /etc/audit, and asserts both match the snapshot again.
+Rules only watch paths in a sandbox dir under /tmp; augenrules-mode tests write the real
+/etc/audit/rules.d (augenrules reads no other dir), auditctl-mode tests a file in the sandbox.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from cisaudit.remediation_io import (
+    SCRIPT_DIR,
+    RemediationResult,
+    parse_result,
+    render_apply,
+    render_backout,
+)
+from selftests.suite_runner import require
+
+AUDIT_DIR = Path("/etc/audit")
+TARGET = "/etc/audit/rules.d/50-cis-docker-selftest.rules"
+AUDIT_RULES = AUDIT_DIR / "audit.rules"
+TEST_LOCK = "/run/lock/cisaudit-selftest.lock"
+BEGIN = b"## BEGIN cisaudit managed block"
+END = b"## END cisaudit managed block\n"
+
+
+def _auditctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["auditctl", *args], capture_output=True, text=True, check=False)
+
+
+def klist() -> list[str]:
+    out = _auditctl("-l").stdout.splitlines()
+    return [] if out == ["No rules"] else out
+
+
+def sha(path: str | Path) -> str:
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "absent"
+
+
+def _delete_args(rule: str) -> list[str]:
+    """The exact-match delete for a rule line: -w -> -W, -a/-A -> -d."""
+    words = rule.split()
+    return ["-W" if words[0] == "-w" else "-d", *words[1:]]
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def result(self) -> RemediationResult:
+        return parse_result(self.stdout)
+
+    def __str__(self) -> str:
+        return f"rc={self.rc}\n--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+
+
+@dataclass
+class FileState:
+    data: bytes
+    mode: int
+    uid: int
+    gid: int
+
+
+def snapshot_etc_audit() -> dict[str, FileState]:
+    files = {}
+    for root, _dirs, names in os.walk(AUDIT_DIR):
+        for name in names:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            files[path] = FileState(Path(path).read_bytes(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+    return files
+
+
+@dataclass
+class Host:
+    """The machine under test, and how to run the scripts on it."""
+
+    sandbox: Path
+    journal: Path
+    rules_used: list[str] = field(default_factory=list)
+    runs: list[tuple[str, float]] = field(default_factory=list)
+
+    def dir(self, name: str) -> str:
+        path = self.sandbox / name
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def watch(self, name: str, key: str = "docker") -> str:
+        return self.use(f"-w {self.dir(name)} -k {key}")
+
+    def syscall_rule(self, name: str) -> str:
+        return self.use(f"-a exit,always -F path={self.dir(name)} -F perm=war -k docker")
+
+    def use(self, rule: str) -> str:
+        self.rules_used.append(rule)
+        return rule
+
+    def hand_add(self, rule: str) -> None:
+        """A rule someone added live by hand: not the tool's to remove."""
+        self.use(rule)
+        done = _auditctl(*rule.split())
+        assert done.returncode == 0, done.stderr
+
+    def env(self, extra: dict[str, str] | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CISAUDIT_")}
+        env["CISAUDIT_LOCK_PATH"] = str(self.sandbox / "cisaudit.lock")
+        env.update(extra or {})
+        return env
+
+    def start(self, script: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(["dash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=self.env(env))
+
+    def finish(self, proc: subprocess.Popen[str], started: float, what: str, timeout: float = 60) -> Run:
+        out, err = proc.communicate(timeout=timeout)
+        seconds = time.monotonic() - started
+        self.runs.append((what, seconds))
+        return Run(proc.returncode, out, err, seconds)
+
+    def apply(self, rules: list[str], mode: str = "augenrules", target: str = TARGET,
+              run_id: str | None = None, dry_run: bool = False, env: dict[str, str] | None = None) -> Run:
+        script = render_apply(run_id or new_run_id(), mode, target, rules, dry_run,
+                              journal_root=str(self.journal))
+        return self.finish(self.start(script, env), time.monotonic(), f"apply {mode}")
+
+    def start_apply(self, rules: list[str], target: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+        run_id = new_run_id()
+        script = render_apply(run_id, "auditctl", target, rules, False, journal_root=str(self.journal))
+        return self.start(script, env), run_id
+
+    def backout(self, run_id: str | None = None, dry_run: bool = False, force: bool = False,
+                env: dict[str, str] | None = None) -> Run:
+        script = render_backout(run_id, dry_run, journal_root=str(self.journal), force=force)
+        return self.finish(self.start(script, env), time.monotonic(), "backout")
+
+    def state(self, run_id: str) -> str:
+        return (self.journal / run_id / "state").read_text().strip()
+
+    def state_time(self, run_id: str, state: str) -> float:
+        for line in (self.journal / run_id / "state.log").read_text().splitlines():
+            _iso, epoch, name = line.split()
+            if name == state:
+                return float(epoch)
+        raise AssertionError(f"{run_id} never reached {state}")
+
+    def cleanup_kernel(self) -> None:
+        for rule in reversed(self.rules_used):
+            for _ in range(3):  # a rule can be live more than once only as never/always twins
+                if _auditctl(*_delete_args(rule)).returncode != 0:
+                    break
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-st" + uuid.uuid4().hex[:6]
+
+
+@pytest.fixture
+def host() -> Iterator[Host]:
+    require(os.geteuid() == 0, "needs root to change the kernel's audit rules")
+    for tool in ("auditctl", "augenrules", "dash"):
+        require(shutil.which(tool) is not None, f"needs {tool} (apt-get install auditd dash)")
+    require(_auditctl("-s").returncode == 0, "kernel audit subsystem not available")
+    with open(TEST_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        files, rules = snapshot_etc_audit(), klist()
+        sandbox = Path(tempfile.mkdtemp(prefix="cisaudit-st-", dir="/tmp"))
+        h = Host(sandbox=sandbox, journal=sandbox / "journal")
+        try:
+            yield h
+        finally:
+            h.cleanup_kernel()
+            restore_etc_audit(files)
+            shutil.rmtree(sandbox, ignore_errors=True)
+            print("timings:", ", ".join(f"{what} {s:.3f}s" for what, s in h.runs))
+            assert klist() == rules, "kernel rules not restored to the snapshot"
+            assert snapshot_etc_audit() == files, "/etc/audit not restored to the snapshot"
+
+
+def restore_etc_audit(files: dict[str, FileState]) -> None:
+    now = snapshot_etc_audit()
+    for path in now.keys() - files.keys():
+        os.unlink(path)
+    for path, want in files.items():
+        if now.get(path) != want:
+            Path(path).write_bytes(want.data)
+            os.chown(path, want.uid, want.gid)
+            os.chmod(path, want.mode)
+
+
+def files_state(*paths: str | Path) -> dict[str, str]:
+    return {str(p): sha(p) for p in paths}
+
+
+AUGEN_FILES = (TARGET, AUDIT_RULES, f"{AUDIT_RULES}.prev")
+
+
+def assert_ok(run: Run, status: str) -> None:
+    assert run.result.status == status, run
+    assert run.rc == (1 if status in ("failed", "refused") else 2 if status == "mismatch" else 0), run
+
+
+# ----------------------------------------------------------------- kernel tests
+
+KERNEL = pytest.mark.kernel  # changes the real kernel rules and /etc/audit, restored after
+
+
+@KERNEL
+def test_augenrules_apply_then_backout_restores_files_and_kernel(host: Host) -> None:
+    rules = [host.watch("etc/docker"), host.syscall_rule("run/containerd")]
+    files_before, kernel_before = files_state(*AUGEN_FILES), klist()
+
+    run = host.apply(rules)
+    assert_ok(run, "applied")
+    assert run.result.added == rules
+    assert run.result.fields["persisted"] == "2" and run.result.fields["loaded"] == "2"
+    st = os.stat(TARGET)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 0, 0)
+    text = Path(TARGET).read_text()
+    assert f"last changed by run {run.result.run_id} at " in text
+    assert text.splitlines()[2:4] == rules
+    merged = AUDIT_RULES.read_text().splitlines()
+    assert all(rule in merged for rule in rules), merged
+    # The kernel gained exactly the two canonical forms, nothing else changed.
+    assert klist() == kernel_before + [f"-w {host.sandbox}/etc/docker -p rwxa -k docker",
+                                       f"-w {host.sandbox}/run/containerd -p rwa -k docker"]
+    jdir = host.journal / run.result.run_id
+    assert stat.S_IMODE(os.stat(jdir).st_mode) == 0o700
+    assert host.state(run.result.run_id) == "done"
+    assert (jdir / "rules.live-added").read_text().splitlines() == rules
+    assert [(jdir / f"files/{n}/path").read_text().strip() for n in (1, 2, 3)] == [str(p) for p in AUGEN_FILES]
+
+    back = host.backout()
+    assert_ok(back, "restored")
+    assert back.result.run_id == run.result.run_id
+    assert back.result.removed == list(reversed(rules))
+    assert back.result.mismatches == []
+    assert files_state(*AUGEN_FILES) == files_before
+    assert klist() == kernel_before
+    assert host.state(run.result.run_id) == "backed-out"
+    assert (jdir / "result.apply").exists() and (jdir / "result.backout").exists()
+
+
+@KERNEL
+def test_live_only_rules_survive_apply_and_backout(host: Host) -> None:
+    containerd = host.dir("run/containerd")
+    # By hand, live only: an unrelated watch, a `never` rule that LISTS exactly like the
+    # watch apply adds, and one of the requested rules itself.
+    host.hand_add(f"-w {host.dir('handmade')} -p wa -k handmade")
+    host.hand_add(f"-a never,exit -F path={containerd} -F perm=rwa")
+    requested_live = host.watch("etc/docker")
+    host.hand_add(requested_live)
+    kernel_before = klist()
+    rules = [host.syscall_rule("run/containerd"), requested_live]
+
+    run = host.apply(rules)
+    assert_ok(run, "applied")
+    assert run.result.fields["loaded"] == "1"  # the hand-added one was already live
+    assert klist() == kernel_before + [f"-w {containerd} -p rwa -k docker"]
+
+    back = host.backout()
+    assert_ok(back, "restored")
+    assert back.result.removed == [rules[0]]
+    assert klist() == kernel_before  # the never twin and the hand-added rules are all still there
+
+
+@KERNEL
+def test_second_apply_is_a_noop(host: Host) -> None:
+    rules = [host.watch("etc/docker"), host.syscall_rule("run/containerd")]
+    first = host.apply(rules)
+    assert_ok(first, "applied")
+    files_after, kernel_after = files_state(*AUGEN_FILES), klist()
+
+    second = host.apply(rules)
+    assert_ok(second, "unchanged")
+    assert second.result.added == [] and second.result.fields["added"] == "0"
+    assert files_state(*AUGEN_FILES) == files_after
+    assert klist() == kernel_after
+    assert host.state(second.result.run_id) == "unchanged"
+    # "Latest not yet backed out" skips the no-op run.
+    assert host.backout().result.run_id == first.result.run_id
+
+
+@KERNEL
+@pytest.mark.parametrize("original", [
+    pytest.param(b"## site rules\r\n-D\n-b 8192\n-w /etc/passwd  -p wa -k identity   \n\n-e 2\n# after -e\n-w /x",
+                 id="before-e-line"),
+    pytest.param(b"# no -e line, no final newline\n-D\n-a always,exit -F arch=b64 -S adjtimex", id="appended"),
+])
+def test_auditctl_mode_changes_only_the_managed_block(host: Host, original: bytes) -> None:
+    target = Path(host.dir("etc/audit")) / "audit.rules"
+    target.write_bytes(original)
+    target.chmod(0o640)
+    at = original.find(b"-e 2\n")
+    prefix, suffix = (original[:at], original[at:]) if at >= 0 else (original + b"\n", b"")
+    kernel_before = klist()
+
+    one, two = host.watch("etc/docker"), host.syscall_rule("run/containerd")
+    first = host.apply([one], mode="auditctl", target=str(target))
+    assert_ok(first, "applied")
+    after_first = target.read_bytes()
+    second = host.apply([one, two], mode="auditctl", target=str(target))
+    assert_ok(second, "applied")
+    assert second.result.added == [two]
+    new = target.read_bytes()
+    assert new.startswith(prefix) and new.endswith(suffix), new
+    block = new[len(prefix):len(new) - len(suffix)]
+    assert block.startswith(BEGIN) and block.endswith(END) and block.count(BEGIN) == 1, block
+    lines = block.decode().splitlines()
+    assert f"last changed by run {second.result.run_id} at " in lines[1]
+    assert lines[2:4] == [one, two]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+    assert_ok(host.backout(), "restored")
+    assert target.read_bytes() == after_first
+    assert_ok(host.backout(), "restored")
+    assert target.read_bytes() == original
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert klist() == kernel_before
+
+
+FAKE_AUDITCTL = """#!/bin/sh
+# Reports enabled 2 (immutable) and refuses every change, as the kernel then does.
+printf '%s\\n' "$*" >>{log}
+case "$1" in
+-s) {real} -s | sed 's/^enabled [01]$/enabled 2/' ;;
+-l) exec {real} -l ;;
+*) echo "Error sending add rule data request (Operation not permitted)" >&2; exit 255 ;;
+esac
+"""
+
+
+def fake_immutable(host: Host) -> tuple[dict[str, str], Path]:
+    bin_dir, log = Path(host.dir("fakebin")), host.sandbox / "auditctl.log"
+    fake = bin_dir / "auditctl"
+    fake.write_text(FAKE_AUDITCTL.format(log=log, real=shutil.which("auditctl")))
+    fake.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}, log
+
+
+@KERNEL
+def test_immutable_kernel_persists_and_reports_reboot_required(host: Host) -> None:
+    """Immutable mode (`auditctl -s` says enabled 2) cannot be set here: undoing it needs a
+    reboot. A fake auditctl first on PATH reports enabled 2 and refuses every change (as the
+    kernel then does) while passing -l through to the real one."""
+    env, log = fake_immutable(host)
+    rules = [host.watch("etc/docker")]
+    files_before, kernel_before = files_state(*AUGEN_FILES), klist()
+
+    run = host.apply(rules, env=env)
+    assert_ok(run, "reboot-required")
+    assert run.result.fields["persisted"] == "1" and run.result.fields["loaded"] == "0"
+    assert rules[0] in Path(TARGET).read_text() and rules[0] in AUDIT_RULES.read_text()
+    assert klist() == kernel_before
+    calls = log.read_text().splitlines()
+    assert set(calls) <= {"-s", "-l"}, calls  # it never tried to load
+
+    back = host.backout(env=env)
+    assert_ok(back, "restored")
+    assert files_state(*AUGEN_FILES) == files_before
+    assert set(log.read_text().splitlines()) <= {"-s", "-l"}
+
+
+@KERNEL
+def test_backout_on_immutable_kernel_restores_files_and_needs_reboot(host: Host) -> None:
+    """Apply for real, then back out with the fake immutable auditctl (see above)."""
+    rules = [host.watch("etc/docker")]
+    files_before = files_state(*AUGEN_FILES)
+    assert_ok(host.apply(rules), "applied")
+    kernel_applied = klist()
+    env, _log = fake_immutable(host)
+
+    back = host.backout(env=env)
+    assert_ok(back, "reboot-required")
+    assert files_state(*AUGEN_FILES) == files_before
+    assert klist() == kernel_applied  # live rules stay until the reboot
+
+
+@KERNEL
+@pytest.mark.parametrize(("kill_at", "lock"), [
+    ("started", "flock"), ("files-written", "mkdir"), ("loaded", "flock"), ("loaded", "mkdir")])
+def test_interrupted_apply_is_undone_by_backout(host: Host, kill_at: str, lock: str) -> None:
+    rules = [host.watch("etc/docker"), host.syscall_rule("run/containerd")]
+    files_before, kernel_before = files_state(*AUGEN_FILES), klist()
+    env = {"CISAUDIT_LOCK_METHOD": lock}
+
+    run = host.apply(rules, env={**env, "CISAUDIT_TEST_KILL_AT": kill_at})
+    assert run.rc == -9 and run.result.status == "unknown", run
+    (run_id,) = (host.journal / "index").read_text().split()
+    assert host.state(run_id) == kill_at
+    if kill_at == "files-written":
+        assert rules[0] in Path(TARGET).read_text()
+    if kill_at == "loaded":
+        assert len(klist()) == len(kernel_before) + 2
+
+    back = host.backout(env=env)
+    assert_ok(back, "restored")
+    assert back.result.run_id == run_id
+    if lock == "mkdir":
+        assert "removed stale lock" in back.stderr  # the killed run's lock dir
+    assert files_state(*AUGEN_FILES) == files_before
+    assert klist() == kernel_before
+
+
+@KERNEL
+@pytest.mark.parametrize("was_live_before", [False, True])
+def test_backout_settles_a_rule_in_flight_when_killed(host: Host, was_live_before: bool) -> None:
+    """Killed inside the `auditctl` call of a rule: the journal names it in live.pending but
+    cannot say whether the add happened. Backout removes it only if the run added it."""
+    rule = host.watch("etc/docker")
+    if was_live_before:
+        host.hand_add(rule)
+    kernel_before = klist()
+    run = host.apply([host.syscall_rule("run/containerd")], env={"CISAUDIT_TEST_KILL_AT": "files-written"})
+    assert run.rc == -9, run
+    (run_id,) = (host.journal / "index").read_text().split()
+    # Simulate the kill landing after the kernel took the rule (a no-op if it was live).
+    (host.journal / run_id / "live.pending").write_text(rule + "\n")
+    _auditctl(*rule.split())
+
+    back = host.backout()
+    assert_ok(back, "restored")
+    assert (rule in back.result.removed) is not was_live_before
+    assert klist() == kernel_before
+
+
+@KERNEL
+@pytest.mark.parametrize("lock", ["flock", "mkdir"])
+def test_concurrent_applies_serialize_on_the_host_lock(host: Host, lock: str) -> None:
+    target = Path(host.dir("etc/audit")) / "audit.rules"
+    target.write_bytes(b"-D\n")
+    kernel_before = klist()
+    one, two = host.watch("etc/docker"), host.syscall_rule("run/containerd")
+    env = {"CISAUDIT_LOCK_METHOD": lock}
+    started = time.monotonic()
+    first, first_id = host.start_apply([one], str(target), {**env, "CISAUDIT_TEST_SLEEP_LOCKED": "2"})
+    wait_for_lock_holder(host, lock)
+    second, second_id = host.start_apply([two], str(target), env)
+
+    a, b = host.finish(first, started, "apply A"), host.finish(second, started, "apply B")
+    assert_ok(a, "applied")
+    assert_ok(b, "applied")
+    assert host.state_time(second_id, "started") >= host.state_time(first_id, "done")
+    assert b.seconds >= 2
+    lines = target.read_text().splitlines()
+    assert one in lines and two in lines and target.read_bytes().count(BEGIN) == 1
+    assert len(klist()) == len(kernel_before) + 2
+
+    assert_ok(host.backout(env=env), "restored")
+    assert_ok(host.backout(env=env), "restored")
+    assert target.read_bytes() == b"-D\n" and klist() == kernel_before
+
+
+def wait_for_lock_holder(host: Host, lock: str) -> None:
+    owner = host.sandbox / ("cisaudit.lock" if lock == "flock" else "cisaudit.lock.d/owner")
+    deadline = time.monotonic() + 10
+    while not (owner.exists() and owner.read_text().startswith("pid=")):
+        assert time.monotonic() < deadline, "first apply never took the lock"
+        time.sleep(0.05)
+
+
+@KERNEL
+@pytest.mark.parametrize("lock", ["flock", "mkdir"])
+def test_lock_timeout_fails_clearly_and_changes_nothing(host: Host, lock: str) -> None:
+    target = Path(host.dir("etc/audit")) / "audit.rules"
+    target.write_bytes(b"-D\n")
+    env = {"CISAUDIT_LOCK_METHOD": lock}
+    first, _ = host.start_apply([host.watch("etc/docker")], str(target), {**env, "CISAUDIT_TEST_SLEEP_LOCKED": "4"})
+    wait_for_lock_holder(host, lock)
+    late = host.apply([host.syscall_rule("run/containerd")], mode="auditctl", target=str(target),
+                      run_id="late-run", env={**env, "CISAUDIT_LOCK_TIMEOUT": "1"})
+    assert_ok(late, "failed")
+    assert any("holds the host lock" in m and "pid=" in m for m in late.result.messages), late
+    assert not (host.journal / "late-run").exists()
+    assert_ok(host.finish(first, time.monotonic(), "apply A"), "applied")
+    assert_ok(host.backout(env=env), "restored")
+
+
+@KERNEL
+def test_refused_live_rule_rolls_the_whole_run_back(host: Host) -> None:
+    missing = host.sandbox / "no-such-dir"
+    rules = [host.watch("etc/docker"), host.use(f"-a exit,always -F dir={missing} -F perm=wa -k docker")]
+    files_before, kernel_before = files_state(*AUGEN_FILES), klist()
+
+    run = host.apply(rules)
+    assert_ok(run, "failed")
+    assert run.result.fields.get("rolled_back") == "1"
+    assert any("No such file or directory" in m for m in run.result.messages), run
+    assert files_state(*AUGEN_FILES) == files_before
+    assert klist() == kernel_before
+    assert host.state(run.result.run_id) == "rolled-back"
+    assert_ok(host.backout(), "nothing-to-do")
+
+
+@KERNEL
+def test_backout_refuses_to_drop_later_changes_unless_forced(host: Host) -> None:
+    target = Path(host.dir("etc/audit")) / "audit.rules"
+    target.write_bytes(b"-D\n")
+    kernel_before = klist()
+    first = host.apply([host.watch("etc/docker")], mode="auditctl", target=str(target))
+    second = host.apply([host.syscall_rule("run/containerd")], mode="auditctl", target=str(target))
+    assert_ok(first, "applied")
+    assert_ok(second, "applied")
+
+    out_of_order = host.backout(first.result.run_id)
+    assert_ok(out_of_order, "refused")
+    assert any(second.result.run_id in m for m in out_of_order.result.messages)
+
+    with target.open("ab") as f:
+        f.write(b"-w /etc/hosts -p wa -k by-hand\n")
+    edited = host.backout()
+    assert_ok(edited, "refused")
+    assert any("changed after run" in m for m in edited.result.messages)
+    assert host.state(second.result.run_id) == "done"
+
+    assert_ok(host.backout(force=True), "restored")
+    assert_ok(host.backout(), "restored")
+    assert target.read_bytes() == b"-D\n" and klist() == kernel_before
+
+
+@KERNEL
+def test_dry_runs_change_nothing(host: Host) -> None:
+    rules = [host.watch("etc/docker"), host.syscall_rule("run/containerd")]
+    files, kernel_before = snapshot_etc_audit(), klist()
+
+    dry = host.apply(rules, dry_run=True)
+    assert_ok(dry, "dry-run")
+    assert dry.result.added == rules
+    assert snapshot_etc_audit() == files and klist() == kernel_before
+    assert not host.journal.exists()
+
+    assert_ok(host.apply(rules), "applied")
+    applied_files, applied_kernel = snapshot_etc_audit(), klist()
+    dry_back = host.backout(dry_run=True)
+    assert_ok(dry_back, "dry-run")
+    assert dry_back.result.removed == list(reversed(rules))
+    assert sorted(dry_back.result.restored) == sorted(str(p) for p in AUGEN_FILES)
+    assert snapshot_etc_audit() == applied_files and klist() == applied_kernel
+    assert_ok(host.backout(), "restored")
+
+
+@KERNEL
+@pytest.mark.parametrize("bad", ["-D", "-e 2", "-w /tmp/x -k docker # why", "-b 8192"])
+def test_non_rule_lines_are_refused_before_any_change(host: Host, bad: str) -> None:
+    run = host.apply([host.watch("etc/docker"), bad])
+    assert_ok(run, "failed")
+    assert not host.journal.exists()
+    assert not Path(TARGET).exists()
+
+
+# ------------------------------------------------------- rendering and parsing
+
+
+def test_render_quotes_every_value_for_the_shell() -> None:
+    rules = ["-w /run/containerd -k docker", "-w /tmp/it's $(reboot) `x` -k \"q\""]
+    script = render_apply("r1", "auditctl", "/etc/audit/audit.rules", rules, True, journal_root="/j k")
+    common = (SCRIPT_DIR / "common.sh").read_text()
+    head = script[:script.index(common)]
+    shown = subprocess.run(
+        ["dash", "-c", head + 'printf "%s|" "$CISAUDIT_RUN_ID" "$CISAUDIT_MODE" "$CISAUDIT_TARGET" '
+         '"$CISAUDIT_RULES" "$CISAUDIT_DRY_RUN" "$CISAUDIT_JOURNAL_ROOT"'],
+        capture_output=True, text=True, check=True).stdout
+    assert shown == "r1|auditctl|/etc/audit/audit.rules|" + "\n".join(rules) + "|1|/j k|"
+    for text in (script, render_backout(None, False)):
+        assert subprocess.run(["dash", "-n"], input=text, text=True, check=False).returncode == 0
+    with pytest.raises(ValueError):
+        render_apply("r1", "load", "/x", [], False)
+    with pytest.raises(ValueError):
+        render_apply("r1", "auditctl", "/x", ["-w /a\n-D"], False)
+
+
+def test_parse_result_reads_lines_and_fields() -> None:
+    out = ("cisaudit-added: -w /a -k docker\ncisaudit-message: already live: -w /b\n"
+           "cisaudit-mismatch: kernel lacks rule: -w /c\ncisaudit-removed: -w /d\n"
+           "cisaudit-result: status=applied run_id=r9 added=1 journal=/var/lib/a b\nhuman summary\n")
+    result = parse_result(out)
+    assert (result.status, result.run_id, result.added, result.removed) == ("applied", "r9", ["-w /a -k docker"],
+                                                                            ["-w /d"])
+    assert result.messages == ["already live: -w /b"]
+    assert result.mismatches == ["kernel lacks rule: -w /c"]
+    assert result.fields["journal"] == "/var/lib/a b" and result.ok
+    killed = parse_result("cisaudit-added: -w /a\n")
+    assert killed.status == "unknown" and not killed.ok and killed.messages
+
+
+def test_scripts_are_posix_sh() -> None:
+    for name in ("common.sh", "apply.sh", "backout.sh"):
+        text = (SCRIPT_DIR / name).read_text()
+        assert subprocess.run(["dash", "-n", str(SCRIPT_DIR / name)], check=False).returncode == 0
+        assert not re.search(r"^\s*(local|function)\s|(^|\s)\[\[\s|<<<", text, re.M), name
