@@ -25,7 +25,7 @@ from cisaudit.loader import (
 )
 from cisaudit.locate import Target, resolve
 from cisaudit.probe import Snapshot
-from cisaudit.rules import ARCH_ABI, RuleLine
+from cisaudit.rules import ARCH_ABI, RuleLine, lines_of
 
 PASS, FAIL, NOT_APPLICABLE, ERROR = "pass", "fail", "not-applicable", "error"
 CONTROL_CHECKS = ("live", "persisted")
@@ -89,7 +89,7 @@ def _mentions(texts: list[tuple[str, str]], paths: set[str]) -> list[str]:
     """Every line that names one of the paths, even commented or a longer neighbour."""
     seen = []
     for source, text in texts:
-        for lineno, line in enumerate(text.splitlines(), 1):
+        for lineno, line in enumerate(lines_of(text), 1):
             if any(p in line for p in paths):
                 seen.append(f"{source}:{lineno}: {line.strip()}")
     return seen
@@ -190,6 +190,11 @@ class Assessment:
         verdict = self._judge(control, target, result.rules, looked_at)
         evidence = [f"loader: {self.mode.mode} ({self.mode.reason})"]
         evidence += [f"{l.where}: {l.text}: {err}" for l, err in result.failures]
+        own = [(l, err) for l, err in result.failures if getattr(l.item, "path", None) in target.aliases]
+        if verdict.status == FAIL and own:
+            line, err = own[0]
+            return Verdict(FAIL, f"persisted at {line.where} but fails to load: {err}",
+                           verdict.evidence + tuple(evidence) + notes)
         if verdict.status == FAIL and result.stopped_at:
             line, err = result.stopped_at
             after = [l for l in result.never_loaded

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from cisaudit.probe import PathInfo, Snapshot
-from cisaudit.rules import AuditRule, Deletion, Directive, RuleLine, parse_rules
+from cisaudit.rules import AuditRule, Deletion, Directive, RuleLine, lines_of, parse_rules
 
 AUDIT_RULES = "/etc/audit/audit.rules"
 _EXEC_RE = re.compile(r"^\s*ExecStartPost\s*=\s*(.*)$")
@@ -20,7 +20,7 @@ _LEADING_WS = re.compile(r"^[ \t]*")
 
 @dataclass(frozen=True)
 class LoaderMode:
-    mode: str  # "augenrules" or "auditctl"
+    mode: str  # "augenrules", "auditctl" or "none"
     reason: str
 
 
@@ -41,17 +41,22 @@ def loader_mode(snap: Snapshot) -> LoaderMode:
         if snap.rules_d:
             return LoaderMode("augenrules", "no auditd unit found; /etc/audit/rules.d has rules files")
         return LoaderMode("auditctl", "no auditd unit found and no /etc/audit/rules.d files")
-    return LoaderMode("auditctl", "auditd unit does not run augenrules")
+    return LoaderMode("none", "the auditd unit runs neither `augenrules --load` nor `auditctl -R`: "
+                              "no rules load at boot")
 
 
-def augenrules_merge(files: Iterable[tuple[str, str]]) -> list[tuple[str, int, str]]:
-    """augenrules' awk pass over rules.d: the last -D/-b/-f go first, the last -e goes last."""
+def augenrules_merge(files: Iterable[tuple[str, str]], mawk: bool = False) -> list[tuple[str, int, str]]:
+    """augenrules' awk pass over rules.d: the last -D/-b/-f go first, the last -e goes last.
+
+    Its patterns start with `^\\s*`, which gawk reads as "leading blanks" but mawk (Debian's
+    default awk) does not: there only column-0 `#`, `-e`, `-D`, ... are recognised.
+    """
     first: dict[str, tuple[str, int, str]] = {}
     minus_e: tuple[str, int, str] | None = None
     body: list[tuple[str, int, str]] = []
     for source, text in files:
-        for lineno, line in enumerate(text.splitlines(), 1):
-            stripped = _LEADING_WS.sub("", line)
+        for lineno, line in enumerate(lines_of(text), 1):
+            stripped = line if mawk else _LEADING_WS.sub("", line)
             entry = (source, lineno, line)
             if not line or stripped.startswith("#"):
                 continue
@@ -70,12 +75,14 @@ def augenrules_merge(files: Iterable[tuple[str, str]]) -> list[tuple[str, int, s
 def persisted_lines(snap: Snapshot, mode: LoaderMode) -> list[RuleLine]:
     """The lines the loader feeds to `auditctl -R`, in order, each naming its own file:line."""
     if mode.mode == "augenrules":
-        merged = augenrules_merge(snap.rules_d)
+        merged = augenrules_merge(snap.rules_d, mawk="mawk" in snap.awk)
         lines: list[RuleLine] = []
         for source, lineno, text in merged:
             parsed = parse_rules(text, source)
             lines.extend(RuleLine(p.source, lineno, p.text, p.item, p.error) for p in parsed)
         return lines
+    if mode.mode == "none":
+        return []
     return parse_rules(snap.audit_rules or "", AUDIT_RULES)
 
 

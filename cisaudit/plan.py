@@ -62,6 +62,8 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
     target = MANAGED_FILE if mode == "augenrules" else AUDIT_RULES
     planned: list[tuple[str, str]] = []
     left: list[tuple[str, str]] = []
+    if mode == "none":  # nowhere the boot reads: a rule written anywhere would be lost
+        return Plan(mode, target, (), tuple((c.id, assessment.mode.reason) for c in selected))
     for control in selected:
         live = assessment.control_verdict(control, "live")
         persisted = assessment.control_verdict(control, "persisted")

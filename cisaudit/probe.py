@@ -39,6 +39,7 @@ class Snapshot:
     listing_rc: int | None = None
     listing_text: str = ""
     auditd: str | None = None
+    awk: str = ""  # which awk augenrules gets (mawk and gawk read its patterns differently)
     auditd_running: bool = False
     systemd: bool = False
     auditd_unit: str = ""
@@ -132,6 +133,8 @@ def parse_probe(output: str, nonce: str) -> Snapshot:
             snap.listing_rc, snap.listing_text = int(arg), body
         elif name == "auditd":
             snap.auditd = text or None
+        elif name == "awk":
+            snap.awk = text
         elif name == "auditd-pid":
             snap.auditd_running = bool(text)
         elif name == "systemd":

@@ -34,6 +34,7 @@ sec auditctl; command -v auditctl; end
 run auditctl-s auditctl -s
 run auditctl-l auditctl -l
 sec auditd; command -v auditd; end
+sec awk; readlink -f "$(command -v awk)"; end
 sec auditd-pid; pidof auditd 2>/dev/null || pgrep -x auditd 2>/dev/null; end
 
 if [ -d /run/systemd/system ]; then

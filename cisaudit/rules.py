@@ -156,12 +156,23 @@ def _split_options(tokens: list[str]) -> list[tuple[str, str | None]]:
     return pairs
 
 
+RULE_STARTS = {"-w", "-W", "-a", "-A", "-d"}
+
+
+def lines_of(text: str) -> list[str]:
+    """Lines as auditctl reads them: split on newline only (a CR stays, e.g. in a key)."""
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def parse_rule(text: str) -> Item:
     """Parse one non-comment line into a rule, deletion or directive."""
-    pairs = _split_options(text.split())
+    pairs = _split_options([t for t in text.split(" ") if t])
     if not pairs:
         raise RuleSyntaxError("empty rule")
     opts = [o for o, _ in pairs]
+    if opts[0] in {"-k", "-p", "-F", "-S", "-C"}:
+        raise RuleSyntaxError(f"{opts[0]} needs a watch or syscall rule given before it")
     if opts[0] in DIRECTIVES_WITH_VALUE | DIRECTIVES_FLAG:
         if len(pairs) != 1:
             raise RuleSyntaxError(f"{opts[0]} must stand alone on its line")
@@ -195,6 +206,8 @@ def parse_rule(text: str) -> Item:
             if name in ("path", "dir", "perm", "key", "arch") and op != "=":
                 conditions.append(Condition(name, op, val))
             elif name in ("path", "dir"):
+                if name == "path" and len(val) > 1 and val.endswith("/"):
+                    raise RuleSyntaxError(f"the kernel rejects path= ending in / (Invalid argument): {val}")
                 path, path_field = _normalize_path(val), name
             elif name == "perm":
                 perms = _perms(val)
@@ -225,8 +238,12 @@ def parse_rule(text: str) -> Item:
 def parse_rules(text: str, source: str) -> list[RuleLine]:
     """Parse a rules file or an `auditctl -l` listing. Bad lines carry an error, never raise."""
     lines: list[RuleLine] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
+    for lineno, raw in enumerate(lines_of(text), 1):
+        stripped = raw.strip(" ")
+        if "\t" in raw:
+            lines.append(RuleLine(source, lineno, raw.strip(), None, "auditctl splits on spaces only: "
+                                                                    "a tab makes the line fail"))
+            continue
         if not stripped or stripped.startswith("#") or stripped == "No rules":
             continue
         try:

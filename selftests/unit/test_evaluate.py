@@ -211,8 +211,11 @@ PERSISTED = {  # rules.d text -> (1.1.6 /etc/docker watch, 1.1.4 /run/containerd
     "listing-forms": ("-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker", PASS, PASS),
     "cac-pairs": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), PASS, PASS),
     "cac-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), FAIL, FAIL),
-    "attached": ("-a always,exit -Fpath=/etc/docker -kdocker\n-a exit,always -Fpath=/run/containerd/ -Fperm=war "
+    "attached": ("-a always,exit -Fpath=/etc/docker -kdocker\n-a exit,always -Fpath=/run/containerd -Fperm=war "
                  "-kdocker", PASS, PASS),
+    # measured: the kernel rejects path= ending in / (EINVAL) and the load stops there
+    "path-trailing-slash": ("-w /etc/docker -k docker\n-a exit,always -F path=/run/containerd/ -F perm=war "
+                            "-k docker", PASS, FAIL),
     "trailing-slash": ("-w /etc/docker/ -k docker\n-w /run/containerd/ -p rwxa -k docker", PASS, PASS),
     "narrow-wa": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", FAIL, FAIL),
     "syscall-perms-on-watch": ("-w /etc/docker -p rwa -k docker\n" + S4, FAIL, PASS),

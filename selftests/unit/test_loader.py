@@ -19,12 +19,12 @@ DROPIN_AUDITCTL = "\n# /etc/systemd/system/auditd.service.d/override.conf\n[Serv
 MODES = {
     "debian-augenrules": (DEBIAN_UNIT, [], "augenrules"),
     "dropin-resets-to-auditctl": (DEBIAN_UNIT + DROPIN_AUDITCTL, [], "auditctl"),
-    "dropin-resets-to-nothing": (DEBIAN_UNIT + "[Service]\nExecStartPost=\n", [("a.rules", "")], "auditctl"),
+    "dropin-resets-to-nothing": (DEBIAN_UNIT + "[Service]\nExecStartPost=\n", [("a.rules", "")], "none"),
     "dropin-adds-second-command": (DEBIAN_UNIT + "[Service]\nExecStartPost=/bin/true\n", [], "augenrules"),
     "spaces-around-equals": ("[Service]\nExecStartPost = -/usr/sbin/augenrules --load\n", [], "augenrules"),
     "commented-only": ("[Service]\n#ExecStartPost=-/sbin/augenrules --load\nExecStart=/sbin/auditd\n", [],
-                       "auditctl"),
-    "augenrules-without-load": ("[Service]\nExecStartPost=-/sbin/augenrules\n", [], "auditctl"),
+                       "none"),
+    "augenrules-without-load": ("[Service]\nExecStartPost=-/sbin/augenrules\n", [], "none"),
     "no-unit-with-rules-d": ("", [("/etc/audit/rules.d/a.rules", "-w /x")], "augenrules"),
     "no-unit-no-rules-d": ("  \n", [], "auditctl"),
 }

@@ -153,8 +153,12 @@ GARBAGE = {
     "watch-with-S": ("-w /etc/docker -S open", "cannot be combined"),
     "two-watches": ("-w /a -w /b", "exactly one"),
     "watch-and-a": ("-a always,exit -w /etc/docker", "exactly one"),
-    "field-only": ("-F path=/x -k docker", "exactly one"),
-    "key-only": ("-k docker", "exactly one"),
+    "field-only": ("-F path=/x -k docker", "needs a watch or syscall rule"),
+    "key-only": ("-k docker", "needs a watch or syscall rule"),
+    # measured on auditctl 3.0.9: options before -w fail, tabs fail, path= may not end in /
+    "key-before-watch": ("-k docker -w /etc/docker", "needs a watch or syscall rule"),
+    "perm-before-watch": ("-p wa -w /etc/docker -k docker", "needs a watch or syscall rule"),
+    "path-trailing-slash": ("-a always,exit -F path=/etc/docker/ -F perm=wa -k docker", "Invalid argument"),
     "F-no-operator": ("-a always,exit -F path", "name, operator"),
     "directive-with-extra": ("-b 8192 -f 1", "stand alone"),
     "e-with-rule": ("-e 2 -w /etc/docker", "stand alone"),
@@ -202,3 +206,17 @@ def test_parse_rules_never_raises_on_noise(seed):
 def test_flag_after_rule_is_an_error_line_not_a_crash(text):
     (line,) = parse_rules(text, "x.rules")
     assert line.item is None and line.error
+
+
+@pytest.mark.parametrize("text", ["-w\t/etc/docker\t-k\tdocker", "\t-w /etc/docker -k docker", "\t# comment", "\t"],
+                         ids=["tab-separated", "tab-indented", "tab-comment", "tab-only"])
+def test_tab_makes_the_line_fail(text):
+    """Measured: auditctl -R fails on any line holding a tab (it splits on spaces only)."""
+    (line,) = parse_rules(text + "\n", "f")
+    assert line.item is None and "tab" in line.error
+
+
+def test_crlf_keeps_the_cr_in_the_key():
+    """Measured: a CRLF file loads `-k docker\r`, which is not the key docker."""
+    (line,) = parse_rules("-w /etc/docker -k docker\r\n", "f")
+    assert line.item.keys == ("docker\r",)
