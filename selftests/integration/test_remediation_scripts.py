@@ -223,7 +223,7 @@ AUGEN_FILES = (TARGET, AUDIT_RULES, f"{AUDIT_RULES}.prev")
 
 
 def assert_ok(run: Run, status: str) -> None:
-    assert run.result.status == status, run
+    assert run.result.status == status, str(run)
     assert run.rc == (1 if status in ("failed", "refused") else 2 if status == "mismatch" else 0), run
 
 
