@@ -13,12 +13,13 @@
 #   CISAUDIT_LOCK_TIMEOUT  seconds to wait for the host lock (default 60)
 # Test hooks (never set in production): CISAUDIT_TEST_KILL_AT=<state>,
 #   CISAUDIT_TEST_SLEEP_LOCKED=<s>, CISAUDIT_LOCK_METHOD=flock|mkdir,
-#   CISAUDIT_LOCK_PATH, CISAUDIT_AUDIT_RULES (augenrules' output file).
+#   CISAUDIT_LOCK_PATH.
 # Output: cisaudit-added:/cisaudit-message: lines, then
 #   cisaudit-result: status=applied|unchanged|reboot-required|dry-run|failed ...
 # Exit 0 unless status=failed (1).
 
 if [ -z "${CISAUDIT_COMMON_LOADED:-}" ]; then
+	# shellcheck source=remediation/common.sh
 	. "$(dirname "$0")/common.sh"
 fi
 set -u
@@ -27,14 +28,11 @@ ap_inputs() {
 	if [ -z "$CA_RUN_ID" ]; then
 		CA_RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)-$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')"
 	fi
-	case "$CA_RUN_ID" in
-	.* | *[!A-Za-z0-9._-]*) ca_die "bad run id '$CA_RUN_ID' (want [A-Za-z0-9._-], no leading dot)" ;;
-	esac
+	ca_valid_id "$CA_RUN_ID" ||
+		ca_die "bad run id '$CA_RUN_ID' (want [A-Za-z0-9._-], no leading dot, at most 100 chars)"
 	AP_MODE="${CISAUDIT_MODE:-}"
 	AP_TARGET="${CISAUDIT_TARGET:-}"
-	# augenrules always writes /etc/audit/audit.rules; the variable only
-	# exists so that path is named once.
-	AP_AUDIT_RULES="${CISAUDIT_AUDIT_RULES:-/etc/audit/audit.rules}"
+	AP_AUDIT_RULES=/etc/audit/audit.rules # augenrules' fixed output file
 	case "$AP_TARGET" in
 	/*) ;;
 	*) ca_die "target '$AP_TARGET' is not an absolute path" ;;
@@ -105,10 +103,10 @@ ap_render() {
 	if [ -f "$ap_t" ]; then
 		ap_nb=$(grep -cxF -e "$CA_BEGIN" "$ap_t")
 		ap_ne=$(grep -cxF -e "$CA_END" "$ap_t")
-		[ "$ap_nb" -le 1 ] && [ "$ap_nb" = "$ap_ne" ] || {
+		if [ "$ap_nb" -gt 1 ] || [ "$ap_nb" != "$ap_ne" ]; then
 			ca_msg "$ap_t has $ap_nb begin and $ap_ne end markers of the managed block; fix by hand"
 			return 1
-		}
+		fi
 		ap_b=$(grep -nxF -e "$CA_BEGIN" "$ap_t" | cut -d: -f1)
 		ap_e=$(grep -nxF -e "$CA_END" "$ap_t" | cut -d: -f1)
 		ap_b=${ap_b:-0} ap_e=${ap_e:-0}
@@ -122,7 +120,8 @@ ap_render() {
 			ap_block "$ap_t" "$ap_b" "$ap_e"
 			tail -n "+$((ap_e + 1))" "$ap_t"
 		elif [ "$ap_x" -gt 0 ]; then
-			# auditctl -R stops obeying changes after -e 2: the block goes first.
+			# After `-e 2` the kernel refuses rule changes, so rules placed
+			# after an -e line would fail to load at boot: the block goes first.
 			head -n "$((ap_x - 1))" "$ap_t"
 			ap_block
 			tail -n "+$ap_x" "$ap_t"
@@ -155,7 +154,9 @@ ap_dry_run() {
 	if [ "$ap_n" -gt 0 ]; then
 		ap_render "$AP_TARGET" "$CA_TMP/new" || ca_die "cannot render $AP_TARGET"
 		ca_log "dry run: $AP_TARGET would become (diff):"
-		diff -u "$AP_TARGET" "$CA_TMP/new" >&2 || :
+		ap_old=/dev/null
+		[ -f "$AP_TARGET" ] && ap_old=$AP_TARGET
+		diff -u "$ap_old" "$CA_TMP/new" >&2
 		[ "$AP_MODE" = augenrules ] && ca_msg "would regenerate $AP_AUDIT_RULES with augenrules (no --load)"
 	fi
 	[ "$(ca_enabled)" = 2 ] && ca_msg "kernel audit config is immutable (enabled 2): rules would load only after a reboot"
@@ -182,11 +183,13 @@ ap_journal() {
 			"$CA_RUN_ID" "$AP_MODE" "$AP_TARGET" "$(ca_now)" "$(uname -n)"
 	} >"$CA_JDIR/meta"
 	cp "$CA_TMP/requested" "$CA_JDIR/rules.requested"
-	ca_klist "$CA_JDIR/kernel.before.list" || ca_die "auditctl -l failed"
+	# From here on a failure goes through ap_rollback, which marks the
+	# journal so backout does not pick a run that changed nothing.
+	ca_klist "$CA_JDIR/kernel.before.list" || ap_rollback "auditctl -l failed"
 	auditctl -s >"$CA_JDIR/kernel.before.status" 2>&1
 	ap_files >"$CA_TMP/files"
 	while IFS= read -r ap_f; do
-		ca_snapshot_file "$ap_f" || ca_die "cannot journal $ap_f"
+		ca_snapshot_file "$ap_f" || ap_rollback "cannot journal $ap_f"
 	done <"$CA_TMP/files"
 	: >"$CA_JDIR/snapshot.ok"
 }
@@ -228,12 +231,18 @@ ap_augenrules() {
 		grep -qxF -e "$ap_r" "$CA_TMP/audit.rules.now" ||
 			ap_rollback "augenrules output $AP_AUDIT_RULES lacks $ap_r"
 	done <"$CA_TMP/persist"
-	# Other pending rules.d edits get merged too; say so, they are not ours.
+	# augenrules also merges rules.d edits nobody regenerated, and drops
+	# hand edits of audit.rules: say so, they are not this run's doing.
 	ca_normalize <"$CA_TMP/audit.rules.old" | cat - "$CA_TMP/persist" >"$CA_TMP/expected"
 	ca_added_lines "$CA_TMP/expected" "$CA_TMP/audit.rules.now" | grep -v '^#' |
 		head -n 5 >"$CA_TMP/foreign"
 	while IFS= read -r ap_r; do
 		ca_msg "augenrules also merged a line not from this run: $ap_r"
+	done <"$CA_TMP/foreign"
+	ca_added_lines "$CA_TMP/audit.rules.now" "$CA_TMP/expected" | grep -v '^#' |
+		head -n 5 >"$CA_TMP/foreign"
+	while IFS= read -r ap_r; do
+		ca_msg "augenrules dropped a line of the old $AP_AUDIT_RULES: $ap_r"
 	done <"$CA_TMP/foreign"
 }
 
@@ -300,7 +309,7 @@ ap_report() {
 	ap_n=$(wc -l <"$CA_TMP/added")
 	ap_fields="mode=$AP_MODE target=$AP_TARGET added=$ap_n persisted=$ap_p loaded=$ap_l journal=$CA_JDIR"
 	if [ "$AP_ENABLED" = 2 ] && [ "$ap_p" -gt 0 ]; then
-		ca_state done
+		ca_state 'done'
 		ca_finish reboot-required 0 "$ap_fields" \
 			"cisaudit: wrote $ap_p rule(s) to $AP_TARGET; kernel is immutable, they take effect after a reboot"
 	elif [ "$ap_n" -eq 0 ]; then
@@ -308,7 +317,7 @@ ap_report() {
 		ca_state unchanged
 		ca_finish unchanged 0 "$ap_fields" "cisaudit: nothing to do: all rules already in place"
 	fi
-	ca_state done
+	ca_state 'done'
 	ca_finish applied 0 "$ap_fields" \
 		"cisaudit: applied run $CA_RUN_ID: $ap_p rule(s) written to $AP_TARGET, $ap_l loaded live (undo: backout.sh)"
 }

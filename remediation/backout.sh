@@ -14,6 +14,7 @@
 # Exit 0; 1 for failed/refused; 2 for mismatch.
 
 if [ -z "${CISAUDIT_COMMON_LOADED:-}" ]; then
+	# shellcheck source=remediation/common.sh
 	. "$(dirname "$0")/common.sh"
 fi
 set -u
@@ -35,7 +36,7 @@ bo_nothing() {
 # Pick the run: the one named, or the newest undoable one in the index.
 bo_select() {
 	if [ -n "$CA_RUN_ID" ]; then
-		case "$CA_RUN_ID" in .* | *[!A-Za-z0-9._-]*) ca_die "bad run id '$CA_RUN_ID'" ;; esac
+		ca_valid_id "$CA_RUN_ID" || ca_die "bad run id '$CA_RUN_ID'"
 		[ -d "$CA_JOURNAL_ROOT/$CA_RUN_ID" ] || bo_nothing "no journal for run $CA_RUN_ID"
 		bo_undoable "$CA_RUN_ID" ||
 			bo_nothing "run $CA_RUN_ID is $(cat "$CA_JOURNAL_ROOT/$CA_RUN_ID/state" 2>/dev/null)"
@@ -43,7 +44,7 @@ bo_select() {
 		[ -f "$CA_JOURNAL_ROOT/index" ] || bo_nothing "no journal in $CA_JOURNAL_ROOT"
 		ca_reverse "$CA_JOURNAL_ROOT/index" >"$CA_TMP/newest-first"
 		while IFS= read -r bo_id; do
-			if bo_undoable "$bo_id"; then
+			if ca_valid_id "$bo_id" && bo_undoable "$bo_id"; then
 				CA_RUN_ID=$bo_id
 				break
 			fi
@@ -60,7 +61,7 @@ bo_check() {
 	if [ -f "$CA_JOURNAL_ROOT/index" ]; then
 		awk -v id="$CA_RUN_ID" 'later; $0 == id { later = 1 }' "$CA_JOURNAL_ROOT/index" >"$CA_TMP/later"
 		while IFS= read -r bo_id; do
-			if bo_undoable "$bo_id"; then
+			if ca_valid_id "$bo_id" && bo_undoable "$bo_id"; then
 				ca_msg "later run $bo_id is still in place; back it out first"
 				bo_conflicts=$((bo_conflicts + 1))
 			fi

@@ -6,9 +6,13 @@
 # (Debian/Ubuntu) and bash-as-sh (RHEL). No `local`: function variables carry
 # a prefix of their function instead.
 
+# shellcheck disable=SC2034 # used by apply.sh and backout.sh
 CISAUDIT_COMMON_LOADED=1
+# shellcheck disable=SC2034
 CA_BEGIN='## BEGIN cisaudit managed block: do not edit by hand, undo with cisaudit backout'
+# shellcheck disable=SC2034
 CA_END='## END cisaudit managed block'
+# shellcheck disable=SC2034
 CA_HEADER_PREFIX='## Managed by cisaudit'
 
 # ---------------------------------------------------------------- setup/output
@@ -34,7 +38,22 @@ ca_setup() {
 	trap 'ca_on_signal HUP' HUP
 	trap 'ca_on_signal INT' INT
 	trap 'ca_on_signal TERM' TERM
-	CA_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit.XXXXXX") || ca_die "cannot create a temp dir"
+	ca_sweep_scratch
+	CA_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit.$$.XXXXXX") || ca_die "cannot create a temp dir"
+	# A mistyped dry-run flag must not turn into a real run.
+	case "$CA_DRY_RUN" in 0 | 1) ;; *) ca_die "CISAUDIT_DRY_RUN must be 0 or 1, not '$CA_DRY_RUN'" ;; esac
+}
+
+# A killed run (SIGKILL runs no trap) leaves its scratch dir behind; the pid
+# in the name tells whether its owner is gone.
+ca_sweep_scratch() {
+	for ca_old in "${TMPDIR:-/tmp}"/cisaudit.*.*; do
+		[ -d "$ca_old" ] || continue
+		ca_opid=${ca_old##*/cisaudit.}
+		ca_opid=${ca_opid%%.*}
+		case "$ca_opid" in '' | *[!0-9]*) continue ;; esac
+		kill -0 "$ca_opid" 2>/dev/null || rm -rf "$ca_old"
+	done
 }
 
 # Progress goes to stderr; stdout carries only the result block, so it stays
@@ -68,12 +87,14 @@ ca_die() {
 	ca_finish failed 1 "" "cisaudit: FAILED: $*"
 }
 
+# shellcheck disable=SC2317 # called from a trap
 ca_on_signal() {
 	trap '' HUP INT TERM
 	ca_msg "interrupted by SIG$1 in state ${CA_STATE:-none}; journal kept${CA_JDIR:+ at $CA_JDIR}; run backout.sh to undo"
 	ca_finish failed 1 "" "cisaudit: interrupted"
 }
 
+# shellcheck disable=SC2317 # called from a trap
 ca_on_exit() {
 	ca_rc=$?
 	if [ "$CA_FINISHED" != 1 ]; then
@@ -97,6 +118,7 @@ ca_lock() {
 		if [ -d /run/lock ]; then CA_LOCK_PATH=/run/lock/cisaudit.lock; else CA_LOCK_PATH=/run/cisaudit.lock; fi
 	fi
 	ca_lock_timeout="${CISAUDIT_LOCK_TIMEOUT:-60}"
+	[ -d "$(dirname "$CA_LOCK_PATH")" ] || ca_die "lock directory of $CA_LOCK_PATH does not exist"
 	case "${CISAUDIT_LOCK_METHOD:-auto}" in
 	flock) ca_lock_flock ;;
 	mkdir) ca_lock_mkdir ;;
@@ -114,7 +136,9 @@ ca_lock_busy() {
 
 ca_lock_flock() {
 	# Open for append: opening must not truncate the holder's owner line.
-	exec 9>>"$CA_LOCK_PATH" || ca_die "cannot open lock file $CA_LOCK_PATH"
+	# Probe with `true` first: a failed redirection on `exec` ends the shell.
+	true 2>/dev/null >>"$CA_LOCK_PATH" || ca_die "cannot open lock file $CA_LOCK_PATH"
+	exec 9>>"$CA_LOCK_PATH"
 	if ! flock -w "$ca_lock_timeout" 9; then
 		ca_lock_busy "$(head -n 1 "$CA_LOCK_PATH" 2>/dev/null)"
 	fi
@@ -123,7 +147,7 @@ ca_lock_flock() {
 }
 
 ca_owner_line() {
-	printf 'pid=%s start=%s run_id=%s since=%s\n' "$$" "$(ca_proc_start "$$")" "${CA_RUN_ID:--}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	printf 'pid=%s start=%s run_id=%s since=%s\n' "$$" "$(ca_proc_start "$$")" "${CA_RUN_ID:--}" "$(ca_now)"
 }
 
 # Field 22 of /proc/PID/stat (start time in ticks): tells a reused pid apart.
@@ -148,7 +172,7 @@ ca_lock_mkdir() {
 		[ "$(date +%s)" -ge "$ca_deadline" ] && ca_lock_busy "${ca_holder:-owner not yet written}"
 		sleep 1
 	done
-	CA_LOCK_KIND=mkdir
+	CA_LOCK_KIND='mkdir'
 	ca_owner_line >"$ca_ld/owner"
 }
 
@@ -167,9 +191,13 @@ ca_lock_is_stale() {
 	[ -n "$ca_lstart" ] && [ "$(ca_proc_start "$ca_lpid")" != "$ca_lstart" ]
 }
 
+# shellcheck disable=SC2317 # called from the exit trap
 ca_unlock() {
 	case "$CA_LOCK_KIND" in
-	flock) : >"$CA_LOCK_PATH" 2>/dev/null; exec 9>&- ;;
+	flock)
+		true 2>/dev/null >"$CA_LOCK_PATH" # clear the owner line
+		exec 9>&-
+		;;
 	mkdir) rm -rf "$CA_LOCK_PATH.d" ;;
 	esac
 	CA_LOCK_KIND=''
@@ -200,7 +228,7 @@ ca_check_rule() {
 
 # The kernel rule list, one rule a line; "No rules" becomes an empty file.
 ca_klist() {
-	auditctl -l >"$1.raw" 2>&1 || {
+	auditctl -l >"$1.raw" 2>&1 </dev/null || {
 		cat "$1.raw" >&2
 		return 1
 	}
@@ -218,7 +246,13 @@ ca_added_lines() {
 }
 
 ca_enabled() {
-	auditctl -s 2>/dev/null | awk '$1 == "enabled" { print $2; exit }'
+	auditctl -s 2>/dev/null </dev/null | awk '$1 == "enabled" { print $2; exit }'
+}
+
+# Run ids name journal dirs: no slash, no leading dot, bounded length.
+ca_valid_id() {
+	case "$1" in '' | .* | *[!A-Za-z0-9._-]*) return 1 ;; esac
+	[ "${#1}" -le 100 ]
 }
 
 ca_reverse() { sed '1!G;h;$!d' "$1"; }
@@ -230,7 +264,7 @@ ca_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 ca_state() {
 	CA_STATE=$1
 	printf '%s\n' "$1" >"$CA_JDIR/state.tmp" && mv -f "$CA_JDIR/state.tmp" "$CA_JDIR/state"
-	printf '%s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(date +%s.%N)" "$1" >>"$CA_JDIR/state.log"
+	printf '%s %s %s\n' "$(ca_now)" "$(date +%s.%N)" "$1" >>"$CA_JDIR/state.log"
 	if [ "${CISAUDIT_TEST_KILL_AT:-}" = "$1" ]; then
 		# Test hook: die like a killed process would, with no trap run.
 		ca_log "test hook: SIGKILL at state $1"
@@ -239,8 +273,9 @@ ca_state() {
 }
 
 ca_journal_root() {
-	mkdir -p "$CA_JOURNAL_ROOT" && chmod 0700 "$CA_JOURNAL_ROOT" ||
+	if ! mkdir -p "$CA_JOURNAL_ROOT" || ! chmod 0700 "$CA_JOURNAL_ROOT"; then
 		ca_die "cannot create journal root $CA_JOURNAL_ROOT"
+	fi
 }
 
 # Snapshot one file the run may touch into files/N/ of the journal.

@@ -7,7 +7,9 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from filelock import FileLock
 
+from cisaudit.testhosts import Fleet, unavailable_reason
 from selftests.kernel import KernelSandbox, sh
 from selftests.suite_runner import require
 
@@ -18,9 +20,23 @@ def kernel() -> Iterator[KernelSandbox]:
     require(shutil.which("auditctl") is not None and shutil.which("augenrules") is not None,
             "needs auditd's auditctl and augenrules (apt-get install auditd)")
     require(sh("auditctl -s", check=False).returncode == 0, "kernel audit subsystem not available")
-    sandbox = KernelSandbox()
-    sh("auditctl -D")
-    try:
-        yield sandbox
-    finally:
-        sandbox.restore()
+    # One test at a time may own the kernel's rules (the remediation script tests take this lock too).
+    with FileLock("/run/lock/cisaudit-selftest.lock"):
+        sandbox = KernelSandbox()
+        sh("auditctl -D")
+        try:
+            yield sandbox
+        finally:
+            sandbox.restore()
+
+
+@pytest.fixture(scope="session")
+def fleet() -> Iterator[Fleet]:
+    """CISAUDIT_FLEET_SIZE (default 3) independent QEMU VMs, started once per session: restored
+    from a cached saved state (CISAUDIT_FLEET_MODE=auto, the default) or booted (=boot); the
+    image is built first if needed."""
+    reason = unavailable_reason()
+    require(reason is None, reason or "")
+    size, mode = int(os.environ.get("CISAUDIT_FLEET_SIZE", "3")), os.environ.get("CISAUDIT_FLEET_MODE", "auto")
+    with Fleet(size, mode=mode) as hosts:  # type: ignore[arg-type]
+        yield hosts

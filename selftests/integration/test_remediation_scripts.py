@@ -132,6 +132,7 @@ class Host:
     def env(self, extra: dict[str, str] | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CISAUDIT_")}
         env["CISAUDIT_LOCK_PATH"] = str(self.sandbox / "cisaudit.lock")
+        env["TMPDIR"] = self.dir("tmp")  # scratch dirs, checked for leaks
         env.update(extra or {})
         return env
 
@@ -198,10 +199,12 @@ def host() -> Iterator[Host]:
         finally:
             h.cleanup_kernel()
             restore_etc_audit(files)
+            scratch = sorted(p.name for p in (sandbox / "tmp").glob("*"))
             shutil.rmtree(sandbox, ignore_errors=True)
             print("timings:", ", ".join(f"{what} {s:.3f}s" for what, s in h.runs))
             assert klist() == rules, "kernel rules not restored to the snapshot"
             assert snapshot_etc_audit() == files, "/etc/audit not restored to the snapshot"
+            assert scratch == [], "the scripts left scratch dirs behind"
 
 
 def restore_etc_audit(files: dict[str, FileState]) -> None:
@@ -215,8 +218,13 @@ def restore_etc_audit(files: dict[str, FileState]) -> None:
             os.chmod(path, want.mode)
 
 
-def files_state(*paths: str | Path) -> dict[str, str]:
-    return {str(p): sha(p) for p in paths}
+def files_state(*paths: str | Path) -> dict[str, tuple[str, int, int, int] | None]:
+    """sha256, mode, uid and gid of each path (None: absent)."""
+    state: dict[str, tuple[str, int, int, int] | None] = {}
+    for path in map(Path, paths):
+        st = path.stat() if path.exists() else None
+        state[str(path)] = (sha(path), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) if st else None
+    return state
 
 
 AUGEN_FILES = (TARGET, AUDIT_RULES, f"{AUDIT_RULES}.prev")
@@ -289,6 +297,22 @@ def test_live_only_rules_survive_apply_and_backout(host: Host) -> None:
     assert_ok(back, "restored")
     assert back.result.removed == [rules[0]]
     assert klist() == kernel_before  # the never twin and the hand-added rules are all still there
+
+
+@KERNEL
+def test_backout_reports_what_differs_from_before_the_run(host: Host) -> None:
+    rule = host.watch("etc/docker")
+    kernel_before = klist()
+    assert_ok(host.apply([rule]), "applied")
+    foreign = f"-w {host.dir('other-tool')} -p wa -k other"
+    host.hand_add(foreign)  # another tool's rule, added after the run: not ours to remove
+
+    back = host.backout()
+    assert_ok(back, "mismatch")
+    assert back.result.removed == [rule]
+    assert back.result.mismatches == [f"kernel has extra rule: {foreign}"]
+    assert klist() == kernel_before + [foreign]
+    assert host.state(back.result.run_id) == "backed-out"
 
 
 @KERNEL
@@ -425,6 +449,7 @@ def test_interrupted_apply_is_undone_by_backout(host: Host, kill_at: str, lock: 
     assert back.result.run_id == run_id
     if lock == "mkdir":
         assert "removed stale lock" in back.stderr  # the killed run's lock dir
+    assert list((host.sandbox / "tmp").iterdir()) == []  # its scratch dir was swept too
     assert files_state(*AUGEN_FILES) == files_before
     assert klist() == kernel_before
 
@@ -611,7 +636,13 @@ def test_parse_result_reads_lines_and_fields() -> None:
 
 
 def test_scripts_are_posix_sh() -> None:
-    for name in ("common.sh", "apply.sh", "backout.sh"):
+    """dash parses them and no common bashism slipped in; shellcheck too where installed."""
+    names = ("common.sh", "apply.sh", "backout.sh")
+    for name in names:
         text = (SCRIPT_DIR / name).read_text()
         assert subprocess.run(["dash", "-n", str(SCRIPT_DIR / name)], check=False).returncode == 0
         assert not re.search(r"^\s*(local|function)\s|(^|\s)\[\[\s|<<<", text, re.M), name
+    if shutil.which("shellcheck"):
+        check = subprocess.run(["shellcheck", "-s", "sh", "-x", *(f"remediation/{n}" for n in names)],
+                               cwd=SCRIPT_DIR.parent, capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stdout
