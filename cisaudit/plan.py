@@ -74,8 +74,8 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
             left.append((control.id, (live if live.status not in (PASS, FAIL) else persisted).summary))
             continue
         stopped = assessment.persisted.stopped_at
-        target = assessment.target(control)
-        unreached = [l for l in assessment.persisted.never_loaded if getattr(l.item, "path", None) in target.aliases]
+        located = assessment.target(control)
+        unreached = [l for l in assessment.persisted.never_loaded if getattr(l.item, "path", None) in located.aliases]
         if stopped and unreached:  # adding a copy would duplicate it; the broken line is the fault
             left.append((control.id, f"persisted at {unreached[0].where} but never loads: loading stops at "
                                      f"{stopped[0].where} ({stopped[1]}); fix that line"))
@@ -84,7 +84,7 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
             left.append((control.id, "persisted but not in the kernel: the boot-time load is broken "
                                      "(see load-health); reload or reboot after fixing it"))
             continue
-        rule = control.rule_text(target.path, assessment.key)
+        rule = control.rule_text(located.path, assessment.key)
         planned.append((control.id, rule))
     return _verified(assessment, mode, target, planned, left, selected)
 

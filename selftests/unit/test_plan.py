@@ -1,0 +1,85 @@
+"""cisaudit.plan: what --remediate adds, from hand-made Snapshots (pure, no host)."""
+
+import pytest
+
+from cisaudit.catalogue import controls
+from cisaudit.evaluate import Assessment
+from cisaudit.plan import MANAGED_FILE, make_plan, with_rules
+from cisaudit.probe import PathInfo, Snapshot
+
+AUGENRULES_UNIT = "[Service]\nExecStartPost=-/sbin/augenrules --load\n"
+AUDITCTL_UNIT = "[Service]\nExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"
+BASE = ("/etc/audit/rules.d/audit.rules", "-D\n-b 8192\n")
+DOCKER = [c for c in controls() if c.id == "1.1.6"]  # /etc/docker, watch style
+
+
+def host(files=(), listing="No rules", unit=AUGENRULES_UNIT, audit_rules="", status="enabled 1\n"):
+    paths = {p: PathInfo(p, "dir", p) for p in ("/etc", "/etc/docker", "/tmp", "/nonexistent-parent")}
+    paths["/nonexistent-parent"] = PathInfo("/nonexistent-parent", "absent", "")
+    return Snapshot(uid=0, arch="x86_64", auditctl="/sbin/auditctl", status_rc=0, status_text=status,
+                    listing_rc=0, listing_text=listing, auditd_unit=unit, rules_d=[BASE, *files],
+                    audit_rules=audit_rules, paths=paths)
+
+
+def plan_for(snap):
+    return make_plan(Assessment(snap, "docker"), DOCKER)
+
+
+def test_empty_host_gets_the_benchmark_rule_in_the_managed_file():
+    plan = plan_for(host())
+    assert (plan.mode, plan.target, plan.rules, plan.left_alone) == \
+        ("augenrules", MANAGED_FILE, (("1.1.6", "-w /etc/docker -k docker"),), ())
+
+
+def test_compliant_host_needs_nothing():
+    rule = "-w /etc/docker -k docker"
+    plan = plan_for(host([("/etc/audit/rules.d/d.rules", rule + "\n")], listing="-w /etc/docker -p rwxa -k docker"))
+    assert plan.rules == () and plan.left_alone == ()
+
+
+@pytest.mark.parametrize(("persisted", "live", "why"), [
+    ("-w /etc/docker -k dockr", "-w /etc/docker -p rwxa -k dockr", "did not write"),
+    ("-a never,exit -F path=/etc/docker -F perm=rwxa\n-w /etc/docker -k docker",
+     "-w /etc/docker -p rwxa\n-w /etc/docker -p rwxa -k docker", "`never` rule"),
+    ("-w /etc/docker -k docker", "No rules", "not in the kernel"),
+    ("-w /nonexistent-parent/x -k docker\n-w /etc/docker -k docker", "No rules", "never loads"),
+], ids=["wrong-key", "never-first", "persisted-not-loaded", "after-broken-line"])
+def test_rules_the_tool_did_not_write_are_left_alone(persisted, live, why):
+    plan = plan_for(host([("/etc/audit/rules.d/60-x.rules", persisted + "\n")], listing=live))
+    assert plan.rules == ()
+    assert len(plan.left_alone) == 1 and why in plan.left_alone[0][1]
+
+
+def test_narrow_rule_with_the_key_is_completed_not_replaced():
+    plan = plan_for(host([("/etc/audit/rules.d/60-x.rules", "-w /etc/docker -p wa -k docker\n")],
+                         listing="-w /etc/docker -p wa -k docker"))
+    assert plan.rules == (("1.1.6", "-w /etc/docker -k docker"),)
+
+
+def test_live_only_rule_gets_persisted():
+    plan = plan_for(host(listing="-w /etc/docker -p rwxa -k docker"))
+    assert plan.rules == (("1.1.6", "-w /etc/docker -k docker"),)
+
+
+def test_a_broken_file_sorting_first_means_our_rule_would_never_load():
+    plan = plan_for(host([("/etc/audit/rules.d/10-broken.rules", "-w /tmp/x -k a # trailing comment\n")]))
+    assert plan.rules == () and "would never load at boot" in plan.left_alone[0][1]
+
+
+def test_auditctl_mode_writes_audit_rules_before_the_e_line():
+    snap = host(unit=AUDITCTL_UNIT, audit_rules="-D\n-w /tmp -k t\n-e 2\n")
+    plan = plan_for(snap)
+    assert (plan.mode, plan.target) == ("auditctl", "/etc/audit/audit.rules")
+    assert with_rules(snap, plan.mode, plan.target, plan.rule_lines).audit_rules == \
+        "-D\n-w /tmp -k t\n-w /etc/docker -k docker\n-e 2\n"
+
+
+def test_a_unit_that_loads_nothing_gets_no_rules():
+    plan = plan_for(host(unit="[Service]\nExecStart=/sbin/auditd\n"))
+    assert plan.rules == () and "no rules load at boot" in plan.left_alone[0][1]
+
+
+def test_managed_file_takes_its_place_in_version_order():
+    snap = host([("/etc/audit/rules.d/9-a.rules", ""), ("/etc/audit/rules.d/100-z.rules", "")])
+    names = [p.rsplit("/", 1)[1] for p, _ in with_rules(snap, "augenrules", MANAGED_FILE, ["-w /x"]).rules_d]
+    assert names == ["9-a.rules", "50-cisaudit-docker.rules", "100-z.rules", "audit.rules"]
