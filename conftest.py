@@ -59,6 +59,8 @@ def selected_controls(config: pytest.Config) -> list[Control]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cis_case" not in metafunc.fixturenames:
         return
+    from fixtures.hosts import HOSTS_KEY
+
     config = metafunc.config
     specs = config.stash[HOSTS_KEY]
     cases: list = []
@@ -81,9 +83,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("cis_case", cases)
 
 
-HOSTS_KEY = pytest.StashKey[list[str]]()
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Drop the placeholder pytest makes for a test with no cases (test_backout without --backout)."""
     empty = [i for i in items if "cis_case" in getattr(i, "fixturenames", ()) and
@@ -95,10 +94,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    from fixtures.hosts import HOSTS_KEY, discover_ssm_hosts
+
     specs = [s.strip() for s in (config.getoption("hosts", None) or "").split(",") if s.strip()]
     if config.getoption("ssm_targets", ""):
-        from fixtures.hosts import discover_ssm_hosts
-
         specs += discover_ssm_hosts(config)
     config.stash[HOSTS_KEY] = list(dict.fromkeys(specs)) or ["local://"]
 

@@ -49,15 +49,27 @@ def _cite(loaded: Loaded) -> str:
     return f"`{loaded.line.text}` ({loaded.line.where})"
 
 
+def _describe(cells: list[tuple[str, str]], abis: tuple[str, ...]) -> str:
+    """`read, write` or `read on b32`: permissions grouped by the ABIs they fail on."""
+    by_perm: dict[str, list[str]] = {}
+    for perm, abi in cells:
+        by_perm.setdefault(perm, []).append(abi)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for perm, perm_abis in by_perm.items():
+        groups.setdefault(tuple(perm_abis), []).append(PERM_NAMES[perm])
+    return "; ".join(", ".join(names) + ("" if set(group) == set(abis) else f" on {'/'.join(group)}")
+                     for group, names in groups.items())
+
+
 def coverage(rules: list[Loaded], paths: set[str], perms: str, key: str,
              abis: tuple[str, ...]) -> tuple[list[Loaded], list[str]]:
-    """The rules that record each cell, and the reasons for cells nothing records with the key."""
+    """The rules that record each (permission, ABI) cell, and why nothing records the others with the key."""
     deciding: list[Loaded] = []
-    problems: dict[str, list[str]] = {}
-    for abi in abis:
-        for perm in perms:
-            cell = f"{PERM_NAMES[perm]}/{abi}"
-            reason = f"no rule on the path records {PERM_NAMES[perm]}"
+    missing = "no rule on the path records"
+    problems: dict[str, list[tuple[str, str]]] = {}
+    for perm in perms:
+        for abi in abis:
+            reason = missing
             for loaded in rules:
                 rule = loaded.rule
                 if rule.filter != "exit" or rule.path not in paths:
@@ -81,8 +93,9 @@ def coverage(rules: list[Loaded], paths: set[str], perms: str, key: str,
                               f"{', '.join(rule.keys) or 'none'}, not {key!r}")
                 break
             if reason:
-                problems.setdefault(reason, []).append(cell)
-    return deciding, [f"{reason} [{', '.join(cells)}]" for reason, cells in problems.items()]
+                problems.setdefault(reason, []).append((perm, abi))
+    return deciding, [f"{reason} {_describe(cells, abis)}" if reason == missing
+                      else f"{reason} [{_describe(cells, abis)}]" for reason, cells in problems.items()]
 
 
 def _mentions(texts: list[tuple[str, str]], paths: set[str]) -> list[str]:

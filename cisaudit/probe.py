@@ -80,8 +80,8 @@ def render_script(extra_paths: list[str] | None = None) -> tuple[str, str]:
 def render_stat_script(paths: list[str]) -> str:
     """A follow-up for paths the probe could not know in advance (rare: odd config quoting)."""
     body = SCRIPT.read_text()
-    stat_fn = body[body.index("stat_path() {"):body.index("\nsec uid")]
-    return stat_fn + "\n" + "".join(f"stat_path {shlex.quote(p)}\n" for p in paths)
+    stat_fn = body[body.index("stat_paths() {"):body.index("\nsec uid")]
+    return stat_fn + "\nstat_paths " + " ".join(shlex.quote(p) for p in paths) + "\n"
 
 
 def parse_stat_lines(text: str) -> dict[str, PathInfo]:
@@ -146,6 +146,8 @@ def parse_probe(output: str, nonce: str) -> Snapshot:
         elif name == "unit":
             if text:
                 snap.units[arg] = text.splitlines()[0]
+        elif name == "units":  # systemctl show: one FragmentPath line per unit, in UNITS order
+            snap.units.update((u, f) for u, f in zip(_unit_names(), body.split("\n"), strict=False) if f)
         elif name == "rules-d-order":
             order = text.splitlines()
         elif name == "rules-file":

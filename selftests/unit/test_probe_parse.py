@@ -51,7 +51,7 @@ def shell_output(tmp_path, contents):
               + "".join(f"dump rules-file '{tmp_path / n}'\n" for n in names)
               + "run auditctl-l printf '%s\\n\\n' '-w /etc/docker -p rwxa -k docker'\n"
               + f"dump audit-rules '{tmp_path}/missing'\n"
-              + f"sec paths; stat_path '{tmp_path / names[0]}'; stat_path '{tmp_path}/nope/x'; end\n"
+              + f"sec paths; stat_paths '{tmp_path / names[0]}' '{tmp_path}/nope/x'; end\n"
               + "sec done; end\n")
     return subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode()
 
@@ -64,7 +64,9 @@ def test_real_shell_framing_round_trips(tmp_path):
     assert snap.audit_rules is None
     first = str(tmp_path / "0-x.rules")
     assert snap.paths[first] == PathInfo(first, "file", first)
-    assert snap.paths[f"{tmp_path}/nope/x"] == PathInfo(f"{tmp_path}/nope/x", "absent", "")
+    # readlink -m resolves a path whose parent is missing too; both are stat'ed
+    assert snap.paths[f"{tmp_path}/nope/x"] == PathInfo(f"{tmp_path}/nope/x", "absent", f"{tmp_path}/nope/x")
+    assert snap.paths[f"{tmp_path}/nope"].kind == "absent" and snap.paths[str(tmp_path)].kind == "dir"
 
 
 @pytest.mark.parametrize("cut", [0, 1, 10, -len(section("done")), -len(section("done")) + 5, -2],
