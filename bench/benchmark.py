@@ -1,0 +1,304 @@
+"""What an audit costs per host and how a fleet scales, against the naive way.
+
+    python bench/benchmark.py [--runs 5] [--sizes 1,3,6] [--json bench/results.json] [--skip-vms]
+
+Every figure is a pytest subprocess run as a user would; CPU is user+sys of that process tree
+(os.wait4 rusage, reaped xdist workers included), max RSS the largest process in it. QEMU CPU
+is read from /proc for the fleet's VMs. Medians over --runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+sys.path.insert(0, str(REPO))
+
+from cisaudit.probe import render_script  # noqa: E402
+from cisaudit.ssm.emulator import Faults, SsmEmulator  # noqa: E402
+from selftests.suite_runner import parse_junit  # noqa: E402
+
+PY = sys.executable
+ISOLATED = ["-p", "no:cacheprovider", "-c", "/dev/null", "--noconftest", "-q"]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float  # user+sys of the pytest process tree
+    maxrss_mb: float
+    rc: int
+    vm_cpu: float = 0.0  # user+sys of the fleet's QEMU processes during the run
+    load: float = 0.0  # 1-min load average before the run
+    machine_cpu: float = 0.0  # busy CPU-seconds of the whole machine during the run (/proc/stat)
+    summary: str = ""  # pytest's last output line
+
+    @property
+    def other_cpu(self) -> float:
+        """CPU used by anything else: other people's work, plus this script (SSM emulator)."""
+        return max(0.0, self.machine_cpu - self.cpu - self.vm_cpu)
+
+
+@dataclass
+class Row:
+    name: str
+    hosts: int
+    workers: int
+    samples: list[Sample] = field(default_factory=list)
+    commands_per_host: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def med(self, attr: str) -> float:
+        return statistics.median(getattr(s, attr) for s in self.samples)
+
+
+def qemu_cpu(pids: Sequence[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def machine_cpu() -> float:
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None, qemu_pids: Sequence[int] = ()) -> Sample:
+    load = os.getloadavg()[0]
+    vm0, m0 = qemu_cpu(qemu_pids), machine_cpu()
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        vm, busy = qemu_cpu(qemu_pids) - vm0, machine_cpu() - m0
+        rc = proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if rc not in (0, 1):  # 1: failing controls are a normal audit outcome
+        raise RuntimeError(f"{' '.join(cmd)} exited {rc}:\n{text[-2000:]}")
+    summary = text.strip().splitlines()[-1] if text.strip() else ""
+    return Sample(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, rc, vm, load, busy, summary)
+
+
+def suite_cmd(hosts: list[str], tmp: Path, workers: int, *extra: str) -> list[str]:
+    return [PY, "-m", "pytest", f"--hosts={','.join(hosts)}", f"--junitxml={tmp}/junit.xml",
+            f"--html={tmp}/report.html", "-p", "no:cacheprovider", "-q", *n_opt(workers), *extra]
+
+
+def naive_cmd(hosts: list[str], workers: int) -> list[str]:
+    return [PY, "-m", "pytest", str(BENCH / "naive" / "test_naive_audit.py"), "-p", "naive_counter", *ISOLATED,
+            f"--rootdir={BENCH / 'naive'}", f"--hosts={','.join(hosts)}", *n_opt(workers)]
+
+
+def n_opt(workers: int) -> list[str]:
+    return ["-n", str(workers)] if workers > 1 else []
+
+
+def suite_commands(tmp: Path, hosts: list[str]) -> float:
+    cases = parse_junit(tmp / "junit.xml")
+    per_host: dict[str, int] = {}
+    for (host, _, _), props in cases.items():
+        per_host[host] = max(per_host.get(host, 0), int(props["remote_commands"]))
+    assert set(per_host) == set(hosts), f"JUnit hosts {sorted(per_host)} != {hosts}"
+    return statistics.mean(per_host.values())
+
+
+def naive_commands(count_dir: Path, hosts: int) -> float:
+    total = sum(sum(json.loads(f.read_text()).values()) for f in count_dir.glob("*.json"))
+    for f in count_dir.glob("*.json"):
+        f.unlink()
+    return total / hosts
+
+
+def run_suite(name: str, hosts: list[str], workers: int, runs: int, extra: Sequence[str] = (),
+              env: dict[str, str] | None = None, qemu_pids: Sequence[int] = (),
+              after: Callable[[Row], None] | None = None) -> Row:
+    row = Row(name, len(hosts), workers)
+    with tempfile.TemporaryDirectory() as d:
+        for _ in range(runs):
+            row.samples.append(measure(suite_cmd(hosts, Path(d), workers, *extra), env, qemu_pids))
+            row.commands_per_host = suite_commands(Path(d), hosts)
+            if after:
+                after(row)
+    return row
+
+
+def run_naive(name: str, hosts: list[str], workers: int, runs: int, qemu_pids: Sequence[int] = ()) -> Row:
+    row = Row(name, len(hosts), workers)
+    with tempfile.TemporaryDirectory() as d:
+        env = {"NAIVE_COUNT_DIR": d, "PYTHONPATH": str(BENCH / "naive")}
+        for _ in range(runs):
+            row.samples.append(measure(naive_cmd(hosts, workers), env, qemu_pids))
+            row.commands_per_host = naive_commands(Path(d), len(hosts))
+    return row
+
+
+def bench_local(runs: int) -> list[Row]:
+    return [run_suite("suite local://", ["local://"], 1, runs), run_naive("naive local://", ["local://"], 1, runs)]
+
+
+def probe_alone(vms: Sequence[Any], runs: int) -> dict[str, float]:
+    """The probe command by itself over a warm SSH connection: per VM alone, and all at once."""
+    script, _ = render_script()
+    alone = []
+    for vm in vms:
+        times = []
+        for _ in range(min(runs, 2)):
+            t0 = time.perf_counter()
+            vm.run(script)
+            times.append(time.perf_counter() - t0)
+        alone.append(statistics.median(times))
+    together = []
+    for _ in range(min(runs, 3)):
+        threads = [threading.Thread(target=vm.run, args=(script,)) for vm in vms]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        together.append(time.perf_counter() - t0)
+    return {"probe_alone_median_s": statistics.median(alone), "probe_alone_max_s": max(alone),
+            f"probe_all_{len(vms)}_concurrent_s": statistics.median(together)}
+
+
+def idle_qemu_cpu(pids: Sequence[int], seconds: float = 5.0) -> float:
+    """Cores the idle fleet burns (TCG timers, guest housekeeping)."""
+    c0 = qemu_cpu(pids)
+    time.sleep(seconds)
+    return (qemu_cpu(pids) - c0) / seconds
+
+
+def bench_fleet(sizes: list[int], runs: int, naive_runs: int, cap: int,
+                suite_cap: int) -> tuple[list[Row], dict[str, Any]]:
+    from cisaudit.testhosts.fleet import Fleet
+
+    rows: list[Row] = []
+    t0 = time.monotonic()
+    with Fleet(max(sizes)) as fleet:
+        info: dict[str, Any] = {"fleet_start_s": round(time.monotonic() - t0, 1),
+                                "fleet_ready_s": round(fleet.ready_seconds, 1)}
+        pids = [vm.proc.pid for vm in fleet if vm.proc]
+        info["idle_fleet_cores"] = round(idle_qemu_cpu(pids), 2)
+        info |= {k: round(v, 2) for k, v in probe_alone(list(fleet), runs).items()}
+        kh = [f"--known-hosts={fleet.known_hosts}"]
+        for k in sizes:
+            specs = [vm.spec for vm in fleet.vms[:k]]
+            rows.append(run_suite(f"suite paramiko x{k}", specs, min(k, suite_cap), runs, kh, qemu_pids=pids))
+        for k in sizes:
+            specs = [vm.spec for vm in fleet.vms[:k]]
+            rows.append(run_naive(f"naive paramiko x{k}", specs, min(k, cap), naive_runs, qemu_pids=pids))
+    return rows, info
+
+
+def bench_ssm(sizes: list[int], runs: int, suite_cap: int, latency: float) -> list[Row]:
+    rows = []
+    for k in sizes:
+        ids = [f"i-{n + 1:017x}" for n in range(k)]
+        with SsmEmulator(dict.fromkeys(ids, "local://"), faults=Faults(latency=latency)) as emu:
+            def after(row: Row, emu: SsmEmulator = emu, ids: list[str] = ids) -> None:
+                calls = emu.stats()["calls"]
+                total = sum(sum(counts.values()) for counts in calls.values())
+                row.extra = {"send_command_per_host": calls["SendCommand"].get(ids[0], 0) / len(row.samples),
+                             "api_calls_per_host": round(total / len(row.samples) / len(ids), 1),
+                             "calls": calls}
+
+            rows.append(run_suite(f"suite ssm x{k} ({latency:g}s/call)", [f"ssm://{i}" for i in ids],
+                                  min(k, suite_cap), runs, env=emu.environ, after=after))
+    return rows
+
+
+def bench_report(runs: int, hosts: int) -> tuple[Row, Row]:
+    base = [PY, "-m", "pytest", str(BENCH / "synth" / "test_synthetic_report.py"), "-p", "cisaudit.report",
+            *ISOLATED, f"--rootdir={BENCH / 'synth'}", "-o", "junit_family=xunit1"]
+    env = {"SYNTH_HOSTS": str(hosts)}
+    plain, reports = Row(f"synthetic {hosts}x16x2, no reports", hosts, 1), Row("  + --html + --junitxml", hosts, 1)
+    with tempfile.TemporaryDirectory() as d:
+        with_reports = [*base, f"--html={d}/r.html", "--self-contained-html", f"--junitxml={d}/j.xml"]
+        for _ in range(runs):  # interleaved, so drifting machine load hits both alike
+            plain.samples.append(measure(base, env))
+            reports.samples.append(measure(with_reports, env))
+        reports.extra = {"html_mb": round(Path(d, "r.html").stat().st_size / 2**20, 1),
+                         "junit_mb": round(Path(d, "j.xml").stat().st_size / 2**20, 1)}
+    return plain, reports
+
+
+def table(rows: list[Row], baselines: dict[str, float]) -> str:
+    head = f"{'run':<34} {'hosts':>5} {'-n':>3} {'wall s':>7} {'xN/x1':>6} {'cpu s':>6} {'qemu s':>7} {'other s':>7} " \
+           f"{'maxRSS MB':>9} {'cmds/host':>9}  note"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        kind = r.name.rsplit(" x", 1)[0]
+        ratio = r.med("wall") / baselines[kind] if kind in baselines and r.hosts > 1 else None
+        cmds = f"{r.commands_per_host:.1f}" if r.commands_per_host is not None else "-"
+        note = ", ".join(f"{k}={v}" for k, v in r.extra.items() if k != "calls")
+        if "error" in r.samples[-1].summary:
+            note += f" [{r.samples[-1].summary.strip('= ')}]"
+        lines.append(f"{r.name:<34} {r.hosts:>5} {r.workers:>3} {r.med('wall'):>7.2f} "
+                     f"{f'{ratio:.2f}' if ratio else '':>6} {r.med('cpu'):>6.2f} "
+                     f"{r.med('vm_cpu'):>7.2f} {r.med('other_cpu'):>7.2f} "
+                     f"{max(s.maxrss_mb for s in r.samples):>9.0f} {cmds:>9}  {note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--sizes", default="1,3,6")
+    p.add_argument("--json", type=Path, default=BENCH / "results.json")
+    p.add_argument("--skip-vms", action="store_true")
+    p.add_argument("--naive-runs", type=int, default=1, help="runs of the (slow) naive audit on VMs (default 1)")
+    p.add_argument("--workers-cap", type=int, default=6, help="max xdist workers of the naive audit (default 6)")
+    p.add_argument("--suite-workers", type=int, default=1,
+                   help="max xdist workers of the suite (default 1: one process probes all hosts concurrently)")
+    p.add_argument("--ssm-latency", type=float, default=1.0)
+    p.add_argument("--report-hosts", type=int, default=100)
+    a = p.parse_args(argv)
+    sizes = sorted({int(s) for s in a.sizes.split(",")})
+    rows: list[Row] = []
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "runs": a.runs}
+    rows += bench_local(a.runs)
+    if not a.skip_vms:
+        try:
+            fleet_rows, fleet_info = bench_fleet(sizes, a.runs, a.naive_runs, a.workers_cap, a.suite_workers)
+            rows += fleet_rows
+            info |= fleet_info
+        except Exception as exc:  # noqa: BLE001 - report and go on with the non-VM parts
+            info["fleet_error"] = f"{type(exc).__name__}: {exc}"
+    rows += bench_ssm(sizes, a.runs, a.suite_workers, a.ssm_latency)
+    plain, reports = bench_report(a.runs, a.report_hosts)
+    rows += [plain, reports]
+    info["report_overhead_wall_s"] = round(reports.med("wall") - plain.med("wall"), 2)
+    info["report_overhead_cpu_s"] = round(reports.med("cpu") - plain.med("cpu"), 2)
+    baselines = {r.name.rsplit(" x", 1)[0]: r.med("wall") for r in rows if r.hosts == 1 and " x" in r.name}
+    print(table(rows, baselines))
+    print("\n" + "\n".join(f"{k}: {v}" for k, v in info.items()))
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps({"info": info, "rows": [asdict(r) | {
+        "median_wall_s": r.med("wall"), "median_cpu_s": r.med("cpu"), "median_qemu_cpu_s": r.med("vm_cpu"),
+        "max_rss_mb": max(s.maxrss_mb for s in r.samples), "median_other_cpu_s": r.med("other_cpu"),
+        "summary": r.samples[-1].summary} for r in rows]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
