@@ -1,0 +1,63 @@
+"""End to end on real, independent hosts: QEMU VMs with their own kernels. Each scenario puts
+a fresh VM into a known state; the real suite (`pytest --hosts=...` in a subprocess, as a user
+runs it) must give exactly the scenario's verdict for every control and check. Several VMs
+are audited at once with `-n`, and the same states audited one at a time must agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from selftests.e2e.scenarios import BASELINE, BY_NAME, SCENARIOS, Scenario
+from selftests.suite_runner import SuiteRun, run_suite
+
+pytestmark = pytest.mark.vm
+
+
+def put_in_state(fleet, vm, scenario: Scenario) -> None:
+    fleet.reset(vm)
+    rc, out, err = vm.run((BASELINE if scenario.baseline else "set -e\n") + scenario.setup, timeout=180)
+    assert rc == 0, f"{scenario.name} setup failed on {vm.name}: {out}{err}"
+
+
+def audit(fleet, tmp_path: Path, vms, *args: str) -> SuiteRun:
+    return run_suite(tmp_path, [vm.spec for vm in vms], f"--known-hosts={fleet.known_hosts}", *args)
+
+
+def batches(size: int) -> list[list[Scenario]]:
+    return [SCENARIOS[i:i + size] for i in range(0, len(SCENARIOS), size)]
+
+
+def test_every_scenario_gives_its_verdicts_in_parallel_and_serially(fleet, tmp_path: Path) -> None:
+    mismatches = []
+    for number, batch in enumerate(batches(len(fleet))):
+        vms = list(fleet)[:len(batch)]
+        for vm, scenario in zip(vms, batch, strict=False):
+            put_in_state(fleet, vm, scenario)
+        parallel = audit(fleet, tmp_path / f"p{number}", vms, f"-n={len(vms)}")
+        serial = audit(fleet, tmp_path / f"s{number}", vms, "-n=0")
+        for vm, scenario in zip(vms, batch, strict=False):
+            got = parallel.verdicts(vm.spec)
+            assert got == serial.verdicts(vm.spec), f"{scenario.name}: -n and serial runs disagree"
+            assert parallel.cases[(vm.spec, "1.1.4", "live")]["remote_commands"] == "1"
+            expected = scenario.expected()
+            wrong = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
+            if wrong:
+                details = {k: parallel.cases[(vm.spec, *k)].get("summary") for k in wrong}
+                mismatches.append(f"{scenario.name}: expected/got {wrong}\n  {details}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_verify_events_finds_events_and_fails_when_auditd_stops(fleet, tmp_path: Path) -> None:
+    vm = fleet[0]
+    put_in_state(fleet, vm, BY_NAME["benchmark-rules"])
+    run = audit(fleet, tmp_path / "on", [vm], "--verify-events", "--controls=1.1.4,1.1.6,1.1.10,1.1.18")
+    for cid in ("1.1.4", "1.1.6", "1.1.10", "1.1.18"):
+        assert run.verdict(vm.spec, cid, "events") == "pass", run.cases[(vm.spec, cid, "events")]
+    rc, _, err = vm.run("systemctl stop auditd")
+    assert rc == 0, err
+    run = audit(fleet, tmp_path / "off", [vm], "--verify-events", "--controls=1.1.6")
+    assert run.verdict(vm.spec, "1.1.6", "live") == "pass"  # the rule is still in the kernel
+    events = run.cases[(vm.spec, "1.1.6", "events")]
+    assert events["verdict"] == "fail" and "auditd is not running" in events["summary"]
