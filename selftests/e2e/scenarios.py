@@ -86,10 +86,12 @@ HALF = ORDER[:6]
 MODERN = "".join(
     f"-a always,exit -F arch={abi} -S all -F path={path} -F perm={CONTROLS[cid].required_perms} -F key=docker\n"
     for cid, path in VM_PATHS.items() for abi in ("b64", "b32"))
+# /etc/init.d/docker too: systemd would otherwise generate a docker.service from it
+# (FragmentPath /run/systemd/generator.late/docker.service).
 NO_DOCKER = """systemctl stop docker.socket docker containerd 2>/dev/null || true
 rm -rf /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim* /usr/bin/runc /usr/sbin/runc \\
   /etc/docker /etc/containerd /etc/default/docker /lib/systemd/system/docker.service \\
-  /lib/systemd/system/docker.socket /run/containerd /var/lib/docker
+  /lib/systemd/system/docker.socket /run/containerd /var/lib/docker /etc/init.d/docker
 systemctl daemon-reload
 """
 AUDITCTL_UNIT = """mkdir -p /etc/systemd/system/auditd.service.d

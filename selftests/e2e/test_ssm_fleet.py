@@ -1,0 +1,54 @@
+"""ssm:// against the VM fleet through the local SSM API emulator (AWS itself cannot be
+reached offline): every scenario state gives the same verdicts as over SSH, under injected
+throttling and delivery delays, with one SendCommand per host per audit; remediate and
+backout over SSM leave each VM as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cisaudit.ssm.emulator import Faults, SsmEmulator
+from cisaudit.transport import ConnectOptions
+from selftests.e2e.test_remediation_fleet import STATE, check_remediated
+from selftests.e2e.test_scenarios import audit, batches, put_in_state
+from selftests.suite_runner import run_suite
+
+pytestmark = pytest.mark.vm
+FAULTS = Faults(throttle_every=4, visibility_delay=1.0, pending_time=0.5)
+
+
+def instance(index: int) -> str:
+    return f"i-{index + 1:017x}"
+
+
+def test_ssm_gives_the_ssh_verdicts_and_remediates(fleet, tmp_path: Path) -> None:
+    problems = []
+    for number, batch in enumerate(batches(len(fleet))):
+        vms = list(fleet)[:len(batch)]
+        pairs = list(zip(vms, batch, strict=False))
+        for vm, scenario in pairs:
+            put_in_state(fleet, vm, scenario)
+        ssh = audit(fleet, tmp_path / f"ssh{number}", vms)
+        mapping = {instance(i): vm.spec for i, vm in enumerate(vms)}
+        options = ConnectOptions(known_hosts=str(fleet.known_hosts))
+        with SsmEmulator(mapping, faults=FAULTS, connect_options=options) as emu:
+            specs = [f"ssm://{i}" for i in mapping]
+            ssm = run_suite(tmp_path / f"ssm{number}", specs, "--ssm-region=us-east-1", env=emu.environ)
+            sends = emu.stats()["calls"]["SendCommand"]
+            for i, (vm, scenario) in enumerate(pairs):
+                if ssm.verdicts(specs[i]) != ssh.verdicts(vm.spec):
+                    problems.append(f"{scenario.name}: ssm and ssh verdicts differ")
+                if sends.get(instance(i)) != 1:
+                    problems.append(f"{scenario.name}: {sends.get(instance(i))} SendCommand calls for one audit")
+            before = {vm.name: vm.run(STATE)[1] for vm in vms}
+            fix = run_suite(tmp_path / f"fix{number}", specs, "--ssm-region=us-east-1", "--remediate", "--backout",
+                            env=emu.environ)
+        for i, (vm, scenario) in enumerate(pairs):
+            problems += [f"{scenario.name} over ssm: {p}" for p in check_remediated(fix, specs[i], scenario)]
+            if fix.verdict(specs[i], "host", "backout") != "pass":
+                problems.append(f"{scenario.name} over ssm: backout {fix.cases[(specs[i], 'host', 'backout')]}")
+            if vm.run(STATE)[1] != before[vm.name]:
+                problems.append(f"{scenario.name} over ssm: files or kernel rules differ after backout")
+    assert not problems, "\n".join(problems)
