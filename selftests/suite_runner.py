@@ -52,8 +52,8 @@ def parse_junit(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:
 def run_suite(tmp_path: Path, hosts: list[str], *args: str, timeout: float = 900,
               env: dict[str, str] | None = None) -> SuiteRun:
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
-    cmd = [sys.executable, "-m", "pytest", f"--hosts={','.join(hosts)}", f"--junitxml={junit}",
-           f"--html={html}", *args]
+    cmd = [sys.executable, "-m", "pytest", *([f"--hosts={','.join(hosts)}"] if hosts else []),
+           f"--junitxml={junit}", f"--html={html}", *args]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
     output = proc.stdout + proc.stderr

@@ -53,3 +53,17 @@ def test_remediate_and_backout_over_ssm(kernel: KernelSandbox, tmp_path: Path) -
     assert sends == 4  # probe, apply, re-probe, backout
     assert sh("auditctl -l").stdout == before
     assert {p: p.read_bytes() for p in Path("/etc/audit").rglob("*.rules")} == files
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_ssm_targets_by_tag_audit_online_instances_only(tmp_path: Path, workers: str) -> None:
+    """--ssm-targets resolves a tag to Online managed instances (also handed to xdist workers);
+    an offline one is named in a warning and not audited."""
+    online = ["i-00000000000000001", "i-00000000000000002"]
+    offline = "i-00000000000000003"
+    tags = {i: {"Role": "docker-host"} for i in [*online, offline]}
+    with SsmEmulator(dict.fromkeys(online, "local://"), tags=tags, offline=[offline]) as emu:
+        run = run_suite(tmp_path, [], "--ssm-targets=tag:Role=docker-host", "--ssm-region=us-east-1",
+                        "--controls=1.1.4", f"-n={workers}", env=emu.environ)
+    assert {host for host, _, _ in run.cases} == {f"ssm://{i}" for i in online}
+    assert offline in run.output
