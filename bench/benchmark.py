@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from cisaudit.probe import render_script  # noqa: E402
 from cisaudit.ssm.emulator import Faults, SsmEmulator  # noqa: E402
+from cisaudit.transport import ConnectOptions  # noqa: E402
 from selftests.suite_runner import parse_junit  # noqa: E402
 
 PY = sys.executable
@@ -204,6 +205,21 @@ def bench_fleet(sizes: list[int], runs: int, naive_runs: int, cap: int,
         for k in sizes:
             specs = [vm.spec for vm in fleet.vms[:k]]
             rows.append(run_suite(f"suite paramiko x{k}", specs, min(k, suite_cap), runs, kh, qemu_pids=pids))
+        for k in sizes:  # the fresh image fails most controls: every run fixes them, then reverts
+            specs = [vm.spec for vm in fleet.vms[:k]]
+            rows.append(run_suite(f"remediate+backout paramiko x{k}", specs, min(k, suite_cap), runs,
+                                  [*kh, "--remediate", "--backout"], qemu_pids=pids))
+        for k in sizes:  # the same over ssm:// (emulator, 1 s per API call) to the same VMs
+            ids = [f"i-{n + 1:017x}" for n in range(k)]
+            options = ConnectOptions(known_hosts=str(fleet.known_hosts))
+            with SsmEmulator(dict(zip(ids, (vm.spec for vm in fleet.vms), strict=False)),
+                             faults=Faults(latency=1.0), connect_options=options) as emu:
+                rows.append(run_suite(f"remediate+backout ssm->vm x{k} (1s/call)", [f"ssm://{i}" for i in ids],
+                                      min(k, suite_cap), runs, ["--ssm-region=us-east-1", "--remediate", "--backout"],
+                                      env=emu.environ, qemu_pids=pids,
+                                      after=lambda row, emu=emu, ids=ids: row.extra.update(
+                                          send_command_per_host=emu.stats()["calls"]["SendCommand"].get(ids[0], 0)
+                                          / len(row.samples))))
         for k in sizes:
             specs = [vm.spec for vm in fleet.vms[:k]]
             rows.append(run_naive(f"naive paramiko x{k}", specs, min(k, cap), naive_runs, qemu_pids=pids))
