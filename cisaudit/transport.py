@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import select
+import shlex
 import socket
 import subprocess
 import time
@@ -80,8 +81,8 @@ class VerifiedSshBackend(_TimedLocalRun, SshBackend):
         self.command_timeout = float(command_timeout)
         checking = "accept-new" if accept_new_host_keys else "yes"
         extra = f"-o BatchMode=yes -o StrictHostKeyChecking={checking}"
-        if known_hosts:
-            extra += f" -o UserKnownHostsFile={known_hosts}"
+        if known_hosts:  # besides the user's file, as for paramiko; testinfra pastes this into a shell line
+            extra += " -o " + shlex.quote(f"UserKnownHostsFile={known_hosts} ~/.ssh/known_hosts")
         super().__init__(hostspec, ssh_extra_args=extra, **kwargs)
 
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
