@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from selftests.e2e.scenarios import Scenario
-from selftests.e2e.test_scenarios import audit, batches, put_in_state
+from selftests.e2e.test_scenarios import audit, scenario_batches
 from selftests.suite_runner import SuiteRun
 
 pytestmark = pytest.mark.vm
@@ -53,11 +53,8 @@ def said_nothing_changed(run: SuiteRun, spec: str) -> bool:
 
 def test_remediate_and_backout_every_state(fleet, tmp_path: Path) -> None:
     problems = []
-    for number, batch in enumerate(batches(len(fleet))):
-        vms = list(fleet)[:len(batch)]
-        pairs = list(zip(vms, batch, strict=False))
-        for vm, scenario in pairs:
-            put_in_state(fleet, vm, scenario)
+    for number, pairs in scenario_batches(fleet):
+        vms = [vm for vm, _ in pairs]
         before = {vm.name: vm.run(STATE)[1] for vm in vms}
 
         qa = audit(fleet, tmp_path / f"qa{number}", vms, f"-n={len(vms)}", "--remediate", "--backout")

@@ -5,10 +5,12 @@ are audited at once with `-n`, and the same states audited one at a time must ag
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cisaudit.testhosts.vm import VM
 from selftests.e2e.scenarios import BASELINE, BY_NAME, SCENARIOS, Scenario
 from selftests.suite_runner import SuiteRun, run_suite
 
@@ -25,19 +27,22 @@ def audit(fleet, tmp_path: Path, vms, *args: str) -> SuiteRun:
     return run_suite(tmp_path, [vm.spec for vm in vms], f"--known-hosts={fleet.known_hosts}", *args)
 
 
-def batches(size: int) -> list[list[Scenario]]:
-    return [SCENARIOS[i:i + size] for i in range(0, len(SCENARIOS), size)]
+def scenario_batches(fleet) -> Iterator[tuple[int, list[tuple[VM, Scenario]]]]:
+    """Every scenario, as many at a time as the fleet has VMs, each VM put into its state."""
+    for number, start in enumerate(range(0, len(SCENARIOS), len(fleet))):
+        pairs = list(zip(fleet, SCENARIOS[start:start + len(fleet)], strict=False))
+        for vm, scenario in pairs:
+            put_in_state(fleet, vm, scenario)
+        yield number, pairs
 
 
 def test_every_scenario_gives_its_verdicts_in_parallel_and_serially(fleet, tmp_path: Path) -> None:
     mismatches = []
-    for number, batch in enumerate(batches(len(fleet))):
-        vms = list(fleet)[:len(batch)]
-        for vm, scenario in zip(vms, batch, strict=False):
-            put_in_state(fleet, vm, scenario)
+    for number, pairs in scenario_batches(fleet):
+        vms = [vm for vm, _ in pairs]
         parallel = audit(fleet, tmp_path / f"p{number}", vms, f"-n={len(vms)}")
         serial = audit(fleet, tmp_path / f"s{number}", vms, "-n=0")
-        for vm, scenario in zip(vms, batch, strict=False):
+        for vm, scenario in pairs:
             got = parallel.verdicts(vm.spec)
             assert got == serial.verdicts(vm.spec), f"{scenario.name}: -n and serial runs disagree"
             commands = {c["remote_commands"] for (spec, *_), c in parallel.cases.items() if spec == vm.spec}

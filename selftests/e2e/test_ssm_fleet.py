@@ -12,7 +12,7 @@ import pytest
 from cisaudit.ssm.emulator import Faults, SsmEmulator
 from cisaudit.transport import ConnectOptions
 from selftests.e2e.test_remediation_fleet import STATE, check_remediated
-from selftests.e2e.test_scenarios import audit, batches, put_in_state
+from selftests.e2e.test_scenarios import audit, scenario_batches
 from selftests.suite_runner import run_suite
 
 pytestmark = pytest.mark.vm
@@ -25,11 +25,8 @@ def instance(index: int) -> str:
 
 def test_ssm_gives_the_ssh_verdicts_and_remediates(fleet, tmp_path: Path) -> None:
     problems = []
-    for number, batch in enumerate(batches(len(fleet))):
-        vms = list(fleet)[:len(batch)]
-        pairs = list(zip(vms, batch, strict=False))
-        for vm, scenario in pairs:
-            put_in_state(fleet, vm, scenario)
+    for number, pairs in scenario_batches(fleet):
+        vms = [vm for vm, _ in pairs]
         ssh = audit(fleet, tmp_path / f"ssh{number}", vms)
         mapping = {instance(i): vm.spec for i, vm in enumerate(vms)}
         options = ConnectOptions(known_hosts=str(fleet.known_hosts))
