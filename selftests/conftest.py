@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from filelock import FileLock
 
-from cisaudit.testhosts import Fleet, unavailable_reason
+from cisaudit.testhosts.fleet import Fleet
+from cisaudit.testhosts.image import unavailable_reason
 from selftests.kernel import KernelSandbox, sh
 from selftests.suite_runner import require
 

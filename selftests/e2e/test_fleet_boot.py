@@ -17,8 +17,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from cisaudit.testhosts import Fleet, unavailable_reason
-from cisaudit.testhosts.fleet import sweep_stale
+from cisaudit.testhosts.fleet import Fleet, sweep_stale
+from cisaudit.testhosts.image import unavailable_reason
 from cisaudit.testhosts.vm import ssh_client
 from selftests.suite_runner import REPO, require
 
@@ -132,7 +132,8 @@ def test_reset_gives_a_clean_disk_on_the_same_address() -> None:
 
 CHILD = """
 import time
-from cisaudit.testhosts import Fleet, unavailable_reason
+from cisaudit.testhosts.fleet import Fleet
+from cisaudit.testhosts.image import unavailable_reason
 with Fleet(1) as fleet:
     print(fleet.dir, flush=True)
     time.sleep(600)
