@@ -136,6 +136,12 @@ class Assessment:
     def abis(self) -> tuple[str, ...]:
         return required_abis(self.snap.arch)
 
+    @cached_property
+    def load_evidence(self) -> tuple[str, ...]:
+        """How the host loads its persisted rules, and every line that fails to load."""
+        return (f"loader: {self.mode.mode} ({self.mode.reason})",
+                *(f"{l.where}: {l.text}: {err}" for l, err in self.persisted.failures))
+
     def target(self, control: Control) -> Target:
         return resolve(control, self.snap)
 
@@ -201,8 +207,7 @@ class Assessment:
         result = self.persisted
         looked_at = _mentions(self.persisted_sources, set(target.aliases))
         verdict = self._judge(control, target, result.rules, looked_at)
-        evidence = [f"loader: {self.mode.mode} ({self.mode.reason})"]
-        evidence += [f"{l.where}: {l.text}: {err}" for l, err in result.failures]
+        evidence = list(self.load_evidence)
         own = [(l, err) for l, err in result.failures if getattr(l.item, "path", None) in target.aliases]
         if verdict.status == FAIL and own:
             line, err = own[0]
@@ -257,8 +262,7 @@ class Assessment:
         result = self.persisted
         live = {l.rule.identity for l in self.live[0]}
         missing = [l for l in result.rules if l.rule.identity not in live]
-        evidence = [f"loader: {self.mode.mode} ({self.mode.reason})"]
-        evidence += [f"{l.where}: {l.text}: {err}" for l, err in result.failures]
+        evidence = list(self.load_evidence)
         if result.stopped_at:
             line, err = result.stopped_at
             evidence.append(f"{len(result.never_loaded)} rule line(s) after it never load")
