@@ -106,15 +106,14 @@ def _verified(assessment: Assessment, mode: str, target: str, planned: list[tupl
         target_path = assessment.target(by_id[cid])
         paths = set(target_path.aliases)
         perms = by_id[cid].required_perms
-        ok_live = not coverage(live, paths, perms, assessment.key, assessment.abis)[1]
-        ok_boot = not coverage(boot.rules, paths, perms, assessment.key, assessment.abis)[1]
+        live_problems = coverage(live, paths, perms, assessment.key, assessment.abis)[1]
+        boot_problems = coverage(boot.rules, paths, perms, assessment.key, assessment.abis)[1]
         if boot.stopped_at and any(l.text == rule for l in boot.never_loaded):
             line, err = boot.stopped_at
             left.append((cid, f"would never load at boot: loading stops at {line.where} ({err})"))
-        elif not (ok_live and ok_boot):
-            problems = coverage(live if not ok_live else boot.rules, paths, perms, assessment.key,
-                                assessment.abis)[1]
-            left.append((cid, "an existing rule the tool did not write keeps it failing: " + "; ".join(problems)))
+        elif live_problems or boot_problems:
+            left.append((cid, "an existing rule the tool did not write keeps it failing: "
+                              + "; ".join(live_problems or boot_problems)))
         else:
             keep.append((cid, rule))
     return Plan(mode, target, tuple(keep), tuple(left))
