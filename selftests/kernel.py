@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 AUDIT_DIR = Path("/etc/audit")
@@ -22,9 +23,28 @@ def sh(command: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(command, shell=True, capture_output=True, text=True, check=check)
 
 
-def _auditd_pid() -> int | None:
-    out = sh("pidof auditd", check=False).stdout.split()
-    return int(out[0]) if out else None
+def _registered_auditd_pid() -> int:
+    """The pid the kernel sends events to (0: none). `pidof` is not enough: an auditd that is
+    still shutting down after SIGTERM is listed there but no longer receives events."""
+    for line in sh("auditctl -s").stdout.splitlines():
+        if line.startswith("pid "):
+            return int(line.split()[1])
+    raise AssertionError("auditctl -s did not report a pid")
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie has exited too; field 3 of /proc/PID/stat is the state
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_until(condition, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting until {what}")
+        time.sleep(0.05)
 
 
 class KernelSandbox:
@@ -33,10 +53,11 @@ class KernelSandbox:
         self.rules = sh("auditctl -l").stdout
         self.unit_override = UNIT_OVERRIDE.read_bytes() if UNIT_OVERRIDE.exists() else None
         self.created: list[Path] = []
-        self.started_auditd = None
-        if _auditd_pid() is None:
+        self.started_auditd = 0
+        if not _registered_auditd_pid():
             sh("auditd")
-            self.started_auditd = _auditd_pid()
+            _wait_until(_registered_auditd_pid, "auditd registered with the kernel")
+            self.started_auditd = _registered_auditd_pid()
 
     @staticmethod
     def _tracked() -> list[Path]:
@@ -44,17 +65,21 @@ class KernelSandbox:
         top = [p for p in (AUDIT_DIR / "audit.rules", AUDIT_DIR / "audit.rules.prev") if p.exists()]
         return top + sorted((AUDIT_DIR / "rules.d").glob("*"))
 
-    def make_path(self, path: str, kind: str = "dir") -> None:
-        """Create a Docker path for the test if the machine lacks it (removed on restore)."""
+    def make_path(self, path: str, kind: str = "dir", target: str = "") -> None:
+        """Create a Docker path for the test if the machine lacks it (removed on restore);
+        kind "symlink" points it at `target`."""
         p = Path(path)
-        if p.exists():
+        if p.exists() or p.is_symlink():
             return
         missing = [q for q in [p, *p.parents] if not q.exists()]
         if kind == "dir":
             p.mkdir(parents=True)
         else:
             p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text("")
+            if kind == "symlink":
+                p.symlink_to(target)
+            else:
+                p.write_text("")
         self.created.extend(missing)
 
     def write_rules_d(self, name: str, text: str) -> None:
@@ -99,3 +124,5 @@ class KernelSandbox:
                 path.unlink(missing_ok=True)
         if self.started_auditd:
             os.kill(self.started_auditd, signal.SIGTERM)
+            # The next test must not find this auditd half-stopped (see _registered_auditd_pid).
+            _wait_until(lambda: not _alive(self.started_auditd), "auditd exited")
