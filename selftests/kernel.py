@@ -13,10 +13,13 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 AUDIT_DIR = Path("/etc/audit")
 UNIT_OVERRIDE = Path("/etc/systemd/system/auditd.service")
+T = TypeVar("T")
 
 
 def sh(command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -39,12 +42,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_until(condition, what: str, timeout: float = 15.0) -> None:
+def _wait_until(condition: Callable[[], T], what: str, timeout: float = 15.0) -> T:
+    """The condition's first true value, polled until the timeout."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting until {what}")
         time.sleep(0.05)
+    return value
 
 
 class KernelSandbox:
@@ -56,8 +61,7 @@ class KernelSandbox:
         self.started_auditd = 0
         if not _registered_auditd_pid():
             sh("auditd")
-            _wait_until(_registered_auditd_pid, "auditd registered with the kernel")
-            self.started_auditd = _registered_auditd_pid()
+            self.started_auditd = _wait_until(_registered_auditd_pid, "auditd registered with the kernel")
 
     @staticmethod
     def _tracked() -> list[Path]:
