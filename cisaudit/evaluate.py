@@ -1,36 +1,38 @@
 """Verdicts per (host, control, check): pure functions of one Snapshot.
 
-A control is met when, for every ABI the host runs and every required permission, the FIRST
-rule the kernel would match for the path (the exit filter stops at the first match) is an
-unconditional `always` rule carrying the key. That one rule decides each (ABI, permission)
-cell, so `never` rules that come first, other keys, narrower perms, arch-only rules and
-substring neighbours all give the verdict the kernel's behaviour gives.
+A control passes `live` when, with the kernel's current rule lists, every access of every
+required permission class (and ABI) to the control's real object would produce an event with
+the key (cisaudit/kernel.py); it passes `persisted` when the same holds for the lists the
+host's loader builds at the next boot (cisaudit/loader.py, cisaudit/boot.py). The evidence
+names the rule that records each class, or the rule that takes the accesses, and why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
+from cisaudit.boot import BootModel, real_path
 from cisaudit.catalogue import Control
+from cisaudit.kernel import PERM_NAMES, AuditObject, Cell, FilterState, host_losses, judge
 from cisaudit.loader import (
     AUDIT_RULES,
-    Loaded,
     LoaderMode,
     Replay,
-    live_rules,
+    boot_adder,
+    boot_state,
+    live_state,
     loader_mode,
     persisted_lines,
     replay,
 )
 from cisaudit.locate import Target, resolve
 from cisaudit.probe import Snapshot
-from cisaudit.rules import ARCH_ABI, RuleLine, lines_of
+from cisaudit.rules import RuleLine, lines_of, machine_abis
 
 PASS, FAIL, NOT_APPLICABLE, ERROR = "pass", "fail", "not-applicable", "error"
 CONTROL_CHECKS = ("live", "persisted")
 HOST_CHECKS = ("auditd-installed", "auditd-running", "audit-enabled", "load-health")
-PERM_NAMES = {"r": "read", "w": "write", "x": "execute", "a": "attribute change"}
 
 
 @dataclass(frozen=True)
@@ -40,20 +42,11 @@ class Verdict:
     evidence: tuple[str, ...] = ()
 
 
-def required_abis(arch: str) -> tuple[str, ...]:
-    """64-bit kernels also run 32-bit syscalls, so both ABIs must be covered there."""
-    return ("b32",) if ARCH_ABI.get(arch) == "b32" else ("b64", "b32")
-
-
-def _cite(loaded: Loaded) -> str:
-    return f"`{loaded.line.text}` ({loaded.line.where})"
-
-
-def _describe(cells: list[tuple[str, str]], abis: tuple[str, ...]) -> str:
-    """`read, write` or `read on b32`: permissions grouped by the ABIs they fail on."""
+def _describe(cells: list[Cell], abis: tuple[str, ...]) -> str:
+    """`read, write` or `read on b32`: permissions grouped by the ABIs they concern."""
     by_perm: dict[str, list[str]] = {}
-    for perm, abi in cells:
-        by_perm.setdefault(perm, []).append(abi)
+    for cell in cells:
+        by_perm.setdefault(cell.perm, []).append(cell.abi)
     groups: dict[tuple[str, ...], list[str]] = {}
     for perm, perm_abis in by_perm.items():
         groups.setdefault(tuple(perm_abis), []).append(PERM_NAMES[perm])
@@ -61,41 +54,21 @@ def _describe(cells: list[tuple[str, str]], abis: tuple[str, ...]) -> str:
                      for group, names in groups.items())
 
 
-def coverage(rules: list[Loaded], paths: set[str], perms: str, key: str,
-             abis: tuple[str, ...]) -> tuple[list[Loaded], list[str]]:
-    """The rules that record each (permission, ABI) cell, and why nothing records the others with the key."""
-    deciding: list[Loaded] = []
-    missing = "no rule on the path records"
-    problems: dict[str, list[tuple[str, str]]] = {}
-    for perm in perms:
-        for abi in abis:
-            reason = missing
-            for loaded in rules:
-                rule = loaded.rule
-                if rule.filter != "exit" or rule.path not in paths:
-                    continue
-                if rule.arch not in (None, abi) or perm not in rule.perms:
-                    continue
-                good = rule.action == "always" and key in rule.keys
-                if not rule.unconditional:
-                    if good:
-                        continue  # records only a subset, with our key; a later rule may cover the rest
-                    reason = f"{_cite(loaded)} matches first for some events and is conditional"
-                    break
-                if good:
-                    reason = ""
-                    if loaded not in deciding:
-                        deciding.append(loaded)
-                elif rule.action == "never":
-                    reason = f"{_cite(loaded)} is a `never` rule and matches first"
-                else:
-                    reason = (f"{_cite(loaded)} matches first with key(s) "
-                              f"{', '.join(rule.keys) or 'none'}, not {key!r}")
-                break
-            if reason:
-                problems.setdefault(reason, []).append((perm, abi))
-    return deciding, [f"{reason} {_describe(cells, abis)}" if reason == missing
-                      else f"{reason} [{_describe(cells, abis)}]" for reason, cells in problems.items()]
+def explain(cells: list[Cell], abis: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(what records each group of cells, what goes wrong for the others), grouped by rule."""
+    recorded: dict[str, list[Cell]] = {}
+    problems: dict[str, list[Cell]] = {}
+    for cell in cells:
+        if cell.ok and cell.recorded_by:
+            recorded.setdefault(cell.recorded_by.cite(), []).append(cell)
+            continue
+        for kr, why in cell.lost:
+            problems.setdefault(f"{kr.cite()} matches first ({why})", []).append(cell)
+        if not cell.lost:
+            partial = f"; only partly by {', '.join(k.cite() for k in cell.partial)}" if cell.partial else ""
+            problems.setdefault(f"no rule records with the key{partial}", []).append(cell)
+    return ([f"{cite} records {_describe(c, abis)}" for cite, c in recorded.items()],
+            [f"{why}: {_describe(c, abis)}" for why, c in problems.items()])
 
 
 def _mentions(texts: list[tuple[str, str]], paths: set[str]) -> list[str]:
@@ -121,29 +94,70 @@ class Assessment:
         return loader_mode(self.snap)
 
     @cached_property
+    def boot(self) -> BootModel:
+        return BootModel(self.snap, self.mode.unit)
+
+    @cached_property
     def persisted_lines(self) -> list[RuleLine]:
         return persisted_lines(self.snap, self.mode)
 
     @cached_property
     def persisted(self) -> Replay:
-        return replay(self.persisted_lines, self.snap.paths.get)
+        """The boot-time load: paths as the loader finds them at boot."""
+        return replay(self.persisted_lines, boot_adder(self.snap, self.boot))
 
     @cached_property
-    def live(self) -> tuple[list[Loaded], list[RuleLine]]:
-        return live_rules(self.snap, self.persisted.rules)
+    def live_state(self) -> FilterState:
+        state, _ = live_state(self.snap, self.persisted_lines)
+        state.silenced += self._silenced_now()
+        return state
+
+    @cached_property
+    def unreadable_listing(self) -> list[RuleLine]:
+        return live_state(self.snap, self.persisted_lines)[1]
+
+    @cached_property
+    def boot_state(self) -> FilterState:
+        state = boot_state(self.snap, self.persisted)
+        state.silenced += self._silenced_at_boot()
+        return state
 
     @cached_property
     def abis(self) -> tuple[str, ...]:
-        return required_abis(self.snap.arch)
+        return machine_abis(self.snap.arch)
+
+    def _silenced_now(self) -> list[str]:
+        reasons = []
+        if self.snap.status.get("enabled") == "0":
+            reasons.append("audit is disabled (auditctl -s: enabled 0): the kernel records nothing")
+        if not self.snap.auditd_running:
+            reasons.append("auditd is not running: no event reaches the audit log (ausearch finds nothing)")
+        return reasons
+
+    def _silenced_at_boot(self) -> list[str]:
+        reasons = []
+        if "audit=0" in self.snap.cmdline.split() or "audit=off" in self.snap.cmdline.split():
+            reasons.append("the kernel command line has audit=0: audit is off after boot and auditd does not start")
+        if self.snap.auditd_enabled in ("disabled", "masked"):
+            reasons.append(f"auditd.service is {self.snap.auditd_enabled}: it does not start at boot")
+        if self.persisted.enabled == "0":
+            reasons.append("the persisted rules end with -e 0: audit is disabled after boot")
+        return reasons
 
     @cached_property
     def load_evidence(self) -> tuple[str, ...]:
-        """How the host loads its persisted rules, and every line that fails to load."""
+        """How the host loads its persisted rules at boot, and every line that fails to load then."""
         return (f"loader: {self.mode.mode} ({self.mode.reason})",
-                *(f"{l.where}: {l.text}: {err}" for l, err in self.persisted.failures))
+                *(f"at boot {l.where}: {l.text}: {err}" for l, err in self.persisted.failures))
 
     def target(self, control: Control) -> Target:
         return resolve(control, self.snap)
+
+    def audit_object(self, target: Target) -> AuditObject:
+        real = real_path(target.path, self.snap)
+        info = self.snap.paths.get(real) if real != target.path else target.info
+        is_dir = bool(info and info.kind == "dir")
+        return AuditObject(real, target.control.style == "watch" and is_dir, self.boot.fstype(real))
 
     @property
     def persisted_sources(self) -> list[tuple[str, str]]:
@@ -178,50 +192,58 @@ class Assessment:
             return Verdict(NOT_APPLICABLE, f"not applicable: {where}", notes)
         if check == "live":
             return self._live_verdict(control, target, notes)
-        return self._persisted_verdict(control, target, notes)
+        if check == "persisted":
+            return self._persisted_verdict(control, target, notes)
+        raise ValueError(f"unknown control check {check!r}")
 
-    def _judge(self, control: Control, target: Target, rules: list[Loaded],
-               looked_at: list[str]) -> Verdict:
-        paths = set(target.aliases)
-        deciding, problems = coverage(rules, paths, control.required_perms, self.key, self.abis)
-        aliases = [f"{p}: {how}" for p, how in target.aliases.items()]
+    def judge(self, control: Control, target: Target, state: FilterState) -> tuple[list[str], list[str]]:
+        """(what records the object's accesses, why some are not recorded with the key)."""
+        obj = self.audit_object(target)
+        losses = host_losses(state, obj)
+        records, problems = explain(judge(state, obj, control.required_perms, self.abis, self.key,
+                                          self.snap.arch), self.abis)
+        return records, losses + problems
+
+    def _verdict(self, control: Control, target: Target, state: FilterState, looked_at: list[str],
+                 extra: tuple[str, ...]) -> Verdict:
+        records, problems = self.judge(control, target, state)
+        obj = self.audit_object(target)
+        what = f"{obj.path} and everything below it" if obj.subtree else obj.path
+        aliases = tuple(f"{p}: {how}" for p, how in target.aliases.items())
+        notes = tuple(dict.fromkeys(kr.note for kr in state.exit if kr.note and kr.location and
+                                    (obj.path.startswith(kr.location) or kr.location.startswith(obj.path))))
         if not problems:
-            via = [f"{_cite(d)} on {d.rule.path}, {target.aliases[d.rule.path]}" for d in deciding]
-            return Verdict(PASS, "recorded by " + "; ".join(_cite(d) for d in deciding),
-                           tuple(via + aliases))
-        summary = f"{target.path} needs -p {control.required_perms} -k {self.key}: " + "; ".join(problems)
+            return Verdict(PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
+        summary = f"{what} needs -p {control.required_perms} -k {self.key}: " + "; ".join(problems)
         lines = looked_at or ["no line names the path"]
-        return Verdict(FAIL, summary, tuple(aliases + [f"looked at: {x}" for x in lines]))
+        return Verdict(FAIL, summary, (f"object: {what}", *records, *aliases, *notes,
+                                       *(f"looked at: {x}" for x in lines), *extra))
 
     def _live_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
         if self.snap.listing_rc != 0:
-            return Verdict(ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()}")
-        rules, unreadable = self.live
+            return Verdict(ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()[:300]}")
         looked_at = _mentions([("auditctl -l", self.snap.listing_text)], set(target.aliases))
-        verdict = self._judge(control, target, rules, looked_at)
-        extra = tuple(f"unreadable listing line {l.where}: {l.text} ({l.error})" for l in unreadable)
-        return Verdict(verdict.status, verdict.summary, verdict.evidence + extra + notes)
+        extra = tuple(f"unreadable listing line {l.where}: {l.text} ({l.error})" for l in self.unreadable_listing)
+        return self._verdict(control, target, self.live_state, looked_at, extra + notes)
 
-    def _persisted_verdict(self, control: Control, target: Target,
-                           notes: tuple[str, ...]) -> Verdict:
+    def _persisted_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
         result = self.persisted
         looked_at = _mentions(self.persisted_sources, set(target.aliases))
-        verdict = self._judge(control, target, result.rules, looked_at)
-        evidence = list(self.load_evidence)
-        own = [(l, err) for l, err in result.failures if getattr(l.item, "path", None) in target.aliases]
-        if verdict.status == FAIL and own:
+        verdict = self._verdict(control, target, self.boot_state, looked_at, self.load_evidence + notes)
+        if verdict.status != FAIL:
+            return verdict
+        names = set(target.aliases) | {self.audit_object(target).path}
+        own = [(l, err) for l, err in result.failures if getattr(l.item, "path", None) in names]
+        if own:
             line, err = own[0]
-            return Verdict(FAIL, f"persisted at {line.where} but fails to load: {err}",
-                           verdict.evidence + tuple(evidence) + notes)
-        if verdict.status == FAIL and result.stopped_at:
+            return Verdict(FAIL, f"persisted at {line.where} but fails to load at boot: {err}", verdict.evidence)
+        if result.stopped_at:
             line, err = result.stopped_at
-            after = [l for l in result.never_loaded
-                     if getattr(l.item, "path", None) in target.aliases]
+            after = [l for l in result.never_loaded if getattr(l.item, "path", None) in names]
             if after:
-                return Verdict(FAIL, f"persisted at {after[0].where} but never loads: loading stops "
-                                     f"at {line.where} ({err})",
-                               verdict.evidence + tuple(evidence) + notes)
-        return Verdict(verdict.status, verdict.summary, verdict.evidence + tuple(evidence) + notes)
+                return Verdict(FAIL, f"persisted at {after[0].where} but never loads at boot: loading stops "
+                                     f"at {line.where} ({err})", verdict.evidence)
+        return verdict
 
     # -- host checks ----------------------------------------------------------------------
     def host_verdict(self, check: str) -> Verdict:
@@ -260,18 +282,20 @@ class Assessment:
         if self.snap.listing_rc != 0:
             return Verdict(ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()}")
         result = self.persisted
-        live = {l.rule.identity for l in self.live[0]}
+        state = self.live_state
+        live = {replace(kr.rule, action=action).identity for kr in (*state.exit, *state.task, *state.exclude,
+                                                                    *state.filesystem) for action in kr.actions}
         missing = [l for l in result.rules if l.rule.identity not in live]
         evidence = list(self.load_evidence)
         if result.stopped_at:
             line, err = result.stopped_at
             evidence.append(f"{len(result.never_loaded)} rule line(s) after it never load")
-            return Verdict(FAIL, f"loading stops at {line.where} `{line.text}`: {err}",
+            return Verdict(FAIL, f"at boot, loading stops at {line.where} `{line.text}`: {err}",
                            tuple(evidence + [f"never loads: {l.where}: {l.text}"
                                              for l in result.never_loaded]))
         if missing:
             return Verdict(FAIL, f"{len(missing)} persisted rule(s) are not in the kernel; first: "
-                                 f"{_cite(missing[0])}",
-                           tuple(evidence + [f"not loaded: {_cite(m)}" for m in missing]))
+                                 f"`{missing[0].line.text}` ({missing[0].line.where})",
+                           tuple(evidence + [f"not loaded: `{m.line.text}` ({m.line.where})" for m in missing]))
         return Verdict(PASS, f"all {len(result.rules)} persisted rules are in the kernel",
                        tuple(evidence))

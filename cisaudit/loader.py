@@ -1,73 +1,114 @@
-"""How a host loads its persisted rules, and what its kernel would hold after that load.
+"""How a host loads its persisted rules, and what its kernel holds: now, and after the next boot.
 
-Pure code. Emulates augenrules' merge and `auditctl -R`'s stop-at-first-error, measured on
-auditd 3.0.9 (see NOTES.md), so a rule after a broken line is known not to load.
+Pure code. Emulates augenrules' merge (it concatenates the files with `cat`, then sorts control
+lines with awk) and `auditctl -R`'s stop-at-first-error, measured on auditd 3.0.9, against the
+paths as they are when the loader runs at boot (cisaudit/boot.py). docs/kernel-behaviour.md.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from cisaudit.probe import PathInfo, Snapshot
-from cisaudit.rules import AuditRule, Deletion, Directive, RuleLine, lines_of, parse_rules
+from cisaudit.boot import BootModel, bound_location
+from cisaudit.kernel import FilterState, KernelRule, WatchKind
+from cisaudit.probe import Snapshot
+from cisaudit.rules import AuditRule, Deletion, Directive, RuleLine, RuleSyntaxError, abi_of, parse_rules
 
 AUDIT_RULES = "/etc/audit/audit.rules"
-_EXEC_RE = re.compile(r"^\s*ExecStartPost\s*=\s*(.*)$")
-_LEADING_WS = re.compile(r"^[ \t]*")
+_EXEC_RE = re.compile(r"^\s*(ExecStartPost|ExecStart)\s*=\s*(.*)$")
+_BOTH = frozenset({WatchKind.INODE, WatchKind.TREE})
 
 
 @dataclass(frozen=True)
 class LoaderMode:
     mode: str  # "augenrules", "auditctl" or "none"
     reason: str
+    unit: str = ""  # the unit text that runs the loader (its After= decides what exists then)
+
+
+def _commands(unit: str, option: str) -> list[str]:
+    commands: list[str] = []
+    for line in unit.splitlines():
+        m = _EXEC_RE.match(line)
+        if m and m.group(1) == option:
+            # An empty assignment in a drop-in resets the list, as systemd does.
+            commands = [] if not m.group(2).strip() else commands + [m.group(2)]
+    return commands
 
 
 def loader_mode(snap: Snapshot) -> LoaderMode:
-    """Decide as the auditd unit does: its ExecStartPost lines, drop-ins applied in order."""
-    commands: list[str] = []
-    for line in snap.auditd_unit.splitlines():
-        m = _EXEC_RE.match(line)
-        if m:
-            # An empty assignment in a drop-in resets the list, as systemd does.
-            commands = [] if not m.group(1).strip() else commands + [m.group(1)]
-    for command in commands:
+    """Decide as systemd would run it: auditd's ExecStartPost lines (drop-ins applied in order),
+    or audit 4's audit-rules.service."""
+    candidates = [(snap.auditd_unit, c) for c in _commands(snap.auditd_unit, "ExecStartPost")]
+    candidates += [(snap.audit_rules_unit, c) for option in ("ExecStart", "ExecStartPost")
+                   for c in _commands(snap.audit_rules_unit, option)]
+    for unit, command in candidates:
         if "augenrules" in command and "--load" in command:
-            return LoaderMode("augenrules", f"auditd unit runs `{command.strip()}`")
+            return LoaderMode("augenrules", f"the audit unit runs `{command.strip()}`", unit)
         if "auditctl" in command and "-R" in command:
-            return LoaderMode("auditctl", f"auditd unit runs `{command.strip()}`")
-    if not snap.auditd_unit.strip():
+            return LoaderMode("auditctl", f"the audit unit runs `{command.strip()}`", unit)
+    if not (snap.auditd_unit + snap.audit_rules_unit).strip():
         if snap.rules_d:
             return LoaderMode("augenrules", "no auditd unit found; /etc/audit/rules.d has rules files")
         return LoaderMode("auditctl", "no auditd unit found and no /etc/audit/rules.d files")
-    return LoaderMode("none", "the auditd unit runs neither `augenrules --load` nor `auditctl -R`: "
+    return LoaderMode("none", "the audit units run neither `augenrules --load` nor `auditctl -R`: "
                               "no rules load at boot")
 
 
-def augenrules_merge(files: Iterable[tuple[str, str]], mawk: bool = False) -> list[tuple[str, int, str]]:
-    """augenrules' awk pass over rules.d: the last -D/-b/-f go first, the last -e goes last.
+def _awk_patterns(mawk: bool) -> dict[str, re.Pattern[str]]:
+    """augenrules' awk patterns, `^\\s*-D\\s*$` and friends: gawk reads `\\s` as a blank, mawk
+    (Debian's default awk) as the letter s, so there only column-0 control lines are moved."""
+    blank = "s" if mawk else r"\s"
+    return {name: re.compile(f"^{blank}*{body}") for name, body in (
+        ("#", "#"), ("-e", "-e"), ("-D", f"-D{blank}*$"), ("-f", "-f"), ("-b", "-b"))}
 
-    Its patterns start with `^\\s*`, which gawk reads as "leading blanks" but mawk (Debian's
-    default awk) does not: there only column-0 `#`, `-e`, `-D`, ... are recognised.
-    """
+
+def _concatenated(files: Iterable[tuple[str, str]]) -> list[tuple[str, int, str]]:
+    """`cat` of the files, as lines each naming the file:line it starts at: a file without a final
+    newline joins its last line with the next file's first."""
+    lines: list[tuple[str, int, str]] = []
+    pending: tuple[str, int, str] | None = None
+    for source, text in files:
+        parts = text.split("\n")
+        for lineno, part in enumerate(parts, 1):
+            if pending is not None:
+                src, no, head = pending
+                entry, pending = (src, no, head + part), None
+            else:
+                entry = (source, lineno, part)
+            if lineno == len(parts):
+                pending = entry if part or entry[2] else None
+            else:
+                lines.append(entry)
+    if pending is not None:
+        lines.append(pending)
+    return lines
+
+
+def augenrules_merge(files: Iterable[tuple[str, str]], mawk: bool = False) -> list[tuple[str, int, str]]:
+    """augenrules' awk pass over the concatenated rules.d files: the last -D, -b and -f go first,
+    the last -e goes last, comments and empty lines are dropped."""
+    patterns = _awk_patterns(mawk)
     first: dict[str, tuple[str, int, str]] = {}
     minus_e: tuple[str, int, str] | None = None
     body: list[tuple[str, int, str]] = []
-    for source, text in files:
-        for lineno, line in enumerate(lines_of(text), 1):
-            stripped = line if mawk else _LEADING_WS.sub("", line)
-            entry = (source, lineno, line)
-            if not line or stripped.startswith("#"):
-                continue
-            if stripped.startswith("-e"):
-                minus_e = entry
-            elif stripped.rstrip(" \t") == "-D":
-                first["-D"] = entry
-            elif stripped.startswith(("-f", "-b")):
-                first[stripped[:2]] = entry
-            else:
-                body.append(entry)
+    for entry in _concatenated(files):
+        line = entry[2]
+        if not line or patterns["#"].match(line):
+            continue
+        if patterns["-e"].match(line):
+            minus_e = entry
+        elif patterns["-D"].match(line):
+            first["-D"] = entry
+        elif patterns["-f"].match(line):
+            first["-f"] = entry
+        elif patterns["-b"].match(line):
+            first["-b"] = entry
+        else:
+            body.append(entry)
     head = [first[k] for k in ("-D", "-b", "-f") if k in first]
     return head + body + ([minus_e] if minus_e else [])
 
@@ -75,11 +116,9 @@ def augenrules_merge(files: Iterable[tuple[str, str]], mawk: bool = False) -> li
 def persisted_lines(snap: Snapshot, mode: LoaderMode) -> list[RuleLine]:
     """The lines the loader feeds to `auditctl -R`, in order, each naming its own file:line."""
     if mode.mode == "augenrules":
-        merged = augenrules_merge(snap.rules_d, mawk="mawk" in snap.awk)
         lines: list[RuleLine] = []
-        for source, lineno, text in merged:
-            parsed = parse_rules(text, source)
-            lines.extend(RuleLine(p.source, lineno, p.text, p.item, p.error) for p in parsed)
+        for source, lineno, text in augenrules_merge(snap.rules_d, mawk="mawk" in snap.awk):
+            lines.extend(RuleLine(p.source, lineno, p.text, p.item, p.error) for p in parse_rules(text, source))
         return lines
     if mode.mode == "none":
         return []
@@ -88,10 +127,11 @@ def persisted_lines(snap: Snapshot, mode: LoaderMode) -> list[RuleLine]:
 
 @dataclass(frozen=True)
 class Loaded:
-    """A rule in a rule list and the line that put it there."""
+    """A rule in a rule list, the line that put it there, and what the kernel made of it."""
 
     rule: AuditRule
     line: RuleLine
+    kind: WatchKind = WatchKind.INODE
 
 
 @dataclass
@@ -100,27 +140,18 @@ class Replay:
     failures: list[tuple[RuleLine, str]] = field(default_factory=list)
     stopped_at: tuple[RuleLine, str] | None = None  # the line that ended the load
     never_loaded: list[RuleLine] = field(default_factory=list)  # rule lines after the stop
+    enabled: str | None = None  # the last -e the load set
 
 
-def _add_error(rule: AuditRule, stat: Callable[[str], PathInfo | None]) -> str | None:
-    if not rule.path:
-        return None
-    info = stat(rule.path)
-    if info is not None and info.exists:
-        return None
-    if rule.path_field == "dir" and info is not None:
-        return f"{rule.path} does not exist (No such file or directory)"
-    parent = rule.path.rsplit("/", 1)[0] or "/"
-    parent_info = stat(parent)
-    if parent_info is not None and not parent_info.exists:
-        return f"parent {parent} does not exist (No such file or directory)"
-    return None
+# How one rule is added: the error auditctl reports, or None and how the kernel binds it.
+AddRule = Callable[[AuditRule], tuple[str | None, WatchKind]]
 
 
-def replay(lines: list[RuleLine], stat: Callable[[str], PathInfo | None]) -> Replay:
+def replay(lines: list[RuleLine], add: AddRule) -> Replay:
     """What `auditctl -R` leaves in the kernel after loading `lines` into an empty list."""
     result = Replay()
     keep_going = immutable = False
+    present: Counter[tuple] = Counter()
     for index, line in enumerate(lines):
         error = line.error
         item = line.item
@@ -130,24 +161,27 @@ def replay(lines: list[RuleLine], stat: Callable[[str], PathInfo | None]) -> Rep
             keep_going |= item.option in ("-c", "-i")
             if item.option == "-D":
                 result.rules.clear()
-            immutable |= item.option == "-e" and item.value == "2"
+                present.clear()
+            if item.option == "-e":
+                result.enabled = item.value
+                immutable |= item.value == "2"
         elif isinstance(item, Deletion):
-            match = next((r for r in result.rules if r.rule.identity == item.rule.identity), None)
+            match = next((r for r in result.rules if r.rule.identity == item.rule.identity), None) \
+                if present[item.rule.identity] else None
             if match is None:
                 error = "no such rule to delete (No such file or directory)"
             else:
                 result.rules.remove(match)
+                present[item.rule.identity] -= 1
         elif isinstance(item, AuditRule):
-            if any(r.rule.identity == item.identity for r in result.rules):
+            if present[item.identity]:
                 error = "Rule exists"
             else:
-                error = _add_error(item, stat)
-            if error is None:
-                loaded = Loaded(item, line)
-                if item.prepend:
-                    result.rules.insert(0, loaded)
-                else:
-                    result.rules.append(loaded)
+                error, kind = add(item)
+                if error is None:
+                    loaded = Loaded(item, line, kind)
+                    result.rules.insert(0, loaded) if item.prepend else result.rules.append(loaded)
+                    present[item.identity] += 1
         if error is not None:
             result.failures.append((line, error))
             if not keep_going:
@@ -157,23 +191,83 @@ def replay(lines: list[RuleLine], stat: Callable[[str], PathInfo | None]) -> Rep
     return result
 
 
-def live_rules(snap: Snapshot, persisted: list[Loaded]) -> tuple[list[Loaded], list[RuleLine]]:
-    """The kernel's list from `auditctl -l`, and listing lines that could not be read.
+def boot_adder(snap: Snapshot, boot: BootModel) -> AddRule:
+    """auditctl adding a rule at boot: `-w` becomes a tree watch on a directory and an inode watch
+    otherwise; `dir=` needs the path, an inode watch its parent; an arch must be the host's."""
 
-    The listing prints a `never` watch exactly like an `always` one; where the persisted rules
-    hold a `never` rule with that identity and no `always` twin, believe the persisted one.
-    """
-    persisted_never = {l.rule.identity for l in persisted if l.rule.action == "never"}
-    persisted_always = {l.rule.identity for l in persisted if l.rule.action == "always"}
-    loaded, unreadable = [], []
+    def add(rule: AuditRule) -> tuple[str | None, WatchKind]:
+        if rule.arch is not None:
+            try:
+                abi_of(rule.arch, snap.arch)
+            except RuleSyntaxError as exc:
+                return str(exc), WatchKind.INODE
+        if not rule.path:
+            return None, WatchKind.INODE
+        location = bound_location(rule.path, snap)
+        here = boot.at_boot(location, snap.paths.get(rule.path))
+        if rule.path_field == "dir" or (rule.path_field == "watch" and here.is_dir):
+            if not here.exists:
+                return f"{here.reason or rule.path + ' does not exist'} (No such file or directory)", WatchKind.TREE
+            return None, WatchKind.TREE
+        parent = location.rpartition("/")[0] or "/"
+        above = boot.at_boot(parent, snap.paths.get(rule.path.rpartition("/")[0] or "/"))
+        if not above.exists:
+            return f"{above.reason or 'parent ' + parent + ' does not exist'} (No such file or directory)", \
+                WatchKind.INODE
+        return None, WatchKind.INODE
+
+    return add
+
+
+def _by_filter(rules: Iterable[KernelRule]) -> FilterState:
+    state = FilterState()
+    lists = {"exit": state.exit, "task": state.task, "exclude": state.exclude, "filesystem": state.filesystem}
+    for kr in rules:
+        if kr.rule.filter in lists:
+            lists[kr.rule.filter].append(kr)
+    return state
+
+
+def boot_state(snap: Snapshot, result: Replay) -> FilterState:
+    """The kernel's lists after the boot-time load."""
+    return _by_filter(KernelRule(l.rule, l.line, bound_location(l.rule.path, snap) if l.rule.path else None,
+                                 frozenset({l.kind}), frozenset({l.rule.action})) for l in result.rules)
+
+
+def _listing_identity(rule: AuditRule) -> tuple:
+    return rule.identity[:1] + rule.identity[2:]  # everything but the action
+
+
+def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, list[RuleLine]]:
+    """The kernel's lists from `auditctl -l`, and listing lines that could not be read.
+
+    The listing prints `-a never,exit -F path=X -F perm=rwxa` and `-F dir=X` alike as `-w X -p rwxa`:
+    for such a line, the persisted lines with the same rule say which it is; without them both
+    readings stay possible, and a verdict never takes the kind that would pass."""
+    twins: dict[tuple, list[AuditRule]] = {}
+    for line in persisted:
+        if isinstance(line.item, AuditRule):
+            twins.setdefault(_listing_identity(line.item), []).append(line.item)
+    rules, unreadable = [], []
     for line in parse_rules(snap.listing_text, "auditctl -l"):
         rule = line.item
         if not isinstance(rule, AuditRule):
             unreadable += [line] if line.error else []
             continue
-        if rule.action == "always" and rule.text.startswith("-w "):
-            never = replace(rule, action="never")
-            if never.identity in persisted_never and rule.identity not in persisted_always:
-                rule = never
-        loaded.append(Loaded(rule, line))
-    return loaded, unreadable
+        location = bound_location(rule.path, snap) if rule.path else None
+        kinds = frozenset({WatchKind.TREE if rule.path_field == "dir" else WatchKind.INODE})
+        actions, note = frozenset({rule.action}), ""
+        if rule.path_field == "watch":
+            found = twins.get(_listing_identity(rule), [])
+            if found:
+                now_dir = bool(rule.path and (info := snap.paths.get(rule.path)) and info.kind == "dir")
+                kinds = frozenset(WatchKind.TREE if r.path_field == "dir" or (r.path_field == "watch" and now_dir)
+                                  else WatchKind.INODE for r in found)
+                actions = frozenset(r.action for r in found)
+                note = "the listing cannot tell path=/dir= or always/never apart; persisted " + \
+                    ", ".join(f"`{r.text}`" for r in found) + " says which"
+            else:
+                kinds, actions = _BOTH, frozenset({"always", "never"})
+                note = "the listing cannot tell path=/dir= or always/never apart and no persisted rule says which"
+        rules.append(KernelRule(rule, line, location, kinds, actions, note))
+    return _by_filter(rules), unreadable

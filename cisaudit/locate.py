@@ -33,8 +33,9 @@ def _data_root(snap: Snapshot) -> tuple[str, str, tuple[str, ...]]:
         return DEFAULT_DATA_ROOT, "default data-root (no /etc/docker/daemon.json)", ()
     try:
         config = json.loads(snap.daemon_json or "{}")
-    except json.JSONDecodeError as exc:
-        return DEFAULT_DATA_ROOT, "default data-root", (f"/etc/docker/daemon.json is not valid JSON: {exc}",)
+    except (ValueError, RecursionError) as exc:  # also a 5000-digit number or `[` x 100000
+        return DEFAULT_DATA_ROOT, "default data-root", (f"/etc/docker/daemon.json is not valid JSON: "
+                                                        f"{type(exc).__name__}: {str(exc)[:200]}",)
     root = config.get("data-root") if isinstance(config, dict) else None
     if isinstance(root, str) and root.startswith("/"):
         return root.rstrip("/") or "/", '"data-root" in /etc/docker/daemon.json', ()
@@ -46,8 +47,9 @@ def _containerd_socket(snap: Snapshot, default: str) -> tuple[str, str, tuple[st
         return default, "default address (no /etc/containerd/config.toml)", ()
     try:
         config = tomllib.loads(snap.containerd_config)
-    except tomllib.TOMLDecodeError as exc:
-        return default, "default address", (f"/etc/containerd/config.toml is not valid TOML: {exc}",)
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError; deep nesting recurses
+        return default, "default address", (f"/etc/containerd/config.toml is not valid TOML: "
+                                            f"{type(exc).__name__}: {str(exc)[:200]}",)
     grpc = config.get("grpc")
     address = grpc.get("address") if isinstance(grpc, dict) else None
     if isinstance(address, str) and address.startswith("/"):

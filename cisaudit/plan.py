@@ -1,9 +1,12 @@
 """Remediation plan: which rule to add for each failing control, decided from the Snapshot.
 
-Pure code. A rule is planned only when adding it (after every existing rule, where the tool
-writes) makes the control pass in a simulation of both the live list and the boot-time
-load; otherwise the control is left alone with the reason (never edit, narrow or delete a
-rule the tool did not write, and never write a rule that would break loading).
+Pure code, on the same kernel and boot model as the verdicts (cisaudit/kernel.py, loader.py,
+boot.py). A rule goes on the control's real object (symlinks resolved) and is planned only when
+a simulation shows that, with it written where the tool writes, the control passes live and
+after the next boot, every rule that loaded at boot before still loads, and no rule the tool did
+not write loses an access to it. Where the rule's parent exists only after boot (a socket under
+/run/containerd), a tmpfiles.d entry makes it exist before auditd loads the rules. Otherwise the
+control is left alone with the reason and, where one exists, the edit a person could make.
 """
 
 from __future__ import annotations
@@ -11,14 +14,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from cisaudit.boot import VOLATILE_FS, bound_location
 from cisaudit.catalogue import Control
-from cisaudit.evaluate import FAIL, NOT_APPLICABLE, PASS, Assessment, coverage
-from cisaudit.loader import Loaded, persisted_lines, replay
+from cisaudit.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment
+from cisaudit.kernel import AuditObject, KernelRule, WatchKind, exit_reach
+from cisaudit.loader import boot_state
 from cisaudit.probe import Snapshot
-from cisaudit.rules import AuditRule, RuleLine, parse_rule
+from cisaudit.rules import AuditRule, parse_rule
 
 MANAGED_FILE = "/etc/audit/rules.d/50-cisaudit-docker.rules"
 AUDIT_RULES = "/etc/audit/audit.rules"
+TMPFILES_CONF = "/etc/tmpfiles.d/cisaudit-docker.conf"
+_UNSAFE_PATH = re.compile(r"[\s#\x00-\x1f\x7f]")  # auditctl splits on blanks; a `#` ends the line for us
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class Plan:
     target: str  # the managed rules.d file, or audit.rules in auditctl mode
     rules: tuple[tuple[str, str], ...]  # (control id, rule line) to add
     left_alone: tuple[tuple[str, str], ...]  # (control id, why the tool does not touch it)
+    tmpfiles: tuple[str, ...] = ()  # tmpfiles.d lines for TMPFILES_CONF
 
     @property
     def rule_lines(self) -> list[str]:
@@ -35,8 +43,9 @@ class Plan:
     def describe(self) -> str:
         if not self.rules:
             return "nothing to add"
+        extra = f"; and {TMPFILES_CONF}: " + "; ".join(self.tmpfiles) if self.tmpfiles else ""
         return f"add to {self.target} ({self.mode}) and load: " + "; ".join(
-            f"{cid}: {rule}" for cid, rule in self.rules)
+            f"{cid}: {rule}" for cid, rule in self.rules) + extra
 
 
 def _version_key(name: str) -> list:
@@ -44,23 +53,48 @@ def _version_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def with_rules(snap: Snapshot, mode: str, target: str, rules: list[str]) -> Snapshot:
-    """The snapshot as it would be with `rules` written where the tool writes them."""
+def with_rules(snap: Snapshot, mode: str, target: str, rules: list[str], tmpfiles: list[str] = ()) -> Snapshot:
+    """The snapshot as it would be with `rules` (and tmpfiles.d lines) written where the tool writes them."""
     text = "".join(rule + "\n" for rule in rules)
+    if tmpfiles:
+        files = dict(snap.tmpfiles)
+        files[TMPFILES_CONF] = files.get(TMPFILES_CONF, "") + "".join(t + "\n" for t in tmpfiles)
+        snap = replace(snap, tmpfiles=list(files.items()))
     if mode == "augenrules":
-        files = dict(snap.rules_d)
-        files[target] = files.get(target, "") + text
-        ordered = sorted(files.items(), key=lambda item: _version_key(item[0].rsplit("/", 1)[-1]))
+        rules_d = dict(snap.rules_d)
+        old = rules_d.get(target, "")
+        rules_d[target] = old + ("\n" if old and not old.endswith("\n") else "") + text
+        ordered = sorted(rules_d.items(), key=lambda item: _version_key(item[0].rsplit("/", 1)[-1]))
         return replace(snap, rules_d=ordered)
     lines = (snap.audit_rules or "").splitlines(keepends=True)
     at = next((i for i, line in enumerate(lines) if line.lstrip().startswith("-e")), len(lines))
     return replace(snap, audit_rules="".join(lines[:at]) + text + "".join(lines[at:]))
 
 
+def _tmpfiles_for(assessment: Assessment, rule_path: str) -> tuple[list[str], str | None]:
+    """tmpfiles.d lines that make the rule's parent exist at boot, or why that cannot be done."""
+    snap, boot = assessment.snap, assessment.boot
+    location = bound_location(rule_path, snap)
+    parent = location.rpartition("/")[0] or "/"
+    if boot.at_boot(parent, snap.paths.get(parent)).exists:
+        return [], None
+    mount = boot.mount_of(parent)
+    info = snap.paths.get(parent)
+    if mount is None or mount.fstype not in VOLATILE_FS or not boot.tmpfiles_first:
+        return [], (f"at boot {parent} does not exist when the rules load and no tmpfiles.d entry can "
+                    "make it exist first" + ("" if boot.tmpfiles_first else
+                                             " (the rule loader does not run after systemd-tmpfiles-setup)"))
+    if not (info and info.kind == "dir" and len(info.owner.split()) == 3):
+        return [], f"{parent} is not a directory now: its mode and owner for a tmpfiles.d entry are unknown"
+    mode, uid, gid = info.owner.split()
+    return [f"d {parent} {int(mode, 8):04o} {uid} {gid} -"], None
+
+
 def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
     mode = assessment.mode.mode
     target = MANAGED_FILE if mode == "augenrules" else AUDIT_RULES
     planned: list[tuple[str, str]] = []
+    tmpfiles: list[str] = []
     left: list[tuple[str, str]] = []
     if mode == "none":  # nowhere the boot reads: a rule written anywhere would be lost
         return Plan(mode, target, (), tuple((c.id, assessment.mode.reason) for c in selected))
@@ -70,50 +104,102 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
         statuses = {live.status, persisted.status}
         if statuses == {PASS} or NOT_APPLICABLE in statuses:
             continue
-        if statuses - {PASS, FAIL}:
-            left.append((control.id, (live if live.status not in (PASS, FAIL) else persisted).summary))
+        if ERROR in statuses:
+            left.append((control.id, (live if live.status == ERROR else persisted).summary))
+            continue
+        located = assessment.target(control)
+        real = assessment.audit_object(located).path
+        if _UNSAFE_PATH.search(real):
+            left.append((control.id, f"{real!r} contains whitespace, '#' or control characters: auditctl splits "
+                                     "rule lines on blanks, so no rule can name it exactly"))
             continue
         stopped = assessment.persisted.stopped_at
-        located = assessment.target(control)
-        unreached = [l for l in assessment.persisted.never_loaded if getattr(l.item, "path", None) in located.aliases]
+        unreached = [l for l in assessment.persisted.never_loaded
+                     if getattr(l.item, "path", None) in {*located.aliases, real}]
         if stopped and unreached:  # adding a copy would duplicate it; the broken line is the fault
-            left.append((control.id, f"persisted at {unreached[0].where} but never loads: loading stops at "
-                                     f"{stopped[0].where} ({stopped[1]}); fix that line"))
+            left.append((control.id, f"persisted at {unreached[0].where} but never loads at boot: loading stops "
+                                     f"at {stopped[0].where} ({stopped[1]}); fix that line"))
             continue
         if live.status == FAIL and persisted.status == PASS:
-            left.append((control.id, "persisted but not in the kernel: the boot-time load is broken "
-                                     "(see load-health); reload or reboot after fixing it"))
+            left.append((control.id, "; ".join(assessment.live_state.silenced) or "persisted but not in the "
+                                     "kernel: reload the rules (augenrules --load) or reboot"))
             continue
-        rule = control.rule_text(located.path, assessment.key)
+        rule = control.rule_text(real, assessment.key)
+        extra, why = _tmpfiles_for(assessment, real)
+        if why:
+            left.append((control.id, why))
+            continue
         planned.append((control.id, rule))
-    return _verified(assessment, mode, target, planned, left, selected)
+        tmpfiles += [t for t in extra if t not in tmpfiles]
+    return _verified(assessment, mode, target, planned, tmpfiles, left, selected)
+
+
+def _overlaps(ours: KernelRule, theirs: KernelRule, assessment: Assessment) -> bool:
+    """Whether our rule, placed before theirs, could take an access their rule would record."""
+    if theirs.rule.filter != "exit" or theirs.rule.action != "always" or set(theirs.keys) <= set(ours.keys):
+        return False
+    region = AuditObject(ours.location or "/", WatchKind.TREE in ours.kinds)
+    return any(exit_reach(theirs, region, perm, abi, assessment.snap.arch)[1]
+               for perm in ours.rule.perms & theirs.rule.perms for abi in assessment.abis)
 
 
 def _verified(assessment: Assessment, mode: str, target: str, planned: list[tuple[str, str]],
-              left: list[tuple[str, str]], selected: list[Control]) -> Plan:
-    """Keep only rules that make their control pass in both simulations and load cleanly."""
+              tmpfiles: list[str], left: list[tuple[str, str]], selected: list[Control]) -> Plan:
+    """Keep only rules that make their control pass now and after the boot, and cost nothing."""
     snap = assessment.snap
-    after = with_rules(snap, mode, target, [rule for _, rule in planned])
-    boot = replay(persisted_lines(after, assessment.mode), after.paths.get)
-    live = list(assessment.live[0])
-    for _, rule in planned:
-        item = parse_rule(rule)
-        assert isinstance(item, AuditRule)
-        live.append(Loaded(item, RuleLine("planned", 0, rule, item)))
+    after = with_rules(snap, mode, target, [rule for _, rule in planned], tmpfiles)
+    live_now = {kr.rule.identity for kr in assessment.live_state.exit}
+    appended = [r for _, r in planned if (item := parse_rule(r)) and getattr(item, "identity", None) not in live_now]
+    # auditctl -a appends to the live exit list; a rule already live stays where it is ("Rule exists").
+    after = replace(after, listing_text=after.listing_text.replace("No rules", "").rstrip("\n") + "\n"
+                    + "".join(r + "\n" for r in appended))
+    simulated = Assessment(after, assessment.key, assessment.require_all)
+    before_boot = {l.rule.identity for l in assessment.persisted.rules}
+    after_boot = simulated.persisted
+    dropped = [l for l in assessment.persisted.rules if l.rule.identity not in
+               {x.rule.identity for x in after_boot.rules}]
     by_id = {c.id: c for c in selected}
+    # Host-wide silence (auditd stopped, -e 0) is reported by the checks; rules still belong in place.
+    live = replace(simulated.live_state, silenced=[])
+    boot = replace(simulated.boot_state, silenced=[])
+    boot_rules = boot_state(after, after_boot).exit
+    ours = {r for _, r in planned}
     keep = []
     for cid, rule in planned:
-        target_path = assessment.target(by_id[cid])
-        paths = set(target_path.aliases)
-        perms = by_id[cid].required_perms
-        live_problems = coverage(live, paths, perms, assessment.key, assessment.abis)[1]
-        boot_problems = coverage(boot.rules, paths, perms, assessment.key, assessment.abis)[1]
-        if boot.stopped_at and any(l.text == rule for l in boot.never_loaded):
-            line, err = boot.stopped_at
-            left.append((cid, f"would never load at boot: loading stops at {line.where} ({err})"))
+        control = by_id[cid]
+        located = simulated.target(control)
+        _, live_problems = simulated.judge(control, located, live)
+        _, boot_problems = simulated.judge(control, located, boot)
+        position = next((i for i, kr in enumerate(boot_rules) if kr.line.text == rule), None)
+        robbed = [kr for kr in boot_rules[(position or 0) + 1:] if position is not None and kr.line.text not in ours
+                  and kr.rule.identity in before_boot and _overlaps(boot_rules[position], kr, assessment)]
+        if dropped:
+            left.append((cid, f"adding the rules would stop `{dropped[0].line.text}` ({dropped[0].line.where}) "
+                              "from loading at boot"))
+        elif position is None:
+            stop = after_boot.stopped_at
+            left.append((cid, "would never load at boot" + (f": loading stops at {stop[0].where} ({stop[1]})"
+                                                            if stop else "")))
+        elif robbed:
+            kr = robbed[0]
+            left.append((cid, f"{rule} at {target} would take accesses that {kr.cite()}, a rule the tool did not "
+                              "write, records now (the kernel gives an access to the first matching rule); the edit "
+                              "that costs nothing: add "
+                              f"`-k {assessment.key}` to that rule (a rule with two keys is found by either)"))
         elif live_problems or boot_problems:
             left.append((cid, "an existing rule the tool did not write keeps it failing: "
                               + "; ".join(live_problems or boot_problems)))
         else:
             keep.append((cid, rule))
-    return Plan(mode, target, tuple(keep), tuple(left))
+    parents = {bound_location(_rule_path(r), snap).rpartition("/")[0] or "/" for _, r in keep}
+    used = [t for t in tmpfiles if t.split()[1] in parents]
+    if len(keep) < len(planned) and keep:  # what is left must pass the same simulation on its own
+        again = _verified(assessment, mode, target, keep, used, [], selected)
+        return replace(again, left_alone=tuple(left) + again.left_alone)
+    return Plan(mode, target, tuple(keep), tuple(left), tuple(used))
+
+
+def _rule_path(rule: str) -> str:
+    item = parse_rule(rule)
+    return item.path or "/" if isinstance(item, AuditRule) else "/"
+

@@ -10,6 +10,7 @@ from pathlib import Path
 from cisaudit.catalogue import controls
 
 SCRIPT = Path(__file__).with_name("probe.sh")
+LIBRARY = Path(__file__).with_name("probe-lib.sh")
 
 
 class ProbeError(RuntimeError):
@@ -20,7 +21,8 @@ class ProbeError(RuntimeError):
 class PathInfo:
     path: str
     kind: str  # file, dir, symlink, socket, absent
-    target: str  # readlink -f: where it resolves to ("" if its parent is missing)
+    target: str  # readlink -m: where it resolves to ("" when it could not be resolved)
+    owner: str = ""  # "MODE UID GID" (octal mode) when it exists
 
     @property
     def exists(self) -> bool:
@@ -43,6 +45,11 @@ class Snapshot:
     auditd_running: bool = False
     systemd: bool = False
     auditd_unit: str = ""
+    audit_rules_unit: str = ""  # audit 4's separate rule-loading unit, when it exists
+    auditd_enabled: str = ""  # `systemctl is-enabled auditd.service` ("" when unknown)
+    cmdline: str = ""  # /proc/cmdline (audit=0 disables audit at boot)
+    mounts: str = ""  # /proc/self/mounts
+    tmpfiles: list[tuple[str, str]] = field(default_factory=list)  # (path, text) of tmpfiles.d files
     units: dict[str, str] = field(default_factory=dict)
     rules_d: list[tuple[str, str]] = field(default_factory=list)  # (path, text) in loader order
     unreadable: list[str] = field(default_factory=list)
@@ -67,30 +74,64 @@ def _binary_names() -> list[str]:
     return sorted({c.locate.split(":", 1)[1] for c in controls() if c.locate.startswith("binary:")})
 
 
+def _nonce() -> str:
+    return "@@cisaudit-" + secrets.token_hex(8)
+
+
 def render_script(extra_paths: list[str] | None = None) -> tuple[str, str]:
     """The probe command and the nonce that frames its sections."""
-    nonce = "@@cisaudit-" + secrets.token_hex(8)
+    nonce = _nonce()
     paths = sorted({c.path for c in controls()} | set(extra_paths or ()))
     header = "".join(f"{name}={shlex.quote(value)}\n" for name, value in (
         ("M", nonce), ("BINARIES", " ".join(_binary_names())),
         ("UNITS", " ".join(_unit_names())), ("PATHS", " ".join(paths))))
-    return header + SCRIPT.read_text(), nonce
+    return header + LIBRARY.read_text() + SCRIPT.read_text(), nonce
 
 
-def render_stat_script(paths: list[str]) -> str:
-    """A follow-up for paths the probe could not know in advance (rare: odd config quoting)."""
-    body = SCRIPT.read_text()
-    stat_fn = body[body.index("stat_paths() {"):body.index("\nsec uid")]
-    return stat_fn + "\nstat_paths " + " ".join(shlex.quote(p) for p in paths) + "\n"
+def render_stat_script(paths: list[str]) -> tuple[str, str]:
+    """A follow-up for paths the probe could not know in advance (a config naming an odd path):
+    every path is one quoted argument, so any byte but NUL survives."""
+    nonce = _nonce()
+    return (f"M={shlex.quote(nonce)}\n" + LIBRARY.read_text()
+            + "stat_paths " + " ".join(shlex.quote(p) for p in paths) + "\nsec done; end\n", nonce)
 
 
-def parse_stat_lines(text: str) -> dict[str, PathInfo]:
-    infos = {}
-    for line in text.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3:
-            infos[parts[0]] = PathInfo(*parts)
-    return infos
+def _records(body: str) -> list[str]:
+    """NUL-terminated records (the section's own trailing newline is not part of them)."""
+    parts = body.split("\0")
+    return parts[:-1]
+
+
+def parse_stat_sections(paths: str, targets: str, modes: str) -> dict[str, PathInfo]:
+    """Pair kinds, readlink -m targets and modes with their paths; a count that does not add
+    up (readlink failed on a path: a symlink loop) leaves every target unknown, never shifted."""
+    kinds = _records(paths)
+    pairs = list(zip(kinds[0::2], kinds[1::2], strict=False))
+    resolved = targets.split("\0")
+    rc = resolved.pop().strip() if resolved else "1"
+    if rc != "0" or len(resolved) != len(pairs):
+        resolved = [""] * len(pairs)
+    owners: dict[str, str] = {}
+    for record in _records(modes):
+        fields = record.split(" ", 3)
+        if len(fields) == 4:
+            owners[fields[3]] = " ".join(fields[:3])
+    return {path: PathInfo(path, kind, target, owners.get(path, ""))
+            for (kind, path), target in zip(pairs, resolved, strict=True)}
+
+
+def parse_stat_output(output: str, nonce: str) -> dict[str, PathInfo]:
+    """The follow-up stat command's output."""
+    sections = {name: body for name, _, body in _sections(output, nonce)}
+    if "done" not in sections:
+        raise ProbeError("stat output is incomplete (connection lost or output truncated)")
+    return parse_stat_sections(sections.get("paths", ""), sections.get("targets", ""), sections.get("modes", ""))
+
+
+def _int(text: str) -> int | None:
+    """A decimal the host printed; anything else (a crafted `²`, a 5000-digit number) is None."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
 
 
 def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
@@ -112,6 +153,16 @@ def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
 
 
 def parse_probe(output: str, nonce: str) -> Snapshot:
+    """The host's Snapshot; any output it cannot read is a ProbeError (that host's error), never a crash."""
+    try:
+        return _parse_probe(output, nonce)
+    except ProbeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hostile output must stay this host's problem
+        raise ProbeError(f"unreadable probe output ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _parse_probe(output: str, nonce: str) -> Snapshot:
     sections = _sections(output, nonce)
     if not sections or sections[-1][0] != "done":
         raise ProbeError("probe output is incomplete (connection lost or output truncated)")
@@ -119,18 +170,19 @@ def parse_probe(output: str, nonce: str) -> Snapshot:
     unit_parts: list[str] = []
     order: list[str] = []
     files: dict[str, str] = {}
+    stat_bodies: dict[str, str] = {}
     for name, arg, body in sections:
         text = body.strip()
         if name == "uid":
-            snap.uid = int(text) if text.isdigit() else None
+            snap.uid = _int(text)
         elif name == "arch":
             snap.arch = text
         elif name == "auditctl":
             snap.auditctl = text or None
         elif name == "auditctl-s":
-            snap.status_rc, snap.status_text = int(arg), body
+            snap.status_rc, snap.status_text = _int(arg), body
         elif name == "auditctl-l":
-            snap.listing_rc, snap.listing_text = int(arg), body
+            snap.listing_rc, snap.listing_text = _int(arg), body
         elif name == "auditd":
             snap.auditd = text or None
         elif name == "awk":
@@ -143,6 +195,18 @@ def parse_probe(output: str, nonce: str) -> Snapshot:
             unit_parts.append(body if arg == "0" else "")
         elif name == "auditd-unit-file":
             unit_parts.append(body)
+        elif name == "audit-rules-unit":
+            snap.audit_rules_unit = body if arg == "0" else ""
+        elif name == "auditd-enabled":
+            snap.auditd_enabled = text
+        elif name == "cmdline":
+            snap.cmdline = body
+        elif name == "mounts":
+            snap.mounts = body
+        elif name == "tmpfiles-file":
+            snap.tmpfiles.append((arg, body))
+        elif name == "tmpfiles-masked":
+            snap.tmpfiles.append((arg, ""))
         elif name == "unit":
             if text:
                 snap.units[arg] = text.splitlines()[0]
@@ -163,8 +227,10 @@ def parse_probe(output: str, nonce: str) -> Snapshot:
         elif name == "binary":
             if text:
                 snap.binaries[arg] = text.splitlines()[0]
-        elif name == "paths":
-            snap.paths.update(parse_stat_lines(body))
+        elif name in ("paths", "targets", "modes"):
+            stat_bodies[name] = body
+    snap.paths = parse_stat_sections(stat_bodies.get("paths", ""), stat_bodies.get("targets", ""),
+                                     stat_bodies.get("modes", ""))
     snap.auditd_unit = "\n".join(unit_parts)
     by_name = {Path(p).name: p for p in files}
     ordered = [by_name[n] for n in order if n in by_name]

@@ -60,18 +60,19 @@ def _assignments(values: dict[str, str]) -> str:
 
 
 def render_apply(run_id: str, mode: str, target: str, rules: list[str], dry_run: bool, *,
-                 journal_root: str | None = None) -> str:
+                 journal_root: str | None = None, tmpfiles: list[str] | None = None) -> str:
     """The apply command: add `rules` to `target` (persisted) and to the live kernel."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    for rule in rules:
+    for rule in [*rules, *(tmpfiles or ())]:
         if "\n" in rule or "\r" in rule:
-            raise ValueError(f"rule spans lines: {rule!r}")
+            raise ValueError(f"line spans lines: {rule!r}")
     values = {
         "CISAUDIT_RUN_ID": run_id,
         "CISAUDIT_MODE": mode,
         "CISAUDIT_TARGET": target,
         "CISAUDIT_RULES": "\n".join(rules),
+        "CISAUDIT_TMPFILES": "\n".join(tmpfiles or ()),
         "CISAUDIT_DRY_RUN": "1" if dry_run else "0",
     }
     if journal_root is not None:

@@ -13,13 +13,37 @@ ALL_PERMS = frozenset("rwxa")
 FILTER_LISTS = {"task", "exit", "user", "exclude", "filesystem", "io_uring"}
 ACTIONS = {"always", "never"}
 FIELD_RE = re.compile(r"^([A-Za-z0-9_]+)(!=|<=|>=|&=|=|<|>|&)(.*)$")
-# Map `-F arch=` spellings to the ABI the kernel checks against.
-ARCH_ABI = {
-    "b64": "b64", "x86_64": "b64", "aarch64": "b64", "ppc64": "b64", "ppc64le": "b64",
-    "s390x": "b64", "riscv64": "b64", "b32": "b32", "i386": "b32", "i486": "b32",
-    "i586": "b32", "i686": "b32", "armv7l": "b32", "armeb": "b32", "arm": "b32",
-    "s390": "b32", "ppc": "b32",
+# `-F arch=` spellings auditctl accepts, per machine (`uname -m`), and the ABI each means there:
+# a name is only valid on its own machine (x86_64 is no ABI of an aarch64 host), docs/kernel-behaviour.md.
+_B32_X86 = {"i386", "i486", "i586", "i686"}
+MACHINE_ARCHES: dict[str, dict[str, str]] = {
+    "x86_64": {"b64": "b64", "x86_64": "b64", "b32": "b32", **{n: "b32" for n in _B32_X86}},
+    "aarch64": {"b64": "b64", "aarch64": "b64", "b32": "b32", "arm": "b32", "armeb": "b32", "armv7l": "b32"},
+    "ppc64le": {"b64": "b64", "ppc64le": "b64", "ppc64": "b64", "b32": "b32", "ppc": "b32"},
+    "ppc64": {"b64": "b64", "ppc64": "b64", "b32": "b32", "ppc": "b32"},
+    "s390x": {"b64": "b64", "s390x": "b64", "b32": "b32", "s390": "b32"},
+    "riscv64": {"b64": "b64", "riscv64": "b64"},
+    **{m: {"b32": "b32", **{n: "b32" for n in _B32_X86}} for m in _B32_X86},
+    "armv7l": {"b32": "b32", "arm": "b32", "armv7l": "b32"},
 }
+# Machine-independent family of each name: what the kernel compares for "Rule exists".
+ARCH_FAMILY = {name: abi for table in MACHINE_ARCHES.values() for name, abi in table.items()}
+
+
+def machine_abis(machine: str) -> tuple[str, ...]:
+    """The ABIs a machine's kernel runs syscalls in: 64-bit kernels also run 32-bit ones."""
+    table = MACHINE_ARCHES.get(machine)
+    if table is None:
+        return ("b64", "b32")  # unknown machine: demand both, never fewer
+    return tuple(abi for abi in ("b64", "b32") if abi in table.values())
+
+
+def abi_of(arch: str, machine: str) -> str:
+    """The ABI `-F arch=NAME` selects on this machine; a name it does not run is a syntax error."""
+    table = MACHINE_ARCHES.get(machine, ARCH_FAMILY)
+    if arch not in table:
+        raise RuleSyntaxError(f"arch {arch!r} is not valid on a {machine or 'unknown'} machine")
+    return table[arch]
 # Control options: they configure the audit system and never define a rule.
 DIRECTIVES_WITH_VALUE = {"-b", "-f", "-e", "-r", "--backlog_wait_time", "-t"}
 DIRECTIVES_FLAG = {"-D", "-c", "-i", "--loginuid-immutable", "--reset-lost",
@@ -51,7 +75,7 @@ class AuditRule:
     path: str | None = None  # path= / dir= / -w target; the listing cannot tell path from dir
     path_field: str = field(default="path", compare=False)  # "path", "dir" or "watch": how it was written
     perms: frozenset[str] = ALL_PERMS  # no perm field means every access
-    arch: str | None = None  # b64 / b32 / None for every ABI
+    arch: str | None = None  # the `-F arch=` name as written (abi_of() maps it per machine); None: every ABI
     syscalls: frozenset[str] | None = None  # None = all syscalls
     keys: tuple[str, ...] = ()
     conditions: tuple[Condition, ...] = ()
@@ -61,7 +85,8 @@ class AuditRule:
     @property
     def identity(self) -> tuple:
         """What the kernel compares for "Rule exists" and for `-d`/`-W` deletion."""
-        return (self.filter, self.action, self.path, self.perms, self.arch, self.syscalls,
+        arch = ARCH_FAMILY.get(self.arch, self.arch) if self.arch else None
+        return (self.filter, self.action, self.path, self.perms, arch, self.syscalls,
                 tuple(sorted(self.keys)), tuple(sorted(map(str, self.conditions))))
 
     @property
@@ -214,9 +239,9 @@ def parse_rule(text: str) -> Item:
             elif name == "key":
                 keys.append(val)
             elif name == "arch":
-                if val not in ARCH_ABI:
+                if val not in ARCH_FAMILY:
                     raise RuleSyntaxError(f"unknown arch {val!r}")
-                arch = ARCH_ABI[val]
+                arch = val
             else:
                 conditions.append(Condition(name, op, val))
     if watch:

@@ -13,7 +13,7 @@ from cisaudit.probe import (
     ProbeError,
     Snapshot,
     parse_probe,
-    parse_stat_lines,
+    parse_stat_output,
     render_script,
     render_stat_script,
 )
@@ -60,8 +60,12 @@ class HostSession:
             raise HostError(f"{exc}; exit {rc}: {err.strip()[-200:]}") from None
         missing = unknown_paths([resolve(c, snap) for c in controls()])
         if missing:  # a config named a path the probe could not foresee: one more command
-            _, out, _ = self.run(render_stat_script(missing), check_ok=True)
-            snap.paths.update(parse_stat_lines(out))
+            script, nonce = render_stat_script(missing)
+            _, out, _ = self.run(script, check_ok=True)
+            try:
+                snap.paths.update(parse_stat_output(out, nonce))
+            except ProbeError as exc:
+                raise HostError(str(exc)) from None
         return snap
 
     def assessment(self) -> Assessment:

@@ -8,6 +8,8 @@
 #   CISAUDIT_TARGET        augenrules: the managed /etc/audit/rules.d/NAME.rules
 #                          auditctl:   the audit.rules file loaded at boot
 #   CISAUDIT_RULES         rule lines to add (-w / -a / -A), one a line
+#   CISAUDIT_TMPFILES      tmpfiles.d lines (`d PATH MODE UID GID -`) that make a rule's parent
+#                          exist before auditd loads the rules at boot; written to $CA_TMPFILES_CONF
 #   CISAUDIT_DRY_RUN       1 = report what would change, change nothing
 #   CISAUDIT_JOURNAL_ROOT  default /var/lib/cisaudit/journal
 #   CISAUDIT_LOCK_TIMEOUT  seconds to wait for the host lock (default 60)
@@ -58,12 +60,20 @@ ap_inputs() {
 	while IFS= read -r ap_r; do
 		ca_check_rule "$ap_r" || ca_die "not an audit rule line this tool adds: $ap_r"
 	done <"$CA_TMP/requested"
+	printf '%s\n' "${CISAUDIT_TMPFILES:-}" | ca_normalize | awk '!seen[$0]++' >"$CA_TMP/tmpfiles"
+	while IFS= read -r ap_r; do
+		case "$ap_r" in
+		'd /'*' '[0-7][0-7][0-7][0-7]' '[0-9]*' '[0-9]*' -') ;;
+		*) ca_die "not a tmpfiles.d line this tool writes: $ap_r" ;;
+		esac
+	done <"$CA_TMP/tmpfiles"
 }
 
 # Files the run may change. augenrules rewrites audit.rules and copies the
 # old one to audit.rules.prev.
 ap_files() {
 	printf '%s\n' "$AP_TARGET"
+	[ -s "$CA_TMP/tmpfiles" ] && printf '%s\n' "$CA_TMPFILES_CONF"
 	if [ "$AP_MODE" = augenrules ]; then
 		printf '%s\n%s\n' "$AP_AUDIT_RULES" "$AP_AUDIT_RULES.prev"
 	fi
@@ -215,8 +225,23 @@ ap_write() {
 		ca_log "wrote $AP_TARGET"
 		[ "$AP_MODE" = augenrules ] && ap_augenrules
 	fi
+	ap_write_tmpfiles
 	ca_record_after
 	ca_state files-written
+}
+
+# The tmpfiles.d entries, merged with those of earlier runs; systemd-tmpfiles-setup reads them at
+# boot before auditd loads the rules (docs/kernel-behaviour.md, "Boot").
+ap_write_tmpfiles() {
+	[ -s "$CA_TMP/tmpfiles" ] || return 0
+	mkdir -p "$(dirname "$CA_TMPFILES_CONF")" || ap_rollback "cannot create $(dirname "$CA_TMPFILES_CONF")"
+	{
+		printf '%s\n' "$CA_HEADER_PREFIX: paths audit rules need at boot; undo with cisaudit backout"
+		{ [ -f "$CA_TMPFILES_CONF" ] && grep -v '^#' "$CA_TMPFILES_CONF"; cat "$CA_TMP/tmpfiles"; } | awk 'NF && !seen[$0]++'
+	} >"$CA_TMP/tmpfiles.new"
+	ca_install "$CA_TMP/tmpfiles.new" "$CA_TMPFILES_CONF" 0644 0 0 || ap_rollback "cannot write $CA_TMPFILES_CONF"
+	while IFS= read -r ap_r; do ca_emit "cisaudit-added: tmpfiles.d: $ap_r"; done <"$CA_TMP/tmpfiles"
+	ca_log "wrote $CA_TMPFILES_CONF"
 }
 
 # Regenerate audit.rules WITHOUT --load: --load runs `auditctl -R` on the

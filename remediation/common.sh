@@ -14,6 +14,8 @@ CA_BEGIN='## BEGIN cisaudit managed block: do not edit by hand, undo with cisaud
 CA_END='## END cisaudit managed block'
 # shellcheck disable=SC2034
 CA_HEADER_PREFIX='## Managed by cisaudit'
+# shellcheck disable=SC2034
+CA_TMPFILES_CONF="${CISAUDIT_TMPFILES_CONF:-/etc/tmpfiles.d/cisaudit-docker.conf}"
 
 # ---------------------------------------------------------------- setup/output
 

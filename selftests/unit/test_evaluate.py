@@ -5,10 +5,10 @@ import random
 import pytest
 
 from cisaudit.catalogue import controls
-from cisaudit.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment, coverage, required_abis
-from cisaudit.loader import Loaded
+from cisaudit.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment, explain
+from cisaudit.kernel import AuditObject, FilterState, KernelRule, WatchKind, judge
 from cisaudit.probe import PathInfo, Snapshot
-from cisaudit.rules import parse_rules
+from cisaudit.rules import AuditRule, machine_abis, parse_rules
 
 BOTH = ("b64", "b32")
 CONTROLS = {c.id: c for c in controls()}
@@ -17,8 +17,26 @@ AUDITCTL_UNIT = "[Service]\nExecStart=/sbin/auditd\nExecStartPost=-/sbin/auditct
 RULES_FILE = "/etc/audit/rules.d/docker.rules"
 
 
+DIRS = {"/etc", "/etc/docker"}
+
+
 def rules(*lines):
-    return [Loaded(l.item, l) for l in parse_rules("\n".join(lines), "t.rules") if l.item is not None]
+    """Rules as a persisted load binds them (a `-w` on a directory is a tree watch), on paths without symlinks."""
+    out = []
+    for line in parse_rules("\n".join(lines), "t.rules"):
+        if isinstance(line.item, AuditRule):
+            rule = line.item
+            tree = rule.path_field == "dir" or (rule.path_field == "watch" and rule.path in DIRS)
+            out.append(KernelRule(rule, line, rule.path, frozenset({WatchKind.TREE if tree else WatchKind.INODE}),
+                                  frozenset({rule.action})))
+    return out
+
+
+def coverage(kernel_rules, path, perms, key, abis, machine="x86_64"):
+    """(what records, what goes wrong) for a control on `path` (a watch control on a directory: its subtree)."""
+    state = FilterState(exit=[r for r in kernel_rules if r.rule.filter == "exit"])
+    obj = AuditObject(path, perms == "rwxa" and path in DIRS)
+    return explain(judge(state, obj, perms, abis, key, machine), abis)
 
 
 def pair(path, perms="rwxa", key="docker", field="path"):
@@ -32,74 +50,79 @@ COVERAGE = {
     "syscall-literal-for-syscall-control": (["-a exit,always -F path=/etc/docker -F perm=war -k docker"], "rwa",
                                             True, ""),
     "syscall-literal-for-watch-control": (["-a exit,always -F path=/etc/docker -F perm=war -k docker"], "rwxa",
-                                          False, "records execute"),
-    "narrow-wa": (["-w /etc/docker -p wa -k docker"], "rwxa", False, "records read, execute"),
-    "cac-pair": (pair("/etc/docker"), "rwxa", True, ""),
+                                          False, "with the key: execute"),
+    "narrow-wa": (["-w /etc/docker -p wa -k docker"], "rwxa", False, "with the key: read, execute"),
+    "cac-pair-path-on-dir": (pair("/etc/docker"), "rwxa", False, "only partly by"),  # inode, not subtree
     "cac-pair-dir": (pair("/etc/docker", field="dir"), "rwxa", True, ""),
-    "b64-only": (pair("/etc/docker")[1:], "rwxa", False, "records read, write, execute, attribute change on b32"),
+    "b64-only": (pair("/etc/docker")[1:], "rwxa", False, "with the key: read, write, execute, attribute change on b32"),
     "b32-only": (pair("/etc/docker")[:1], "rwxa", False, "attribute change on b64"),
     "wrong-key": (["-w /etc/docker -k cis"], "rwxa", False, "key(s) cis, not 'docker'"),
     "no-key": (["-w /etc/docker"], "rwxa", False, "key(s) none"),
     "key-case": (["-w /etc/docker -k Docker"], "rwxa", False, "not 'docker'"),
     "several-keys": (["-w /etc/docker -k cis -k docker"], "rwxa", True, ""),
-    "several-key-fields": (pair("/etc/docker", key="cis -F key=docker"), "rwxa", True, ""),
-    "never-first": (["-a never,exit -F path=/etc/docker -F perm=rwxa", W], "rwxa", False, "is a `never` rule"),
+    "several-key-fields": (pair("/etc/docker", key="cis -F key=docker", field="dir"), "rwxa", True, ""),
+    "never-first": (["-a never,exit -F path=/etc/docker -F perm=rwxa", W], "rwxa", False, "(a `never` rule"),
     "never-after": ([W, "-a never,exit -F path=/etc/docker -F perm=rwxa"], "rwxa", True, ""),
-    "never-on-w-only": (["-a never,exit -F path=/etc/docker -F perm=w", W], "rwxa", False, "matches first [write]"),
+    "never-on-w-only": (["-a never,exit -F path=/etc/docker -F perm=w", W], "rwxa", False,
+                       "matches first (a `never` rule, for the accesses it matches): write"),
     "never-b32-only": (["-a never,exit -F arch=b32 -S all -F path=/etc/docker", W], "rwxa", False,
-                       "attribute change on b32]"),
+                       "attribute change on b32"),
     "other-key-first": (["-w /etc/docker -k cis", W], "rwxa", False, "key(s) cis"),
     "split-perms": (["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k docker"], "rwxa", True, ""),
     "split-perms-other-key-half": (["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k x"], "rwxa", False,
                                    "key(s) x"),
     "auid-only": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker"], "rwxa", False,
-                  "no rule on the path records read"),
+                  "only partly by"),
     "auid-then-full": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker", W], "rwxa", True, ""),
     "conditional-other-key-first": (["-a always,exit -F path=/etc/docker -F auid>=1000 -k x", W], "rwxa", False,
-                                    "is conditional"),
+                                    "for the accesses it matches"),
     "syscall-narrowed": (["-a always,exit -F arch=b64 -S open,openat -F path=/etc/docker -k docker",
                           "-a always,exit -F arch=b32 -S open,openat -F path=/etc/docker -k docker"],
-                         "rwxa", False, "no rule on the path"),
-    "neighbour-file": (["-w /etc/docker/daemon.json -k docker"], "rwxa", False, "no rule on the path"),
-    "neighbour-prefix": (["-w /etc/dockerx -k docker"], "rwxa", False, "no rule on the path"),
-    "parent-dir": (["-w /etc -k docker"], "rwxa", False, "no rule on the path"),
-    "non-exit-list": (["-a always,task -F path=/etc/docker -k docker"], "rwxa", False, "no rule on the path"),
-    "nothing": ([], "rwxa", False, "no rule on the path records read, write, execute, attribute change"),
+                         "rwxa", False, "no rule records with the key"),
+    "neighbour-file": (["-w /etc/docker/daemon.json -k docker"], "rwxa", False, "no rule records with the key"),
+    "neighbour-prefix": (["-w /etc/dockerx -k docker"], "rwxa", False, "no rule records with the key"),
+    "parent-dir-tree": (["-w /etc -k docker"], "rwxa", True, ""),
+    "parent-dir-other-key-first": (["-w /etc -p wa -k etc", W], "rwxa", False, "(key(s) etc, not 'docker'): write"),
+    "root-cmd-execve-first": (["-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd", W], "rwxa", False,
+                              "for the accesses it matches): execute on b64"),
+    "root-cmd-execve-after": ([W, "-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd"], "rwxa", True, ""),
+    "non-exit-list": (["-a always,task -F path=/etc/docker -k docker"], "rwxa", False, "no rule records with the key"),
+    "nothing": ([], "rwxa", False, "no rule records with the key: read, write, execute, attribute change"),
 }
 
 
 @pytest.mark.parametrize(("lines", "perms", "ok", "reason"), COVERAGE.values(), ids=COVERAGE.keys())
 def test_coverage(lines, perms, ok, reason):
-    deciding, problems = coverage(rules(*lines), {"/etc/docker"}, perms, "docker", BOTH)
+    deciding, problems = coverage(rules(*lines), "/etc/docker", perms, "docker", BOTH)
     assert (not problems) == ok, problems
     assert reason in "; ".join(problems)
     assert bool(deciding) or not ok
 
 
 def test_coverage_cites_the_deciding_line():
-    _, problems = coverage(rules("-w /x -p r -k docker", "-w /etc/docker -p wa -k other"), {"/etc/docker"}, "wa",
+    _, problems = coverage(rules("-w /x -p r -k docker", "-w /etc/docker -p wa -k other"), "/etc/docker", "wa",
                            "docker", ("b64",))
-    assert problems == ["`-w /etc/docker -p wa -k other` (t.rules:2) matches first with key(s) other, not 'docker' "
-                        "[write, attribute change]"]
+    assert problems == ["`-w /etc/docker -p wa -k other` (t.rules:2) matches first (key(s) other, not 'docker'): "
+                        "write, attribute change"]
 
 
 @pytest.mark.parametrize(("lines", "ok"), [
     (pair("/usr/bin/dockerd")[:1], True), (pair("/usr/bin/dockerd")[1:], False), (["-w /usr/bin/dockerd"], False),
 ], ids=["b32-rule", "b64-rule", "no-key"])
 def test_coverage_on_a_32bit_host(lines, ok):
-    _, problems = coverage(rules(*lines), {"/usr/bin/dockerd"}, "rwxa", "docker", ("b32",))
+    _, problems = coverage(rules(*lines), "/usr/bin/dockerd", "rwxa", "docker", ("b32",), machine="i686")
     assert (not problems) == ok
 
 
-def test_coverage_any_alias_counts():
-    assert coverage(rules("-w /usr/sbin/runc -k docker"), {"/usr/bin/runc", "/usr/sbin/runc"}, "rwxa", "docker",
-                    BOTH)[1] == []
+def test_coverage_rule_on_the_real_object_counts_not_on_a_link():
+    assert coverage(rules("-w /usr/sbin/runc -k docker"), "/usr/sbin/runc", "rwxa", "docker", BOTH)[1] == []
+    assert coverage(rules("-w /usr/bin/runc -k docker"), "/usr/sbin/runc", "rwxa", "docker", BOTH)[1] != []
 
 
 @pytest.mark.parametrize(("arch", "abis"), [
     ("x86_64", BOTH), ("aarch64", BOTH), ("i686", ("b32",)), ("armv7l", ("b32",)), ("", BOTH), ("mips", BOTH)])
 def test_required_abis(arch, abis):
-    assert required_abis(arch) == abis
+    assert machine_abis(arch) == abis
 
 
 # ---- a Debian 12 host with docker.io, containerd and runc (NOTES.md table) -------------------------------------
@@ -127,6 +150,7 @@ LOCATED = {  # where each control's path is on that host
     "1.1.9": "/lib/systemd/system/docker.socket",
 }
 ABSENT = {"1.1.11", "1.1.13"}
+RULE_AT = {**LOCATED, "1.1.18": "/usr/sbin/runc"}  # a rule on the link /usr/bin/runc records nothing
 
 
 def host(rules_text="", listing="", **over):
@@ -146,11 +170,11 @@ def host(rules_text="", listing="", **over):
 
 
 def good_rules():
-    return "\n".join(c.rule_text(LOCATED.get(c.id, c.path)) for c in controls() if c.id != "1.1.13")
+    return "\n".join(c.rule_text(RULE_AT.get(c.id, c.path)) for c in controls() if c.id != "1.1.13")
 
 
 def good_listing():
-    return "\n".join(f"-w {LOCATED.get(c.id, c.path)} -p {c.required_perms} -k docker"
+    return "\n".join(f"-w {RULE_AT.get(c.id, c.path)} -p {c.required_perms} -k docker"
                      for c in controls() if c.id != "1.1.13")
 
 
@@ -197,7 +221,7 @@ def test_benchmark_literal_rules_on_debian():
     after = {"1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"}
     assert {c.id: a.control_verdict(c, "persisted").status for c in controls()} == expected(fail=after | {"1.1.3"})
     for cid in after:
-        assert f"never loads: loading stops at {stop}" in a.control_verdict(CONTROLS[cid], "persisted").summary
+        assert f"never loads at boot: loading stops at {stop}" in a.control_verdict(CONTROLS[cid], "persisted").summary
     dockerd = a.control_verdict(CONTROLS["1.1.3"], "persisted")
     assert "/usr/sbin/dockerd needs -p rwxa -k docker" in dockerd.summary
     health = a.host_verdict("load-health")
@@ -210,9 +234,11 @@ S4 = "-a exit,always -F path=/run/containerd -F perm=war -k docker"
 PERSISTED = {  # rules.d text -> (1.1.6 /etc/docker watch, 1.1.4 /run/containerd syscall)
     "literal": (f"{W6}\n{S4}", PASS, PASS),
     "listing-forms": ("-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker", PASS, PASS),
-    "cac-pairs": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), PASS, PASS),
+    # path= on a directory watches its inode only; the benchmark's -w covers the whole subtree
+    "cac-pairs": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), FAIL, PASS),
+    "cac-pairs-dir": ("\n".join(pair("/etc/docker", field="dir") + pair("/run/containerd", "rwa")), PASS, PASS),
     "cac-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), FAIL, FAIL),
-    "attached": ("-a always,exit -Fpath=/etc/docker -kdocker\n-a exit,always -Fpath=/run/containerd -Fperm=war "
+    "attached": ("-a always,exit -Fdir=/etc/docker -kdocker\n-a exit,always -Fpath=/run/containerd -Fperm=war "
                  "-kdocker", PASS, PASS),
     # measured: the kernel rejects path= ending in / (EINVAL) and the load stops there
     "path-trailing-slash": ("-w /etc/docker -k docker\n-a exit,always -F path=/run/containerd/ -F perm=war "
@@ -266,13 +292,14 @@ def test_e2_in_the_middle_names_the_failing_line():
     a = Assessment(host(auditd_unit=AUDITCTL_UNIT, audit_rules=f"{W6}\n-e 2\n{S4}\n"), "docker")
     verdict = a.control_verdict(CONTROLS["1.1.4"], "persisted")
     assert verdict.status == FAIL
-    assert any(e.startswith("/etc/audit/audit.rules:3: ") and "immutable" in e for e in verdict.evidence)
+    assert any(e.startswith("at boot /etc/audit/audit.rules:3: ") and "immutable" in e for e in verdict.evidence)
 
 
 LIVE = {
     "canonical": ("-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker", PASS, PASS),
     "two-keys": ("-w /etc/docker -p rwxa -k docker -k cis\n-w /run/containerd -p rwa -k cis -k docker", PASS, PASS),
-    "arch-pairs": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), PASS, PASS),
+    "arch-pairs": ("\n".join(pair("/etc/docker", field="dir") + pair("/run/containerd", "rwa")), PASS, PASS),
+    "arch-pairs-path-on-dir": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), FAIL, PASS),
     "arch-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), FAIL, FAIL),
     "narrow": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", FAIL, FAIL),
     "no-rules": ("No rules", FAIL, FAIL),
@@ -289,7 +316,8 @@ LIVE = {
 
 @pytest.mark.parametrize(("listing", "etc_docker", "run_containerd"), LIVE.values(), ids=LIVE.keys())
 def test_live_scenarios(listing, etc_docker, run_containerd):
-    a = Assessment(host(listing=listing), "docker")
+    """Loaded from the same persisted rules: they tell the listing's `-w` lines apart."""
+    a = Assessment(host(listing.replace("No rules", ""), listing=listing), "docker")
     got = [a.control_verdict(CONTROLS[c], "live").status for c in ("1.1.6", "1.1.4")]
     assert got == [etc_docker, run_containerd]
 
@@ -298,7 +326,7 @@ def test_live_never_is_known_from_the_persisted_rules():
     never = "-a never,exit -F path=/etc/docker -F perm=rwxa"
     a = Assessment(host(f"{never}\n{W6}", listing="-w /etc/docker -p rwxa\n-w /etc/docker -p rwxa -k docker"), "docker")
     verdict = a.control_verdict(CONTROLS["1.1.6"], "live")
-    assert verdict.status == FAIL and "is a `never` rule" in verdict.summary
+    assert verdict.status == FAIL and "(a `never` rule" in verdict.summary
 
 
 PRECONDITIONS = {  # host-wide errors come before existence; a failed listing only after it
@@ -334,13 +362,14 @@ def test_garbage_line_is_reported_with_file_and_line():
     a = Assessment(snap, "docker")
     verdict = a.control_verdict(CONTROLS["1.1.6"], "persisted")
     assert verdict.status == FAIL
-    assert "never loads: loading stops at /etc/audit/rules.d/00-junk.rules:2" in verdict.summary
-    assert any(e.startswith("/etc/audit/rules.d/00-junk.rules:2: ") for e in verdict.evidence)
-    assert a.host_verdict("load-health").summary.startswith("loading stops at /etc/audit/rules.d/00-junk.rules:2")
+    assert "never loads at boot: loading stops at /etc/audit/rules.d/00-junk.rules:2" in verdict.summary
+    assert any(e.startswith("at boot /etc/audit/rules.d/00-junk.rules:2: ") for e in verdict.evidence)
+    assert a.host_verdict("load-health").summary.startswith(
+        "at boot, loading stops at /etc/audit/rules.d/00-junk.rules:2")
 
 
 def test_unreadable_listing_line_is_evidence():
-    a = Assessment(host(listing=good_listing() + "\n-w /x -p zz"), "docker")
+    a = Assessment(host(good_rules(), listing=good_listing() + "\n-w /x -p zz"), "docker")
     verdict = a.control_verdict(CONTROLS["1.1.6"], "live")
     assert verdict.status == PASS
     assert any(e.startswith("unreadable listing line auditctl -l:") and "-w /x -p zz" in e for e in verdict.evidence)

@@ -2,9 +2,11 @@
 
 import pytest
 
-from cisaudit.loader import augenrules_merge, live_rules, loader_mode, persisted_lines, replay
+from cisaudit.boot import BootModel
+from cisaudit.kernel import WatchKind
+from cisaudit.loader import augenrules_merge, boot_adder, live_state, loader_mode, persisted_lines, replay
 from cisaudit.probe import PathInfo, Snapshot
-from cisaudit.rules import parse_rule, parse_rules
+from cisaudit.rules import parse_rules
 
 DEBIAN_UNIT = """# /lib/systemd/system/auditd.service
 [Service]
@@ -49,7 +51,7 @@ def test_augenrules_moves_control_lines():
 
 
 def test_e2_in_a_middle_file_goes_last_and_only_the_last_e_survives():
-    files = [("1.rules", "-e 1\n-w /a"), ("5.rules", "-e 2\n-w /b"), ("9.rules", "-w /c\n")]
+    files = [("1.rules", "-e 1\n-w /a\n"), ("5.rules", "-e 2\n-w /b\n"), ("9.rules", "-w /c\n")]
     assert merged(*files) == ["-w /a", "-w /b", "-w /c", "-e 2"]
 
 
@@ -62,6 +64,27 @@ def test_e2_in_a_middle_file_goes_last_and_only_the_last_e_survives():
         "spaces-only-kept", "backlog-wait-stays", "loginuid-stays", "indented-b"])
 def test_augenrules_line_classes(line, expected):
     assert merged(("a.rules", f"-w /a\n{line}\n")) == expected
+
+
+@pytest.mark.parametrize(("line", "hoisted"), [("-D", True), ("-D  ", False), ("  -D", False), ("-b 64", True),
+                                              ("  -b 64", False), ("-e 2", True), ("  # c", False)])
+def test_mawk_reads_blank_as_the_letter_s(line, hoisted):
+    """Debian's mawk has no `\\s`: augenrules' `^\\s*-D\\s*$` matches only `-D` itself."""
+    got = [text for _, _, text in augenrules_merge([("a.rules", f"-w /a\n{line}\n")], mawk=True)]
+    assert (got[0] != "-w /a" or line.startswith("-e") and got[-1] == line) == hoisted or line == "  # c"
+
+
+def test_file_without_final_newline_joins_the_next_files_first_line():
+    """augenrules runs `cat` over the files: the two rules become one line, which fails to load."""
+    merged_lines = augenrules_merge([("/r/10-a.rules", "-w /a -k k"), ("/r/20-b.rules", "-w /b -k k\n")])
+    assert merged_lines == [("/r/10-a.rules", 1, "-w /a -k k-w /b -k k")]
+    result = replay(parse_rules(merged_lines[0][2], "x"), adder())
+    assert result.rules == [] and result.stopped_at is not None
+
+
+def test_replay_of_thousands_of_rules_is_linear():
+    text = "\n".join(f"-w /etc/f{i} -p wa -k k" for i in range(20000))
+    assert len(run(text).rules) == 20000
 
 
 def test_persisted_lines_keep_their_own_file_and_line():
@@ -93,8 +116,25 @@ def stat(path):
     return PathInfo(path, "dir" if path in EXISTS else "absent", "" if parent_missing else path)
 
 
+class _Stat(dict):
+    """Snapshot.paths that answers every path through a function."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def get(self, path, default=None):
+        return self.fn(path)
+
+
+def adder(fn=stat):
+    snap = Snapshot(arch="x86_64")
+    snap.paths = _Stat(fn)
+    return boot_adder(snap, BootModel(snap, ""))
+
+
 def run(text):
-    return replay(parse_rules(text, "t.rules"), stat)
+    return replay(parse_rules(text, "t.rules"), adder())
 
 
 def texts(result):
@@ -169,35 +209,39 @@ def test_never_loaded_lists_only_rules():
 
 
 def test_unstatted_dir_is_not_assumed_missing():
-    assert texts(replay(parse_rules("-a always,exit -F dir=/odd", "t"), lambda p: None)) == [
+    assert texts(replay(parse_rules("-a always,exit -F dir=/odd", "t"), adder(lambda p: None))) == [
         "-a always,exit -F dir=/odd"]
 
 
-def loaded_from(text):
-    return run(text).rules
-
-
 def live(listing, persisted=""):
-    return live_rules(Snapshot(listing_text=listing), loaded_from(persisted))
+    state, bad = live_state(Snapshot(listing_text=listing), parse_rules(persisted, "t.rules"))
+    return state.exit, bad
 
 
 def test_live_rules_believe_a_persisted_never_watch():
     rules, bad = live("-w /tmp/x -p rwxa\n-w /etc/docker -p rwxa -k docker",
                       "-a never,exit -F path=/tmp/x -F perm=rwxa\n-w /etc/docker -k docker")
-    assert [r.rule.action for r in rules] == ["never", "always"] and bad == []
+    assert [r.actions for r in rules] == [{"never"}, {"always"}] and bad == []
+    assert "persisted `-a never,exit -F path=/tmp/x -F perm=rwxa` says which" in rules[0].note
 
 
-def test_live_rules_keep_always_when_both_twins_persisted():
+def test_live_rules_stay_ambiguous_when_both_twins_persisted():
     rules, _ = live("-w /tmp/x -p rwxa", "-a never,exit -F path=/tmp/x -F perm=rwxa\n-w /tmp/x -p rwxa\n")
-    assert rules[0].rule.action == "always"
+    assert rules[0].actions == {"always", "never"}
 
 
-def test_live_rules_unpersisted_watch_is_always():
+def test_live_rules_unpersisted_watch_may_be_either_kind_and_action():
     rules, _ = live("-w /tmp/x -p rwxa")
-    assert rules[0].rule == parse_rule("-w /tmp/x")
+    assert rules[0].actions == {"always", "never"} and rules[0].kinds == {WatchKind.INODE, WatchKind.TREE}
+    assert "no persisted rule says which" in rules[0].note
+
+
+def test_live_rules_arch_form_is_unambiguous():
+    rules, _ = live("-a always,exit -F arch=b64 -S all -F dir=/tmp/x -F perm=rwa -F key=k")
+    assert rules[0].actions == {"always"} and rules[0].kinds == {WatchKind.TREE}
 
 
 def test_live_rules_report_unreadable_lines_with_position():
     rules, bad = live("No rules\n-a never,exit -S all -F path=/tmp/g\n-w /x -p q\n-b 8192\n")
-    assert [r.rule.action for r in rules] == ["never"]
+    assert [r.actions for r in rules] == [{"never"}]
     assert [(l.where, l.text) for l in bad] == [("auditctl -l:3", "-w /x -p q")]

@@ -17,7 +17,7 @@ def host(files=(), listing="No rules", unit=AUGENRULES_UNIT, audit_rules="", sta
     paths = {p: PathInfo(p, "dir", p) for p in ("/etc", "/etc/docker", "/tmp", "/nonexistent-parent")}
     paths["/nonexistent-parent"] = PathInfo("/nonexistent-parent", "absent", "")
     return Snapshot(uid=0, arch="x86_64", auditctl="/sbin/auditctl", status_rc=0, status_text=status,
-                    listing_rc=0, listing_text=listing, auditd_unit=unit, rules_d=[BASE, *files],
+                    auditd_running=True, listing_rc=0, listing_text=listing, auditd_unit=unit, rules_d=[BASE, *files],
                     audit_rules=audit_rules, paths=paths)
 
 
@@ -72,6 +72,44 @@ def test_auditctl_mode_writes_audit_rules_before_the_e_line():
     assert (plan.mode, plan.target) == ("auditctl", "/etc/audit/audit.rules")
     assert with_rules(snap, plan.mode, plan.target, plan.rule_lines).audit_rules == \
         "-D\n-w /tmp -k t\n-w /etc/docker -k docker\n-e 2\n"
+
+
+def test_auditd_stopped_is_said_not_blamed_on_the_rules():
+    rule = "-w /etc/docker -k docker"
+    snap = host([("/etc/audit/rules.d/d.rules", rule + "\n")], listing="-w /etc/docker -p rwxa -k docker")
+    snap.auditd_running = False
+    plan = plan_for(snap)
+    assert plan.rules == () and "auditd is not running" in plan.left_alone[0][1]
+
+
+def test_rule_goes_on_the_symlink_target():
+    snap = host()
+    snap.paths["/etc/docker"] = PathInfo("/etc/docker", "symlink", "/srv/docker")
+    snap.paths["/srv/docker"] = PathInfo("/srv/docker", "dir", "/srv/docker")
+    snap.paths["/srv"] = PathInfo("/srv", "dir", "/srv")
+    assert plan_for(snap).rules == (("1.1.6", "-w /srv/docker -k docker"),)
+
+
+def test_rule_that_would_take_a_site_rules_accesses_is_left_alone():
+    site = ("/etc/audit/rules.d/90-site.rules", "-w /etc/docker -p wa -k site\n")
+    plan = plan_for(host([site], listing="-w /etc/docker -p wa -k site"))
+    assert plan.rules == () and "add `-k docker` to that rule" in plan.left_alone[0][1]
+
+
+def test_socket_under_run_gets_a_tmpfiles_entry():
+    """Issue 9.3: /run/containerd is made by containerd after auditd loads the rules at boot."""
+    sock = next(c for c in controls() if c.id == "1.1.8")
+    snap = host()
+    snap.mounts = "tmpfs /run tmpfs rw 0 0\n/dev/vda / ext4 rw 0 0\n"
+    snap.auditd_unit = "[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n" + AUGENRULES_UNIT
+    snap.paths.update({p: PathInfo(p, k, p, o) for p, k, o in [
+        ("/run", "dir", "755 0 0"), ("/run/containerd", "dir", "711 0 0"),
+        ("/run/containerd/containerd.sock", "socket", "660 0 0")]})
+    plan = make_plan(Assessment(snap, "docker"), [sock])
+    assert plan.rules == (("1.1.8", "-w /run/containerd/containerd.sock -k docker"),)
+    assert plan.tmpfiles == ("d /run/containerd 0711 0 0 -",)
+    snap.auditd_unit = AUGENRULES_UNIT  # a loader that may run before tmpfiles: nothing can be planned
+    assert make_plan(Assessment(snap, "docker"), [sock]).rules == ()
 
 
 def test_a_unit_that_loads_nothing_gets_no_rules():

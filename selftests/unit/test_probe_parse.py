@@ -4,7 +4,16 @@ import subprocess
 
 import pytest
 
-from cisaudit.probe import SCRIPT, PathInfo, ProbeError, parse_probe, parse_stat_lines, render_script
+from cisaudit.probe import (
+    LIBRARY,
+    PathInfo,
+    ProbeError,
+    parse_probe,
+    parse_stat_output,
+    parse_stat_sections,
+    render_script,
+    render_stat_script,
+)
 
 NONCE = "@@cisaudit-0123456789abcdef"
 FAKE = "@@cisaudit-fedcba9876543210"
@@ -39,8 +48,7 @@ def test_file_bodies_are_exact(content):
 
 def shell_output(tmp_path, contents):
     """Frame real files with probe.sh's own sec/end/dump/run functions."""
-    body = SCRIPT.read_text()
-    funcs = body[:body.index("\nsec uid")]
+    funcs = LIBRARY.read_text()
     names = []
     for i, content in enumerate(contents):
         name = f"{i}-x.rules"
@@ -51,7 +59,7 @@ def shell_output(tmp_path, contents):
               + "".join(f"dump rules-file '{tmp_path / n}'\n" for n in names)
               + "run auditctl-l printf '%s\\n\\n' '-w /etc/docker -p rwxa -k docker'\n"
               + f"dump audit-rules '{tmp_path}/missing'\n"
-              + f"sec paths; stat_paths '{tmp_path / names[0]}' '{tmp_path}/nope/x'; end\n"
+              + f"stat_paths '{tmp_path / names[0]}' '{tmp_path}/nope/x' '{tmp_path}/nope' '{tmp_path}'\n"
               + "sec done; end\n")
     return subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode()
 
@@ -63,7 +71,8 @@ def test_real_shell_framing_round_trips(tmp_path):
     assert snap.listing_rc == 0 and snap.listing_text == "-w /etc/docker -p rwxa -k docker"  # $(...) drops \n
     assert snap.audit_rules is None
     first = str(tmp_path / "0-x.rules")
-    assert snap.paths[first] == PathInfo(first, "file", first)
+    assert snap.paths[first].kind == "file" and snap.paths[first].target == first
+    assert len(snap.paths[first].owner.split()) == 3
     # readlink -m resolves a path whose parent is missing too; both are stat'ed
     assert snap.paths[f"{tmp_path}/nope/x"] == PathInfo(f"{tmp_path}/nope/x", "absent", f"{tmp_path}/nope/x")
     assert snap.paths[f"{tmp_path}/nope"].kind == "absent" and snap.paths[str(tmp_path)].kind == "dir"
@@ -111,7 +120,8 @@ def test_scalar_sections():
         section("binary", "dockerd", "/usr/sbin/dockerd"), section("binary", "runc", ""),
         section("rules-file-error", "/etc/audit/rules.d/dir.rules", "not a readable regular file"),
         section("containerd-config", "/etc/containerd/config.toml", "version = 2"),
-        section("paths", body="/etc/docker\tdir\t/etc/docker\n/usr/bin/runc\tsymlink\t/usr/sbin/runc\nbad line\n"),
+        section("paths", body="dir\0/etc/docker\0symlink\0/usr/bin/runc\0"),
+        section("targets", body="/etc/docker\0/usr/sbin/runc\0" + "0"),
     ), NONCE)
     assert (snap.uid, snap.arch, snap.auditctl, snap.auditd, snap.auditd_running, snap.systemd) == (
         0, "x86_64", "/usr/sbin/auditctl", None, True, True)
@@ -139,9 +149,33 @@ def test_uid(uid, expected):
     assert parse_probe(output(section("uid", body=uid)), NONCE).uid == expected
 
 
-def test_parse_stat_lines_skips_malformed():
-    assert parse_stat_lines("/a\tfile\t/a\n/b\tabsent\t\n/c\tfile\n\n") == {
-        "/a": PathInfo("/a", "file", "/a"), "/b": PathInfo("/b", "absent", "")}
+def test_stat_records_pair_by_position_and_a_failed_readlink_resolves_nothing():
+    paths = "file\0/a\0absent\0/b\0"
+    assert parse_stat_sections(paths, "/a\0/b\0" + "0", "644 0 0 /a\0") == {
+        "/a": PathInfo("/a", "file", "/a", "644 0 0"), "/b": PathInfo("/b", "absent", "/b")}
+    assert parse_stat_sections(paths, "/a\0" + "1", "") == {
+        "/a": PathInfo("/a", "file", ""), "/b": PathInfo("/b", "absent", "")}
+
+
+def test_newline_in_a_symlink_target_cannot_shift_other_paths(tmp_path):
+    """Issue 10.5: a symlink whose target holds a newline (and a fake path) must resolve to itself only."""
+    evil = tmp_path / "evil"
+    evil.symlink_to("x\n/etc/docker")
+    other = tmp_path / "other"
+    other.write_text("")
+    script, nonce = render_stat_script([str(evil), str(other), str(tmp_path / "new\nline")])
+    infos = parse_stat_output(subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode(),
+                              nonce)
+    assert infos[str(evil)].target == f"{tmp_path}/x\n/etc/docker" and infos[str(evil)].kind == "symlink"
+    assert infos[str(other)].target == str(other) and infos[str(other)].kind == "file"
+    assert infos[str(tmp_path / "new\nline")].kind == "absent"
+
+
+@pytest.mark.parametrize("body", ["x", "²", "9" * 5000, "-1"])
+def test_crafted_numbers_never_raise(body):
+    """Issue 10.9: a hostile host's exit codes and uid are unreadable, not a crash."""
+    snap = parse_probe(output(section("uid", body=body), section("auditctl-s", body, "enabled 1")), NONCE)
+    assert snap.uid is None and snap.status_rc is None
 
 
 def test_render_script_frames_with_its_nonce():
