@@ -23,7 +23,8 @@ def _prepare(kernel: KernelSandbox) -> None:
     kernel.make_path("/etc/docker")
     kernel.write_rules_d("60-cis.rules", "-a exit,always -F path=/run/containerd -F perm=war -k docker\n")
     kernel.load()
-    kernel.kernel("-w /etc/docker -p wa -k docker")  # live only, and too narrow
+    # live only, and too narrow (arch-qualified, so the listing is unambiguous)
+    kernel.kernel("-a always,exit -F arch=b64 -S all -F dir=/etc/docker -F perm=wa -F key=docker")
 
 
 def test_same_verdicts_as_local_with_one_send_command(kernel: KernelSandbox, tmp_path: Path) -> None:
