@@ -41,11 +41,13 @@ class Plan:
         return [rule for _, rule in self.rules]
 
     def describe(self) -> str:
-        if not self.rules:
-            return "nothing to add"
-        extra = f"; and {TMPFILES_CONF}: " + "; ".join(self.tmpfiles) if self.tmpfiles else ""
-        return f"add to {self.target} ({self.mode}) and load: " + "; ".join(
-            f"{cid}: {rule}" for cid, rule in self.rules) + extra
+        parts = []
+        if self.rules:
+            parts.append(f"add to {self.target} ({self.mode}) and load: " + "; ".join(
+                f"{cid}: {rule}" for cid, rule in self.rules))
+        if self.tmpfiles:
+            parts.append(f"write {TMPFILES_CONF} (so the rules load at boot): " + "; ".join(self.tmpfiles))
+        return "; ".join(parts) or "nothing to add"
 
 
 def _version_key(name: str) -> list:
@@ -90,14 +92,37 @@ def _tmpfiles_for(assessment: Assessment, rule_path: str) -> tuple[list[str], st
     return [f"d {parent} {int(mode, 8):04o} {uid} {gid} -"], None
 
 
+def _boot_fixes(assessment: Assessment, selected: list[Control]) -> tuple[Assessment, list[str]]:
+    """tmpfiles.d entries that make persisted rules on the controls' objects load at boot, where
+    the load now stops at them because their parent is not there yet (containerd.sock), and the
+    assessment of the host as it would be with them. Each round fixes the line the load stops at."""
+    objects = {assessment.audit_object(assessment.target(c)).path for c in selected}
+    fixes: list[str] = []
+    for _ in range(len(selected) + 1):
+        stop = assessment.persisted.stopped_at
+        item = stop[0].item if stop else None
+        if not isinstance(item, AuditRule) or not item.path:
+            break
+        if bound_location(item.path, assessment.snap) not in objects:
+            break
+        lines, why = _tmpfiles_for(assessment, bound_location(item.path, assessment.snap))
+        if why or not lines or set(lines) <= set(fixes):
+            break
+        fixes += lines
+        snap = with_rules(assessment.snap, assessment.mode.mode, MANAGED_FILE, [], lines)
+        assessment = Assessment(snap, assessment.key, assessment.require_all)
+    return assessment, fixes
+
+
 def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
     mode = assessment.mode.mode
     target = MANAGED_FILE if mode == "augenrules" else AUDIT_RULES
     planned: list[tuple[str, str]] = []
-    tmpfiles: list[str] = []
     left: list[tuple[str, str]] = []
     if mode == "none":  # nowhere the boot reads: a rule written anywhere would be lost
         return Plan(mode, target, (), tuple((c.id, assessment.mode.reason) for c in selected))
+    original = assessment
+    assessment, tmpfiles = _boot_fixes(assessment, selected)
     for control in selected:
         live = assessment.control_verdict(control, "live")
         persisted = assessment.control_verdict(control, "persisted")
@@ -131,7 +156,7 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
             continue
         planned.append((control.id, rule))
         tmpfiles += [t for t in extra if t not in tmpfiles]
-    return _verified(assessment, mode, target, planned, tmpfiles, left, selected)
+    return _verified(original, mode, target, planned, tmpfiles, left, selected)
 
 
 def _overlaps(ours: KernelRule, theirs: KernelRule, assessment: Assessment) -> bool:
@@ -154,7 +179,6 @@ def _verified(assessment: Assessment, mode: str, target: str, planned: list[tupl
     after = replace(after, listing_text=after.listing_text.replace("No rules", "").rstrip("\n") + "\n"
                     + "".join(r + "\n" for r in appended))
     simulated = Assessment(after, assessment.key, assessment.require_all)
-    before_boot = {l.rule.identity for l in assessment.persisted.rules}
     after_boot = simulated.persisted
     dropped = [l for l in assessment.persisted.rules if l.rule.identity not in
                {x.rule.identity for x in after_boot.rules}]
@@ -172,7 +196,7 @@ def _verified(assessment: Assessment, mode: str, target: str, planned: list[tupl
         _, boot_problems = simulated.judge(control, located, boot)
         position = next((i for i, kr in enumerate(boot_rules) if kr.line.text == rule), None)
         robbed = [kr for kr in boot_rules[(position or 0) + 1:] if position is not None and kr.line.text not in ours
-                  and kr.rule.identity in before_boot and _overlaps(boot_rules[position], kr, assessment)]
+                  and _overlaps(boot_rules[position], kr, assessment)]
         if dropped:
             left.append((cid, f"adding the rules would stop `{dropped[0].line.text}` ({dropped[0].line.where}) "
                               "from loading at boot"))
@@ -192,7 +216,8 @@ def _verified(assessment: Assessment, mode: str, target: str, planned: list[tupl
         else:
             keep.append((cid, rule))
     parents = {bound_location(_rule_path(r), snap).rpartition("/")[0] or "/" for _, r in keep}
-    used = [t for t in tmpfiles if t.split()[1] in parents]
+    fixed_lines = {bound_location(l.rule.path, snap).rpartition("/")[0] for l in after_boot.rules if l.rule.path}
+    used = [t for t in tmpfiles if t.split()[1] in parents or t.split()[1] in fixed_lines]
     if len(keep) < len(planned) and keep:  # what is left must pass the same simulation on its own
         again = _verified(assessment, mode, target, keep, used, [], selected)
         return replace(again, left_alone=tuple(left) + again.left_alone)

@@ -160,6 +160,7 @@ ap_block() {
 ap_dry_run() {
 	ap_plan
 	while IFS= read -r ap_r; do ca_emit "cisaudit-added: $ap_r"; done <"$CA_TMP/persist"
+	while IFS= read -r ap_r; do ca_emit "cisaudit-added: tmpfiles.d: $ap_r"; done <"$CA_TMP/tmpfiles"
 	ap_n=$(wc -l <"$CA_TMP/persist")
 	if [ "$ap_n" -gt 0 ]; then
 		ap_render "$AP_TARGET" "$CA_TMP/new" || ca_die "cannot render $AP_TARGET"
@@ -233,14 +234,20 @@ ap_write() {
 # The tmpfiles.d entries, merged with those of earlier runs; systemd-tmpfiles-setup reads them at
 # boot before auditd loads the rules (docs/kernel-behaviour.md, "Boot").
 ap_write_tmpfiles() {
+	AP_TMPFILES_ADDED=0
 	[ -s "$CA_TMP/tmpfiles" ] || return 0
 	mkdir -p "$(dirname "$CA_TMPFILES_CONF")" || ap_rollback "cannot create $(dirname "$CA_TMPFILES_CONF")"
 	{
 		printf '%s\n' "$CA_HEADER_PREFIX: paths audit rules need at boot; undo with cisaudit backout"
 		{ [ -f "$CA_TMPFILES_CONF" ] && grep -v '^#' "$CA_TMPFILES_CONF"; cat "$CA_TMP/tmpfiles"; } | awk 'NF && !seen[$0]++'
 	} >"$CA_TMP/tmpfiles.new"
+	if [ "$(ca_sha256 "$CA_TMPFILES_CONF")" = "$(ca_sha256 "$CA_TMP/tmpfiles.new")" ]; then
+		ca_msg "already in $CA_TMPFILES_CONF: $(tr '\n' ';' <"$CA_TMP/tmpfiles")"
+		return 0
+	fi
 	ca_install "$CA_TMP/tmpfiles.new" "$CA_TMPFILES_CONF" 0644 0 0 || ap_rollback "cannot write $CA_TMPFILES_CONF"
 	while IFS= read -r ap_r; do ca_emit "cisaudit-added: tmpfiles.d: $ap_r"; done <"$CA_TMP/tmpfiles"
+	AP_TMPFILES_ADDED=$(wc -l <"$CA_TMP/tmpfiles")
 	ca_log "wrote $CA_TMPFILES_CONF"
 }
 
@@ -332,12 +339,12 @@ ap_report() {
 	ap_p=$(wc -l <"$CA_TMP/persist")
 	ap_l=$(wc -l <"$CA_JDIR/rules.live-added")
 	ap_n=$(wc -l <"$CA_TMP/added")
-	ap_fields="mode=$AP_MODE target=$AP_TARGET added=$ap_n persisted=$ap_p loaded=$ap_l journal=$CA_JDIR"
+	ap_fields="mode=$AP_MODE target=$AP_TARGET added=$ap_n persisted=$ap_p loaded=$ap_l tmpfiles=${AP_TMPFILES_ADDED:-0} journal=$CA_JDIR"
 	if [ "$AP_ENABLED" = 2 ] && [ "$ap_p" -gt 0 ]; then
 		ca_state 'done'
 		ca_finish reboot-required 0 "$ap_fields" \
 			"cisaudit: wrote $ap_p rule(s) to $AP_TARGET; kernel is immutable, they take effect after a reboot"
-	elif [ "$ap_n" -eq 0 ]; then
+	elif [ "$ap_n" -eq 0 ] && [ "${AP_TMPFILES_ADDED:-0}" -eq 0 ]; then
 		[ "$AP_ENABLED" = 2 ] && ca_msg "kernel is immutable: live rules could not be checked"
 		ca_state unchanged
 		ca_finish unchanged 0 "$ap_fields" "cisaudit: nothing to do: all rules already in place"
@@ -351,7 +358,7 @@ ap_main() {
 	ca_setup
 	CA_SCRIPT=apply
 	ap_inputs
-	if [ ! -s "$CA_TMP/requested" ]; then
+	if [ ! -s "$CA_TMP/requested" ] && [ ! -s "$CA_TMP/tmpfiles" ]; then
 		ca_finish unchanged 0 "added=0" "cisaudit: no rules requested"
 	fi
 	[ "$CA_DRY_RUN" = 1 ] && ap_dry_run

@@ -646,3 +646,39 @@ def test_scripts_are_posix_sh() -> None:
         check = subprocess.run(["shellcheck", "-s", "sh", "-x", *(f"remediation/{n}" for n in names)],
                                cwd=SCRIPT_DIR.parent, capture_output=True, text=True, check=False)
         assert check.returncode == 0, check.stdout
+
+
+@KERNEL
+@pytest.mark.parametrize("existing", [None, b"# site\nd /run/site 0755 root root -\n"], ids=["new", "existing"])
+def test_tmpfiles_entry_is_journaled_merged_and_backed_out_exactly(host: Host, existing: bytes | None) -> None:
+    """Issue 9.3: the tmpfiles.d entry that makes a rule's parent exist at boot is a change like any
+    other: journaled first, merged with what the file held, undone byte for byte."""
+    conf = Path(host.dir("tmpfiles.d")) / "cisaudit-docker.conf"
+    if existing is not None:
+        conf.write_bytes(existing)
+    env = {"CISAUDIT_TMPFILES_CONF": str(conf)}
+    line = f"d {host.sandbox}/run/containerd 0711 0 0 -"
+    script = render_apply(new_run_id(), "augenrules", TARGET, [], False, journal_root=str(host.journal),
+                          tmpfiles=[line])
+    run = host.finish(host.start(script, env), time.monotonic(), "apply tmpfiles")
+    assert_ok(run, "applied")
+    assert run.result.added == [f"tmpfiles.d: {line}"] and run.result.fields["tmpfiles"] == "1"
+    body = conf.read_text().splitlines()
+    assert body[0].startswith("## Managed by cisaudit") and body[-1] == line
+    if existing is not None:
+        assert "d /run/site 0755 root root -" in body
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o644
+    again = host.finish(host.start(script.replace(run.result.run_id, new_run_id()), env), time.monotonic(), "again")
+    assert_ok(again, "unchanged")
+    back = host.backout(run.result.run_id, env=env)
+    assert_ok(back, "restored")
+    assert (conf.read_bytes() if conf.exists() else None) == existing
+
+
+def test_tmpfiles_lines_are_checked_before_anything_is_written(host: Host) -> None:
+    script = render_apply(new_run_id(), "augenrules", TARGET, [], False, journal_root=str(host.journal),
+                          tmpfiles=["D /run/containerd 0711 0 0 -"])
+    run = host.finish(host.start(script, {"CISAUDIT_TMPFILES_CONF": host.dir("t") + "/x.conf"}),
+                      time.monotonic(), "bad tmpfiles")
+    assert run.result.status == "failed" and "not a tmpfiles.d line" in " ".join(run.result.messages)
+    assert not Path(host.dir("t") + "/x.conf").exists()

@@ -96,15 +96,38 @@ def test_rule_that_would_take_a_site_rules_accesses_is_left_alone():
     assert plan.rules == () and "add `-k docker` to that rule" in plan.left_alone[0][1]
 
 
-def test_socket_under_run_gets_a_tmpfiles_entry():
-    """Issue 9.3: /run/containerd is made by containerd after auditd loads the rules at boot."""
-    sock = next(c for c in controls() if c.id == "1.1.8")
+def _run_host():
     snap = host()
     snap.mounts = "tmpfs /run tmpfs rw 0 0\n/dev/vda / ext4 rw 0 0\n"
     snap.auditd_unit = "[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n" + AUGENRULES_UNIT
     snap.paths.update({p: PathInfo(p, k, p, o) for p, k, o in [
         ("/run", "dir", "755 0 0"), ("/run/containerd", "dir", "711 0 0"),
         ("/run/containerd/containerd.sock", "socket", "660 0 0")]})
+    return snap
+
+
+def test_a_persisted_socket_rule_that_stops_the_boot_load_is_fixed_by_tmpfiles_alone():
+    """Issue 9.2: the user's own rules after the containerd.sock line load again at the next boot."""
+    controls_ = [c for c in controls() if c.id in ("1.1.6", "1.1.8")]
+    snap = _run_host()
+    snap.rules_d.append(("/etc/audit/rules.d/60-docker.rules",
+                         "-w /run/containerd/containerd.sock -k docker\n-w /etc/docker -k docker\n"))
+    snap.rules_d.append(("/etc/audit/rules.d/90-site.rules", "-w /etc/passwd -p wa -k identity\n"))
+    snap.listing_text = "-w /run/containerd/containerd.sock -p rwxa -k docker\n-w /etc/docker -p rwxa -k docker"
+    before = Assessment(snap, "docker")
+    assert before.control_verdict(controls_[1], "persisted").status == "fail"
+    assert "at boot /run/containerd does not exist yet" in before.control_verdict(controls_[1], "persisted").summary
+    plan = make_plan(before, controls_)
+    assert plan.rules == () and plan.tmpfiles == ("d /run/containerd 0711 0 0 -",)
+    after = Assessment(with_rules(snap, plan.mode, plan.target, [], list(plan.tmpfiles)), "docker")
+    assert [after.control_verdict(c, "persisted").status for c in controls_] == ["pass", "pass"]
+    assert "-w /etc/passwd -p wa -k identity" in {l.line.text for l in after.persisted.rules}
+
+
+def test_socket_under_run_gets_a_tmpfiles_entry():
+    """Issue 9.3: /run/containerd is made by containerd after auditd loads the rules at boot."""
+    sock = next(c for c in controls() if c.id == "1.1.8")
+    snap = _run_host()
     plan = make_plan(Assessment(snap, "docker"), [sock])
     assert plan.rules == (("1.1.8", "-w /run/containerd/containerd.sock -k docker"),)
     assert plan.tmpfiles == ("d /run/containerd 0711 0 0 -",)
