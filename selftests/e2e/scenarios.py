@@ -28,6 +28,13 @@ VM_PATHS = {
     "1.1.17": "/usr/bin/containerd-shim-runc-v2",
     "1.1.18": "/usr/bin/runc",
 }
+# Where a rule must be for the kernel to record the control's accesses: on the link's target.
+VM_RULE_PATHS = {**VM_PATHS, "1.1.18": "/usr/sbin/runc"}
+# Measured on the VM: at boot auditd loads the rules before containerd creates /run/containerd
+# (tmpfs), so a rule on containerd.sock stops the load and every later rule is lost.
+AFTER_SOCK = ("1.1.9", "1.1.10", "1.1.12", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18")
+BOOT_LOST = ("1.1.8", *AFTER_SOCK)
+EARLY_RUN_CONTAINERD = ("printf 'd /run/containerd 0711 root root -\\n' > /etc/tmpfiles.d/containerd-early.conf\n")
 CONTROLS = {c.id: c for c in controls()}
 HOST_CHECKS = ("auditd-installed", "auditd-running", "audit-enabled", "load-health")
 BASELINE = """set -e
@@ -80,6 +87,10 @@ def _both(ids, verdict: str) -> dict[tuple[str, str], str]:
     return {(cid, check): verdict for cid in ids for check in ("live", "persisted")}
 
 
+def _persisted(ids, verdict: str = "fail") -> dict[tuple[str, str], str]:
+    return {(cid, "persisted"): verdict for cid in ids}
+
+
 LITERAL = "".join(c.rule_text(c.path) + "\n" for c in controls())
 ORDER = list(VM_PATHS)
 HALF = ORDER[:6]
@@ -102,46 +113,58 @@ systemctl daemon-reload
 MOVED = {**VM_PATHS, "1.1.5": "/srv/docker", "1.1.11": "/etc/docker/daemon.json"}
 
 SCENARIOS = [
-    Scenario("benchmark-rules", rules_d(benchmark_rules()) + LOAD),
+    Scenario("compliant", rules_d(benchmark_rules(VM_RULE_PATHS)) + EARLY_RUN_CONTAINERD + LOAD),
+    # The benchmark's rules as written: the runc rule is on the link, and the containerd.sock rule
+    # stops the boot-time load (the same files load cleanly now).
+    Scenario("benchmark-rules", rules_d(benchmark_rules()) + LOAD,
+             overrides={**_persisted(BOOT_LOST), **_both(["1.1.18"], "fail")}, host={"load-health": "fail"}),
     Scenario("benchmark-literal-16", rules_d(LITERAL) + "augenrules --load >/dev/null 2>&1 || true\n",
-             overrides=_both(["1.1.3", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"], "fail"),
+             overrides={**_persisted(BOOT_LOST), **_both(["1.1.3", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"],
+                                                         "fail")},
              host={"load-health": "fail"}, unfixable=("1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18")),
-    Scenario("modern-arch-pairs", rules_d(MODERN) + LOAD),
+    # path= on /etc/docker watches the directory's inode only, not the files in it
+    Scenario("modern-arch-pairs", rules_d(MODERN) + LOAD,
+             overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")}, host={"load-health": "fail"}),
     Scenario("empty", "", live="fail", persisted="fail"),
     Scenario("neighbours-only", rules_d("-w /run/containerd/containerd.sock -k docker\n"
                                         "-w /etc/docker/daemon.json -k docker\n"
                                         "-w /usr/bin/containerd-shim -k docker\n") + LOAD,
-             live="fail", persisted="fail", overrides=_both(["1.1.8", "1.1.15"], "pass")),
+             live="fail", persisted="fail", overrides={("1.1.8", "live"): "pass", ("1.1.15", "live"): "pass"},
+             host={"load-health": "fail"}),
     Scenario("commented", rules_d("".join("#" + line + "\n" for line in benchmark_rules().splitlines())
                                   + "".join("   # " + line + "\n" for line in benchmark_rules().splitlines())) + LOAD,
              live="fail", persisted="fail"),
     Scenario("narrow-perms", rules_d("".join(f"-w {p} -p wa -k docker\n" for p in VM_PATHS.values())) + LOAD,
-             live="fail", persisted="fail"),
+             live="fail", persisted="fail", host={"load-health": "fail"}),
     Scenario("wrong-key", rules_d(benchmark_rules(key="dockr")) + LOAD, live="fail", persisted="fail",
-             unfixable=tuple(VM_PATHS)),
+             host={"load-health": "fail"}, unfixable=tuple(VM_PATHS)),
+    # The listing prints these like `never` rules and nothing persisted says which: not proven.
     Scenario("live-not-persisted", "".join(f"auditctl {line}\n" for line in benchmark_rules().splitlines()),
-             persisted="fail"),
+             live="fail", persisted="fail"),
     Scenario("persisted-not-loaded",
              rules_d(benchmark_rules({c: VM_PATHS[c] for c in HALF}) + "-w /nonexistent-dir/file -k docker\n"
                      + benchmark_rules({c: p for c, p in VM_PATHS.items() if c not in HALF}))
              + "augenrules --load >/dev/null 2>&1 || true\n",
-             live="fail", persisted="fail", overrides=_both(HALF, "pass"), host={"load-health": "fail"},
-             unfixable=tuple(c for c in VM_PATHS if c not in HALF)),
+             live="fail", persisted="fail", overrides={**_both(HALF[:-1], "pass"), (HALF[-1], "live"): "pass"},
+             host={"load-health": "fail"}, unfixable=tuple(c for c in VM_PATHS if c not in HALF)),
     Scenario("never-first", rules_d("-a never,exit -F path=/etc/docker -F perm=rwxa\n" + benchmark_rules()) + LOAD,
-             overrides=_both(["1.1.6"], "fail"), unfixable=("1.1.6",)),
+             overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")}, host={"load-health": "fail"},
+             unfixable=("1.1.6",)),
     Scenario("auditctl-mode",
              AUDITCTL_UNIT + rules_d("-w /etc/docker -k docker\n")
              + "cat >> /etc/audit/audit.rules <<'EOF'\n"
              + benchmark_rules({c: p for c, p in VM_PATHS.items() if c != "1.1.6"}) + "EOF\n"
              + "auditctl -D >/dev/null\nauditctl -R /etc/audit/audit.rules >/dev/null\n"
              + "auditctl -w /etc/docker -k docker\n",
-             overrides={("1.1.6", "persisted"): "fail"}),
-    Scenario("immutable", rules_d(benchmark_rules() + "-e 2\n") + LOAD),
+             overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")}, host={"load-health": "fail"}),
+    Scenario("immutable", rules_d(benchmark_rules(VM_RULE_PATHS) + "-e 2\n") + EARLY_RUN_CONTAINERD + LOAD),
     Scenario("immutable-empty", rules_d("-e 2\n") + LOAD, live="fail", persisted="fail", remediation="fail"),
     Scenario("docker-absent", NO_DOCKER, baseline=False, paths={}),
     Scenario("moved-data-root",
              "mkdir -p /srv/docker && rmdir /var/lib/docker\n"
              "printf '{\"data-root\": \"/srv/docker\"}\\n' > /etc/docker/daemon.json\n"
-             + rules_d(benchmark_rules(MOVED)) + LOAD, paths=MOVED),
+             + rules_d(benchmark_rules(MOVED)) + LOAD, paths=MOVED,
+             overrides={**_persisted((*BOOT_LOST, "1.1.11")), **_both(["1.1.18"], "fail")},
+             host={"load-health": "fail"}),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
