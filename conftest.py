@@ -111,7 +111,7 @@ def host_of_nodeid(nodeid: str) -> str:
 class HostScheduling(LoadScopeScheduling):
     """All tests of one host on one worker, in order; different hosts in parallel.
 
-    (`--dist loadgroup` with xdist_group does nothing on pytest 9.2 + xdist 3.8: NOTES.md.)
+    (`--dist loadgroup` with xdist_group does nothing on pytest 9.2 + xdist 3.8: docs/kernel-behaviour.md.)
     """
 
     def _split_scope(self, nodeid: str) -> str:

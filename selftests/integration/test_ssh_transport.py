@@ -184,7 +184,7 @@ def test_testinfra_own_paramiko_backend_hangs_on_large_stderr(sshd: Sshd) -> Non
         done.set()
 
     threading.Thread(target=run, daemon=True).start()
-    assert not done.wait(5), "testinfra's paramiko backend no longer hangs: NOTES.md is out of date"
+    assert not done.wait(5), "testinfra's paramiko backend no longer hangs: docs/kernel-behaviour.md is out of date"
     backend.client.close()
 
 
