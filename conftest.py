@@ -21,7 +21,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--require-all", action="store_true",
                     help="golden-image mode: a control whose path is absent fails instead of skipping")
     group.addoption("--verify-events", action="store_true",
-                    help="read each audited path and require an audit event with the key")
+                    help="access each audited path once per required permission class and "
+                         "require an audit event with the key for each access")
     group.addoption("--known-hosts", default=None,
                     help="known_hosts file to trust besides ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts")
     group.addoption("--accept-new-host-keys", action="store_true",

@@ -26,13 +26,15 @@ def sh(command: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(command, shell=True, capture_output=True, text=True, check=check)
 
 
+def audit_status() -> dict[str, str]:
+    """`auditctl -s` as a dict (enabled, pid, ...)."""
+    return dict(line.split(None, 1) for line in sh("auditctl -s").stdout.splitlines() if " " in line)
+
+
 def _registered_auditd_pid() -> int:
     """The pid the kernel sends events to (0: none). `pidof` is not enough: an auditd that is
     still shutting down after SIGTERM is listed there but no longer receives events."""
-    for line in sh("auditctl -s").stdout.splitlines():
-        if line.startswith("pid "):
-            return int(line.split()[1])
-    raise AssertionError("auditctl -s did not report a pid")
+    return int(audit_status()["pid"])
 
 
 def _alive(pid: int) -> bool:
@@ -58,6 +60,8 @@ class KernelSandbox:
         self.rules = sh("auditctl -l").stdout
         self.unit_override = UNIT_OVERRIDE.read_bytes() if UNIT_OVERRIDE.exists() else None
         self.created: list[Path] = []
+        # Starting auditd enables audit (and stopping it leaves it enabled); tests may run -e 0.
+        self.enabled = audit_status()["enabled"]
         self.started_auditd = 0
         if not _registered_auditd_pid():
             sh("auditd")
@@ -130,3 +134,5 @@ class KernelSandbox:
             os.kill(self.started_auditd, signal.SIGTERM)
             # The next test must not find this auditd half-stopped (see _registered_auditd_pid).
             _wait_until(lambda: not _alive(self.started_auditd), "auditd exited")
+        if self.enabled in ("0", "1"):  # never 2: immutable would lock every later test out
+            sh(f"auditctl -e {self.enabled}")

@@ -131,15 +131,45 @@ def test_bad_hosts_error_without_stopping_others(kernel: KernelSandbox, tmp_path
     assert run.returncode == 1
 
 
-def test_verify_events_finds_real_events(kernel: KernelSandbox, tmp_path: Path) -> None:
-    """Also for Debian's /usr/bin/runc -> ../sbin/runc, with the rule on the link's target."""
-    _present(kernel)
+def _runc_link(kernel: KernelSandbox) -> None:
+    """Debian's layout: /usr/bin/runc -> ../sbin/runc."""
     kernel.make_path("/usr/sbin/runc", "file")
     kernel.make_path("/usr/bin/runc", "symlink", "../sbin/runc")
+
+
+def test_verify_events_finds_an_event_for_each_access(kernel: KernelSandbox, tmp_path: Path) -> None:
+    """Every required class is triggered and found: rwa on /run/containerd's inode, rwxa on
+    /etc/docker and a file in it, rwxa through the /usr/bin/runc link to a watched target."""
+    _present(kernel)
+    kernel.make_path("/etc/docker/daemon.json", "file")
+    _runc_link(kernel)
+    # arch-qualified: the listing shows them unambiguously (a `-w` line could be a `never` rule)
     kernel.kernel(*ARCH_PAIR, *(f"-a always,exit -F arch={a} -S all -F {f}={p} -F perm=rwxa -F key=docker"
                                 for a in ("b64", "b32") for f, p in (("dir", "/etc/docker"),
                                                                      ("path", "/usr/sbin/runc"))))
     run = run_suite(tmp_path, [HOST], "--verify-events", "--controls=1.1.4,1.1.6,1.1.10,1.1.18")
-    for cid in ("1.1.4", "1.1.6", "1.1.18"):
-        assert run.verdict(HOST, cid, "events") == "pass", run.cases[(HOST, cid, "events")]["summary"]
+    for cid, accesses in (("1.1.4", 3), ("1.1.6", 8), ("1.1.18", 4)):
+        case = run.cases[(HOST, cid, "events")]
+        assert case["verdict"] == "pass", case["summary"]
+        assert case["evidence"].count("(pid ") == accesses and "no event" not in case["evidence"], case["evidence"]
+    assert "/etc/docker/daemon.json (pid" in run.cases[(HOST, "1.1.6", "events")]["evidence"]
     assert run.verdict(HOST, "1.1.10", "events") == "fail"  # no rule, so no event
+    assert run.cases[(HOST, "1.1.4", "events")]["remote_commands"] == "2"
+
+
+def test_verify_events_fails_where_the_kernel_records_some_accesses_only(kernel: KernelSandbox,
+                                                                         tmp_path: Path) -> None:
+    """Rules the kernel does not honour for every access: a watch on the runc symlink itself
+    (accesses through it record nothing) and `-F path=/etc/docker` (the directory's inode, not
+    the files in it). The live check knows it, and the events prove it."""
+    _present(kernel)
+    kernel.make_path("/etc/docker/daemon.json", "file")
+    _runc_link(kernel)
+    kernel.kernel("-a always,exit -F path=/etc/docker -F perm=rwxa -k docker", "-w /usr/bin/runc -p rwxa -k docker")
+    kernel.write_rules_d("60-x.rules", "-a always,exit -F path=/etc/docker -F perm=rwxa -k docker\n"
+                                       "-w /usr/bin/runc -p rwxa -k docker\n")  # persisted: unambiguous
+    run = run_suite(tmp_path, [HOST], "--verify-events", "--controls=1.1.6,1.1.18")
+    assert run.verdict(HOST, "1.1.18", "live") == "fail" and run.verdict(HOST, "1.1.6", "live") == "fail"
+    for cid in ("1.1.18", "1.1.6"):
+        case = run.cases[(HOST, cid, "events")]
+        assert case["verdict"] == "fail" and case["summary"].startswith("no live rule to produce events"), case

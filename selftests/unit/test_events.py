@@ -1,31 +1,101 @@
-"""cisaudit.events: the --verify-events script and how its output is read."""
+"""cisaudit.events: the --verify-events script (run for real, harmlessly) and its parser."""
 
+from __future__ import annotations
+
+import os
+import socket
 import subprocess
+from pathlib import Path
 
-from cisaudit.events import MARK, recorded_names, render_script
+import pytest
 
-PATHS = ["/usr/bin/runc", "/etc/do cker", "/run/containerd"]
+from cisaudit.events import MARK, Check, Trigger, recorded, render_script
 
 
-def test_script_reads_and_readlinks_every_path_quoted():
-    script = render_script(PATHS, "dock'er")
-    for quoted in ("/usr/bin/runc", "'/etc/do cker'", "/run/containerd"):
-        assert f"dd if={quoted} of=/dev/null" in script
-        assert f"readlink {quoted} >/dev/null" in script  # a watch on a symlink needs readlink(2)
-    assert "-k 'dock'\"'\"'er'" in script
-    assert "--input-logs" in script
+def test_script_is_dash_and_quotes_paths_and_key() -> None:
+    script = render_script([Check("/etc/do cker", "rwxa", subtree=True), Check("/run/containerd", "rwa")], "dock'er")
+    assert "access r '/etc/do cker'\n" in script and "f=$(first_file '/etc/do cker')" in script
+    assert "access a /run/containerd\n" in script and "access x /run/containerd" not in script
+    assert "ausearch --input-logs -k 'dock'\"'\"'er'" in script
     subprocess.run(["dash", "-n"], input=script, text=True, check=True)
 
 
-def test_script_waits_for_the_exact_name_not_a_longer_neighbour():
-    script = render_script(["/etc/docker"], "docker")
-    assert "grep -qF 'name=\"/etc/docker\"'" in script
+def _snapshot(path: Path) -> tuple[bytes, int, int]:
+    st = path.stat()
+    return (path.read_bytes() if path.is_file() else b"", st.st_mtime_ns, st.st_mode)
 
 
-def test_recorded_names_reads_quoted_and_hex_names_after_the_mark():
-    hexed = b"/etc/do cker".hex().upper()
-    output = ('type=PATH msg=audit(1.0:1): item=0 name="/ignored/before/mark"\n' + MARK + "\n"
-              'type=PATH msg=audit(1.0:2): item=0 name="/usr/bin/runc" inode=5\n'
-              f"type=PATH msg=audit(1.0:3): item=0 name={hexed} inode=6\n"
-              "type=PATH msg=audit(1.0:4): item=1 name=(null) inode=7\n")
-    assert recorded_names(output) == {"/usr/bin/runc", "/etc/do cker"}
+@pytest.mark.parametrize("exec_mode", ["e2big", "nomem"])
+def test_accesses_change_nothing_and_never_run_the_program(tmp_path: Path, exec_mode: str) -> None:
+    """Each class's access on a file, a directory, a socket and through a symlink, under dash:
+    contents, mtimes and modes stay, the program is never run (by either way of exec'ing it),
+    and every access is announced with its own process."""
+    program = tmp_path / "d" / "prog"
+    program.parent.mkdir()
+    program.write_text(f"#!/bin/sh\n: > {tmp_path}/ran\n")
+    program.chmod(0o4755)  # a special bit must survive the chmod to the current mode
+    (tmp_path / "link").symlink_to("d/prog")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    objects = [program, program.parent, tmp_path / "sock"]
+    before = {p: _snapshot(p) for p in objects}
+    checks = [
+        Check(str(tmp_path / "d"), "rwxa", subtree=True),
+        Check(str(tmp_path / "sock"), "rwxa"),
+        Check(str(tmp_path / "link"), "rwxa"),
+    ]
+    out = subprocess.run(
+        ["dash", "-c", render_script(checks, "docker", timeout=0)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CISAUDIT_X": exec_mode},
+    ).stdout  # exits as ausearch does: 1, no events (no rules here)
+    sock.close()
+    assert {p: _snapshot(p) for p in objects} == before
+    assert not (tmp_path / "ran").exists()
+    triggers = list(recorded(out))
+    paths = [str(tmp_path / n) for n in ("d", "d/prog", "sock", "link")]
+    assert [(t.path, t.label) for t in triggers] == [(p, c) for p in paths for c in "rwxa"]
+    assert len({t.pid for t in triggers}) == len(triggers) and os.getpid() not in {t.pid for t in triggers}
+
+
+# Records as this machine's auditd wrote them (ausearch prints them without the enriched part).
+EVENTS = """----
+time->Tue Dec  1 23:52:13 2026
+type=PATH msg=audit(1796169133.855:13): item=0 name="/tmp/kt/d/f" inode=2146542 dev=fe:00 mode=0100755
+type=CWD msg=audit(1796169133.855:13): cwd="/work"
+type=SYSCALL msg=audit(1796169133.855:13): arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=7fff a2=0 \
+a3=0 items=1 ppid=20 pid=101 auid=4294967295 uid=0 comm="dd" exe="/usr/bin/dd" key="docker"
+----
+type=PATH msg=audit(1796169133.859:15): item=0 name=2F746D702F6B742F64206F2F66 inode=2146542 dev=fe:00
+type=SYSCALL msg=audit(1796169133.859:15): arch=40000003 syscall=11 success=no exit=-7 items=1 ppid=101 pid=103 \
+auid=4294967295 uid=0 comm="access32" key="docker"
+----
+type=PATH msg=audit(1796169133.863:16): item=0 name="/tmp/kt/d/f" inode=2146542 dev=fe:00
+type=SYSCALL msg=audit(1796169133.863:16): arch=c000003e syscall=268 success=yes exit=0 items=1 ppid=104 pid=999 \
+key="docker"
+----
+type=PATH msg=audit(1796169133.870:17): item=0 name="/tmp/kt/d/other" inode=7 dev=fe:00
+type=SYSCALL msg=audit(1796169133.870:17): arch=c000003e syscall=268 success=yes exit=0 items=1 ppid=1 pid=104 \
+key="docker"
+----
+type=CONFIG_CHANGE msg=audit(1796169133.700:9): auid=4294967295 ses=4294967295 op=add_rule key="docker" list=4 res=1
+""".replace("\\\n", "")
+
+
+def test_recorded_matches_each_access_by_its_process_and_path() -> None:
+    output = (
+        f"{MARK} trigger r 101 /tmp/kt/d/f\n{MARK} trigger x/b32 103 /tmp/kt/d o/f\n"
+        f"{MARK} trigger a 104 /tmp/kt/d/f\n{MARK} trigger w 105 /tmp/kt/d/f\n{MARK} events\n" + EVENTS
+    )
+    assert recorded(output) == {
+        Trigger("r", 101, "/tmp/kt/d/f"): ["arch=c000003e syscall=257 exit=3"],
+        Trigger("x/b32", 103, "/tmp/kt/d o/f"): ["arch=40000003 syscall=11 exit=-7"],  # hex name
+        # pid 999 chmod'ed the path but is not the trigger; the trigger's own event names another path
+        Trigger("a", 104, "/tmp/kt/d/f"): [],
+        Trigger("w", 105, "/tmp/kt/d/f"): [],  # no event at all
+    }
+
+
+def test_triggers_announced_after_the_mark_are_not_triggers() -> None:
+    assert recorded(f"{MARK} events\n{MARK} trigger r 101 /tmp/kt/d/f\n" + EVENTS) == {}
