@@ -234,6 +234,23 @@ def boot_state(snap: Snapshot, result: Replay) -> FilterState:
                                  frozenset({l.kind}), frozenset({l.rule.action})) for l in result.rules)
 
 
+def _kernel_view(listed: list[RuleLine], kernel: list[tuple[str, str, str, str]] | None
+                 ) -> dict[int, tuple[str, WatchKind]]:
+    """Action and watch kind per listing line from the kernel's own list, where the two lists
+    pair up rule by rule (same count, list, path); otherwise nothing is taken from it."""
+    rules = [line for line in listed if isinstance(line.item, AuditRule)]
+    if kernel is None or len(kernel) != len(rules):
+        return {}
+    view = {}
+    for line, (name, action, kind, path) in zip(rules, kernel, strict=True):
+        rule = line.item
+        assert isinstance(rule, AuditRule)
+        if name != rule.filter or (rule.path or "") != path.rstrip("/") or action not in ("always", "never"):
+            return {}
+        view[id(line)] = (action, WatchKind.TREE if kind == "dir" else WatchKind.INODE)
+    return view
+
+
 def _listing_identity(rule: AuditRule) -> tuple:
     return rule.identity[:1] + rule.identity[2:]  # everything but the action
 
@@ -249,7 +266,9 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
         if isinstance(line.item, AuditRule):
             twins.setdefault(_listing_identity(line.item), []).append(line.item)
     rules, unreadable = [], []
-    for line in parse_rules(snap.listing_text, "auditctl -l"):
+    listed = parse_rules(snap.listing_text, "auditctl -l")
+    kernel = _kernel_view(listed, snap.kernel_rules)
+    for line in listed:
         rule = line.item
         if not isinstance(rule, AuditRule):
             unreadable += [line] if line.error else []
@@ -257,7 +276,11 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
         location = bound_location(rule.path, snap) if rule.path else None
         kinds = frozenset({WatchKind.TREE if rule.path_field == "dir" else WatchKind.INODE})
         actions, note = frozenset({rule.action}), ""
-        if rule.path_field == "watch":
+        if rule.path_field == "watch" and id(line) in kernel:
+            action, kind = kernel[id(line)]
+            kinds, actions = frozenset({kind}), frozenset({action})
+            note = f"the kernel's rule list (netlink) says `{line.text}` is a {action} {kind.value} watch"
+        elif rule.path_field == "watch":
             found = twins.get(_listing_identity(rule), [])
             if found:
                 now_dir = bool(rule.path and (info := snap.paths.get(rule.path)) and info.kind == "dir")

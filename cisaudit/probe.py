@@ -11,6 +11,7 @@ from cisaudit.catalogue import controls
 
 SCRIPT = Path(__file__).with_name("probe.sh")
 LIBRARY = Path(__file__).with_name("probe-lib.sh")
+KERNEL_RULES = Path(__file__).with_name("kernel_rules.py")
 
 
 class ProbeError(RuntimeError):
@@ -50,6 +51,9 @@ class Snapshot:
     cmdline: str = ""  # /proc/cmdline (audit=0 disables audit at boot)
     mounts: str = ""  # /proc/self/mounts
     tmpfiles: list[tuple[str, str]] = field(default_factory=list)  # (path, text) of tmpfiles.d files
+    # The kernel's rule list read over netlink, where python3 runs on the host: (list, action,
+    # kind, path) per rule in the listing's order; None when it could not be read.
+    kernel_rules: list[tuple[str, str, str, str]] | None = None
     units: dict[str, str] = field(default_factory=dict)
     rules_d: list[tuple[str, str]] = field(default_factory=list)  # (path, text) in loader order
     unreadable: list[str] = field(default_factory=list)
@@ -84,7 +88,8 @@ def render_script(extra_paths: list[str] | None = None) -> tuple[str, str]:
     paths = sorted({c.path for c in controls()} | set(extra_paths or ()))
     header = "".join(f"{name}={shlex.quote(value)}\n" for name, value in (
         ("M", nonce), ("BINARIES", " ".join(_binary_names())),
-        ("UNITS", " ".join(_unit_names())), ("PATHS", " ".join(paths))))
+        ("UNITS", " ".join(_unit_names())), ("PATHS", " ".join(paths)),
+        ("KERNEL_RULES_PY", KERNEL_RULES.read_text())))
     return header + LIBRARY.read_text() + SCRIPT.read_text(), nonce
 
 
@@ -126,6 +131,23 @@ def parse_stat_output(output: str, nonce: str) -> dict[str, PathInfo]:
     if "done" not in sections:
         raise ProbeError("stat output is incomplete (connection lost or output truncated)")
     return parse_stat_sections(sections.get("paths", ""), sections.get("targets", ""), sections.get("modes", ""))
+
+
+def _kernel_rules(body: str) -> list[tuple[str, str, str, str]] | None:
+    lines = body.split("\n")
+    if "done" not in lines:
+        return None  # incomplete: believe nothing of it
+    rules = []
+    for line in lines[:lines.index("done")]:
+        fields = line.split(" ")
+        if len(fields) != 4:
+            return None
+        name, action, kind, path = fields
+        try:
+            rules.append((name, action, kind, "" if path == "-" else bytes.fromhex(path).decode(errors="replace")))
+        except ValueError:
+            return None
+    return rules
 
 
 def _int(text: str) -> int | None:
@@ -205,6 +227,8 @@ def _parse_probe(output: str, nonce: str) -> Snapshot:
             snap.mounts = body
         elif name == "tmpfiles-file":
             snap.tmpfiles.append((arg, body))
+        elif name == "kernel-rules":
+            snap.kernel_rules = _kernel_rules(body)
         elif name == "tmpfiles-masked":
             snap.tmpfiles.append((arg, ""))
         elif name == "unit":

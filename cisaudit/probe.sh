@@ -1,6 +1,6 @@
 # cisaudit probe: everything the checks need, in ONE command. POSIX sh, read-only.
 # The caller prepends: M='@@<nonce>' BINARIES='dockerd ...' UNITS='docker.service ...'
-#                      PATHS='/run/containerd ...'
+#                      PATHS='/run/containerd ...' KERNEL_RULES_PY='<cisaudit/kernel_rules.py>'
 # Output: sections, each a line "$M NAME [ARG]" then the raw body then one newline.
 # probe-lib.sh (sec, end, run, dump, stat_paths) is prepended by cisaudit/probe.py.
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -11,6 +11,8 @@ sec arch; uname -m; end
 sec auditctl; command -v auditctl; end
 run auditctl-s auditctl -s
 listing=$(auditctl -l 2>&1); sec auditctl-l "$?"; printf '%s' "$listing"; end
+# The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot).
+if command -v python3 >/dev/null 2>&1; then sec kernel-rules; python3 -c "$KERNEL_RULES_PY" 2>/dev/null; end; fi
 sec auditd; command -v auditd; end
 sec awk; readlink -f "$(command -v awk)"; end
 sec auditd-pid; pidof auditd 2>/dev/null || pgrep -x auditd 2>/dev/null; end

@@ -125,7 +125,7 @@ def test_required_abis(arch, abis):
     assert machine_abis(arch) == abis
 
 
-# ---- a Debian 12 host with docker.io, containerd and runc (docs/kernel-behaviour.md) -------------------------------------
+# ---- a Debian 12 host with docker.io, containerd and runc (docs/kernel-behaviour.md) -----------------
 def info(path, kind="file", target=None):
     return PathInfo(path, kind, path if target is None else target)
 

@@ -245,3 +245,21 @@ def test_live_rules_report_unreadable_lines_with_position():
     rules, bad = live("No rules\n-a never,exit -S all -F path=/tmp/g\n-w /x -p q\n-b 8192\n")
     assert [r.actions for r in rules] == [{"never"}]
     assert [(l.where, l.text) for l in bad] == [("auditctl -l:3", "-w /x -p q")]
+
+
+def test_the_kernels_own_list_settles_what_the_listing_cannot():
+    snap = Snapshot(listing_text="-w /tmp/x -p rwxa -k docker\n-w /tmp/d -p rwxa -k docker",
+                    kernel_rules=[("exit", "never", "path", "/tmp/x"), ("exit", "always", "dir", "/tmp/d")])
+    state, _ = live_state(snap, [])
+    assert [(r.actions, r.kinds) for r in state.exit] == [({"never"}, {WatchKind.INODE}),
+                                                        ({"always"}, {WatchKind.TREE})]
+    assert "netlink" in state.exit[0].note
+
+
+@pytest.mark.parametrize("kernel", [None, [("exit", "always", "dir", "/tmp/x")],
+                                    [("exit", "always", "dir", "/tmp/other"), ("exit", "always", "dir", "/tmp/d")]],
+                         ids=["unread", "count-differs", "path-differs"])
+def test_a_kernel_list_that_does_not_pair_up_is_not_believed(kernel):
+    snap = Snapshot(listing_text="-w /tmp/x -p rwxa -k docker\n-w /tmp/d -p rwxa -k docker", kernel_rules=kernel)
+    state, _ = live_state(snap, [])
+    assert all(r.actions == {"always", "never"} for r in state.exit)

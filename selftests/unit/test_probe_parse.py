@@ -182,3 +182,11 @@ def test_render_script_frames_with_its_nonce():
     script, nonce = render_script(["/srv/docker"])
     assert nonce.startswith("@@cisaudit-") and f"M={nonce}\n" in script and "/srv/docker" in script
     assert render_script()[1] != nonce
+
+
+def test_kernel_rules_section_is_read_only_when_complete():
+    body = "exit never path 2f746d702f78\nexit always dir 2f6574632f646f636b6572\ndone"
+    assert parse_probe(output(section("kernel-rules", body=body)), NONCE).kernel_rules == [
+        ("exit", "never", "path", "/tmp/x"), ("exit", "always", "dir", "/etc/docker")]
+    assert parse_probe(output(section("kernel-rules", body="exit never path 2f")), NONCE).kernel_rules is None
+    assert parse_probe(output(section("kernel-rules", body="x y\ndone")), NONCE).kernel_rules is None
