@@ -438,3 +438,36 @@ def test_crafted_config_is_a_note_not_a_crash():
                     containerd_config="a = " + "[" * 50000)
         verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.5"], "live")
         assert verdict.status == PASS and any("not valid JSON" in e for e in verdict.evidence)
+
+
+@pytest.mark.parametrize(("extra", "over", "reason"), [
+    ("-a never,task", {}, "stops auditing of all processes"),
+    ("-a task,never -F uid=33", {}, "stops auditing of those matching -F uid=33 processes"),
+    ("-a always,exclude -F msgtype=SYSCALL", {}, "drops the records that carry the key"),
+    ("-a always,exclude -F msgtype=PATH", {}, "drops the records that carry the key or the path"),
+    ("-a never,filesystem -F fstype=ext4", {}, "drops every inode on ext4"),
+    ("", {"status_text": "enabled 0\n"}, "audit is disabled"),
+    ("", {"auditd_running": False}, "auditd is not running"),
+], ids=["task-never", "task-never-uid", "exclude-syscall", "exclude-path", "fs-never", "e0", "no-auditd"])
+def test_nothing_recorded_fails_every_control_live(extra, over, reason):
+    """Issue 9.4: host-level silence is every control's live verdict, not only a host check."""
+    listing = "\n".join(filter(None, [extra, good_listing()]))
+    snap = host(good_rules() + ("\n" + extra if extra else ""), listing, **over)
+    snap.mounts = "/dev/vda / ext4 rw 0 0\n"
+    got = verdicts(snap, "live")
+    assert got == expected(fail=set(CONTROLS) - ABSENT), got
+    assert reason in Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "live").summary
+
+
+def test_exclude_of_another_record_type_costs_nothing():
+    snap = host(good_rules() + "\n-a always,exclude -F msgtype=CWD", "-a always,exclude -F msgtype=CWD\n"
+                + good_listing())
+    assert verdicts(snap, "live") == expected()
+
+
+@pytest.mark.parametrize(("cmdline", "enabled", "status"), [
+    ("BOOT_IMAGE=/vmlinuz root=/dev/vda audit=0", "enabled", FAIL), ("root=/dev/vda", "disabled", FAIL),
+    ("root=/dev/vda", "enabled", PASS)])
+def test_boot_without_audit_fails_persisted(cmdline, enabled, status):
+    snap = host(good_rules(), good_listing(), cmdline=cmdline, auditd_enabled=enabled)
+    assert verdicts(snap, "persisted")["1.1.6"] == status
