@@ -107,14 +107,18 @@ class Assessment:
         return replay(self.persisted_lines, boot_adder(self.snap, self.boot))
 
     @cached_property
-    def live_state(self) -> FilterState:
-        state, _ = live_state(self.snap, self.persisted_lines)
+    def _live(self) -> tuple[FilterState, list[RuleLine]]:
+        state, unreadable = live_state(self.snap, self.persisted_lines)
         state.silenced += self._silenced_now()
-        return state
+        return state, unreadable
 
-    @cached_property
+    @property
+    def live_state(self) -> FilterState:
+        return self._live[0]
+
+    @property
     def unreadable_listing(self) -> list[RuleLine]:
-        return live_state(self.snap, self.persisted_lines)[1]
+        return self._live[1]
 
     @cached_property
     def boot_state(self) -> FilterState:

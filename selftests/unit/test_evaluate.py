@@ -415,3 +415,59 @@ def test_flag_after_rule_does_not_crash_the_assessment():
     a = Assessment(host(f"{W6} -c\n{S4}", listing=good_listing()), "docker")
     verdict = a.control_verdict(CONTROLS["1.1.4"], "persisted")
     assert verdict.status == FAIL and f"{RULES_FILE}:1" in verdict.summary
+
+
+@pytest.mark.parametrize(("machine", "arch_rule", "status"), [
+    ("x86_64", "x86_64", PASS), ("aarch64", "aarch64", PASS), ("aarch64", "x86_64", FAIL)])
+def test_arch_names_are_read_for_the_hosts_machine(machine, arch_rule, status):
+    """Issue 10.6: `-F arch=x86_64` is no ABI of an aarch64 host: auditctl rejects the line there."""
+    b32 = "i386" if machine == "x86_64" else "arm"
+    text = "\n".join(f"-a always,exit -F arch={a} -S all -F dir=/etc/docker -F perm=rwxa -F key=docker"
+                     for a in (arch_rule, b32 if arch_rule != "x86_64" or machine == "x86_64" else "b32"))
+    snap = host(text, listing="", arch=machine)
+    verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "persisted")
+    assert verdict.status == status, verdict.summary
+    if status == FAIL:
+        assert "is not valid on a aarch64 machine" in verdict.summary
+
+
+def test_crafted_config_is_a_note_not_a_crash():
+    """Issue 10.9: daemon.json nested 100,000 deep and a 5000-digit number; TOML nested deep."""
+    for daemon_json in ("[" * 100000, '{"x": ' + "9" * 5000 + "}"):
+        snap = host(good_rules(), good_listing(), daemon_json=daemon_json,
+                    containerd_config="a = " + "[" * 50000)
+        verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.5"], "live")
+        assert verdict.status == PASS and any("not valid JSON" in e for e in verdict.evidence)
+
+
+@pytest.mark.parametrize(("extra", "over", "reason"), [
+    ("-a never,task", {}, "stops auditing of all processes"),
+    ("-a task,never -F uid=33", {}, "stops auditing of those matching -F uid=33 processes"),
+    ("-a always,exclude -F msgtype=SYSCALL", {}, "drops the records that carry the key"),
+    ("-a always,exclude -F msgtype=PATH", {}, "drops the records that carry the key or the path"),
+    ("-a never,filesystem -F fstype=ext4", {}, "drops every inode on ext4"),
+    ("", {"status_text": "enabled 0\n"}, "audit is disabled"),
+    ("", {"auditd_running": False}, "auditd is not running"),
+], ids=["task-never", "task-never-uid", "exclude-syscall", "exclude-path", "fs-never", "e0", "no-auditd"])
+def test_nothing_recorded_fails_every_control_live(extra, over, reason):
+    """Issue 9.4: host-level silence is every control's live verdict, not only a host check."""
+    listing = "\n".join(filter(None, [extra, good_listing()]))
+    snap = host(good_rules() + ("\n" + extra if extra else ""), listing, **over)
+    snap.mounts = "/dev/vda / ext4 rw 0 0\n"
+    got = verdicts(snap, "live")
+    assert got == expected(fail=set(CONTROLS) - ABSENT), got
+    assert reason in Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "live").summary
+
+
+def test_exclude_of_another_record_type_costs_nothing():
+    snap = host(good_rules() + "\n-a always,exclude -F msgtype=CWD", "-a always,exclude -F msgtype=CWD\n"
+                + good_listing())
+    assert verdicts(snap, "live") == expected()
+
+
+@pytest.mark.parametrize(("cmdline", "enabled", "status"), [
+    ("BOOT_IMAGE=/vmlinuz root=/dev/vda audit=0", "enabled", FAIL), ("root=/dev/vda", "disabled", FAIL),
+    ("root=/dev/vda", "enabled", PASS)])
+def test_boot_without_audit_fails_persisted(cmdline, enabled, status):
+    snap = host(good_rules(), good_listing(), cmdline=cmdline, auditd_enabled=enabled)
+    assert verdicts(snap, "persisted")["1.1.6"] == status

@@ -1,5 +1,7 @@
 """cisaudit.plan: what --remediate adds, from hand-made Snapshots (pure, no host)."""
 
+import json
+
 import pytest
 
 from cisaudit.catalogue import controls
@@ -144,3 +146,15 @@ def test_managed_file_takes_its_place_in_version_order():
     snap = host([("/etc/audit/rules.d/9-a.rules", ""), ("/etc/audit/rules.d/100-z.rules", "")])
     names = [p.rsplit("/", 1)[1] for p, _ in with_rules(snap, "augenrules", MANAGED_FILE, ["-w /x"]).rules_d]
     assert names == ["9-a.rules", "50-cisaudit-docker.rules", "100-z.rules", "audit.rules"]
+
+
+@pytest.mark.parametrize("root", ["/srv/dock er", "/srv/\x0b-e\x0b2", "/srv/a#b", "/srv/x\ny"])
+def test_a_data_root_auditctl_would_split_is_refused(root):
+    """Issue 10.8: plan and apply.sh must agree on every byte; a blank would split the rule."""
+    data_root = next(c for c in controls() if c.id == "1.1.5")
+    snap = host()
+    snap.daemon_json = json.dumps({"data-root": root})
+    snap.paths[root] = PathInfo(root, "dir", root)
+    snap.paths["/srv"] = PathInfo("/srv", "dir", "/srv")
+    plan = make_plan(Assessment(snap, "docker"), [data_root])
+    assert plan.rules == () and "whitespace, '#' or control characters" in plan.left_alone[0][1]
