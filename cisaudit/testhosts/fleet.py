@@ -121,6 +121,28 @@ class Fleet:
         self._await(vm, time.monotonic() + self.timeout)
         return vm
 
+    def reboot(self, vm: VM, poweroff_timeout: float = 120.0) -> VM:
+        """A real reboot: `systemctl poweroff` inside vm, wait for its QEMU to exit, then boot the
+        same overlay again (never a saved state), so the guest boots the disk it left. Returns vm
+        SSH-ready with the same host key and name; its port (and so vm.spec, known_hosts and
+        ssh_config) changes only if another process took the port meanwhile."""
+        vm.power_off(poweroff_timeout)
+        serial = vm.dir / "serial.log"
+        if serial.exists():  # QEMU truncates it; keep the shutdown's messages
+            serial.replace(vm.dir / "serial.prev.log")
+        deadline = time.monotonic() + self.timeout
+        for _ in range(3):
+            self._boot(vm)
+            try:
+                self._await_ssh(vm, deadline)
+                return vm
+            except SSHNotReady:
+                if not _port_taken(vm):
+                    raise
+            vm.port = qemu.free_ports(1)[0]
+            self._write_ssh_files()
+        raise FleetError(f"{vm.name}: could not bind a forwarded port after 3 tries")
+
     def close(self) -> None:
         """Kill every QEMU (whole process group) and delete overlays. Idempotent."""
         for vm in self.vms:  # signal all first so they shut down together
@@ -192,26 +214,37 @@ class Fleet:
         assert self.image
         if self.state and self.mode == "auto" and not (self.state / "complete").exists():
             self.state = None  # replaced by a newer recipe's state since we started: boot instead
-        incoming = None
         if self.state:
             qemu.create_overlay(self.state / "disk.qcow2", vm.overlay)
-            incoming = self.state / "vmstate"
+            # A restored VM keeps the template's command line; it gets an id in _await.
+            vm.machine_id = None
+            argv = qemu.command(self.image, vm.overlay, vm.port, vm.dir, incoming=self.state / "vmstate")
+            vm.proc = qemu.spawn(argv, vm.dir / "qemu.log")
         else:
             qemu.create_overlay(self.image.disk, vm.overlay)
-        argv = qemu.command(self.image, vm.overlay, vm.port, vm.dir, incoming=incoming)
-        if not incoming:  # a restored VM keeps the template's command line; it gets an id below
-            i = argv.index("-append") + 1
-            argv[i] += f" systemd.machine_id={uuid.uuid4().hex}"
+            vm.machine_id = uuid.uuid4().hex
+            self._boot(vm)
+
+    def _boot(self, vm: VM) -> None:
+        """Start QEMU on vm's overlay as it is, booting its kernel (no saved state)."""
+        assert self.image
+        argv = qemu.command(self.image, vm.overlay, vm.port, vm.dir)
+        if vm.machine_id:
+            argv[argv.index("-append") + 1] += f" systemd.machine_id={vm.machine_id}"
         vm.proc = qemu.spawn(argv, vm.dir / "qemu.log")
 
     def _await(self, vm: VM, deadline: float) -> None:
-        assert vm.proc and self.image
-        key = self.image.client_key
+        assert vm.proc
         if self.state:  # restored: make it this VM (fw_cfg identity), set the clock, new machine id
             line = f"restored {time.time():.3f} {uuid.uuid4().hex}"
             answer = qemu.control(vm.dir, vm.proc, deadline, line)
             if answer != "ok":
                 raise qemu.QemuError(f"{vm.name}: identity fix-up answered {answer!r}: {tail(vm.dir)}")
+        self._await_ssh(vm, deadline)
+
+    def _await_ssh(self, vm: VM, deadline: float) -> None:
+        assert vm.proc and self.image
+        key = self.image.client_key
         vm.close_ssh()
         vm._ssh = wait_ssh(
             vm.proc, vm.dir, vm.port, deadline, lambda: ssh_client(vm.port, key, known_hosts=vm.known_hosts)

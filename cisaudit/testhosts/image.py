@@ -25,7 +25,9 @@ class ImageError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CISAUDIT_TESTHOSTS_CACHE") or REPO / ".cache" / "testhosts")
+    # Resolved: the saved state's key holds the kernel's path, so a worktree whose .cache links
+    # to the main checkout's must name it the same way, or each would evict the other's state.
+    return Path(os.environ.get("CISAUDIT_TESTHOSTS_CACHE") or REPO / ".cache" / "testhosts").resolve()
 
 
 def recipe_hash() -> str:

@@ -16,6 +16,8 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from . import qemu
+
 
 class SSHNotReady(RuntimeError):
     pass
@@ -93,6 +95,8 @@ class VM:
     known_hosts: Path
     host_key: str  # "ssh-ed25519 AAAA...", as in known_hosts
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # Given on the kernel command line when booted; a restored VM keeps its id in /etc/machine-id.
+    machine_id: str | None = None
     _ssh: paramiko.SSHClient | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -124,6 +128,23 @@ class VM:
     def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str, str]:
         """Run cmd with /bin/sh as root; stdin is closed (so ausearch and friends do not wait)."""
         return run(self.ssh(), cmd, timeout, self.name)
+
+    def power_off(self, timeout: float = 120.0) -> None:
+        """`systemctl poweroff` in the guest and wait for QEMU to exit (-no-reboot: it does not
+        come back). The disk then holds what a clean shutdown left; QEMU is killed on timeout."""
+        assert self.proc
+        # The guest may close the connection before systemctl answers.
+        with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+            run(self.ssh(), "systemctl poweroff", 30, self.name)
+        self.close_ssh()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            qemu.kill(self.proc)
+            msg = f"{self.name}: QEMU still running {timeout:.0f} s after poweroff: {tail(self.dir)}"
+            raise qemu.QemuError(msg) from exc
+        if self.proc.returncode != 0:
+            raise qemu.QemuError(f"{self.name}: QEMU exited {self.proc.returncode} on poweroff: {tail(self.dir)}")
 
 
 def run(client: paramiko.SSHClient, cmd: str, timeout: float = 60.0, name: str = "vm") -> tuple[int, str, str]:

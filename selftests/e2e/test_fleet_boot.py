@@ -19,6 +19,7 @@ import pytest
 
 from cisaudit.testhosts.fleet import Fleet, sweep_stale
 from cisaudit.testhosts.image import unavailable_reason
+from cisaudit.testhosts.qemu import QemuError
 from cisaudit.testhosts.vm import ssh_client
 from selftests.suite_runner import REPO, require
 
@@ -128,6 +129,43 @@ def test_reset_gives_a_clean_disk_on_the_same_address() -> None:
         fleet.reset(vm)
         assert (vm.port, vm.host_key) == (port, key)
         assert vm.run("test -e /root/dirty")[0] == 1
+
+
+def test_reboot_boots_the_same_disk_for_real(fleet: Fleet) -> None:
+    vm = fleet.reset(fleet[0])
+    boot_id = vm.run("cat /proc/sys/kernel/random/boot_id")[1]
+    # Written without sync: only a clean poweroff puts it on the disk.
+    assert vm.run("echo kept > /root/on-disk; touch /run/volatile")[0] == 0
+    old_pid = vm.proc.pid if vm.proc else -1
+    fleet.reboot(vm)
+    assert vm.proc and vm.proc.pid != old_pid and not Path(f"/proc/{old_pid}").exists()
+    rc, out, err = vm.run("cat /proc/sys/kernel/random/boot_id /root/on-disk; test -e /run/volatile; echo $?")
+    new_boot_id, kept, volatile = out.splitlines()
+    assert rc == 0, err
+    assert new_boot_id != boot_id.strip() and kept == "kept" and volatile == "1"
+    # The handed-back spec's key still verifies against the fleet's known_hosts, strictly.
+    strict = ssh_client(vm.port, vm.client_key, known_hosts=fleet.known_hosts)
+    try:
+        transport = strict.get_transport()
+        assert transport is not None
+        presented = transport.get_remote_server_key()
+        assert f"{presented.get_name()} {presented.get_base64()}" == vm.host_key
+    finally:
+        strict.close()
+    assert vm.spec == f"paramiko://root@127.0.0.1:{vm.port}?ssh_identity_file={vm.client_key}"
+    assert f"[127.0.0.1]:{vm.port} {vm.host_key}" in fleet.known_hosts.read_text().splitlines()
+
+
+def test_a_vm_that_does_not_power_off_is_killed_and_reported(fleet: Fleet) -> None:
+    vm = fleet.reset(fleet[0])
+    assert vm.run("systemctl mask poweroff.target")[0] == 0
+    proc = vm.proc
+    try:
+        with pytest.raises(QemuError, match="still running 10 s after poweroff"):
+            fleet.reboot(vm, poweroff_timeout=10)
+        assert proc and proc.returncode is not None  # killed, not left behind
+    finally:
+        fleet.reset(vm)
 
 
 CHILD = """
