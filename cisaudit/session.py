@@ -20,6 +20,12 @@ from cisaudit.probe import (
 from cisaudit.transport import ConnectOptions, HostError, describe_error, open_host
 
 
+def unusable_output(exc: BaseException) -> str:
+    """One line for an exception raised by what a host sent (or by our code reading it)."""
+    detail = " ".join(str(exc).split())[:200]
+    return f"cannot use this host's output: {type(exc).__name__}: {detail}"
+
+
 @dataclass
 class HostSession:
     spec: str
@@ -72,6 +78,8 @@ class HostSession:
                     self._assessment = Assessment(self.probe(), self.key, self.require_all)
                 except HostError as exc:
                     self._error = str(exc)
+                except Exception as exc:  # noqa: BLE001 - crafted output must not reach the other hosts
+                    self._error = unusable_output(exc)
             if self._error is not None:
                 raise HostError(self._error)
             assert self._assessment is not None

@@ -12,6 +12,7 @@ import select
 import shlex
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.backend.ssh import SshBackend
 
 SCHEMES = ("local", "ssh", "paramiko", "ssm")
+KEEPALIVE_S = 15
 
 
 class HostError(RuntimeError):
@@ -150,16 +152,32 @@ class VerifiedParamikoBackend(ParamikoBackend):
         client.connect(**cfg)
 
     def _exec_command(self, command: bytes) -> tuple[int, bytes, bytes]:
+        deadline = time.monotonic() + self.command_timeout
         transport = self.client.get_transport()
         assert transport is not None
-        chan = transport.open_session()
+        transport.set_keepalive(KEEPALIVE_S)  # an idle, half-dead connection is noticed
+        chan = transport.open_session(timeout=self.command_timeout)
+        # paramiko waits for the reply to the exec request without a timeout: closing the
+        # channel at the deadline wakes that wait (and any other) with an exception.
+        alarm = threading.Timer(max(0.0, deadline - time.monotonic()), chan.close)
+        alarm.daemon = True
+        alarm.start()
+        try:
+            return self._drain(chan, command, deadline)
+        except (paramiko.SSHException, EOFError, OSError):
+            if time.monotonic() >= deadline:
+                raise HostError(f"command timed out after {self.command_timeout:g} s") from None
+            raise
+        finally:
+            alarm.cancel()
+            chan.close()
+
+    def _drain(self, chan: paramiko.Channel, command: bytes, deadline: float) -> tuple[int, bytes, bytes]:
         chan.exec_command(command)
-        deadline = time.monotonic() + self.command_timeout
         out, err = bytearray(), bytearray()
         # Drain both streams together: reading stdout to EOF first blocks once stderr fills.
         while True:
             if time.monotonic() > deadline:  # checked first: a command that never stops writing
-                chan.close()
                 raise HostError(f"command timed out after {self.command_timeout:g} s")
             if chan.recv_ready():
                 out += chan.recv(65536)
@@ -167,6 +185,8 @@ class VerifiedParamikoBackend(ParamikoBackend):
                 err += chan.recv_stderr(65536)
             elif chan.exit_status_ready() and chan.eof_received:
                 break
+            elif chan.closed:  # closed without an exit status: the connection or the alarm ended it
+                raise paramiko.SSHException("channel closed before the command finished")
             else:
                 select.select([chan], [], [], 0.2)
         return chan.recv_exit_status(), bytes(out), bytes(err)

@@ -1,0 +1,75 @@
+"""Hostile and hung hosts must not stop the run or spoil the other hosts' results.
+
+The hostile host is a real SSH server (selftests.hostile_ssh) that misbehaves on purpose; the good
+host is this machine over local://. The suite runs as a user runs it (selftests.suite_runner).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from selftests.hostile_ssh import HostileServer, Reply, hostile_ssh_server
+from selftests.suite_runner import SuiteRun, run_suite
+
+NONCE = re.compile(r"M='?(@@cisaudit-[0-9a-f]+)")
+
+
+@pytest.fixture
+def isolated_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user key, agent or known_hosts takes part (the suite subprocess inherits this)."""
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+
+
+def hostile(tmp_path: Path, reply: Reply) -> Iterator[HostileServer]:
+    workdir = tmp_path / "hostile"
+    workdir.mkdir()
+    with hostile_ssh_server(workdir, reply) as server:
+        yield server
+
+
+def assert_only_that_host_errors(run: SuiteRun, bad: str, reason: re.Pattern[str]) -> None:
+    bad_cases = {k: p for k, p in run.cases.items() if k[0] == bad}
+    good_cases = {k: p for k, p in run.cases.items() if k[0] == "local://"}
+    assert bad_cases and len(bad_cases) == len(good_cases), run.output[-3000:]
+    for props in bad_cases.values():
+        assert props["verdict"] == "error" and props["outcome"] == "error", props
+        assert reason.search(props["summary"]) and "\n" not in props["summary"], props["summary"]
+    for props in good_cases.values():  # the other host is judged as usual
+        assert props["verdict"] in ("pass", "fail", "not-applicable") and props["outcome"] != "error", props
+    assert run.returncode == 1
+
+
+@pytest.mark.usefixtures("isolated_ssh")
+def test_host_that_never_answers_exec_ends_with_timeout(tmp_path: Path) -> None:
+    """Regression: exec_command waited forever for the reply to the exec request."""
+    for server in hostile(tmp_path, lambda command: None):
+        start = time.monotonic()
+        run = run_suite(tmp_path, [server.spec(), "local://"], f"--known-hosts={server.known_hosts}",
+                        "--command-timeout=2", "--connect-timeout=2", timeout=60)
+        elapsed = time.monotonic() - start
+        assert_only_that_host_errors(run, server.spec(), re.compile(r"^command timed out after 2 s$"))
+        assert elapsed < 60, f"run took {elapsed:.0f} s"
+
+
+def crafted_probe_output(command: str) -> tuple[int, bytes]:
+    """Complete, well-framed probe output whose `auditctl -s` exit code is not a number."""
+    match = NONCE.search(command)
+    assert match, command[:200]
+    nonce = match.group(1)
+    return 0, f"{nonce} uid\n0\n{nonce} auditctl-s x\nenabled 1\n{nonce} done\n".encode()
+
+
+@pytest.mark.usefixtures("isolated_ssh")
+def test_host_whose_output_breaks_the_parser_is_only_that_hosts_error(tmp_path: Path) -> None:
+    """Regression: a ValueError while parsing one host's probe failed the session-wide fixture,
+    so every host's tests errored."""
+    for server in hostile(tmp_path, crafted_probe_output):
+        run = run_suite(tmp_path, [server.spec(), "local://"], f"--known-hosts={server.known_hosts}", timeout=120)
+        assert_only_that_host_errors(run, server.spec(), re.compile(r"cannot use this host's output: ValueError: "))
