@@ -8,6 +8,7 @@ from typing import Any
 
 from cisaudit.catalogue import controls
 from cisaudit.evaluate import Assessment
+from cisaudit.hostspec import scrub
 from cisaudit.locate import resolve, unknown_paths
 from cisaudit.probe import (
     ProbeError,
@@ -48,7 +49,7 @@ class HostSession:
             self.commands += 1
             result = self._host.run(command)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - every transport failure is this host's error
-            raise HostError(describe_error(exc)) from None
+            raise HostError(scrub(describe_error(exc), self.spec, self.options.ssh_identity_file)) from None
         # Decode here: testinfra's .stdout runs python on the host to learn its encoding
         # whenever output is not ASCII, an uncounted extra round trip.
         out = result.stdout_bytes.decode("utf-8", errors="replace")

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,8 @@ from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.backend.ssh import SshBackend
 
-SCHEMES = ("local", "ssh", "paramiko", "ssm")
+from cisaudit.hostspec import SpecError, parse_spec
+
 KEEPALIVE_S = 15
 
 
@@ -234,23 +234,11 @@ def describe_error(exc: BaseException) -> str:
 
 
 def normalize_spec(spec: str) -> str:
-    """A full host spec (bare `host` means paramiko://host, as in testinfra), or HostError."""
-    spec = spec.strip()
-    if "://" not in spec:
-        if not spec or not all(c.isalnum() or c in ".-_@:[]" for c in spec):
-            raise HostError(f"malformed host spec {spec!r}: expected SCHEME://[user@]host[:port]")
-        spec = "paramiko://" + spec
-    url = urllib.parse.urlparse(spec)
-    if url.scheme not in SCHEMES:
-        raise HostError(f"unsupported scheme {url.scheme!r} in {spec!r} (use {', '.join(SCHEMES)})")
-    if url.scheme != "local":
-        if not url.hostname:
-            raise HostError(f"malformed host spec {spec!r}: no host name")
-        try:
-            url.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise HostError(f"malformed host spec {spec!r}: bad port") from None
-    return spec
+    """The checked, full host spec (cisaudit.hostspec), or HostError."""
+    try:
+        return parse_spec(spec).spec
+    except SpecError as exc:
+        raise HostError(str(exc)) from None
 
 
 def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:

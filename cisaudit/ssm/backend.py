@@ -9,7 +9,6 @@ Transport problems raise SsmTransportError; they never turn into a command resul
 import contextlib
 import math
 import os
-import re
 import secrets
 import threading
 import time
@@ -22,9 +21,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from testinfra.backend.base import BaseBackend, CommandResult
 
+from cisaudit.hostspec import INSTANCE_ID
 from cisaudit.ssm import frame
 
-INSTANCE_ID = re.compile(r"m?i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
 _RUNNING = {"Pending", "InProgress", "Delayed"}
 _COMPLETED = {"Success", "Failed"}

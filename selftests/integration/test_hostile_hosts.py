@@ -7,6 +7,8 @@ host is this machine over local://. The suite runs as a user runs it (selftests.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from selftests.hostile_ssh import HostileServer, Reply, hostile_ssh_server
-from selftests.suite_runner import SuiteRun, run_suite
+from selftests.suite_runner import REPO, SuiteRun, run_suite, shown
 
 NONCE = re.compile(r"M='?(@@cisaudit-[0-9a-f]+)")
 
@@ -35,7 +37,7 @@ def hostile(tmp_path: Path, reply: Reply) -> Iterator[HostileServer]:
 
 
 def assert_only_that_host_errors(run: SuiteRun, bad: str, reason: re.Pattern[str]) -> None:
-    bad_cases = {k: p for k, p in run.cases.items() if k[0] == bad}
+    bad_cases = {k: p for k, p in run.cases.items() if k[0] == shown(bad)}
     good_cases = {k: p for k, p in run.cases.items() if k[0] == "local://"}
     assert bad_cases and len(bad_cases) == len(good_cases), run.output[-3000:]
     for props in bad_cases.values():
@@ -51,8 +53,14 @@ def test_host_that_never_answers_exec_ends_with_timeout(tmp_path: Path) -> None:
     """Regression: exec_command waited forever for the reply to the exec request."""
     for server in hostile(tmp_path, lambda command: None):
         start = time.monotonic()
-        run = run_suite(tmp_path, [server.spec(), "local://"], f"--known-hosts={server.known_hosts}",
-                        "--command-timeout=2", "--connect-timeout=2", timeout=60)
+        run = run_suite(
+            tmp_path,
+            [server.spec(), "local://"],
+            f"--known-hosts={server.known_hosts}",
+            "--command-timeout=2",
+            "--connect-timeout=2",
+            timeout=60,
+        )
         elapsed = time.monotonic() - start
         assert_only_that_host_errors(run, server.spec(), re.compile(r"^command timed out after 2 s$"))
         assert elapsed < 60, f"run took {elapsed:.0f} s"
@@ -73,3 +81,29 @@ def test_host_whose_output_breaks_the_parser_is_only_that_hosts_error(tmp_path: 
     for server in hostile(tmp_path, crafted_probe_output):
         run = run_suite(tmp_path, [server.spec(), "local://"], f"--known-hosts={server.known_hosts}", timeout=120)
         assert_only_that_host_errors(run, server.spec(), re.compile(r"cannot use this host's output: ValueError: "))
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "ssh://-oProxyCommand=touch${IFS}MARKER",
+        "ssh://-oProxyCommand=touch${IFS}MARKER@h",
+        "ssh://root:hunter2@127.0.0.1?ssh_identity_file=MARKER",
+    ],
+)
+def test_bad_spec_is_usage_error_before_any_backend(tmp_path: Path, template: str) -> None:
+    """Regression: a host or user starting with '-' reached OpenSSH as an option; a password
+    would have gone to sshpass -p (visible in ps). Now pytest refuses the run, naming the spec redacted."""
+    marker = tmp_path / "ran"
+    spec = template.replace("MARKER", str(marker))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", f"--hosts={spec},local://", "-p", "no:cacheprovider"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, output[-2000:]
+    assert "bad host spec" in output and not marker.exists()
+    assert "hunter2" not in output and (str(marker) in output) == ("ssh_identity_file" not in spec)

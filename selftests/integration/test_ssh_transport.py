@@ -26,6 +26,7 @@ from testinfra.backend.paramiko import ParamikoBackend
 
 from cisaudit.transport import ConnectOptions, HostError, describe_error, open_host
 from selftests.sshd import Sshd, free_port, keygen, throwaway_sshd, unavailable
+from selftests.suite_runner import shown
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMES = ("paramiko", "ssh")
@@ -229,13 +230,15 @@ def cases(root: ET.Element) -> list[tuple[ET.Element, dict[str, str]]]:
 
 def test_end_to_end_over_paramiko(sshd: Sshd, tmp_path: Path) -> None:
     spec = sshd.spec("paramiko")
-    _, root = run_suite(spec, sshd.write_known_hosts(tmp_path / "known_hosts"), tmp_path / "out")
+    proc, root = run_suite(spec, sshd.write_known_hosts(tmp_path / "known_hosts"), tmp_path / "out")
+    written = proc.stdout + proc.stderr + "".join(f.read_text() for f in (tmp_path / "out").iterdir())
+    assert str(sshd.client_key) not in written, "the identity file's path leaked into the output"
     found = cases(root)
     # 4 host checks + 2 controls x (live, persisted)
     assert len(found) == 8
     for tc, props in found:
         assert {"control_id", "host", "check", "verdict"} <= props.keys(), props
-        assert props["host"] == spec and spec in tc.get("name", "")
+        assert props["host"] == shown(spec) and shown(spec) in tc.get("name", "")
         assert props["control_id"] in tc.get("name", "") and props["control_id"] in ("host", "1.1.4", "1.1.6")
         assert props["verdict"] in ("pass", "fail", "not-applicable"), props
         assert props["remote_commands"] == "1", "one batched probe per host"
@@ -251,8 +254,8 @@ def test_end_to_end_host_key_mismatch_errors_only_that_host(sshd: Sshd, tmp_path
     by_host: dict[str, list[tuple[ET.Element, dict[str, str]]]] = {}
     for tc, props in cases(root):
         by_host.setdefault(props["host"], []).append((tc, props))
-    assert sorted(by_host) == sorted([spec, "local://"]) and all(len(v) == 8 for v in by_host.values())
-    for tc, props in by_host[spec]:
+    assert sorted(by_host) == sorted([shown(spec), "local://"]) and all(len(v) == 8 for v in by_host.values())
+    for tc, props in by_host[shown(spec)]:
         error = tc.find("error")
         assert error is not None and props["verdict"] == "error"
         reason = props["summary"]
