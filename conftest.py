@@ -29,6 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accept unknown SSH host keys (throwaway golden-image builds only)")
     group.addoption("--connect-timeout", type=float, default=10, help="seconds (default 10)")
     group.addoption("--command-timeout", type=float, default=300, help="seconds per remote command")
+    group.addoption("--max-output-mb", type=float, default=32,
+                    help="MiB a host may send back per command (default 32); more is that host's error")
     group.addoption("--ssm-targets", default="",
                     help="SSM targets: comma list of instance ids and/or tag:Key=Value")
     group.addoption("--ssm-region", default=None, help="AWS region for ssm:// hosts")

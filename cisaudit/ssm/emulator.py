@@ -507,9 +507,14 @@ class _Handler(BaseHTTPRequestHandler):
         emulator: SsmEmulator = self.server.emulator  # type: ignore[attr-defined]
         if hmac.compare_digest(self.path.encode(), f"/{emulator.token}{path}".encode()):
             return True
-        self._reply(400, {"__type": "UnrecognizedClientException",
-                          "message": "The security token included in the request is invalid."},
-                    "application/x-amz-json-1.1")
+        self._reply(
+            400,
+            {
+                "__type": "UnrecognizedClientException",
+                "message": "The security token included in the request is invalid.",
+            },
+            "application/x-amz-json-1.1",
+        )
         return False
 
     def do_POST(self) -> None:

@@ -107,3 +107,11 @@ def test_bad_spec_is_usage_error_before_any_backend(tmp_path: Path, template: st
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, output[-2000:]
     assert "bad host spec" in output and not marker.exists()
     assert "hunter2" not in output and (str(marker) in output) == ("ssh_identity_file" not in spec)
+
+
+def test_max_output_mb_makes_a_bigger_answer_that_hosts_error(tmp_path: Path) -> None:
+    run = run_suite(tmp_path, ["local://"], "--max-output-mb=0.001", timeout=120)
+    assert run.cases and run.returncode == 1
+    for props in run.cases.values():
+        assert props["verdict"] == "error", props
+        assert props["summary"].startswith("command output over the limit of 1048 bytes (--max-output-mb)"), props

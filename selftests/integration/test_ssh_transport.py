@@ -129,8 +129,9 @@ def test_command_timeout_raises_host_error(sshd: Sshd, scheme: str, tmp_path: Pa
 
 
 def test_command_timeout_while_output_never_stops(sshd: Sshd, tmp_path: Path) -> None:
-    """paramiko: the deadline holds even when there is always data to read."""
-    options = ConnectOptions(known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")), command_timeout=1)
+    """paramiko: the deadline holds even when there is always data to read (below the output cap)."""
+    options = ConnectOptions(known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")), command_timeout=1,
+                             max_output_bytes=1 << 40)
     host = open_host(sshd.spec("paramiko"), options)
     assert host.run("true").rc == 0
     start = time.monotonic()
@@ -160,6 +161,19 @@ def test_connect_failures_are_one_line(sshd: Sshd, scheme: str, tmp_path: Path) 
     message = describe_error(info.value)
     assert message and "\n" not in message
     assert 1.5 < elapsed < 3.5, f"connect took {elapsed:.1f} s for a 2 s timeout: {message}"
+
+
+@pytest.mark.parametrize("scheme", [*SCHEMES, "local"])
+def test_output_over_the_cap_is_host_error(sshd: Sshd, scheme: str, tmp_path: Path) -> None:
+    """Regression: a host could send without limit and every byte was kept in memory."""
+    options = ConnectOptions(known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")), command_timeout=30,
+                             max_output_bytes=1 << 20)
+    host = open_host("local://" if scheme == "local" else sshd.spec(scheme), options)
+    assert len(host.run("head -c 1000000 /dev/zero; head -c 48000 /dev/zero >&2").stdout_bytes) == 1_000_000
+    start = time.monotonic()
+    with pytest.raises(HostError, match=r"^command output over the limit of 1048576 bytes \(--max-output-mb\)"):
+        host.run("head -c 600000 /dev/zero >&2; yes")  # stdout and stderr count together
+    assert time.monotonic() - start < 10
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
