@@ -219,3 +219,14 @@ def test_requests_without_the_run_token_run_nothing(start: Start, tmp_path: Path
     assert len(emu.token) >= 32 and emu.token in emu.environ["AWS_ENDPOINT_URL_SSM"]
     with SsmEmulator({}) as other:
         assert other.token != emu.token  # a new secret per emulator
+
+
+def test_output_over_the_cap_fails_after_one_send_command(start: Start) -> None:
+    """The header announces the size: a host sending more than --max-output-mb costs no fetches."""
+    emu = start()
+    be = backend(max_output_bytes=100_000)
+    assert len(be.run("head -c 90000 /dev/urandom").stdout_bytes) == 90_000  # spilled, fetched, under the cap
+    fetched = sends(emu)
+    with pytest.raises(ssm.SsmTransportError, match="over the limit of 100000 bytes"):
+        be.run("head -c 1000000 /dev/urandom")
+    assert sends(emu) == fetched + 1
