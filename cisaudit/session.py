@@ -58,6 +58,12 @@ class HostSession:
             raise HostError(f"remote command failed (exit {result.rc}): {(err or out).strip()[-300:]}")
         return result.rc, out, err
 
+    def drop_connection(self) -> None:
+        """Connect afresh for the next command (after a timeout or a lost connection)."""
+        reconnect = getattr(getattr(self._host, "backend", None), "reconnect", None)
+        if callable(reconnect):  # testinfra caches hosts: the same backend object must reconnect
+            reconnect()
+
     def probe(self) -> Snapshot:
         script, nonce = render_script()
         rc, out, err = self.run(script)

@@ -172,6 +172,12 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
     def client(self) -> None:
         self.__dict__.pop("_client", None)
 
+    def reconnect(self) -> None:
+        """Close the connection (it may be hung); the next command opens a new one."""
+        cached = self.__dict__.pop("_client", None)
+        if cached is not None:
+            cached.close()
+
     def _connect(self, client: paramiko.SSHClient) -> None:
         cfg: dict[str, Any] = {
             "hostname": self.host.name, "port": int(self.host.port or 22),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from selftests.hostile_ssh import HostileServer, Reply, hostile_ssh_server
+from selftests.kernel import KernelSandbox
 from selftests.suite_runner import REPO, SuiteRun, run_suite, shown
 
 NONCE = re.compile(r"M='?(@@cisaudit-[0-9a-f]+)")
@@ -115,3 +116,51 @@ def test_max_output_mb_makes_a_bigger_answer_that_hosts_error(tmp_path: Path) ->
     for props in run.cases.values():
         assert props["verdict"] == "error", props
         assert props["summary"].startswith("command output over the limit of 1048 bytes (--max-output-mb)"), props
+
+
+RUN_ID = re.compile(r"CISAUDIT_RUN_ID='?([0-9A-Za-z-]+)")
+
+
+@pytest.mark.kernel
+@pytest.mark.usefixtures("isolated_ssh")
+def test_apply_that_never_returns_keeps_its_run_id_and_is_still_backed_out(
+    kernel: KernelSandbox, tmp_path: Path
+) -> None:
+    """Regression: a connection lost or timed out during --remediate said only "change failed",
+    without the run id, and --remediate --backout did not try to undo it. The host probes for real
+    (this machine, read-only, under the kernel lock: no rules, /etc/docker present, so there is a
+    rule to add); its apply never answers; its backout is recorded, not run."""
+    kernel.make_path("/etc/docker", "dir")
+    backouts: list[str] = []
+
+    def reply(command: str) -> tuple[int, bytes] | None:
+        run = RUN_ID.search(command)
+        if run is None:  # the probe: this machine's real, read-only answer
+            done = subprocess.run(["sh", "-c", command], capture_output=True, timeout=60)
+            return done.returncode, done.stdout
+        if "CISAUDIT_MODE=" in command:  # apply: the host goes silent
+            return None
+        backouts.append(run.group(1))
+        return 0, f"cisaudit-result: status=restored run_id={run.group(1)}\n".encode()
+
+    for server in hostile(tmp_path, reply):
+        run = run_suite(
+            tmp_path,
+            [server.spec()],
+            f"--known-hosts={server.known_hosts}",
+            "--controls=1.1.6",
+            "--remediate",
+            "--backout",
+            "--command-timeout=10",
+            timeout=120,
+        )
+        remediation = run.case(server.spec(), "host", "remediation")
+        match = re.fullmatch(
+            r"change failed: host state unknown \(command timed out after 10 s\); "
+            r"back out run (\S+) with --backout",
+            remediation["summary"],
+        )
+        assert match and remediation["verdict"] == "error", remediation["summary"]
+        assert backouts == [match.group(1)], run.case(server.spec(), "host", "backout")["summary"]
+        backout = run.case(server.spec(), "host", "backout")
+        assert backout["verdict"] == "pass" and f"run {match.group(1)}" in backout["summary"], backout
