@@ -10,6 +10,7 @@ from xdist.scheduler import LoadScopeScheduling
 
 from cisaudit.catalogue import Control, select
 from cisaudit.evaluate import CONTROL_CHECKS, HOST_CHECKS
+from cisaudit.hostspec import SpecError, parse_spec
 
 pytest_plugins = ["fixtures.remediation", "fixtures.hosts", "cisaudit.report"]
 
@@ -29,6 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accept unknown SSH host keys (throwaway golden-image builds only)")
     group.addoption("--connect-timeout", type=float, default=10, help="seconds (default 10)")
     group.addoption("--command-timeout", type=float, default=300, help="seconds per remote command")
+    group.addoption("--max-output-mb", type=float, default=32,
+                    help="MiB a host may send back per command (default 32); more is that host's error")
     group.addoption("--ssm-targets", default="",
                     help="SSM targets: comma list of instance ids and/or tag:Key=Value")
     group.addoption("--ssm-region", default=None, help="AWS region for ssm:// hosts")
@@ -95,12 +98,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    from fixtures.hosts import HOSTS_KEY, discover_ssm_hosts
+    from fixtures.hosts import CONNECT_SPECS_KEY, HOSTS_KEY, discover_ssm_hosts
 
     specs = [s.strip() for s in (config.getoption("hosts", None) or "").split(",") if s.strip()]
     if config.getoption("ssm_targets", ""):
         specs += discover_ssm_hosts(config)
-    config.stash[HOSTS_KEY] = list(dict.fromkeys(specs)) or ["local://"]
+    connect: dict[str, str] = {}  # display spec (in ids and reports) -> spec to connect with
+    for text in specs or ["local://"]:
+        try:
+            checked = parse_spec(text)
+        except SpecError as exc:
+            raise pytest.UsageError(f"--hosts: {exc}") from None
+        if connect.setdefault(checked.display, checked.spec) != checked.spec:
+            raise pytest.UsageError(f"--hosts: two hosts both show as {checked.display!r}; they differ "
+                                    "only in their identity file (which reports never show)")
+    config.stash[CONNECT_SPECS_KEY] = connect
+    config.stash[HOSTS_KEY] = list(connect)
 
 
 def host_of_nodeid(nodeid: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from cisaudit.catalogue import controls
 from cisaudit.evaluate import Assessment
+from cisaudit.hostspec import scrub
 from cisaudit.locate import resolve, unknown_paths
 from cisaudit.probe import (
     ProbeError,
@@ -18,6 +19,12 @@ from cisaudit.probe import (
     render_stat_script,
 )
 from cisaudit.transport import ConnectOptions, HostError, describe_error, open_host
+
+
+def unusable_output(exc: BaseException) -> str:
+    """One line for an exception raised by what a host sent (or by our code reading it)."""
+    detail = " ".join(str(exc).split())[:200]
+    return f"cannot use this host's output: {type(exc).__name__}: {detail}"
 
 
 @dataclass
@@ -42,7 +49,7 @@ class HostSession:
             self.commands += 1
             result = self._host.run(command)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - every transport failure is this host's error
-            raise HostError(describe_error(exc)) from None
+            raise HostError(scrub(describe_error(exc), self.spec, self.options.ssh_identity_file)) from None
         # Decode here: testinfra's .stdout runs python on the host to learn its encoding
         # whenever output is not ASCII, an uncounted extra round trip.
         out = result.stdout_bytes.decode("utf-8", errors="replace")
@@ -50,6 +57,12 @@ class HostSession:
         if check_ok and result.rc != 0:
             raise HostError(f"remote command failed (exit {result.rc}): {(err or out).strip()[-300:]}")
         return result.rc, out, err
+
+    def drop_connection(self) -> None:
+        """Connect afresh for the next command (after a timeout or a lost connection)."""
+        reconnect = getattr(getattr(self._host, "backend", None), "reconnect", None)
+        if callable(reconnect):  # testinfra caches hosts: the same backend object must reconnect
+            reconnect()
 
     def probe(self) -> Snapshot:
         script, nonce = render_script()
@@ -76,6 +89,8 @@ class HostSession:
                     self._assessment = Assessment(self.probe(), self.key, self.require_all)
                 except HostError as exc:
                     self._error = str(exc)
+                except Exception as exc:  # noqa: BLE001 - crafted output must not reach the other hosts
+                    self._error = unusable_output(exc)
             if self._error is not None:
                 raise HostError(self._error)
             assert self._assessment is not None

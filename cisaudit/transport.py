@@ -12,8 +12,8 @@ import select
 import shlex
 import socket
 import subprocess
+import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,11 @@ from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.backend.ssh import SshBackend
 
-SCHEMES = ("local", "ssh", "paramiko", "ssm")
+from cisaudit.hostspec import SpecError, parse_spec
+
+KEEPALIVE_S = 15
+MIB = 1 << 20
+DEFAULT_MAX_OUTPUT_BYTES = 32 * MIB
 
 
 class HostError(RuntimeError):
@@ -45,10 +49,22 @@ class ConnectOptions:
     ssm_region: str | None = None
     aws_profile: str | None = None
     ssm_s3_bucket: str | None = None
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES  # per command, stdout and stderr together
 
 
-class _TimedLocalRun:
-    """`run_local` with a deadline: testinfra's waits forever on a hung command."""
+class OutputLimit:
+    """A cap on the bytes one command may send back (stdout and stderr together)."""
+
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+
+    def check_output_size(self, size: int) -> None:
+        if size > self.max_output_bytes:
+            raise HostError(f"command output over the limit of {self.max_output_bytes} bytes (--max-output-mb)")
+
+
+class _TimedLocalRun(OutputLimit):
+    """`run_local` with a deadline and an output cap: testinfra's waits forever on a hung
+    command and reads all a command prints."""
 
     command_timeout: float = 300
 
@@ -58,17 +74,37 @@ class _TimedLocalRun:
         with subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, start_new_session=True) as proc:
             try:
-                stdout, stderr = proc.communicate(timeout=self.command_timeout)
-            except subprocess.TimeoutExpired:
+                stdout, stderr = self._read_bounded(proc)
+            except HostError:
                 os.killpg(proc.pid, 9)
-                proc.communicate()
-                raise HostError(f"command timed out after {self.command_timeout:g} s") from None
+                raise
+            proc.wait()
         return self.result(proc.returncode, cmd, stdout, stderr)  # type: ignore[attr-defined]
+
+    def _read_bounded(self, proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+        deadline = time.monotonic() + self.command_timeout
+        assert proc.stdout is not None and proc.stderr is not None
+        streams = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+        open_streams = list(streams)
+        while open_streams:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HostError(f"command timed out after {self.command_timeout:g} s")
+            ready, _, _ = select.select(open_streams, [], [], remaining)
+            for stream in ready:
+                data = os.read(stream.fileno(), 65536)
+                if not data:
+                    open_streams.remove(stream)
+                streams[stream] += data
+            self.check_output_size(sum(map(len, streams.values())))
+        return bytes(streams[proc.stdout]), bytes(streams[proc.stderr])
 
 
 class TimedLocalBackend(_TimedLocalRun, LocalBackend):
-    def __init__(self, *args: Any, command_timeout: float = 300, **kwargs: Any):
+    def __init__(self, *args: Any, command_timeout: float = 300,
+                 max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, **kwargs: Any):
         self.command_timeout = float(command_timeout)
+        self.max_output_bytes = int(max_output_bytes)
         super().__init__(*args, **kwargs)
 
 
@@ -77,8 +113,9 @@ class VerifiedSshBackend(_TimedLocalRun, SshBackend):
 
     def __init__(self, hostspec: str, known_hosts: str | None = None,
                  accept_new_host_keys: bool = False, command_timeout: float = 300,
-                 **kwargs: Any):
+                 max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, **kwargs: Any):
         self.command_timeout = float(command_timeout)
+        self.max_output_bytes = int(max_output_bytes)
         checking = "accept-new" if accept_new_host_keys else "yes"
         extra = f"-o BatchMode=yes -o StrictHostKeyChecking={checking}"
         if known_hosts:  # besides the user's file, as for paramiko; testinfra pastes this into a shell line
@@ -94,15 +131,17 @@ class VerifiedSshBackend(_TimedLocalRun, SshBackend):
         return result
 
 
-class VerifiedParamikoBackend(ParamikoBackend):
-    """paramiko with known_hosts verification, a connect timeout and a per-command deadline."""
+class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
+    """paramiko with known_hosts verification, a connect timeout, a per-command deadline and
+    an output cap."""
 
     def __init__(self, hostspec: str, known_hosts: str | None = None,
                  accept_new_host_keys: bool = False, command_timeout: float = 300,
-                 **kwargs: Any):
+                 max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, **kwargs: Any):
         self.known_hosts = known_hosts
         self.accept_new_host_keys = accept_new_host_keys
         self.command_timeout = float(command_timeout)
+        self.max_output_bytes = int(max_output_bytes)
         super().__init__(hostspec, **kwargs)
 
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
@@ -133,6 +172,12 @@ class VerifiedParamikoBackend(ParamikoBackend):
     def client(self) -> None:
         self.__dict__.pop("_client", None)
 
+    def reconnect(self) -> None:
+        """Close the connection (it may be hung); the next command opens a new one."""
+        cached = self.__dict__.pop("_client", None)
+        if cached is not None:
+            cached.close()
+
     def _connect(self, client: paramiko.SSHClient) -> None:
         cfg: dict[str, Any] = {
             "hostname": self.host.name, "port": int(self.host.port or 22),
@@ -150,23 +195,43 @@ class VerifiedParamikoBackend(ParamikoBackend):
         client.connect(**cfg)
 
     def _exec_command(self, command: bytes) -> tuple[int, bytes, bytes]:
+        deadline = time.monotonic() + self.command_timeout
         transport = self.client.get_transport()
         assert transport is not None
-        chan = transport.open_session()
+        transport.set_keepalive(KEEPALIVE_S)  # an idle, half-dead connection is noticed
+        chan = transport.open_session(timeout=self.command_timeout)
+        # paramiko waits for the reply to the exec request without a timeout: closing the
+        # channel at the deadline wakes that wait (and any other) with an exception.
+        alarm = threading.Timer(max(0.0, deadline - time.monotonic()), chan.close)
+        alarm.daemon = True
+        alarm.start()
+        try:
+            return self._drain(chan, command, deadline)
+        except (paramiko.SSHException, EOFError, OSError):
+            if time.monotonic() >= deadline:
+                raise HostError(f"command timed out after {self.command_timeout:g} s") from None
+            raise
+        finally:
+            alarm.cancel()
+            chan.close()
+
+    def _drain(self, chan: paramiko.Channel, command: bytes, deadline: float) -> tuple[int, bytes, bytes]:
         chan.exec_command(command)
-        deadline = time.monotonic() + self.command_timeout
         out, err = bytearray(), bytearray()
         # Drain both streams together: reading stdout to EOF first blocks once stderr fills.
         while True:
             if time.monotonic() > deadline:  # checked first: a command that never stops writing
-                chan.close()
                 raise HostError(f"command timed out after {self.command_timeout:g} s")
             if chan.recv_ready():
                 out += chan.recv(65536)
+                self.check_output_size(len(out) + len(err))
             elif chan.recv_stderr_ready():
                 err += chan.recv_stderr(65536)
+                self.check_output_size(len(out) + len(err))
             elif chan.exit_status_ready() and chan.eof_received:
                 break
+            elif chan.closed:  # closed without an exit status: the connection or the alarm ended it
+                raise paramiko.SSHException("channel closed before the command finished")
             else:
                 select.select([chan], [], [], 0.2)
         return chan.recv_exit_status(), bytes(out), bytes(err)
@@ -214,23 +279,11 @@ def describe_error(exc: BaseException) -> str:
 
 
 def normalize_spec(spec: str) -> str:
-    """A full host spec (bare `host` means paramiko://host, as in testinfra), or HostError."""
-    spec = spec.strip()
-    if "://" not in spec:
-        if not spec or not all(c.isalnum() or c in ".-_@:[]" for c in spec):
-            raise HostError(f"malformed host spec {spec!r}: expected SCHEME://[user@]host[:port]")
-        spec = "paramiko://" + spec
-    url = urllib.parse.urlparse(spec)
-    if url.scheme not in SCHEMES:
-        raise HostError(f"unsupported scheme {url.scheme!r} in {spec!r} (use {', '.join(SCHEMES)})")
-    if url.scheme != "local":
-        if not url.hostname:
-            raise HostError(f"malformed host spec {spec!r}: no host name")
-        try:
-            url.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise HostError(f"malformed host spec {spec!r}: bad port") from None
-    return spec
+    """The checked, full host spec (cisaudit.hostspec), or HostError."""
+    try:
+        return parse_spec(spec).spec
+    except SpecError as exc:
+        raise HostError(str(exc)) from None
 
 
 def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:
@@ -238,14 +291,16 @@ def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:
     spec = normalize_spec(spec)
     scheme = spec.split("://", 1)[0]
     kwargs: dict[str, Any] = {"sudo": options.sudo, "sudo_user": options.sudo_user,
-                              "command_timeout": options.command_timeout}
+                              "command_timeout": options.command_timeout,
+                              "max_output_bytes": options.max_output_bytes}
     if scheme in ("ssh", "paramiko"):
         kwargs.update(known_hosts=options.known_hosts, timeout=int(options.connect_timeout),
                       accept_new_host_keys=options.accept_new_host_keys,
                       ssh_config=options.ssh_config, ssh_identity_file=options.ssh_identity_file)
     if scheme == "ssm":
         kwargs = {"sudo": False, "region": options.ssm_region, "profile": options.aws_profile,
-                  "s3_bucket": options.ssm_s3_bucket, "execution_timeout": options.command_timeout}
+                  "s3_bucket": options.ssm_s3_bucket, "execution_timeout": options.command_timeout,
+                  "max_output_bytes": options.max_output_bytes}
     return testinfra.get_host(spec, **kwargs)
 
 

@@ -114,13 +114,16 @@ ca_on_exit() {
 # Two runs on one host must not interleave. flock(1) when present (the kernel
 # drops the lock when the process dies, even on SIGKILL); otherwise an atomic
 # mkdir with the holder's pid and start time, so a dead holder is detected.
+# The lock lives in a directory only root can write: in world-writable
+# /run/lock any user could hold it first (blocking every run) or plant a
+# symlink that root would follow.
 ca_lock() {
-	CA_LOCK_PATH="${CISAUDIT_LOCK_PATH:-}"
-	if [ -z "$CA_LOCK_PATH" ]; then
-		if [ -d /run/lock ]; then CA_LOCK_PATH=/run/lock/cisaudit.lock; else CA_LOCK_PATH=/run/cisaudit.lock; fi
-	fi
+	CA_LOCK_PATH="${CISAUDIT_LOCK_PATH:-/run/cisaudit/cisaudit.lock}"
 	ca_lock_timeout="${CISAUDIT_LOCK_TIMEOUT:-60}"
-	[ -d "$(dirname "$CA_LOCK_PATH")" ] || ca_die "lock directory of $CA_LOCK_PATH does not exist"
+	ca_lock_dir_check "$(dirname "$CA_LOCK_PATH")"
+	for ca_lp in "$CA_LOCK_PATH" "$CA_LOCK_PATH.d"; do
+		[ -L "$ca_lp" ] && ca_die "refusing lock $ca_lp: it is a symlink"
+	done
 	case "${CISAUDIT_LOCK_METHOD:-auto}" in
 	flock) ca_lock_flock ;;
 	mkdir) ca_lock_mkdir ;;
@@ -130,6 +133,22 @@ ca_lock() {
 	if [ -n "${CISAUDIT_TEST_SLEEP_LOCKED:-}" ]; then # test hook: hold the lock a while
 		sleep "$CISAUDIT_TEST_SLEEP_LOCKED"
 	fi
+}
+
+# ca_lock_dir_check DIR: create DIR 0700 if missing; refuse a symlink, or a
+# directory not owned by us (root) or writable by group or others.
+ca_lock_dir_check() {
+	[ -L "$1" ] && ca_die "refusing lock directory $1: it is a symlink"
+	[ -d "$1" ] || mkdir -m 0700 "$1" 2>/dev/null || [ -d "$1" ] ||
+		ca_die "cannot create lock directory $1"
+	[ -L "$1" ] && ca_die "refusing lock directory $1: it is a symlink"
+	# ls -ldn: mode string and numeric owner, the same in GNU and busybox.
+	# shellcheck disable=SC2012 # one known directory, not a listing to parse
+	set -- "$1" $(ls -ldn "$1")
+	case "$2" in
+	d????w* | d???????w*) ca_die "refusing lock directory $1: writable by group or others ($2)" ;;
+	esac
+	[ "$4" = "$(id -u)" ] || ca_die "refusing lock directory $1: owned by uid $4, not $(id -u)"
 }
 
 ca_lock_busy() {

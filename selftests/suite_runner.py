@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cisaudit.hostspec import parse_spec
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -30,11 +32,21 @@ class SuiteRun:
     output: str
     cases: dict[tuple[str, str, str], dict[str, str]]  # (host, control_id, check) -> properties + outcome
 
+    def case(self, host: str, control_id: str, check: str) -> dict[str, str]:
+        """The case of host (a spec as passed to --hosts; reports show it redacted)."""
+        return self.cases[(shown(host), control_id, check)]
+
     def verdict(self, host: str, control_id: str, check: str) -> str:
-        return self.cases[(host, control_id, check)]["verdict"]
+        return self.case(host, control_id, check)["verdict"]
 
     def verdicts(self, host: str | None = None) -> dict[tuple[str, str], str]:
-        return {(c, k): p["verdict"] for (h, c, k), p in self.cases.items() if host in (None, h)}
+        wanted = None if host is None else shown(host)
+        return {(c, k): p["verdict"] for (h, c, k), p in self.cases.items() if wanted in (None, h)}
+
+
+def shown(spec: str) -> str:
+    """How the suite shows spec in test ids and reports (identity-file path redacted)."""
+    return parse_spec(spec).display
 
 
 def parse_junit(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:

@@ -9,7 +9,6 @@ Transport problems raise SsmTransportError; they never turn into a command resul
 import contextlib
 import math
 import os
-import re
 import secrets
 import threading
 import time
@@ -22,9 +21,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from testinfra.backend.base import BaseBackend, CommandResult
 
+from cisaudit.hostspec import INSTANCE_ID
 from cisaudit.ssm import frame
 
-INSTANCE_ID = re.compile(r"m?i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
 _RUNNING = {"Pending", "InProgress", "Delayed"}
 _COMPLETED = {"Success", "Failed"}
@@ -97,6 +96,7 @@ class SsmBackend(BaseBackend):
         execution_timeout: float = 600,
         poll_interval: float = 0.5,
         s3_bucket: str | None = None,
+        max_output_bytes: int = 32 << 20,
         *args: Any,
         **kwargs: Any,
     ):
@@ -109,6 +109,7 @@ class SsmBackend(BaseBackend):
         self.execution_timeout = float(execution_timeout)
         self.poll_interval = float(poll_interval)
         self.s3_bucket = s3_bucket
+        self.max_output_bytes = int(max_output_bytes)
         self.send_command_calls = 0
         self._online = False
         super().__init__(hostspec, *args, **kwargs)
@@ -122,8 +123,10 @@ class SsmBackend(BaseBackend):
         self._check_online()
         nonce = secrets.token_hex(16)
         chunk = None if self.s3_bucket else frame.CHUNK
-        invocation = self._invoke(frame.wrapper_script(cmd, nonce, chunk))
-        rc, stdout, stderr = self._collect(invocation, nonce)
+        # One deadline for the command and every follow-up fetch of its output.
+        deadline = time.monotonic() + self.delivery_timeout + self.execution_timeout + 2 * _GRACE
+        invocation = self._invoke(frame.wrapper_script(cmd, nonce, chunk), deadline)
+        rc, stdout, stderr = self._collect(invocation, nonce, deadline)
         return self.result(rc, self.encode(cmd), stdout, stderr)
 
     def _error(self, message: str, inv: dict[str, Any] | None = None) -> SsmTransportError:
@@ -148,7 +151,7 @@ class SsmBackend(BaseBackend):
             raise SsmTransportError(self.instance_id, None, f"instance is not Online (PingStatus={ping})")
         self._online = True
 
-    def _invoke(self, script: str) -> dict[str, Any]:
+    def _invoke(self, script: str, deadline: float) -> dict[str, Any]:
         """Send one AWS-RunShellScript and wait for it to complete; return the invocation."""
         params: dict[str, Any] = {
             "InstanceIds": [self.instance_id],
@@ -167,9 +170,9 @@ class SsmBackend(BaseBackend):
             command_id = self.client.send_command(**params)["Command"]["CommandId"]
         except (ClientError, BotoCoreError) as exc:
             raise self._error(f"SendCommand failed: {exc}") from exc
-        return self._wait(command_id)
+        return self._wait(command_id, deadline)
 
-    def _wait(self, command_id: str) -> dict[str, Any]:
+    def _wait(self, command_id: str, deadline: float) -> dict[str, Any]:
         sent = time.monotonic()
         started: float | None = None
         known = {"CommandId": command_id}
@@ -180,6 +183,7 @@ class SsmBackend(BaseBackend):
                 limit = sent + self.delivery_timeout + _GRACE
             else:
                 limit = started + self.execution_timeout + _GRACE
+            limit = min(limit, deadline)
             try:
                 inv = self.client.get_command_invocation(CommandId=command_id, InstanceId=self.instance_id)
             except ClientError as exc:
@@ -209,7 +213,7 @@ class SsmBackend(BaseBackend):
         with contextlib.suppress(ClientError, BotoCoreError):
             self.client.cancel_command(CommandId=command_id, InstanceIds=[self.instance_id])
 
-    def _collect(self, inv: dict[str, Any], nonce: str) -> tuple[int, bytes, bytes]:
+    def _collect(self, inv: dict[str, Any], nonce: str, deadline: float) -> tuple[int, bytes, bytes]:
         try:
             try:
                 header = frame.read_result(inv.get("StandardOutputContent", ""), nonce)
@@ -217,20 +221,38 @@ class SsmBackend(BaseBackend):
                 if not (self.s3_bucket and inv.get("StandardOutputUrl")):
                     raise
                 header = frame.read_result(self._s3_stdout(inv), nonce)
-            b64 = header.first
-            index = 1
-            while len(b64) < header.size:
-                last = len(b64) + frame.CHUNK >= header.size
-                more = self._invoke(frame.fetch_script(header.directory, nonce, index, last))
-                b64 += frame.read_chunk(more.get("StandardOutputContent", ""), nonce, index)
-                index += 1
-            return frame.decode(b64, header.sha256)
+            if header.size > frame.max_b64_size(self.max_output_bytes):
+                raise frame.OutputTooLarge(
+                    f"the host announces {header.size} characters of output, over the limit of "
+                    f"{self.max_output_bytes} bytes (--max-output-mb)"
+                )
+            return frame.decode(self._fetch_rest(header, nonce, deadline), header.sha256, self.max_output_bytes)
         except frame.FrameError as exc:
             stderr = inv.get("StandardErrorContent", "")[:500]
             raise self._error(
                 f"no intact result ({exc}); ResponseCode={inv.get('ResponseCode')}, stderr={stderr!r}",
                 inv,
             ) from exc
+
+    def _fetch_rest(self, header: frame.Header, nonce: str, deadline: float) -> str:
+        """The whole base64 of a spilled frame: every fetch must bring exactly the next chunk."""
+        parts, have, index = [header.first], len(header.first), 1
+        if have < header.size and have != frame.CHUNK:
+            raise frame.FrameError(f"first chunk has {have} characters, expected {frame.CHUNK}")
+        while have < header.size:
+            if time.monotonic() > deadline:
+                raise frame.FrameError(f"command deadline passed at {have} of {header.size} characters")
+            expected = min(frame.CHUNK, header.size - have)
+            last = have + expected >= header.size
+            more = self._invoke(frame.fetch_script(header.directory, nonce, index, last), deadline)
+            chunk = frame.read_chunk(more.get("StandardOutputContent", ""), nonce, index)
+            if len(chunk) != expected:  # the spill dir is gone (cleaned, rebooted) or was changed
+                raise frame.FrameError(f"chunk {index} has {len(chunk)} characters, expected {expected}")
+            parts.append(chunk)
+            have, index = have + expected, index + 1
+        if have != header.size:
+            raise frame.FrameError(f"frame has {have} characters, header says {header.size}")
+        return "".join(parts)
 
     def _s3_stdout(self, inv: dict[str, Any]) -> str:
         url = urllib.parse.urlparse(inv["StandardOutputUrl"])
@@ -239,9 +261,14 @@ class SsmBackend(BaseBackend):
             key = key.removeprefix(f"{self.s3_bucket}/")
         s3 = aws_client("s3", self.region, self.profile)
         try:
-            body = s3.get_object(Bucket=self.s3_bucket, Key=key)["Body"].read()
+            limit = frame.max_b64_size(self.max_output_bytes) + 4096  # the frame's header and END lines
+            body = s3.get_object(Bucket=self.s3_bucket, Key=key)["Body"].read(limit + 1)
         except (ClientError, BotoCoreError) as exc:
             raise self._error(f"reading s3://{self.s3_bucket}/{key} failed: {exc}", inv) from exc
+        if len(body) > limit:
+            raise frame.OutputTooLarge(
+                f"s3://{self.s3_bucket}/{key} is over the limit of {self.max_output_bytes} bytes (--max-output-mb)"
+            )
         return body.decode("utf-8", "replace")
 
 

@@ -30,7 +30,11 @@ What it models, and where each fact comes from:
 - ResponseCode 137 for a command stopped at its execution timeout: the agent's
   CommandStoppedPreemptivelyExitCode (amazon-ssm-agent, agent/appconfig/constants_unix.go).
 - ThrottlingException, which botocore's standard retry mode retries.
-Not modelled: authentication (signatures are ignored), S3/CloudWatch output, MaxConcurrency and
+Authentication is a per-run secret instead of SigV4: the endpoint URL's path is a random token
+(`endpoint_url`, `environ`) and any other request is refused with UnrecognizedClientException and
+runs nothing; the emulator runs commands as its own user (root), so another local user who can
+reach 127.0.0.1 must not be able to send it commands. Signatures are ignored.
+Not modelled: S3/CloudWatch output, MaxConcurrency and
 MaxErrors, other documents, and stopping a command at its execution timeout (it runs on until
 the transport's command_timeout, and its result is dropped).
 """
@@ -40,7 +44,9 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import hmac
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -141,6 +147,7 @@ class SsmEmulator:
         self._hosts_lock = threading.Lock()  # connecting can be slow: do not block the API
         self._served = 0
         self._recent: collections.deque[float] = collections.deque()
+        self.token = secrets.token_urlsafe(24)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._server.daemon_threads = True
         self._server.emulator = self  # type: ignore[attr-defined]
@@ -148,7 +155,7 @@ class SsmEmulator:
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{self.token}"
 
     @property
     def environ(self) -> dict[str, str]:
@@ -496,17 +503,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _authorized(self, path: str) -> bool:
+        emulator: SsmEmulator = self.server.emulator  # type: ignore[attr-defined]
+        if hmac.compare_digest(self.path.encode(), f"/{emulator.token}{path}".encode()):
+            return True
+        self._reply(
+            400,
+            {
+                "__type": "UnrecognizedClientException",
+                "message": "The security token included in the request is invalid.",
+            },
+            "application/x-amz-json-1.1",
+        )
+        return False
+
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not self._authorized(""):
+            return
         emulator: SsmEmulator = self.server.emulator  # type: ignore[attr-defined]
         status, payload = emulator.handle(self.headers.get("X-Amz-Target", ""), body)
         self._reply(status, payload, "application/x-amz-json-1.1")
 
     def do_GET(self) -> None:
-        if self.path != "/_stats":
-            self._reply(404, {"message": "only /_stats"}, "application/json")
-            return
-        self._reply(200, self.server.emulator.stats(), "application/json")  # type: ignore[attr-defined]
+        if self._authorized("/_stats"):
+            self._reply(200, self.server.emulator.stats(), "application/json")  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean

@@ -15,8 +15,8 @@ instance, and `fetch_script` prints the later chunks, one per command.
 
 import base64
 import binascii
-import gzip
 import hashlib
+import math
 import re
 import shlex
 import zlib
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 MAGIC = "CISAUDIT-SSM1"
 # Base64 characters per response: with the header and END lines it stays under 24,000.
 CHUNK = 22_000
+_INNER_HEADER_MAX = 64  # "<rc> <stdout length> <stderr length>\n"
+_GZIP_SLACK = 1024  # gzip header, trailer and stored-block headers
 _DIR = re.compile(r"/[\w./-]*/cisaudit-ssm\.\w+")
 
 
@@ -103,14 +105,31 @@ def read_chunk(text: str, nonce: str, index: int) -> str:
     return body
 
 
-def decode(b64: str, sha256: str) -> tuple[int, bytes, bytes]:
-    """Return (rc, stdout, stderr) from the whole base64 text of a frame."""
+class OutputTooLarge(FrameError):
+    """The frame holds (or says it holds) more than the caller's limit."""
+
+
+def max_b64_size(max_output: int) -> int:
+    """The longest base64 a frame of max_output bytes can need (incompressible data, gzip and
+    inner header overhead)."""
+    return 4 * math.ceil((max_output + max_output // 1000 + _GZIP_SLACK) / 3)
+
+
+def decode(b64: str, sha256: str, max_output: int) -> tuple[int, bytes, bytes]:
+    """Return (rc, stdout, stderr) from the whole base64 text of a frame; never inflates more
+    than max_output bytes of streams (130 KB of base64 can hold 100 MB of gzip)."""
     if hashlib.sha256(b64.encode()).hexdigest() != sha256:
         raise FrameError("sha256 mismatch")
+    limit = max_output + _INNER_HEADER_MAX
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
     try:
-        raw = gzip.decompress(base64.b64decode(b64, validate=True))
-    except (binascii.Error, OSError, EOFError, zlib.error) as exc:
+        raw = inflate.decompress(base64.b64decode(b64, validate=True), limit + 1)
+    except (binascii.Error, zlib.error) as exc:
         raise FrameError(f"undecodable frame: {exc}") from exc
+    if len(raw) > limit:
+        raise OutputTooLarge(f"command output over the limit of {max_output} bytes (--max-output-mb)")
+    if not inflate.eof:
+        raise FrameError("undecodable frame: gzip stream cut short")
     head, _, rest = raw.partition(b"\n")
     try:
         rc, out_len, err_len = (int(x) for x in head.split())

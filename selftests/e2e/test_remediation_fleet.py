@@ -22,14 +22,14 @@ STATE = ("cd /etc/audit && find . -type f | LC_ALL=C sort | xargs sha256sum; "
 
 def check_remediated(run: SuiteRun, spec: str, scenario: Scenario) -> list[str]:
     problems = []
-    remediation = run.cases[(spec, "host", "remediation")]
+    remediation = run.case(spec, "host", "remediation")
     if remediation["verdict"] != scenario.remediation:
         problems.append(f"remediation {remediation['verdict']}: {remediation['summary']}")
     immutable = scenario.remediation == "fail"  # reboot required: persisted now, live after reboot
     for cid in scenario.paths:
         for check in ("live", "persisted"):
             want = "fail" if cid in scenario.unfixable or (immutable and check == "live") else "pass"
-            case = run.cases[(spec, cid, check)]
+            case = run.case(spec, cid, check)
             if case["verdict"] != want:
                 problems.append(f"{cid} {check}: want {want}, got {case['verdict']}: {case['summary']}")
     return problems
@@ -47,7 +47,7 @@ def differences(pairs, before: dict[str, str], step: str) -> list[str]:
 
 
 def said_nothing_changed(run: SuiteRun, spec: str) -> bool:
-    summary = run.cases[(spec, "host", "remediation")]["summary"]
+    summary = run.case(spec, "host", "remediation")["summary"]
     return summary.startswith("nothing to change") or "added nothing new" in summary
 
 
@@ -60,7 +60,7 @@ def test_remediate_and_backout_every_state(fleet, tmp_path: Path) -> None:
         qa = audit(fleet, tmp_path / f"qa{number}", vms, f"-n={len(vms)}", "--remediate", "--backout")
         for vm, scenario in pairs:
             problems += [f"{scenario.name} (QA run): {p}" for p in check_remediated(qa, vm.spec, scenario)]
-            backout = qa.cases[(vm.spec, "host", "backout")]
+            backout = qa.case(vm.spec, "host", "backout")
             if backout["verdict"] != "pass":
                 problems.append(f"{scenario.name}: backout {backout['verdict']}: {backout['summary']}")
         problems += differences(pairs, before, "--remediate --backout")
@@ -71,8 +71,8 @@ def test_remediate_and_backout_every_state(fleet, tmp_path: Path) -> None:
             problems += [f"{scenario.name} (--remediate): {p}" for p in check_remediated(first, vm.spec, scenario)]
             if not said_nothing_changed(second, vm.spec):
                 problems.append(f"{scenario.name}: a second --remediate changed something: "
-                                f"{second.cases[(vm.spec, 'host', 'remediation')]['summary']}")
-            backout = undo.cases[(vm.spec, "host", "backout")]
+                                f"{second.case(vm.spec, 'host', 'remediation')['summary']}")
+            backout = undo.case(vm.spec, "host", "backout")
             if backout["verdict"] != "pass":
                 problems.append(f"{scenario.name}: later --backout {backout['verdict']}: {backout['summary']}")
         problems += differences(pairs, before, "--remediate, --remediate, then --backout")

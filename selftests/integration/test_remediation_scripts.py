@@ -682,3 +682,67 @@ def test_tmpfiles_lines_are_checked_before_anything_is_written(host: Host) -> No
                       time.monotonic(), "bad tmpfiles")
     assert run.result.status == "failed" and "not a tmpfiles.d line" in " ".join(run.result.messages)
     assert not Path(host.dir("t") + "/x.conf").exists()
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+OLD_LOCK = Path("/run/lock/cisaudit.lock")  # before: world-writable /run/lock
+
+
+def take_host_lock(method: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """common.sh's ca_lock as apply.sh runs it (as root, default lock path unless extra_env says)."""
+    script = f'. {SCRIPT_DIR / "common.sh"}; ca_setup; ca_lock; echo "locked $CA_LOCK_PATH"; CA_FINISHED=1'
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CISAUDIT_")}
+    env |= {"CISAUDIT_LOCK_METHOD": method, "CISAUDIT_LOCK_TIMEOUT": "3", **(extra_env or {})}
+    return subprocess.run(["dash", "-c", script], capture_output=True, text=True, env=env, timeout=30)
+
+
+@pytest.mark.parametrize("method", ["flock", "mkdir"])
+def test_unprivileged_user_cannot_block_or_hijack_the_host_lock(method: str) -> None:
+    """Regression: the lock was in /run/lock, where any user could take it first and make every
+    --remediate/--backout wait and fail (or, with fs.protected_symlinks=0, plant a symlink)."""
+    require(os.geteuid() == 0 and shutil.which("setpriv") is not None and shutil.which("dash") is not None,
+            "needs root, setpriv and dash")
+    # As nobody: hold every place the lock has lived, and try to plant entries in the new one.
+    attack = ("for p in /run/lock/cisaudit.lock /run/cisaudit/cisaudit.lock; do "
+              "(exec 9>>\"$p\" && flock -n 9 && echo \"holding $p\" && sleep 20) 2>/dev/null & done; "
+              "mkdir /run/cisaudit 2>/dev/null && echo 'made dir'; "
+              "mkdir /run/cisaudit/cisaudit.lock.d 2>/dev/null && echo 'made lock dir'; "
+              "ln -s /etc/shadow /run/cisaudit/cisaudit.lock 2>/dev/null && echo 'planted symlink'; "
+              "sleep 1; echo ready")
+    holder = subprocess.Popen([*NOBODY, "sh", "-c", attack], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        assert holder.stdout is not None
+        said = [line.strip() for line in iter(holder.stdout.readline, "ready\n")]
+        # Holding the old place works unless root made that file first; the root-only dir takes nothing.
+        assert said in ([], ["holding /run/lock/cisaudit.lock"]), said
+        start = time.monotonic()
+        run = take_host_lock(method)
+        assert run.stdout.startswith("locked /run/cisaudit/cisaudit.lock\n"), run.stdout + run.stderr
+        assert time.monotonic() - start < 2, "waited for the unprivileged holder"
+        lock_dir = os.lstat("/run/cisaudit")
+        assert stat.S_ISDIR(lock_dir.st_mode) and lock_dir.st_uid == 0 and stat.S_IMODE(lock_dir.st_mode) & 0o022 == 0
+    finally:
+        os.killpg(holder.pid, 9)
+        holder.wait()
+        if OLD_LOCK.exists() and OLD_LOCK.stat().st_uid == 65534:
+            OLD_LOCK.unlink()
+
+
+@pytest.mark.parametrize("unsafe", ["symlink", "world-writable", "not-root"])
+def test_unsafe_lock_directory_is_refused(unsafe: str, tmp_path: Path) -> None:
+    require(os.geteuid() == 0 and shutil.which("dash") is not None, "needs root and dash")
+    lock_dir = tmp_path / "locks"
+    lock_dir.mkdir(mode=0o700)
+    if unsafe == "symlink":
+        (tmp_path / "link").symlink_to(lock_dir)
+        lock_dir = tmp_path / "link"
+    elif unsafe == "world-writable":
+        lock_dir.chmod(0o1777)
+    else:
+        os.chown(lock_dir, 65534, 65534)
+    run = take_host_lock("flock", {"CISAUDIT_LOCK_PATH": str(lock_dir / "cisaudit.lock")})
+    result = parse_result(run.stdout)
+    assert run.returncode == 1 and result.status == "failed", run
+    assert any(m.startswith(f"refusing lock directory {lock_dir}: ") for m in result.messages), result.messages
+    assert not (lock_dir / "cisaudit.lock").exists()

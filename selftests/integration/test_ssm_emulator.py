@@ -7,6 +7,7 @@ are exact; boto3 finds it through AWS_ENDPOINT_URL_SSM.
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -197,3 +198,35 @@ def test_stats_endpoint(start: Start) -> None:
     backend().run("true")
     with urllib.request.urlopen(f"{emu.endpoint_url}/_stats") as response:
         assert json.load(response) == emu.stats()
+
+
+@pytest.mark.parametrize("path", ["/", "/_stats", "/{token}x", "/{token}/"])
+def test_requests_without_the_run_token_run_nothing(start: Start, tmp_path: Path, path: str) -> None:
+    """Regression: any local user could SendCommand through the emulator, which runs commands as root."""
+    emu = start()
+    port = emu.endpoint_url.split("/")[2]
+    marker = tmp_path / "ran"
+    body = json.dumps({"InstanceIds": [IID], "DocumentName": "AWS-RunShellScript",
+                       "Parameters": {"commands": [f"touch {marker}"]}}).encode()
+    request = urllib.request.Request(f"http://{port}{path.format(token=emu.token)}", data=body,
+                                     headers={"X-Amz-Target": "AmazonSSM.SendCommand",
+                                              "Content-Type": "application/x-amz-json-1.1"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code == 400 and json.load(info.value)["__type"] == "UnrecognizedClientException"
+    time.sleep(0.5)
+    assert not marker.exists() and sends(emu) == 0
+    assert len(emu.token) >= 32 and emu.token in emu.environ["AWS_ENDPOINT_URL_SSM"]
+    with SsmEmulator({}) as other:
+        assert other.token != emu.token  # a new secret per emulator
+
+
+def test_output_over_the_cap_fails_after_one_send_command(start: Start) -> None:
+    """The header announces the size: a host sending more than --max-output-mb costs no fetches."""
+    emu = start()
+    be = backend(max_output_bytes=100_000)
+    assert len(be.run("head -c 90000 /dev/urandom").stdout_bytes) == 90_000  # spilled, fetched, under the cap
+    fetched = sends(emu)
+    with pytest.raises(ssm.SsmTransportError, match="over the limit of 100000 bytes"):
+        be.run("head -c 1000000 /dev/urandom")
+    assert sends(emu) == fetched + 1

@@ -286,22 +286,25 @@ def test_s3_bucket_holds_output_too_long_for_the_api(env: None, tmp_path: Path) 
 class _Body:
     def __init__(self, data: bytes):
         self.data = data
+        self.largest_read = 0
 
-    def read(self) -> bytes:
-        return self.data
+    def read(self, amt: int | None = None) -> bytes:  # botocore's StreamingBody.read(amt)
+        chunk = self.data[:amt]
+        self.largest_read = max(self.largest_read, len(chunk))
+        return chunk
 
 
 @pytest.mark.parametrize("rc", [0, 1, 137, 168, 194, 255])
 def test_wrapper_always_exits_zero(rc: int) -> None:
     out = agent_stdout(frame.wrapper_script(f"exit {rc}", NONCE))  # asserts the sh exit code is 0
     header = frame.read_result(out, NONCE)
-    assert frame.decode(header.first, header.sha256) == (rc, b"", b"")
+    assert frame.decode(header.first, header.sha256, 1024) == (rc, b"", b"")
 
 
 def test_corrupt_frames_are_rejected() -> None:
     header = frame.read_result(agent_stdout(frame.wrapper_script("echo hi", NONCE)), NONCE)
     with pytest.raises(frame.FrameError, match="sha256"):
-        frame.decode(header.first[:-4] + "AAAA", header.sha256)
+        frame.decode(header.first[:-4] + "AAAA", header.sha256, 1024)
     with pytest.raises(frame.FrameError, match="no frame header"):
         frame.read_result("CISAUDIT-SSM1 other-nonce 4 /tmp/x " + "0" * 64, NONCE)
     with pytest.raises(frame.FrameError, match="refusing"):
@@ -349,3 +352,67 @@ def test_discover_targets_names_ids_the_api_rejects(env: None) -> None:
             [good],
             [f"{bad}: not a managed instance in this account and region"],
         )
+
+
+def spilled(stub: Stubber, command: str) -> frame.Header:
+    """Send `command` as the agent would run it; its output spills to more than one chunk."""
+    out = agent_stdout(frame.wrapper_script(command, NONCE))
+    header = frame.read_result(out, NONCE)
+    assert header.size > frame.CHUNK
+    online(stub)
+    sent(stub)
+    invocation(stub, "Success", ResponseCode=0, StandardOutputContent=out)
+    return header
+
+
+def test_empty_chunk_ends_the_fetch_loop(be: ssm.SsmBackend, stub: Stubber, tmp_path: Path) -> None:
+    """Regression: a spill dir cleaned (or an instance rebooted) between fetches made the loop
+    send SendCommand after SendCommand without end."""
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(50_000))
+    header = spilled(stub, f"cat {data}")
+    subprocess.run(["rm", "-rf", header.directory], check=True)  # what a tmp cleaner does
+    more = agent_stdout(frame.fetch_script(header.directory, NONCE, 1, False))
+    sent(stub, f"{CID[:-1]}1")
+    invocation(stub, "Success", command_id=f"{CID[:-1]}1", StandardOutputContent=more)
+    with pytest.raises(ssm.SsmTransportError, match=f"chunk 1 has 0 characters, expected {frame.CHUNK}"):
+        be.run(f"cat {data}")
+    assert be.send_command_calls == 2
+
+
+def test_announced_size_over_the_limit_is_refused_without_fetching(env: None, tmp_path: Path) -> None:
+    be = ssm.SsmBackend(IID, region="us-east-1", delivery_timeout=5, poll_interval=0, max_output_bytes=20_000)
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(50_000))
+    with Stubber(be.client) as stub:
+        header = spilled(stub, f"cat {data}")
+        with pytest.raises(ssm.SsmTransportError, match=rf"announces {header.size} characters of output, over"):
+            be.run(f"cat {data}")
+        stub.assert_no_pending_responses()
+    assert be.send_command_calls == 1
+    subprocess.run(["rm", "-rf", header.directory], check=True)
+
+
+def test_gzip_bomb_is_not_inflated_past_the_limit() -> None:
+    """Regression: 130 KB of base64 from 100 MB of zeros was inflated whole."""
+    out = agent_stdout(frame.wrapper_script("head -c 100000000 /dev/zero", NONCE, chunk=None))
+    header = frame.read_result(out, NONCE)
+    assert header.size < 200_000
+    with pytest.raises(frame.OutputTooLarge, match="over the limit of 1048576 bytes"):
+        frame.decode(header.first, header.sha256, 1 << 20)
+    assert frame.decode(header.first, header.sha256, 100_000_000)[1] == bytes(100_000_000)
+
+
+def test_s3_object_is_read_only_up_to_the_limit(env: None) -> None:
+    be = ssm.SsmBackend(IID, region="us-east-1", poll_interval=0, s3_bucket="audit-out", max_output_bytes=1000)
+    key = f"cisaudit-ssm/{CID}/{IID}/awsrunShellScript/0.awsrunShellScript/stdout"
+    body = _Body(b"x" * (50 << 20))
+    with Stubber(be.client) as stub, Stubber(ssm.aws_client("s3", "us-east-1", None)) as s3:
+        online(stub)
+        stub.add_response("send_command", {"Command": {"CommandId": CID}}, None)
+        url = f"https://s3.us-east-1.amazonaws.com/audit-out/{key}"
+        invocation(stub, "Success", StandardOutputContent="", StandardOutputUrl=url)
+        s3.add_response("get_object", {"Body": body}, {"Bucket": "audit-out", "Key": key})
+        with pytest.raises(ssm.SsmTransportError, match="over the limit of 1000 bytes"):
+            be.run("true")
+    assert body.largest_read <= frame.max_b64_size(1000) + 4097
