@@ -131,7 +131,7 @@ def test_benchmark_rules_persisted_before_a_reboot_are_live_after_it(fleet: Flee
     kernel_before = kernel_rules(vm)
     before = audit(fleet, tmp_path / "before", [vm])
     persisted = check_verdicts(before, vm.spec, "persisted")
-    load_health = before.cases[(vm.spec, "host", "load-health")]
+    load_health = before.case(vm.spec, "host", "load-health")
     reboot(fleet, vm)
     after = audit(fleet, tmp_path / "after", [vm])
     problems = broken_promises(persisted, check_verdicts(after, vm.spec, "live"))
@@ -163,5 +163,5 @@ def test_remediation_persisted_before_a_reboot_is_live_after_it_and_keeps_site_r
     kernel_after = kernel_rules(vm)
     problems += [f"in force before --remediate, gone after the boot: {rule}"
                  for rule in kernel_before if rule not in kernel_after]  # fmt: skip
-    summary = remediation.cases[(vm.spec, "host", "remediation")]["summary"]
+    summary = remediation.case(vm.spec, "host", "remediation")["summary"]
     assert not problems, "\n".join(problems) + f"\nremediation: {summary}\n" + boot_load_log(vm)
