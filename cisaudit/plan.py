@@ -150,6 +150,12 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
                                      "kernel: reload the rules (augenrules --load) or reboot"))
             continue
         rule = control.rule_text(real, assessment.key)
+        identity = _identity(rule)
+        if any(isinstance(l.item, AuditRule) and l.item.identity == identity for l in assessment.persisted_lines):
+            # Persisted already: a second copy would stop the boot-time load ("Rule exists").
+            left.append((control.id, "its rule is persisted already; what keeps it failing: " + (
+                persisted.summary if persisted.status == FAIL else live.summary)))
+            continue
         extra, why = _tmpfiles_for(assessment, real)
         if why:
             left.append((control.id, why))
@@ -222,6 +228,11 @@ def _verified(assessment: Assessment, mode: str, target: str, planned: list[tupl
         again = _verified(assessment, mode, target, keep, used, [], selected)
         return replace(again, left_alone=tuple(left) + again.left_alone)
     return Plan(mode, target, tuple(keep), tuple(left), tuple(used))
+
+
+def _identity(rule: str) -> tuple:
+    item = parse_rule(rule)
+    return item.identity if isinstance(item, AuditRule) else ()
 
 
 def _rule_path(rule: str) -> str:

@@ -158,3 +158,13 @@ def test_a_data_root_auditctl_would_split_is_refused(root):
     snap.paths["/srv"] = PathInfo("/srv", "dir", "/srv")
     plan = make_plan(Assessment(snap, "docker"), [data_root])
     assert plan.rules == () and "whitespace, '#' or control characters" in plan.left_alone[0][1]
+
+
+def test_a_rule_persisted_already_is_not_written_twice():
+    """A copy of a persisted rule would stop the boot load at "Rule exists" and lose every later rule."""
+    never = "-a never,exit -F path=/etc/docker -F perm=rwxa\n-w /etc/docker -k docker\n-w /etc/x -k site\n"
+    snap = host([("/etc/audit/rules.d/60-x.rules", never)], listing="-w /etc/docker -p rwxa\n"
+                "-w /etc/docker -p rwxa -k docker\n-w /etc/x -p rwxa -k site")
+    plan = plan_for(snap)
+    assert plan.rules == () and "persisted already" in plan.left_alone[0][1]
+    assert "(a `never` rule" in plan.left_alone[0][1]
