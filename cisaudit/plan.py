@@ -149,7 +149,7 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
             left.append((control.id, "; ".join(assessment.live_state.silenced) or "persisted but not in the "
                                      "kernel: reload the rules (augenrules --load) or reboot"))
             continue
-        rule = control.rule_text(real, assessment.key)
+        rule = control.rule_text(_spelling(assessment, real), assessment.key)
         identity = _identity(rule)
         if any(isinstance(l.item, AuditRule) and l.item.identity == identity for l in assessment.persisted_lines):
             # Persisted already: a second copy would stop the boot-time load ("Rule exists").
@@ -228,6 +228,16 @@ def _verified(assessment: Assessment, mode: str, target: str, planned: list[tupl
         again = _verified(assessment, mode, target, keep, used, [], selected)
         return replace(again, left_alone=tuple(left) + again.left_alone)
     return Plan(mode, target, tuple(keep), tuple(left), tuple(used))
+
+
+def _spelling(assessment: Assessment, real: str) -> str:
+    """The path to write the rule on: as a live rule with the key already spells it, where one binds
+    to the object (`/lib/...` for `/usr/lib/...`), so the persisted copy is its twin: the listing's
+    `-w` line is then known to be an `always` rule, and loading it now is "Rule exists"."""
+    for kr in assessment.live_state.exit:
+        if kr.location == real and assessment.key in kr.keys and kr.rule.path and not _UNSAFE_PATH.search(kr.rule.path):
+            return kr.rule.path
+    return real
 
 
 def _identity(rule: str) -> tuple:

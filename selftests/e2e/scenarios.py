@@ -136,8 +136,9 @@ SCENARIOS = [
              live="fail", persisted="fail"),
     Scenario("narrow-perms", rules_d("".join(f"-w {p} -p wa -k docker\n" for p in VM_PATHS.values())) + LOAD,
              live="fail", persisted="fail", host={"load-health": "fail"}),
+    # Fixing would take the `dockr` rules' accesses; runc's is on the link and takes nothing.
     Scenario("wrong-key", rules_d(benchmark_rules(key="dockr")) + LOAD, live="fail", persisted="fail",
-             host={"load-health": "fail"}, unfixable=tuple(VM_PATHS)),
+             host={"load-health": "fail"}, unfixable=tuple(c for c in VM_PATHS if c != "1.1.18")),
     # The listing prints these like `never` rules and nothing persisted says which: not proven.
     Scenario("live-not-persisted", "".join(f"auditctl {line}\n" for line in benchmark_rules().splitlines()),
              live="fail", persisted="fail"),
@@ -164,7 +165,8 @@ SCENARIOS = [
              "mkdir -p /srv/docker && rmdir /var/lib/docker\n"
              "printf '{\"data-root\": \"/srv/docker\"}\\n' > /etc/docker/daemon.json\n"
              + rules_d(benchmark_rules(MOVED)) + LOAD, paths=MOVED,
-             overrides={**_persisted((*BOOT_LOST, "1.1.11")), **_both(["1.1.18"], "fail")},
+             # daemon.json is covered by the /etc/docker subtree watch before the socket line
+             overrides={**_persisted(BOOT_LOST), **_both(["1.1.18"], "fail")},
              host={"load-health": "fail"}),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
