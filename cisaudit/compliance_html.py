@@ -52,7 +52,6 @@ function show() {
   out.innerHTML = `<h2>${esc(s[host])}</h2><table><tr><th>control</th><th>title</th><th>check</th>` +
     `<th>verdict</th><th>evidence</th><th>waiver</th><th>change</th></tr>${rows}</table>`;
   out.hidden = false;
-  out.scrollIntoView();
 }
 window.addEventListener('hashchange', show);
 show();
@@ -200,9 +199,10 @@ def render_html(results: RunResults) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>CIS Docker compliance: {results.overall}</title><style>{STYLE}</style></head><body>"
         + _header(results)
+        + "<section id='detail' hidden></section>"  # near the top: a host's detail shows where one looks
         + _fleet(results, anchors)
         + _hosts(results, anchors)
-        + "<section id='detail' hidden></section><noscript>Per-host detail needs JavaScript; "
+        + "<noscript>Per-host detail needs JavaScript; "
         "results.json holds every record.</noscript>"
         + f"<script type='application/json' id='cases'>{_detail_data(results)}</script>"
         + f"<script>{SCRIPT}</script></body></html>\n"
