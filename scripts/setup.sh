@@ -1,13 +1,14 @@
 #!/bin/sh
 # Install what the suite needs on a fresh Debian/Ubuntu machine (run as root).
 #   sh scripts/setup.sh          the audit itself: auditd (auditctl, ausearch) and the pinned Python packages
-#   sh scripts/setup.sh --test   also what the self-tests need: sshd, sudo, QEMU and debootstrap for test VMs
+#   sh scripts/setup.sh --test   also what the self-tests need: sshd, sudo, QEMU and debootstrap for test VMs,
+#                                Chromium (report screenshots) and OpenSCAP's oscap (XCCDF validation)
 set -eu
 cd "$(dirname "$0")/.."
 packages="auditd openssh-client"
 requirements=requirements.txt
 if [ "${1:-}" = "--test" ]; then
-  packages="$packages openssh-server sudo qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dash"
+  packages="$packages openssh-server sudo qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dash chromium fonts-liberation openscap-scanner"
   requirements=requirements-dev.txt
 fi
 missing=""
