@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from cisaudit.catalogue import Control, select
+from cisaudit.catalogue import Control, controls, select
 from cisaudit.evaluate import CONTROL_CHECKS, HOST_CHECKS
 from cisaudit.hostspec import SpecError, parse_spec
+from cisaudit.waivers import Waiver, WaiverError, load_waivers, today
 
 pytest_plugins = ["fixtures.remediation", "fixtures.hosts", "cisaudit.report"]
 
@@ -37,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ssm-region", default=None, help="AWS region for ssm:// hosts")
     group.addoption("--aws-profile", default=None, help="AWS profile (default: AWS_PROFILE / chain)")
     group.addoption("--ssm-s3-bucket", default=None, help="S3 bucket for SSM command output over 24,000 chars")
+    group.addoption("--waivers", default=None,
+                    help="InSpec-format waiver file (YAML): control id -> justification, expiration_date, run, hosts")
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    from fixtures.hosts import CONNECT_SPECS_KEY, HOSTS_KEY, discover_ssm_hosts
+    from fixtures.hosts import CONNECT_SPECS_KEY, HOSTS_KEY, WAIVERS_KEY, discover_ssm_hosts
 
+    config.stash[WAIVERS_KEY] = _waivers(config)
     specs = [s.strip() for s in (config.getoption("hosts", None) or "").split(",") if s.strip()]
     if config.getoption("ssm_targets", ""):
         specs += discover_ssm_hosts(config)
@@ -114,6 +118,22 @@ def pytest_configure(config: pytest.Config) -> None:
                                     "only in their identity file (which reports never show)")
     config.stash[CONNECT_SPECS_KEY] = connect
     config.stash[HOSTS_KEY] = list(connect)
+
+
+def _waivers(config: pytest.Config) -> dict[str, Waiver]:
+    path = config.getoption("waivers")
+    if not path:
+        return {}
+    try:
+        waivers = load_waivers(path, {c.id for c in controls()})
+    except WaiverError as exc:
+        raise pytest.UsageError(f"--waivers: {exc}") from None
+    for waiver in waivers.values():
+        if waiver.expired(today()) and not hasattr(config, "workerinput"):
+            config.issue_config_time_warning(pytest.PytestWarning(
+                f"--waivers: {path}:{waiver.line}: the waiver of {waiver.control_id} expired on "
+                f"{waiver.expiration_date}; it is ignored"), 2)
+    return waivers
 
 
 def host_of_nodeid(nodeid: str) -> str:

@@ -19,6 +19,7 @@ class Control:
     path: str  # the benchmark's path
     style: str  # "watch" or "syscall"
     locate: str  # how the path is found on a host (see controls.toml)
+    assessment: str = "automated"  # the benchmark's Assessment Status: "automated" or "manual"
 
     @property
     def required_perms(self) -> str:
@@ -31,13 +32,31 @@ class Control:
         return f"-a exit,always -F path={path} -F perm=war -k {key}"
 
 
+@dataclass(frozen=True)
+class Benchmark:
+    title: str
+    version: str
+
+
+@cache
+def _data() -> dict:
+    return tomllib.loads((Path(__file__).with_name("controls.toml")).read_text())
+
+
+def benchmark() -> Benchmark:
+    """The benchmark the catalogue implements (reports and XCCDF name it)."""
+    return Benchmark(**_data()["benchmark"])
+
+
 @cache
 def controls() -> tuple[Control, ...]:
-    data = tomllib.loads((Path(__file__).with_name("controls.toml")).read_text())
+    data = _data()
     loaded = tuple(Control(**entry) for entry in data["control"])
     for control in loaded:
         if control.style not in STYLE_PERMS:
             raise ValueError(f"{control.id}: unknown style {control.style!r}")
+        if control.assessment not in ("automated", "manual"):
+            raise ValueError(f"{control.id}: unknown assessment {control.assessment!r}")
     return loaded
 
 

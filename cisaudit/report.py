@@ -1,12 +1,21 @@
-"""Report hooks: compliance columns and evidence in the HTML report, a per-host summary on
-top, and terminal lines. Works under xdist: everything rides on report.user_properties."""
+"""Report hooks: the compliance report, results.json and XCCDF (written at session end), compliance
+columns and evidence in pytest-html's report with a per-host summary on top, and terminal lines.
+Works under xdist: everything rides on report.user_properties."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+import time
+from collections import Counter, defaultdict
 from html import escape
+from pathlib import Path
 
 import pytest
+
+from cisaudit.compliance_html import render_html
+from cisaudit.results import CaseResult, RunInfo, RunResults, command_line, commit, describe_mode, tool_version
+from cisaudit.results_json import render_json
+from cisaudit.xccdf import render_xccdf
 
 COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
 
@@ -18,6 +27,16 @@ def _props(report: pytest.TestReport) -> dict[str, str]:
 def _decides(report: pytest.TestReport, props: dict[str, str]) -> bool:
     """The report that carries a case's verdict: setup for errors, call otherwise."""
     return "verdict" in props and report.when == ("setup" if props["verdict"] == "error" else "call")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
+    group.addoption("--compliance-report", default="reports/compliance.html", metavar="PATH",
+                    help="the compliance report, self-contained HTML (default reports/compliance.html)")
+    group.addoption("--results-json", default="reports/results.json", metavar="PATH",
+                    help="machine-readable results, schema docs/results.schema.json (default reports/results.json)")
+    group.addoption("--xccdf", default="reports/results.xccdf.xml", metavar="PATH",
+                    help="XCCDF 1.2 Benchmark + TestResult per host (default reports/results.xccdf.xml)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,55 +57,78 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 class ComplianceTally:
-    """Verdicts, remote commands and changes per host, gathered on the controller."""
+    """Every case's result, remote commands and probe facts per host, gathered on the controller."""
 
     def __init__(self) -> None:
-        self.verdicts: dict[tuple[str, str, str], str] = {}
+        self.started = time.time()
+        self.cases: list[CaseResult] = []
         self.commands: dict[str, int] = defaultdict(int)
-        self.changes: dict[str, list[str]] = defaultdict(list)
+        self.facts: dict[str, dict] = {}
+        self._setup_start: dict[str, float] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup":  # the verdict is computed in setup: a case starts there
+            self._setup_start[report.nodeid] = report.start
         props = _props(report)
         if not _decides(report, props):
             return
         host = props["host"]
         self.commands[host] = max(self.commands[host], int(props.get("remote_commands", 0)))
-        if props.get("change"):
-            self.changes[host].append(props["change"])
-        self.verdicts[(host, props["control_id"], props["check"])] = props["verdict"]
+        if props.get("host_facts"):
+            self.facts[host] = json.loads(props["host_facts"])
+        self.cases.append(CaseResult.from_props(props, self._setup_start.pop(report.nodeid, report.start),
+                                                report.stop))
+
+    def results(self, config: pytest.Config) -> RunResults:
+        option = config.getoption
+        info = RunInfo(command_line(config.invocation_params.args),
+                       describe_mode(option("remediate", False), option("backout", False), option("dry_run", False),
+                                     option("require_all", False)),
+                       option("require_all", False), self.started, time.time(), tool_version(), commit())
+        return RunResults(info, self.cases, self.facts, dict(self.commands))
 
 
 def _tally(config: pytest.Config) -> ComplianceTally:
     return config.pluginmanager.get_plugin("cisaudit-tally")
 
 
-def host_summary(verdicts: dict) -> dict[str, dict[str, int]]:
-    per_host: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for (host, _control, _check), status in verdicts.items():
-        per_host[host][status] += 1
-    return per_host
+def _compliance(counts: Counter) -> str:
+    applicable = counts["pass"] + counts["fail"]
+    return f"{100 * counts['pass'] / applicable:.0f}%" if applicable else "n/a"
 
 
-def _compliance(counts: dict[str, int]) -> str:
-    applicable = counts.get("pass", 0) + counts.get("fail", 0)
-    return f"{100 * counts.get('pass', 0) / applicable:.0f}%" if applicable else "n/a"
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    tally = _tally(config)
+    if hasattr(config, "workerinput") or not tally.cases:  # xdist workers: the controller writes
+        return
+    results = tally.results(config)
+    for option, render in (("compliance_report", render_html), ("results_json", render_json),
+                           ("xccdf", render_xccdf)):
+        path = config.getoption(option)
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(render(results), encoding="utf-8")
 
 
 def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
     tally = _tally(session.config)
+    results = tally.results(session.config)
     rows = []
-    for host, counts in sorted(host_summary(tally.verdicts).items()):
-        changes = "<br>".join(escape(c) for c in tally.changes.get(host, [])) or "none"
+    for host in results.hosts:
+        counts = results.counts(host)
+        changes = "<br>".join(escape(c) for c in results.changes(host)) or "none"
         rows.append(
-            f"<tr><td>{escape(host)}</td><td>{counts.get('pass', 0)}</td><td>{counts.get('fail', 0)}</td>"
-            f"<td>{counts.get('not-applicable', 0)}</td><td>{counts.get('error', 0)}</td>"
+            f"<tr><td>{escape(host)}</td><td>{counts['pass']}</td><td>{counts['fail']}</td>"
+            f"<td>{counts['waived']}</td><td>{counts['not-applicable']}</td><td>{counts['error']}</td>"
             f"<td>{_compliance(counts)}</td><td>{tally.commands.get(host, 0)}</td><td>{changes}</td></tr>")
     prefix.append(
         "<h2>Compliance per host</h2><table id='host-summary' border='1' cellpadding='4'>"
-        "<tr><th>host</th><th>passed</th><th>failed</th><th>not applicable</th><th>errors</th>"
+        "<tr><th>host</th><th>passed</th><th>failed</th><th>waived</th><th>not applicable</th><th>errors</th>"
         "<th>compliance</th><th>remote commands</th><th>changes</th></tr>" + "".join(rows) + "</table>"
-        "<p>compliance = passed / (passed + failed); not applicable and errors are excluded; "
-        "any error or failure makes the run fail.</p>")
+        "<p>compliance = passed / (passed + failed); waived, not applicable and errors are excluded; "
+        "any error or unwaived failure makes the run fail. The compliance report is "
+        "reports/compliance.html (--compliance-report).</p>")
 
 
 def pytest_html_results_table_header(cells: list) -> None:
@@ -103,11 +145,18 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list) -> Non
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     tally = _tally(config)
-    if not tally.verdicts:
+    if not tally.cases:
         return
+    results = tally.results(config)
     terminalreporter.write_sep("-", "compliance per host")
-    for host, counts in sorted(host_summary(tally.verdicts).items()):
+    for host in results.hosts:
+        counts = results.counts(host)
         terminalreporter.write_line(
-            f"{host}: {counts.get('pass', 0)} passed, {counts.get('fail', 0)} failed, "
-            f"{counts.get('not-applicable', 0)} not applicable, {counts.get('error', 0)} errors, "
+            f"{host}: {counts['pass']} passed, {counts['fail']} failed, {counts['waived']} waived, "
+            f"{counts['not-applicable']} not applicable, {counts['error']} errors, "
             f"compliance {_compliance(counts)}, remote commands {tally.commands.get(host, 0)}")
+    for cid, date, why in results.expired_waivers():
+        terminalreporter.write_line(f"expired waiver ignored: {cid} (expired {date}): {why}", yellow=True)
+    for option in ("compliance_report", "results_json", "xccdf"):
+        if config.getoption(option) and not hasattr(config, "workerinput"):
+            terminalreporter.write_line(f"wrote {config.getoption(option)}")

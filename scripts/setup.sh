@@ -3,12 +3,13 @@
 #   sh scripts/setup.sh          the audit itself: auditd (auditctl, ausearch) and the pinned Python packages
 #   sh scripts/setup.sh --test   also what the self-tests need: sshd, sudo, QEMU and debootstrap for test VMs,
 #                                gcc and libc6-dev (static) for the kernel-truth test's 32-bit access program
+#                                Chromium (report screenshots) and OpenSCAP's oscap (XCCDF validation)
 set -eu
 cd "$(dirname "$0")/.."
 packages="auditd openssh-client"
 requirements=requirements.txt
 if [ "${1:-}" = "--test" ]; then
-  packages="$packages openssh-server sudo qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dash gcc libc6-dev"
+  packages="$packages openssh-server sudo qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dash gcc libc6-dev chromium fonts-liberation openscap-scanner"
   requirements=requirements-dev.txt
 fi
 missing=""

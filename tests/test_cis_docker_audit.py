@@ -2,16 +2,18 @@
 
 Each test is one (host, control, check). `live` judges the kernel's rules (auditctl -l),
 `persisted` the rules the host's loader reads at boot, `events` (--verify-events) that auditd
-really records. A path absent from the host makes its control not applicable (skipped).
+really records. A path absent from the host makes its control not applicable (skipped); so does
+a waiver (--waivers) for a failing control, with its justification.
 """
 
 import pytest
 
 from cisaudit.evaluate import FAIL, NOT_APPLICABLE, Verdict
+from cisaudit.waivers import WAIVED
 
 
 def _assert(verdict: Verdict) -> None:
-    if verdict.status == NOT_APPLICABLE:
+    if verdict.status in (NOT_APPLICABLE, WAIVED):  # JUnit: skipped, with the reason or justification
         pytest.skip(verdict.summary)
     if verdict.status == FAIL:
         pytest.fail("\n".join((verdict.summary, *verdict.evidence)), pytrace=False)
