@@ -1,7 +1,7 @@
 """Connections to hosts: testinfra's backends, made safe by default.
 
 testinfra's paramiko backend never loads known_hosts, has no per-command timeout and
-deadlocks on large stderr (NOTES.md); the backends here fix that and are registered under
+deadlocks on large stderr (docs/kernel-behaviour.md); the backends here fix that and are registered under
 testinfra's own names, so `paramiko://`, `ssh://` and `local://` specs mean the safe ones.
 """
 

@@ -1,6 +1,6 @@
 """Local emulator of the AWS SSM Run Command API that really runs the commands.
 
-moto's SSM runs nothing and always reports Success (NOTES.md), so it cannot test exact results.
+moto's SSM runs nothing and always reports Success (docs/kernel-behaviour.md), so it cannot test exact results.
 This serves AWS JSON 1.1 (`X-Amz-Target: AmazonSSM.<Operation>`) on 127.0.0.1; boto3 reaches it
 with AWS_ENDPOINT_URL_SSM (see `environ`) and dummy credentials. Each instance id maps to a
 testinfra host spec (local://, paramiko://...) opened with cisaudit.transport.open_host (which
@@ -19,13 +19,13 @@ What it models, and where each fact comes from:
   The Status paired with Undeliverable is not documented; Failed is a guess.
 - A command not picked up within TimeoutSeconds ends DeliveryTimedOut (user guide, as above).
 - Eventual consistency: "The Run Command API follows an eventual consistency model" (API
-  reference, GetCommandInvocation); NOTES.md says InvocationDoesNotExist right after SendCommand
+  reference, GetCommandInvocation); docs/kernel-behaviour.md says InvocationDoesNotExist right after SendCommand
   is normal. Fault `visibility_delay`.
 - StandardOutputContent is the first 24,000 characters of stdout and StandardErrorContent the
-  first 8,000 of stderr (API reference, GetCommandInvocation; NOTES.md); CommandPlugins Output
+  first 8,000 of stderr (API reference, GetCommandInvocation; docs/kernel-behaviour.md); CommandPlugins Output
   is at most 2,500 (API reference, CommandPlugin).
 - Exit code 194 makes the Linux agent reboot the instance ("Handling reboots when running
-  commands", SSM user guide; NOTES.md). Nothing reboots here: it is reported as Failed with an
+  commands", SSM user guide; docs/kernel-behaviour.md). Nothing reboots here: it is reported as Failed with an
   explanation in stderr and counted in stats["reboots"].
 - ResponseCode 137 for a command stopped at its execution timeout: the agent's
   CommandStoppedPreemptivelyExitCode (amazon-ssm-agent, agent/appconfig/constants_unix.go).
