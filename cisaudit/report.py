@@ -29,16 +29,6 @@ def _decides(report: pytest.TestReport, props: dict[str, str]) -> bool:
     return "verdict" in props and report.when == ("setup" if props["verdict"] == "error" else "call")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
-    group.addoption("--compliance-report", default="reports/compliance.html", metavar="PATH",
-                    help="the compliance report, self-contained HTML (default reports/compliance.html)")
-    group.addoption("--results-json", default="reports/results.json", metavar="PATH",
-                    help="machine-readable results, schema docs/results.schema.json (default reports/results.json)")
-    group.addoption("--xccdf", default="reports/results.xccdf.xml", metavar="PATH",
-                    help="XCCDF 1.2 Benchmark + TestResult per host (default reports/results.xccdf.xml)")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ComplianceTally(), "cisaudit-tally")
 
