@@ -28,37 +28,70 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cisaudit", "CIS Docker audit-rule checks")
     group.addoption("--audit-key", default="docker", help="audit key the rules must carry (default docker)")
     group.addoption("--controls", default="", help="comma list of control ids, e.g. 1.1.3,1.1.4")
-    group.addoption("--require-all", action="store_true",
-                    help="golden-image mode: a control whose path is absent fails instead of skipping")
-    group.addoption("--verify-events", action="store_true",
-                    help="access each audited path once per required permission class and "
-                         "require an audit event with the key for each access")
-    group.addoption("--known-hosts", default=None,
-                    help="known_hosts file to trust besides ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts")
-    group.addoption("--accept-new-host-keys", action="store_true",
-                    help="accept unknown SSH host keys (throwaway golden-image builds only)")
+    group.addoption(
+        "--require-all",
+        action="store_true",
+        help="golden-image mode: a control whose path is absent fails instead of skipping",
+    )
+    group.addoption(
+        "--verify-events",
+        action="store_true",
+        help="access each audited path once per required permission class and "
+        "require an audit event with the key for each access",
+    )
+    group.addoption(
+        "--known-hosts",
+        default=None,
+        help="known_hosts file to trust besides ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts",
+    )
+    group.addoption(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="accept unknown SSH host keys (throwaway golden-image builds only)",
+    )
     group.addoption("--connect-timeout", type=float, default=10, help="seconds (default 10)")
     group.addoption("--command-timeout", type=float, default=300, help="seconds per remote command")
-    group.addoption("--max-output-mb", type=float, default=32,
-                    help="MiB a host may send back per command (default 32); more is that host's error")
-    group.addoption("--ssm-targets", default="",
-                    help="SSM targets: comma list of instance ids and/or tag:Key=Value")
+    group.addoption(
+        "--max-output-mb",
+        type=float,
+        default=32,
+        help="MiB a host may send back per command (default 32); more is that host's error",
+    )
+    group.addoption("--ssm-targets", default="", help="SSM targets: comma list of instance ids and/or tag:Key=Value")
     group.addoption("--ssm-region", default=None, help="AWS region for ssm:// hosts")
     group.addoption("--aws-profile", default=None, help="AWS profile (default: AWS_PROFILE / chain)")
     group.addoption("--ssm-s3-bucket", default=None, help="S3 bucket for SSM command output over 24,000 chars")
-    group.addoption("--waivers", default=None,
-                    help="InSpec-format waiver file (YAML): control id -> justification, expiration_date, run, hosts")
+    group.addoption(
+        "--waivers",
+        default=None,
+        help="InSpec-format waiver file (YAML): control id -> justification, expiration_date, run, hosts",
+    )
     group.addoption("--remediate", action="store_true", help="add the missing rules, load them, re-check")
-    group.addoption("--backout", action="store_true",
-                    help="with --remediate: revert at the end and verify; alone: undo the host's latest run")
+    group.addoption(
+        "--backout",
+        action="store_true",
+        help="with --remediate: revert at the end and verify; alone: undo the host's latest run",
+    )
     group.addoption("--dry-run", action="store_true", help="show the change per host, change nothing")
     reports = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
-    reports.addoption("--compliance-report", default="reports/compliance.html", metavar="PATH",
-                      help="the compliance report, self-contained HTML (default reports/compliance.html)")
-    reports.addoption("--results-json", default="reports/results.json", metavar="PATH",
-                      help="machine-readable results, schema docs/results.schema.json (default reports/results.json)")
-    reports.addoption("--xccdf", default="reports/results.xccdf.xml", metavar="PATH",
-                      help="XCCDF 1.2 Benchmark + TestResult per host (default reports/results.xccdf.xml)")
+    reports.addoption(
+        "--compliance-report",
+        default="reports/compliance.html",
+        metavar="PATH",
+        help="the compliance report, self-contained HTML (default reports/compliance.html)",
+    )
+    reports.addoption(
+        "--results-json",
+        default="reports/results.json",
+        metavar="PATH",
+        help="machine-readable results, schema docs/results.schema.json (default reports/results.json)",
+    )
+    reports.addoption(
+        "--xccdf",
+        default="reports/results.xccdf.xml",
+        metavar="PATH",
+        help="XCCDF 1.2 Benchmark + TestResult per host (default reports/results.xccdf.xml)",
+    )
 
 
 def selected_controls(config: pytest.Config) -> list[Control]:
@@ -80,8 +113,9 @@ def _cases(config: pytest.Config, function: str) -> list[Case]:
     if function == "test_control":
         checks = CONTROL_CHECKS + (("events",) if config.getoption("verify_events") else ())
         return [Case(s, check, c) for s in specs for c in selected_controls(config) for check in checks]
-    raise pytest.UsageError(f"{function} asks for cis_case, but the suite makes cases only for "
-                            "test_host, test_control and test_backout")
+    raise pytest.UsageError(
+        f"{function} asks for cis_case, but the suite makes cases only for test_host, test_control and test_backout"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -98,8 +132,12 @@ def _level_marks(case: Case) -> list[pytest.MarkDecorator]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Drop the placeholder pytest makes for a test with no cases (test_backout without --backout)."""
-    empty = [i for i in items if "cis_case" in getattr(i, "fixturenames", ()) and
-             not isinstance(getattr(getattr(i, "callspec", None), "params", {}).get("cis_case"), Case)]
+    empty = [
+        i
+        for i in items
+        if "cis_case" in getattr(i, "fixturenames", ())
+        and not isinstance(getattr(getattr(i, "callspec", None), "params", {}).get("cis_case"), Case)
+    ]
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [i for i in items if i not in empty]
@@ -118,8 +156,10 @@ def pytest_configure(config: pytest.Config) -> None:
         except SpecError as exc:
             raise pytest.UsageError(f"--hosts: {exc}") from None
         if connect.setdefault(checked.display, checked.spec) != checked.spec:
-            raise pytest.UsageError(f"--hosts: two hosts both show as {checked.display!r}; they differ "
-                                    "only in their identity file (which reports never show)")
+            raise pytest.UsageError(
+                f"--hosts: two hosts both show as {checked.display!r}; they differ "
+                "only in their identity file (which reports never show)"
+            )
     config.stash[CONNECT_SPECS_KEY] = connect
     config.stash[HOSTS_KEY] = list(connect)
 
@@ -134,9 +174,13 @@ def _waivers(config: pytest.Config) -> dict[str, Waiver]:
         raise pytest.UsageError(f"--waivers: {exc}") from None
     for waiver in waivers.values():
         if waiver.expired(today()) and not hasattr(config, "workerinput"):
-            config.issue_config_time_warning(pytest.PytestWarning(
-                f"--waivers: {path}:{waiver.line}: the waiver of {waiver.control_id} expired on "
-                f"{waiver.expiration_date}; it is ignored"), 2)
+            config.issue_config_time_warning(
+                pytest.PytestWarning(
+                    f"--waivers: {path}:{waiver.line}: the waiver of {waiver.control_id} expired on "
+                    f"{waiver.expiration_date}; it is ignored"
+                ),
+                2,
+            )
     return waivers
 
 
@@ -147,8 +191,9 @@ def _discover_ssm_hosts(config: pytest.Config) -> list[str]:
         return list(workerinput[XDIST_SSM_HOSTS])
     from cisaudit.ssm.backend import discover_targets  # boto3 only for SSM runs
 
-    online, problems = discover_targets(config.getoption("ssm_targets"), config.getoption("ssm_region"),
-                                        config.getoption("aws_profile"))
+    online, problems = discover_targets(
+        config.getoption("ssm_targets"), config.getoption("ssm_region"), config.getoption("aws_profile")
+    )
     for problem in problems:
         config.issue_config_time_warning(pytest.PytestWarning(f"--ssm-targets: {problem}"), 2)
     specs = [f"ssm://{i}" for i in online]

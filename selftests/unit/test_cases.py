@@ -10,8 +10,16 @@ from cisaudit.catalogue import controls
 NODE = "tests/test_cis_docker_audit.py::test_control"
 
 
-@pytest.mark.parametrize("spec", ["local://", "ssh://root@[::1]:2222", "paramiko://[fe80::1%25eth0]",
-                                  "ssm://i-0123456789abcdef0", "paramiko://ops@h?ssh_config=/etc/a|b[1]"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "local://",
+        "ssh://root@[::1]:2222",
+        "paramiko://[fe80::1%25eth0]",
+        "ssm://i-0123456789abcdef0",
+        "paramiko://ops@h?ssh_config=/etc/a|b[1]",
+    ],
+)
 def test_spec_round_trips_through_the_id(spec: str) -> None:
     for case in (Case(spec, "live", controls()[0]), Case(spec, "load-health")):
         assert host_of_nodeid(f"{NODE}[{case.id}]") == spec

@@ -26,8 +26,11 @@ def test_testinfra_registry_keeps_its_own_backends() -> None:
 
 def test_open_host_uses_the_verified_backends() -> None:
     # Backends connect lazily: nothing listens on port 1 and nothing is contacted here.
-    for spec, klass in (("local://", TimedLocalBackend), ("ssh://root@127.0.0.1:1", VerifiedSshBackend),
-                        ("paramiko://root@127.0.0.1:1", VerifiedParamikoBackend)):
+    for spec, klass in (
+        ("local://", TimedLocalBackend),
+        ("ssh://root@127.0.0.1:1", VerifiedSshBackend),
+        ("paramiko://root@127.0.0.1:1", VerifiedParamikoBackend),
+    ):
         host = open_host(spec, ConnectOptions(command_timeout=7))
         assert type(host.backend) is klass
         assert host.backend.command_timeout == 7
