@@ -6,6 +6,8 @@ report hooks (cisaudit.report). docs/architecture.md shows where each step of a 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
@@ -204,7 +206,7 @@ def _discover_ssm_hosts(config: pytest.Config) -> list[str]:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:  # xdist controller: hand workers the SSM hosts
+def pytest_configure_node(node: Any) -> None:  # xdist controller: hand workers the SSM hosts
     node.workerinput[XDIST_SSM_HOSTS] = node.config.stash.get(SSM_HOSTS_KEY, [])
 
 

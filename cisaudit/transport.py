@@ -156,9 +156,9 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
     def _policy(self) -> paramiko.MissingHostKeyPolicy:
         return paramiko.AutoAddPolicy() if self.accept_new_host_keys else paramiko.RejectPolicy()
 
-    @property  # type: ignore[override]
+    @property
     def client(self) -> paramiko.SSHClient:
-        cached = self.__dict__.get("_client")
+        cached: paramiko.SSHClient | None = self.__dict__.get("_client")
         if cached is not None:
             return cached
         client = _ClientWithPolicy(self._policy())
