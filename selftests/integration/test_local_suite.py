@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cisaudit.catalogue import controls
-from cisaudit.locate import resolve
+from cisaudit.evaluate import Assessment
 from cisaudit.session import HostSession
 from cisaudit.transport import ConnectOptions
 from selftests.kernel import KernelSandbox
@@ -32,13 +32,13 @@ def _present(kernel: KernelSandbox) -> None:
 
 
 def test_benchmark_rules_pass_where_paths_exist(kernel: KernelSandbox, tmp_path: Path) -> None:
-    """Rules for the paths the suite locates on this machine (docker installed or not: with
-    docker.io dockerd is /usr/sbin/dockerd, not the benchmark's /usr/bin/dockerd)."""
+    """Rules for the real paths the suite locates on this machine, docker installed or not (with
+    docker.io dockerd is /usr/sbin/dockerd, and /usr/bin/runc a symlink whose watch records nothing)."""
     _present(kernel)
-    snap = HostSession(HOST, ConnectOptions(), "docker").probe()
-    targets = {c.id: resolve(c, snap) for c in controls()}
-    existing = [t for t in targets.values() if t.exists]
-    kernel.write_rules_d("60-cis-docker.rules", "".join(t.control.rule_text(t.path) + "\n" for t in existing))
+    assessment = Assessment(HostSession(HOST, ConnectOptions(), "docker").probe(), "docker")
+    targets = {c.id: assessment.target(c) for c in controls()}
+    real = [(t.control, assessment.audit_object(t).path) for t in targets.values() if t.exists]
+    kernel.write_rules_d("60-cis-docker.rules", "".join(c.rule_text(path) + "\n" for c, path in real))
     assert kernel.load().returncode == 0
     run = run_suite(tmp_path, [HOST])
     for control in controls():
