@@ -191,7 +191,7 @@ def idle_qemu_cpu(pids: Sequence[int], seconds: float = 5.0) -> float:
 
 def bench_fleet(sizes: list[int], runs: int, naive_runs: int, cap: int,
                 suite_cap: int) -> tuple[list[Row], dict[str, Any]]:
-    from cisaudit.testhosts.fleet import Fleet
+    from selftests.testhosts.fleet import Fleet
 
     rows: list[Row] = []
     t0 = time.monotonic()
