@@ -167,10 +167,14 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
         super().__init__(hostspec, **kwargs)
 
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
-        # Connect (and verify the host key) outside ParamikoBackend.run, whose SSHException
-        # handler would touch self.client again: a refused or timed-out connect ran twice.
-        self.client  # noqa: B018
-        return super().run(command, *args, **kwargs)
+        """Send the command once. ParamikoBackend.run sends it again over a new connection when
+        the first died mid-command: remediation/apply.sh would run twice (README, --remediate)."""
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():  # died while idle: nothing was sent yet
+            self.reconnect()
+        cmd = self.encode(self.get_command(command, *args))
+        rc, stdout, stderr = self._exec_command(cmd)
+        return self.result(rc, cmd, stdout, stderr)
 
     def _policy(self) -> paramiko.MissingHostKeyPolicy:
         return paramiko.AutoAddPolicy() if self.accept_new_host_keys else paramiko.RejectPolicy()
@@ -236,6 +240,8 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
         except (paramiko.SSHException, EOFError, OSError):
             if time.monotonic() >= deadline:
                 raise HostError(f"command timed out after {self.command_timeout:g} s") from None
+            if not transport.is_active():
+                raise HostError("connection lost during the command") from None
             raise
         finally:
             alarm.cancel()

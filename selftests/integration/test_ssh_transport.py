@@ -25,6 +25,7 @@ import pytest
 from testinfra.backend.paramiko import ParamikoBackend
 
 from cisaudit.transport import ConnectOptions, HostError, describe_error, open_host
+from selftests.relay import Relay
 from selftests.sshd import Sshd, free_port, keygen, throwaway_sshd, unavailable
 from selftests.suite_runner import shown
 
@@ -166,6 +167,37 @@ def test_connect_failures_are_one_line(sshd: Sshd, scheme: str, tmp_path: Path) 
     message = describe_error(info.value)
     assert message and "\n" not in message
     assert 1.5 < elapsed < 3.5, f"connect took {elapsed:.1f} s for a 2 s timeout: {message}"
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_command_cut_mid_run_is_sent_once_and_the_host_reconnects(sshd: Sshd, scheme: str, tmp_path: Path) -> None:
+    """Regression: testinfra's paramiko backend sent a command again over a new connection when the
+    first one died while it ran, so a connection lost mid-apply ran remediation/apply.sh twice."""
+    marker = tmp_path / "sent"
+    with Relay(sshd.port) as relay:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(f"[127.0.0.1]:{relay.port} {sshd.host_key_line}\n")
+        spec = f"{scheme}://root@127.0.0.1:{relay.port}?ssh_identity_file={sshd.client_key}"
+        host = open_host(spec, ConnectOptions(known_hosts=str(known_hosts), command_timeout=60))
+        cut: list[int] = []
+
+        def cut_once_sent() -> None:
+            deadline = time.monotonic() + 30
+            while not marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            cut.append(relay.cut())
+
+        cutter = threading.Thread(target=cut_once_sent)
+        cutter.start()
+        start = time.monotonic()
+        with pytest.raises(HostError) as info:
+            host.run(f"echo sent >> {marker}; sleep 20")
+        cutter.join()
+        assert cut == [1] and time.monotonic() - start < 10
+        assert scheme == "ssh" or str(info.value) == "connection lost during the command"
+        assert "\n" not in str(info.value)
+        assert host.run("echo again").stdout == "again\n"  # a new connection for the next command
+    assert marker.read_text() == "sent\n", "the command ran more than once"
 
 
 @pytest.mark.parametrize("scheme", [*SCHEMES, "local"])
