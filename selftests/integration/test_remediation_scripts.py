@@ -471,6 +471,30 @@ def test_interrupted_apply_is_undone_by_backout(host: Host, kill_at: str, lock: 
 
 
 @KERNEL
+def test_apply_whose_caller_is_gone_runs_to_its_end(host: Host) -> None:
+    """Regression: a lost connection closes the script's stdout and stderr, and its next progress
+    line killed it by SIGPIPE wherever it was (a test VM cut mid-apply was left in state `started`,
+    no result kept). It must run to its end and keep its result in the journal."""
+    rules = [host.watch("etc/docker")]
+    files_before, kernel_before = files_state(*AUGEN_FILES), klist()
+    run_id = new_run_id()
+    script = render_apply(run_id, "augenrules", TARGET, rules, False, journal_root=str(host.journal))
+    read, write = os.pipe()
+    os.close(read)  # the caller is gone before the first line: every write fails with EPIPE
+    try:
+        proc = subprocess.Popen(["dash", "-c", script], stdout=write, stderr=write, env=host.env(None))
+    finally:
+        os.close(write)
+    assert proc.wait(60) == 0
+    assert host.state(run_id) == "done"
+    assert "cisaudit-result: status=applied" in (host.journal / run_id / "result.apply").read_text()
+    assert len(klist()) == len(kernel_before) + 1
+    assert_ok(host.backout(run_id), "restored")
+    assert files_state(*AUGEN_FILES) == files_before
+    assert klist() == kernel_before
+
+
+@KERNEL
 @pytest.mark.parametrize("was_live_before", [False, True])
 def test_backout_settles_a_rule_in_flight_when_killed(host: Host, was_live_before: bool) -> None:
     """Killed inside the `auditctl` call of a rule: the journal names it in live.pending but
