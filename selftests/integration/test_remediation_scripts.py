@@ -495,6 +495,25 @@ def test_apply_whose_caller_is_gone_runs_to_its_end(host: Host) -> None:
 
 
 @KERNEL
+def test_backout_of_a_run_not_begun_stops_it_from_beginning(host: Host) -> None:
+    """Regression: after a lost connection the backout can reach the host before the apply it
+    names has begun (it was still on its way); backout said "nothing to do" and the apply then
+    changed the host. The run id must be spent: that apply later refuses, changing nothing."""
+    files_before, kernel_before = files_state(*AUGEN_FILES), klist()
+    run_id = new_run_id()
+    assert_ok(host.backout(run_id, dry_run=True), "nothing-to-do")
+    assert not host.journal.exists()  # a dry run writes nothing
+    back = host.backout(run_id)
+    assert_ok(back, "nothing-to-do")
+    assert host.state(run_id) == "cancelled"
+    late = host.apply([host.watch("etc/docker")], run_id=run_id)
+    assert_ok(late, "failed")
+    assert any("already used" in m for m in late.result.messages), late
+    assert files_state(*AUGEN_FILES) == files_before and klist() == kernel_before
+    assert_ok(host.backout(), "nothing-to-do")  # nor is it picked as the latest run
+
+
+@KERNEL
 @pytest.mark.parametrize("was_live_before", [False, True])
 def test_backout_settles_a_rule_in_flight_when_killed(host: Host, was_live_before: bool) -> None:
     """Killed inside the `auditctl` call of a rule: the journal names it in live.pending but
