@@ -508,7 +508,7 @@ def test_backout_of_a_run_not_begun_stops_it_from_beginning(host: Host) -> None:
     assert host.state(run_id) == "cancelled"
     late = host.apply([host.watch("etc/docker")], run_id=run_id)
     assert_ok(late, "failed")
-    assert any("already used" in m for m in late.result.messages), late
+    assert any("was backed out before it began" in m for m in late.result.messages), late
     assert files_state(*AUGEN_FILES) == files_before and klist() == kernel_before
     assert_ok(host.backout(), "nothing-to-do")  # nor is it picked as the latest run
 
