@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.testhosts.vm import VM
 from selftests.e2e.scenarios import BASELINE, LOAD, rules_d
 from selftests.relay import Relay
 from selftests.suite_runner import SuiteRun, run_suite
+from selftests.testhosts.vm import VM
 
 pytestmark = pytest.mark.vm
 STATE = (
