@@ -74,8 +74,14 @@ class _TimedLocalRun(OutputLimit):
     def run_local(self, command: str, *args: str) -> base.CommandResult:
         command = self.quote(command, *args)  # type: ignore[attr-defined]
         cmd = self.encode(command)  # type: ignore[attr-defined]
-        with subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, start_new_session=True) as proc:
+        with subprocess.Popen(
+            cmd,
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        ) as proc:
             try:
                 stdout, stderr = self._read_bounded(proc)
             except HostError:
@@ -104,8 +110,9 @@ class _TimedLocalRun(OutputLimit):
 
 
 class TimedLocalBackend(_TimedLocalRun, LocalBackend):
-    def __init__(self, *args: Any, command_timeout: float = 300,
-                 max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, **kwargs: Any):
+    def __init__(
+        self, *args: Any, command_timeout: float = 300, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, **kwargs: Any
+    ):
         self.command_timeout = float(command_timeout)
         self.max_output_bytes = int(max_output_bytes)
         super().__init__(*args, **kwargs)
@@ -114,9 +121,15 @@ class TimedLocalBackend(_TimedLocalRun, LocalBackend):
 class VerifiedSshBackend(_TimedLocalRun, SshBackend):
     """The OpenSSH client in batch mode with strict host key checking (unless told otherwise)."""
 
-    def __init__(self, hostspec: str, known_hosts: str | None = None,
-                 accept_new_host_keys: bool = False, command_timeout: float = 300,
-                 max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, **kwargs: Any):
+    def __init__(
+        self,
+        hostspec: str,
+        known_hosts: str | None = None,
+        accept_new_host_keys: bool = False,
+        command_timeout: float = 300,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        **kwargs: Any,
+    ):
         self.command_timeout = float(command_timeout)
         self.max_output_bytes = int(max_output_bytes)
         checking = "accept-new" if accept_new_host_keys else "yes"
@@ -138,9 +151,15 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
     """paramiko with known_hosts verification, a connect timeout, a per-command deadline and
     an output cap."""
 
-    def __init__(self, hostspec: str, known_hosts: str | None = None,
-                 accept_new_host_keys: bool = False, command_timeout: float = 300,
-                 max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, **kwargs: Any):
+    def __init__(
+        self,
+        hostspec: str,
+        known_hosts: str | None = None,
+        accept_new_host_keys: bool = False,
+        command_timeout: float = 300,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        **kwargs: Any,
+    ):
         self.known_hosts = known_hosts
         self.accept_new_host_keys = accept_new_host_keys
         self.command_timeout = float(command_timeout)
@@ -148,10 +167,14 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
         super().__init__(hostspec, **kwargs)
 
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
-        # Connect (and verify the host key) outside ParamikoBackend.run, whose SSHException
-        # handler would touch self.client again: a refused or timed-out connect ran twice.
-        self.client  # noqa: B018
-        return super().run(command, *args, **kwargs)
+        """Send the command once. ParamikoBackend.run sends it again over a new connection when
+        the first died mid-command: remediation/apply.sh would run twice (README, --remediate)."""
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():  # died while idle: nothing was sent yet
+            self.reconnect()
+        cmd = self.encode(self.get_command(command, *args))
+        rc, stdout, stderr = self._exec_command(cmd)
+        return self.result(rc, cmd, stdout, stderr)
 
     def _policy(self) -> paramiko.MissingHostKeyPolicy:
         return paramiko.AutoAddPolicy() if self.accept_new_host_keys else paramiko.RejectPolicy()
@@ -183,9 +206,13 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
 
     def _connect(self, client: paramiko.SSHClient) -> None:
         cfg: dict[str, Any] = {
-            "hostname": self.host.name, "port": int(self.host.port or 22),
-            "username": self.host.user, "password": self.host.password,
-            "timeout": self.timeout, "banner_timeout": self.timeout, "auth_timeout": self.timeout,
+            "hostname": self.host.name,
+            "port": int(self.host.port or 22),
+            "username": self.host.user,
+            "password": self.host.password,
+            "timeout": self.timeout,
+            "banner_timeout": self.timeout,
+            "auth_timeout": self.timeout,
         }
         if self.ssh_config:
             with open(self.ssh_config) as f:
@@ -213,6 +240,8 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
         except (paramiko.SSHException, EOFError, OSError):
             if time.monotonic() >= deadline:
                 raise HostError(f"command timed out after {self.command_timeout:g} s") from None
+            if not transport.is_active():
+                raise HostError("connection lost during the command") from None
             raise
         finally:
             alarm.cancel()
@@ -268,8 +297,10 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, HostError):
         return str(exc)
     if isinstance(exc, paramiko.BadHostKeyException):
-        return (f"host key mismatch for {exc.hostname}: got {exc.key.get_name()} "
-                f"{exc.key.fingerprint}, known_hosts has another (refused)")
+        return (
+            f"host key mismatch for {exc.hostname}: got {exc.key.get_name()} "
+            f"{exc.key.fingerprint}, known_hosts has another (refused)"
+        )
     if isinstance(exc, paramiko.AuthenticationException):
         return f"authentication failed: {exc}"
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
@@ -306,17 +337,29 @@ def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:
     """A testinfra Host on the suite's verified backend for spec; it connects on the first command."""
     spec = normalize_spec(spec)
     scheme = spec.split("://", 1)[0]
-    kwargs: dict[str, Any] = {"sudo": options.sudo, "sudo_user": options.sudo_user,
-                              "command_timeout": options.command_timeout,
-                              "max_output_bytes": options.max_output_bytes}
+    kwargs: dict[str, Any] = {
+        "sudo": options.sudo,
+        "sudo_user": options.sudo_user,
+        "command_timeout": options.command_timeout,
+        "max_output_bytes": options.max_output_bytes,
+    }
     if scheme in ("ssh", "paramiko"):
-        kwargs.update(known_hosts=options.known_hosts, timeout=int(options.connect_timeout),
-                      accept_new_host_keys=options.accept_new_host_keys,
-                      ssh_config=options.ssh_config, ssh_identity_file=options.ssh_identity_file)
+        kwargs.update(
+            known_hosts=options.known_hosts,
+            timeout=int(options.connect_timeout),
+            accept_new_host_keys=options.accept_new_host_keys,
+            ssh_config=options.ssh_config,
+            ssh_identity_file=options.ssh_identity_file,
+        )
     if scheme == "ssm":
-        kwargs = {"sudo": False, "region": options.ssm_region, "profile": options.aws_profile,
-                  "s3_bucket": options.ssm_s3_bucket, "execution_timeout": options.command_timeout,
-                  "max_output_bytes": options.max_output_bytes}
+        kwargs = {
+            "sudo": False,
+            "region": options.ssm_region,
+            "profile": options.aws_profile,
+            "s3_bucket": options.ssm_s3_bucket,
+            "execution_timeout": options.command_timeout,
+            "max_output_bytes": options.max_output_bytes,
+        }
     name, spec_kwargs = testinfra.backend.parse_hostspec(spec)
     kwargs = {**kwargs, **spec_kwargs}  # what the spec says wins, as in testinfra.get_host
     klass = _backend_class(scheme)

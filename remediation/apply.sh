@@ -181,7 +181,10 @@ ap_journal() {
 	ca_journal_root
 	CA_JDIR="$CA_JOURNAL_ROOT/$CA_RUN_ID"
 	mkdir "$CA_JDIR" 2>/dev/null || {
+		ap_used=$(cat "$CA_JDIR/state" 2>/dev/null)
 		CA_JDIR=''
+		[ "$ap_used" = cancelled ] &&
+			ca_die "run $CA_RUN_ID was backed out before it began (journal state cancelled); nothing changed"
 		ca_die "run id $CA_RUN_ID already used (journal $CA_JOURNAL_ROOT/$CA_RUN_ID exists)"
 	}
 	mkdir "$CA_JDIR/files"

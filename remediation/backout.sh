@@ -20,7 +20,7 @@ fi
 set -u
 
 # Journal states a backout can act on. unchanged/rolled-back/backed-out runs
-# left nothing behind.
+# left nothing behind, and a cancelled one never began (bo_cancel).
 bo_undoable() {
 	case "$(cat "$CA_JOURNAL_ROOT/$1/state" 2>/dev/null)" in
 	started | files-written | loaded | done | rollback-failed | backing-out) return 0 ;;
@@ -33,11 +33,24 @@ bo_nothing() {
 	ca_finish nothing-to-do 0 "removed=0 restored_files=0" "cisaudit: nothing to back out: $1"
 }
 
+# A named run with no journal may not have begun yet: its apply can still be on its way (the
+# connection was lost while it was sent). Leave a journal saying so, under the lock: that
+# apply then finds its run id used and changes nothing.
+bo_cancel() {
+	if [ "$CA_DRY_RUN" != 1 ]; then
+		ca_journal_root
+		CA_JDIR="$CA_JOURNAL_ROOT/$CA_RUN_ID"
+		mkdir "$CA_JDIR" || ca_die "cannot create $CA_JDIR"
+		ca_state cancelled
+	fi
+	bo_nothing "no journal for run $CA_RUN_ID; it can no longer start"
+}
+
 # Pick the run: the one named, or the newest undoable one in the index.
 bo_select() {
 	if [ -n "$CA_RUN_ID" ]; then
 		ca_valid_id "$CA_RUN_ID" || ca_die "bad run id '$CA_RUN_ID'"
-		[ -d "$CA_JOURNAL_ROOT/$CA_RUN_ID" ] || bo_nothing "no journal for run $CA_RUN_ID"
+		[ -d "$CA_JOURNAL_ROOT/$CA_RUN_ID" ] || bo_cancel
 		bo_undoable "$CA_RUN_ID" ||
 			bo_nothing "run $CA_RUN_ID is $(cat "$CA_JOURNAL_ROOT/$CA_RUN_ID/state" 2>/dev/null)"
 	else
@@ -138,7 +151,7 @@ bo_main() {
 	ca_setup
 	CA_SCRIPT=backout
 	[ "$CA_DRY_RUN" = 1 ] || ca_lock
-	[ -d "$CA_JOURNAL_ROOT" ] || bo_nothing "no journal root $CA_JOURNAL_ROOT"
+	[ -d "$CA_JOURNAL_ROOT" ] || [ -n "$CA_RUN_ID" ] || bo_nothing "no journal root $CA_JOURNAL_ROOT"
 	bo_select
 	bo_check
 	[ "$CA_DRY_RUN" = 1 ] && bo_dry_run

@@ -40,6 +40,11 @@ ca_setup() {
 	trap 'ca_on_signal HUP' HUP
 	trap 'ca_on_signal INT' INT
 	trap 'ca_on_signal TERM' TERM
+	# A lost connection closes our stdout and stderr: the next progress line would kill the run
+	# by SIGPIPE wherever it is, with no trap run. Caught, the write just fails and the run goes
+	# on to its end, its result kept in the journal (result.apply) for a backout. Commands we
+	# start get the default SIGPIPE back (a caught signal is reset on exec).
+	trap ':' PIPE
 	ca_sweep_scratch
 	CA_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit.$$.XXXXXX") || ca_die "cannot create a temp dir"
 	# A mistyped dry-run flag must not turn into a real run.

@@ -137,8 +137,9 @@ class Host:
         return env
 
     def start(self, script: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(["dash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=self.env(env))
+        return subprocess.Popen(
+            ["dash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(env)
+        )
 
     def finish(self, proc: subprocess.Popen[str], started: float, what: str, timeout: float = 60) -> Run:
         out, err = proc.communicate(timeout=timeout)
@@ -146,10 +147,16 @@ class Host:
         self.runs.append((what, seconds))
         return Run(proc.returncode, out, err, seconds)
 
-    def apply(self, rules: list[str], mode: str = "augenrules", target: str = TARGET,
-              run_id: str | None = None, dry_run: bool = False, env: dict[str, str] | None = None) -> Run:
-        script = render_apply(run_id or new_run_id(), mode, target, rules, dry_run,
-                              journal_root=str(self.journal))
+    def apply(
+        self,
+        rules: list[str],
+        mode: str = "augenrules",
+        target: str = TARGET,
+        run_id: str | None = None,
+        dry_run: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> Run:
+        script = render_apply(run_id or new_run_id(), mode, target, rules, dry_run, journal_root=str(self.journal))
         return self.finish(self.start(script, env), time.monotonic(), f"apply {mode}")
 
     def start_apply(self, rules: list[str], target: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
@@ -157,8 +164,9 @@ class Host:
         script = render_apply(run_id, "auditctl", target, rules, False, journal_root=str(self.journal))
         return self.start(script, env), run_id
 
-    def backout(self, run_id: str | None = None, dry_run: bool = False, force: bool = False,
-                env: dict[str, str] | None = None) -> Run:
+    def backout(
+        self, run_id: str | None = None, dry_run: bool = False, force: bool = False, env: dict[str, str] | None = None
+    ) -> Run:
         script = render_backout(run_id, dry_run, journal_root=str(self.journal), force=force)
         return self.finish(self.start(script, env), time.monotonic(), "backout")
 
@@ -257,8 +265,10 @@ def test_augenrules_apply_then_backout_restores_files_and_kernel(host: Host) -> 
     merged = AUDIT_RULES.read_text().splitlines()
     assert all(rule in merged for rule in rules), merged
     # The kernel gained exactly the two canonical forms, nothing else changed.
-    assert klist() == kernel_before + [f"-w {host.sandbox}/etc/docker -p rwxa -k docker",
-                                       f"-w {host.sandbox}/run/containerd -p rwa -k docker"]
+    assert klist() == kernel_before + [
+        f"-w {host.sandbox}/etc/docker -p rwxa -k docker",
+        f"-w {host.sandbox}/run/containerd -p rwa -k docker",
+    ]
     jdir = host.journal / run.result.run_id
     assert stat.S_IMODE(os.stat(jdir).st_mode) == 0o700
     assert host.state(run.result.run_id) == "done"
@@ -333,11 +343,16 @@ def test_second_apply_is_a_noop(host: Host) -> None:
 
 
 @KERNEL
-@pytest.mark.parametrize("original", [
-    pytest.param(b"## site rules\r\n-D\n-b 8192\n-w /etc/passwd  -p wa -k identity   \n\n-e 2\n# after -e\n-w /x",
-                 id="before-e-line"),
-    pytest.param(b"# no -e line, no final newline\n-D\n-a always,exit -F arch=b64 -S adjtimex", id="appended"),
-])
+@pytest.mark.parametrize(
+    "original",
+    [
+        pytest.param(
+            b"## site rules\r\n-D\n-b 8192\n-w /etc/passwd  -p wa -k identity   \n\n-e 2\n# after -e\n-w /x",
+            id="before-e-line",
+        ),
+        pytest.param(b"# no -e line, no final newline\n-D\n-a always,exit -F arch=b64 -S adjtimex", id="appended"),
+    ],
+)
 def test_auditctl_mode_changes_only_the_managed_block(host: Host, original: bytes) -> None:
     target = Path(host.dir("etc/audit")) / "audit.rules"
     target.write_bytes(original)
@@ -355,7 +370,7 @@ def test_auditctl_mode_changes_only_the_managed_block(host: Host, original: byte
     assert second.result.added == [two]
     new = target.read_bytes()
     assert new.startswith(prefix) and new.endswith(suffix), new
-    block = new[len(prefix):len(new) - len(suffix)]
+    block = new[len(prefix) : len(new) - len(suffix)]
     assert block.startswith(BEGIN) and block.endswith(END) and block.count(BEGIN) == 1, block
     lines = block.decode().splitlines()
     assert f"last changed by run {second.result.run_id} at " in lines[1]
@@ -428,8 +443,9 @@ def test_backout_on_immutable_kernel_restores_files_and_needs_reboot(host: Host)
 
 
 @KERNEL
-@pytest.mark.parametrize(("kill_at", "lock"), [
-    ("started", "flock"), ("files-written", "mkdir"), ("loaded", "flock"), ("loaded", "mkdir")])
+@pytest.mark.parametrize(
+    ("kill_at", "lock"), [("started", "flock"), ("files-written", "mkdir"), ("loaded", "flock"), ("loaded", "mkdir")]
+)
 def test_interrupted_apply_is_undone_by_backout(host: Host, kill_at: str, lock: str) -> None:
     rules = [host.watch("etc/docker"), host.syscall_rule("run/containerd")]
     files_before, kernel_before = files_state(*AUGEN_FILES), klist()
@@ -452,6 +468,49 @@ def test_interrupted_apply_is_undone_by_backout(host: Host, kill_at: str, lock: 
     assert list((host.sandbox / "tmp").iterdir()) == []  # its scratch dir was swept too
     assert files_state(*AUGEN_FILES) == files_before
     assert klist() == kernel_before
+
+
+@KERNEL
+def test_apply_whose_caller_is_gone_runs_to_its_end(host: Host) -> None:
+    """Regression: a lost connection closes the script's stdout and stderr, and its next progress
+    line killed it by SIGPIPE wherever it was (a test VM cut mid-apply was left in state `started`,
+    no result kept). It must run to its end and keep its result in the journal."""
+    rules = [host.watch("etc/docker")]
+    files_before, kernel_before = files_state(*AUGEN_FILES), klist()
+    run_id = new_run_id()
+    script = render_apply(run_id, "augenrules", TARGET, rules, False, journal_root=str(host.journal))
+    read, write = os.pipe()
+    os.close(read)  # the caller is gone before the first line: every write fails with EPIPE
+    try:
+        proc = subprocess.Popen(["dash", "-c", script], stdout=write, stderr=write, env=host.env(None))
+    finally:
+        os.close(write)
+    assert proc.wait(60) == 0
+    assert host.state(run_id) == "done"
+    assert "cisaudit-result: status=applied" in (host.journal / run_id / "result.apply").read_text()
+    assert len(klist()) == len(kernel_before) + 1
+    assert_ok(host.backout(run_id), "restored")
+    assert files_state(*AUGEN_FILES) == files_before
+    assert klist() == kernel_before
+
+
+@KERNEL
+def test_backout_of_a_run_not_begun_stops_it_from_beginning(host: Host) -> None:
+    """Regression: after a lost connection the backout can reach the host before the apply it
+    names has begun (it was still on its way); backout said "nothing to do" and the apply then
+    changed the host. The run id must be spent: that apply later refuses, changing nothing."""
+    files_before, kernel_before = files_state(*AUGEN_FILES), klist()
+    run_id = new_run_id()
+    assert_ok(host.backout(run_id, dry_run=True), "nothing-to-do")
+    assert not host.journal.exists()  # a dry run writes nothing
+    back = host.backout(run_id)
+    assert_ok(back, "nothing-to-do")
+    assert host.state(run_id) == "cancelled"
+    late = host.apply([host.watch("etc/docker")], run_id=run_id)
+    assert_ok(late, "failed")
+    assert any("was backed out before it began" in m for m in late.result.messages), late
+    assert files_state(*AUGEN_FILES) == files_before and klist() == kernel_before
+    assert_ok(host.backout(), "nothing-to-do")  # nor is it picked as the latest run
 
 
 @KERNEL
@@ -519,8 +578,13 @@ def test_lock_timeout_fails_clearly_and_changes_nothing(host: Host, lock: str) -
     env = {"CISAUDIT_LOCK_METHOD": lock}
     first, _ = host.start_apply([host.watch("etc/docker")], str(target), {**env, "CISAUDIT_TEST_SLEEP_LOCKED": "4"})
     wait_for_lock_holder(host, lock)
-    late = host.apply([host.syscall_rule("run/containerd")], mode="auditctl", target=str(target),
-                      run_id="late-run", env={**env, "CISAUDIT_LOCK_TIMEOUT": "1"})
+    late = host.apply(
+        [host.syscall_rule("run/containerd")],
+        mode="auditctl",
+        target=str(target),
+        run_id="late-run",
+        env={**env, "CISAUDIT_LOCK_TIMEOUT": "1"},
+    )
     assert_ok(late, "failed")
     assert any("holds the host lock" in m and "pid=" in m for m in late.result.messages), late
     assert not (host.journal / "late-run").exists()
@@ -604,14 +668,21 @@ def test_non_rule_lines_are_refused_before_any_change(host: Host, bad: str) -> N
 
 
 def test_render_quotes_every_value_for_the_shell() -> None:
-    rules = ["-w /run/containerd -k docker", "-w /tmp/it's $(reboot) `x` -k \"q\""]
+    rules = ["-w /run/containerd -k docker", '-w /tmp/it\'s $(reboot) `x` -k "q"']
     script = render_apply("r1", "auditctl", "/etc/audit/audit.rules", rules, True, journal_root="/j k")
     common = (SCRIPT_DIR / "common.sh").read_text()
-    head = script[:script.index(common)]
+    head = script[: script.index(common)]
     shown = subprocess.run(
-        ["dash", "-c", head + 'printf "%s|" "$CISAUDIT_RUN_ID" "$CISAUDIT_MODE" "$CISAUDIT_TARGET" '
-         '"$CISAUDIT_RULES" "$CISAUDIT_DRY_RUN" "$CISAUDIT_JOURNAL_ROOT"'],
-        capture_output=True, text=True, check=True).stdout
+        [
+            "dash",
+            "-c",
+            head + 'printf "%s|" "$CISAUDIT_RUN_ID" "$CISAUDIT_MODE" "$CISAUDIT_TARGET" '
+            '"$CISAUDIT_RULES" "$CISAUDIT_DRY_RUN" "$CISAUDIT_JOURNAL_ROOT"',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert shown == "r1|auditctl|/etc/audit/audit.rules|" + "\n".join(rules) + "|1|/j k|"
     for text in (script, render_backout(None, False)):
         assert subprocess.run(["dash", "-n"], input=text, text=True, check=False).returncode == 0
@@ -622,12 +693,18 @@ def test_render_quotes_every_value_for_the_shell() -> None:
 
 
 def test_parse_result_reads_lines_and_fields() -> None:
-    out = ("cisaudit-added: -w /a -k docker\ncisaudit-message: already live: -w /b\n"
-           "cisaudit-mismatch: kernel lacks rule: -w /c\ncisaudit-removed: -w /d\n"
-           "cisaudit-result: status=applied run_id=r9 added=1 journal=/var/lib/a b\nhuman summary\n")
+    out = (
+        "cisaudit-added: -w /a -k docker\ncisaudit-message: already live: -w /b\n"
+        "cisaudit-mismatch: kernel lacks rule: -w /c\ncisaudit-removed: -w /d\n"
+        "cisaudit-result: status=applied run_id=r9 added=1 journal=/var/lib/a b\nhuman summary\n"
+    )
     result = parse_result(out)
-    assert (result.status, result.run_id, result.added, result.removed) == ("applied", "r9", ["-w /a -k docker"],
-                                                                            ["-w /d"])
+    assert (result.status, result.run_id, result.added, result.removed) == (
+        "applied",
+        "r9",
+        ["-w /a -k docker"],
+        ["-w /d"],
+    )
     assert result.messages == ["already live: -w /b"]
     assert result.mismatches == ["kernel lacks rule: -w /c"]
     assert result.fields["journal"] == "/var/lib/a b" and result.ok
@@ -643,8 +720,13 @@ def test_scripts_are_posix_sh() -> None:
         assert subprocess.run(["dash", "-n", str(SCRIPT_DIR / name)], check=False).returncode == 0
         assert not re.search(r"^\s*(local|function)\s|(^|\s)\[\[\s|<<<", text, re.M), name
     if shutil.which("shellcheck"):
-        check = subprocess.run(["shellcheck", "-s", "sh", "-x", *(f"remediation/{n}" for n in names)],
-                               cwd=SCRIPT_DIR.parent, capture_output=True, text=True, check=False)
+        check = subprocess.run(
+            ["shellcheck", "-s", "sh", "-x", *(f"remediation/{n}" for n in names)],
+            cwd=SCRIPT_DIR.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert check.returncode == 0, check.stdout
 
 
@@ -658,8 +740,9 @@ def test_tmpfiles_entry_is_journaled_merged_and_backed_out_exactly(host: Host, e
         conf.write_bytes(existing)
     env = {"CISAUDIT_TMPFILES_CONF": str(conf)}
     line = f"d {host.sandbox}/run/containerd 0711 0 0 -"
-    script = render_apply(new_run_id(), "augenrules", TARGET, [], False, journal_root=str(host.journal),
-                          tmpfiles=[line])
+    script = render_apply(
+        new_run_id(), "augenrules", TARGET, [], False, journal_root=str(host.journal), tmpfiles=[line]
+    )
     run = host.finish(host.start(script, env), time.monotonic(), "apply tmpfiles")
     assert_ok(run, "applied")
     assert run.result.added == [f"tmpfiles.d: {line}"] and run.result.fields["tmpfiles"] == "1"
@@ -676,10 +759,18 @@ def test_tmpfiles_entry_is_journaled_merged_and_backed_out_exactly(host: Host, e
 
 
 def test_tmpfiles_lines_are_checked_before_anything_is_written(host: Host) -> None:
-    script = render_apply(new_run_id(), "augenrules", TARGET, [], False, journal_root=str(host.journal),
-                          tmpfiles=["D /run/containerd 0711 0 0 -"])
-    run = host.finish(host.start(script, {"CISAUDIT_TMPFILES_CONF": host.dir("t") + "/x.conf"}),
-                      time.monotonic(), "bad tmpfiles")
+    script = render_apply(
+        new_run_id(),
+        "augenrules",
+        TARGET,
+        [],
+        False,
+        journal_root=str(host.journal),
+        tmpfiles=["D /run/containerd 0711 0 0 -"],
+    )
+    run = host.finish(
+        host.start(script, {"CISAUDIT_TMPFILES_CONF": host.dir("t") + "/x.conf"}), time.monotonic(), "bad tmpfiles"
+    )
     assert run.result.status == "failed" and "not a tmpfiles.d line" in " ".join(run.result.messages)
     assert not Path(host.dir("t") + "/x.conf").exists()
 
@@ -700,17 +791,20 @@ def take_host_lock(method: str, extra_env: dict[str, str] | None = None) -> subp
 def test_unprivileged_user_cannot_block_or_hijack_the_host_lock(method: str) -> None:
     """Regression: the lock was in /run/lock, where any user could take it first and make every
     --remediate/--backout wait and fail (or, with fs.protected_symlinks=0, plant a symlink)."""
-    require(os.geteuid() == 0 and shutil.which("setpriv") is not None and shutil.which("dash") is not None,
-            "needs root, setpriv and dash")
+    require(
+        os.geteuid() == 0 and shutil.which("setpriv") is not None and shutil.which("dash") is not None,
+        "needs root, setpriv and dash",
+    )
     # As nobody: hold every place the lock has lived, and try to plant entries in the new one.
-    attack = ("for p in /run/lock/cisaudit.lock /run/cisaudit/cisaudit.lock; do "
-              "(exec 9>>\"$p\" && flock -n 9 && echo \"holding $p\" && sleep 20) 2>/dev/null & done; "
-              "mkdir /run/cisaudit 2>/dev/null && echo 'made dir'; "
-              "mkdir /run/cisaudit/cisaudit.lock.d 2>/dev/null && echo 'made lock dir'; "
-              "ln -s /etc/shadow /run/cisaudit/cisaudit.lock 2>/dev/null && echo 'planted symlink'; "
-              "sleep 1; echo ready")
-    holder = subprocess.Popen([*NOBODY, "sh", "-c", attack], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    attack = (
+        "for p in /run/lock/cisaudit.lock /run/cisaudit/cisaudit.lock; do "
+        '(exec 9>>"$p" && flock -n 9 && echo "holding $p" && sleep 20) 2>/dev/null & done; '
+        "mkdir /run/cisaudit 2>/dev/null && echo 'made dir'; "
+        "mkdir /run/cisaudit/cisaudit.lock.d 2>/dev/null && echo 'made lock dir'; "
+        "ln -s /etc/shadow /run/cisaudit/cisaudit.lock 2>/dev/null && echo 'planted symlink'; "
+        "sleep 1; echo ready"
+    )
+    holder = subprocess.Popen([*NOBODY, "sh", "-c", attack], stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert holder.stdout is not None
         said = [line.strip() for line in iter(holder.stdout.readline, "ready\n")]

@@ -25,6 +25,7 @@ import pytest
 from testinfra.backend.paramiko import ParamikoBackend
 
 from cisaudit.transport import ConnectOptions, HostError, describe_error, open_host
+from selftests.relay import Relay
 from selftests.sshd import Sshd, free_port, keygen, throwaway_sshd, unavailable
 from selftests.suite_runner import shown
 
@@ -81,8 +82,9 @@ def test_verified_host_runs_commands(sshd: Sshd, scheme: str, tmp_path: Path) ->
     result = host.run("printf 'out 1\\nout 2\\n'; printf 'err 1\\nerr 2' >&2; exit 3")
     assert (result.rc, result.stdout, result.stderr) == (3, "out 1\nout 2\n", "err 1\nerr 2")
     # Really over SSH to the throwaway sshd, as root, with no sudo; args are quoted.
-    result = host.run("id -un; echo \"${SSH_CONNECTION##* }\"; printf '%%s|' %s %s; echo \"${SUDO_COMMAND-}\"",
-                      "a b", "$(id -u)")
+    result = host.run(
+        'id -un; echo "${SSH_CONNECTION##* }"; printf \'%%s|\' %s %s; echo "${SUDO_COMMAND-}"', "a b", "$(id -u)"
+    )
     assert (result.rc, result.stdout, result.stderr) == (0, f"root\n{sshd.port}\na b|$(id -u)|\n", "")
 
 
@@ -111,8 +113,9 @@ def test_unknown_host_refused_unless_accept_new(sshd: Sshd, scheme: str, tmp_pat
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_identity_file_from_connect_options(sshd: Sshd, scheme: str, tmp_path: Path) -> None:
-    options = ConnectOptions(known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")),
-                             ssh_identity_file=str(sshd.client_key))
+    options = ConnectOptions(
+        known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")), ssh_identity_file=str(sshd.client_key)
+    )
     result = open_host(sshd.spec(scheme, identity=False), options).run("echo key")
     assert (result.rc, result.stdout, result.stderr) == (0, "key\n", "")
 
@@ -132,8 +135,9 @@ def test_command_timeout_raises_host_error(sshd: Sshd, scheme: str, tmp_path: Pa
 
 def test_command_timeout_while_output_never_stops(sshd: Sshd, tmp_path: Path) -> None:
     """paramiko: the deadline holds even when there is always data to read (below the output cap)."""
-    options = ConnectOptions(known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")), command_timeout=3,
-                             max_output_bytes=1 << 40)
+    options = ConnectOptions(
+        known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")), command_timeout=3, max_output_bytes=1 << 40
+    )
     host = open_host(sshd.spec("paramiko"), options)
     assert host.run("true").rc == 0
     start = time.monotonic()
@@ -165,11 +169,43 @@ def test_connect_failures_are_one_line(sshd: Sshd, scheme: str, tmp_path: Path) 
     assert 1.5 < elapsed < 3.5, f"connect took {elapsed:.1f} s for a 2 s timeout: {message}"
 
 
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_command_cut_mid_run_is_sent_once_and_the_host_reconnects(sshd: Sshd, scheme: str, tmp_path: Path) -> None:
+    """Regression: testinfra's paramiko backend sent a command again over a new connection when the
+    first one died while it ran, so a connection lost mid-apply ran remediation/apply.sh twice."""
+    marker = tmp_path / "sent"
+    with Relay(sshd.port) as relay:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(f"[127.0.0.1]:{relay.port} {sshd.host_key_line}\n")
+        spec = f"{scheme}://root@127.0.0.1:{relay.port}?ssh_identity_file={sshd.client_key}"
+        host = open_host(spec, ConnectOptions(known_hosts=str(known_hosts), command_timeout=60))
+        cut: list[int] = []
+
+        def cut_once_sent() -> None:
+            deadline = time.monotonic() + 30
+            while not marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            cut.append(relay.cut())
+
+        cutter = threading.Thread(target=cut_once_sent)
+        cutter.start()
+        start = time.monotonic()
+        with pytest.raises(HostError) as info:
+            host.run(f"echo sent >> {marker}; sleep 20")
+        cutter.join()
+        assert cut == [1] and time.monotonic() - start < 10
+        assert scheme == "ssh" or str(info.value) == "connection lost during the command"
+        assert "\n" not in str(info.value)
+        assert host.run("echo again").stdout == "again\n"  # a new connection for the next command
+    assert marker.read_text() == "sent\n", "the command ran more than once"
+
+
 @pytest.mark.parametrize("scheme", [*SCHEMES, "local"])
 def test_output_over_the_cap_is_host_error(sshd: Sshd, scheme: str, tmp_path: Path) -> None:
     """Regression: a host could send without limit and every byte was kept in memory."""
-    options = ConnectOptions(known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")), command_timeout=30,
-                             max_output_bytes=1 << 20)
+    options = ConnectOptions(
+        known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")), command_timeout=30, max_output_bytes=1 << 20
+    )
     host = open_host("local://" if scheme == "local" else sshd.spec(scheme), options)
     assert len(host.run("head -c 1000000 /dev/zero; head -c 48000 /dev/zero >&2").stdout_bytes) == 1_000_000
     start = time.monotonic()
@@ -183,7 +219,8 @@ def test_large_stderr_does_not_hang(sshd: Sshd, scheme: str, tmp_path: Path) -> 
     options = ConnectOptions(known_hosts=str(sshd.write_known_hosts(tmp_path / "known_hosts")), command_timeout=60)
     start = time.monotonic()
     result = open_host(sshd.spec(scheme), options).run(
-        "head -c 3500000 /dev/zero | tr '\\0' E >&2; printf 'stdout after stderr'")
+        "head -c 3500000 /dev/zero | tr '\\0' E >&2; printf 'stdout after stderr'"
+    )
     assert (result.rc, result.stdout, len(result.stderr_bytes)) == (0, "stdout after stderr", 3_500_000)
     assert set(result.stderr_bytes) == {ord("E")}
     assert time.monotonic() - start < 30
@@ -222,7 +259,7 @@ def test_sudo_wraps_commands(sshd: Sshd, scheme: str, via: str, tmp_path: Path) 
         host = open_host(sshd.spec(scheme, sudo="true", sudo_user="nobody"), ConnectOptions(known_hosts=known_hosts))
     else:
         host = open_host(sshd.spec(scheme), ConnectOptions(known_hosts=known_hosts, sudo=True, sudo_user="nobody"))
-    result = host.run("id -un; echo \"$SUDO_USER:$SUDO_COMMAND\"")
+    result = host.run('id -un; echo "$SUDO_USER:$SUDO_COMMAND"')
     assert result.rc == 0, result.stderr
     assert result.stdout.startswith("nobody\nroot:/bin/sh -c "), result.stdout
     assert result.command.startswith(b"sudo -u nobody /bin/sh -c ")
@@ -231,9 +268,19 @@ def test_sudo_wraps_commands(sshd: Sshd, scheme: str, via: str, tmp_path: Path) 
 def run_suite(hosts: str, known_hosts: Path, out: Path) -> tuple[subprocess.CompletedProcess[str], ET.Element]:
     """The compliance suite as a user runs it, from the repo root; returns the run and its JUnit XML."""
     out.mkdir()
-    cmd = [sys.executable, "-m", "pytest", f"--hosts={hosts}", f"--known-hosts={known_hosts}",
-           "--controls", "1.1.4,1.1.6", "-p", "no:cacheprovider",
-           f"--junitxml={out / 'junit.xml'}", f"--html={out / 'r.html'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--hosts={hosts}",
+        f"--known-hosts={known_hosts}",
+        "--controls",
+        "1.1.4,1.1.6",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={out / 'junit.xml'}",
+        f"--html={out / 'r.html'}",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode in (0, 1), f"suite did not run (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     assert (out / "r.html").stat().st_size > 0
@@ -264,8 +311,9 @@ def test_end_to_end_over_paramiko(sshd: Sshd, tmp_path: Path) -> None:
 def test_end_to_end_host_key_mismatch_errors_only_that_host(sshd: Sshd, tmp_path: Path, impostor_key: str) -> None:
     spec = sshd.spec("paramiko")
     sessions = session_log(sshd)
-    proc, root = run_suite(f"{spec},local://", sshd.write_known_hosts(tmp_path / "known_hosts", impostor_key),
-                           tmp_path / "out")
+    proc, root = run_suite(
+        f"{spec},local://", sshd.write_known_hosts(tmp_path / "known_hosts", impostor_key), tmp_path / "out"
+    )
     assert proc.returncode == 1
     by_host: dict[str, list[tuple[ET.Element, dict[str, str]]]] = {}
     for tc, props in cases(root):
@@ -282,13 +330,33 @@ def test_end_to_end_host_key_mismatch_errors_only_that_host(sshd: Sshd, tmp_path
     assert session_log(sshd) == sessions, "a session was opened despite the mismatch"
 
 
-@pytest.mark.xfail(strict=True, reason="pytest.ini loads the plugin that registers --known-hosts; pytest picks "
-                                       "the ini file from the arguments, so a space-separated FILE outside the "
-                                       "repo is taken as a test path first (usage error)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="pytest.ini loads the plugin that registers --known-hosts; pytest picks "
+    "the ini file from the arguments, so a space-separated FILE outside the "
+    "repo is taken as a test path first (usage error)",
+)
 def test_known_hosts_option_with_space_separated_file_outside_repo(tmp_path: Path) -> None:
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--hosts=local://", "--known-hosts", str(known_hosts),
-                           "--controls", "1.1.6", "-p", "no:cacheprovider", f"--junitxml={tmp_path / 'j.xml'}",
-                           f"--html={tmp_path / 'r.html'}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--hosts=local://",
+            "--known-hosts",
+            str(known_hosts),
+            "--controls",
+            "1.1.6",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={tmp_path / 'j.xml'}",
+            f"--html={tmp_path / 'r.html'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode in (0, 1), proc.stderr
