@@ -3,7 +3,8 @@
 OpenSSH cannot be made to misbehave at the protocol level, so this server speaks real SSH with
 its own host key and authorizes one client key, then answers each exec request with `reply(command)`:
 None never answers the request at all (the host hangs after opening the session), anything else
-is (exit code, stdout bytes) sent back as a real command's output would be.
+is (exit code, stdout bytes) sent back as a real command's output would be. The names of the
+global requests the client sends (keepalives among them) are kept in `global_requests`.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ class HostileServer:
     port: int
     known_hosts: Path
     client_key: Path
+    global_requests: list[str]
 
     def spec(self) -> str:
         return f"paramiko://root@127.0.0.1:{self.port}?ssh_identity_file={self.client_key}"
 
 
 class _Interface(paramiko.ServerInterface):
-    def __init__(self, client_key: paramiko.PKey, reply: Reply, stop: threading.Event):
+    def __init__(self, client_key: paramiko.PKey, reply: Reply, stop: threading.Event, global_requests: list[str]):
         self.client_key, self.reply, self.stop = client_key, reply, stop
+        self.global_requests = global_requests
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -43,6 +46,10 @@ class _Interface(paramiko.ServerInterface):
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_global_request(self, kind: str, msg: paramiko.Message) -> bool:
+        self.global_requests.append(kind)
+        return False  # refused, as OpenSSH refuses a keepalive
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
         answer = self.reply(command.decode(errors="replace"))
@@ -69,6 +76,7 @@ def hostile_ssh_server(workdir: Path, reply: Reply) -> Iterator[HostileServer]:
     client_key.write_private_key_file(str(workdir / "client_key"))
     stop = threading.Event()
     transports: list[paramiko.Transport] = []
+    global_requests: list[str] = []
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -86,14 +94,16 @@ def hostile_ssh_server(workdir: Path, reply: Reply) -> Iterator[HostileServer]:
             transport.add_server_key(host_key)
             transports.append(transport)
             with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
-                transport.start_server(server=_Interface(client_key, reply, stop))
+                transport.start_server(server=_Interface(client_key, reply, stop, global_requests))
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield HostileServer(port, known_hosts, workdir / "client_key")
+        yield HostileServer(port, known_hosts, workdir / "client_key", global_requests)
     finally:
         stop.set()
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
         listener.close()
         for transport in transports:
             transport.close()

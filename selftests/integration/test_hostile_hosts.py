@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cisaudit import transport
 from selftests.hostile_ssh import HostileServer, Reply, hostile_ssh_server
 from selftests.kernel import KernelSandbox
 from selftests.suite_runner import REPO, SuiteRun, run_suite, shown
@@ -65,6 +66,22 @@ def test_host_that_never_answers_exec_ends_with_timeout(tmp_path: Path) -> None:
         elapsed = time.monotonic() - start
         assert_only_that_host_errors(run, server.spec(), re.compile(r"^command timed out after 2 s$"))
         assert elapsed < 60, f"run took {elapsed:.0f} s"
+
+
+@pytest.mark.usefixtures("isolated_ssh")
+def test_idle_paramiko_connection_sends_keepalives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: no keepalive was set, so a half-dead connection between commands went unnoticed.
+    The interval is shortened to 1 s; the server counts the keepalives arriving while the client idles."""
+    monkeypatch.setattr(transport, "KEEPALIVE_S", 1)
+    for server in hostile(tmp_path, lambda command: (0, b"ok\n")):
+        options = transport.ConnectOptions(known_hosts=str(server.known_hosts), connect_timeout=5, command_timeout=5)
+        host = transport.open_host(server.spec(), options)
+        assert host.run("true").stdout == "ok\n"
+        before = len(server.global_requests)
+        time.sleep(3.5)
+        keepalives = [kind for kind in server.global_requests[before:] if kind.startswith("keepalive@")]
+        assert len(keepalives) >= 2, server.global_requests
+        assert host.run("true").stdout == "ok\n"  # refused keepalives leave the connection usable
 
 
 def crafted_probe_output(command: str) -> tuple[int, bytes]:

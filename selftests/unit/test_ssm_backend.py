@@ -380,6 +380,44 @@ def test_empty_chunk_ends_the_fetch_loop(be: ssm.SsmBackend, stub: Stubber, tmp_
     assert be.send_command_calls == 2
 
 
+class SlowClock:
+    """Fake monotonic time for the backend: every poll of a command costs `step` seconds."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, _seconds: float) -> None:
+        self.now += self.step
+
+
+def test_slow_fetches_share_one_deadline(
+    be: ssm.SsmBackend, stub: Stubber, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Regression: each follow-up fetch of spilled output had its own timeouts, so a host that
+    brought every chunk, but slowly, kept the run going for as many commands as it had chunks.
+    Each command here takes 3 s (well within its own 5 s + 5 s); together they pass the
+    command's one deadline (10 s) at the fourth SendCommand, long before the last of the chunks."""
+    monkeypatch.setattr(ssm, "time", SlowClock(step=3.0))
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(200_000))
+    header = spilled(stub, f"cat {data}")
+    chunks = -(-header.size // frame.CHUNK)
+    for index in range(1, 4):  # what the host answers before the deadline passes
+        more = agent_stdout(frame.fetch_script(header.directory, NONCE, index, False))
+        sent(stub, f"{CID[:-1]}{index}")
+        invocation(stub, "Success", command_id=f"{CID[:-1]}{index}", StandardOutputContent=more)
+    with pytest.raises(ssm.SsmTransportError) as caught:
+        be.run(f"cat {data}")
+    message = str(caught.value)
+    assert f"command deadline passed at {4 * frame.CHUNK} of {header.size} characters" in message
+    assert "\n" not in message
+    assert be.send_command_calls == 4 and chunks > 10
+    subprocess.run(["rm", "-rf", header.directory], check=True)
+
+
 def test_announced_size_over_the_limit_is_refused_without_fetching(env: None, tmp_path: Path) -> None:
     be = ssm.SsmBackend(IID, region="us-east-1", delivery_timeout=5, poll_interval=0, max_output_bytes=20_000)
     data = tmp_path / "data"
