@@ -14,7 +14,7 @@ from functools import cached_property
 
 from cisaudit.boot import BootModel, real_path
 from cisaudit.catalogue import Control
-from cisaudit.kernel import PERM_NAMES, AuditObject, Cell, FilterState, host_losses, judge
+from cisaudit.kernel import PERM_NAMES, AuditObject, Cell, FilterState, exclusion_cell, host_losses, judge
 from cisaudit.loader import (
     AUDIT_RULES,
     LoaderMode,
@@ -201,12 +201,43 @@ class Assessment:
         raise ValueError(f"unknown control check {check!r}")
 
     def judge(self, control: Control, target: Target, state: FilterState) -> tuple[list[str], list[str]]:
-        """(what records the object's accesses, why some are not recorded with the key)."""
+        """(what records the object's accesses, why some are not recorded with the key), and for
+        each exclusion (docs/benchmarks.md) the `never` rule that takes its subtree first, or why not."""
+        records, problems = self.object_problems(control, target, state)
+        for path in target.exclusions:
+            found, why = self.excluded(path, state)
+            (records if found else problems).append(why)
+        return records, problems
+
+    def object_problems(self, control: Control, target: Target, state: FilterState) -> tuple[list[str], list[str]]:
+        """judge() for the control's object alone, without its exclusions."""
         obj = self.audit_object(target)
         losses = host_losses(state, obj)
         records, problems = explain(judge(state, obj, control.required_perms, self.abis, self.key,
                                           self.snap.arch), self.abis)
         return records, losses + problems
+
+    def excluded(self, path: str, state: FilterState) -> tuple[bool, str]:
+        """Whether a `never` rule is the first exit rule for every access under `path`."""
+        info = self.snap.paths.get(path)
+        if not (info and info.exists):
+            return True, f"{path} does not exist: nothing to exclude"
+        real = real_path(path, self.snap)
+        obj = AuditObject(real, True, self.boot.fstype(real))
+        cells = [(perm, abi, *exclusion_cell(state, obj, perm, abi, self.key, self.snap.arch))
+                 for perm in "rwxa" for abi in self.abis]
+        defeats = dict.fromkeys(f"{kr.cite()} {why}" for *_, before in cells for kr, why in before)
+        nevers = dict.fromkeys(kr.cite() for _, _, kr, _ in cells if kr)
+        if defeats:
+            return False, (f"the exclusion of {real} comes too late: " + "; ".join(defeats)
+                           + (f", before {', '.join(nevers)}" if nevers else ""))
+        if len(nevers) == 1 and all(kr for _, _, kr, _ in cells):
+            return True, f"{next(iter(nevers))} excludes {real} and everything below it"
+        missing = [f"{PERM_NAMES[p]} on {abi}" for p, abi, kr, _ in cells if not kr]
+        if missing:
+            return False, (f"no `-a exit,never -F dir={real}` rule excludes it before other rules "
+                           f"({', '.join(missing)})")
+        return True, f"{', '.join(nevers)} exclude {real} and everything below it"
 
     def _verdict(self, control: Control, target: Target, state: FilterState, looked_at: list[str],
                  extra: tuple[str, ...]) -> Verdict:

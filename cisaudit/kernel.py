@@ -179,6 +179,26 @@ def judge_cell(state: FilterState, obj: AuditObject, perm: str, abi: str, key: s
     return Cell(perm, abi, None, tuple(lost), tuple(partial))
 
 
+def exclusion_cell(state: FilterState, obj: AuditObject, perm: str, abi: str, key: str,
+                   machine: str) -> tuple[KernelRule | None, tuple[tuple[KernelRule, str], ...]]:
+    """(the `never` rule that takes every access of the cell, rules that match before it and defeat
+    it): the first matching exit rule decides (docs/kernel-behaviour.md), so an exclusion placed
+    after a rule that records the subtree with the key does nothing for it."""
+    before: list[tuple[KernelRule, str]] = []
+    for kr in state.exit:
+        sure, may = exit_reach(kr, obj, perm, abi, machine)
+        if not may:
+            continue
+        if kr.actions == {"never"} and sure:
+            return kr, tuple(before)
+        if key in kr.keys:
+            before.append((kr, "records them with the key first"))
+        elif sure:
+            before.append((kr, "takes every access first (key(s) " + (", ".join(kr.keys) or "none") + ")"))
+            break
+    return None, tuple(before)
+
+
 def _exclude_takes(rule: AuditRule) -> bool:
     types = [c for c in rule.conditions if c.name == "msgtype"]
     if not types:

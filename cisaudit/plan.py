@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from cisaudit.boot import VOLATILE_FS, bound_location
-from cisaudit.catalogue import Control
+from cisaudit.boot import VOLATILE_FS, bound_location, real_path
+from cisaudit.catalogue import Benchmark, Control, benchmark, exclusion_rule
 from cisaudit.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment
 from cisaudit.kernel import AuditObject, KernelRule, WatchKind, exit_reach
 from cisaudit.loader import boot_state
+from cisaudit.locate import Target
 from cisaudit.probe import Snapshot
 from cisaudit.rules import AuditRule, parse_rule
 
@@ -35,6 +36,7 @@ class Plan:
     rules: tuple[tuple[str, str], ...]  # (control id, rule line) to add
     left_alone: tuple[tuple[str, str], ...]  # (control id, why the tool does not touch it)
     tmpfiles: tuple[str, ...] = ()  # tmpfiles.d lines for TMPFILES_CONF
+    benchmark: Benchmark | None = None  # the benchmark version the rules implement
 
     @property
     def rule_lines(self) -> list[str]:
@@ -47,7 +49,8 @@ class Plan:
                 f"{cid}: {rule}" for cid, rule in self.rules))
         if self.tmpfiles:
             parts.append(f"write {TMPFILES_CONF} (so the rules load at boot): " + "; ".join(self.tmpfiles))
-        return "; ".join(parts) or "nothing to add"
+        named = f"{self.benchmark.title} v{self.benchmark.version}: " if self.benchmark else ""
+        return named + ("; ".join(parts) or "nothing to add")
 
 
 def _version_key(name: str) -> list:
@@ -114,7 +117,23 @@ def _boot_fixes(assessment: Assessment, selected: list[Control]) -> tuple[Assess
     return assessment, fixes
 
 
-def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
+def _control_rules(assessment: Assessment, control: Control, located: Target, real: str) -> list[str]:
+    """The rules a failing control needs, in the order to write and load them: its exclusions
+    first (the first matching exit rule takes an access, docs/kernel-behaviour.md), then its rule."""
+    states = [replace(s, silenced=[]) for s in (assessment.live_state, assessment.boot_state)]
+    rules = [exclusion_rule(real_path(path, assessment.snap)) for path in located.exclusions
+             if not all(assessment.excluded(path, state)[0] for state in states)]
+    if any(assessment.object_problems(control, located, state)[1] for state in states):
+        rules.append(control.rule_text(_spelling(assessment, real), assessment.key))
+    return rules
+
+
+def make_plan(assessment: Assessment, selected: list[Control], version: Benchmark | None = None) -> Plan:
+    plan = _make_plan(assessment, selected)
+    return replace(plan, benchmark=version or benchmark())
+
+
+def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
     mode = assessment.mode.mode
     target = MANAGED_FILE if mode == "augenrules" else AUDIT_RULES
     planned: list[tuple[str, str]] = []
@@ -149,9 +168,9 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
             left.append((control.id, "; ".join(assessment.live_state.silenced) or "persisted but not in the "
                                      "kernel: reload the rules (augenrules --load) or reboot"))
             continue
-        rule = control.rule_text(_spelling(assessment, real), assessment.key)
-        identity = _identity(rule)
-        if any(isinstance(l.item, AuditRule) and l.item.identity == identity for l in assessment.persisted_lines):
+        rules = _control_rules(assessment, control, located, real)
+        persisted_ids = {l.item.identity for l in assessment.persisted_lines if isinstance(l.item, AuditRule)}
+        if not rules or any(_identity(rule) in persisted_ids for rule in rules):
             # Persisted already: a second copy would stop the boot-time load ("Rule exists").
             left.append((control.id, "its rule is persisted already; what keeps it failing: " + (
                 persisted.summary if persisted.status == FAIL else live.summary)))
@@ -160,7 +179,7 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
         if why:
             left.append((control.id, why))
             continue
-        planned.append((control.id, rule))
+        planned += [(control.id, rule) for rule in rules]
         tmpfiles += [t for t in extra if t not in tmpfiles]
     return _verified(original, mode, target, planned, tmpfiles, left, selected)
 
@@ -210,6 +229,10 @@ def _verified(assessment: Assessment, mode: str, target: str, planned: list[tupl
             stop = after_boot.stopped_at
             left.append((cid, "would never load at boot" + (f": loading stops at {stop[0].where} ({stop[1]})"
                                                             if stop else "")))
+        elif robbed and boot_rules[position].actions == {"never"}:
+            left.append((cid, f"{rule} at {target} would stop {robbed[0].cite()}, a rule the tool did not write, "
+                              "from recording accesses below it (the kernel gives an access to the first matching "
+                              "rule)"))
         elif robbed:
             kr = robbed[0]
             left.append((cid, f"{rule} at {target} would take accesses that {kr.cite()}, a rule the tool did not "
@@ -221,6 +244,8 @@ def _verified(assessment: Assessment, mode: str, target: str, planned: list[tupl
                               + "; ".join(live_problems or boot_problems)))
         else:
             keep.append((cid, rule))
+    failed = {cid for cid, _ in left}  # a control's rules are kept together or not at all
+    keep = [(cid, rule) for cid, rule in keep if cid not in failed]
     parents = {bound_location(_rule_path(r), snap).rpartition("/")[0] or "/" for _, r in keep}
     fixed_lines = {bound_location(l.rule.path, snap).rpartition("/")[0] for l in after_boot.rules if l.rule.path}
     used = [t for t in tmpfiles if t.split()[1] in parents or t.split()[1] in fixed_lines]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cisaudit.catalogue import DEFAULT_VERSION, benchmark
 from cisaudit.compliance_html import render_html
 from cisaudit.results import CaseResult, RunInfo, RunResults, command_line, commit, describe_mode, tool_version
 from cisaudit.results_json import render_json
@@ -84,7 +85,8 @@ class ComplianceTally:
         info = RunInfo(command_line(config.invocation_params.args),
                        describe_mode(option("remediate", False), option("backout", False), option("dry_run", False),
                                      option("require_all", False)),
-                       option("require_all", False), self.started, time.time(), tool_version(), commit())
+                       option("require_all", False), self.started, time.time(), tool_version(), commit(),
+                       benchmark(option("benchmark", DEFAULT_VERSION)))
         return RunResults(info, self.cases, self.facts, dict(self.commands))
 
 
