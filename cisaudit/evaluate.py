@@ -218,26 +218,23 @@ class Assessment:
         return records, losses + problems
 
     def excluded(self, path: str, state: FilterState) -> tuple[bool, str]:
-        """Whether a `never` rule is the first exit rule for every access under `path`."""
+        """Whether no access below an excluded directory is recorded with the key: a `never` rule
+        must match it first wherever a rule with the key would (docs/benchmarks.md)."""
         info = self.snap.paths.get(path)
         if not (info and info.exists):
             return True, f"{path} does not exist: nothing to exclude"
         real = real_path(path, self.snap)
         obj = AuditObject(real, True, self.boot.fstype(real))
-        cells = [(perm, abi, *exclusion_cell(state, obj, perm, abi, self.key, self.snap.arch))
-                 for perm in "rwxa" for abi in self.abis]
-        defeats = dict.fromkeys(f"{kr.cite()} {why}" for *_, before in cells for kr, why in before)
-        nevers = dict.fromkeys(kr.cite() for _, _, kr, _ in cells if kr)
-        if defeats:
-            return False, (f"the exclusion of {real} comes too late: " + "; ".join(defeats)
-                           + (f", before {', '.join(nevers)}" if nevers else ""))
-        if len(nevers) == 1 and all(kr for _, _, kr, _ in cells):
-            return True, f"{next(iter(nevers))} excludes {real} and everything below it"
-        missing = [f"{PERM_NAMES[p]} on {abi}" for p, abi, kr, _ in cells if not kr]
-        if missing:
-            return False, (f"no `-a exit,never -F dir={real}` rule excludes it before other rules "
-                           f"({', '.join(missing)})")
-        return True, f"{', '.join(nevers)} exclude {real} and everything below it"
+        cells = [exclusion_cell(state, obj, p, abi, self.key, self.snap.arch) for p in "rwxa" for abi in self.abis]
+        keyed = dict.fromkeys(kr.cite() for _, before in cells for kr in before)
+        nevers = dict.fromkeys(kr.cite() for kr, _ in cells if kr)
+        if keyed:
+            return False, (f"accesses below {real}, which the benchmark excludes, are recorded with the key by "
+                           f"{', '.join(keyed)}" + (f", before {', '.join(nevers)}" if nevers else "")
+                           + f": place `-a exit,never -F dir={real}` before it (the first matching rule decides)")
+        if nevers:
+            return True, f"{', '.join(nevers)} excludes {real} and everything below it"
+        return True, f"no rule records accesses below {real} with the key (excluded)"
 
     def _verdict(self, control: Control, target: Target, state: FilterState, looked_at: list[str],
                  extra: tuple[str, ...]) -> Verdict:

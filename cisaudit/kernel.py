@@ -180,23 +180,22 @@ def judge_cell(state: FilterState, obj: AuditObject, perm: str, abi: str, key: s
 
 
 def exclusion_cell(state: FilterState, obj: AuditObject, perm: str, abi: str, key: str,
-                   machine: str) -> tuple[KernelRule | None, tuple[tuple[KernelRule, str], ...]]:
-    """(the `never` rule that takes every access of the cell, rules that match before it and defeat
+                   machine: str) -> tuple[KernelRule | None, tuple[KernelRule, ...]]:
+    """(the `never` rule that takes every access of the cell, rules with the key that match before
     it): the first matching exit rule decides (docs/kernel-behaviour.md), so an exclusion placed
     after a rule that records the subtree with the key does nothing for it."""
-    before: list[tuple[KernelRule, str]] = []
+    keyed: list[KernelRule] = []
     for kr in state.exit:
         sure, may = exit_reach(kr, obj, perm, abi, machine)
         if not may:
             continue
         if kr.actions == {"never"} and sure:
-            return kr, tuple(before)
-        if key in kr.keys:
-            before.append((kr, "records them with the key first"))
+            return kr, tuple(keyed)
+        if key in kr.keys:  # records some or all with the key (or may, where the listing is ambiguous)
+            keyed.append(kr)
         elif sure:
-            before.append((kr, "takes every access first (key(s) " + (", ".join(kr.keys) or "none") + ")"))
-            break
-    return None, tuple(before)
+            break  # taken by a rule of another key: not recorded with ours
+    return None, tuple(keyed)
 
 
 def _exclude_takes(rule: AuditRule) -> bool:

@@ -117,15 +117,18 @@ def _boot_fixes(assessment: Assessment, selected: list[Control]) -> tuple[Assess
     return assessment, fixes
 
 
-def _control_rules(assessment: Assessment, control: Control, located: Target, real: str) -> list[str]:
-    """The rules a failing control needs, in the order to write and load them: its exclusions
-    first (the first matching exit rule takes an access, docs/kernel-behaviour.md), then its rule."""
-    states = [replace(s, silenced=[]) for s in (assessment.live_state, assessment.boot_state)]
+def _control_rules(assessment: Assessment, control: Control, located: Target, real: str) -> tuple[list[str], bool]:
+    """The benchmark's rules a failing control lacks, in the order to write and load them: its
+    exclusions first (the first matching exit rule takes an access, docs/kernel-behaviour.md),
+    then its own rule where its object is not recorded; and whether that rule is persisted already."""
+    persisted = {l.item.identity for l in assessment.persisted_lines if isinstance(l.item, AuditRule)}
     rules = [exclusion_rule(real_path(path, assessment.snap)) for path in located.exclusions
-             if not all(assessment.excluded(path, state)[0] for state in states)]
-    if any(assessment.object_problems(control, located, state)[1] for state in states):
-        rules.append(control.rule_text(_spelling(assessment, real), assessment.key))
-    return rules
+             if (info := assessment.snap.paths.get(path)) and info.exists]
+    states = [replace(s, silenced=[]) for s in (assessment.live_state, assessment.boot_state)]
+    own = control.rule_text(_spelling(assessment, real), assessment.key)
+    needed = any(assessment.object_problems(control, located, state)[1] for state in states)
+    rules += [own] if needed else []
+    return [rule for rule in rules if _identity(rule) not in persisted], needed and _identity(own) in persisted
 
 
 def make_plan(assessment: Assessment, selected: list[Control], version: Benchmark | None = None) -> Plan:
@@ -168,9 +171,8 @@ def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
             left.append((control.id, "; ".join(assessment.live_state.silenced) or "persisted but not in the "
                                      "kernel: reload the rules (augenrules --load) or reboot"))
             continue
-        rules = _control_rules(assessment, control, located, real)
-        persisted_ids = {l.item.identity for l in assessment.persisted_lines if isinstance(l.item, AuditRule)}
-        if not rules or any(_identity(rule) in persisted_ids for rule in rules):
+        rules, own_persisted = _control_rules(assessment, control, located, real)
+        if own_persisted or not rules:
             # Persisted already: a second copy would stop the boot-time load ("Rule exists").
             left.append((control.id, "its rule is persisted already; what keeps it failing: " + (
                 persisted.summary if persisted.status == FAIL else live.summary)))
