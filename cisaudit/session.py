@@ -36,7 +36,7 @@ class HostSession:
     version: str = DEFAULT_VERSION  # the benchmark version whose controls are checked
     commands: int = 0  # remote commands sent to this host in this run
     events_output: str | None = None  # --verify-events: ausearch output, fetched once
-    change: Any = None  # --remediate/--backout: what this run did to the host (fixtures.remediation.Change)
+    change: Any = None  # --remediate/--backout: what this run did to the host (cisaudit.change.Change)
     _host: object | None = None
     _assessment: Assessment | None = None
     _error: str | None = None
