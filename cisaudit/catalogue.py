@@ -76,8 +76,13 @@ def benchmark(version: str = DEFAULT_VERSION) -> Benchmark:
 def controls(version: str = DEFAULT_VERSION) -> tuple[Control, ...]:
     loaded = []
     for entry in _data(version)["control"]:
-        control = Control(**{**entry, "assessment": AssessmentStatus(entry.get("assessment", "automated")),
-                             "exclude": tuple(entry.get("exclude", ()))})
+        control = Control(
+            **{
+                **entry,
+                "assessment": AssessmentStatus(entry.get("assessment", "automated")),
+                "exclude": tuple(entry.get("exclude", ())),
+            }
+        )
         if control.style not in STYLE_PERMS:
             raise ValueError(f"{control.id}: unknown style {control.style!r}")
         if control.exclude and control.locate != "data-root":

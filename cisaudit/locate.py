@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass, field
+from typing import Any
 
 from cisaudit.catalogue import Control
 from cisaudit.probe import PathInfo, Snapshot
@@ -30,7 +31,7 @@ class Target:
         return bool(self.info and self.info.exists)
 
 
-def _daemon_config(snap: Snapshot) -> tuple[dict, tuple[str, ...]]:
+def _daemon_config(snap: Snapshot) -> tuple[dict[str, Any], tuple[str, ...]]:
     if snap.daemon_json is None:
         return {}, ()
     try:
@@ -45,13 +46,13 @@ def _flag(args: list[str], name: str) -> str | None:
     value = None
     for i, arg in enumerate(args):
         if arg.startswith(name + "="):
-            value = arg[len(name) + 1:]
+            value = arg[len(name) + 1 :]
         elif arg == name and i + 1 < len(args):
             value = args[i + 1]
     return value
 
 
-def _setting(snap: Snapshot, config: dict, key: str) -> tuple[str | None, str]:
+def _setting(snap: Snapshot, config: dict[str, Any], key: str) -> tuple[str | None, str]:
     """A dockerd setting from its running command line (`--key`) or daemon.json (dockerd refuses both)."""
     flag = _flag(snap.dockerd_args, "--" + key)
     if flag is not None:
@@ -112,8 +113,11 @@ def _containerd_socket(snap: Snapshot, default: str) -> tuple[str, str, tuple[st
     try:
         config = tomllib.loads(snap.containerd_config)
     except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError; deep nesting recurses
-        return default, "default address", (f"/etc/containerd/config.toml is not valid TOML: "
-                                            f"{type(exc).__name__}: {str(exc)[:200]}",)
+        return (
+            default,
+            "default address",
+            (f"/etc/containerd/config.toml is not valid TOML: {type(exc).__name__}: {str(exc)[:200]}",),
+        )
     grpc = config.get("grpc")
     address = grpc.get("address") if isinstance(grpc, dict) else None
     if isinstance(address, str) and address.startswith("/"):
@@ -173,5 +177,4 @@ def resolve(control: Control, snap: Snapshot) -> Target:
 
 def unknown_paths(targets: list[Target]) -> list[str]:
     """Paths the probe did not stat (config named something it could not foresee)."""
-    return sorted({t.path for t in targets if t.info is None} | {
-        e for t in targets for e in t.unstated})
+    return sorted({t.path for t in targets if t.info is None} | {e for t in targets for e in t.unstated})

@@ -86,18 +86,26 @@ def _nonce() -> str:
     return "@@cisaudit-" + secrets.token_hex(8)
 
 
-def render_script(extra_paths: list[str] | None = None,
-                  catalogue: tuple[Control, ...] | None = None) -> tuple[str, str]:
+def render_script(
+    extra_paths: list[str] | None = None, catalogue: tuple[Control, ...] | None = None
+) -> tuple[str, str]:
     """The probe command for a benchmark version's controls, and the nonce that frames its sections."""
     catalogue = catalogue or controls()
     nonce = _nonce()
     paths = sorted({c.path for c in catalogue} | set(extra_paths or ()))
     excludes = sorted({sub for c in catalogue for sub in c.exclude})
-    header = "".join(f"{name}={shlex.quote(value)}\n" for name, value in (
-        ("M", nonce), ("BINARIES", " ".join(_names(catalogue, "binary"))),
-        ("UNITS", " ".join(_unit_names(catalogue))), ("SOCKETS", " ".join(_names(catalogue, "socket"))),
-        ("EXCLUDES", " ".join(excludes)), ("PATHS", " ".join(paths)),
-        ("KERNEL_RULES_PY", KERNEL_RULES.read_text())))
+    header = "".join(
+        f"{name}={shlex.quote(value)}\n"
+        for name, value in (
+            ("M", nonce),
+            ("BINARIES", " ".join(_names(catalogue, "binary"))),
+            ("UNITS", " ".join(_unit_names(catalogue))),
+            ("SOCKETS", " ".join(_names(catalogue, "socket"))),
+            ("EXCLUDES", " ".join(excludes)),
+            ("PATHS", " ".join(paths)),
+            ("KERNEL_RULES_PY", KERNEL_RULES.read_text()),
+        )
+    )
     return header + LIBRARY.read_text() + SCRIPT.read_text(), nonce
 
 
@@ -105,8 +113,14 @@ def render_stat_script(paths: list[str]) -> tuple[str, str]:
     """A follow-up for paths the probe could not know in advance (a config naming an odd path):
     every path is one quoted argument, so any byte but NUL survives."""
     nonce = _nonce()
-    return (f"M={shlex.quote(nonce)}\n" + LIBRARY.read_text()
-            + "stat_paths " + " ".join(shlex.quote(p) for p in paths) + "\nsec 'done'; end\n", nonce)
+    return (
+        f"M={shlex.quote(nonce)}\n"
+        + LIBRARY.read_text()
+        + "stat_paths "
+        + " ".join(shlex.quote(p) for p in paths)
+        + "\nsec 'done'; end\n",
+        nonce,
+    )
 
 
 def _records(body: str) -> list[str]:
@@ -129,8 +143,10 @@ def parse_stat_sections(paths: str, targets: str, modes: str) -> dict[str, PathI
         fields = record.split(" ", 3)
         if len(fields) == 4:
             owners[fields[3]] = " ".join(fields[:3])
-    return {path: PathInfo(path, kind, target, owners.get(path, ""))
-            for (kind, path), target in zip(pairs, resolved, strict=True)}
+    return {
+        path: PathInfo(path, kind, target, owners.get(path, ""))
+        for (kind, path), target in zip(pairs, resolved, strict=True)
+    }
 
 
 def parse_stat_output(output: str, nonce: str) -> dict[str, PathInfo]:
@@ -146,7 +162,7 @@ def _kernel_rules(body: str) -> list[tuple[str, str, str, str]] | None:
     if "done" not in lines:
         return None  # incomplete: believe nothing of it
     rules = []
-    for line in lines[:lines.index("done")]:
+    for line in lines[: lines.index("done")]:
         fields = line.split(" ")
         if len(fields) != 4:
             return None
@@ -172,7 +188,7 @@ def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
         if line.startswith(nonce + " "):
             if name is not None:
                 sections.append((name, arg or "", "\n".join(body)))
-            name, _, arg = line[len(nonce) + 1:].partition(" ")
+            name, _, arg = line[len(nonce) + 1 :].partition(" ")
             body = []
         elif name is not None:
             body.append(line)
@@ -269,8 +285,9 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
                 snap.binaries[arg] = text.splitlines()[0]
         elif name in ("paths", "targets", "modes"):
             stat_bodies[name] = body
-    snap.paths = parse_stat_sections(stat_bodies.get("paths", ""), stat_bodies.get("targets", ""),
-                                     stat_bodies.get("modes", ""))
+    snap.paths = parse_stat_sections(
+        stat_bodies.get("paths", ""), stat_bodies.get("targets", ""), stat_bodies.get("modes", "")
+    )
     snap.auditd_unit = "\n".join(unit_parts)
     by_name = {Path(p).name: p for p in files}
     ordered = [by_name[n] for n in order if n in by_name]

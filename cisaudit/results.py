@@ -62,8 +62,17 @@ class CaseResult:
 
     @classmethod
     def from_props(cls, props: dict[str, str], started: float, finished: float) -> CaseResult:
-        names = ("summary", "evidence", "title", "level", "change", "waiver", "waiver_expiration", "waiver_expired",
-                 "audited")
+        names = (
+            "summary",
+            "evidence",
+            "title",
+            "level",
+            "change",
+            "waiver",
+            "waiver_expiration",
+            "waiver_expired",
+            "audited",
+        )
         return cls(
             props["host"],
             props["control_id"],

@@ -131,8 +131,9 @@ def test_remediate_writes_the_exclusions_first_and_backout_undoes_them(kernel: K
     assert "/run/docker.sock" in audit.case("local://", "1.1.9", "live")["audited"]
     assert audit.case("local://", "1.1.9", "live")["benchmark"] == "CIS Docker Benchmark v1.8.0"
 
-    fixed = run_suite(tmp_path / "fixed", ["local://"], "--benchmark=1.8.0", "--controls=1.1.4,1.1.5,1.1.6,1.1.9",
-                      "--remediate")
+    fixed = run_suite(
+        tmp_path / "fixed", ["local://"], "--benchmark=1.8.0", "--controls=1.1.4,1.1.5,1.1.6,1.1.9", "--remediate"
+    )
     for cid in (*PRESENT, "1.1.5"):
         for check in ("live", "persisted"):
             assert fixed.verdict("local://", cid, check) == "pass", (cid, check, fixed.output[-3000:])

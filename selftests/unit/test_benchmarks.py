@@ -68,10 +68,20 @@ def host(persisted=(), listing=None, daemon_json=None, dirs=(f"{ROOT}/volumes", 
         paths.setdefault(f"{ROOT}/{sub}", PathInfo(f"{ROOT}/{sub}", "absent", f"{ROOT}/{sub}"))
     if listing is None:
         listing = "\n".join(LISTED[r] for r in persisted) or "No rules"
-    fields = dict(uid=0, arch="x86_64", auditctl="/sbin/auditctl", status_rc=0, status_text="enabled 1\n",
-                  auditd_running=True, listing_rc=0, listing_text=listing, auditd_unit=UNIT,
-                  rules_d=[("/etc/audit/rules.d/60-site.rules", "".join(r + "\n" for r in persisted))],
-                  daemon_json=daemon_json, paths=paths)
+    fields = dict(
+        uid=0,
+        arch="x86_64",
+        auditctl="/sbin/auditctl",
+        status_rc=0,
+        status_text="enabled 1\n",
+        auditd_running=True,
+        listing_rc=0,
+        listing_text=listing,
+        auditd_unit=UNIT,
+        rules_d=[("/etc/audit/rules.d/60-site.rules", "".join(r + "\n" for r in persisted))],
+        daemon_json=daemon_json,
+        paths=paths,
+    )
     return Snapshot(**{**fields, **over})
 
 
@@ -80,16 +90,27 @@ def verdicts(snap):
     return {check: a.control_verdict(V18["1.1.5"], check) for check in ("live", "persisted")}
 
 
-@pytest.mark.parametrize(("rules", "expected", "why"), [
-    ((NEVER_VOLUMES, NEVER_OVERLAY, TREE), PASS, "excludes /var/lib/docker/volumes"),
-    ((TREE, NEVER_VOLUMES, NEVER_OVERLAY), FAIL, "are recorded with the key by `-w /var/lib/docker -"),
-    ((INODE, NEVER_VOLUMES, NEVER_OVERLAY), PASS, "excludes /var/lib/docker/volumes"),
-    ((INODE,), PASS, "no rule records accesses below /var/lib/docker/volumes with the key"),
-    ((TREE,), FAIL, "place `-a exit,never -F dir=/var/lib/docker/volumes` before it"),
-    ((NEVER_VOLUMES, TREE), FAIL, "below /var/lib/docker/overlay2, which the benchmark excludes"),
-    ((NEVER_VOLUMES, NEVER_OVERLAY), FAIL, "no rule records with the key"),
-], ids=["exclusions-first", "exclusions-after-the-watch", "benchmark-text-order", "inode-rule-only",
-        "tree-watch-no-exclusions", "one-exclusion-missing", "exclusions-only"])
+@pytest.mark.parametrize(
+    ("rules", "expected", "why"),
+    [
+        ((NEVER_VOLUMES, NEVER_OVERLAY, TREE), PASS, "excludes /var/lib/docker/volumes"),
+        ((TREE, NEVER_VOLUMES, NEVER_OVERLAY), FAIL, "are recorded with the key by `-w /var/lib/docker -"),
+        ((INODE, NEVER_VOLUMES, NEVER_OVERLAY), PASS, "excludes /var/lib/docker/volumes"),
+        ((INODE,), PASS, "no rule records accesses below /var/lib/docker/volumes with the key"),
+        ((TREE,), FAIL, "place `-a exit,never -F dir=/var/lib/docker/volumes` before it"),
+        ((NEVER_VOLUMES, TREE), FAIL, "below /var/lib/docker/overlay2, which the benchmark excludes"),
+        ((NEVER_VOLUMES, NEVER_OVERLAY), FAIL, "no rule records with the key"),
+    ],
+    ids=[
+        "exclusions-first",
+        "exclusions-after-the-watch",
+        "benchmark-text-order",
+        "inode-rule-only",
+        "tree-watch-no-exclusions",
+        "one-exclusion-missing",
+        "exclusions-only",
+    ],
+)
 def test_1_1_5_exclusions_are_judged_in_first_match_order(rules, expected, why):
     result = verdicts(host(rules))
     assert {c: v.status for c, v in result.items()} == {"live": expected, "persisted": expected}
@@ -101,19 +122,35 @@ def test_an_absent_subdirectory_needs_no_exclusion():
     assert result["live"].status == PASS and "volumes does not exist: nothing to exclude" in result["live"].summary
 
 
-@pytest.mark.parametrize(("daemon_json", "args", "subuid", "root", "excluded"), [
-    (None, [], None, ROOT, ROOT),
-    ({"data-root": "/srv/docker"}, [], None, "/srv/docker", "/srv/docker"),
-    (None, ["/usr/sbin/dockerd", "--data-root", "/data/d", "-H", "fd://"], None, "/data/d", "/data/d"),
-    (None, ["/usr/sbin/dockerd", "--data-root=/data/d"], None, "/data/d", "/data/d"),
-    ({"userns-remap": "default"}, [], "root:100000:65536\ndockremap:165536:65536\n", ROOT, f"{ROOT}/165536.165536"),
-    ({"data-root": "/srv/d", "userns-remap": "ops:ops"}, [], "ops:200000:65536\n", "/srv/d", "/srv/d/200000.200000"),
-    (None, ["/usr/sbin/dockerd", "--userns-remap=default"], "dockremap:231072:65536\n", ROOT,
-     f"{ROOT}/231072.231072"),
-], ids=["default", "daemon-json", "flag", "flag-equals", "remap-default", "remap-user-group", "remap-flag"])
+@pytest.mark.parametrize(
+    ("daemon_json", "args", "subuid", "root", "excluded"),
+    [
+        (None, [], None, ROOT, ROOT),
+        ({"data-root": "/srv/docker"}, [], None, "/srv/docker", "/srv/docker"),
+        (None, ["/usr/sbin/dockerd", "--data-root", "/data/d", "-H", "fd://"], None, "/data/d", "/data/d"),
+        (None, ["/usr/sbin/dockerd", "--data-root=/data/d"], None, "/data/d", "/data/d"),
+        ({"userns-remap": "default"}, [], "root:100000:65536\ndockremap:165536:65536\n", ROOT, f"{ROOT}/165536.165536"),
+        (
+            {"data-root": "/srv/d", "userns-remap": "ops:ops"},
+            [],
+            "ops:200000:65536\n",
+            "/srv/d",
+            "/srv/d/200000.200000",
+        ),
+        (
+            None,
+            ["/usr/sbin/dockerd", "--userns-remap=default"],
+            "dockremap:231072:65536\n",
+            ROOT,
+            f"{ROOT}/231072.231072",
+        ),
+    ],
+    ids=["default", "daemon-json", "flag", "flag-equals", "remap-default", "remap-user-group", "remap-flag"],
+)
 def test_data_root_and_userns_remap_are_derived(daemon_json, args, subuid, root, excluded):
-    snap = host(daemon_json=json.dumps(daemon_json) if daemon_json else None, dockerd_args=args,
-                subuid=subuid, subgid=subuid)
+    snap = host(
+        daemon_json=json.dumps(daemon_json) if daemon_json else None, dockerd_args=args, subuid=subuid, subgid=subuid
+    )
     target = resolve(V18["1.1.5"], snap)
     assert target.path == root and target.problems == ()
     assert target.exclusions == (f"{excluded}/volumes", f"{excluded}/overlay2")
@@ -123,18 +160,26 @@ def test_a_remap_user_without_a_range_is_a_stated_problem_and_unknown_paths_are_
     snap = host(daemon_json=json.dumps({"userns-remap": "default"}), subuid="", subgid="")
     target = resolve(V18["1.1.5"], snap)
     assert "no range for it in /etc/subuid" in target.problems[0]
-    remapped = host(daemon_json=json.dumps({"userns-remap": "default"}), subuid="dockremap:1:2\n",
-                    subgid="dockremap:1:2\n")
+    remapped = host(
+        daemon_json=json.dumps({"userns-remap": "default"}), subuid="dockremap:1:2\n", subgid="dockremap:1:2\n"
+    )
     assert unknown_paths([resolve(V18["1.1.5"], remapped)]) == [f"{ROOT}/1.1/overlay2", f"{ROOT}/1.1/volumes"]
 
 
-@pytest.mark.parametrize(("unit", "path"), [
-    ("[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\n", "/run/docker.sock"),
-    ("[Socket]\nListenStream=/run/docker.sock\n# /etc/systemd/system/docker.socket.d/x.conf\n[Socket]\n"
-     "ListenStream=\nListenStream=/srv/docker.sock\n", "/srv/docker.sock"),
-    ("[Socket]\nListenStream=2375\n", "/var/run/docker.sock"),
-    ("", "/var/run/docker.sock"),
-], ids=["debian", "drop-in-resets", "tcp-only", "no-unit"])
+@pytest.mark.parametrize(
+    ("unit", "path"),
+    [
+        ("[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\n", "/run/docker.sock"),
+        (
+            "[Socket]\nListenStream=/run/docker.sock\n# /etc/systemd/system/docker.socket.d/x.conf\n[Socket]\n"
+            "ListenStream=\nListenStream=/srv/docker.sock\n",
+            "/srv/docker.sock",
+        ),
+        ("[Socket]\nListenStream=2375\n", "/var/run/docker.sock"),
+        ("", "/var/run/docker.sock"),
+    ],
+    ids=["debian", "drop-in-resets", "tcp-only", "no-unit"],
+)
 def test_1_1_9_audits_the_listen_stream_of_docker_socket(unit, path):
     snap = host(socket_units={"docker.socket": unit} if unit else {})
     target = resolve(V18["1.1.9"], snap)
@@ -165,7 +210,8 @@ def test_an_exclusion_that_would_come_after_a_site_watch_is_left_alone():
 @pytest.mark.parametrize("key", ["site", "docker"])
 def test_an_exclusion_never_narrows_a_later_site_rule(key):
     """Nothing lost: our `never` before 90-site.rules' watch would take the events it records now."""
-    snap = host(rules_d=[("/etc/audit/rules.d/90-site.rules", f"-w {ROOT} -k {key}\n")],
-                listing=f"-w {ROOT} -p rwxa -k {key}")
+    snap = host(
+        rules_d=[("/etc/audit/rules.d/90-site.rules", f"-w {ROOT} -k {key}\n")], listing=f"-w {ROOT} -p rwxa -k {key}"
+    )
     plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]])
     assert plan.rules == () and f"would stop `-w /var/lib/docker -k {key}`" in plan.left_alone[0][1]
