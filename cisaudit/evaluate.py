@@ -207,7 +207,7 @@ class Assessment:
 
     def judge(self, control: Control, target: Target, state: FilterState) -> tuple[list[str], list[str]]:
         """(what records the object's accesses, why some are not recorded with the key), and for
-        each exclusion (docs/benchmarks.md) the `never` rule that takes its subtree first, or why not."""
+        each exclusion (docs/benchmarks.md) whether accesses below it escape the key."""
         records, problems = self.object_problems(control, target, state)
         for path in target.exclusions:
             found, why = self.excluded(path, state)
