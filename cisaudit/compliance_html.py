@@ -179,7 +179,7 @@ def _detail_data(results: RunResults) -> str:
                         c.check,
                         _shown_status(c),
                         c.summary,
-                        c.evidence,
+                        (f"audited: {c.audited}\n" if c.audited else "") + c.evidence,
                         c.change,
                         c.waiver,
                     )

@@ -14,7 +14,7 @@ from functools import cached_property
 
 from cisaudit.boot import BootModel, real_path
 from cisaudit.catalogue import Control
-from cisaudit.kernel import PERM_NAMES, AuditObject, Cell, FilterState, host_losses, judge
+from cisaudit.kernel import PERM_NAMES, AuditObject, Cell, FilterState, exclusion_cell, host_losses, judge
 from cisaudit.loader import (
     AUDIT_RULES,
     LoaderMode,
@@ -50,8 +50,10 @@ def _describe(cells: list[Cell], abis: tuple[str, ...]) -> str:
     groups: dict[tuple[str, ...], list[str]] = {}
     for perm, perm_abis in by_perm.items():
         groups.setdefault(tuple(perm_abis), []).append(PERM_NAMES[perm])
-    return "; ".join(", ".join(names) + ("" if set(group) == set(abis) else f" on {'/'.join(group)}")
-                     for group, names in groups.items())
+    return "; ".join(
+        ", ".join(names) + ("" if set(group) == set(abis) else f" on {'/'.join(group)}")
+        for group, names in groups.items()
+    )
 
 
 def explain(cells: list[Cell], abis: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -67,8 +69,10 @@ def explain(cells: list[Cell], abis: tuple[str, ...]) -> tuple[list[str], list[s
         if not cell.lost:
             partial = f"; only partly by {', '.join(k.cite() for k in cell.partial)}" if cell.partial else ""
             problems.setdefault(f"no rule records with the key{partial}", []).append(cell)
-    return ([f"{cite} records {_describe(c, abis)}" for cite, c in recorded.items()],
-            [f"{why}: {_describe(c, abis)}" for why, c in problems.items()])
+    return (
+        [f"{cite} records {_describe(c, abis)}" for cite, c in recorded.items()],
+        [f"{why}: {_describe(c, abis)}" for why, c in problems.items()],
+    )
 
 
 def _mentions(texts: list[tuple[str, str]], paths: set[str]) -> list[str]:
@@ -151,8 +155,10 @@ class Assessment:
     @cached_property
     def load_evidence(self) -> tuple[str, ...]:
         """How the host loads its persisted rules at boot, and every line that fails to load then."""
-        return (f"loader: {self.mode.mode} ({self.mode.reason})",
-                *(f"at boot {l.where}: {l.text}: {err}" for l, err in self.persisted.failures))
+        return (
+            f"loader: {self.mode.mode} ({self.mode.reason})",
+            *(f"at boot {l.where}: {l.text}: {err}" for l, err in self.persisted.failures),
+        )
 
     def target(self, control: Control) -> Target:
         return resolve(control, self.snap)
@@ -172,8 +178,7 @@ class Assessment:
     # -- preconditions --------------------------------------------------------------------
     def _access_error(self) -> Verdict | None:
         if self.snap.uid != 0:
-            return Verdict(ERROR, f"not root (uid {self.snap.uid}): use sudo=true in the host spec "
-                                  "or --sudo")
+            return Verdict(ERROR, f"not root (uid {self.snap.uid}): use sudo=true in the host spec or --sudo")
         if not self.snap.auditctl:
             return Verdict(ERROR, "auditctl not found: the audit userspace (auditd) is not installed")
         if self.snap.unreadable:
@@ -201,27 +206,66 @@ class Assessment:
         raise ValueError(f"unknown control check {check!r}")
 
     def judge(self, control: Control, target: Target, state: FilterState) -> tuple[list[str], list[str]]:
-        """(what records the object's accesses, why some are not recorded with the key)."""
+        """(what records the object's accesses, why some are not recorded with the key), and for
+        each exclusion (docs/benchmarks.md) whether accesses below it escape the key."""
+        records, problems = self.object_problems(control, target, state)
+        for path in target.exclusions:
+            found, why = self.excluded(path, state)
+            (records if found else problems).append(why)
+        return records, problems
+
+    def object_problems(self, control: Control, target: Target, state: FilterState) -> tuple[list[str], list[str]]:
+        """judge() for the control's object alone, without its exclusions."""
         obj = self.audit_object(target)
         losses = host_losses(state, obj)
-        records, problems = explain(judge(state, obj, control.required_perms, self.abis, self.key,
-                                          self.snap.arch), self.abis)
+        records, problems = explain(
+            judge(state, obj, control.required_perms, self.abis, self.key, self.snap.arch), self.abis
+        )
         return records, losses + problems
 
-    def _verdict(self, control: Control, target: Target, state: FilterState, looked_at: list[str],
-                 extra: tuple[str, ...]) -> Verdict:
+    def excluded(self, path: str, state: FilterState) -> tuple[bool, str]:
+        """Whether no access below an excluded directory is recorded with the key: a `never` rule
+        must match it first wherever a rule with the key would (docs/benchmarks.md)."""
+        info = self.snap.paths.get(path)
+        if not (info and info.exists):
+            return True, f"{path} does not exist: nothing to exclude"
+        real = real_path(path, self.snap)
+        obj = AuditObject(real, True, self.boot.fstype(real))
+        cells = [exclusion_cell(state, obj, p, abi, self.key, self.snap.arch) for p in "rwxa" for abi in self.abis]
+        keyed = dict.fromkeys(kr.cite() for _, before in cells for kr in before)
+        nevers = dict.fromkeys(kr.cite() for kr, _ in cells if kr)
+        if keyed:
+            return False, (
+                f"accesses below {real}, which the benchmark excludes, are recorded with the key by "
+                f"{', '.join(keyed)}"
+                + (f", before {', '.join(nevers)}" if nevers else "")
+                + f": place `-a exit,never -F dir={real}` before it (the first matching rule decides)"
+            )
+        if nevers:
+            return True, f"{', '.join(nevers)} excludes {real} and everything below it"
+        return True, f"no rule records accesses below {real} with the key (excluded)"
+
+    def _verdict(
+        self, control: Control, target: Target, state: FilterState, looked_at: list[str], extra: tuple[str, ...]
+    ) -> Verdict:
         records, problems = self.judge(control, target, state)
         obj = self.audit_object(target)
         what = f"{obj.path} and everything below it" if obj.subtree else obj.path
         aliases = tuple(f"{p}: {how}" for p, how in target.aliases.items())
-        notes = tuple(dict.fromkeys(kr.note for kr in state.exit if kr.note and kr.location and
-                                    (obj.path.startswith(kr.location) or kr.location.startswith(obj.path))))
+        notes = tuple(
+            dict.fromkeys(
+                kr.note
+                for kr in state.exit
+                if kr.note and kr.location and (obj.path.startswith(kr.location) or kr.location.startswith(obj.path))
+            )
+        )
         if not problems:
             return Verdict(PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
         summary = f"{what} needs -p {control.required_perms} -k {self.key}: " + "; ".join(problems)
         lines = looked_at or ["no line names the path"]
-        return Verdict(FAIL, summary, (f"object: {what}", *records, *aliases, *notes,
-                                       *(f"looked at: {x}" for x in lines), *extra))
+        return Verdict(
+            FAIL, summary, (f"object: {what}", *records, *aliases, *notes, *(f"looked at: {x}" for x in lines), *extra)
+        )
 
     def _live_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
         if self.snap.listing_rc != 0:
@@ -245,8 +289,11 @@ class Assessment:
             line, err = result.stopped_at
             after = [l for l in result.never_loaded if getattr(l.item, "path", None) in names]
             if after:
-                return Verdict(FAIL, f"persisted at {after[0].where} but never loads at boot: loading stops "
-                                     f"at {line.where} ({err})", verdict.evidence)
+                return Verdict(
+                    FAIL,
+                    f"persisted at {after[0].where} but never loads at boot: loading stops at {line.where} ({err})",
+                    verdict.evidence,
+                )
         return verdict
 
     # -- host checks ----------------------------------------------------------------------
@@ -276,8 +323,7 @@ class Assessment:
             return Verdict(ERROR, f"auditctl -s failed: {self.snap.status_text.strip()}")
         enabled = self.snap.status.get("enabled")
         if enabled == "2":
-            return Verdict(PASS, "enabled 2: immutable; rules cannot change until reboot",
-                           (self.snap.status_text,))
+            return Verdict(PASS, "enabled 2: immutable; rules cannot change until reboot", (self.snap.status_text,))
         if enabled == "1":
             return Verdict(PASS, "enabled 1 (not immutable)", (self.snap.status_text,))
         return Verdict(FAIL, f"audit is disabled (enabled {enabled})", (self.snap.status_text,))
@@ -287,19 +333,26 @@ class Assessment:
             return Verdict(ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()}")
         result = self.persisted
         state = self.live_state
-        live = {replace(kr.rule, action=action).identity for kr in (*state.exit, *state.task, *state.exclude,
-                                                                    *state.filesystem) for action in kr.actions}
+        live = {
+            replace(kr.rule, action=action).identity
+            for kr in (*state.exit, *state.task, *state.exclude, *state.filesystem)
+            for action in kr.actions
+        }
         missing = [l for l in result.rules if l.rule.identity not in live]
         evidence = list(self.load_evidence)
         if result.stopped_at:
             line, err = result.stopped_at
             evidence.append(f"{len(result.never_loaded)} rule line(s) after it never load")
-            return Verdict(FAIL, f"at boot, loading stops at {line.where} `{line.text}`: {err}",
-                           tuple(evidence + [f"never loads: {l.where}: {l.text}"
-                                             for l in result.never_loaded]))
+            return Verdict(
+                FAIL,
+                f"at boot, loading stops at {line.where} `{line.text}`: {err}",
+                tuple(evidence + [f"never loads: {l.where}: {l.text}" for l in result.never_loaded]),
+            )
         if missing:
-            return Verdict(FAIL, f"{len(missing)} persisted rule(s) are not in the kernel; first: "
-                                 f"`{missing[0].line.text}` ({missing[0].line.where})",
-                           tuple(evidence + [f"not loaded: `{m.line.text}` ({m.line.where})" for m in missing]))
-        return Verdict(PASS, f"all {len(result.rules)} persisted rules are in the kernel",
-                       tuple(evidence))
+            return Verdict(
+                FAIL,
+                f"{len(missing)} persisted rule(s) are not in the kernel; first: "
+                f"`{missing[0].line.text}` ({missing[0].line.where})",
+                tuple(evidence + [f"not loaded: `{m.line.text}` ({m.line.where})" for m in missing]),
+            )
+        return Verdict(PASS, f"all {len(result.rules)} persisted rules are in the kernel", tuple(evidence))

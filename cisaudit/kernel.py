@@ -23,23 +23,80 @@ from cisaudit.rules import AuditRule, Condition, RuleLine, RuleSyntaxError, abi_
 PERM_NAMES = {"r": "read", "w": "write", "x": "execute", "a": "attribute change"}
 
 _OPEN = {"open", "openat", "openat2", "open_by_handle_at"}
-_DIR_WRITE = {"rename", "renameat", "renameat2", "mkdir", "mkdirat", "rmdir", "creat", "link", "linkat",
-              "unlink", "unlinkat", "symlink", "symlinkat", "mknod", "mknodat"}
+_DIR_WRITE = {
+    "rename",
+    "renameat",
+    "renameat2",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "creat",
+    "link",
+    "linkat",
+    "unlink",
+    "unlinkat",
+    "symlink",
+    "symlinkat",
+    "mknod",
+    "mknodat",
+}
 # include/asm-generic/audit_{read,write,change_attr}.h; open* by their access mode, execve by class.
 PERM_CLASS_SYSCALLS: dict[str, frozenset[str]] = {
-    "r": frozenset(_OPEN | {"readlink", "readlinkat", "quotactl", "listxattr", "llistxattr", "flistxattr",
-                            "getxattr", "lgetxattr", "fgetxattr", "getxattrat", "listxattrat", "file_getattr"}),
+    "r": frozenset(
+        _OPEN
+        | {
+            "readlink",
+            "readlinkat",
+            "quotactl",
+            "listxattr",
+            "llistxattr",
+            "flistxattr",
+            "getxattr",
+            "lgetxattr",
+            "fgetxattr",
+            "getxattrat",
+            "listxattrat",
+            "file_getattr",
+        }
+    ),
     "w": frozenset(_OPEN | _DIR_WRITE | {"acct", "swapon", "quotactl", "truncate", "truncate64", "bind"}),
     "x": frozenset({"execve", "execveat"}),
-    "a": frozenset({"chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
-                    "chown32", "fchown32", "lchown32", "setxattr", "lsetxattr", "fsetxattr", "setxattrat",
-                    "removexattr", "lremovexattr", "fremovexattr", "removexattrat", "file_setattr"}),
+    "a": frozenset(
+        {
+            "chmod",
+            "fchmod",
+            "fchmodat",
+            "fchmodat2",
+            "chown",
+            "fchown",
+            "lchown",
+            "fchownat",
+            "chown32",
+            "fchown32",
+            "lchown32",
+            "setxattr",
+            "lsetxattr",
+            "fsetxattr",
+            "setxattrat",
+            "removexattr",
+            "lremovexattr",
+            "fremovexattr",
+            "removexattrat",
+            "file_setattr",
+        }
+    ),
 }
 _ALL_CLASS_SYSCALLS = frozenset().union(*PERM_CLASS_SYSCALLS.values())
 # Record types that carry the key (SYSCALL) or the path (PATH): excluding either loses the event.
 _KEY_RECORDS = {"SYSCALL", "1300", "PATH", "1302"}
-_FSTYPE_MAGIC = {"tmpfs": "0x01021994", "ext4": "0xef53", "xfs": "0x58465342", "btrfs": "0x9123683e",
-                 "overlay": "0x794c7630", "ramfs": "0x858458f6"}
+_FSTYPE_MAGIC = {
+    "tmpfs": "0x01021994",
+    "ext4": "0xef53",
+    "xfs": "0x58465342",
+    "btrfs": "0x9123683e",
+    "overlay": "0x794c7630",
+    "ramfs": "0x858458f6",
+}
 
 
 class WatchKind(Enum):
@@ -179,6 +236,26 @@ def judge_cell(state: FilterState, obj: AuditObject, perm: str, abi: str, key: s
     return Cell(perm, abi, None, tuple(lost), tuple(partial))
 
 
+def exclusion_cell(
+    state: FilterState, obj: AuditObject, perm: str, abi: str, key: str, machine: str
+) -> tuple[KernelRule | None, tuple[KernelRule, ...]]:
+    """(the `never` rule that takes every access of the cell, rules with the key that match before
+    it): the first matching exit rule decides (docs/kernel-behaviour.md), so an exclusion placed
+    after a rule that records the subtree with the key does nothing for it."""
+    keyed: list[KernelRule] = []
+    for kr in state.exit:
+        sure, may = exit_reach(kr, obj, perm, abi, machine)
+        if not may:
+            continue
+        if kr.actions == {"never"} and sure:
+            return kr, tuple(keyed)
+        if key in kr.keys:  # records some or all with the key (or may, where the listing is ambiguous)
+            keyed.append(kr)
+        elif sure:
+            break  # taken by a rule of another key: not recorded with ours
+    return None, tuple(keyed)
+
+
 def _exclude_takes(rule: AuditRule) -> bool:
     types = [c for c in rule.conditions if c.name == "msgtype"]
     if not types:
@@ -205,24 +282,36 @@ def host_losses(state: FilterState, obj: AuditObject) -> list[str]:
         if kr.actions == {"always"} and not kr.rule.conditions:
             break  # the task list's first match: every later process is audited
         if "never" in kr.actions:
-            reasons.append(f"{kr.cite()} stops auditing of {_describe(kr.rule.conditions)} processes "
-                           "started after it (task list)")
+            reasons.append(
+                f"{kr.cite()} stops auditing of {_describe(kr.rule.conditions)} processes started after it (task list)"
+            )
     for kr in state.exclude:
         if _exclude_takes(kr.rule):
-            reasons.append(f"{kr.cite()} drops the records that carry the key or the path "
-                           f"({_describe(kr.rule.conditions)}; exclude list)")
+            reasons.append(
+                f"{kr.cite()} drops the records that carry the key or the path "
+                f"({_describe(kr.rule.conditions)}; exclude list)"
+            )
     for kr in state.filesystem:
         fstypes = [c for c in kr.rule.conditions if c.name == "fstype"]
         if "never" in kr.actions and (not fstypes or any(_fstype_matches(c, obj.fstype) for c in fstypes)):
-            reasons.append(f"{kr.cite()} drops every inode on {obj.fstype or 'its'} filesystem, "
-                           f"where {obj.path} lives (filesystem list)")
+            reasons.append(
+                f"{kr.cite()} drops every inode on {obj.fstype or 'its'} filesystem, "
+                f"where {obj.path} lives (filesystem list)"
+            )
     return reasons
 
 
-def judge(state: FilterState, obj: AuditObject, perms: str, abis: tuple[str, ...], key: str,
-          machine: str) -> list[Cell]:
+def judge(
+    state: FilterState, obj: AuditObject, perms: str, abis: tuple[str, ...], key: str, machine: str
+) -> list[Cell]:
     # Only rules with no path, or on the object, an ancestor or (for a subtree) a descendant can
     # match: walking just those keeps a host with thousands of rules cheap (issue 10.10).
-    near = replace(state, exit=[kr for kr in state.exit if kr.location is None or _under(obj.path, kr.location)
-                                or _under(kr.location, obj.path)])
+    near = replace(
+        state,
+        exit=[
+            kr
+            for kr in state.exit
+            if kr.location is None or _under(obj.path, kr.location) or _under(kr.location, obj.path)
+        ],
+    )
     return [judge_cell(near, obj, perm, abi, key, machine) for perm in perms for abi in abis]

@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from cisaudit.boot import VOLATILE_FS, bound_location
-from cisaudit.catalogue import Control
+from cisaudit.boot import VOLATILE_FS, bound_location, real_path
+from cisaudit.catalogue import Benchmark, Control, benchmark, exclusion_rule
 from cisaudit.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment
 from cisaudit.kernel import AuditObject, KernelRule, WatchKind, exit_reach
 from cisaudit.loader import boot_state
+from cisaudit.locate import Target
 from cisaudit.probe import Snapshot
 from cisaudit.rules import AuditRule, parse_rule
 
@@ -35,6 +36,7 @@ class Plan:
     rules: tuple[tuple[str, str], ...]  # (control id, rule line) to add
     left_alone: tuple[tuple[str, str], ...]  # (control id, why the tool does not touch it)
     tmpfiles: tuple[str, ...] = ()  # tmpfiles.d lines for TMPFILES_CONF
+    benchmark: Benchmark | None = None  # the benchmark version the rules implement
 
     @property
     def rule_lines(self) -> list[str]:
@@ -43,11 +45,14 @@ class Plan:
     def describe(self) -> str:
         parts = []
         if self.rules:
-            parts.append(f"add to {self.target} ({self.mode}) and load: " + "; ".join(
-                f"{cid}: {rule}" for cid, rule in self.rules))
+            parts.append(
+                f"add to {self.target} ({self.mode}) and load: "
+                + "; ".join(f"{cid}: {rule}" for cid, rule in self.rules)
+            )
         if self.tmpfiles:
             parts.append(f"write {TMPFILES_CONF} (so the rules load at boot): " + "; ".join(self.tmpfiles))
-        return "; ".join(parts) or "nothing to add"
+        named = f"{self.benchmark.title} v{self.benchmark.version}: " if self.benchmark else ""
+        return named + ("; ".join(parts) or "nothing to add")
 
 
 def _version_key(name: str) -> list:
@@ -83,9 +88,11 @@ def _tmpfiles_for(assessment: Assessment, rule_path: str) -> tuple[list[str], st
     mount = boot.mount_of(parent)
     info = snap.paths.get(parent)
     if mount is None or mount.fstype not in VOLATILE_FS or not boot.tmpfiles_first:
-        return [], (f"at boot {parent} does not exist when the rules load and no tmpfiles.d entry can "
-                    "make it exist first" + ("" if boot.tmpfiles_first else
-                                             " (the rule loader does not run after systemd-tmpfiles-setup)"))
+        return [], (
+            f"at boot {parent} does not exist when the rules load and no tmpfiles.d entry can "
+            "make it exist first"
+            + ("" if boot.tmpfiles_first else " (the rule loader does not run after systemd-tmpfiles-setup)")
+        )
     if not (info and info.kind == "dir" and len(info.owner.split()) == 3):
         return [], f"{parent} is not a directory now: its mode and owner for a tmpfiles.d entry are unknown"
     mode, uid, gid = info.owner.split()
@@ -114,7 +121,29 @@ def _boot_fixes(assessment: Assessment, selected: list[Control]) -> tuple[Assess
     return assessment, fixes
 
 
-def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
+def _control_rules(assessment: Assessment, control: Control, located: Target, real: str) -> tuple[list[str], bool]:
+    """The benchmark's rules a failing control lacks, in the order to write and load them: its
+    exclusions first (the first matching exit rule takes an access, docs/kernel-behaviour.md),
+    then its own rule where its object is not recorded; and whether that rule is persisted already."""
+    persisted = {l.item.identity for l in assessment.persisted_lines if isinstance(l.item, AuditRule)}
+    rules = [
+        exclusion_rule(real_path(path, assessment.snap))
+        for path in located.exclusions
+        if (info := assessment.snap.paths.get(path)) and info.exists
+    ]
+    states = [replace(s, silenced=[]) for s in (assessment.live_state, assessment.boot_state)]
+    own = control.rule_text(_spelling(assessment, real), assessment.key)
+    needed = any(assessment.object_problems(control, located, state)[1] for state in states)
+    rules += [own] if needed else []
+    return [rule for rule in rules if _identity(rule) not in persisted], needed and _identity(own) in persisted
+
+
+def make_plan(assessment: Assessment, selected: list[Control], version: Benchmark | None = None) -> Plan:
+    plan = _make_plan(assessment, selected)
+    return replace(plan, benchmark=version or benchmark())
+
+
+def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
     mode = assessment.mode.mode
     target = MANAGED_FILE if mode == "augenrules" else AUDIT_RULES
     planned: list[tuple[str, str]] = []
@@ -135,32 +164,52 @@ def make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
         located = assessment.target(control)
         real = assessment.audit_object(located).path
         if _UNSAFE_PATH.search(real):
-            left.append((control.id, f"{real!r} contains whitespace, '#' or control characters: auditctl splits "
-                                     "rule lines on blanks, so no rule can name it exactly"))
+            left.append(
+                (
+                    control.id,
+                    f"{real!r} contains whitespace, '#' or control characters: auditctl splits "
+                    "rule lines on blanks, so no rule can name it exactly",
+                )
+            )
             continue
         stopped = assessment.persisted.stopped_at
-        unreached = [l for l in assessment.persisted.never_loaded
-                     if getattr(l.item, "path", None) in {*located.aliases, real}]
+        unreached = [
+            l for l in assessment.persisted.never_loaded if getattr(l.item, "path", None) in {*located.aliases, real}
+        ]
         if stopped and unreached:  # adding a copy would duplicate it; the broken line is the fault
-            left.append((control.id, f"persisted at {unreached[0].where} but never loads at boot: loading stops "
-                                     f"at {stopped[0].where} ({stopped[1]}); fix that line"))
+            left.append(
+                (
+                    control.id,
+                    f"persisted at {unreached[0].where} but never loads at boot: loading stops "
+                    f"at {stopped[0].where} ({stopped[1]}); fix that line",
+                )
+            )
             continue
         if live.status == FAIL and persisted.status == PASS:
-            left.append((control.id, "; ".join(assessment.live_state.silenced) or "persisted but not in the "
-                                     "kernel: reload the rules (augenrules --load) or reboot"))
+            left.append(
+                (
+                    control.id,
+                    "; ".join(assessment.live_state.silenced)
+                    or "persisted but not in the kernel: reload the rules (augenrules --load) or reboot",
+                )
+            )
             continue
-        rule = control.rule_text(_spelling(assessment, real), assessment.key)
-        identity = _identity(rule)
-        if any(isinstance(l.item, AuditRule) and l.item.identity == identity for l in assessment.persisted_lines):
+        rules, own_persisted = _control_rules(assessment, control, located, real)
+        if own_persisted or not rules:
             # Persisted already: a second copy would stop the boot-time load ("Rule exists").
-            left.append((control.id, "its rule is persisted already; what keeps it failing: " + (
-                persisted.summary if persisted.status == FAIL else live.summary)))
+            left.append(
+                (
+                    control.id,
+                    "its rule is persisted already; what keeps it failing: "
+                    + (persisted.summary if persisted.status == FAIL else live.summary),
+                )
+            )
             continue
         extra, why = _tmpfiles_for(assessment, real)
         if why:
             left.append((control.id, why))
             continue
-        planned.append((control.id, rule))
+        planned += [(control.id, rule) for rule in rules]
         tmpfiles += [t for t in extra if t not in tmpfiles]
     return _verified(original, mode, target, planned, tmpfiles, left, selected)
 
@@ -170,24 +219,39 @@ def _overlaps(ours: KernelRule, theirs: KernelRule, assessment: Assessment) -> b
     if theirs.rule.filter != "exit" or theirs.rule.action != "always" or set(theirs.keys) <= set(ours.keys):
         return False
     region = AuditObject(ours.location or "/", WatchKind.TREE in ours.kinds)
-    return any(exit_reach(theirs, region, perm, abi, assessment.snap.arch)[1]
-               for perm in ours.rule.perms & theirs.rule.perms for abi in assessment.abis)
+    return any(
+        exit_reach(theirs, region, perm, abi, assessment.snap.arch)[1]
+        for perm in ours.rule.perms & theirs.rule.perms
+        for abi in assessment.abis
+    )
 
 
-def _verified(assessment: Assessment, mode: str, target: str, planned: list[tuple[str, str]],
-              tmpfiles: list[str], left: list[tuple[str, str]], selected: list[Control]) -> Plan:
+def _verified(
+    assessment: Assessment,
+    mode: str,
+    target: str,
+    planned: list[tuple[str, str]],
+    tmpfiles: list[str],
+    left: list[tuple[str, str]],
+    selected: list[Control],
+) -> Plan:
     """Keep only rules that make their control pass now and after the boot, and cost nothing."""
     snap = assessment.snap
     after = with_rules(snap, mode, target, [rule for _, rule in planned], tmpfiles)
     live_now = {kr.rule.identity for kr in assessment.live_state.exit}
     appended = [r for _, r in planned if (item := parse_rule(r)) and getattr(item, "identity", None) not in live_now]
     # auditctl -a appends to the live exit list; a rule already live stays where it is ("Rule exists").
-    after = replace(after, listing_text=after.listing_text.replace("No rules", "").rstrip("\n") + "\n"
-                    + "".join(r + "\n" for r in appended))
+    after = replace(
+        after,
+        listing_text=after.listing_text.replace("No rules", "").rstrip("\n")
+        + "\n"
+        + "".join(r + "\n" for r in appended),
+    )
     simulated = Assessment(after, assessment.key, assessment.require_all)
     after_boot = simulated.persisted
-    dropped = [l for l in assessment.persisted.rules if l.rule.identity not in
-               {x.rule.identity for x in after_boot.rules}]
+    dropped = [
+        l for l in assessment.persisted.rules if l.rule.identity not in {x.rule.identity for x in after_boot.rules}
+    ]
     by_id = {c.id: c for c in selected}
     # Host-wide silence (auditd stopped, -e 0) is reported by the checks; rules still belong in place.
     live = replace(simulated.live_state, silenced=[])
@@ -201,26 +265,56 @@ def _verified(assessment: Assessment, mode: str, target: str, planned: list[tupl
         _, live_problems = simulated.judge(control, located, live)
         _, boot_problems = simulated.judge(control, located, boot)
         position = next((i for i, kr in enumerate(boot_rules) if kr.line.text == rule), None)
-        robbed = [kr for kr in boot_rules[(position or 0) + 1:] if position is not None and kr.line.text not in ours
-                  and _overlaps(boot_rules[position], kr, assessment)]
+        robbed = [
+            kr
+            for kr in boot_rules[(position or 0) + 1 :]
+            if position is not None and kr.line.text not in ours and _overlaps(boot_rules[position], kr, assessment)
+        ]
         if dropped:
-            left.append((cid, f"adding the rules would stop `{dropped[0].line.text}` ({dropped[0].line.where}) "
-                              "from loading at boot"))
+            left.append(
+                (
+                    cid,
+                    f"adding the rules would stop `{dropped[0].line.text}` ({dropped[0].line.where}) "
+                    "from loading at boot",
+                )
+            )
         elif position is None:
             stop = after_boot.stopped_at
-            left.append((cid, "would never load at boot" + (f": loading stops at {stop[0].where} ({stop[1]})"
-                                                            if stop else "")))
+            left.append(
+                (cid, "would never load at boot" + (f": loading stops at {stop[0].where} ({stop[1]})" if stop else ""))
+            )
+        elif robbed and boot_rules[position].actions == {"never"}:
+            left.append(
+                (
+                    cid,
+                    f"{rule} at {target} would stop {robbed[0].cite()}, a rule the tool did not write, "
+                    "from recording accesses below it (the kernel gives an access to the first matching "
+                    "rule)",
+                )
+            )
         elif robbed:
             kr = robbed[0]
-            left.append((cid, f"{rule} at {target} would take accesses that {kr.cite()}, a rule the tool did not "
-                              "write, records now (the kernel gives an access to the first matching rule); the edit "
-                              "that costs nothing: add "
-                              f"`-k {assessment.key}` to that rule (a rule with two keys is found by either)"))
+            left.append(
+                (
+                    cid,
+                    f"{rule} at {target} would take accesses that {kr.cite()}, a rule the tool did not "
+                    "write, records now (the kernel gives an access to the first matching rule); the edit "
+                    "that costs nothing: add "
+                    f"`-k {assessment.key}` to that rule (a rule with two keys is found by either)",
+                )
+            )
         elif live_problems or boot_problems:
-            left.append((cid, "an existing rule the tool did not write keeps it failing: "
-                              + "; ".join(live_problems or boot_problems)))
+            left.append(
+                (
+                    cid,
+                    "an existing rule the tool did not write keeps it failing: "
+                    + "; ".join(live_problems or boot_problems),
+                )
+            )
         else:
             keep.append((cid, rule))
+    failed = {cid for cid, _ in left}  # a control's rules are kept together or not at all
+    keep = [(cid, rule) for cid, rule in keep if cid not in failed]
     parents = {bound_location(_rule_path(r), snap).rpartition("/")[0] or "/" for _, r in keep}
     fixed_lines = {bound_location(l.rule.path, snap).rpartition("/")[0] for l in after_boot.rules if l.rule.path}
     used = [t for t in tmpfiles if t.split()[1] in parents or t.split()[1] in fixed_lines]
@@ -248,4 +342,3 @@ def _identity(rule: str) -> tuple:
 def _rule_path(rule: str) -> str:
     item = parse_rule(rule)
     return item.path or "/" if isinstance(item, AuditRule) else "/"
-

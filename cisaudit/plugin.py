@@ -12,7 +12,7 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 from cisaudit.cases import Case, host_of_nodeid
-from cisaudit.catalogue import Control, controls, select
+from cisaudit.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
 from cisaudit.evaluate import CONTROL_CHECKS, HOST_CHECKS
 from cisaudit.hostspec import SpecError, parse_spec
 from cisaudit.waivers import Waiver, WaiverError, load_waivers, today
@@ -28,6 +28,12 @@ XDIST_SSM_HOSTS = "cisaudit_ssm_hosts"  # workerinput key
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cisaudit", "CIS Docker audit-rule checks")
+    group.addoption(
+        "--benchmark",
+        default=DEFAULT_VERSION,
+        choices=VERSIONS,
+        help=f"CIS Docker Benchmark version to check: {' or '.join(VERSIONS)} (default {DEFAULT_VERSION})",
+    )
     group.addoption("--audit-key", default="docker", help="audit key the rules must carry (default docker)")
     group.addoption("--controls", default="", help="comma list of control ids, e.g. 1.1.3,1.1.4")
     group.addoption(
@@ -99,7 +105,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def selected_controls(config: pytest.Config) -> list[Control]:
     """The controls --controls names (all by default)."""
     try:
-        return select(config.getoption("controls"))
+        return select(config.getoption("controls"), config.getoption("benchmark"))
     except ValueError as exc:
         raise pytest.UsageError(f"--controls: {exc}") from None
 
@@ -171,7 +177,7 @@ def _waivers(config: pytest.Config) -> dict[str, Waiver]:
     if not path:
         return {}
     try:
-        waivers = load_waivers(path, {c.id for c in controls()})
+        waivers = load_waivers(path, {c.id for c in controls(config.getoption("benchmark"))})
     except WaiverError as exc:
         raise pytest.UsageError(f"--waivers: {exc}") from None
     for waiver in waivers.values():

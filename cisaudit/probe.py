@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cisaudit.catalogue import controls
+from cisaudit.catalogue import Control, controls
 
 SCRIPT = Path(__file__).with_name("probe.sh")
 LIBRARY = Path(__file__).with_name("probe-lib.sh")
@@ -59,6 +59,10 @@ class Snapshot:
     unreadable: list[str] = field(default_factory=list)
     audit_rules: str | None = None
     daemon_json: str | None = None
+    dockerd_args: list[str] = field(default_factory=list)  # the running dockerd's argv ([] when not running)
+    subuid: str | None = None  # /etc/subuid (userns-remap ranges)
+    subgid: str | None = None
+    socket_units: dict[str, str] = field(default_factory=dict)  # socket unit -> its text, drop-ins included
     containerd_config: str | None = None
     binaries: dict[str, str] = field(default_factory=dict)
     paths: dict[str, PathInfo] = field(default_factory=dict)
@@ -70,26 +74,38 @@ class Snapshot:
         return {p[0]: p[1] if len(p) > 1 else "" for p in pairs if p}
 
 
-def _unit_names() -> list[str]:
-    return sorted({c.locate.split(":", 1)[1] for c in controls() if c.locate.startswith("unit:")})
+def _names(catalogue: tuple[Control, ...], kind: str) -> list[str]:
+    return sorted({c.locate.split(":", 1)[1] for c in catalogue if c.locate.startswith(kind + ":")})
 
 
-def _binary_names() -> list[str]:
-    return sorted({c.locate.split(":", 1)[1] for c in controls() if c.locate.startswith("binary:")})
+def _unit_names(catalogue: tuple[Control, ...]) -> list[str]:
+    return _names(catalogue, "unit")
 
 
 def _nonce() -> str:
     return "@@cisaudit-" + secrets.token_hex(8)
 
 
-def render_script(extra_paths: list[str] | None = None) -> tuple[str, str]:
-    """The probe command and the nonce that frames its sections."""
+def render_script(
+    extra_paths: list[str] | None = None, catalogue: tuple[Control, ...] | None = None
+) -> tuple[str, str]:
+    """The probe command for a benchmark version's controls, and the nonce that frames its sections."""
+    catalogue = catalogue or controls()
     nonce = _nonce()
-    paths = sorted({c.path for c in controls()} | set(extra_paths or ()))
-    header = "".join(f"{name}={shlex.quote(value)}\n" for name, value in (
-        ("M", nonce), ("BINARIES", " ".join(_binary_names())),
-        ("UNITS", " ".join(_unit_names())), ("PATHS", " ".join(paths)),
-        ("KERNEL_RULES_PY", KERNEL_RULES.read_text())))
+    paths = sorted({c.path for c in catalogue} | set(extra_paths or ()))
+    excludes = sorted({sub for c in catalogue for sub in c.exclude})
+    header = "".join(
+        f"{name}={shlex.quote(value)}\n"
+        for name, value in (
+            ("M", nonce),
+            ("BINARIES", " ".join(_names(catalogue, "binary"))),
+            ("UNITS", " ".join(_unit_names(catalogue))),
+            ("SOCKETS", " ".join(_names(catalogue, "socket"))),
+            ("EXCLUDES", " ".join(excludes)),
+            ("PATHS", " ".join(paths)),
+            ("KERNEL_RULES_PY", KERNEL_RULES.read_text()),
+        )
+    )
     return header + LIBRARY.read_text() + SCRIPT.read_text(), nonce
 
 
@@ -97,8 +113,14 @@ def render_stat_script(paths: list[str]) -> tuple[str, str]:
     """A follow-up for paths the probe could not know in advance (a config naming an odd path):
     every path is one quoted argument, so any byte but NUL survives."""
     nonce = _nonce()
-    return (f"M={shlex.quote(nonce)}\n" + LIBRARY.read_text()
-            + "stat_paths " + " ".join(shlex.quote(p) for p in paths) + "\nsec 'done'; end\n", nonce)
+    return (
+        f"M={shlex.quote(nonce)}\n"
+        + LIBRARY.read_text()
+        + "stat_paths "
+        + " ".join(shlex.quote(p) for p in paths)
+        + "\nsec 'done'; end\n",
+        nonce,
+    )
 
 
 def _records(body: str) -> list[str]:
@@ -121,8 +143,10 @@ def parse_stat_sections(paths: str, targets: str, modes: str) -> dict[str, PathI
         fields = record.split(" ", 3)
         if len(fields) == 4:
             owners[fields[3]] = " ".join(fields[:3])
-    return {path: PathInfo(path, kind, target, owners.get(path, ""))
-            for (kind, path), target in zip(pairs, resolved, strict=True)}
+    return {
+        path: PathInfo(path, kind, target, owners.get(path, ""))
+        for (kind, path), target in zip(pairs, resolved, strict=True)
+    }
 
 
 def parse_stat_output(output: str, nonce: str) -> dict[str, PathInfo]:
@@ -138,7 +162,7 @@ def _kernel_rules(body: str) -> list[tuple[str, str, str, str]] | None:
     if "done" not in lines:
         return None  # incomplete: believe nothing of it
     rules = []
-    for line in lines[:lines.index("done")]:
+    for line in lines[: lines.index("done")]:
         fields = line.split(" ")
         if len(fields) != 4:
             return None
@@ -164,7 +188,7 @@ def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
         if line.startswith(nonce + " "):
             if name is not None:
                 sections.append((name, arg or "", "\n".join(body)))
-            name, _, arg = line[len(nonce) + 1:].partition(" ")
+            name, _, arg = line[len(nonce) + 1 :].partition(" ")
             body = []
         elif name is not None:
             body.append(line)
@@ -174,17 +198,17 @@ def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
     return sections
 
 
-def parse_probe(output: str, nonce: str) -> Snapshot:
+def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...] | None = None) -> Snapshot:
     """The host's Snapshot; any output it cannot read is a ProbeError (that host's error), never a crash."""
     try:
-        return _parse_probe(output, nonce)
+        return _parse_probe(output, nonce, catalogue or controls())
     except ProbeError:
         raise
     except Exception as exc:  # noqa: BLE001 - hostile output must stay this host's problem
         raise ProbeError(f"unreadable probe output ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
-def _parse_probe(output: str, nonce: str) -> Snapshot:
+def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Snapshot:
     sections = _sections(output, nonce)
     if not sections or sections[-1][0] != "done":
         raise ProbeError("probe output is incomplete (connection lost or output truncated)")
@@ -235,7 +259,7 @@ def _parse_probe(output: str, nonce: str) -> Snapshot:
             if text:
                 snap.units[arg] = text.splitlines()[0]
         elif name == "units":  # systemctl show: one FragmentPath line per unit, in UNITS order
-            snap.units.update((u, f) for u, f in zip(_unit_names(), body.split("\n"), strict=False) if f)
+            snap.units.update((u, f) for u, f in zip(_unit_names(catalogue), body.split("\n"), strict=False) if f)
         elif name == "rules-d-order":
             order = text.splitlines()
         elif name == "rules-file":
@@ -246,6 +270,14 @@ def _parse_probe(output: str, nonce: str) -> Snapshot:
             snap.audit_rules = body
         elif name == "daemon-json":
             snap.daemon_json = body
+        elif name == "dockerd-cmdline":
+            snap.dockerd_args = body.split("\0")[:-1] if "\0" in body else body.split()
+        elif name == "subuid":
+            snap.subuid = body
+        elif name == "subgid":
+            snap.subgid = body
+        elif name == "socket-unit":
+            snap.socket_units[arg] = body
         elif name == "containerd-config":
             snap.containerd_config = body
         elif name == "binary":
@@ -253,8 +285,9 @@ def _parse_probe(output: str, nonce: str) -> Snapshot:
                 snap.binaries[arg] = text.splitlines()[0]
         elif name in ("paths", "targets", "modes"):
             stat_bodies[name] = body
-    snap.paths = parse_stat_sections(stat_bodies.get("paths", ""), stat_bodies.get("targets", ""),
-                                     stat_bodies.get("modes", ""))
+    snap.paths = parse_stat_sections(
+        stat_bodies.get("paths", ""), stat_bodies.get("targets", ""), stat_bodies.get("modes", "")
+    )
     snap.auditd_unit = "\n".join(unit_parts)
     by_name = {Path(p).name: p for p in files}
     ordered = [by_name[n] for n in order if n in by_name]

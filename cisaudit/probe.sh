@@ -1,5 +1,6 @@
 # cisaudit probe: everything the checks need, in ONE command. POSIX sh, read-only.
 # The caller prepends: M='@@<nonce>' BINARIES='dockerd ...' UNITS='docker.service ...'
+#                      SOCKETS='docker.socket' EXCLUDES='volumes overlay2' (data-root subdirectories)
 #                      PATHS='/run/containerd ...' KERNEL_RULES_PY='<cisaudit/kernel_rules.py>'
 # Output: sections, each a line "$M NAME [ARG]" then the raw body then one newline.
 # probe-lib.sh (sec, end, run, dump, stat_paths) is prepended by cisaudit/probe.py.
@@ -65,6 +66,24 @@ end
 for f in /etc/audit/rules.d/*.rules; do dump rules-file "$f"; done
 dump audit-rules /etc/audit/audit.rules
 dump daemon-json /etc/docker/daemon.json
+# dockerd's own command line (--data-root, --userns-remap) and the remap ranges (docs/benchmarks.md).
+for p in $(pidof dockerd 2>/dev/null); do dump dockerd-cmdline "/proc/$p/cmdline"; break; done
+dump subuid /etc/subuid
+dump subgid /etc/subgid
+# Socket units as systemd reads them (drop-ins included): their ListenStream= is the socket.
+sockets_text=''
+for u in $SOCKETS; do
+  if [ -d /run/systemd/system ]; then text=$(systemctl cat "$u" 2>/dev/null)
+  else
+    text=$(for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+      if [ -f "$d/$u" ]; then cat "$d/$u"; break; fi; done
+      for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+        for f in "$d/$u.d"/*.conf; do if [ -f "$f" ]; then cat "$f"; fi; done; done)
+  fi
+  sec socket-unit "$u"; printf '%s' "$text"; end
+  sockets_text="$sockets_text
+$text"
+done
 dump containerd-config /etc/containerd/config.toml
 
 for b in $BINARIES; do sec binary "$b"; command -v "$b"; end; done
@@ -81,6 +100,8 @@ set -f
 all_paths=$({
   # shellcheck disable=SC2086,SC2153 # PATHS (set by cisaudit/probe.py): one path per word, globbing off
   printf '%s\n' $PATHS "$data_root" "$sock"
+  for x in $EXCLUDES; do printf '%s\n' "${data_root:-/var/lib/docker}/$x"; done
+  printf '%s\n' "$sockets_text" | sed -n 's/^[[:space:]]*ListenStream[[:space:]]*=[[:space:]]*\(\/.*\)/\1/p'
   { cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules 2>/dev/null; printf '%s\n' "$listing"; } | awk '
     { for (i = 1; i < NF; i++) {
         if ($i == "-w" || $i == "-W") print $(i + 1)

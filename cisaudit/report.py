@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from _pytest.terminal import TerminalReporter
 
+from cisaudit.catalogue import DEFAULT_VERSION, benchmark
 from cisaudit.compliance_html import render_html
 from cisaudit.results import CaseResult, RunInfo, RunResults, command_line, commit, describe_mode, tool_version
 from cisaudit.results_json import render_json
@@ -44,9 +45,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     evidence = props.get("evidence", "")
     body = escape(props.get("summary", "") + ("\n\n" + evidence if evidence else ""))
-    report.extras = [*getattr(report, "extras", []),
-                     {"name": "Evidence", "format_type": "html", "extension": "html",
-                      "content": f"<pre>{body}</pre>", "mime_type": None}]
+    report.extras = [
+        *getattr(report, "extras", []),
+        {
+            "name": "Evidence",
+            "format_type": "html",
+            "extension": "html",
+            "content": f"<pre>{body}</pre>",
+            "mime_type": None,
+        },
+    ]
 
 
 class ComplianceTally:
@@ -69,15 +77,25 @@ class ComplianceTally:
         self.commands[host] = max(self.commands[host], int(props.get("remote_commands", 0)))
         if props.get("host_facts"):
             self.facts[host] = json.loads(props["host_facts"])
-        self.cases.append(CaseResult.from_props(props, self._setup_start.pop(report.nodeid, report.start),
-                                                report.stop))
+        self.cases.append(CaseResult.from_props(props, self._setup_start.pop(report.nodeid, report.start), report.stop))
 
     def results(self, config: pytest.Config) -> RunResults:
         option = config.getoption
-        info = RunInfo(command_line(config.invocation_params.args),
-                       describe_mode(option("remediate", False), option("backout", False), option("dry_run", False),
-                                     option("require_all", False)),
-                       option("require_all", False), self.started, time.time(), tool_version(), commit())
+        info = RunInfo(
+            command_line(config.invocation_params.args),
+            describe_mode(
+                option("remediate", False),
+                option("backout", False),
+                option("dry_run", False),
+                option("require_all", False),
+            ),
+            option("require_all", False),
+            self.started,
+            time.time(),
+            tool_version(),
+            commit(),
+            benchmark(option("benchmark", DEFAULT_VERSION)),
+        )
         return RunResults(info, self.cases, self.facts, dict(self.commands))
 
 
@@ -98,16 +116,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(config, "workerinput") or not tally.cases:  # xdist workers: the controller writes
         return
     results = tally.results(config)
-    for option, render in (("compliance_report", render_html), ("results_json", render_json),
-                           ("xccdf", render_xccdf)):
+    for option, render in (("compliance_report", render_html), ("results_json", render_json), ("xccdf", render_xccdf)):
         path = config.getoption(option)
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(render(results), encoding="utf-8")
 
 
-def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str],
-                                session: pytest.Session) -> None:
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
     tally = _tally(session.config)
     results = tally.results(session.config)
     rows = []
@@ -117,14 +135,16 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
         rows.append(
             f"<tr><td>{escape(host)}</td><td>{counts['pass']}</td><td>{counts['fail']}</td>"
             f"<td>{counts['waived']}</td><td>{counts['not-applicable']}</td><td>{counts['error']}</td>"
-            f"<td>{_compliance(counts)}</td><td>{tally.commands.get(host, 0)}</td><td>{changes}</td></tr>")
+            f"<td>{_compliance(counts)}</td><td>{tally.commands.get(host, 0)}</td><td>{changes}</td></tr>"
+        )
     prefix.append(
         "<h2>Compliance per host</h2><table id='host-summary' border='1' cellpadding='4'>"
         "<tr><th>host</th><th>passed</th><th>failed</th><th>waived</th><th>not applicable</th><th>errors</th>"
         "<th>compliance</th><th>remote commands</th><th>changes</th></tr>" + "".join(rows) + "</table>"
         "<p>compliance = passed / (passed + failed); waived, not applicable and errors are excluded; "
         "any error or unwaived failure makes the run fail. The compliance report is "
-        "reports/compliance.html (--compliance-report).</p>")
+        "reports/compliance.html (--compliance-report).</p>"
+    )
 
 
 def pytest_html_results_table_header(cells: list[str]) -> None:
@@ -133,9 +153,15 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
     props = _props(report)
-    values = [props.get("control_id", ""), props.get("title", ""), props.get("level", ""),
-              props.get("host", ""), props.get("check", ""), props.get("verdict", ""),
-              props.get("summary", "")]
+    values = [
+        props.get("control_id", ""),
+        props.get("title", ""),
+        props.get("level", ""),
+        props.get("host", ""),
+        props.get("check", ""),
+        props.get("verdict", ""),
+        props.get("summary", ""),
+    ]
     cells[1:1] = [f'<td class="col-{c}">{escape(v)}</td>' for c, v in zip(COLUMNS, values, strict=True)]
 
 
@@ -150,7 +176,8 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
         terminalreporter.write_line(
             f"{host}: {counts['pass']} passed, {counts['fail']} failed, {counts['waived']} waived, "
             f"{counts['not-applicable']} not applicable, {counts['error']} errors, "
-            f"compliance {_compliance(counts)}, remote commands {tally.commands.get(host, 0)}")
+            f"compliance {_compliance(counts)}, remote commands {tally.commands.get(host, 0)}"
+        )
     for cid, date, why in results.expired_waivers():
         terminalreporter.write_line(f"expired waiver ignored: {cid} (expired {date}): {why}", yellow=True)
     for option in ("compliance_report", "results_json", "xccdf"):

@@ -47,6 +47,7 @@ class CaseResult:
     waiver: str = ""  # justification of the waiver applied
     waiver_expiration: str = ""
     waiver_expired: str = ""  # justification of an expired, ignored waiver
+    audited: str = ""  # the path audited on the host and how it was found (docs/benchmarks.md)
     started: float = 0.0
     finished: float = 0.0
 
@@ -61,7 +62,17 @@ class CaseResult:
 
     @classmethod
     def from_props(cls, props: dict[str, str], started: float, finished: float) -> CaseResult:
-        names = ("summary", "evidence", "title", "level", "change", "waiver", "waiver_expiration", "waiver_expired")
+        names = (
+            "summary",
+            "evidence",
+            "title",
+            "level",
+            "change",
+            "waiver",
+            "waiver_expiration",
+            "waiver_expired",
+            "audited",
+        )
         return cls(
             props["host"],
             props["control_id"],
@@ -110,7 +121,12 @@ class RunResults:
     @property
     def controls(self) -> list[Control]:
         seen = {c.control_id for c in self.cases}
-        return [c for c in controls() if c.id in seen]
+        return [c for c in self.catalogue if c.id in seen]
+
+    @property
+    def catalogue(self) -> tuple[Control, ...]:
+        """Every control of the run's benchmark version."""
+        return controls(self.info.benchmark.version)
 
     @property
     def profile(self) -> str:

@@ -11,7 +11,7 @@ import json
 
 from cisaudit.results import CaseResult, RunResults
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: "audited" per record
 
 
 def iso(timestamp: float) -> str:
@@ -41,6 +41,7 @@ def _record(case: CaseResult) -> dict[str, object]:
         "evidence": case.evidence.splitlines(),
         "rule": cited[0] if cited else None,
         "location": cited[1] if cited else None,
+        "audited": case.audited or None,
         "waiver": _waiver(case),
         "remediated": case.remediated,
         "change": case.change or None,

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from cisaudit.catalogue import controls
+from cisaudit.catalogue import DEFAULT_VERSION, Control, controls
 from cisaudit.evaluate import Assessment
 from cisaudit.hostspec import scrub
 from cisaudit.locate import resolve, unknown_paths
@@ -33,6 +33,7 @@ class HostSession:
     options: ConnectOptions
     key: str
     require_all: bool = False
+    version: str = DEFAULT_VERSION  # the benchmark version whose controls are checked
     commands: int = 0  # remote commands sent to this host in this run
     events_output: str | None = None  # --verify-events: ausearch output, fetched once
     change: Any = None  # --remediate/--backout: what this run did to the host (cisaudit.change.Change)
@@ -64,14 +65,18 @@ class HostSession:
         if callable(reconnect):  # testinfra caches hosts: the same backend object must reconnect
             reconnect()
 
+    @property
+    def controls(self) -> tuple[Control, ...]:
+        return controls(self.version)
+
     def probe(self) -> Snapshot:
-        script, nonce = render_script()
+        script, nonce = render_script(catalogue=self.controls)
         rc, out, err = self.run(script)
         try:
-            snap = parse_probe(out, nonce)
+            snap = parse_probe(out, nonce, self.controls)
         except ProbeError as exc:
             raise HostError(f"{exc}; exit {rc}: {err.strip()[-200:]}") from None
-        missing = unknown_paths([resolve(c, snap) for c in controls()])
+        missing = unknown_paths([resolve(c, snap) for c in self.controls])
         if missing:  # a config named a path the probe could not foresee: one more command
             script, nonce = render_stat_script(missing)
             _, out, _ = self.run(script, check_ok=True)

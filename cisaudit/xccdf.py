@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from cisaudit.catalogue import Control, controls
+from cisaudit.catalogue import Control
 from cisaudit.results import CaseResult, RunResults
 from cisaudit.results_json import iso
 from cisaudit.waivers import WAIVED
@@ -41,12 +41,12 @@ def _rule(parent: ET.Element, control: Control) -> None:
     )
 
 
-def _profiles(benchmark: ET.Element) -> None:
+def _profiles(benchmark: ET.Element, catalogue: tuple[Control, ...]) -> None:
     """CIS's profiles: Level 2 includes Level 1."""
-    for level in sorted({c.level for c in controls()}):
+    for level in sorted({c.level for c in catalogue}):
         profile = _sub(benchmark, "Profile", id=f"{PREFIX}_profile_level{level}")
         _sub(profile, "title", f"Level {level}")
-        for control in controls():
+        for control in catalogue:
             _sub(profile, "select", idref=rule_id(control.id), selected="true" if control.level <= level else "false")
 
 
@@ -103,7 +103,8 @@ def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResul
             _sub(
                 element,
                 "message",
-                f"{case.check}: {case.status}: {case.summary}",
+                f"{case.check}: {case.status}: {case.summary}"
+                + (f" (audited: {case.audited})" if case.audited else ""),
                 severity="error" if case.status in ("fail", "error") else "info",
             )
         scored += result in ("pass", "fixed", "fail", "error")
@@ -116,13 +117,17 @@ def render_xccdf(results: RunResults) -> str:
     info = results.info
     benchmark = ET.Element(
         f"{{{NS}}}Benchmark",
-        {"id": f"{PREFIX}_benchmark_cis_docker", "resolved": "1", "{http://www.w3.org/XML/1998/namespace}lang": "en"},
+        {
+            "id": f"{PREFIX}_benchmark_cis_docker_{info.benchmark.version.replace('.', '_')}",
+            "resolved": "1",
+            "{http://www.w3.org/XML/1998/namespace}lang": "en",
+        },
     )
     _sub(benchmark, "status", "accepted")
     _sub(benchmark, "title", f"{info.benchmark.title} v{info.benchmark.version}, section 1.1 (audit rules)")
     _sub(benchmark, "version", info.benchmark.version)
-    _profiles(benchmark)
-    for control in controls():
+    _profiles(benchmark, results.catalogue)
+    for control in results.catalogue:
         _rule(benchmark, control)
     for index, host in enumerate(results.hosts, 1):
         _test_result(benchmark, index, host, results)

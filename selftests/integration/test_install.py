@@ -46,6 +46,13 @@ def test_pip_install_registers_the_plugin(tmp_path: Path) -> None:
         cwd=tmp_path,
     ).stdout
     assert "cisaudit.plugin" in plugins, plugins
+    catalogues = subprocess.run(  # the benchmark data ships in the wheel (outside the checkout)
+        [python, "-c", "from cisaudit.catalogue import VERSIONS as V, controls; print([len(controls(v)) for v in V])"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert catalogues.stdout.strip() == "[16, 16]", catalogues.stdout + catalogues.stderr[-2000:]
 
     own = tmp_path / "own"
     own.mkdir()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jsonschema
 
+from cisaudit.catalogue import benchmark
 from cisaudit.compliance_html import render_html
 from cisaudit.results import CaseResult, RunInfo, RunResults, natural_key
 from cisaudit.results_json import render_json
@@ -165,3 +166,29 @@ def test_html_header_and_fleet_view() -> None:
     assert "1.1.4 (expired 2020-01-01): old ticket" in html
     assert html.count(PASS_RULE) == 1  # three checks cite it; the detail blob stores it once
     assert html.count("SEC-12 accepted") == 1
+
+
+def test_the_selected_benchmark_version_and_the_audited_path_reach_every_output(tmp_path: Path) -> None:
+    """--benchmark 1.8.0: header, results.json, XCCDF id/version/Rules, and the path audited (docs/benchmarks.md)."""
+    audited = "/run/docker.sock (ListenStream= of docker.socket)"
+    run = RunResults(
+        RunInfo("pytest --benchmark 1.8.0", "audit", False, T0, T0 + 5, "0.1.0", "abc", benchmark("1.8.0")),
+        [case(A, "1.1.9", "live", "pass", summary=PASS_RULE, audited=audited, level="2")],
+    )
+    assert "CIS Docker Benchmark v1.8.0, Level 2" in render_html(run)
+    assert audited in render_html(run)
+    document = json.loads(render_json(run))
+    assert document["benchmark"]["version"] == "1.8.0" and document["results"][0]["audited"] == audited
+    assert document["controls"][0]["title"].endswith("docker.sock")
+    schema = json.loads((REPO / "docs" / "results.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(document)
+    root = ET.fromstring(render_xccdf(run))
+    assert root.get("id") == "xccdf_org.cisaudit_benchmark_cis_docker_1_8_0"
+    assert root.find(f"{{{NS}}}version").text == "1.8.0"
+    rules = root.iter(f"{{{NS}}}Rule")
+    manual = [r for r in rules if "Assessment Status: Manual" in r.find(f"{{{NS}}}description").text]
+    assert [r.get("id") for r in manual] == [rule_id("1.1.4"), rule_id("1.1.5")]
+    assert audited in "".join(m.text for m in root.iter(f"{{{NS}}}message"))
+    path = tmp_path / "v18.xccdf.xml"
+    path.write_text(render_xccdf(run))
+    assert oscap_validate(path) == (0, [])
