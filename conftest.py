@@ -11,6 +11,7 @@ from xdist.scheduler import LoadScopeScheduling
 from cisaudit.catalogue import Control, controls, select
 from cisaudit.evaluate import CONTROL_CHECKS, HOST_CHECKS
 from cisaudit.hostspec import SpecError, parse_spec
+from cisaudit.ssm.fanout import parse_concurrency
 from cisaudit.waivers import Waiver, WaiverError, load_waivers, today
 
 pytest_plugins = ["fixtures.remediation", "fixtures.hosts", "cisaudit.report"]
@@ -37,7 +38,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="SSM targets: comma list of instance ids and/or tag:Key=Value")
     group.addoption("--ssm-region", default=None, help="AWS region for ssm:// hosts")
     group.addoption("--aws-profile", default=None, help="AWS profile (default: AWS_PROFILE / chain)")
-    group.addoption("--ssm-s3-bucket", default=None, help="S3 bucket for SSM command output over 24,000 chars")
+    group.addoption("--ssm-s3-bucket", default=None,
+                    help="S3 bucket for SSM command output; an audit then probes the fleet by Run Command's fan-out")
+    group.addoption("--ssm-max-concurrency", default="50",
+                    help="fan-out audit: instances probing at once, a count or a percentage (default 50)")
     group.addoption("--waivers", default=None,
                     help="InSpec-format waiver file (YAML): control id -> justification, expiration_date, run, hosts")
 
@@ -104,6 +108,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from fixtures.hosts import CONNECT_SPECS_KEY, HOSTS_KEY, WAIVERS_KEY, discover_ssm_hosts
 
     config.stash[WAIVERS_KEY] = _waivers(config)
+    try:
+        config.option.ssm_max_concurrency = parse_concurrency(config.getoption("ssm_max_concurrency"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--ssm-max-concurrency: {exc}") from None
     specs = [s.strip() for s in (config.getoption("hosts", None) or "").split(",") if s.strip()]
     if config.getoption("ssm_targets", ""):
         specs += discover_ssm_hosts(config)

@@ -158,11 +158,11 @@ def test_unknown_instance_raises(start: Start) -> None:
 
 
 def test_discovery_by_tag_pages_and_reports_offline(start: Start) -> None:
-    docker = [f"i-{n:017x}" for n in range(1, 13)]
-    other, offline, unknown = "i-0000000000000000f", "i-00000000000000010", "i-00000000000000011"
+    docker = [f"i-{n:017x}" for n in range(1, 56)]  # 50 a page: the tag takes two
+    other, offline, unknown = "i-0000000000000f00f", "i-00000000000000f10", "i-00000000000000f11"
     tags = {i: {"Role": "docker"} for i in [*docker, offline]} | {other: {"Role": "web"}}
     emu = start(dict.fromkeys([*docker, other], "local://"), tags=tags, offline=[offline])
-    online, problems = ssm.discover_targets(f"tag:Role=docker,{other},{unknown}", None, None)
+    online, problems, _ = ssm.discover_targets(f"tag:Role=docker,{other},{unknown}", None, None)
     assert online == [*docker, other]
     assert problems == [
         f"{unknown}: not a managed instance in this account and region",
