@@ -12,6 +12,7 @@ import urllib.request
 from types import TracebackType
 
 import boto3
+from botocore.client import BaseClient
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator"}
 
@@ -40,9 +41,14 @@ class MotoS3:
         """What points boto3's S3 client here (the SSM emulator's environ adds the rest)."""
         return {"AWS_ENDPOINT_URL_S3": self.endpoint_url, **CREDENTIALS}
 
-    def client(self):  # noqa: ANN201 - a boto3 S3 client
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
-                            aws_access_key_id="emulator", aws_secret_access_key="emulator")
+    def client(self) -> BaseClient:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="emulator",
+            aws_secret_access_key="emulator",
+        )
 
     def __enter__(self) -> MotoS3:
         cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
@@ -60,8 +66,9 @@ class MotoS3:
         self.client().create_bucket(Bucket=self.bucket)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._proc is not None:
             self._proc.terminate()
             try:

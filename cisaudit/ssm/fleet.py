@@ -39,7 +39,7 @@ class FleetOptions:
     execution_timeout: float = 300
     max_output_bytes: int = 32 << 20
     poll_interval: float = 1.0
-    stall: float = 15.0  # s without a new S3 object before statuses are paged anyway (doubles)
+    stall: float = 5.0  # s without a new S3 object before statuses are paged anyway (doubles)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class _Command:
     prefix: str
     reads: dict[str, Future[str | None]] = field(default_factory=dict)
     last_progress: float = field(default_factory=time.monotonic)
-    stall: float = 15.0
+    stall: float = 5.0
 
 
 class FleetProbe:
