@@ -1,6 +1,7 @@
 """What an audit costs per host and how a fleet scales, against the naive way.
 
     python bench/benchmark.py [--runs 5] [--sizes 1,3,6] [--json bench/results.json] [--skip-vms]
+    python bench/benchmark.py --fleet 100,1000,10000 [--baseline 100,1000]   (SSM fleet scale only)
 
 Every figure is a pytest subprocess run as a user would; CPU is user+sys of that process tree
 (os.wait4 rusage, reaped xdist workers included), max RSS the largest process in it. QEMU CPU
@@ -30,6 +31,8 @@ sys.path.insert(0, str(REPO))
 from cisaudit.probe import render_script  # noqa: E402
 from cisaudit.ssm.emulator import Faults, SsmEmulator  # noqa: E402
 from cisaudit.transport import ConnectOptions  # noqa: E402
+from selftests.s3_store import MotoS3  # noqa: E402
+from selftests.ssm_replay import Replayer, record_local  # noqa: E402
 from selftests.suite_runner import parse_junit, shown  # noqa: E402
 
 PY = sys.executable
@@ -258,6 +261,48 @@ def bench_report(runs: int, hosts: int) -> tuple[Row, Row]:
     return plain, reports
 
 
+FLEET_BUCKET = "cisaudit-bench"
+OUTPUTS = ("compliance.html", "results.json", "results.xccdf.xml", "junit.xml", "tests.html")
+
+
+def fleet_line(kind: str, hosts: int, sample: Sample, requests: dict[str, int], throttled: int, tmp: Path) -> str:
+    report_mb = sum(f.stat().st_size for f in (tmp / name for name in OUTPUTS) if f.exists()) / 2**20
+    return (f"{kind} hosts={hosts} wall_s={sample.wall:.1f} ssm_calls={sum(requests.values())} "
+            f"send_command={requests.get('SendCommand', 0)} peak_rss_mb={sample.maxrss_mb:.0f} "
+            f"report_mb={report_mb:.1f} calls_per_host={sum(requests.values()) / hosts:.3f} throttled={throttled} "
+            f"[{sample.summary.strip('= ')}]")
+
+
+def bench_fleet_ssm(sizes: list[int], baseline: list[int], latency: float, throttle_rate: float) -> None:
+    """Audits of N emulated instances by tag (`ssm-fleet`: the fan-out, output through moto's S3
+    server) and over today's per-host path (`ssm-per-host`), 0.2 s per API call, throttled above
+    `throttle_rate` calls/s. The instances answer from one recorded real probe output of this
+    machine, paced at the probe's own run time; everything else (the suite, the SSM API, S3) is real."""
+    rec = record_local()
+    print(f"# instances answer from a recorded real probe output of this machine (local://, "
+          f"{len(rec.stdout)} bytes, {rec.seconds:.2f} s per probe); latency {latency} s per API call; "
+          f"throttling above {throttle_rate:g} calls/s", flush=True)
+    runs = [("ssm-fleet", n, [f"--ssm-s3-bucket={FLEET_BUCKET}"]) for n in sizes]
+    runs += [("ssm-per-host", n, []) for n in baseline]
+    with MotoS3(FLEET_BUCKET) as s3:
+        for kind, hosts, extra in runs:
+            ids = [f"i-{n + 1:017x}" for n in range(hosts)]
+            replayer = Replayer(dict.fromkeys(ids, rec))
+            faults = Faults(latency=latency, throttle_rate=throttle_rate)
+            with SsmEmulator(dict.fromkeys(ids), tags=dict.fromkeys(ids, {"Role": "docker-host"}), faults=faults,
+                             s3_endpoint=s3.endpoint_url, runner=replayer) as emu, \
+                    tempfile.TemporaryDirectory() as d:
+                tmp = Path(d)
+                cmd = [PY, "-m", "pytest", "--ssm-targets=tag:Role=docker-host", "--ssm-region=us-east-1",
+                       f"--junitxml={tmp}/junit.xml", f"--html={tmp}/tests.html",
+                       f"--compliance-report={tmp}/compliance.html", f"--results-json={tmp}/results.json",
+                       f"--xccdf={tmp}/results.xccdf.xml", "-p", "no:cacheprovider", "-q", *extra]
+                sample = measure(cmd, emu.environ | s3.environ)
+                stats = emu.stats()
+                print(fleet_line(kind, hosts, sample, stats["requests"], sum(stats["throttled"].values()), tmp)
+                      + f" replayed={replayer.replayed}", flush=True)
+
+
 def table(rows: list[Row], baselines: dict[str, float]) -> str:
     head = f"{'run':<34} {'hosts':>5} {'-n':>3} {'wall s':>7} {'xN/x1':>6} {'cpu s':>6} {'qemu s':>7} {'other s':>7} " \
            f"{'maxRSS MB':>9} {'cmds/host':>9}  note"
@@ -276,6 +321,10 @@ def table(rows: list[Row], baselines: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def _sizes(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=5)
@@ -288,7 +337,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="max xdist workers of the suite (default 1: one process probes all hosts concurrently)")
     p.add_argument("--ssm-latency", type=float, default=1.0)
     p.add_argument("--report-hosts", type=int, default=100)
+    p.add_argument("--fleet", default="", help="only the SSM fleet scale runs, at these sizes (e.g. 100,1000,10000)")
+    p.add_argument("--baseline", default="100,1000", help="with --fleet: sizes of the per-host baseline runs")
+    p.add_argument("--throttle-rate", type=float, default=20.0, help="with --fleet: API calls/s before throttling")
     a = p.parse_args(argv)
+    if a.fleet:
+        bench_fleet_ssm(_sizes(a.fleet), _sizes(a.baseline), 0.2, a.throttle_rate)
+        return 0
     sizes = sorted({int(s) for s in a.sizes.split(",")})
     rows: list[Row] = []
     info: dict[str, Any] = {"cpus": os.cpu_count(), "runs": a.runs}

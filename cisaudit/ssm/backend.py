@@ -27,12 +27,12 @@ from cisaudit.ssm.fanout import BROKEN_DETAILS as _BROKEN_DETAILS
 from cisaudit.ssm.fanout import COMPLETED as _COMPLETED
 
 # Adaptive retry: standard retries plus a client-side rate limiter that slows down on
-# throttling, which a fleet's worth of calls from one client meets (docs/kernel-behaviour.md).
+# throttling, which a fleet's worth of calls from one client meets (README: AWS Systems Manager).
 CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=32)
 _RUNNING = {"Pending", "InProgress", "Delayed"}
 # Slack past our own timeouts so the service can report its TimedOut first.
 _GRACE = 5.0
-_S3_PREFIX = "cisaudit-ssm"
+S3_PREFIX = "cisaudit-ssm"  # where output goes in --ssm-s3-bucket (README: IAM)
 
 _lock = threading.Lock()
 _sessions: dict[tuple[str | None, str | None, int], boto3.Session] = {}
@@ -158,7 +158,7 @@ class SsmBackend(BaseBackend):
             },
         }
         if self.s3_bucket:
-            params |= {"OutputS3BucketName": self.s3_bucket, "OutputS3KeyPrefix": _S3_PREFIX}
+            params |= {"OutputS3BucketName": self.s3_bucket, "OutputS3KeyPrefix": S3_PREFIX}
         self.send_command_calls += 1
         try:
             command_id = self.client.send_command(**params)["Command"]["CommandId"]

@@ -21,10 +21,9 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cisaudit.ssm import fanout, frame
-from cisaudit.ssm.backend import SsmTransportError, aws_client, read_s3_stdout
+from cisaudit.ssm.backend import S3_PREFIX, SsmTransportError, aws_client, read_s3_stdout
 from cisaudit.ssm.spool import Spool
 
-S3_PREFIX = "cisaudit-ssm"
 _GRACE = 5.0  # past our own timeouts, so the service can report its TimedOut first
 _READERS = 16
 
