@@ -337,11 +337,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="max xdist workers of the suite (default 1: one process probes all hosts concurrently)")
     p.add_argument("--ssm-latency", type=float, default=1.0)
     p.add_argument("--report-hosts", type=int, default=100)
-    p.add_argument("--fleet", default="", help="only the SSM fleet scale runs, at these sizes (e.g. 100,1000,10000)")
+    p.add_argument("--fleet", default=None,
+                   help="only the SSM fleet scale runs, at these sizes (e.g. 100,1000,10000; empty: baseline only)")
     p.add_argument("--baseline", default="100,1000", help="with --fleet: sizes of the per-host baseline runs")
     p.add_argument("--throttle-rate", type=float, default=20.0, help="with --fleet: API calls/s before throttling")
     a = p.parse_args(argv)
-    if a.fleet:
+    if a.fleet is not None:
         bench_fleet_ssm(_sizes(a.fleet), _sizes(a.baseline), 0.2, a.throttle_rate)
         return 0
     sizes = sorted({int(s) for s in a.sizes.split(",")})

@@ -50,6 +50,8 @@ class _Command:
     reads: dict[str, Future[str | None]] = field(default_factory=dict)
     last_progress: float = field(default_factory=time.monotonic)
     stall: float = 5.0
+    next_page: float = 0.0  # no paging before this (monotonic)
+    backoff: float = 1.0  # wait after a paging that found S3 objects ahead of their statuses (doubles)
 
 
 class FleetProbe:
@@ -125,9 +127,13 @@ class FleetProbe:
         if self._new_objects(command, nonce, pool):
             command.last_progress = now
         everything = command.pending <= command.reads.keys()
-        if not (everything or now - command.last_progress >= command.stall or now > command.deadline):
+        stalled = now - command.last_progress >= command.stall
+        if not (now > command.deadline or (now >= command.next_page and (everything or stalled))):
             return
         settled = self._settle(command, nonce, pool)
+        if command.pending and everything:  # the statuses lag the objects: page again, later each time
+            command.next_page = time.monotonic() + command.backoff
+            command.backoff *= 2
         if not settled and not everything:
             command.stall *= 2
         if now > command.deadline and command.pending:
