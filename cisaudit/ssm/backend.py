@@ -270,7 +270,7 @@ def read_s3_stdout(url_or_key: str, bucket: str, max_output_bytes: int, region: 
     """A frame's text from S3, read no further than the largest frame max_output_bytes allows."""
     key = s3_key(url_or_key, bucket) if "://" in url_or_key else url_or_key
     limit = frame.max_b64_size(max_output_bytes) + 4096  # the frame's header and END lines
-    body = aws_client("s3", region, profile).get_object(Bucket=bucket, Key=key)["Body"].read(limit + 1)
+    body: bytes = aws_client("s3", region, profile).get_object(Bucket=bucket, Key=key)["Body"].read(limit + 1)
     if len(body) > limit:
         raise frame.OutputTooLarge(
             f"s3://{bucket}/{key} is over the limit of {max_output_bytes} bytes (--max-output-mb)"

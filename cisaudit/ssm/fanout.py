@@ -43,7 +43,8 @@ def plan_batches(instance_ids: Sequence[str], tags: Mapping[tuple[str, str], Seq
     """Batches covering every id once: a tag's batch audits its ids first seen there; the ids no
     tag covers go by InstanceIds, 50 per command. An instance in two tags is probed twice, read once."""
     wanted = dict.fromkeys(instance_ids)
-    batches, taken = [], set()
+    batches: list[Batch] = []
+    taken: set[str] = set()
     for tag, members in tags.items():
         mine = tuple(i for i in members if i in wanted and i not in taken)
         taken.update(mine)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
@@ -62,11 +63,11 @@ class FleetProbe:
         self.s3: BaseClient = aws_client("s3", options.region, options.profile)
         self.send_command_calls = 0
 
-    def run(self, batches: Sequence[fanout.Batch], command: str) -> None:
-        """Run `command` on every batch's members; each ends with a spool result or error. One
+    def run(self, batches: Sequence[fanout.Batch], probe: str) -> None:
+        """Run `probe` on every batch's members; each ends with a spool result or error. One
         frame nonce for the whole fleet: every instance sees the same script."""
         nonce = secrets.token_hex(16)
-        script = frame.wrapper_script(command, nonce, chunk=None)  # all of it inline: S3 keeps it whole
+        script = frame.wrapper_script(probe, nonce, chunk=None)  # all of it inline: S3 keeps it whole
         commands = [c for c in (self._send(b, script) for b in batches) if c is not None]
         with ThreadPoolExecutor(_READERS) as pool:
             while any(c.pending for c in commands):
@@ -75,7 +76,7 @@ class FleetProbe:
                     if command.pending:
                         self._round(command, nonce, pool)
 
-    def _error(self, instance_id: str, command_id: str | None, message: str, inv: dict | None = None) -> None:
+    def _error(self, instance_id: str, command_id: str | None, message: str, inv: dict[str, Any] | None = None) -> None:
         inv = inv or {}
         line = SsmTransportError(instance_id, command_id, message, inv.get("Status"), inv.get("StatusDetails"))
         self.spool.put_error(instance_id, str(line))
