@@ -194,7 +194,7 @@ def idle_qemu_cpu(pids: Sequence[int], seconds: float = 5.0) -> float:
 
 def bench_fleet(sizes: list[int], runs: int, naive_runs: int, cap: int,
                 suite_cap: int) -> tuple[list[Row], dict[str, Any]]:
-    from cisaudit.testhosts.fleet import Fleet
+    from selftests.testhosts.fleet import Fleet
 
     rows: list[Row] = []
     t0 = time.monotonic()
@@ -247,7 +247,7 @@ def bench_ssm(sizes: list[int], runs: int, suite_cap: int, latency: float) -> li
 
 
 def bench_report(runs: int, hosts: int) -> tuple[Row, Row]:
-    base = [PY, "-m", "pytest", str(BENCH / "synth" / "test_synthetic_report.py"), "-p", "cisaudit.report",
+    base = [PY, "-m", "pytest", str(BENCH / "synth" / "test_synthetic_report.py"), "-p", "cisaudit.plugin",
             *ISOLATED, f"--rootdir={BENCH / 'synth'}", "-o", "junit_family=xunit1"]
     env = {"SYNTH_HOSTS": str(hosts)}
     plain, reports = Row(f"synthetic {hosts}x16x2, no reports", hosts, 1), Row("  + --html + --junitxml", hosts, 1)

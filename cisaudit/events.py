@@ -48,6 +48,7 @@ fi
 # spawned LABEL PATH: announce the process just started in the background, and wait for it.
 spawned() { printf '%s trigger %s %s %s\n' "$MARK" "$1" "$!" "$2"; wait "$!"; }
 # access CLASS PATH: one harmless access of that permission class, by a new process.
+# shellcheck disable=SC3045 # ulimit -c/-v: not POSIX, but dash, bash and busybox sh all have them
 access() {
   case $1 in
   r) dd if="$2" of=/dev/null bs=1 count=0 2>/dev/null & ;;
@@ -149,11 +150,11 @@ def recorded(output: str) -> dict[Trigger, list[str]]:
     by_pid: dict[int, list[tuple[str, set[str]]]] = {}
     for records in events.values():
         syscall = next((r for r in records if r.startswith("type=SYSCALL")), None)
-        pid = _PID_RE.search(syscall) if syscall else None
-        if syscall is None or pid is None:
+        pid_match = _PID_RE.search(syscall) if syscall else None
+        if syscall is None or pid_match is None:
             continue
         fields = _SYSCALL_RE.search(syscall)
         what = "arch={} syscall={} exit={}".format(*fields.groups()) if fields else "syscall"
         names = set().union(*(_names(r) for r in records if r.startswith("type=PATH")))
-        by_pid.setdefault(int(pid.group(1)), []).append((what, names))
+        by_pid.setdefault(int(pid_match.group(1)), []).append((what, names))
     return {t: [what for what, names in by_pid.get(t.pid, []) if t.path in names] for t in triggers}

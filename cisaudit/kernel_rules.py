@@ -18,7 +18,7 @@ ACTIONS = {0: "never", 1: "possible", 2: "always"}
 OPERATORS = 0x7F000000
 
 
-def rule_line(data):
+def rule_line(data):  # type: (bytes) -> str
     flags, action, count = struct.unpack_from("=III", data, 0)
     fields = struct.unpack_from("=64I", data, 12 + 256)
     values = struct.unpack_from("=64I", data, 12 + 512)
@@ -35,12 +35,12 @@ def rule_line(data):
     return "{} {} {} {}".format(name, ACTIONS.get(action, str(action)), kind, path.hex() if path else "-")
 
 
-def main():
+def main():  # type: () -> None
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 9)  # NETLINK_AUDIT
     sock.settimeout(5)
     sock.bind((0, 0))
     sock.send(struct.pack("=IHHII", 16, AUDIT_LIST_RULES, 0x1 | 0x4, 1, 0))  # NLM_F_REQUEST | NLM_F_ACK
-    lines = []
+    lines = []  # type: list[str]
     while True:
         chunk = sock.recv(1 << 20)
         while len(chunk) >= 16:

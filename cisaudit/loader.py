@@ -151,7 +151,7 @@ def replay(lines: list[RuleLine], add: AddRule) -> Replay:
     """What `auditctl -R` leaves in the kernel after loading `lines` into an empty list."""
     result = Replay()
     keep_going = immutable = False
-    present: Counter[tuple] = Counter()
+    present: Counter[tuple[object, ...]] = Counter()
     for index, line in enumerate(lines):
         error = line.error
         item = line.item
@@ -251,7 +251,7 @@ def _kernel_view(listed: list[RuleLine], kernel: list[tuple[str, str, str, str]]
     return view
 
 
-def _listing_identity(rule: AuditRule) -> tuple:
+def _listing_identity(rule: AuditRule) -> tuple[object, ...]:
     return rule.identity[:1] + rule.identity[2:]  # everything but the action
 
 
@@ -261,7 +261,7 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
     The listing prints `-a never,exit -F path=X -F perm=rwxa` and `-F dir=X` alike as `-w X -p rwxa`:
     for such a line, the persisted lines with the same rule say which it is; without them both
     readings stay possible, and a verdict never takes the kind that would pass."""
-    twins: dict[tuple, list[AuditRule]] = {}
+    twins: dict[tuple[object, ...], list[AuditRule]] = {}
     for line in persisted:
         if isinstance(line.item, AuditRule):
             twins.setdefault(_listing_identity(line.item), []).append(line.item)

@@ -25,7 +25,7 @@ stat_paths() {
     if [ -L "$p" ]; then k=symlink
     elif [ -d "$p" ]; then k=dir
     elif [ -S "$p" ]; then k=socket
-    elif [ -e "$p" ]; then k=file
+    elif [ -e "$p" ]; then k='file'
     else k=absent
     fi
     printf '%s\0%s\0' "$k" "$p"

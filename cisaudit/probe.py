@@ -98,7 +98,7 @@ def render_stat_script(paths: list[str]) -> tuple[str, str]:
     every path is one quoted argument, so any byte but NUL survives."""
     nonce = _nonce()
     return (f"M={shlex.quote(nonce)}\n" + LIBRARY.read_text()
-            + "stat_paths " + " ".join(shlex.quote(p) for p in paths) + "\nsec done; end\n", nonce)
+            + "stat_paths " + " ".join(shlex.quote(p) for p in paths) + "\nsec 'done'; end\n", nonce)
 
 
 def _records(body: str) -> list[str]:

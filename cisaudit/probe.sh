@@ -23,7 +23,10 @@ if [ -d /run/systemd/system ]; then
   run audit-rules-unit systemctl cat audit-rules.service
   # One call for all units: a FragmentPath= line per unit, in order (empty when it does not exist).
   set -f
-  sec units; systemctl show -p FragmentPath $UNITS 2>/dev/null | sed -n 's/^FragmentPath=//p'; end
+  sec units
+  # shellcheck disable=SC2086 # UNITS (set by cisaudit/probe.py) is a list of unit names, globbing off
+  systemctl show -p FragmentPath $UNITS 2>/dev/null | sed -n 's/^FragmentPath=//p'
+  end
   set +f
 else
   sec systemd; echo absent; end
@@ -56,7 +59,7 @@ done
 # Rules files in augenrules' own order (it runs `ls -1v`).
 sec rules-d-order
 if [ -d /etc/audit/rules.d ]; then
-  (cd /etc/audit/rules.d && ls -1v 2>/dev/null || ls -1) | grep '\.rules$'
+  (cd /etc/audit/rules.d && { ls -1v 2>/dev/null || ls -1; }) | grep '\.rules$'
 fi
 end
 for f in /etc/audit/rules.d/*.rules; do dump rules-file "$f"; done
@@ -76,6 +79,7 @@ sock=$(awk '/^[[:space:]]*\[/ { g = ($0 ~ /^[[:space:]]*\[grpc\]/) }
   /etc/containerd/config.toml 2>/dev/null)
 set -f
 all_paths=$({
+  # shellcheck disable=SC2086,SC2153 # PATHS (set by cisaudit/probe.py): one path per word, globbing off
   printf '%s\n' $PATHS "$data_root" "$sock"
   { cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules 2>/dev/null; printf '%s\n' "$listing"; } | awk '
     { for (i = 1; i < NF; i++) {
@@ -93,4 +97,4 @@ set -- $all_paths
 unset IFS
 set +f
 stat_paths "$@"
-sec done; end
+sec 'done'; end

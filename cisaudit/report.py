@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Generator
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import pytest
+from _pytest.terminal import TerminalReporter
 
 from cisaudit.compliance_html import render_html
 from cisaudit.results import CaseResult, RunInfo, RunResults, command_line, commit, describe_mode, tool_version
@@ -29,24 +32,14 @@ def _decides(report: pytest.TestReport, props: dict[str, str]) -> bool:
     return "verdict" in props and report.when == ("setup" if props["verdict"] == "error" else "call")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
-    group.addoption("--compliance-report", default="reports/compliance.html", metavar="PATH",
-                    help="the compliance report, self-contained HTML (default reports/compliance.html)")
-    group.addoption("--results-json", default="reports/results.json", metavar="PATH",
-                    help="machine-readable results, schema docs/results.schema.json (default reports/results.json)")
-    group.addoption("--xccdf", default="reports/results.xccdf.xml", metavar="PATH",
-                    help="XCCDF 1.2 Benchmark + TestResult per host (default reports/results.xccdf.xml)")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ComplianceTally(), "cisaudit-tally")
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     report = (yield).get_result()
-    props = dict(item.user_properties)
+    props = {name: str(value) for name, value in item.user_properties}
     if not _decides(report, props):
         return
     evidence = props.get("evidence", "")
@@ -63,7 +56,7 @@ class ComplianceTally:
         self.started = time.time()
         self.cases: list[CaseResult] = []
         self.commands: dict[str, int] = defaultdict(int)
-        self.facts: dict[str, dict] = {}
+        self.facts: dict[str, dict[str, object]] = {}
         self._setup_start: dict[str, float] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -89,10 +82,12 @@ class ComplianceTally:
 
 
 def _tally(config: pytest.Config) -> ComplianceTally:
-    return config.pluginmanager.get_plugin("cisaudit-tally")
+    tally = config.pluginmanager.get_plugin("cisaudit-tally")
+    assert isinstance(tally, ComplianceTally)  # registered in pytest_configure
+    return tally
 
 
-def _compliance(counts: Counter) -> str:
+def _compliance(counts: Counter[str]) -> str:
     applicable = counts["pass"] + counts["fail"]
     return f"{100 * counts['pass'] / applicable:.0f}%" if applicable else "n/a"
 
@@ -111,7 +106,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             Path(path).write_text(render(results), encoding="utf-8")
 
 
-def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
+def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str],
+                                session: pytest.Session) -> None:
     tally = _tally(session.config)
     results = tally.results(session.config)
     rows = []
@@ -131,11 +127,11 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
         "reports/compliance.html (--compliance-report).</p>")
 
 
-def pytest_html_results_table_header(cells: list) -> None:
+def pytest_html_results_table_header(cells: list[str]) -> None:
     cells[1:1] = [f'<th class="sortable" data-column-type="{c}">{c.capitalize()}</th>' for c in COLUMNS]
 
 
-def pytest_html_results_table_row(report: pytest.TestReport, cells: list) -> None:
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
     props = _props(report)
     values = [props.get("control_id", ""), props.get("title", ""), props.get("level", ""),
               props.get("host", ""), props.get("check", ""), props.get("verdict", ""),
@@ -143,7 +139,7 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list) -> Non
     cells[1:1] = [f'<td class="col-{c}">{escape(v)}</td>' for c, v in zip(COLUMNS, values, strict=True)]
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     tally = _tally(config)
     if not tally.cases:
         return

@@ -6,6 +6,7 @@ xdist), never from the verdict model itself.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shlex
 import subprocess
@@ -24,7 +25,7 @@ STATUSES = ("pass", "fail", WAIVED, "not-applicable", "error")  # report order
 CITATION = re.compile(r"`([^`\n]+)` \(([^()\n]+:\d+)\)")
 
 
-def natural_key(text: str) -> list:
+def natural_key(text: str) -> list[int | str]:
     """Sort key that orders numbers by value: 10.0.0.2 before 10.0.0.10."""
     return [int(part) if i % 2 else part.lower() for i, part in enumerate(re.split(r"(\d+)", text))]
 
@@ -91,7 +92,7 @@ class RunInfo:
 class RunResults:
     info: RunInfo
     cases: list[CaseResult]
-    host_facts: dict[str, dict] = field(default_factory=dict)
+    host_facts: dict[str, dict[str, object]] = field(default_factory=dict)
     remote_commands: dict[str, int] = field(default_factory=dict)
 
     @cached_property
@@ -132,7 +133,7 @@ class RunResults:
                 statuses.setdefault((case.host, case.control_id), set()).add(case.status)
         return {key: combine(found) for key, found in statuses.items()}
 
-    def counts(self, host: str | None = None) -> Counter:
+    def counts(self, host: str | None = None) -> Counter[str]:
         return Counter(c.status for c in (self.cases if host is None else self.by_host.get(host, [])))
 
     def changes(self, host: str) -> list[str]:
@@ -173,7 +174,11 @@ def command_line(args: tuple[str, ...] | list[str]) -> str:
 
 @cache
 def tool_version() -> str:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    """The checkout's version (pyproject.toml), or the installed wheel's."""
+    pyproject = REPO / "pyproject.toml"
+    if pyproject.exists():
+        return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+    return importlib.metadata.version("cisaudit")
 
 
 @cache

@@ -18,7 +18,7 @@ def iso(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _waiver(case: CaseResult) -> dict | None:
+def _waiver(case: CaseResult) -> dict[str, object] | None:
     if not (case.waiver or case.waiver_expired):
         return None
     return {
@@ -29,7 +29,7 @@ def _waiver(case: CaseResult) -> dict | None:
     }
 
 
-def _record(case: CaseResult) -> dict:
+def _record(case: CaseResult) -> dict[str, object]:
     cited = case.citation()
     return {
         "host": case.host,

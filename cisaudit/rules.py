@@ -83,7 +83,7 @@ class AuditRule:
     text: str = field(default="", compare=False)
 
     @property
-    def identity(self) -> tuple:
+    def identity(self) -> tuple[object, ...]:
         """What the kernel compares for "Rule exists" and for `-d`/`-W` deletion."""
         arch = ARCH_FAMILY.get(self.arch, self.arch) if self.arch else None
         return (self.filter, self.action, self.path, self.perms, arch, self.syscalls,
@@ -202,7 +202,7 @@ def parse_rule(text: str) -> Item:
         if len(pairs) != 1:
             raise RuleSyntaxError(f"{opts[0]} must stand alone on its line")
         return Directive(*pairs[0])
-    watch = [v for o, v in pairs if o in ("-w", "-W")]
+    watch = [v for o, v in pairs if o in ("-w", "-W") and v is not None]  # -w/-W always take a value
     lists = [(o, v) for o, v in pairs if o in ("-a", "-A", "-d")]
     if len(watch) + len(lists) != 1:
         raise RuleSyntaxError("a rule needs exactly one of -w, -W, -a, -A, -d")

@@ -37,7 +37,7 @@ class HostSession:
     fanned_out: Spool | None = None  # an ssm:// host whose probe the fleet fan-out ran (ssm/fleet.py)
     commands: int = 0  # remote commands sent to this host in this run
     events_output: str | None = None  # --verify-events: ausearch output, fetched once
-    change: Any = None  # --remediate/--backout: what this run did to the host (fixtures.remediation.Change)
+    change: Any = None  # --remediate/--backout: what this run did to the host (cisaudit.change.Change)
     _host: object | None = None
     _assessment: Assessment | None = None
     _error: str | None = None

@@ -1,12 +1,14 @@
 """Connections to hosts: testinfra's backends, made safe by default.
 
 testinfra's paramiko backend never loads known_hosts, has no per-command timeout and
-deadlocks on large stderr (docs/kernel-behaviour.md); the backends here fix that and are registered under
-testinfra's own names, so `paramiko://`, `ssh://` and `local://` specs mean the safe ones.
+deadlocks on large stderr (docs/kernel-behaviour.md); the backends here fix that. The suite opens hosts
+through `open_host`, which picks them from its own table, so testinfra's registry keeps its meaning for a
+user's own testinfra tests in the same run; only the new name `ssm` is added to it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import select
 import shlex
@@ -20,6 +22,7 @@ from typing import Any
 import paramiko
 import testinfra
 import testinfra.backend
+import testinfra.host
 from testinfra.backend import base
 from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
@@ -153,9 +156,9 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
     def _policy(self) -> paramiko.MissingHostKeyPolicy:
         return paramiko.AutoAddPolicy() if self.accept_new_host_keys else paramiko.RejectPolicy()
 
-    @property  # type: ignore[override]
+    @property
     def client(self) -> paramiko.SSHClient:
-        cached = self.__dict__.get("_client")
+        cached: paramiko.SSHClient | None = self.__dict__.get("_client")
         if cached is not None:
             return cached
         client = _ClientWithPolicy(self._policy())
@@ -286,8 +289,21 @@ def normalize_spec(spec: str) -> str:
         raise HostError(str(exc)) from None
 
 
+VERIFIED_BACKENDS: dict[str, str] = {
+    "local": f"{__name__}.TimedLocalBackend",
+    "ssh": f"{__name__}.VerifiedSshBackend",
+    "paramiko": f"{__name__}.VerifiedParamikoBackend",
+    "ssm": "cisaudit.ssm.backend.SsmBackend",
+}
+
+
+def _backend_class(scheme: str) -> type[base.BaseBackend]:
+    module, name = VERIFIED_BACKENDS[scheme].rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
 def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:
-    """A testinfra Host for spec; connection happens lazily on the first command."""
+    """A testinfra Host on the suite's verified backend for spec; it connects on the first command."""
     spec = normalize_spec(spec)
     scheme = spec.split("://", 1)[0]
     kwargs: dict[str, Any] = {"sudo": options.sudo, "sudo_user": options.sudo_user,
@@ -301,12 +317,14 @@ def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:
         kwargs = {"sudo": False, "region": options.ssm_region, "profile": options.aws_profile,
                   "s3_bucket": options.ssm_s3_bucket, "execution_timeout": options.command_timeout,
                   "max_output_bytes": options.max_output_bytes}
-    return testinfra.get_host(spec, **kwargs)
+    name, spec_kwargs = testinfra.backend.parse_hostspec(spec)
+    kwargs = {**kwargs, **spec_kwargs}  # what the spec says wins, as in testinfra.get_host
+    klass = _backend_class(scheme)
+    backend = klass(**kwargs) if scheme == "local" else klass(name, **kwargs)
+    host = testinfra.host.Host(backend)
+    backend.set_host(host)
+    return host
 
 
-testinfra.backend.BACKENDS.update({
-    "local": f"{__name__}.TimedLocalBackend",
-    "ssh": f"{__name__}.VerifiedSshBackend",
-    "paramiko": f"{__name__}.VerifiedParamikoBackend",
-    "ssm": "cisaudit.ssm.backend.SsmBackend",
-})
+# A new name only: testinfra's own `local`, `ssh` and `paramiko` stay as testinfra defines them.
+testinfra.backend.BACKENDS.setdefault("ssm", VERIFIED_BACKENDS["ssm"])

@@ -61,13 +61,13 @@ def _fail(path: str, node: yaml.Node, message: str) -> WaiverError:
 def _scalar(path: str, node: yaml.Node, what: str) -> str:
     if not isinstance(node, yaml.ScalarNode) or not node.value.strip():
         raise _fail(path, node, f"{what} must be a non-empty value")
-    return node.value
+    return str(node.value)
 
 
 def _parse_one(path: str, control_id: str, id_node: yaml.Node, body: yaml.Node) -> Waiver:
     if not isinstance(body, yaml.MappingNode):
         raise _fail(path, body, f"waiver {control_id}: expected a mapping with justification")
-    fields = {}
+    fields: dict[str, yaml.Node] = {}
     for key_node, value in body.value:
         key = _scalar(path, key_node, "a key")
         if key not in KEYS:
@@ -75,24 +75,27 @@ def _parse_one(path: str, control_id: str, id_node: yaml.Node, body: yaml.Node) 
         fields[key] = value
     if "justification" not in fields:
         raise _fail(path, id_node, f"waiver {control_id}: justification is required")
-    waiver = {"justification": _scalar(path, fields["justification"], "justification")}
+    justification = _scalar(path, fields["justification"], "justification")
+    expiration_date: dt.date | None = None
+    run = True
+    hosts: tuple[str, ...] = ()
     if "expiration_date" in fields:
         node = fields["expiration_date"]
         try:
-            waiver["expiration_date"] = dt.date.fromisoformat(_scalar(path, node, "expiration_date"))
+            expiration_date = dt.date.fromisoformat(_scalar(path, node, "expiration_date"))
         except ValueError:
             raise _fail(path, node, f"waiver {control_id}: expiration_date must be YYYY-MM-DD") from None
     if "run" in fields:
         node = fields["run"]
         if node.tag != "tag:yaml.org,2002:bool":  # compose resolved the plain scalar's type
             raise _fail(path, node, f"waiver {control_id}: run must be true or false")
-        waiver["run"] = node.value.lower() in ("true", "yes", "on")
+        run = node.value.lower() in ("true", "yes", "on")
     if "hosts" in fields:
         node = fields["hosts"]
         if not isinstance(node, yaml.SequenceNode) or not node.value:
             raise _fail(path, node, f"waiver {control_id}: hosts must be a non-empty list of patterns")
-        waiver["hosts"] = tuple(_scalar(path, item, "a hosts pattern") for item in node.value)
-    return Waiver(control_id, line=id_node.start_mark.line + 1, **waiver)
+        hosts = tuple(_scalar(path, item, "a hosts pattern") for item in node.value)
+    return Waiver(control_id, justification, id_node.start_mark.line + 1, expiration_date, run, hosts)
 
 
 def parse_waivers(text: str, path: str, known_ids: set[str]) -> dict[str, Waiver]:

@@ -143,7 +143,7 @@ ca_lock_dir_check() {
 		ca_die "cannot create lock directory $1"
 	[ -L "$1" ] && ca_die "refusing lock directory $1: it is a symlink"
 	# ls -ldn: mode string and numeric owner, the same in GNU and busybox.
-	# shellcheck disable=SC2012 # one known directory, not a listing to parse
+	# shellcheck disable=SC2012,SC2046 # one known directory; its fields are split on purpose
 	set -- "$1" $(ls -ldn "$1")
 	case "$2" in
 	d????w* | d???????w*) ca_die "refusing lock directory $1: writable by group or others ($2)" ;;

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from filelock import FileLock
 
-from cisaudit.testhosts.fleet import Fleet
-from cisaudit.testhosts.image import unavailable_reason
 from selftests.kernel import KernelSandbox, sh
 from selftests.suite_runner import require
+from selftests.testhosts.fleet import Fleet
+from selftests.testhosts.image import unavailable_reason
 
 
 @pytest.fixture

@@ -179,7 +179,9 @@ class SsmBackend(BaseBackend):
                 limit = started + self.execution_timeout + _GRACE
             limit = min(limit, deadline)
             try:
-                inv = self.client.get_command_invocation(CommandId=command_id, InstanceId=self.instance_id)
+                inv: dict[str, Any] = self.client.get_command_invocation(
+                    CommandId=command_id, InstanceId=self.instance_id
+                )
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
                 # Right after SendCommand the invocation may not be visible yet (eventual

@@ -473,6 +473,8 @@ class SsmEmulator:
         with self._hosts_lock:
             if instance_id not in self._hosts:
                 spec = self.instances[instance_id].spec
+                if spec is None:  # known only by its tags or ping: nothing to run on
+                    raise RuntimeError(f"{instance_id} is mapped to no host")
                 self._hosts[instance_id] = open_host(spec, self.connect_options)
             return self._hosts[instance_id]
 

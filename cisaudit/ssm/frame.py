@@ -54,6 +54,7 @@ def wrapper_script(command: str, nonce: str, chunk: int | None = CHUNK) -> str:
 d=$(mktemp -d "${{TMPDIR:-/tmp}}/cisaudit-ssm.XXXXXXXX") || exit 0
 /bin/sh -c {shlex.quote(command)} </dev/null >"$d/o" 2>"$d/e"
 rc=$?
+# shellcheck disable=SC2046 # unquoted: drops the blanks some wc implementations print before the number
 {{ printf '%s %s %s\\n' "$rc" $(wc -c <"$d/o") $(wc -c <"$d/e"); cat "$d/o" "$d/e"; }} \\
   | gzip -c | base64 | tr -d '\\n' >"$d/b"
 rm -f "$d/o" "$d/e"

@@ -17,11 +17,11 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from cisaudit.testhosts.fleet import Fleet, sweep_stale
-from cisaudit.testhosts.image import unavailable_reason
-from cisaudit.testhosts.qemu import QemuError
-from cisaudit.testhosts.vm import ssh_client
 from selftests.suite_runner import REPO, require
+from selftests.testhosts.fleet import Fleet, sweep_stale
+from selftests.testhosts.image import unavailable_reason
+from selftests.testhosts.qemu import QemuError
+from selftests.testhosts.vm import ssh_client
 
 pytestmark = pytest.mark.vm
 
@@ -170,8 +170,8 @@ def test_a_vm_that_does_not_power_off_is_killed_and_reported(fleet: Fleet) -> No
 
 CHILD = """
 import time
-from cisaudit.testhosts.fleet import Fleet
-from cisaudit.testhosts.image import unavailable_reason
+from selftests.testhosts.fleet import Fleet
+from selftests.testhosts.image import unavailable_reason
 with Fleet(1) as fleet:
     print(fleet.dir, flush=True)
     time.sleep(600)

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from cisaudit.catalogue import controls
-from cisaudit.testhosts.fleet import Fleet
-from cisaudit.testhosts.vm import VM
 from selftests.e2e.scenarios import CONTROLS, LOAD, VM_PATHS, benchmark_rules, rules_d
 from selftests.e2e.test_scenarios import audit
 from selftests.suite_runner import SuiteRun
+from selftests.testhosts.fleet import Fleet
+from selftests.testhosts.vm import VM
 
 pytestmark = pytest.mark.vm
 

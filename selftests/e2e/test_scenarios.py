@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.testhosts.vm import VM
 from selftests.e2e.scenarios import BASELINE, BY_NAME, SCENARIOS, Scenario
 from selftests.suite_runner import SuiteRun, run_suite, shown
+from selftests.testhosts.vm import VM
 
 pytestmark = pytest.mark.vm
 

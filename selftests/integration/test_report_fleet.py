@@ -40,7 +40,7 @@ def fleet_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "pytest",
         "bench/synth/test_synthetic_report.py",
         "-p",
-        "cisaudit.report",
+        "cisaudit.plugin",
         "-p",
         "no:cacheprovider",
         "-p",

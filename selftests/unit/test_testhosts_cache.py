@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.testhosts.image import cache_dir
+from selftests.testhosts.image import cache_dir
 
 
 def test_a_cache_reached_through_a_symlink_is_named_by_its_real_path(

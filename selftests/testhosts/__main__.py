@@ -1,4 +1,4 @@
-"""python -m cisaudit.testhosts {build [--force] | up N [--mode M] | status}"""
+"""python -m selftests.testhosts {build [--force] | up N [--mode M] | status}"""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"image:  up to date ({img.disk}, {size} MiB)")
         print(f"state:  {'saved (fast start)' if saved_state(img) else 'none (first fleet will save one)'}")
     else:
-        print("image:  missing or stale (python -m cisaudit.testhosts build)")
+        print("image:  missing or stale (python -m selftests.testhosts build)")
     vms = running()
     print(f"running test-host VMs: {len(vms)}")
     for pid, name, port in vms:
@@ -79,7 +79,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cisaudit.testhosts", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m selftests.testhosts", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build or refresh the cached guest image")
     b.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
