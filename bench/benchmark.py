@@ -1,6 +1,7 @@
 """What an audit costs per host and how a fleet scales, against the naive way.
 
     python bench/benchmark.py [--runs 5] [--sizes 1,3,6] [--json bench/results.json] [--skip-vms]
+    python bench/benchmark.py --fleet 100,1000,10000 [--baseline 100,1000]   (SSM fleet scale only)
 
 Every figure is a pytest subprocess run as a user would; CPU is user+sys of that process tree
 (os.wait4 rusage, reaped xdist workers included), max RSS the largest process in it. QEMU CPU
@@ -30,6 +31,8 @@ sys.path.insert(0, str(REPO))
 from cisaudit.probe import render_script  # noqa: E402
 from cisaudit.ssm.emulator import Faults, SsmEmulator  # noqa: E402
 from cisaudit.transport import ConnectOptions  # noqa: E402
+from selftests.s3_store import MotoS3  # noqa: E402
+from selftests.ssm_replay import Replayer, record_local  # noqa: E402
 from selftests.suite_runner import parse_junit, shown  # noqa: E402
 
 PY = sys.executable
@@ -102,13 +105,34 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, qemu_pids: Sequen
 
 
 def suite_cmd(hosts: list[str], tmp: Path, workers: int, *extra: str) -> list[str]:
-    return [PY, "-m", "pytest", f"--hosts={','.join(hosts)}", f"--junitxml={tmp}/junit.xml",
-            f"--html={tmp}/report.html", "-p", "no:cacheprovider", "-q", *n_opt(workers), *extra]
+    return [
+        PY,
+        "-m",
+        "pytest",
+        f"--hosts={','.join(hosts)}",
+        f"--junitxml={tmp}/junit.xml",
+        f"--html={tmp}/report.html",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *n_opt(workers),
+        *extra,
+    ]
 
 
 def naive_cmd(hosts: list[str], workers: int) -> list[str]:
-    return [PY, "-m", "pytest", str(BENCH / "naive" / "test_naive_audit.py"), "-p", "naive_counter", *ISOLATED,
-            f"--rootdir={BENCH / 'naive'}", f"--hosts={','.join(hosts)}", *n_opt(workers)]
+    return [
+        PY,
+        "-m",
+        "pytest",
+        str(BENCH / "naive" / "test_naive_audit.py"),
+        "-p",
+        "naive_counter",
+        *ISOLATED,
+        f"--rootdir={BENCH / 'naive'}",
+        f"--hosts={','.join(hosts)}",
+        *n_opt(workers),
+    ]
 
 
 def n_opt(workers: int) -> list[str]:
@@ -131,9 +155,16 @@ def naive_commands(count_dir: Path, hosts: int) -> float:
     return total / hosts
 
 
-def run_suite(name: str, hosts: list[str], workers: int, runs: int, extra: Sequence[str] = (),
-              env: dict[str, str] | None = None, qemu_pids: Sequence[int] = (),
-              after: Callable[[Row], None] | None = None) -> Row:
+def run_suite(
+    name: str,
+    hosts: list[str],
+    workers: int,
+    runs: int,
+    extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    qemu_pids: Sequence[int] = (),
+    after: Callable[[Row], None] | None = None,
+) -> Row:
     row = Row(name, len(hosts), workers)
     with tempfile.TemporaryDirectory() as d:
         for _ in range(runs):
@@ -178,8 +209,11 @@ def probe_alone(vms: Sequence[Any], runs: int) -> dict[str, float]:
         for t in threads:
             t.join()
         together.append(time.perf_counter() - t0)
-    return {"probe_alone_median_s": statistics.median(alone), "probe_alone_max_s": max(alone),
-            f"probe_all_{len(vms)}_concurrent_s": statistics.median(together)}
+    return {
+        "probe_alone_median_s": statistics.median(alone),
+        "probe_alone_max_s": max(alone),
+        f"probe_all_{len(vms)}_concurrent_s": statistics.median(together),
+    }
 
 
 def idle_qemu_cpu(pids: Sequence[int], seconds: float = 5.0) -> float:
@@ -189,15 +223,18 @@ def idle_qemu_cpu(pids: Sequence[int], seconds: float = 5.0) -> float:
     return (qemu_cpu(pids) - c0) / seconds
 
 
-def bench_fleet(sizes: list[int], runs: int, naive_runs: int, cap: int,
-                suite_cap: int) -> tuple[list[Row], dict[str, Any]]:
+def bench_fleet(
+    sizes: list[int], runs: int, naive_runs: int, cap: int, suite_cap: int
+) -> tuple[list[Row], dict[str, Any]]:
     from selftests.testhosts.fleet import Fleet
 
     rows: list[Row] = []
     t0 = time.monotonic()
     with Fleet(max(sizes)) as fleet:
-        info: dict[str, Any] = {"fleet_start_s": round(time.monotonic() - t0, 1),
-                                "fleet_ready_s": round(fleet.ready_seconds, 1)}
+        info: dict[str, Any] = {
+            "fleet_start_s": round(time.monotonic() - t0, 1),
+            "fleet_ready_s": round(fleet.ready_seconds, 1),
+        }
         pids = [vm.proc.pid for vm in fleet if vm.proc]
         info["idle_fleet_cores"] = round(idle_qemu_cpu(pids), 2)
         info |= {k: round(v, 2) for k, v in probe_alone(list(fleet), runs).items()}
@@ -207,19 +244,38 @@ def bench_fleet(sizes: list[int], runs: int, naive_runs: int, cap: int,
             rows.append(run_suite(f"suite paramiko x{k}", specs, min(k, suite_cap), runs, kh, qemu_pids=pids))
         for k in sizes:  # the fresh image fails most controls: every run fixes them, then reverts
             specs = [vm.spec for vm in fleet.vms[:k]]
-            rows.append(run_suite(f"remediate+backout paramiko x{k}", specs, min(k, suite_cap), runs,
-                                  [*kh, "--remediate", "--backout"], qemu_pids=pids))
+            rows.append(
+                run_suite(
+                    f"remediate+backout paramiko x{k}",
+                    specs,
+                    min(k, suite_cap),
+                    runs,
+                    [*kh, "--remediate", "--backout"],
+                    qemu_pids=pids,
+                )
+            )
         for k in sizes:  # the same over ssm:// (emulator, 1 s per API call) to the same VMs
             ids = [f"i-{n + 1:017x}" for n in range(k)]
             options = ConnectOptions(known_hosts=str(fleet.known_hosts))
-            with SsmEmulator(dict(zip(ids, (vm.spec for vm in fleet.vms), strict=False)),
-                             faults=Faults(latency=1.0), connect_options=options) as emu:
-                rows.append(run_suite(f"remediate+backout ssm->vm x{k} (1s/call)", [f"ssm://{i}" for i in ids],
-                                      min(k, suite_cap), runs, ["--ssm-region=us-east-1", "--remediate", "--backout"],
-                                      env=emu.environ, qemu_pids=pids,
-                                      after=lambda row, emu=emu, ids=ids: row.extra.update(
-                                          send_command_per_host=emu.stats()["calls"]["SendCommand"].get(ids[0], 0)
-                                          / len(row.samples))))
+            with SsmEmulator(
+                dict(zip(ids, (vm.spec for vm in fleet.vms), strict=False)),
+                faults=Faults(latency=1.0),
+                connect_options=options,
+            ) as emu:
+                rows.append(
+                    run_suite(
+                        f"remediate+backout ssm->vm x{k} (1s/call)",
+                        [f"ssm://{i}" for i in ids],
+                        min(k, suite_cap),
+                        runs,
+                        ["--ssm-region=us-east-1", "--remediate", "--backout"],
+                        env=emu.environ,
+                        qemu_pids=pids,
+                        after=lambda row, emu=emu, ids=ids: row.extra.update(
+                            send_command_per_host=emu.stats()["calls"]["SendCommand"].get(ids[0], 0) / len(row.samples)
+                        ),
+                    )
+                )
         for k in sizes:
             specs = [vm.spec for vm in fleet.vms[:k]]
             rows.append(run_naive(f"naive paramiko x{k}", specs, min(k, cap), naive_runs, qemu_pids=pids))
@@ -231,21 +287,42 @@ def bench_ssm(sizes: list[int], runs: int, suite_cap: int, latency: float) -> li
     for k in sizes:
         ids = [f"i-{n + 1:017x}" for n in range(k)]
         with SsmEmulator(dict.fromkeys(ids, "local://"), faults=Faults(latency=latency)) as emu:
+
             def after(row: Row, emu: SsmEmulator = emu, ids: list[str] = ids) -> None:
                 calls = emu.stats()["calls"]
                 total = sum(sum(counts.values()) for counts in calls.values())
-                row.extra = {"send_command_per_host": calls["SendCommand"].get(ids[0], 0) / len(row.samples),
-                             "api_calls_per_host": round(total / len(row.samples) / len(ids), 1),
-                             "calls": calls}
+                row.extra = {
+                    "send_command_per_host": calls["SendCommand"].get(ids[0], 0) / len(row.samples),
+                    "api_calls_per_host": round(total / len(row.samples) / len(ids), 1),
+                    "calls": calls,
+                }
 
-            rows.append(run_suite(f"suite ssm x{k} ({latency:g}s/call)", [f"ssm://{i}" for i in ids],
-                                  min(k, suite_cap), runs, env=emu.environ, after=after))
+            rows.append(
+                run_suite(
+                    f"suite ssm x{k} ({latency:g}s/call)",
+                    [f"ssm://{i}" for i in ids],
+                    min(k, suite_cap),
+                    runs,
+                    env=emu.environ,
+                    after=after,
+                )
+            )
     return rows
 
 
 def bench_report(runs: int, hosts: int) -> tuple[Row, Row]:
-    base = [PY, "-m", "pytest", str(BENCH / "synth" / "test_synthetic_report.py"), "-p", "cisaudit.plugin",
-            *ISOLATED, f"--rootdir={BENCH / 'synth'}", "-o", "junit_family=xunit1"]
+    base = [
+        PY,
+        "-m",
+        "pytest",
+        str(BENCH / "synth" / "test_synthetic_report.py"),
+        "-p",
+        "cisaudit.plugin",
+        *ISOLATED,
+        f"--rootdir={BENCH / 'synth'}",
+        "-o",
+        "junit_family=xunit1",
+    ]
     env = {"SYNTH_HOSTS": str(hosts)}
     plain, reports = Row(f"synthetic {hosts}x16x2, no reports", hosts, 1), Row("  + --html + --junitxml", hosts, 1)
     with tempfile.TemporaryDirectory() as d:
@@ -253,14 +330,87 @@ def bench_report(runs: int, hosts: int) -> tuple[Row, Row]:
         for _ in range(runs):  # interleaved, so drifting machine load hits both alike
             plain.samples.append(measure(base, env))
             reports.samples.append(measure(with_reports, env))
-        reports.extra = {"html_mb": round(Path(d, "r.html").stat().st_size / 2**20, 1),
-                         "junit_mb": round(Path(d, "j.xml").stat().st_size / 2**20, 1)}
+        reports.extra = {
+            "html_mb": round(Path(d, "r.html").stat().st_size / 2**20, 1),
+            "junit_mb": round(Path(d, "j.xml").stat().st_size / 2**20, 1),
+        }
     return plain, reports
 
 
+FLEET_BUCKET = "cisaudit-bench"
+OUTPUTS = ("compliance.html", "results.json", "results.xccdf.xml", "junit.xml", "tests.html")
+
+
+def fleet_line(kind: str, hosts: int, sample: Sample, requests: dict[str, int], throttled: int, tmp: Path) -> str:
+    report_mb = sum(f.stat().st_size for f in (tmp / name for name in OUTPUTS) if f.exists()) / 2**20
+    return (
+        f"{kind} hosts={hosts} wall_s={sample.wall:.1f} ssm_calls={sum(requests.values())} "
+        f"send_command={requests.get('SendCommand', 0)} peak_rss_mb={sample.maxrss_mb:.0f} "
+        f"report_mb={report_mb:.1f} calls_per_host={sum(requests.values()) / hosts:.3f} throttled={throttled} "
+        f"[{sample.summary.strip('= ')}]"
+    )
+
+
+def bench_fleet_ssm(sizes: list[int], baseline: list[int], latency: float, throttle_rate: float) -> None:
+    """Audits of N emulated instances by tag (`ssm-fleet`: the fan-out, output through moto's S3
+    server) and over today's per-host path (`ssm-per-host`), 0.2 s per API call, throttled above
+    `throttle_rate` calls/s. The instances answer from one recorded real probe output of this
+    machine, paced at the probe's own run time; everything else (the suite, the SSM API, S3) is real."""
+    rec = record_local()
+    print(
+        f"# instances answer from a recorded real probe output of this machine (local://, "
+        f"{len(rec.stdout)} bytes, {rec.seconds:.2f} s per probe); latency {latency} s per API call; "
+        f"throttling above {throttle_rate:g} calls/s",
+        flush=True,
+    )
+    runs = [("ssm-fleet", n, [f"--ssm-s3-bucket={FLEET_BUCKET}"]) for n in sizes]
+    runs += [("ssm-per-host", n, []) for n in baseline]
+    with MotoS3(FLEET_BUCKET) as s3:
+        for kind, hosts, extra in runs:
+            ids = [f"i-{n + 1:017x}" for n in range(hosts)]
+            replayer = Replayer(dict.fromkeys(ids, rec))
+            faults = Faults(latency=latency, throttle_rate=throttle_rate)
+            with (
+                SsmEmulator(
+                    dict.fromkeys(ids),
+                    tags=dict.fromkeys(ids, {"Role": "docker-host"}),
+                    faults=faults,
+                    s3_endpoint=s3.endpoint_url,
+                    runner=replayer,
+                ) as emu,
+                tempfile.TemporaryDirectory() as d,
+            ):
+                tmp = Path(d)
+                cmd = [
+                    PY,
+                    "-m",
+                    "pytest",
+                    "--ssm-targets=tag:Role=docker-host",
+                    "--ssm-region=us-east-1",
+                    f"--junitxml={tmp}/junit.xml",
+                    f"--html={tmp}/tests.html",
+                    f"--compliance-report={tmp}/compliance.html",
+                    f"--results-json={tmp}/results.json",
+                    f"--xccdf={tmp}/results.xccdf.xml",
+                    "-p",
+                    "no:cacheprovider",
+                    "-q",
+                    *extra,
+                ]
+                sample = measure(cmd, emu.environ | s3.environ)
+                stats = emu.stats()
+                print(
+                    fleet_line(kind, hosts, sample, stats["requests"], sum(stats["throttled"].values()), tmp)
+                    + f" replayed={replayer.replayed}",
+                    flush=True,
+                )
+
+
 def table(rows: list[Row], baselines: dict[str, float]) -> str:
-    head = f"{'run':<34} {'hosts':>5} {'-n':>3} {'wall s':>7} {'xN/x1':>6} {'cpu s':>6} {'qemu s':>7} {'other s':>7} " \
-           f"{'maxRSS MB':>9} {'cmds/host':>9}  note"
+    head = (
+        f"{'run':<34} {'hosts':>5} {'-n':>3} {'wall s':>7} {'xN/x1':>6} {'cpu s':>6} {'qemu s':>7} {'other s':>7} "
+        f"{'maxRSS MB':>9} {'cmds/host':>9}  note"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         kind = r.name.rsplit(" x", 1)[0]
@@ -269,11 +419,17 @@ def table(rows: list[Row], baselines: dict[str, float]) -> str:
         note = ", ".join(f"{k}={v}" for k, v in r.extra.items() if k != "calls")
         if "error" in r.samples[-1].summary:
             note += f" [{r.samples[-1].summary.strip('= ')}]"
-        lines.append(f"{r.name:<34} {r.hosts:>5} {r.workers:>3} {r.med('wall'):>7.2f} "
-                     f"{f'{ratio:.2f}' if ratio else '':>6} {r.med('cpu'):>6.2f} "
-                     f"{r.med('vm_cpu'):>7.2f} {r.med('other_cpu'):>7.2f} "
-                     f"{max(s.maxrss_mb for s in r.samples):>9.0f} {cmds:>9}  {note}")
+        lines.append(
+            f"{r.name:<34} {r.hosts:>5} {r.workers:>3} {r.med('wall'):>7.2f} "
+            f"{f'{ratio:.2f}' if ratio else '':>6} {r.med('cpu'):>6.2f} "
+            f"{r.med('vm_cpu'):>7.2f} {r.med('other_cpu'):>7.2f} "
+            f"{max(s.maxrss_mb for s in r.samples):>9.0f} {cmds:>9}  {note}"
+        )
     return "\n".join(lines)
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,11 +440,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-vms", action="store_true")
     p.add_argument("--naive-runs", type=int, default=1, help="runs of the (slow) naive audit on VMs (default 1)")
     p.add_argument("--workers-cap", type=int, default=6, help="max xdist workers of the naive audit (default 6)")
-    p.add_argument("--suite-workers", type=int, default=1,
-                   help="max xdist workers of the suite (default 1: one process probes all hosts concurrently)")
+    p.add_argument(
+        "--suite-workers",
+        type=int,
+        default=1,
+        help="max xdist workers of the suite (default 1: one process probes all hosts concurrently)",
+    )
     p.add_argument("--ssm-latency", type=float, default=1.0)
     p.add_argument("--report-hosts", type=int, default=100)
+    p.add_argument(
+        "--fleet",
+        default=None,
+        help="only the SSM fleet scale runs, at these sizes (e.g. 100,1000,10000; empty: baseline only)",
+    )
+    p.add_argument("--baseline", default="100,1000", help="with --fleet: sizes of the per-host baseline runs")
+    p.add_argument("--throttle-rate", type=float, default=20.0, help="with --fleet: API calls/s before throttling")
     a = p.parse_args(argv)
+    if a.fleet is not None:
+        bench_fleet_ssm(_sizes(a.fleet), _sizes(a.baseline), 0.2, a.throttle_rate)
+        return 0
     sizes = sorted({int(s) for s in a.sizes.split(",")})
     rows: list[Row] = []
     info: dict[str, Any] = {"cpus": os.cpu_count(), "runs": a.runs}
@@ -309,10 +479,26 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows, baselines))
     print("\n" + "\n".join(f"{k}: {v}" for k, v in info.items()))
     a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps({"info": info, "rows": [asdict(r) | {
-        "median_wall_s": r.med("wall"), "median_cpu_s": r.med("cpu"), "median_qemu_cpu_s": r.med("vm_cpu"),
-        "max_rss_mb": max(s.maxrss_mb for s in r.samples), "median_other_cpu_s": r.med("other_cpu"),
-        "summary": r.samples[-1].summary} for r in rows]}, indent=1))
+    a.json.write_text(
+        json.dumps(
+            {
+                "info": info,
+                "rows": [
+                    asdict(r)
+                    | {
+                        "median_wall_s": r.med("wall"),
+                        "median_cpu_s": r.med("cpu"),
+                        "median_qemu_cpu_s": r.med("vm_cpu"),
+                        "max_rss_mb": max(s.maxrss_mb for s in r.samples),
+                        "median_other_cpu_s": r.med("other_cpu"),
+                        "summary": r.samples[-1].summary,
+                    }
+                    for r in rows
+                ],
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -51,10 +51,19 @@ def gzip_bomb(size: int) -> tuple[str, str]:
 
 def run(name: str, kind: str, arg: object) -> None:
     code = CHILD.format(repo=str(REPO), kind=kind, arg=arg if kind == "local" else "")
-    figures = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                        input=json.dumps(arg) if kind == "ssm" else "").stdout)
-    print(f"output-cap case={name} wall_s={figures['wall_s']:.2f} peak_rss_mb={figures['peak_rss_mb']:.0f} "
-          f"outcome={figures['outcome'][:90]!r}")
+    figures = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            input=json.dumps(arg) if kind == "ssm" else "",
+        ).stdout
+    )
+    print(
+        f"output-cap case={name} wall_s={figures['wall_s']:.2f} peak_rss_mb={figures['peak_rss_mb']:.0f} "
+        f"outcome={figures['outcome'][:90]!r}"
+    )
 
 
 def main() -> int:

@@ -21,25 +21,55 @@ from cisaudit.catalogue import controls  # noqa: E402
 from cisaudit.evaluate import Assessment  # noqa: E402
 from cisaudit.probe import PathInfo, Snapshot  # noqa: E402
 
-UNIT = ("[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n"
-        "[Service]\nExecStartPost=-/sbin/augenrules --load\n")
+UNIT = (
+    "[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n[Service]\nExecStartPost=-/sbin/augenrules --load\n"
+)
 
 
 def host(size: int) -> Snapshot:
     own = [c.rule_text(c.path) for c in controls() if c.id != "1.1.13"]
-    filler = [f"-w /etc/site/f{i} -p wa -k site" if i % 2 else
-              f"-a always,exit -F arch=b64 -S openat -F dir=/srv/app{i} -F auid>=1000 -k app"
-              for i in range(size - len(own))]
+    filler = [
+        f"-w /etc/site/f{i} -p wa -k site"
+        if i % 2
+        else f"-a always,exit -F arch=b64 -S openat -F dir=/srv/app{i} -F auid>=1000 -k app"
+        for i in range(size - len(own))
+    ]
     rules = own + filler
-    paths = {c.path: PathInfo(c.path, "dir" if c.style == "syscall" or c.id == "1.1.6" else "file", c.path, "755 0 0")
-             for c in controls()}
-    for p in ("/etc", "/etc/site", "/run", "/usr/bin", "/var/lib", "/srv", "/etc/default", "/etc/containerd",
-              "/lib/systemd/system", "/run/containerd", "/etc/docker", "/etc/sysconfig"):
+    paths = {
+        c.path: PathInfo(c.path, "dir" if c.style == "syscall" or c.id == "1.1.6" else "file", c.path, "755 0 0")
+        for c in controls()
+    }
+    for p in (
+        "/etc",
+        "/etc/site",
+        "/run",
+        "/usr/bin",
+        "/var/lib",
+        "/srv",
+        "/etc/default",
+        "/etc/containerd",
+        "/lib/systemd/system",
+        "/run/containerd",
+        "/etc/docker",
+        "/etc/sysconfig",
+    ):
         paths[p] = PathInfo(p, "dir", p, "755 0 0")
-    return Snapshot(uid=0, arch="x86_64", auditctl="/sbin/auditctl", auditd="/sbin/auditd", auditd_running=True,
-                    systemd=True, status_rc=0, status_text="enabled 1\n", listing_rc=0, listing_text="\n".join(rules),
-                    auditd_unit=UNIT, rules_d=[("/etc/audit/rules.d/50-all.rules", "\n".join(rules) + "\n")],
-                    paths=paths, mounts="tmpfs /run tmpfs rw 0 0\n/dev/vda / ext4 rw 0 0\n")
+    return Snapshot(
+        uid=0,
+        arch="x86_64",
+        auditctl="/sbin/auditctl",
+        auditd="/sbin/auditd",
+        auditd_running=True,
+        systemd=True,
+        status_rc=0,
+        status_text="enabled 1\n",
+        listing_rc=0,
+        listing_text="\n".join(rules),
+        auditd_unit=UNIT,
+        rules_d=[("/etc/audit/rules.d/50-all.rules", "\n".join(rules) + "\n")],
+        paths=paths,
+        mounts="tmpfs /run tmpfs rw 0 0\n/dev/vda / ext4 rw 0 0\n",
+    )
 
 
 def judge_all(snap: Snapshot) -> None:
@@ -65,8 +95,10 @@ def main() -> int:
             times.append(time.perf_counter() - start)
         median = statistics.median(times)
         base = base or median
-        print(f"replay rules={size} median_s={median:.4f} min_s={min(times):.4f} max_s={max(times):.4f} "
-              f"x16={median / base:.1f}")
+        print(
+            f"replay rules={size} median_s={median:.4f} min_s={min(times):.4f} max_s={max(times):.4f} "
+            f"x16={median / base:.1f}"
+        )
     return 0
 
 

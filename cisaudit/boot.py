@@ -16,8 +16,13 @@ from cisaudit.probe import PathInfo, Snapshot
 
 VOLATILE_FS = {"tmpfs", "ramfs"}
 LATE_FS = {"nfs", "nfs4", "cifs", "smb3", "ceph", "glusterfs", "9p", "sshfs"}  # mounted after the network
-TMPFILES_DIRS = ("/etc/tmpfiles.d", "/run/tmpfiles.d", "/usr/local/lib/tmpfiles.d", "/usr/lib/tmpfiles.d",
-                 "/lib/tmpfiles.d")
+TMPFILES_DIRS = (
+    "/etc/tmpfiles.d",
+    "/run/tmpfiles.d",
+    "/usr/local/lib/tmpfiles.d",
+    "/usr/lib/tmpfiles.d",
+    "/lib/tmpfiles.d",
+)
 TMPFILES_UNIT = "systemd-tmpfiles-setup.service"
 _CREATES_DIR = set("dDvqQ")
 _CREATES_OTHER = set("fFLpcbC")
@@ -107,7 +112,8 @@ class BootModel:
         best = None
         for mount in self.mounts:
             if (real == mount.point or real.startswith(mount.point.rstrip("/") + "/")) and (
-                    best is None or len(mount.point) >= len(best.point)):
+                best is None or len(mount.point) >= len(best.point)
+            ):
                 best = mount
         return best
 
@@ -124,16 +130,26 @@ class BootModel:
             exists = now.exists if now else True
             return BootPath(exists, exists and is_dir_now)
         if mount.fstype in LATE_FS:
-            return BootPath(False, False, f"at boot {real} is not there yet: {mount.point} is {mount.fstype}, "
-                                          "mounted after the audit rules load")
+            return BootPath(
+                False,
+                False,
+                f"at boot {real} is not there yet: {mount.point} is {mount.fstype}, mounted after the audit rules load",
+            )
         if real == mount.point:
             return BootPath(True, True)
         if real in self.created:
             return BootPath(True, self.created[real])
         if any(p.startswith(real + "/") for p in self.created):
             return BootPath(True, True)
-        how = ("no tmpfiles.d entry creates it" if self.tmpfiles_first
-               else f"the loader does not run after {TMPFILES_UNIT}")
-        return BootPath(False, False, f"at boot {real} does not exist yet: it is on {mount.fstype} "
-                                      f"({mount.point}) and {how} before the audit rules load; the service that "
-                                      "makes it starts later")
+        how = (
+            "no tmpfiles.d entry creates it"
+            if self.tmpfiles_first
+            else f"the loader does not run after {TMPFILES_UNIT}"
+        )
+        return BootPath(
+            False,
+            False,
+            f"at boot {real} does not exist yet: it is on {mount.fstype} "
+            f"({mount.point}) and {how} before the audit rules load; the service that "
+            "makes it starts later",
+        )

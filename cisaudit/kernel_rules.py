@@ -22,12 +22,12 @@ def rule_line(data):  # type: (bytes) -> str
     flags, action, count = struct.unpack_from("=III", data, 0)
     fields = struct.unpack_from("=64I", data, 12 + 256)
     values = struct.unpack_from("=64I", data, 12 + 512)
-    buf = data[12 + 1024 + 4:]
+    buf = data[12 + 1024 + 4 :]
     kind, path, offset = "none", b"", 0
     for i in range(min(count, 64)):
         field = fields[i] & ~OPERATORS
         if field in STRING_FIELDS:
-            text = buf[offset:offset + values[i]]
+            text = buf[offset : offset + values[i]]
             offset += values[i]
             if field in (WATCH, DIR):
                 kind, path = ("dir" if field == DIR else "path"), text
@@ -55,7 +55,7 @@ def main():  # type: () -> None
                 return
             if kind == AUDIT_LIST_RULES:
                 lines.append(rule_line(body))
-            chunk = chunk[(length + 3) & ~3:]
+            chunk = chunk[(length + 3) & ~3 :]
 
 
 main()

@@ -43,8 +43,11 @@ def loader_mode(snap: Snapshot) -> LoaderMode:
     """Decide as systemd would run it: auditd's ExecStartPost lines (drop-ins applied in order),
     or audit 4's audit-rules.service."""
     candidates = [(snap.auditd_unit, c) for c in _commands(snap.auditd_unit, "ExecStartPost")]
-    candidates += [(snap.audit_rules_unit, c) for option in ("ExecStart", "ExecStartPost")
-                   for c in _commands(snap.audit_rules_unit, option)]
+    candidates += [
+        (snap.audit_rules_unit, c)
+        for option in ("ExecStart", "ExecStartPost")
+        for c in _commands(snap.audit_rules_unit, option)
+    ]
     for unit, command in candidates:
         if "augenrules" in command and "--load" in command:
             return LoaderMode("augenrules", f"the audit unit runs `{command.strip()}`", unit)
@@ -54,16 +57,19 @@ def loader_mode(snap: Snapshot) -> LoaderMode:
         if snap.rules_d:
             return LoaderMode("augenrules", "no auditd unit found; /etc/audit/rules.d has rules files")
         return LoaderMode("auditctl", "no auditd unit found and no /etc/audit/rules.d files")
-    return LoaderMode("none", "the audit units run neither `augenrules --load` nor `auditctl -R`: "
-                              "no rules load at boot")
+    return LoaderMode(
+        "none", "the audit units run neither `augenrules --load` nor `auditctl -R`: no rules load at boot"
+    )
 
 
 def _awk_patterns(mawk: bool) -> dict[str, re.Pattern[str]]:
     """augenrules' awk patterns, `^\\s*-D\\s*$` and friends: gawk reads `\\s` as a blank, mawk
     (Debian's default awk) as the letter s, so there only column-0 control lines are moved."""
     blank = "s" if mawk else r"\s"
-    return {name: re.compile(f"^{blank}*{body}") for name, body in (
-        ("#", "#"), ("-e", "-e"), ("-D", f"-D{blank}*$"), ("-f", "-f"), ("-b", "-b"))}
+    return {
+        name: re.compile(f"^{blank}*{body}")
+        for name, body in (("#", "#"), ("-e", "-e"), ("-D", f"-D{blank}*$"), ("-f", "-f"), ("-b", "-b"))
+    }
 
 
 def _concatenated(files: Iterable[tuple[str, str]]) -> list[tuple[str, int, str]]:
@@ -166,8 +172,11 @@ def replay(lines: list[RuleLine], add: AddRule) -> Replay:
                 result.enabled = item.value
                 immutable |= item.value == "2"
         elif isinstance(item, Deletion):
-            match = next((r for r in result.rules if r.rule.identity == item.rule.identity), None) \
-                if present[item.rule.identity] else None
+            match = (
+                next((r for r in result.rules if r.rule.identity == item.rule.identity), None)
+                if present[item.rule.identity]
+                else None
+            )
             if match is None:
                 error = "no such rule to delete (No such file or directory)"
             else:
@@ -186,7 +195,7 @@ def replay(lines: list[RuleLine], add: AddRule) -> Replay:
             result.failures.append((line, error))
             if not keep_going:
                 result.stopped_at = (line, error)
-                result.never_loaded = [x for x in lines[index + 1:] if isinstance(x.item, AuditRule)]
+                result.never_loaded = [x for x in lines[index + 1 :] if isinstance(x.item, AuditRule)]
                 break
     return result
 
@@ -212,8 +221,10 @@ def boot_adder(snap: Snapshot, boot: BootModel) -> AddRule:
         parent = location.rpartition("/")[0] or "/"
         above = boot.at_boot(parent, snap.paths.get(rule.path.rpartition("/")[0] or "/"))
         if not above.exists:
-            return f"{above.reason or 'parent ' + parent + ' does not exist'} (No such file or directory)", \
-                WatchKind.INODE
+            return (
+                f"{above.reason or 'parent ' + parent + ' does not exist'} (No such file or directory)",
+                WatchKind.INODE,
+            )
         return None, WatchKind.INODE
 
     return add
@@ -230,12 +241,21 @@ def _by_filter(rules: Iterable[KernelRule]) -> FilterState:
 
 def boot_state(snap: Snapshot, result: Replay) -> FilterState:
     """The kernel's lists after the boot-time load."""
-    return _by_filter(KernelRule(l.rule, l.line, bound_location(l.rule.path, snap) if l.rule.path else None,
-                                 frozenset({l.kind}), frozenset({l.rule.action})) for l in result.rules)
+    return _by_filter(
+        KernelRule(
+            l.rule,
+            l.line,
+            bound_location(l.rule.path, snap) if l.rule.path else None,
+            frozenset({l.kind}),
+            frozenset({l.rule.action}),
+        )
+        for l in result.rules
+    )
 
 
-def _kernel_view(listed: list[RuleLine], kernel: list[tuple[str, str, str, str]] | None
-                 ) -> dict[int, tuple[str, WatchKind]]:
+def _kernel_view(
+    listed: list[RuleLine], kernel: list[tuple[str, str, str, str]] | None
+) -> dict[int, tuple[str, WatchKind]]:
     """Action and watch kind per listing line from the kernel's own list, where the two lists
     pair up rule by rule (same count, list, path); otherwise nothing is taken from it."""
     rules = [line for line in listed if isinstance(line.item, AuditRule)]
@@ -284,11 +304,18 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
             found = twins.get(_listing_identity(rule), [])
             if found:
                 now_dir = bool(rule.path and (info := snap.paths.get(rule.path)) and info.kind == "dir")
-                kinds = frozenset(WatchKind.TREE if r.path_field == "dir" or (r.path_field == "watch" and now_dir)
-                                  else WatchKind.INODE for r in found)
+                kinds = frozenset(
+                    WatchKind.TREE
+                    if r.path_field == "dir" or (r.path_field == "watch" and now_dir)
+                    else WatchKind.INODE
+                    for r in found
+                )
                 actions = frozenset(r.action for r in found)
-                note = "the listing cannot tell path=/dir= or always/never apart; persisted " + \
-                    ", ".join(f"`{r.text}`" for r in found) + " says which"
+                note = (
+                    "the listing cannot tell path=/dir= or always/never apart; persisted "
+                    + ", ".join(f"`{r.text}`" for r in found)
+                    + " says which"
+                )
             else:
                 kinds, actions = _BOTH, frozenset({"always", "never"})
                 note = "the listing cannot tell path=/dir= or always/never apart and no persisted rule says which"

@@ -15,13 +15,15 @@ from cisaudit.cases import Case, host_of_nodeid
 from cisaudit.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
 from cisaudit.evaluate import CONTROL_CHECKS, HOST_CHECKS
 from cisaudit.hostspec import SpecError, parse_spec
+from cisaudit.ssm.fanout import parse_concurrency
 from cisaudit.waivers import Waiver, WaiverError, load_waivers, today
 
-pytest_plugins = ["cisaudit.fixtures", "cisaudit.report"]
+pytest_plugins = ["cisaudit.fixtures", "cisaudit.report", "cisaudit.fleet_audit"]
 
 HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.hostspec): test ids, reports
 CONNECT_SPECS_KEY = pytest.StashKey[dict[str, str]]()  # display spec -> spec to connect with
 SSM_HOSTS_KEY = pytest.StashKey[list[str]]()  # --ssm-targets, resolved once on the controller
+SSM_TAGS_KEY = pytest.StashKey[dict[tuple[str, str], list[str]]]()  # --ssm-targets tag -> its Online ids
 WAIVERS_KEY = pytest.StashKey[dict[str, Waiver]]()
 XDIST_SSM_HOSTS = "cisaudit_ssm_hosts"  # workerinput key
 
@@ -68,7 +70,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ssm-targets", default="", help="SSM targets: comma list of instance ids and/or tag:Key=Value")
     group.addoption("--ssm-region", default=None, help="AWS region for ssm:// hosts")
     group.addoption("--aws-profile", default=None, help="AWS profile (default: AWS_PROFILE / chain)")
-    group.addoption("--ssm-s3-bucket", default=None, help="S3 bucket for SSM command output over 24,000 chars")
+    group.addoption(
+        "--ssm-s3-bucket",
+        default=None,
+        help="S3 bucket for SSM command output; an audit then probes the fleet by Run Command's fan-out",
+    )
+    group.addoption(
+        "--ssm-max-concurrency",
+        default="50",
+        help="fan-out audit: instances probing at once, a count or a percentage (default 50)",
+    )
     group.addoption(
         "--waivers",
         default=None,
@@ -154,6 +165,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[WAIVERS_KEY] = _waivers(config)
+    try:
+        config.option.ssm_max_concurrency = parse_concurrency(config.getoption("ssm_max_concurrency"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--ssm-max-concurrency: {exc}") from None
     specs = [s.strip() for s in (config.getoption("hosts", None) or "").split(",") if s.strip()]
     if config.getoption("ssm_targets", ""):
         specs += _discover_ssm_hosts(config)
@@ -199,15 +214,16 @@ def _discover_ssm_hosts(config: pytest.Config) -> list[str]:
         return list(workerinput[XDIST_SSM_HOSTS])
     from cisaudit.ssm.backend import discover_targets  # boto3 only for SSM runs
 
-    online, problems = discover_targets(
+    found = discover_targets(
         config.getoption("ssm_targets"), config.getoption("ssm_region"), config.getoption("aws_profile")
     )
-    for problem in problems:
+    for problem in found.problems:
         config.issue_config_time_warning(pytest.PytestWarning(f"--ssm-targets: {problem}"), 2)
-    specs = [f"ssm://{i}" for i in online]
+    specs = [f"ssm://{i}" for i in found.online]
     config.stash[SSM_HOSTS_KEY] = specs
+    config.stash[SSM_TAGS_KEY] = found.tags
     if not specs:
-        raise pytest.UsageError("--ssm-targets matched no Online managed instance: " + "; ".join(problems))
+        raise pytest.UsageError("--ssm-targets matched no Online managed instance: " + "; ".join(found.problems))
     return specs
 
 

@@ -17,8 +17,7 @@ from pathlib import Path
 SCRIPT_DIR = Path(__file__).resolve().parent.parent / "remediation"
 MODES = ("augenrules", "auditctl")
 # Statuses after which the host is as the caller wanted (exit code 0).
-OK_STATUSES = frozenset({"applied", "unchanged", "reboot-required", "dry-run", "restored",
-                         "nothing-to-do"})
+OK_STATUSES = frozenset({"applied", "unchanged", "reboot-required", "dry-run", "restored", "nothing-to-do"})
 _LISTS = {
     "cisaudit-added: ": "added",
     "cisaudit-removed: ": "removed",
@@ -59,8 +58,16 @@ def _assignments(values: dict[str, str]) -> str:
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
 
 
-def render_apply(run_id: str, mode: str, target: str, rules: list[str], dry_run: bool, *,
-                 journal_root: str | None = None, tmpfiles: list[str] | None = None) -> str:
+def render_apply(
+    run_id: str,
+    mode: str,
+    target: str,
+    rules: list[str],
+    dry_run: bool,
+    *,
+    journal_root: str | None = None,
+    tmpfiles: list[str] | None = None,
+) -> str:
     """The apply command: add `rules` to `target` (persisted) and to the live kernel."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -80,8 +87,7 @@ def render_apply(run_id: str, mode: str, target: str, rules: list[str], dry_run:
     return _assignments(values) + _script("apply.sh")
 
 
-def render_backout(run_id: str | None, dry_run: bool, *, journal_root: str | None = None,
-                   force: bool = False) -> str:
+def render_backout(run_id: str | None, dry_run: bool, *, journal_root: str | None = None, force: bool = False) -> str:
     """The backout command: undo `run_id`, or (None) the latest run not yet backed out."""
     values = {
         "CISAUDIT_RUN_ID": run_id or "",
@@ -112,14 +118,14 @@ def parse_result(stdout: str) -> RemediationResult:
     result = RemediationResult(status="unknown", run_id="")
     for line in stdout.splitlines():
         if line.startswith(_RESULT):
-            result.fields = _parse_fields(line[len(_RESULT):])
+            result.fields = _parse_fields(line[len(_RESULT) :])
             result.status = result.fields.get("status", "unknown")
             run_id = result.fields.get("run_id", "")
             result.run_id = "" if run_id == "-" else run_id
             continue
         for prefix, name in _LISTS.items():
             if line.startswith(prefix):
-                getattr(result, name).append(line[len(prefix):])
+                getattr(result, name).append(line[len(prefix) :])
                 break
     if not result.fields:
         result.messages.append("no cisaudit-result line: the script did not finish")

@@ -44,10 +44,22 @@ def abi_of(arch: str, machine: str) -> str:
     if arch not in table:
         raise RuleSyntaxError(f"arch {arch!r} is not valid on a {machine or 'unknown'} machine")
     return table[arch]
+
+
 # Control options: they configure the audit system and never define a rule.
 DIRECTIVES_WITH_VALUE = {"-b", "-f", "-e", "-r", "--backlog_wait_time", "-t"}
-DIRECTIVES_FLAG = {"-D", "-c", "-i", "--loginuid-immutable", "--reset-lost",
-                   "--reset_backlog_wait_time_actual", "-s", "-l", "-v", "-m"}
+DIRECTIVES_FLAG = {
+    "-D",
+    "-c",
+    "-i",
+    "--loginuid-immutable",
+    "--reset-lost",
+    "--reset_backlog_wait_time_actual",
+    "-s",
+    "-l",
+    "-v",
+    "-m",
+}
 
 
 class RuleSyntaxError(ValueError):
@@ -86,8 +98,16 @@ class AuditRule:
     def identity(self) -> tuple[object, ...]:
         """What the kernel compares for "Rule exists" and for `-d`/`-W` deletion."""
         arch = ARCH_FAMILY.get(self.arch, self.arch) if self.arch else None
-        return (self.filter, self.action, self.path, self.perms, arch, self.syscalls,
-                tuple(sorted(self.keys)), tuple(sorted(map(str, self.conditions))))
+        return (
+            self.filter,
+            self.action,
+            self.path,
+            self.perms,
+            arch,
+            self.syscalls,
+            tuple(sorted(self.keys)),
+            tuple(sorted(map(str, self.conditions))),
+        )
 
     @property
     def unconditional(self) -> bool:
@@ -174,8 +194,9 @@ def _split_options(tokens: list[str]) -> list[tuple[str, str | None]]:
             pairs.append((tok, None))
             i += 1
         elif tok.startswith("#"):
-            raise RuleSyntaxError("auditctl rejects a comment after a rule "
-                                  "('parameter passed without an option given')")
+            raise RuleSyntaxError(
+                "auditctl rejects a comment after a rule ('parameter passed without an option given')"
+            )
         else:
             raise RuleSyntaxError(f"unexpected token {tok!r}")
     return pairs
@@ -247,16 +268,33 @@ def parse_rule(text: str) -> Item:
     if watch:
         if any(o in ("-S", "-F", "-C") for o in opts):
             raise RuleSyntaxError("-w/-W cannot be combined with -S, -F or -C")
-        rule = AuditRule("exit", "always", _normalize_path(watch[0]), "watch", perms or ALL_PERMS,
-                         keys=tuple(keys), text=text.strip())
+        rule = AuditRule(
+            "exit",
+            "always",
+            _normalize_path(watch[0]),
+            "watch",
+            perms or ALL_PERMS,
+            keys=tuple(keys),
+            text=text.strip(),
+        )
         return Deletion(rule) if "-W" in opts else rule
     opt, value = lists[0]
     assert value is not None
     filter_list, action = _list_action(value)
     all_syscalls = not syscalls or "all" in syscalls
-    rule = AuditRule(filter_list, action, path, path_field, perms or ALL_PERMS, arch,
-                     None if all_syscalls else frozenset(syscalls), tuple(keys),
-                     tuple(conditions), prepend=opt == "-A", text=text.strip())
+    rule = AuditRule(
+        filter_list,
+        action,
+        path,
+        path_field,
+        perms or ALL_PERMS,
+        arch,
+        None if all_syscalls else frozenset(syscalls),
+        tuple(keys),
+        tuple(conditions),
+        prepend=opt == "-A",
+        text=text.strip(),
+    )
     return Deletion(rule) if opt == "-d" else rule
 
 
@@ -266,8 +304,9 @@ def parse_rules(text: str, source: str) -> list[RuleLine]:
     for lineno, raw in enumerate(lines_of(text), 1):
         stripped = raw.strip(" ")
         if "\t" in raw:
-            lines.append(RuleLine(source, lineno, raw.strip(), None, "auditctl splits on spaces only: "
-                                                                    "a tab makes the line fail"))
+            lines.append(
+                RuleLine(source, lineno, raw.strip(), None, "auditctl splits on spaces only: a tab makes the line fail")
+            )
             continue
         if not stripped or stripped.startswith("#") or stripped == "No rules":
             continue
@@ -276,4 +315,3 @@ def parse_rules(text: str, source: str) -> list[RuleLine]:
         except RuleSyntaxError as exc:
             lines.append(RuleLine(source, lineno, stripped, None, str(exc)))
     return lines
-

@@ -18,6 +18,7 @@ from cisaudit.probe import (
     render_script,
     render_stat_script,
 )
+from cisaudit.ssm.spool import Spool, SpoolError
 from cisaudit.transport import ConnectOptions, HostError, describe_error, open_host
 
 
@@ -34,6 +35,7 @@ class HostSession:
     key: str
     require_all: bool = False
     version: str = DEFAULT_VERSION  # the benchmark version whose controls are checked
+    fanned_out: Spool | None = None  # an ssm:// host whose probe the fleet fan-out ran (ssm/fleet.py)
     commands: int = 0  # remote commands sent to this host in this run
     events_output: str | None = None  # --verify-events: ausearch output, fetched once
     change: Any = None  # --remediate/--backout: what this run did to the host (cisaudit.change.Change)
@@ -69,9 +71,19 @@ class HostSession:
     def controls(self) -> tuple[Control, ...]:
         return controls(self.version)
 
+    def _probe_output(self) -> tuple[int, str, str, str]:
+        """(rc, stdout, stderr, nonce) of the probe: run now, or taken from the fleet fan-out."""
+        if self.fanned_out is None:
+            script, nonce = render_script(catalogue=self.controls)
+            return (*self.run(script), nonce)
+        self.commands += 1
+        try:
+            return (*self.fanned_out.take(self.spec.removeprefix("ssm://")), self.fanned_out.nonce)
+        except SpoolError as exc:
+            raise HostError(str(exc)) from None
+
     def probe(self) -> Snapshot:
-        script, nonce = render_script(catalogue=self.controls)
-        rc, out, err = self.run(script)
+        rc, out, err, nonce = self._probe_output()
         try:
             snap = parse_probe(out, nonce, self.controls)
         except ProbeError as exc:

@@ -18,8 +18,10 @@ from selftests.testhosts.image import unavailable_reason
 @pytest.fixture
 def kernel() -> Iterator[KernelSandbox]:
     require(os.geteuid() == 0, "needs root to change the kernel's audit rules")
-    require(shutil.which("auditctl") is not None and shutil.which("augenrules") is not None,
-            "needs auditd's auditctl and augenrules (apt-get install auditd)")
+    require(
+        shutil.which("auditctl") is not None and shutil.which("augenrules") is not None,
+        "needs auditd's auditctl and augenrules (apt-get install auditd)",
+    )
     require(sh("auditctl -s", check=False).returncode == 0, "kernel audit subsystem not available")
     # One test at a time may own the kernel's rules (the remediation script tests take this lock too).
     with FileLock("/run/lock/cisaudit-selftest.lock"):

@@ -29,5 +29,10 @@ def run_with_docker(command: list[str], scratch: Path, timeout: float) -> subpro
         options = f"lowerdir={DOCKER_ROOT / layer}:/{layer},upperdir={upper},workdir={work}"
         mounts.append(f"mount -t overlay overlay -o {shlex.quote(options)} /{layer}")
     script = " && ".join([*mounts, "exec " + shlex.join(command)])
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

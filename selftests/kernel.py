@@ -104,8 +104,9 @@ class KernelSandbox:
 
     def use_auditctl_loader(self) -> None:
         """Make the host's auditd unit load /etc/audit/audit.rules directly (no augenrules)."""
-        UNIT_OVERRIDE.write_text("[Service]\nExecStart=/sbin/auditd\n"
-                                 "ExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n")
+        UNIT_OVERRIDE.write_text(
+            "[Service]\nExecStart=/sbin/auditd\nExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"
+        )
 
     def restore(self) -> None:
         for path in self._tracked():

@@ -61,7 +61,8 @@ class Sshd:
         if identity:
             query = {"ssh_identity_file": str(self.client_key), **query}
         return f"{scheme}://{user}@{self.host}:{self.port}" + (
-            "?" + urllib.parse.urlencode(query, safe="/") if query else "")
+            "?" + urllib.parse.urlencode(query, safe="/") if query else ""
+        )
 
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
@@ -71,8 +72,12 @@ class Sshd:
 
 def keygen(path: Path, comment: str) -> str:
     """A new ed25519 key pair at path (no passphrase); returns the public key's "TYPE BASE64"."""
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     return " ".join(path.with_suffix(".pub").read_text().split()[:2])
 
 
@@ -133,24 +138,34 @@ def throwaway_sshd(parent: Path | None = None, start_timeout: float = 10) -> Ite
         for _attempt in range(3):  # the free port may be taken between probe and bind
             port = free_port()
             config = workdir / "sshd_config"
-            config.write_text("\n".join((
-                f"Port {port}",
-                "ListenAddress 127.0.0.1",
-                f"HostKey {workdir / 'ssh_host_ed25519_key'}",
-                f"AuthorizedKeysFile {client_key}.pub",
-                "PermitRootLogin prohibit-password",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                f"PidFile {workdir / 'sshd.pid'}",
-                "StrictModes no",
-                "MaxStartups 50",
-                "LogLevel VERBOSE",
-            )) + "\n")
+            config.write_text(
+                "\n".join(
+                    (
+                        f"Port {port}",
+                        "ListenAddress 127.0.0.1",
+                        f"HostKey {workdir / 'ssh_host_ed25519_key'}",
+                        f"AuthorizedKeysFile {client_key}.pub",
+                        "PermitRootLogin prohibit-password",
+                        "PubkeyAuthentication yes",
+                        "PasswordAuthentication no",
+                        "KbdInteractiveAuthentication no",
+                        "UsePAM no",
+                        f"PidFile {workdir / 'sshd.pid'}",
+                        "StrictModes no",
+                        "MaxStartups 50",
+                        "LogLevel VERBOSE",
+                    )
+                )
+                + "\n"
+            )
             with log.open("ab") as err:
-                proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
-                                        stdout=err, stderr=err, start_new_session=True)
+                proc = subprocess.Popen(
+                    [SSHD, "-D", "-e", "-f", str(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=err,
+                    stderr=err,
+                    start_new_session=True,
+                )
             deadline = time.monotonic() + start_timeout
             while proc.poll() is None and not _banner(port) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -160,8 +175,7 @@ def throwaway_sshd(parent: Path | None = None, start_timeout: float = 10) -> Ite
             proc = None
         if proc is None:
             raise RuntimeError(f"throwaway sshd did not start: {log.read_text(errors='replace')[-2000:]}")
-        server = Sshd("127.0.0.1", port, workdir, client_key, host_key_line, workdir / "known_hosts",
-                      log, proc.pid)
+        server = Sshd("127.0.0.1", port, workdir, client_key, host_key_line, workdir / "known_hosts", log, proc.pid)
         server.write_known_hosts(server.known_hosts)
         yield server
     finally:

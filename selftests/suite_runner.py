@@ -61,14 +61,25 @@ def parse_junit(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:
     return cases
 
 
-def run_suite(tmp_path: Path, hosts: list[str], *args: str, timeout: float = 900,
-              env: dict[str, str] | None = None) -> SuiteRun:
+def run_suite(
+    tmp_path: Path, hosts: list[str], *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> SuiteRun:
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
-    cmd = [sys.executable, "-m", "pytest", *([f"--hosts={','.join(hosts)}"] if hosts else []),
-           f"--junitxml={junit}", f"--html={html}", f"--compliance-report={tmp_path / 'compliance.html'}",
-           f"--results-json={tmp_path / 'results.json'}", f"--xccdf={tmp_path / 'results.xccdf.xml'}", *args]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *([f"--hosts={','.join(hosts)}"] if hosts else []),
+        f"--junitxml={junit}",
+        f"--html={html}",
+        f"--compliance-report={tmp_path / 'compliance.html'}",
+        f"--results-json={tmp_path / 'results.json'}",
+        f"--xccdf={tmp_path / 'results.xccdf.xml'}",
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     output = proc.stdout + proc.stderr
     assert junit.exists(), f"suite wrote no JUnit XML:\n{output[-3000:]}"
     return SuiteRun(proc.returncode, output, parse_junit(junit))

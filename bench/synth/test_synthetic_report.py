@@ -8,8 +8,12 @@ import pytest
 
 HOSTS = int(os.environ.get("SYNTH_HOSTS", "100"))
 CONTROLS = [(f"1.1.{n}", f"/usr/bin/tool{n}", "1" if n <= 6 else "2") for n in range(3, 19)]
-CASES = [(h, f"paramiko://root@10.0.{h // 250}.{h % 250 + 1}", c, check)
-         for h in range(HOSTS) for c in CONTROLS for check in ("live", "persisted")]
+CASES = [
+    (h, f"paramiko://root@10.0.{h // 250}.{h % 250 + 1}", c, check)
+    for h in range(HOSTS)
+    for c in CONTROLS
+    for check in ("live", "persisted")
+]
 
 
 def _verdict(index: int, control_id: str) -> str:
@@ -22,16 +26,25 @@ def _verdict(index: int, control_id: str) -> str:
 def verdict(request: pytest.FixtureRequest, case: tuple) -> str:
     h, spec, (control_id, path, level), check = case
     status = _verdict(h, control_id)
-    summary = {"pass": f"-w {path} -p rwxa -k docker in /etc/audit/rules.d/audit.rules:12",
-               "fail": f"no rule for {path} with key 'docker'",
-               "not-applicable": f"not applicable: {path} does not exist on this host",
-               "error": "cannot connect: [Errno 111] Connection refused"}[status]
+    summary = {
+        "pass": f"-w {path} -p rwxa -k docker in /etc/audit/rules.d/audit.rules:12",
+        "fail": f"no rule for {path} with key 'docker'",
+        "not-applicable": f"not applicable: {path} does not exist on this host",
+        "error": "cannot connect: [Errno 111] Connection refused",
+    }[status]
     evidence = "\n".join(f"/etc/audit/rules.d/{n:02d}-x.rules:{n}: -w {path}.old -p wa -k other" for n in range(6))
     request.node.user_properties += [
-        ("host", spec), ("check", check), ("control_id", control_id),
+        ("host", spec),
+        ("check", check),
+        ("control_id", control_id),
         ("title", f"Ensure auditing is configured for Docker files and directories - {path}"),
-        ("level", level), ("change", ""), ("verdict", status), ("summary", summary),
-        ("evidence", evidence if status == "fail" else ""), ("remote_commands", "1")]
+        ("level", level),
+        ("change", ""),
+        ("verdict", status),
+        ("summary", summary),
+        ("evidence", evidence if status == "fail" else ""),
+        ("remote_commands", "1"),
+    ]
     if status == "error":
         raise RuntimeError(f"{spec}: {summary}")
     return status

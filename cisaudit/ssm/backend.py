@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 import urllib.parse
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 from botocore.client import BaseClient
@@ -23,22 +23,16 @@ from testinfra.backend.base import BaseBackend, CommandResult
 
 from cisaudit.hostspec import INSTANCE_ID
 from cisaudit.ssm import frame
+from cisaudit.ssm.fanout import BROKEN_DETAILS as _BROKEN_DETAILS
+from cisaudit.ssm.fanout import COMPLETED as _COMPLETED
 
-CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
+# Adaptive retry: standard retries plus a client-side rate limiter that slows down on
+# throttling, which a fleet's worth of calls from one client meets (README: AWS Systems Manager).
+CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=32)
 _RUNNING = {"Pending", "InProgress", "Delayed"}
-_COMPLETED = {"Success", "Failed"}
-# StatusDetails that mean the script did not run to its end, whatever Status says.
-_BROKEN_DETAILS = {
-    "DeliveryTimedOut",
-    "ExecutionTimedOut",
-    "Undeliverable",
-    "Terminated",
-    "Cancelled",
-    "Cancelling",
-}
 # Slack past our own timeouts so the service can report its TimedOut first.
 _GRACE = 5.0
-_S3_PREFIX = "cisaudit-ssm"
+S3_PREFIX = "cisaudit-ssm"  # where output goes in --ssm-s3-bucket (README: IAM)
 
 _lock = threading.Lock()
 _sessions: dict[tuple[str | None, str | None, int], boto3.Session] = {}
@@ -164,7 +158,7 @@ class SsmBackend(BaseBackend):
             },
         }
         if self.s3_bucket:
-            params |= {"OutputS3BucketName": self.s3_bucket, "OutputS3KeyPrefix": _S3_PREFIX}
+            params |= {"OutputS3BucketName": self.s3_bucket, "OutputS3KeyPrefix": S3_PREFIX}
         self.send_command_calls += 1
         try:
             command_id = self.client.send_command(**params)["Command"]["CommandId"]
@@ -185,7 +179,9 @@ class SsmBackend(BaseBackend):
                 limit = started + self.execution_timeout + _GRACE
             limit = min(limit, deadline)
             try:
-                inv = self.client.get_command_invocation(CommandId=command_id, InstanceId=self.instance_id)
+                inv: dict[str, Any] = self.client.get_command_invocation(
+                    CommandId=command_id, InstanceId=self.instance_id
+                )
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
                 # Right after SendCommand the invocation may not be visible yet (eventual
@@ -255,29 +251,44 @@ class SsmBackend(BaseBackend):
         return "".join(parts)
 
     def _s3_stdout(self, inv: dict[str, Any]) -> str:
-        url = urllib.parse.urlparse(inv["StandardOutputUrl"])
-        key = urllib.parse.unquote(url.path).lstrip("/")
-        if not url.netloc.startswith(f"{self.s3_bucket}."):  # path-style URL: /bucket/key
-            key = key.removeprefix(f"{self.s3_bucket}/")
-        s3 = aws_client("s3", self.region, self.profile)
         try:
-            limit = frame.max_b64_size(self.max_output_bytes) + 4096  # the frame's header and END lines
-            body = s3.get_object(Bucket=self.s3_bucket, Key=key)["Body"].read(limit + 1)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(f"reading s3://{self.s3_bucket}/{key} failed: {exc}", inv) from exc
-        if len(body) > limit:
-            raise frame.OutputTooLarge(
-                f"s3://{self.s3_bucket}/{key} is over the limit of {self.max_output_bytes} bytes (--max-output-mb)"
+            return read_s3_stdout(
+                inv["StandardOutputUrl"], self.s3_bucket or "", self.max_output_bytes, self.region, self.profile
             )
-        return body.decode("utf-8", "replace")
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(f"reading {inv['StandardOutputUrl']} failed: {exc}", inv) from exc
+
+
+def s3_key(url: str, bucket: str) -> str:
+    """The object key in an SSM StandardOutputUrl (virtual-hosted or path-style)."""
+    parsed = urllib.parse.urlparse(url)
+    key = urllib.parse.unquote(parsed.path).lstrip("/")
+    if not parsed.netloc.startswith(f"{bucket}."):  # path-style URL: /bucket/key
+        key = key.removeprefix(f"{bucket}/")
+    return key
+
+
+def read_s3_stdout(url_or_key: str, bucket: str, max_output_bytes: int, region: str | None, profile: str | None) -> str:
+    """A frame's text from S3, read no further than the largest frame max_output_bytes allows."""
+    key = s3_key(url_or_key, bucket) if "://" in url_or_key else url_or_key
+    limit = frame.max_b64_size(max_output_bytes) + 4096  # the frame's header and END lines
+    body: bytes = aws_client("s3", region, profile).get_object(Bucket=bucket, Key=key)["Body"].read(limit + 1)
+    if len(body) > limit:
+        raise frame.OutputTooLarge(
+            f"s3://{bucket}/{key} is over the limit of {max_output_bytes} bytes (--max-output-mb)"
+        )
+    return body.decode("utf-8", "replace")
 
 
 def _describe(ssm: BaseClient, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    pages = ssm.get_paginator("describe_instance_information").paginate(Filters=filters)
+    pages = ssm.get_paginator("describe_instance_information").paginate(Filters=filters, MaxResults=50)
     return [info for page in pages for info in page["InstanceInformationList"]]
 
 
 def _describe_ids(ssm: BaseClient, ids: list[str]) -> list[dict[str, Any]]:
+    if len(ids) > 50:  # a fleet: one paginated listing of every managed instance, not one call per 50
+        wanted = set(ids)
+        return [info for info in _describe(ssm, []) if info["InstanceId"] in wanted]
     try:
         return _describe(ssm, [{"Key": "InstanceIds", "Values": ids}])
     except ClientError as exc:
@@ -289,14 +300,19 @@ def _describe_ids(ssm: BaseClient, ids: list[str]) -> list[dict[str, Any]]:
         return [info for one in ids for info in _describe_ids(ssm, [one])]
 
 
-def discover_targets(
-    targets: str, region: str | None = None, profile: str | None = None
-) -> tuple[list[str], list[str]]:
-    """Resolve "i-...,tag:Role=docker,..." to (Online managed instance ids, problems)."""
+class Discovery(NamedTuple):
+    online: list[str]  # Online managed instance ids
+    problems: list[str]  # one line per target that is not audited
+    tags: dict[tuple[str, str], list[str]]  # (key, value) of each tag target -> its Online instances
+
+
+def discover_targets(targets: str, region: str | None = None, profile: str | None = None) -> Discovery:
+    """Resolve "i-...,tag:Role=docker,..." to the Online managed instances and the problems."""
     ssm = aws_client("ssm", region, profile)
     pings: dict[str, str] = {}
     problems: list[str] = []
     ids: list[str] = []
+    tags: dict[tuple[str, str], list[str]] = {}
     for item in filter(None, (t.strip() for t in targets.split(","))):
         if item.startswith("tag:"):
             key, sep, value = item[4:].partition("=")
@@ -307,18 +323,16 @@ def discover_targets(
             if not infos:
                 problems.append(f"{item}: no managed instance has this tag")
             pings.update((i["InstanceId"], i.get("PingStatus", "")) for i in infos)
+            tags[(key, value)] = [i["InstanceId"] for i in infos if i.get("PingStatus") == "Online"]
         elif INSTANCE_ID.fullmatch(item):
             ids.append(item)
         else:
             problems.append(f"{item}: neither an instance id (i-...) nor tag:Key=Value")
-    found: dict[str, str] = {}
-    for start in range(0, len(ids), 50):  # the filter takes at most 100 values
-        infos = _describe_ids(ssm, ids[start : start + 50])
-        found.update((i["InstanceId"], i.get("PingStatus", "")) for i in infos)
+    found = {i["InstanceId"]: i.get("PingStatus", "") for i in _describe_ids(ssm, ids)} if ids else {}
     for instance_id in ids:
         if instance_id in found:
             pings[instance_id] = found[instance_id]
         else:
             problems.append(f"{instance_id}: not a managed instance in this account and region")
     problems += [f"{i}: offline (PingStatus={p})" for i, p in pings.items() if p != "Online"]
-    return [i for i, p in pings.items() if p == "Online"], problems
+    return Discovery([i for i, p in pings.items() if p == "Online"], problems, tags)

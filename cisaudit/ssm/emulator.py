@@ -29,13 +29,23 @@ What it models, and where each fact comes from:
   explanation in stderr and counted in stats["reboots"].
 - ResponseCode 137 for a command stopped at its execution timeout: the agent's
   CommandStoppedPreemptivelyExitCode (amazon-ssm-agent, agent/appconfig/constants_unix.go).
-- ThrottlingException, which botocore's standard retry mode retries.
+- ThrottlingException, which botocore's standard and adaptive retry modes retry.
+- MaxConcurrency (a count or a percentage of the targets) bounds the invocations in progress at
+  once; the others wait their turn, Pending, and one whose turn comes after TimeoutSeconds ends
+  DeliveryTimedOut. MaxErrors (default 0): once more invocations than that have ended in an
+  error, the ones not yet started are not sent: "the system stops sending the command to
+  additional targets" (API reference, SendCommand); that they then show Cancelled is a guess.
+- OutputS3BucketName / OutputS3KeyPrefix: the whole stdout goes to a real S3-compatible store
+  (`s3_endpoint`, e.g. moto's server mode) under `<prefix>/<CommandId>/<InstanceId>/
+  awsrunShellScript/0.awsrunShellScript/stdout`, uploaded before the status turns terminal, and
+  StandardOutputUrl names it (path-style); the API fields stay cut as above.
+- `runner`: a callable that answers for the host instead of running the script there (scale
+  runs answer from recorded real outputs; whoever passes one says so).
 Authentication is a per-run secret instead of SigV4: the endpoint URL's path is a random token
 (`endpoint_url`, `environ`) and any other request is refused with UnrecognizedClientException and
 runs nothing; the emulator runs commands as its own user (root), so another local user who can
 reach 127.0.0.1 must not be able to send it commands. Signatures are ignored.
-Not modelled: S3/CloudWatch output, MaxConcurrency and
-MaxErrors, other documents, and stopping a command at its execution timeout (it runs on until
+Not modelled: CloudWatch output, other documents, and stopping a command at its execution timeout (it runs on until
 the transport's command_timeout, and its result is dropped).
 """
 
@@ -78,6 +88,7 @@ class Faults:
     execution_timeout: float | None = None  # caps the document's executionTimeout (s)
     latency: float = 0.0  # s added to every API call
     undeliverable: frozenset[str] = frozenset()  # instance ids whose commands are Undeliverable
+    fail: frozenset[str] = frozenset()  # instance ids whose commands end Failed without running
 
 
 class ApiError(Exception):
@@ -107,6 +118,30 @@ class _Invocation:
     started: float | None = None
     ended: float | None = None
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    stdout_url: str = ""
+
+
+@dataclasses.dataclass
+class _Rollout:
+    """How one command is sent out: its document inputs and the service's rate controls."""
+
+    script: str
+    delivery: float
+    execution: float
+    concurrency: int
+    max_errors: int
+    bucket: str = ""
+    prefix: str = ""
+    errors: int = 0
+
+
+def _limit(text: str | None, targets: int, default: int) -> int:
+    """A MaxConcurrency / MaxErrors value: a count, or a percentage of the targets."""
+    if not text:
+        return default
+    if text.endswith("%"):
+        return max(1, targets * int(text[:-1]) // 100) if int(text[:-1]) else 0
+    return int(text)
 
 
 def _iso(epoch: float | None) -> str:
@@ -127,6 +162,8 @@ class SsmEmulator:
         faults: Faults | None = None,
         port: int = 0,
         connect_options: ConnectOptions | None = None,
+        s3_endpoint: str | None = None,
+        runner: Callable[[str, str], tuple[int, str, str]] | None = None,
     ):
         self.instances = {i: _Instance(spec) for i, spec in mapping.items()}
         for instance_id in offline:
@@ -138,9 +175,13 @@ class SsmEmulator:
             self.instances.setdefault(instance_id, _Instance(None)).tags.update(instance_tags)
         # open_host verifies SSH host keys, unlike plain testinfra.get_host.
         self.connect_options = connect_options or ConnectOptions()
+        self.s3_endpoint = s3_endpoint
+        self.runner = runner
+        self._s3: Any = None
         self.commands: dict[str, dict[str, _Invocation]] = {}
         self.calls: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self.throttled: collections.Counter[str] = collections.Counter()
+        self.requests: collections.Counter[str] = collections.Counter()  # API calls per operation, throttled too
         self.reboots = 0
         self._lock = threading.Lock()
         self._hosts: dict[str, Any] = {}
@@ -168,10 +209,12 @@ class SsmEmulator:
         }
 
     def stats(self) -> dict[str, Any]:
-        """Calls per operation per instance ("*" when not about one), throttled calls, reboots."""
+        """Calls per operation per instance ("*" when not about one; one SendCommand to N
+        instances counts N), requests per operation, throttled calls, reboots."""
         with self._lock:
             return {
                 "calls": {op: dict(counts) for op, counts in self.calls.items()},
+                "requests": dict(self.requests),
                 "throttled": dict(self.throttled),
                 "reboots": self.reboots,
             }
@@ -199,6 +242,8 @@ class SsmEmulator:
         }.get(op)
         if handler is None:
             return 400, {"__type": "UnknownOperationException", "message": f"unknown {target!r}"}
+        with self._lock:
+            self.requests[op] += 1
         if self._throttle(op):
             return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
         try:
@@ -262,18 +307,25 @@ class SsmEmulator:
         if self.faults.execution_timeout is not None:
             execution_timeout = min(execution_timeout, self.faults.execution_timeout)
         delivery_timeout = float(req.get("TimeoutSeconds", 3600))
+        bucket = req.get("OutputS3BucketName") or ""
+        if bucket and not self.s3_endpoint:
+            raise ApiError("InvalidOutputLocation", "this emulator was started without an S3 store")
+        rollout = _Rollout(
+            script,
+            delivery_timeout,
+            execution_timeout,
+            concurrency=max(1, _limit(req.get("MaxConcurrency"), len(ids), 50)),
+            max_errors=_limit(req.get("MaxErrors"), len(ids), 0),
+            bucket=bucket,
+            prefix=req.get("OutputS3KeyPrefix") or "",
+        )
         command_id = str(uuid.uuid4())
         now, wall = time.monotonic(), time.time()
         invocations = {i: _Invocation(command_id, i, now, wall) for i in ids}
         with self._lock:
             self.commands[command_id] = invocations
         self._count("SendCommand", ids or ["*"])
-        for inv in invocations.values():
-            threading.Thread(
-                target=self._execute,
-                args=(inv, script, delivery_timeout, execution_timeout),
-                daemon=True,
-            ).start()
+        threading.Thread(target=self._roll_out, args=(list(invocations.values()), rollout), daemon=True).start()
         return {
             "Command": {
                 "CommandId": command_id,
@@ -324,7 +376,7 @@ class SsmEmulator:
             "Status": inv.status,
             "StatusDetails": inv.details,
             "StandardOutputContent": inv.stdout,
-            "StandardOutputUrl": "",
+            "StandardOutputUrl": inv.stdout_url,
             "StandardErrorContent": inv.stderr,
             "StandardErrorUrl": "",
             "CloudWatchOutputConfig": {"CloudWatchOutputEnabled": False},
@@ -349,7 +401,7 @@ class SsmEmulator:
                 "RequestedDateTime": inv.requested,
                 "Status": inv.status,
                 "StatusDetails": inv.details,
-                "StandardOutputUrl": "",
+                "StandardOutputUrl": inv.stdout_url,
                 "StandardErrorUrl": "",
             }
             if req.get("Details"):
@@ -361,6 +413,7 @@ class SsmEmulator:
                         "StatusDetails": inv.details,
                         "ResponseCode": inv.response_code,
                         "Output": output[:PLUGIN_OUTPUT_LIMIT],
+                        "StandardOutputUrl": inv.stdout_url,
                     }
                 ]
             result.append(item)
@@ -420,11 +473,59 @@ class SsmEmulator:
         with self._hosts_lock:
             if instance_id not in self._hosts:
                 spec = self.instances[instance_id].spec
+                if spec is None:  # known only by its tags or ping: nothing to run on
+                    raise RuntimeError(f"{instance_id} is mapped to no host")
                 self._hosts[instance_id] = open_host(spec, self.connect_options)
             return self._hosts[instance_id]
 
-    def _execute(self, inv: _Invocation, script: str, delivery: float, execution: float) -> None:
+    def _roll_out(self, invocations: list[_Invocation], rollout: _Rollout) -> None:
+        """Start invocations in order, at most `concurrency` at once, until MaxErrors is passed."""
+        slots = threading.Semaphore(rollout.concurrency)
+
+        def one(inv: _Invocation) -> None:
+            try:
+                self._execute(inv, rollout)
+            finally:
+                with self._lock:
+                    rollout.errors += inv.status != "Success"
+                slots.release()
+
+        for inv in invocations:
+            slots.acquire()
+            with self._lock:
+                stopped = rollout.errors > rollout.max_errors
+            if stopped or inv.cancel.is_set():
+                self._finish(inv, "Cancelled", "Cancelled", -1, "", "")
+                slots.release()
+                continue
+            if time.monotonic() - inv.sent > rollout.delivery:  # its turn came too late
+                self._finish(inv, "TimedOut", "DeliveryTimedOut", -1, "", "")
+                slots.release()
+                continue
+            threading.Thread(target=one, args=(inv,), daemon=True).start()
+
+    def _store(self, inv: _Invocation, rollout: _Rollout, stdout: str) -> None:
+        """Upload the whole stdout where the agent would, before the status says it ended."""
+        if not rollout.bucket or not stdout:
+            return
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client(
+                "s3",
+                endpoint_url=self.s3_endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="emulator",
+                aws_secret_access_key="emulator",
+            )
+        prefix = f"{rollout.prefix}/" if rollout.prefix else ""
+        key = f"{prefix}{inv.command_id}/{inv.instance_id}/awsrunShellScript/0.awsrunShellScript/stdout"
+        self._s3.put_object(Bucket=rollout.bucket, Key=key, Body=stdout.encode())
+        inv.stdout_url = f"{self.s3_endpoint}/{rollout.bucket}/{key}"
+
+    def _execute(self, inv: _Invocation, rollout: _Rollout) -> None:
         f = self.faults
+        delivery, execution = rollout.delivery, rollout.execution
         if self.instances[inv.instance_id].ping != "Online":
             # An unreachable agent never picks the command up.
             self._set(inv, "Delayed", "Delayed")
@@ -443,11 +544,11 @@ class SsmEmulator:
             self._finish(inv, "Failed", "Undeliverable", -1, "", "")
             return
         self._set(inv, "InProgress", "InProgress", started=time.time())
-        if f.force_failed:
+        if f.force_failed or inv.instance_id in f.fail:
             self._finish(inv, "Failed", "Failed", 1, "", "emulator: forced failure\n")
             return
         outcome: dict[str, Any] = {}
-        worker = threading.Thread(target=self._run, args=(inv.instance_id, script, outcome), daemon=True)
+        worker = threading.Thread(target=self._run, args=(inv.instance_id, rollout.script, outcome), daemon=True)
         worker.start()
         deadline = time.monotonic() + execution
         while worker.is_alive() and time.monotonic() < deadline and not inv.cancel.is_set():
@@ -468,10 +569,17 @@ class SsmEmulator:
                 self._finish(inv, "Failed", "Failed", rc, out, err)
             else:
                 status = "Success" if rc == 0 else "Failed"
+                try:
+                    self._store(inv, rollout, out)
+                except Exception as exc:  # the agent reports a failed upload as a failed plugin
+                    status, err = "Failed", f"{err}\nemulator: S3 upload failed: {exc!r}\n"
                 self._finish(inv, status, status, rc, out, err)
 
     def _run(self, instance_id: str, script: str, outcome: dict[str, Any]) -> None:
         try:
+            if self.runner is not None:
+                outcome.update(zip(("rc", "stdout", "stderr"), self.runner(instance_id, script), strict=True))
+                return
             result = self._host(instance_id).run("sh -c %s", script)
         except Exception as exc:  # whatever breaks the connection, the agent reports Failed
             outcome["error"] = f"cannot run on {self.instances[instance_id].spec}: {exc!r}"

@@ -34,7 +34,7 @@ VM_RULE_PATHS = {**VM_PATHS, "1.1.18": "/usr/sbin/runc"}
 # (tmpfs), so a rule on containerd.sock stops the load and every later rule is lost.
 AFTER_SOCK = ("1.1.9", "1.1.10", "1.1.12", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18")
 BOOT_LOST = ("1.1.8", *AFTER_SOCK)
-EARLY_RUN_CONTAINERD = ("printf 'd /run/containerd 0711 root root -\\n' > /etc/tmpfiles.d/containerd-early.conf\n")
+EARLY_RUN_CONTAINERD = "printf 'd /run/containerd 0711 root root -\\n' > /etc/tmpfiles.d/containerd-early.conf\n"
 CONTROLS = {c.id: c for c in controls()}
 HOST_CHECKS = ("auditd-installed", "auditd-running", "audit-enabled", "load-health")
 BASELINE = """set -e
@@ -96,7 +96,9 @@ ORDER = list(VM_PATHS)
 HALF = ORDER[:6]
 MODERN = "".join(
     f"-a always,exit -F arch={abi} -S all -F path={path} -F perm={CONTROLS[cid].required_perms} -F key=docker\n"
-    for cid, path in VM_PATHS.items() for abi in ("b64", "b32"))
+    for cid, path in VM_PATHS.items()
+    for abi in ("b64", "b32")
+)
 # /etc/init.d/docker too: systemd would otherwise generate a docker.service from it
 # (FragmentPath /run/systemd/generator.late/docker.service).
 NO_DOCKER = """systemctl stop docker.socket docker containerd 2>/dev/null || true
@@ -116,57 +118,122 @@ SCENARIOS = [
     Scenario("compliant", rules_d(benchmark_rules(VM_RULE_PATHS)) + EARLY_RUN_CONTAINERD + LOAD),
     # The benchmark's rules as written: the runc rule is on the link, and the containerd.sock rule
     # stops the boot-time load (the same files load cleanly now).
-    Scenario("benchmark-rules", rules_d(benchmark_rules()) + LOAD,
-             overrides={**_persisted(BOOT_LOST), **_both(["1.1.18"], "fail")}, host={"load-health": "fail"}),
-    Scenario("benchmark-literal-16", rules_d(LITERAL) + "augenrules --load >/dev/null 2>&1 || true\n",
-             overrides={**_persisted(BOOT_LOST), **_both(["1.1.3", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"],
-                                                         "fail")},
-             host={"load-health": "fail"}, unfixable=("1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18")),
+    Scenario(
+        "benchmark-rules",
+        rules_d(benchmark_rules()) + LOAD,
+        overrides={**_persisted(BOOT_LOST), **_both(["1.1.18"], "fail")},
+        host={"load-health": "fail"},
+    ),
+    Scenario(
+        "benchmark-literal-16",
+        rules_d(LITERAL) + "augenrules --load >/dev/null 2>&1 || true\n",
+        overrides={
+            **_persisted(BOOT_LOST),
+            **_both(["1.1.3", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"], "fail"),
+        },
+        host={"load-health": "fail"},
+        unfixable=("1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"),
+    ),
     # path= on /etc/docker watches the directory's inode only, not the files in it
-    Scenario("modern-arch-pairs", rules_d(MODERN) + LOAD,
-             overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")}, host={"load-health": "fail"}),
+    Scenario(
+        "modern-arch-pairs",
+        rules_d(MODERN) + LOAD,
+        overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")},
+        host={"load-health": "fail"},
+    ),
     Scenario("empty", "", live="fail", persisted="fail"),
-    Scenario("neighbours-only", rules_d("-w /run/containerd/containerd.sock -k docker\n"
-                                        "-w /etc/docker/daemon.json -k docker\n"
-                                        "-w /usr/bin/containerd-shim -k docker\n") + LOAD,
-             live="fail", persisted="fail", overrides={("1.1.8", "live"): "pass", ("1.1.15", "live"): "pass"},
-             host={"load-health": "fail"}),
-    Scenario("commented", rules_d("".join("#" + line + "\n" for line in benchmark_rules().splitlines())
-                                  + "".join("   # " + line + "\n" for line in benchmark_rules().splitlines())) + LOAD,
-             live="fail", persisted="fail"),
-    Scenario("narrow-perms", rules_d("".join(f"-w {p} -p wa -k docker\n" for p in VM_PATHS.values())) + LOAD,
-             live="fail", persisted="fail", host={"load-health": "fail"}),
+    Scenario(
+        "neighbours-only",
+        rules_d(
+            "-w /run/containerd/containerd.sock -k docker\n"
+            "-w /etc/docker/daemon.json -k docker\n"
+            "-w /usr/bin/containerd-shim -k docker\n"
+        )
+        + LOAD,
+        live="fail",
+        persisted="fail",
+        overrides={("1.1.8", "live"): "pass", ("1.1.15", "live"): "pass"},
+        host={"load-health": "fail"},
+    ),
+    Scenario(
+        "commented",
+        rules_d(
+            "".join("#" + line + "\n" for line in benchmark_rules().splitlines())
+            + "".join("   # " + line + "\n" for line in benchmark_rules().splitlines())
+        )
+        + LOAD,
+        live="fail",
+        persisted="fail",
+    ),
+    Scenario(
+        "narrow-perms",
+        rules_d("".join(f"-w {p} -p wa -k docker\n" for p in VM_PATHS.values())) + LOAD,
+        live="fail",
+        persisted="fail",
+        host={"load-health": "fail"},
+    ),
     # Fixing would take the `dockr` rules' accesses; runc's is on the link and takes nothing.
-    Scenario("wrong-key", rules_d(benchmark_rules(key="dockr")) + LOAD, live="fail", persisted="fail",
-             host={"load-health": "fail"}, unfixable=tuple(c for c in VM_PATHS if c != "1.1.18")),
+    Scenario(
+        "wrong-key",
+        rules_d(benchmark_rules(key="dockr")) + LOAD,
+        live="fail",
+        persisted="fail",
+        host={"load-health": "fail"},
+        unfixable=tuple(c for c in VM_PATHS if c != "1.1.18"),
+    ),
     # The listing prints these like `never` rules and nothing persisted says which: not proven.
-    Scenario("live-not-persisted", "".join(f"auditctl {line}\n" for line in benchmark_rules().splitlines()),
-             live="fail", persisted="fail"),
-    Scenario("persisted-not-loaded",
-             rules_d(benchmark_rules({c: VM_PATHS[c] for c in HALF}) + "-w /nonexistent-dir/file -k docker\n"
-                     + benchmark_rules({c: p for c, p in VM_PATHS.items() if c not in HALF}))
-             + "augenrules --load >/dev/null 2>&1 || true\n",
-             live="fail", persisted="fail", overrides={**_both(HALF[:-1], "pass"), (HALF[-1], "live"): "pass"},
-             host={"load-health": "fail"}, unfixable=tuple(c for c in VM_PATHS if c not in HALF)),
-    Scenario("never-first", rules_d("-a never,exit -F path=/etc/docker -F perm=rwxa\n" + benchmark_rules()) + LOAD,
-             overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")}, host={"load-health": "fail"},
-             unfixable=("1.1.6",)),
-    Scenario("auditctl-mode",
-             AUDITCTL_UNIT + rules_d("-w /etc/docker -k docker\n")
-             + "cat >> /etc/audit/audit.rules <<'EOF'\n"
-             + benchmark_rules({c: p for c, p in VM_PATHS.items() if c != "1.1.6"}) + "EOF\n"
-             + "auditctl -D >/dev/null\nauditctl -R /etc/audit/audit.rules >/dev/null\n"
-             + "auditctl -w /etc/docker -k docker\n",
-             overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")}, host={"load-health": "fail"}),
+    Scenario(
+        "live-not-persisted",
+        "".join(f"auditctl {line}\n" for line in benchmark_rules().splitlines()),
+        live="fail",
+        persisted="fail",
+    ),
+    Scenario(
+        "persisted-not-loaded",
+        rules_d(
+            benchmark_rules({c: VM_PATHS[c] for c in HALF})
+            + "-w /nonexistent-dir/file -k docker\n"
+            + benchmark_rules({c: p for c, p in VM_PATHS.items() if c not in HALF})
+        )
+        + "augenrules --load >/dev/null 2>&1 || true\n",
+        live="fail",
+        persisted="fail",
+        overrides={**_both(HALF[:-1], "pass"), (HALF[-1], "live"): "pass"},
+        host={"load-health": "fail"},
+        unfixable=tuple(c for c in VM_PATHS if c not in HALF),
+    ),
+    Scenario(
+        "never-first",
+        rules_d("-a never,exit -F path=/etc/docker -F perm=rwxa\n" + benchmark_rules()) + LOAD,
+        overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")},
+        host={"load-health": "fail"},
+        unfixable=("1.1.6",),
+    ),
+    Scenario(
+        "auditctl-mode",
+        AUDITCTL_UNIT
+        + rules_d("-w /etc/docker -k docker\n")
+        + "cat >> /etc/audit/audit.rules <<'EOF'\n"
+        + benchmark_rules({c: p for c, p in VM_PATHS.items() if c != "1.1.6"})
+        + "EOF\n"
+        + "auditctl -D >/dev/null\nauditctl -R /etc/audit/audit.rules >/dev/null\n"
+        + "auditctl -w /etc/docker -k docker\n",
+        overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")},
+        host={"load-health": "fail"},
+    ),
     Scenario("immutable", rules_d(benchmark_rules(VM_RULE_PATHS) + "-e 2\n") + EARLY_RUN_CONTAINERD + LOAD),
     Scenario("immutable-empty", rules_d("-e 2\n") + LOAD, live="fail", persisted="fail", remediation="fail"),
     Scenario("docker-absent", NO_DOCKER, baseline=False, paths={}),
-    Scenario("moved-data-root",
-             "mkdir -p /srv/docker && rmdir /var/lib/docker\n"
-             "printf '{\"data-root\": \"/srv/docker\"}\\n' > /etc/docker/daemon.json\n"
-             + rules_d(benchmark_rules(MOVED)) + LOAD, paths=MOVED,
-             # daemon.json is covered by the /etc/docker subtree watch before the socket line
-             overrides={**_persisted(BOOT_LOST), **_both(["1.1.18"], "fail")},
-             host={"load-health": "fail"}),
+    Scenario(
+        "moved-data-root",
+        "mkdir -p /srv/docker && rmdir /var/lib/docker\n"
+        'printf \'{"data-root": "/srv/docker"}\\n\' > /etc/docker/daemon.json\n'
+        + rules_d(benchmark_rules(MOVED))
+        + LOAD,
+        paths=MOVED,
+        # daemon.json is covered by the /etc/docker subtree watch before the socket line
+        overrides={**_persisted(BOOT_LOST), **_both(["1.1.18"], "fail")},
+        host={"load-health": "fail"},
+    ),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}

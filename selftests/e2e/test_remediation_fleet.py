@@ -16,8 +16,10 @@ from selftests.e2e.test_scenarios import audit, scenario_batches
 from selftests.suite_runner import SuiteRun
 
 pytestmark = pytest.mark.vm
-STATE = ("cd /etc/audit && find . -type f | LC_ALL=C sort | xargs sha256sum; "
-         "stat -c '%n %a %U' audit.rules rules.d/*; echo ---; auditctl -l")
+STATE = (
+    "cd /etc/audit && find . -type f | LC_ALL=C sort | xargs sha256sum; "
+    "stat -c '%n %a %U' audit.rules rules.d/*; echo ---; auditctl -l"
+)
 
 
 def check_remediated(run: SuiteRun, spec: str, scenario: Scenario) -> list[str]:
@@ -41,8 +43,9 @@ def differences(pairs, before: dict[str, str], step: str) -> list[str]:
     for vm, scenario in pairs:
         after = vm.run(STATE)[1]
         if after != before[vm.name]:
-            found.append(f"{scenario.name} after {step}: files or kernel rules differ:\n"
-                         f"{before[vm.name]}\n--- now ---\n{after}")
+            found.append(
+                f"{scenario.name} after {step}: files or kernel rules differ:\n{before[vm.name]}\n--- now ---\n{after}"
+            )
     return found
 
 
@@ -70,8 +73,10 @@ def test_remediate_and_backout_every_state(fleet, tmp_path: Path) -> None:
         for vm, scenario in pairs:
             problems += [f"{scenario.name} (--remediate): {p}" for p in check_remediated(first, vm.spec, scenario)]
             if not said_nothing_changed(second, vm.spec):
-                problems.append(f"{scenario.name}: a second --remediate changed something: "
-                                f"{second.case(vm.spec, 'host', 'remediation')['summary']}")
+                problems.append(
+                    f"{scenario.name}: a second --remediate changed something: "
+                    f"{second.case(vm.spec, 'host', 'remediation')['summary']}"
+                )
             backout = undo.case(vm.spec, "host", "backout")
             if backout["verdict"] != "pass":
                 problems.append(f"{scenario.name}: later --backout {backout['verdict']}: {backout['summary']}")

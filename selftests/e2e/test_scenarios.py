@@ -30,7 +30,7 @@ def audit(fleet, tmp_path: Path, vms, *args: str) -> SuiteRun:
 def scenario_batches(fleet) -> Iterator[tuple[int, list[tuple[VM, Scenario]]]]:
     """Every scenario, as many at a time as the fleet has VMs, each VM put into its state."""
     for number, start in enumerate(range(0, len(SCENARIOS), len(fleet))):
-        pairs = list(zip(fleet, SCENARIOS[start:start + len(fleet)], strict=False))
+        pairs = list(zip(fleet, SCENARIOS[start : start + len(fleet)], strict=False))
         for vm, scenario in pairs:
             put_in_state(fleet, vm, scenario)
         yield number, pairs

@@ -21,8 +21,12 @@ from selftests.suite_runner import run_suite
 pytestmark = pytest.mark.kernel
 HOST = "local://"
 # Docker's paths this test creates when the machine lacks them; the others stay absent.
-PRESENT = {"1.1.4": ("/run/containerd", "dir"), "1.1.5": ("/var/lib/docker", "dir"),
-           "1.1.6": ("/etc/docker", "dir"), "1.1.10": ("/etc/default/docker", "file")}
+PRESENT = {
+    "1.1.4": ("/run/containerd", "dir"),
+    "1.1.5": ("/var/lib/docker", "dir"),
+    "1.1.6": ("/etc/docker", "dir"),
+    "1.1.10": ("/etc/default/docker", "file"),
+}
 CONTROLS = "--controls=" + ",".join(PRESENT)
 
 
@@ -66,8 +70,10 @@ def test_literal_benchmark_list_stops_loading_at_missing_directory(kernel: Kerne
     run = run_suite(tmp_path, [HOST], "--require-all")
     health = run.cases[(HOST, "host", "load-health")]
     assert health["verdict"] == "fail"
-    assert f"60-cis-docker.rules:{broken} `{controls()[broken - 1].rule_text(controls()[broken - 1].path)}`" \
+    assert (
+        f"60-cis-docker.rules:{broken} `{controls()[broken - 1].rule_text(controls()[broken - 1].path)}`"
         in health["summary"]
+    )
     assert run.verdict(HOST, "1.1.6", "live") == "pass"  # before the broken line: loaded
     assert run.verdict(HOST, "1.1.14", "live") == "fail"  # --require-all: absent paths fail
     assert run.returncode == 1
@@ -80,11 +86,19 @@ ARCH_PAIR = [f"-a always,exit -F arch={a} -S all -F path={RC} -F perm=rwa -F key
 VARIANTS = {
     # name: (rules.d text, kernel rules added by hand, load with augenrules, expected 1.1.4 live/persisted)
     "benchmark-rule": (S_RULE + "\n", [], True, ("pass", "pass")),
-    "modern-arch-pair": (f"-a always,exit -F arch=b64 -S all -F path={RC} -F perm=rwa -F key=docker\n"
-                         f"-a always,exit -F arch=b32 -S all -F path={RC} -F perm=rwa -F key=docker\n",
-                         [], True, ("pass", "pass")),
-    "b64-only": (f"-a always,exit -F arch=b64 -S all -F path={RC} -F perm=rwa -F key=docker\n",
-                 [], True, ("fail", "fail")),
+    "modern-arch-pair": (
+        f"-a always,exit -F arch=b64 -S all -F path={RC} -F perm=rwa -F key=docker\n"
+        f"-a always,exit -F arch=b32 -S all -F path={RC} -F perm=rwa -F key=docker\n",
+        [],
+        True,
+        ("pass", "pass"),
+    ),
+    "b64-only": (
+        f"-a always,exit -F arch=b64 -S all -F path={RC} -F perm=rwa -F key=docker\n",
+        [],
+        True,
+        ("fail", "fail"),
+    ),
     "neighbour-only": (f"-w {RC}/containerd.sock -k docker\n", [], True, ("fail", "fail")),
     "commented": ("#" + S_RULE + "\n  # " + S_RULE + "\n", [], True, ("fail", "fail")),
     "narrow-perms": (f"-w {RC} -p wa -k docker\n", [], True, ("fail", "fail")),
@@ -154,9 +168,14 @@ def test_verify_events_finds_an_event_for_each_access(kernel: KernelSandbox, tmp
     kernel.make_path("/etc/docker/daemon.json", "file")
     _runc_link(kernel)
     # arch-qualified: the listing shows them unambiguously (a `-w` line could be a `never` rule)
-    kernel.kernel(*ARCH_PAIR, *(f"-a always,exit -F arch={a} -S all -F {f}={p} -F perm=rwxa -F key=docker"
-                                for a in ("b64", "b32") for f, p in (("dir", "/etc/docker"),
-                                                                     ("path", "/usr/sbin/runc"))))
+    kernel.kernel(
+        *ARCH_PAIR,
+        *(
+            f"-a always,exit -F arch={a} -S all -F {f}={p} -F perm=rwxa -F key=docker"
+            for a in ("b64", "b32")
+            for f, p in (("dir", "/etc/docker"), ("path", "/usr/sbin/runc"))
+        ),
+    )
     run = run_suite(tmp_path, [HOST], "--verify-events", "--controls=1.1.4,1.1.6,1.1.10,1.1.18")
     for cid, accesses in (("1.1.4", 3), ("1.1.6", 8), ("1.1.18", 4)):
         case = run.cases[(HOST, cid, "events")]
@@ -167,8 +186,7 @@ def test_verify_events_finds_an_event_for_each_access(kernel: KernelSandbox, tmp
     assert run.cases[(HOST, "1.1.4", "events")]["remote_commands"] == "2"
 
 
-def test_verify_events_fails_where_the_kernel_records_some_accesses_only(kernel: KernelSandbox,
-                                                                         tmp_path: Path) -> None:
+def test_verify_events_fails_where_the_kernel_records_some_accesses_only(kernel: KernelSandbox, tmp_path: Path) -> None:
     """Rules the kernel does not honour for every access: a watch on the runc symlink itself
     (accesses through it record nothing) and `-F path=/etc/docker` (the directory's inode, not
     the files in it). The live check knows it, and the events prove it."""
@@ -176,8 +194,9 @@ def test_verify_events_fails_where_the_kernel_records_some_accesses_only(kernel:
     kernel.make_path("/etc/docker/daemon.json", "file")
     _runc_link(kernel)
     kernel.kernel("-a always,exit -F path=/etc/docker -F perm=rwxa -k docker", "-w /usr/bin/runc -p rwxa -k docker")
-    kernel.write_rules_d("60-x.rules", "-a always,exit -F path=/etc/docker -F perm=rwxa -k docker\n"
-                                       "-w /usr/bin/runc -p rwxa -k docker\n")  # persisted: unambiguous
+    kernel.write_rules_d(
+        "60-x.rules", "-a always,exit -F path=/etc/docker -F perm=rwxa -k docker\n-w /usr/bin/runc -p rwxa -k docker\n"
+    )  # persisted: unambiguous
     run = run_suite(tmp_path, [HOST], "--verify-events", "--controls=1.1.6,1.1.18")
     assert run.verdict(HOST, "1.1.18", "live") == "fail" and run.verdict(HOST, "1.1.6", "live") == "fail"
     for cid in ("1.1.18", "1.1.6"):

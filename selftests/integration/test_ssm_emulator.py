@@ -6,6 +6,7 @@ are exact; boto3 finds it through AWS_ENDPOINT_URL_SSM.
 
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -158,11 +159,11 @@ def test_unknown_instance_raises(start: Start) -> None:
 
 
 def test_discovery_by_tag_pages_and_reports_offline(start: Start) -> None:
-    docker = [f"i-{n:017x}" for n in range(1, 13)]
-    other, offline, unknown = "i-0000000000000000f", "i-00000000000000010", "i-00000000000000011"
+    docker = [f"i-{n:017x}" for n in range(1, 56)]  # 50 a page: the tag takes two
+    other, offline, unknown = "i-0000000000000f00f", "i-00000000000000f10", "i-00000000000000f11"
     tags = {i: {"Role": "docker"} for i in [*docker, offline]} | {other: {"Role": "web"}}
     emu = start(dict.fromkeys([*docker, other], "local://"), tags=tags, offline=[offline])
-    online, problems = ssm.discover_targets(f"tag:Role=docker,{other},{unknown}", None, None)
+    online, problems, _ = ssm.discover_targets(f"tag:Role=docker,{other},{unknown}", None, None)
     assert online == [*docker, other]
     assert problems == [
         f"{unknown}: not a managed instance in this account and region",
@@ -206,11 +207,14 @@ def test_requests_without_the_run_token_run_nothing(start: Start, tmp_path: Path
     emu = start()
     port = emu.endpoint_url.split("/")[2]
     marker = tmp_path / "ran"
-    body = json.dumps({"InstanceIds": [IID], "DocumentName": "AWS-RunShellScript",
-                       "Parameters": {"commands": [f"touch {marker}"]}}).encode()
-    request = urllib.request.Request(f"http://{port}{path.format(token=emu.token)}", data=body,
-                                     headers={"X-Amz-Target": "AmazonSSM.SendCommand",
-                                              "Content-Type": "application/x-amz-json-1.1"})
+    body = json.dumps(
+        {"InstanceIds": [IID], "DocumentName": "AWS-RunShellScript", "Parameters": {"commands": [f"touch {marker}"]}}
+    ).encode()
+    request = urllib.request.Request(
+        f"http://{port}{path.format(token=emu.token)}",
+        data=body,
+        headers={"X-Amz-Target": "AmazonSSM.SendCommand", "Content-Type": "application/x-amz-json-1.1"},
+    )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)
     assert info.value.code == 400 and json.load(info.value)["__type"] == "UnrecognizedClientException"
@@ -230,3 +234,56 @@ def test_output_over_the_cap_fails_after_one_send_command(start: Start) -> None:
     with pytest.raises(ssm.SsmTransportError, match="over the limit of 100000 bytes"):
         be.run("head -c 1000000 /dev/urandom")
     assert sends(emu) == fetched + 1
+
+
+def _rollout(start: Start, runner, **send) -> tuple[SsmEmulator, dict[str, str]]:
+    """Send one command to four instances; wait until all are terminal; their statuses."""
+    ids = [f"i-00000000000000{n:03x}" for n in range(1, 5)]
+    emu = start(dict.fromkeys(ids), runner=runner)
+    client = ssm.aws_client("ssm", None, None)
+    command_id = client.send_command(
+        InstanceIds=ids, DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]}, **send
+    )["Command"]["CommandId"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pages = client.get_paginator("list_command_invocations").paginate(CommandId=command_id, MaxResults=2)
+        statuses = {i["InstanceId"]: i["Status"] for page in pages for i in page["CommandInvocations"]}
+        if len(statuses) == len(ids) and not {"Pending", "InProgress"} & set(statuses.values()):
+            return emu, statuses
+        time.sleep(0.05)
+    raise AssertionError(f"rollout did not end: {statuses}")
+
+
+def test_max_concurrency_bounds_the_invocations_running_at_once(start: Start) -> None:
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def runner(instance_id: str, script: str) -> tuple[int, str, str]:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return 0, "ok\n", ""
+
+    _, statuses = _rollout(start, runner, MaxConcurrency="2", MaxErrors="100%")
+    assert set(statuses.values()) == {"Success"} and peak[0] == 2
+
+
+def test_max_errors_stops_sending_to_more_instances(start: Start) -> None:
+    """The API's default MaxErrors is 0: after the first failure the rest are not sent."""
+    _, statuses = _rollout(start, lambda i, s: (1, "", "no\n"), MaxConcurrency="1")
+    assert list(statuses.values()) == ["Failed", "Cancelled", "Cancelled", "Cancelled"]
+    _, statuses = _rollout(start, lambda i, s: (1, "", "no\n"), MaxConcurrency="1", MaxErrors="100%")
+    assert set(statuses.values()) == {"Failed"}
+
+
+def test_s3_output_needs_a_store(start: Start) -> None:
+    start()
+    with pytest.raises(ssm.ClientError, match="InvalidOutputLocation"):
+        ssm.aws_client("ssm", None, None).send_command(
+            InstanceIds=[IID],
+            DocumentName="AWS-RunShellScript",
+            Parameters={"commands": ["true"]},
+            OutputS3BucketName="bkt",
+        )

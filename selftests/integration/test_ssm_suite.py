@@ -45,8 +45,9 @@ def test_remediate_and_backout_over_ssm(kernel: KernelSandbox, tmp_path: Path) -
     before = sh("auditctl -l").stdout
     files = {p: p.read_bytes() for p in Path("/etc/audit").rglob("*.rules")}
     with SsmEmulator({INSTANCE: "local://"}) as emu:
-        run = run_suite(tmp_path, [SSM], CONTROLS, "--ssm-region=us-east-1", "--remediate", "--backout",
-                        env=emu.environ)
+        run = run_suite(
+            tmp_path, [SSM], CONTROLS, "--ssm-region=us-east-1", "--remediate", "--backout", env=emu.environ
+        )
         sends = emu.stats()["calls"]["SendCommand"][INSTANCE]
     assert run.verdict(SSM, "host", "remediation") == "pass", run.cases[(SSM, "host", "remediation")]
     assert run.verdict(SSM, "1.1.6", "live") == "pass" and run.verdict(SSM, "1.1.6", "persisted") == "pass"
@@ -64,7 +65,14 @@ def test_ssm_targets_by_tag_audit_online_instances_only(tmp_path: Path, workers:
     offline = "i-00000000000000003"
     tags = {i: {"Role": "docker-host"} for i in [*online, offline]}
     with SsmEmulator(dict.fromkeys(online, "local://"), tags=tags, offline=[offline]) as emu:
-        run = run_suite(tmp_path, [], "--ssm-targets=tag:Role=docker-host", "--ssm-region=us-east-1",
-                        "--controls=1.1.4", f"-n={workers}", env=emu.environ)
+        run = run_suite(
+            tmp_path,
+            [],
+            "--ssm-targets=tag:Role=docker-host",
+            "--ssm-region=us-east-1",
+            "--controls=1.1.4",
+            f"-n={workers}",
+            env=emu.environ,
+        )
     assert {host for host, _, _ in run.cases} == {f"ssm://{i}" for i in online}
     assert offline in run.output

@@ -27,8 +27,15 @@ def rules(*lines):
         if isinstance(line.item, AuditRule):
             rule = line.item
             tree = rule.path_field == "dir" or (rule.path_field == "watch" and rule.path in DIRS)
-            out.append(KernelRule(rule, line, rule.path, frozenset({WatchKind.TREE if tree else WatchKind.INODE}),
-                                  frozenset({rule.action})))
+            out.append(
+                KernelRule(
+                    rule,
+                    line,
+                    rule.path,
+                    frozenset({WatchKind.TREE if tree else WatchKind.INODE}),
+                    frozenset({rule.action}),
+                )
+            )
     return out
 
 
@@ -47,10 +54,18 @@ W = "-w /etc/docker -k docker"
 COVERAGE = {
     "watch-literal": ([W], "rwxa", True, ""),
     "watch-canonical": (["-w /etc/docker -p rwxa -k docker"], "rwxa", True, ""),
-    "syscall-literal-for-syscall-control": (["-a exit,always -F path=/etc/docker -F perm=war -k docker"], "rwa",
-                                            True, ""),
-    "syscall-literal-for-watch-control": (["-a exit,always -F path=/etc/docker -F perm=war -k docker"], "rwxa",
-                                          False, "with the key: execute"),
+    "syscall-literal-for-syscall-control": (
+        ["-a exit,always -F path=/etc/docker -F perm=war -k docker"],
+        "rwa",
+        True,
+        "",
+    ),
+    "syscall-literal-for-watch-control": (
+        ["-a exit,always -F path=/etc/docker -F perm=war -k docker"],
+        "rwxa",
+        False,
+        "with the key: execute",
+    ),
     "narrow-wa": (["-w /etc/docker -p wa -k docker"], "rwxa", False, "with the key: read, execute"),
     "cac-pair-path-on-dir": (pair("/etc/docker"), "rwxa", False, "only partly by"),  # inode, not subtree
     "cac-pair-dir": (pair("/etc/docker", field="dir"), "rwxa", True, ""),
@@ -63,28 +78,53 @@ COVERAGE = {
     "several-key-fields": (pair("/etc/docker", key="cis -F key=docker", field="dir"), "rwxa", True, ""),
     "never-first": (["-a never,exit -F path=/etc/docker -F perm=rwxa", W], "rwxa", False, "(a `never` rule"),
     "never-after": ([W, "-a never,exit -F path=/etc/docker -F perm=rwxa"], "rwxa", True, ""),
-    "never-on-w-only": (["-a never,exit -F path=/etc/docker -F perm=w", W], "rwxa", False,
-                       "matches first (a `never` rule, for the accesses it matches): write"),
-    "never-b32-only": (["-a never,exit -F arch=b32 -S all -F path=/etc/docker", W], "rwxa", False,
-                       "attribute change on b32"),
+    "never-on-w-only": (
+        ["-a never,exit -F path=/etc/docker -F perm=w", W],
+        "rwxa",
+        False,
+        "matches first (a `never` rule, for the accesses it matches): write",
+    ),
+    "never-b32-only": (
+        ["-a never,exit -F arch=b32 -S all -F path=/etc/docker", W],
+        "rwxa",
+        False,
+        "attribute change on b32",
+    ),
     "other-key-first": (["-w /etc/docker -k cis", W], "rwxa", False, "key(s) cis"),
     "split-perms": (["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k docker"], "rwxa", True, ""),
-    "split-perms-other-key-half": (["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k x"], "rwxa", False,
-                                   "key(s) x"),
-    "auid-only": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker"], "rwxa", False,
-                  "only partly by"),
+    "split-perms-other-key-half": (
+        ["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k x"],
+        "rwxa",
+        False,
+        "key(s) x",
+    ),
+    "auid-only": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker"], "rwxa", False, "only partly by"),
     "auid-then-full": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker", W], "rwxa", True, ""),
-    "conditional-other-key-first": (["-a always,exit -F path=/etc/docker -F auid>=1000 -k x", W], "rwxa", False,
-                                    "for the accesses it matches"),
-    "syscall-narrowed": (["-a always,exit -F arch=b64 -S open,openat -F path=/etc/docker -k docker",
-                          "-a always,exit -F arch=b32 -S open,openat -F path=/etc/docker -k docker"],
-                         "rwxa", False, "no rule records with the key"),
+    "conditional-other-key-first": (
+        ["-a always,exit -F path=/etc/docker -F auid>=1000 -k x", W],
+        "rwxa",
+        False,
+        "for the accesses it matches",
+    ),
+    "syscall-narrowed": (
+        [
+            "-a always,exit -F arch=b64 -S open,openat -F path=/etc/docker -k docker",
+            "-a always,exit -F arch=b32 -S open,openat -F path=/etc/docker -k docker",
+        ],
+        "rwxa",
+        False,
+        "no rule records with the key",
+    ),
     "neighbour-file": (["-w /etc/docker/daemon.json -k docker"], "rwxa", False, "no rule records with the key"),
     "neighbour-prefix": (["-w /etc/dockerx -k docker"], "rwxa", False, "no rule records with the key"),
     "parent-dir-tree": (["-w /etc -k docker"], "rwxa", True, ""),
     "parent-dir-other-key-first": (["-w /etc -p wa -k etc", W], "rwxa", False, "(key(s) etc, not 'docker'): write"),
-    "root-cmd-execve-first": (["-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd", W], "rwxa", False,
-                              "for the accesses it matches): execute on b64"),
+    "root-cmd-execve-first": (
+        ["-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd", W],
+        "rwxa",
+        False,
+        "for the accesses it matches): execute on b64",
+    ),
     "root-cmd-execve-after": ([W, "-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd"], "rwxa", True, ""),
     "non-exit-list": (["-a always,task -F path=/etc/docker -k docker"], "rwxa", False, "no rule records with the key"),
     "nothing": ([], "rwxa", False, "no rule records with the key: read, write, execute, attribute change"),
@@ -100,15 +140,24 @@ def test_coverage(lines, perms, ok, reason):
 
 
 def test_coverage_cites_the_deciding_line():
-    _, problems = coverage(rules("-w /x -p r -k docker", "-w /etc/docker -p wa -k other"), "/etc/docker", "wa",
-                           "docker", ("b64",))
-    assert problems == ["`-w /etc/docker -p wa -k other` (t.rules:2) matches first (key(s) other, not 'docker'): "
-                        "write, attribute change"]
+    _, problems = coverage(
+        rules("-w /x -p r -k docker", "-w /etc/docker -p wa -k other"), "/etc/docker", "wa", "docker", ("b64",)
+    )
+    assert problems == [
+        "`-w /etc/docker -p wa -k other` (t.rules:2) matches first (key(s) other, not 'docker'): "
+        "write, attribute change"
+    ]
 
 
-@pytest.mark.parametrize(("lines", "ok"), [
-    (pair("/usr/bin/dockerd")[:1], True), (pair("/usr/bin/dockerd")[1:], False), (["-w /usr/bin/dockerd"], False),
-], ids=["b32-rule", "b64-rule", "no-key"])
+@pytest.mark.parametrize(
+    ("lines", "ok"),
+    [
+        (pair("/usr/bin/dockerd")[:1], True),
+        (pair("/usr/bin/dockerd")[1:], False),
+        (["-w /usr/bin/dockerd"], False),
+    ],
+    ids=["b32-rule", "b64-rule", "no-key"],
+)
 def test_coverage_on_a_32bit_host(lines, ok):
     _, problems = coverage(rules(*lines), "/usr/bin/dockerd", "rwxa", "docker", ("b32",), machine="i686")
     assert (not problems) == ok
@@ -119,8 +168,10 @@ def test_coverage_rule_on_the_real_object_counts_not_on_a_link():
     assert coverage(rules("-w /usr/bin/runc -k docker"), "/usr/sbin/runc", "rwxa", "docker", BOTH)[1] != []
 
 
-@pytest.mark.parametrize(("arch", "abis"), [
-    ("x86_64", BOTH), ("aarch64", BOTH), ("i686", ("b32",)), ("armv7l", ("b32",)), ("", BOTH), ("mips", BOTH)])
+@pytest.mark.parametrize(
+    ("arch", "abis"),
+    [("x86_64", BOTH), ("aarch64", BOTH), ("i686", ("b32",)), ("armv7l", ("b32",)), ("", BOTH), ("mips", BOTH)],
+)
 def test_required_abis(arch, abis):
     assert machine_abis(arch) == abis
 
@@ -131,22 +182,39 @@ def info(path, kind="file", target=None):
 
 
 DEBIAN_PATHS = [
-    info("/usr/bin/dockerd", "absent"), info("/usr/sbin/dockerd"), info("/usr/bin", "dir"), info("/usr/sbin", "dir"),
-    info("/run/containerd", "dir"), info("/run", "dir"), info("/var/lib/docker", "dir"), info("/var/lib", "dir"),
-    info("/etc/docker", "dir"), info("/etc", "dir"), info("/etc/docker/daemon.json", "absent"),
+    info("/usr/bin/dockerd", "absent"),
+    info("/usr/sbin/dockerd"),
+    info("/usr/bin", "dir"),
+    info("/usr/sbin", "dir"),
+    info("/run/containerd", "dir"),
+    info("/run", "dir"),
+    info("/var/lib/docker", "dir"),
+    info("/var/lib", "dir"),
+    info("/etc/docker", "dir"),
+    info("/etc", "dir"),
+    info("/etc/docker/daemon.json", "absent"),
     info("/lib/systemd/system/docker.service", "file", "/usr/lib/systemd/system/docker.service"),
     info("/lib/systemd/system/docker.socket", "file", "/usr/lib/systemd/system/docker.socket"),
     info("/lib/systemd/system", "dir", "/usr/lib/systemd/system"),
-    info("/usr/lib/systemd/system/docker.service"), info("/usr/lib/systemd/system/docker.socket"),
-    info("/run/containerd/containerd.sock", "socket"), info("/etc/default/docker"), info("/etc/default", "dir"),
-    info("/etc/containerd/config.toml"), info("/etc/containerd", "dir"),
-    info("/etc/sysconfig/docker", "absent", ""), info("/etc/sysconfig", "absent"),
-    info("/usr/bin/containerd"), info("/usr/bin/containerd-shim"), info("/usr/bin/containerd-shim-runc-v1"),
-    info("/usr/bin/containerd-shim-runc-v2"), info("/usr/bin/runc", "symlink", "/usr/sbin/runc"),
+    info("/usr/lib/systemd/system/docker.service"),
+    info("/usr/lib/systemd/system/docker.socket"),
+    info("/run/containerd/containerd.sock", "socket"),
+    info("/etc/default/docker"),
+    info("/etc/default", "dir"),
+    info("/etc/containerd/config.toml"),
+    info("/etc/containerd", "dir"),
+    info("/etc/sysconfig/docker", "absent", ""),
+    info("/etc/sysconfig", "absent"),
+    info("/usr/bin/containerd"),
+    info("/usr/bin/containerd-shim"),
+    info("/usr/bin/containerd-shim-runc-v1"),
+    info("/usr/bin/containerd-shim-runc-v2"),
+    info("/usr/bin/runc", "symlink", "/usr/sbin/runc"),
     info("/usr/sbin/runc"),
 ]
 LOCATED = {  # where each control's path is on that host
-    "1.1.3": "/usr/sbin/dockerd", "1.1.7": "/lib/systemd/system/docker.service",
+    "1.1.3": "/usr/sbin/dockerd",
+    "1.1.7": "/lib/systemd/system/docker.service",
     "1.1.9": "/lib/systemd/system/docker.socket",
 }
 ABSENT = {"1.1.11", "1.1.13"}
@@ -155,15 +223,30 @@ RULE_AT = {**LOCATED, "1.1.18": "/usr/sbin/runc"}  # a rule on the link /usr/bin
 
 def host(rules_text="", listing="", **over):
     snap = Snapshot(
-        uid=0, arch="x86_64", auditctl="/usr/sbin/auditctl", auditd="/usr/sbin/auditd", auditd_running=True,
-        systemd=True, status_rc=0, status_text="enabled 1\nfailure 1\npid 42\n", listing_rc=0, listing_text=listing,
-        auditd_unit=AUGENRULES_UNIT, rules_d=[(RULES_FILE, rules_text)],
-        units={"docker.service": "/lib/systemd/system/docker.service",
-               "docker.socket": "/lib/systemd/system/docker.socket"},
-        binaries={"dockerd": "/usr/sbin/dockerd", "containerd": "/usr/bin/containerd", "runc": "/usr/bin/runc",
-                  **{n: f"/usr/bin/{n}" for n in ("containerd-shim", "containerd-shim-runc-v1",
-                                                   "containerd-shim-runc-v2")}},
-        paths={p.path: p for p in DEBIAN_PATHS})
+        uid=0,
+        arch="x86_64",
+        auditctl="/usr/sbin/auditctl",
+        auditd="/usr/sbin/auditd",
+        auditd_running=True,
+        systemd=True,
+        status_rc=0,
+        status_text="enabled 1\nfailure 1\npid 42\n",
+        listing_rc=0,
+        listing_text=listing,
+        auditd_unit=AUGENRULES_UNIT,
+        rules_d=[(RULES_FILE, rules_text)],
+        units={
+            "docker.service": "/lib/systemd/system/docker.service",
+            "docker.socket": "/lib/systemd/system/docker.socket",
+        },
+        binaries={
+            "dockerd": "/usr/sbin/dockerd",
+            "containerd": "/usr/bin/containerd",
+            "runc": "/usr/bin/runc",
+            **{n: f"/usr/bin/{n}" for n in ("containerd-shim", "containerd-shim-runc-v1", "containerd-shim-runc-v2")},
+        },
+        paths={p.path: p for p in DEBIAN_PATHS},
+    )
     for name, value in over.items():
         setattr(snap, name, value)
     return snap
@@ -174,8 +257,9 @@ def good_rules():
 
 
 def good_listing():
-    return "\n".join(f"-w {RULE_AT.get(c.id, c.path)} -p {c.required_perms} -k docker"
-                     for c in controls() if c.id != "1.1.13")
+    return "\n".join(
+        f"-w {RULE_AT.get(c.id, c.path)} -p {c.required_perms} -k docker" for c in controls() if c.id != "1.1.13"
+    )
 
 
 def verdicts(snap, check, **kw):
@@ -184,8 +268,10 @@ def verdicts(snap, check, **kw):
 
 
 def expected(fail=(), na=ABSENT, error=(), status=PASS):
-    return {c.id: ERROR if c.id in error else NOT_APPLICABLE if c.id in na else FAIL if c.id in fail else status
-            for c in controls()}
+    return {
+        c.id: ERROR if c.id in error else NOT_APPLICABLE if c.id in na else FAIL if c.id in fail else status
+        for c in controls()
+    }
 
 
 @pytest.mark.parametrize("check", ["live", "persisted"])
@@ -238,11 +324,17 @@ PERSISTED = {  # rules.d text -> (1.1.6 /etc/docker watch, 1.1.4 /run/containerd
     "cac-pairs": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), FAIL, PASS),
     "cac-pairs-dir": ("\n".join(pair("/etc/docker", field="dir") + pair("/run/containerd", "rwa")), PASS, PASS),
     "cac-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), FAIL, FAIL),
-    "attached": ("-a always,exit -Fdir=/etc/docker -kdocker\n-a exit,always -Fpath=/run/containerd -Fperm=war "
-                 "-kdocker", PASS, PASS),
+    "attached": (
+        "-a always,exit -Fdir=/etc/docker -kdocker\n-a exit,always -Fpath=/run/containerd -Fperm=war -kdocker",
+        PASS,
+        PASS,
+    ),
     # measured: the kernel rejects path= ending in / (EINVAL) and the load stops there
-    "path-trailing-slash": ("-w /etc/docker -k docker\n-a exit,always -F path=/run/containerd/ -F perm=war "
-                            "-k docker", PASS, FAIL),
+    "path-trailing-slash": (
+        "-w /etc/docker -k docker\n-a exit,always -F path=/run/containerd/ -F perm=war -k docker",
+        PASS,
+        FAIL,
+    ),
     "trailing-slash": ("-w /etc/docker/ -k docker\n-w /run/containerd/ -p rwxa -k docker", PASS, PASS),
     "narrow-wa": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", FAIL, FAIL),
     "syscall-perms-on-watch": ("-w /etc/docker -p rwa -k docker\n" + S4, FAIL, PASS),
@@ -251,19 +343,32 @@ PERSISTED = {  # rules.d text -> (1.1.6 /etc/docker watch, 1.1.4 /run/containerd
     "trailing-comment-stops-load": (f"-b 8192\n{W6} # 1.1.6\n{S4}", FAIL, FAIL),
     "never-first": (f"-a never,exit -F path=/etc/docker -F perm=rwxa\n{W6}\n{S4}", FAIL, PASS),
     "prepended-never": (f"{W6}\n{S4}\n-A never,exit -F path=/run/containerd -F perm=r", PASS, FAIL),
-    "auid-conditional": ("-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker\n"
-                         "-a always,exit -F path=/run/containerd -F perm=war -F auid>=1000 -F key=docker", FAIL, FAIL),
-    "neighbours-only": ("-w /etc/docker/daemon.json -k docker\n-w /run/containerd/containerd.sock -k docker",
-                        FAIL, FAIL),
+    "auid-conditional": (
+        "-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker\n"
+        "-a always,exit -F path=/run/containerd -F perm=war -F auid>=1000 -F key=docker",
+        FAIL,
+        FAIL,
+    ),
+    "neighbours-only": (
+        "-w /etc/docker/daemon.json -k docker\n-w /run/containerd/containerd.sock -k docker",
+        FAIL,
+        FAIL,
+    ),
     "W-removes": (f"{W6}\n{S4}\n-W /etc/docker -k docker", FAIL, PASS),
     "D-moved-first": (f"{W6}\n-D\n{S4}", PASS, PASS),
     "duplicate-stops-load": (f"{W6}\n-w /etc/docker/ -p rwxa -k docker\n{S4}", PASS, FAIL),
     "duplicate-after-c": (f"-c\n{W6}\n{W6}\n{S4}", PASS, PASS),
-    "missing-dir-stops-load": ("-a always,exit -F dir=/etc/sysconfig -F perm=wa -k docker\n" + f"{W6}\n{S4}",
-                               FAIL, FAIL),
+    "missing-dir-stops-load": (
+        "-a always,exit -F dir=/etc/sysconfig -F perm=wa -k docker\n" + f"{W6}\n{S4}",
+        FAIL,
+        FAIL,
+    ),
     "e2-last": (f"{W6}\n-e 2\n{S4}", PASS, PASS),  # augenrules moves -e 2 to the end
-    "control-lines": (f"-D\n-b 8192\n-f 1\n--backlog_wait_time 60000\n-r 100\n--loginuid-immutable\n-i\n{W6}\n{S4}",
-                      PASS, PASS),
+    "control-lines": (
+        f"-D\n-b 8192\n-f 1\n--backlog_wait_time 60000\n-r 100\n--loginuid-immutable\n-i\n{W6}\n{S4}",
+        PASS,
+        PASS,
+    ),
 }
 
 
@@ -303,14 +408,28 @@ LIVE = {
     "arch-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), FAIL, FAIL),
     "narrow": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", FAIL, FAIL),
     "no-rules": ("No rules", FAIL, FAIL),
-    "never-listed-like-watch": ("-a never,exit -S all -F path=/etc/docker\n-w /etc/docker -p rwxa -k docker\n"
-                                "-w /run/containerd -p rwa -k docker", FAIL, PASS),
-    "other-key-first": ("-w /etc/docker -p rwxa -k x\n-w /etc/docker -p rwxa -k docker\n"
-                        "-w /run/containerd -p rwa -k docker", FAIL, PASS),
-    "conditional": ("-a always,exit -S all -F path=/etc/docker -F perm=rwxa -F auid>=1000 -F key=docker\n"
-                    "-a always,exit -F arch=b64 -S open,openat -F path=/run/containerd -F key=docker", FAIL, FAIL),
-    "neighbours": ("-w /etc/docker/daemon.json -p rwxa -k docker\n-w /run/containerd/containerd.sock -p rwxa -k docker",
-                   FAIL, FAIL),
+    "never-listed-like-watch": (
+        "-a never,exit -S all -F path=/etc/docker\n-w /etc/docker -p rwxa -k docker\n"
+        "-w /run/containerd -p rwa -k docker",
+        FAIL,
+        PASS,
+    ),
+    "other-key-first": (
+        "-w /etc/docker -p rwxa -k x\n-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker",
+        FAIL,
+        PASS,
+    ),
+    "conditional": (
+        "-a always,exit -S all -F path=/etc/docker -F perm=rwxa -F auid>=1000 -F key=docker\n"
+        "-a always,exit -F arch=b64 -S open,openat -F path=/run/containerd -F key=docker",
+        FAIL,
+        FAIL,
+    ),
+    "neighbours": (
+        "-w /etc/docker/daemon.json -p rwxa -k docker\n-w /run/containerd/containerd.sock -p rwxa -k docker",
+        FAIL,
+        FAIL,
+    ),
 }
 
 
@@ -365,7 +484,8 @@ def test_garbage_line_is_reported_with_file_and_line():
     assert "never loads at boot: loading stops at /etc/audit/rules.d/00-junk.rules:2" in verdict.summary
     assert any(e.startswith("at boot /etc/audit/rules.d/00-junk.rules:2: ") for e in verdict.evidence)
     assert a.host_verdict("load-health").summary.startswith(
-        "at boot, loading stops at /etc/audit/rules.d/00-junk.rules:2")
+        "at boot, loading stops at /etc/audit/rules.d/00-junk.rules:2"
+    )
 
 
 def test_unreadable_listing_line_is_evidence():
@@ -379,8 +499,27 @@ def test_unreadable_listing_line_is_evidence():
 def test_random_garbage_never_raises(seed):
     rnd = random.Random(seed)
     # flag options (-D, -c) after a rule crash the parser: see test_rules.test_flag_after_rule_is_an_error_line...
-    words = [W6, S4, "-e 2", "-b 1", "#", "-w", "-p", "rwz", "/etc/sysconfig/x", "-F", "dir=/nope", "\x00", "\t",
-             "-a", "never,exit", "-k", "docker", "-A", "-W /etc/docker"]
+    words = [
+        W6,
+        S4,
+        "-e 2",
+        "-b 1",
+        "#",
+        "-w",
+        "-p",
+        "rwz",
+        "/etc/sysconfig/x",
+        "-F",
+        "dir=/nope",
+        "\x00",
+        "\t",
+        "-a",
+        "never,exit",
+        "-k",
+        "docker",
+        "-A",
+        "-W /etc/docker",
+    ]
     text = "\n".join(" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 6))) for _ in range(40))
     a = Assessment(host(text, listing=text), "docker")
     for c in controls():
@@ -417,13 +556,17 @@ def test_flag_after_rule_does_not_crash_the_assessment():
     assert verdict.status == FAIL and f"{RULES_FILE}:1" in verdict.summary
 
 
-@pytest.mark.parametrize(("machine", "arch_rule", "status"), [
-    ("x86_64", "x86_64", PASS), ("aarch64", "aarch64", PASS), ("aarch64", "x86_64", FAIL)])
+@pytest.mark.parametrize(
+    ("machine", "arch_rule", "status"),
+    [("x86_64", "x86_64", PASS), ("aarch64", "aarch64", PASS), ("aarch64", "x86_64", FAIL)],
+)
 def test_arch_names_are_read_for_the_hosts_machine(machine, arch_rule, status):
     """Issue 10.6: `-F arch=x86_64` is no ABI of an aarch64 host: auditctl rejects the line there."""
     b32 = "i386" if machine == "x86_64" else "arm"
-    text = "\n".join(f"-a always,exit -F arch={a} -S all -F dir=/etc/docker -F perm=rwxa -F key=docker"
-                     for a in (arch_rule, b32 if arch_rule != "x86_64" or machine == "x86_64" else "b32"))
+    text = "\n".join(
+        f"-a always,exit -F arch={a} -S all -F dir=/etc/docker -F perm=rwxa -F key=docker"
+        for a in (arch_rule, b32 if arch_rule != "x86_64" or machine == "x86_64" else "b32")
+    )
     snap = host(text, listing="", arch=machine)
     verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "persisted")
     assert verdict.status == status, verdict.summary
@@ -434,21 +577,24 @@ def test_arch_names_are_read_for_the_hosts_machine(machine, arch_rule, status):
 def test_crafted_config_is_a_note_not_a_crash():
     """Issue 10.9: daemon.json nested 100,000 deep and a 5000-digit number; TOML nested deep."""
     for daemon_json in ("[" * 100000, '{"x": ' + "9" * 5000 + "}"):
-        snap = host(good_rules(), good_listing(), daemon_json=daemon_json,
-                    containerd_config="a = " + "[" * 50000)
+        snap = host(good_rules(), good_listing(), daemon_json=daemon_json, containerd_config="a = " + "[" * 50000)
         verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.5"], "live")
         assert verdict.status == PASS and any("not valid JSON" in e for e in verdict.evidence)
 
 
-@pytest.mark.parametrize(("extra", "over", "reason"), [
-    ("-a never,task", {}, "stops auditing of all processes"),
-    ("-a task,never -F uid=33", {}, "stops auditing of those matching -F uid=33 processes"),
-    ("-a always,exclude -F msgtype=SYSCALL", {}, "drops the records that carry the key"),
-    ("-a always,exclude -F msgtype=PATH", {}, "drops the records that carry the key or the path"),
-    ("-a never,filesystem -F fstype=ext4", {}, "drops every inode on ext4"),
-    ("", {"status_text": "enabled 0\n"}, "audit is disabled"),
-    ("", {"auditd_running": False}, "auditd is not running"),
-], ids=["task-never", "task-never-uid", "exclude-syscall", "exclude-path", "fs-never", "e0", "no-auditd"])
+@pytest.mark.parametrize(
+    ("extra", "over", "reason"),
+    [
+        ("-a never,task", {}, "stops auditing of all processes"),
+        ("-a task,never -F uid=33", {}, "stops auditing of those matching -F uid=33 processes"),
+        ("-a always,exclude -F msgtype=SYSCALL", {}, "drops the records that carry the key"),
+        ("-a always,exclude -F msgtype=PATH", {}, "drops the records that carry the key or the path"),
+        ("-a never,filesystem -F fstype=ext4", {}, "drops every inode on ext4"),
+        ("", {"status_text": "enabled 0\n"}, "audit is disabled"),
+        ("", {"auditd_running": False}, "auditd is not running"),
+    ],
+    ids=["task-never", "task-never-uid", "exclude-syscall", "exclude-path", "fs-never", "e0", "no-auditd"],
+)
 def test_nothing_recorded_fails_every_control_live(extra, over, reason):
     """Issue 9.4: host-level silence is every control's live verdict, not only a host check."""
     listing = "\n".join(filter(None, [extra, good_listing()]))
@@ -460,14 +606,20 @@ def test_nothing_recorded_fails_every_control_live(extra, over, reason):
 
 
 def test_exclude_of_another_record_type_costs_nothing():
-    snap = host(good_rules() + "\n-a always,exclude -F msgtype=CWD", "-a always,exclude -F msgtype=CWD\n"
-                + good_listing())
+    snap = host(
+        good_rules() + "\n-a always,exclude -F msgtype=CWD", "-a always,exclude -F msgtype=CWD\n" + good_listing()
+    )
     assert verdicts(snap, "live") == expected()
 
 
-@pytest.mark.parametrize(("cmdline", "enabled", "status"), [
-    ("BOOT_IMAGE=/vmlinuz root=/dev/vda audit=0", "enabled", FAIL), ("root=/dev/vda", "disabled", FAIL),
-    ("root=/dev/vda", "enabled", PASS)])
+@pytest.mark.parametrize(
+    ("cmdline", "enabled", "status"),
+    [
+        ("BOOT_IMAGE=/vmlinuz root=/dev/vda audit=0", "enabled", FAIL),
+        ("root=/dev/vda", "disabled", FAIL),
+        ("root=/dev/vda", "enabled", PASS),
+    ],
+)
 def test_boot_without_audit_fails_persisted(cmdline, enabled, status):
     snap = host(good_rules(), good_listing(), cmdline=cmdline, auditd_enabled=enabled)
     assert verdicts(snap, "persisted")["1.1.6"] == status

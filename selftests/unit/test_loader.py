@@ -15,8 +15,10 @@ ExecStart=/sbin/auditd
 ExecStartPost=-/sbin/augenrules --load
 #ExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules
 """
-DROPIN_AUDITCTL = "\n# /etc/systemd/system/auditd.service.d/override.conf\n[Service]\nExecStartPost=\n" \
-                  "ExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"
+DROPIN_AUDITCTL = (
+    "\n# /etc/systemd/system/auditd.service.d/override.conf\n[Service]\nExecStartPost=\n"
+    "ExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"
+)
 
 MODES = {
     "debian-augenrules": (DEBIAN_UNIT, [], "augenrules"),
@@ -24,8 +26,7 @@ MODES = {
     "dropin-resets-to-nothing": (DEBIAN_UNIT + "[Service]\nExecStartPost=\n", [("a.rules", "")], "none"),
     "dropin-adds-second-command": (DEBIAN_UNIT + "[Service]\nExecStartPost=/bin/true\n", [], "augenrules"),
     "spaces-around-equals": ("[Service]\nExecStartPost = -/usr/sbin/augenrules --load\n", [], "augenrules"),
-    "commented-only": ("[Service]\n#ExecStartPost=-/sbin/augenrules --load\nExecStart=/sbin/auditd\n", [],
-                       "none"),
+    "commented-only": ("[Service]\n#ExecStartPost=-/sbin/augenrules --load\nExecStart=/sbin/auditd\n", [], "none"),
     "augenrules-without-load": ("[Service]\nExecStartPost=-/sbin/augenrules\n", [], "none"),
     "no-unit-with-rules-d": ("", [("/etc/audit/rules.d/a.rules", "-w /x")], "augenrules"),
     "no-unit-no-rules-d": ("  \n", [], "auditctl"),
@@ -55,19 +56,49 @@ def test_e2_in_a_middle_file_goes_last_and_only_the_last_e_survives():
     assert merged(*files) == ["-w /a", "-w /b", "-w /c", "-e 2"]
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("", ["-w /a"]), ("# c", ["-w /a"]), ("   # indented", ["-w /a"]),
-    ("-D  ", ["-D  ", "-w /a"]), ("\t-D", ["\t-D", "-w /a"]), ("-D -k docker", ["-w /a", "-D -k docker"]),
-    ("   ", ["-w /a", "   "]), ("--backlog_wait_time 60000", ["-w /a", "--backlog_wait_time 60000"]),
-    ("--loginuid-immutable", ["-w /a", "--loginuid-immutable"]), ("  -b 64", ["  -b 64", "-w /a"]),
-], ids=["empty", "comment", "indented-comment", "D-trailing-space", "D-tab-indented", "D-with-key-stays",
-        "spaces-only-kept", "backlog-wait-stays", "loginuid-stays", "indented-b"])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("", ["-w /a"]),
+        ("# c", ["-w /a"]),
+        ("   # indented", ["-w /a"]),
+        ("-D  ", ["-D  ", "-w /a"]),
+        ("\t-D", ["\t-D", "-w /a"]),
+        ("-D -k docker", ["-w /a", "-D -k docker"]),
+        ("   ", ["-w /a", "   "]),
+        ("--backlog_wait_time 60000", ["-w /a", "--backlog_wait_time 60000"]),
+        ("--loginuid-immutable", ["-w /a", "--loginuid-immutable"]),
+        ("  -b 64", ["  -b 64", "-w /a"]),
+    ],
+    ids=[
+        "empty",
+        "comment",
+        "indented-comment",
+        "D-trailing-space",
+        "D-tab-indented",
+        "D-with-key-stays",
+        "spaces-only-kept",
+        "backlog-wait-stays",
+        "loginuid-stays",
+        "indented-b",
+    ],
+)
 def test_augenrules_line_classes(line, expected):
     assert merged(("a.rules", f"-w /a\n{line}\n")) == expected
 
 
-@pytest.mark.parametrize(("line", "hoisted"), [("-D", True), ("-D  ", False), ("  -D", False), ("-b 64", True),
-                                              ("  -b 64", False), ("-e 2", True), ("  # c", False)])
+@pytest.mark.parametrize(
+    ("line", "hoisted"),
+    [
+        ("-D", True),
+        ("-D  ", False),
+        ("  -D", False),
+        ("-b 64", True),
+        ("  -b 64", False),
+        ("-e 2", True),
+        ("  # c", False),
+    ],
+)
 def test_mawk_reads_blank_as_the_letter_s(line, hoisted):
     """Debian's mawk has no `\\s`: augenrules' `^\\s*-D\\s*$` matches only `-D` itself."""
     got = [text for _, _, text in augenrules_merge([("a.rules", f"-w /a\n{line}\n")], mawk=True)]
@@ -88,10 +119,13 @@ def test_replay_of_thousands_of_rules_is_linear():
 
 
 def test_persisted_lines_keep_their_own_file_and_line():
-    snap = Snapshot(auditd_unit=DEBIAN_UNIT, rules_d=[
-        ("/etc/audit/rules.d/10-docker.rules", "# docker\n\n-w /etc/docker -k docker\n-e 2\n"),
-        ("/etc/audit/rules.d/20-x.rules", "-D\nbogus\n"),
-    ])
+    snap = Snapshot(
+        auditd_unit=DEBIAN_UNIT,
+        rules_d=[
+            ("/etc/audit/rules.d/10-docker.rules", "# docker\n\n-w /etc/docker -k docker\n-e 2\n"),
+            ("/etc/audit/rules.d/20-x.rules", "-D\nbogus\n"),
+        ],
+    )
     lines = persisted_lines(snap, loader_mode(snap))
     assert [(l.where, l.text, l.error is None) for l in lines] == [
         ("/etc/audit/rules.d/20-x.rules:1", "-D", True),
@@ -102,10 +136,15 @@ def test_persisted_lines_keep_their_own_file_and_line():
 
 
 def test_persisted_lines_auditctl_mode_reads_audit_rules():
-    snap = Snapshot(auditd_unit=DEBIAN_UNIT + DROPIN_AUDITCTL, rules_d=[("a.rules", "-w /ignored")],
-                    audit_rules="-D\n-w /etc/docker -k docker\n")
+    snap = Snapshot(
+        auditd_unit=DEBIAN_UNIT + DROPIN_AUDITCTL,
+        rules_d=[("a.rules", "-w /ignored")],
+        audit_rules="-D\n-w /etc/docker -k docker\n",
+    )
     assert [l.where for l in persisted_lines(snap, loader_mode(snap))] == [
-        "/etc/audit/audit.rules:1", "/etc/audit/audit.rules:2"]
+        "/etc/audit/audit.rules:1",
+        "/etc/audit/audit.rules:2",
+    ]
 
 
 EXISTS = {"/", "/etc", "/etc/docker", "/tmp", "/run", "/run/containerd", "/nonexist-parent-ok"}
@@ -144,16 +183,18 @@ def texts(result):
 LOADS = {
     "plain": ("-w /etc/docker -k docker\n-w /tmp/x -k docker", ["-w /etc/docker -k docker", "-w /tmp/x -k docker"]),
     "missing-file-existing-parent": ("-w /etc/nope -k docker", ["-w /etc/nope -k docker"]),
-    "prepend-goes-first": ("-w /a -k k\n-A always,exit -F path=/etc/group -k k4",
-                           ["-A always,exit -F path=/etc/group -k k4", "-w /a -k k"]),
+    "prepend-goes-first": (
+        "-w /a -k k\n-A always,exit -F path=/etc/group -k k4",
+        ["-A always,exit -F path=/etc/group -k k4", "-w /a -k k"],
+    ),
     "D-clears": ("-w /a -k k\n-D\n-w /b -k k", ["-w /b -k k"]),
     "W-deletes": ("-w /a -k k\n-w /b -k k\n-W /a -k k", ["-w /b -k k"]),
     "d-deletes-watch-twin": ("-w /a -p wa -k k\n-d exit,always -F path=/a -F perm=wa -k k", []),
     "same-path-other-key-is-new": ("-w /a -k k\n-w /a -k docker", ["-w /a -k k", "-w /a -k docker"]),
-    "same-path-other-perms-is-new": ("-w /run/containerd -k docker\n"
-                                     "-a exit,always -F path=/run/containerd -F perm=war -k docker",
-                                     ["-w /run/containerd -k docker",
-                                      "-a exit,always -F path=/run/containerd -F perm=war -k docker"]),
+    "same-path-other-perms-is-new": (
+        "-w /run/containerd -k docker\n-a exit,always -F path=/run/containerd -F perm=war -k docker",
+        ["-w /run/containerd -k docker", "-a exit,always -F path=/run/containerd -F perm=war -k docker"],
+    ),
     "directives-load": ("-b 8192\n-f 1\n-r 100\n--backlog_wait_time 60000\n--loginuid-immutable\n-w /a", ["-w /a"]),
     "e2-last": ("-w /a\n-e 2", ["-w /a"]),
 }
@@ -167,11 +208,16 @@ def test_replay_loads(text, rules):
 
 STOPS = {
     "duplicate": ("-w /a -k k\n-w /a/ -p rwxa -k k\n-w /b -k k", 2, "Rule exists"),
-    "benchmark-twin-duplicate": ("-w /run/containerd -p rwa -k docker\n"
-                                 "-a exit,always -F path=/run/containerd -F perm=war -k docker\n-w /b", 2,
-                                 "Rule exists"),
-    "dir-missing": ("-w /a\n-a always,exit -F arch=b64 -S all -F dir=/var/lib/nope -F perm=wa -k k\n-w /b", 2,
-                    "No such file"),
+    "benchmark-twin-duplicate": (
+        "-w /run/containerd -p rwa -k docker\n-a exit,always -F path=/run/containerd -F perm=war -k docker\n-w /b",
+        2,
+        "Rule exists",
+    ),
+    "dir-missing": (
+        "-w /a\n-a always,exit -F arch=b64 -S all -F dir=/var/lib/nope -F perm=wa -k k\n-w /b",
+        2,
+        "No such file",
+    ),
     "parent-missing": ("-w /a\n-w /nonexist/dir/file -k k\n-w /b", 2, "parent /nonexist/dir does not exist"),
     "path-parent-missing": ("-a always,exit -F path=/nonexist/dir/f -F perm=wa\n-w /b", 1, "does not exist"),
     "trailing-comment": ("-w /a\n-w /etc/docker -k docker # 1.1.6\n-w /b", 2, "comment"),
@@ -210,7 +256,8 @@ def test_never_loaded_lists_only_rules():
 
 def test_unstatted_dir_is_not_assumed_missing():
     assert texts(replay(parse_rules("-a always,exit -F dir=/odd", "t"), adder(lambda p: None))) == [
-        "-a always,exit -F dir=/odd"]
+        "-a always,exit -F dir=/odd"
+    ]
 
 
 def live(listing, persisted=""):
@@ -219,8 +266,10 @@ def live(listing, persisted=""):
 
 
 def test_live_rules_believe_a_persisted_never_watch():
-    rules, bad = live("-w /tmp/x -p rwxa\n-w /etc/docker -p rwxa -k docker",
-                      "-a never,exit -F path=/tmp/x -F perm=rwxa\n-w /etc/docker -k docker")
+    rules, bad = live(
+        "-w /tmp/x -p rwxa\n-w /etc/docker -p rwxa -k docker",
+        "-a never,exit -F path=/tmp/x -F perm=rwxa\n-w /etc/docker -k docker",
+    )
     assert [r.actions for r in rules] == [{"never"}, {"always"}] and bad == []
     assert "persisted `-a never,exit -F path=/tmp/x -F perm=rwxa` says which" in rules[0].note
 
@@ -248,17 +297,27 @@ def test_live_rules_report_unreadable_lines_with_position():
 
 
 def test_the_kernels_own_list_settles_what_the_listing_cannot():
-    snap = Snapshot(listing_text="-w /tmp/x -p rwxa -k docker\n-w /tmp/d -p rwxa -k docker",
-                    kernel_rules=[("exit", "never", "path", "/tmp/x"), ("exit", "always", "dir", "/tmp/d")])
+    snap = Snapshot(
+        listing_text="-w /tmp/x -p rwxa -k docker\n-w /tmp/d -p rwxa -k docker",
+        kernel_rules=[("exit", "never", "path", "/tmp/x"), ("exit", "always", "dir", "/tmp/d")],
+    )
     state, _ = live_state(snap, [])
-    assert [(r.actions, r.kinds) for r in state.exit] == [({"never"}, {WatchKind.INODE}),
-                                                        ({"always"}, {WatchKind.TREE})]
+    assert [(r.actions, r.kinds) for r in state.exit] == [
+        ({"never"}, {WatchKind.INODE}),
+        ({"always"}, {WatchKind.TREE}),
+    ]
     assert "netlink" in state.exit[0].note
 
 
-@pytest.mark.parametrize("kernel", [None, [("exit", "always", "dir", "/tmp/x")],
-                                    [("exit", "always", "dir", "/tmp/other"), ("exit", "always", "dir", "/tmp/d")]],
-                         ids=["unread", "count-differs", "path-differs"])
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        None,
+        [("exit", "always", "dir", "/tmp/x")],
+        [("exit", "always", "dir", "/tmp/other"), ("exit", "always", "dir", "/tmp/d")],
+    ],
+    ids=["unread", "count-differs", "path-differs"],
+)
 def test_a_kernel_list_that_does_not_pair_up_is_not_believed(kernel):
     snap = Snapshot(listing_text="-w /tmp/x -p rwxa -k docker\n-w /tmp/d -p rwxa -k docker", kernel_rules=kernel)
     state, _ = live_state(snap, [])

@@ -41,8 +41,12 @@ def test_data_root(text, path, how, problem):
 SOCK = "/run/containerd/containerd.sock"
 CONTAINERD = {
     "no-config": (None, SOCK, "no /etc/containerd/config.toml", False),
-    "grpc-address": ('version = 2\n[grpc]\n  address = "/run/k3s/containerd.sock"\n', "/run/k3s/containerd.sock",
-                     "[grpc] address", False),
+    "grpc-address": (
+        'version = 2\n[grpc]\n  address = "/run/k3s/containerd.sock"\n',
+        "/run/k3s/containerd.sock",
+        "[grpc] address",
+        False,
+    ),
     "grpc-without-address": ("version = 2\n[grpc]\n  uid = 0\n", SOCK, "not set", False),
     "address-in-other-table": ('[ttrpc]\naddress = "/x.sock"\n', SOCK, "not set", False),
     "relative-address": ('[grpc]\naddress = "containerd.sock"\n', SOCK, "not set", False),
@@ -63,12 +67,24 @@ def test_containerd_grpc_not_a_table(text):
 
 
 UNITS = {
-    "fragment-lib": ({"docker.service": "/lib/systemd/system/docker.service"}, True,
-                     "/lib/systemd/system/docker.service", "FragmentPath"),
-    "fragment-etc": ({"docker.service": "/etc/systemd/system/docker.service"}, True,
-                     "/etc/systemd/system/docker.service", "FragmentPath"),
-    "no-systemd": ({"docker.service": "/usr/lib/systemd/system/docker.service"}, False,
-                   "/usr/lib/systemd/system/docker.service", "first unit directory"),
+    "fragment-lib": (
+        {"docker.service": "/lib/systemd/system/docker.service"},
+        True,
+        "/lib/systemd/system/docker.service",
+        "FragmentPath",
+    ),
+    "fragment-etc": (
+        {"docker.service": "/etc/systemd/system/docker.service"},
+        True,
+        "/etc/systemd/system/docker.service",
+        "FragmentPath",
+    ),
+    "no-systemd": (
+        {"docker.service": "/usr/lib/systemd/system/docker.service"},
+        False,
+        "/usr/lib/systemd/system/docker.service",
+        "first unit directory",
+    ),
     "unit-missing": ({}, True, "/lib/systemd/system/docker.service", "not found by systemd"),
     "empty-fragment": ({"docker.service": ""}, True, "/lib/systemd/system/docker.service", "not found"),
 }
@@ -93,10 +109,18 @@ def test_usr_lib_fragment_accepts_the_benchmarks_lib_path():
 
 
 BINARIES = {
-    "cis-path-exists": ([info("/usr/bin/dockerd")], {"dockerd": "/usr/sbin/dockerd"}, "/usr/bin/dockerd",
-                        "benchmark's path"),
-    "debian-usr-sbin": ([info("/usr/bin/dockerd", "absent"), info("/usr/sbin/dockerd")],
-                        {"dockerd": "/usr/sbin/dockerd"}, "/usr/sbin/dockerd", "command -v dockerd"),
+    "cis-path-exists": (
+        [info("/usr/bin/dockerd")],
+        {"dockerd": "/usr/sbin/dockerd"},
+        "/usr/bin/dockerd",
+        "benchmark's path",
+    ),
+    "debian-usr-sbin": (
+        [info("/usr/bin/dockerd", "absent"), info("/usr/sbin/dockerd")],
+        {"dockerd": "/usr/sbin/dockerd"},
+        "/usr/sbin/dockerd",
+        "command -v dockerd",
+    ),
     "not-statted-cis": ([], {"dockerd": "/usr/local/bin/dockerd"}, "/usr/local/bin/dockerd", "command -v"),
     "not-installed": ([info("/usr/bin/dockerd", "absent")], {}, "/usr/bin/dockerd", "benchmark's path"),
 }
@@ -109,20 +133,33 @@ def test_binary(infos, binaries, path, how):
 
 
 def test_runc_symlink_target_is_an_alias():
-    t = resolve(C["1.1.18"], snap(info("/usr/bin/runc", "symlink", "/usr/sbin/runc"), info("/usr/sbin/runc"),
-                                  binaries={"runc": "/usr/bin/runc"}))
+    t = resolve(
+        C["1.1.18"],
+        snap(
+            info("/usr/bin/runc", "symlink", "/usr/sbin/runc"),
+            info("/usr/sbin/runc"),
+            binaries={"runc": "/usr/bin/runc"},
+        ),
+    )
     assert t.path == "/usr/bin/runc" and set(t.aliases) == {"/usr/bin/runc", "/usr/sbin/runc"}
 
 
 def test_runc_only_in_sbin_with_a_dangling_cis_path():
-    t = resolve(C["1.1.18"], snap(info("/usr/bin/runc", "absent"), info("/usr/sbin/runc"),
-                                  binaries={"runc": "/usr/sbin/runc"}))
+    t = resolve(
+        C["1.1.18"], snap(info("/usr/bin/runc", "absent"), info("/usr/sbin/runc"), binaries={"runc": "/usr/sbin/runc"})
+    )
     assert t.path == "/usr/sbin/runc" and set(t.aliases) == {"/usr/sbin/runc"}
 
 
-@pytest.mark.parametrize(("cid", "neighbour"), [
-    ("1.1.4", "/run/containerd/containerd.sock"), ("1.1.14", "/usr/bin/containerd-shim"),
-    ("1.1.6", "/etc/docker/daemon.json"), ("1.1.11", "/etc/docker")])
+@pytest.mark.parametrize(
+    ("cid", "neighbour"),
+    [
+        ("1.1.4", "/run/containerd/containerd.sock"),
+        ("1.1.14", "/usr/bin/containerd-shim"),
+        ("1.1.6", "/etc/docker/daemon.json"),
+        ("1.1.11", "/etc/docker"),
+    ],
+)
 def test_substring_neighbours_are_not_aliases(cid, neighbour):
     path = C[cid].path
     t = resolve(C[cid], snap(info(path), info(neighbour), binaries={"containerd": path}))

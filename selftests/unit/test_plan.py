@@ -18,9 +18,20 @@ DOCKER = [c for c in controls() if c.id == "1.1.6"]  # /etc/docker, watch style
 def host(files=(), listing="No rules", unit=AUGENRULES_UNIT, audit_rules="", status="enabled 1\n"):
     paths = {p: PathInfo(p, "dir", p) for p in ("/etc", "/etc/docker", "/tmp", "/nonexistent-parent")}
     paths["/nonexistent-parent"] = PathInfo("/nonexistent-parent", "absent", "")
-    return Snapshot(uid=0, arch="x86_64", auditctl="/sbin/auditctl", status_rc=0, status_text=status,
-                    auditd_running=True, listing_rc=0, listing_text=listing, auditd_unit=unit, rules_d=[BASE, *files],
-                    audit_rules=audit_rules, paths=paths)
+    return Snapshot(
+        uid=0,
+        arch="x86_64",
+        auditctl="/sbin/auditctl",
+        status_rc=0,
+        status_text=status,
+        auditd_running=True,
+        listing_rc=0,
+        listing_text=listing,
+        auditd_unit=unit,
+        rules_d=[BASE, *files],
+        audit_rules=audit_rules,
+        paths=paths,
+    )
 
 
 def plan_for(snap):
@@ -29,8 +40,12 @@ def plan_for(snap):
 
 def test_empty_host_gets_the_benchmark_rule_in_the_managed_file():
     plan = plan_for(host())
-    assert (plan.mode, plan.target, plan.rules, plan.left_alone) == \
-        ("augenrules", MANAGED_FILE, (("1.1.6", "-w /etc/docker -k docker"),), ())
+    assert (plan.mode, plan.target, plan.rules, plan.left_alone) == (
+        "augenrules",
+        MANAGED_FILE,
+        (("1.1.6", "-w /etc/docker -k docker"),),
+        (),
+    )
 
 
 def test_compliant_host_needs_nothing():
@@ -39,13 +54,20 @@ def test_compliant_host_needs_nothing():
     assert plan.rules == () and plan.left_alone == ()
 
 
-@pytest.mark.parametrize(("persisted", "live", "why"), [
-    ("-w /etc/docker -k dockr", "-w /etc/docker -p rwxa -k dockr", "did not write"),
-    ("-a never,exit -F path=/etc/docker -F perm=rwxa\n-w /etc/docker -k docker",
-     "-w /etc/docker -p rwxa\n-w /etc/docker -p rwxa -k docker", "`never` rule"),
-    ("-w /etc/docker -k docker", "No rules", "not in the kernel"),
-    ("-w /nonexistent-parent/x -k docker\n-w /etc/docker -k docker", "No rules", "never loads"),
-], ids=["wrong-key", "never-first", "persisted-not-loaded", "after-broken-line"])
+@pytest.mark.parametrize(
+    ("persisted", "live", "why"),
+    [
+        ("-w /etc/docker -k dockr", "-w /etc/docker -p rwxa -k dockr", "did not write"),
+        (
+            "-a never,exit -F path=/etc/docker -F perm=rwxa\n-w /etc/docker -k docker",
+            "-w /etc/docker -p rwxa\n-w /etc/docker -p rwxa -k docker",
+            "`never` rule",
+        ),
+        ("-w /etc/docker -k docker", "No rules", "not in the kernel"),
+        ("-w /nonexistent-parent/x -k docker\n-w /etc/docker -k docker", "No rules", "never loads"),
+    ],
+    ids=["wrong-key", "never-first", "persisted-not-loaded", "after-broken-line"],
+)
 def test_rules_the_tool_did_not_write_are_left_alone(persisted, live, why):
     plan = plan_for(host([("/etc/audit/rules.d/60-x.rules", persisted + "\n")], listing=live))
     assert plan.rules == ()
@@ -53,8 +75,12 @@ def test_rules_the_tool_did_not_write_are_left_alone(persisted, live, why):
 
 
 def test_narrow_rule_with_the_key_is_completed_not_replaced():
-    plan = plan_for(host([("/etc/audit/rules.d/60-x.rules", "-w /etc/docker -p wa -k docker\n")],
-                         listing="-w /etc/docker -p wa -k docker"))
+    plan = plan_for(
+        host(
+            [("/etc/audit/rules.d/60-x.rules", "-w /etc/docker -p wa -k docker\n")],
+            listing="-w /etc/docker -p wa -k docker",
+        )
+    )
     assert plan.rules == (("1.1.6", "-w /etc/docker -k docker"),)
 
 
@@ -72,8 +98,10 @@ def test_auditctl_mode_writes_audit_rules_before_the_e_line():
     snap = host(unit=AUDITCTL_UNIT, audit_rules="-D\n-w /tmp -k t\n-e 2\n")
     plan = plan_for(snap)
     assert (plan.mode, plan.target) == ("auditctl", "/etc/audit/audit.rules")
-    assert with_rules(snap, plan.mode, plan.target, plan.rule_lines).audit_rules == \
-        "-D\n-w /tmp -k t\n-w /etc/docker -k docker\n-e 2\n"
+    assert (
+        with_rules(snap, plan.mode, plan.target, plan.rule_lines).audit_rules
+        == "-D\n-w /tmp -k t\n-w /etc/docker -k docker\n-e 2\n"
+    )
 
 
 def test_auditd_stopped_is_said_not_blamed_on_the_rules():
@@ -102,9 +130,16 @@ def _run_host():
     snap = host()
     snap.mounts = "tmpfs /run tmpfs rw 0 0\n/dev/vda / ext4 rw 0 0\n"
     snap.auditd_unit = "[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n" + AUGENRULES_UNIT
-    snap.paths.update({p: PathInfo(p, k, p, o) for p, k, o in [
-        ("/run", "dir", "755 0 0"), ("/run/containerd", "dir", "711 0 0"),
-        ("/run/containerd/containerd.sock", "socket", "660 0 0")]})
+    snap.paths.update(
+        {
+            p: PathInfo(p, k, p, o)
+            for p, k, o in [
+                ("/run", "dir", "755 0 0"),
+                ("/run/containerd", "dir", "711 0 0"),
+                ("/run/containerd/containerd.sock", "socket", "660 0 0"),
+            ]
+        }
+    )
     return snap
 
 
@@ -112,8 +147,12 @@ def test_a_persisted_socket_rule_that_stops_the_boot_load_is_fixed_by_tmpfiles_a
     """Issue 9.2: the user's own rules after the containerd.sock line load again at the next boot."""
     controls_ = [c for c in controls() if c.id in ("1.1.6", "1.1.8")]
     snap = _run_host()
-    snap.rules_d.append(("/etc/audit/rules.d/60-docker.rules",
-                         "-w /run/containerd/containerd.sock -k docker\n-w /etc/docker -k docker\n"))
+    snap.rules_d.append(
+        (
+            "/etc/audit/rules.d/60-docker.rules",
+            "-w /run/containerd/containerd.sock -k docker\n-w /etc/docker -k docker\n",
+        )
+    )
     snap.rules_d.append(("/etc/audit/rules.d/90-site.rules", "-w /etc/passwd -p wa -k identity\n"))
     snap.listing_text = "-w /run/containerd/containerd.sock -p rwxa -k docker\n-w /etc/docker -p rwxa -k docker"
     before = Assessment(snap, "docker")
@@ -163,8 +202,10 @@ def test_a_data_root_auditctl_would_split_is_refused(root):
 def test_a_rule_persisted_already_is_not_written_twice():
     """A copy of a persisted rule would stop the boot load at "Rule exists" and lose every later rule."""
     never = "-a never,exit -F path=/etc/docker -F perm=rwxa\n-w /etc/docker -k docker\n-w /etc/x -k site\n"
-    snap = host([("/etc/audit/rules.d/60-x.rules", never)], listing="-w /etc/docker -p rwxa\n"
-                "-w /etc/docker -p rwxa -k docker\n-w /etc/x -p rwxa -k site")
+    snap = host(
+        [("/etc/audit/rules.d/60-x.rules", never)],
+        listing="-w /etc/docker -p rwxa\n-w /etc/docker -p rwxa -k docker\n-w /etc/x -p rwxa -k site",
+    )
     plan = plan_for(snap)
     assert plan.rules == () and "persisted already" in plan.left_alone[0][1]
     assert "(a `never` rule" in plan.left_alone[0][1]

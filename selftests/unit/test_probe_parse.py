@@ -39,9 +39,14 @@ def output(*sections, done=True):
 
 @pytest.mark.parametrize("content", FILES.values(), ids=FILES.keys())
 def test_file_bodies_are_exact(content):
-    snap = parse_probe(output(section("rules-file", "/etc/audit/rules.d/a.rules", content),
-                              section("audit-rules", "/etc/audit/audit.rules", content),
-                              section("daemon-json", "/etc/docker/daemon.json", content)), NONCE)
+    snap = parse_probe(
+        output(
+            section("rules-file", "/etc/audit/rules.d/a.rules", content),
+            section("audit-rules", "/etc/audit/audit.rules", content),
+            section("daemon-json", "/etc/docker/daemon.json", content),
+        ),
+        NONCE,
+    )
     assert snap.rules_d == [("/etc/audit/rules.d/a.rules", content)]
     assert (snap.audit_rules, snap.daemon_json) == (content, content)
 
@@ -54,13 +59,15 @@ def shell_output(tmp_path, contents):
         name = f"{i}-x.rules"
         (tmp_path / name).write_bytes(content.encode())
         names.append(name)
-    script = (f"M={NONCE}\n{funcs}\n"
-              f"sec rules-d-order; printf '%s\\n' {' '.join(names)}; end\n"
-              + "".join(f"dump rules-file '{tmp_path / n}'\n" for n in names)
-              + "run auditctl-l printf '%s\\n\\n' '-w /etc/docker -p rwxa -k docker'\n"
-              + f"dump audit-rules '{tmp_path}/missing'\n"
-              + f"stat_paths '{tmp_path / names[0]}' '{tmp_path}/nope/x' '{tmp_path}/nope' '{tmp_path}'\n"
-              + "sec done; end\n")
+    script = (
+        f"M={NONCE}\n{funcs}\n"
+        f"sec rules-d-order; printf '%s\\n' {' '.join(names)}; end\n"
+        + "".join(f"dump rules-file '{tmp_path / n}'\n" for n in names)
+        + "run auditctl-l printf '%s\\n\\n' '-w /etc/docker -p rwxa -k docker'\n"
+        + f"dump audit-rules '{tmp_path}/missing'\n"
+        + f"stat_paths '{tmp_path / names[0]}' '{tmp_path}/nope/x' '{tmp_path}/nope' '{tmp_path}'\n"
+        + "sec done; end\n"
+    )
     return subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode()
 
 
@@ -78,8 +85,11 @@ def test_real_shell_framing_round_trips(tmp_path):
     assert snap.paths[f"{tmp_path}/nope"].kind == "absent" and snap.paths[str(tmp_path)].kind == "dir"
 
 
-@pytest.mark.parametrize("cut", [0, 1, 10, -len(section("done")), -len(section("done")) + 5, -2],
-                         ids=["empty", "one-char", "early", "before-done", "inside-done-marker", "inside-done"])
+@pytest.mark.parametrize(
+    "cut",
+    [0, 1, 10, -len(section("done")), -len(section("done")) + 5, -2],
+    ids=["empty", "one-char", "early", "before-done", "inside-done-marker", "inside-done"],
+)
 def test_truncated_output_raises(cut):
     full = output(section("uid", body="0"), section("rules-file", "/r/a.rules", FILES["fake-marker"]))
     truncated = full[:cut]
@@ -90,12 +100,16 @@ def test_truncated_output_raises(cut):
         parse_probe(truncated, NONCE)
 
 
-@pytest.mark.parametrize("text", [
-    output(section("uid", body="0")).replace(NONCE, FAKE),
-    output(section("uid", body="0"), done=False) + f"{FAKE} done\n",
-    output(section("uid", body="0"), done=False) + f"x{NONCE} done\n",
-    "garbage\x00\xff\n",
-], ids=["other-nonce", "fake-done", "done-not-at-line-start", "garbage"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        output(section("uid", body="0")).replace(NONCE, FAKE),
+        output(section("uid", body="0"), done=False) + f"{FAKE} done\n",
+        output(section("uid", body="0"), done=False) + f"x{NONCE} done\n",
+        "garbage\x00\xff\n",
+    ],
+    ids=["other-nonce", "fake-done", "done-not-at-line-start", "garbage"],
+)
 def test_foreign_markers_are_not_sections(text):
     with pytest.raises(ProbeError):
         parse_probe(text, NONCE)
@@ -104,27 +118,48 @@ def test_foreign_markers_are_not_sections(text):
 def test_rules_d_follow_ls_v_order():
     names = ["2-x.rules", "10-base.rules", "99-finalize.rules"]
     files = [section("rules-file", f"/etc/audit/rules.d/{n}", f"# {n}") for n in sorted(names)]
-    snap = parse_probe(output(section("rules-d-order", body="\n".join(names)), *files,
-                              section("rules-file", "/etc/audit/rules.d/zz-late.rules", "")), NONCE)
+    snap = parse_probe(
+        output(
+            section("rules-d-order", body="\n".join(names)),
+            *files,
+            section("rules-file", "/etc/audit/rules.d/zz-late.rules", ""),
+        ),
+        NONCE,
+    )
     assert [p.rsplit("/", 1)[1] for p, _ in snap.rules_d] == names + ["zz-late.rules"]
 
 
 def test_scalar_sections():
-    snap = parse_probe(output(
-        section("uid", body="0"), section("arch", body="x86_64"), section("auditctl", body="/usr/sbin/auditctl"),
-        section("auditctl-s", "0", "enabled 2\nfailure 1\npid 77\nbacklog_limit 8192"),
-        section("auditctl-l", "1", "You must be root to run this program."),
-        section("auditd", body=""), section("auditd-pid", body="77"), section("systemd", body="running"),
-        section("auditd-unit", "0", "[Service]\nExecStartPost=-/sbin/augenrules --load"),
-        section("unit", "docker.service", "/lib/systemd/system/docker.service"), section("unit", "docker.socket", ""),
-        section("binary", "dockerd", "/usr/sbin/dockerd"), section("binary", "runc", ""),
-        section("rules-file-error", "/etc/audit/rules.d/dir.rules", "not a readable regular file"),
-        section("containerd-config", "/etc/containerd/config.toml", "version = 2"),
-        section("paths", body="dir\0/etc/docker\0symlink\0/usr/bin/runc\0"),
-        section("targets", body="/etc/docker\0/usr/sbin/runc\0" + "0"),
-    ), NONCE)
+    snap = parse_probe(
+        output(
+            section("uid", body="0"),
+            section("arch", body="x86_64"),
+            section("auditctl", body="/usr/sbin/auditctl"),
+            section("auditctl-s", "0", "enabled 2\nfailure 1\npid 77\nbacklog_limit 8192"),
+            section("auditctl-l", "1", "You must be root to run this program."),
+            section("auditd", body=""),
+            section("auditd-pid", body="77"),
+            section("systemd", body="running"),
+            section("auditd-unit", "0", "[Service]\nExecStartPost=-/sbin/augenrules --load"),
+            section("unit", "docker.service", "/lib/systemd/system/docker.service"),
+            section("unit", "docker.socket", ""),
+            section("binary", "dockerd", "/usr/sbin/dockerd"),
+            section("binary", "runc", ""),
+            section("rules-file-error", "/etc/audit/rules.d/dir.rules", "not a readable regular file"),
+            section("containerd-config", "/etc/containerd/config.toml", "version = 2"),
+            section("paths", body="dir\0/etc/docker\0symlink\0/usr/bin/runc\0"),
+            section("targets", body="/etc/docker\0/usr/sbin/runc\0" + "0"),
+        ),
+        NONCE,
+    )
     assert (snap.uid, snap.arch, snap.auditctl, snap.auditd, snap.auditd_running, snap.systemd) == (
-        0, "x86_64", "/usr/sbin/auditctl", None, True, True)
+        0,
+        "x86_64",
+        "/usr/sbin/auditctl",
+        None,
+        True,
+        True,
+    )
     assert snap.status == {"enabled": "2", "failure": "1", "pid": "77", "backlog_limit": "8192"}
     assert (snap.status_rc, snap.listing_rc) == (0, 1)
     assert "augenrules --load" in snap.auditd_unit
@@ -134,12 +169,20 @@ def test_scalar_sections():
     assert set(snap.paths) == {"/etc/docker", "/usr/bin/runc"} and snap.paths["/usr/bin/runc"].exists
 
 
-@pytest.mark.parametrize(("sections", "unit"), [
-    ([section("auditd-unit", "1", "No files found for auditd.service.")], ""),
-    ([section("auditd-unit-file", "/lib/systemd/system/auditd.service", "[Service]\nExecStartPost=-/a"),
-      section("auditd-unit-file", "/etc/systemd/system/auditd.service.d/x.conf", "[Service]\nExecStartPost=")],
-     "[Service]\nExecStartPost=-/a\n[Service]\nExecStartPost="),
-], ids=["systemctl-cat-failed", "unit-files-without-systemd"])
+@pytest.mark.parametrize(
+    ("sections", "unit"),
+    [
+        ([section("auditd-unit", "1", "No files found for auditd.service.")], ""),
+        (
+            [
+                section("auditd-unit-file", "/lib/systemd/system/auditd.service", "[Service]\nExecStartPost=-/a"),
+                section("auditd-unit-file", "/etc/systemd/system/auditd.service.d/x.conf", "[Service]\nExecStartPost="),
+            ],
+            "[Service]\nExecStartPost=-/a\n[Service]\nExecStartPost=",
+        ),
+    ],
+    ids=["systemctl-cat-failed", "unit-files-without-systemd"],
+)
 def test_auditd_unit(sections, unit):
     assert parse_probe(output(*sections), NONCE).auditd_unit == unit
 
@@ -152,9 +195,13 @@ def test_uid(uid, expected):
 def test_stat_records_pair_by_position_and_a_failed_readlink_resolves_nothing():
     paths = "file\0/a\0absent\0/b\0"
     assert parse_stat_sections(paths, "/a\0/b\0" + "0", "644 0 0 /a\0") == {
-        "/a": PathInfo("/a", "file", "/a", "644 0 0"), "/b": PathInfo("/b", "absent", "/b")}
+        "/a": PathInfo("/a", "file", "/a", "644 0 0"),
+        "/b": PathInfo("/b", "absent", "/b"),
+    }
     assert parse_stat_sections(paths, "/a\0" + "1", "") == {
-        "/a": PathInfo("/a", "file", ""), "/b": PathInfo("/b", "absent", "")}
+        "/a": PathInfo("/a", "file", ""),
+        "/b": PathInfo("/b", "absent", ""),
+    }
 
 
 def test_newline_in_a_symlink_target_cannot_shift_other_paths(tmp_path):
@@ -164,8 +211,9 @@ def test_newline_in_a_symlink_target_cannot_shift_other_paths(tmp_path):
     other = tmp_path / "other"
     other.write_text("")
     script, nonce = render_stat_script([str(evil), str(other), str(tmp_path / "new\nline")])
-    infos = parse_stat_output(subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode(),
-                              nonce)
+    infos = parse_stat_output(
+        subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode(), nonce
+    )
     assert infos[str(evil)].target == f"{tmp_path}/x\n/etc/docker" and infos[str(evil)].kind == "symlink"
     assert infos[str(other)].target == str(other) and infos[str(other)].kind == "file"
     assert infos[str(tmp_path / "new\nline")].kind == "absent"
@@ -187,6 +235,8 @@ def test_render_script_frames_with_its_nonce():
 def test_kernel_rules_section_is_read_only_when_complete():
     body = "exit never path 2f746d702f78\nexit always dir 2f6574632f646f636b6572\ndone"
     assert parse_probe(output(section("kernel-rules", body=body)), NONCE).kernel_rules == [
-        ("exit", "never", "path", "/tmp/x"), ("exit", "always", "dir", "/etc/docker")]
+        ("exit", "never", "path", "/tmp/x"),
+        ("exit", "always", "dir", "/etc/docker"),
+    ]
     assert parse_probe(output(section("kernel-rules", body="exit never path 2f")), NONCE).kernel_rules is None
     assert parse_probe(output(section("kernel-rules", body="x y\ndone")), NONCE).kernel_rules is None

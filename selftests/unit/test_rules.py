@@ -18,33 +18,52 @@ from cisaudit.rules import (
 
 # (what was written, what `auditctl -l` printed for it on this machine's kernel)
 LISTED_AS = {
-    "cis-syscall-style": ("-a exit,always -F path=/run/containerd -F perm=war -k docker",
-                          "-w /run/containerd -p rwa -k docker"),
+    "cis-syscall-style": (
+        "-a exit,always -F path=/run/containerd -F perm=war -k docker",
+        "-w /run/containerd -p rwa -k docker",
+    ),
     "cis-watch-trailing-slash": ("-w /etc/docker/ -k docker", "-w /etc/docker -p rwxa -k docker"),
-    "arch-b64-key": ("-a always,exit -F arch=b64 -S all -F path=/usr/bin/runc -F perm=rwxa -k docker",
-                     "-a always,exit -F arch=b64 -S all -F path=/usr/bin/runc -F perm=rwxa -F key=docker"),
-    "arch-b64-two-keys": ("-a always,exit -F arch=b64 -S all -F path=/usr/bin/runc -F perm=rwxa -k docker -k cis",
-                          "-a always,exit -F arch=b64 -S all -F path=/usr/bin/runc -F perm=rwxa "
-                          "-F key=docker -F key=cis"),
+    "arch-b64-key": (
+        "-a always,exit -F arch=b64 -S all -F path=/usr/bin/runc -F perm=rwxa -k docker",
+        "-a always,exit -F arch=b64 -S all -F path=/usr/bin/runc -F perm=rwxa -F key=docker",
+    ),
+    "arch-b64-two-keys": (
+        "-a always,exit -F arch=b64 -S all -F path=/usr/bin/runc -F perm=rwxa -k docker -k cis",
+        "-a always,exit -F arch=b64 -S all -F path=/usr/bin/runc -F perm=rwxa -F key=docker -F key=cis",
+    ),
     "watch-two-keys": ("-w /tmp/i -p wa -k docker -k cis", "-w /tmp/i -p wa -k docker -k cis"),
     "never-reversed-order": ("-a exit,never -F path=/tmp/g", "-a never,exit -S all -F path=/tmp/g"),
     "prepend": ("-A always,exit -F path=/etc/group -k k4", "-a always,exit -S all -F path=/etc/group -F key=k4"),
-    "conditional-auid": ("-a always,exit -F path=/tmp/d -F perm=wa -F auid>=1000 -F key=docker",
-                         "-a always,exit -S all -F path=/tmp/d -F perm=wa -F auid>=1000 -F key=docker"),
-    "syscall-order": ("-a always,exit -F arch=b64 -S openat,open -F path=/tmp/e -k docker",
-                      "-a always,exit -F arch=b64 -S open,openat -F path=/tmp/e -F key=docker"),
-    "dir-stays-dir": ("-a always,exit -F arch=b64 -S all -F dir=/tmp -F perm=wa -F key=docker",
-                      "-a always,exit -F arch=b64 -S all -F dir=/tmp -F perm=wa -F key=docker"),
+    "conditional-auid": (
+        "-a always,exit -F path=/tmp/d -F perm=wa -F auid>=1000 -F key=docker",
+        "-a always,exit -S all -F path=/tmp/d -F perm=wa -F auid>=1000 -F key=docker",
+    ),
+    "syscall-order": (
+        "-a always,exit -F arch=b64 -S openat,open -F path=/tmp/e -k docker",
+        "-a always,exit -F arch=b64 -S open,openat -F path=/tmp/e -F key=docker",
+    ),
+    "dir-stays-dir": (
+        "-a always,exit -F arch=b64 -S all -F dir=/tmp -F perm=wa -F key=docker",
+        "-a always,exit -F arch=b64 -S all -F dir=/tmp -F perm=wa -F key=docker",
+    ),
     "attached-F": ("-a always,exit -Fpath=/etc/docker -Fperm=rwxa -kdocker", "-w /etc/docker -p rwxa -k docker"),
-    "key-field-vs-k": ("-a always,exit -F path=/etc/docker -F perm=rwxa -F key=docker",
-                       "-w /etc/docker -p rwxa -k docker"),
+    "key-field-vs-k": (
+        "-a always,exit -F path=/etc/docker -F perm=rwxa -F key=docker",
+        "-w /etc/docker -p rwxa -k docker",
+    ),
     "perm-letter-order": ("-w /etc/docker -p axwr -k docker", "-w /etc/docker -p rwxa -k docker"),
-    "cac-b32": ("-a always,exit -F arch=b32 -S all -F path=/usr/bin/dockerd -F perm=rwxa -F key=docker",
-                "-a always,exit -F arch=b32 -S all -F path=/usr/bin/dockerd -F perm=rwxa -F key=docker"),
-    "arch-alias-x86_64": ("-a always,exit -F arch=x86_64 -S all -F path=/x -F key=docker",
-                          "-a always,exit -F arch=b64 -S all -F path=/x -F key=docker"),
-    "arch-alias-i386": ("-a always,exit -F arch=i386 -S all -F path=/x -F key=docker",
-                        "-a always,exit -F arch=b32 -S all -F path=/x -F key=docker"),
+    "cac-b32": (
+        "-a always,exit -F arch=b32 -S all -F path=/usr/bin/dockerd -F perm=rwxa -F key=docker",
+        "-a always,exit -F arch=b32 -S all -F path=/usr/bin/dockerd -F perm=rwxa -F key=docker",
+    ),
+    "arch-alias-x86_64": (
+        "-a always,exit -F arch=x86_64 -S all -F path=/x -F key=docker",
+        "-a always,exit -F arch=b64 -S all -F path=/x -F key=docker",
+    ),
+    "arch-alias-i386": (
+        "-a always,exit -F arch=i386 -S all -F path=/x -F key=docker",
+        "-a always,exit -F arch=b32 -S all -F path=/x -F key=docker",
+    ),
 }
 
 
@@ -81,14 +100,17 @@ FIELDS = {
     "many-slashes": ("-w /etc/docker/// -k docker", dict(path="/etc/docker")),
     "dir-field": ("-a always,exit -F dir=/etc/docker -F perm=wa", dict(path_field="dir", path="/etc/docker")),
     "no-perm-means-all": ("-a always,exit -F arch=b64 -S all -F path=/x", dict(perms=ALL_PERMS, arch="b64")),
-    "syscalls": ("-a always,exit -F arch=b64 -S open -S openat,creat -F path=/x",
-                 dict(syscalls=frozenset({"open", "openat", "creat"}))),
+    "syscalls": (
+        "-a always,exit -F arch=b64 -S open -S openat,creat -F path=/x",
+        dict(syscalls=frozenset({"open", "openat", "creat"})),
+    ),
     "S-all-is-none": ("-a always,exit -F arch=b64 -S all -F path=/x", dict(syscalls=None)),
     "auid-ge": ("-a always,exit -F path=/x -F auid>=1000", dict(conditions=(Condition("auid", ">=", "1000"),))),
-    "auid-ne-unset": ("-a always,exit -F path=/x -F auid!=unset",
-                      dict(conditions=(Condition("auid", "!=", "unset"),))),
-    "path-ne-is-condition": ("-a always,exit -F path!=/x",
-                             dict(path=None, conditions=(Condition("path", "!=", "/x"),))),
+    "auid-ne-unset": ("-a always,exit -F path=/x -F auid!=unset", dict(conditions=(Condition("auid", "!=", "unset"),))),
+    "path-ne-is-condition": (
+        "-a always,exit -F path!=/x",
+        dict(path=None, conditions=(Condition("path", "!=", "/x"),)),
+    ),
     "key-field": ("-a always,exit -F path=/x -F key=docker -k cis", dict(keys=("docker", "cis"))),
     "never": ("-a never,exit -F path=/x", dict(action="never", filter="exit")),
     "task-list": ("-a task,always", dict(filter="task", path=None)),
@@ -122,12 +144,16 @@ def test_directives(text, expected):
     assert parse_rule(text) == expected
 
 
-@pytest.mark.parametrize(("text", "same_as"), [
-    ("-W /etc/docker -k docker", "-w /etc/docker -k docker"),
-    ("-W /etc/docker/ -p rwxa -k docker", "-w /etc/docker -k docker"),
-    ("-d always,exit -F path=/x -F perm=wa -k docker", "-w /x -p wa -k docker"),
-    ("-d exit,never -F arch=b64 -S all -F path=/x", "-a never,exit -F arch=b64 -F path=/x"),
-], ids=["W", "W-slash", "d-watch-twin", "d-never"])
+@pytest.mark.parametrize(
+    ("text", "same_as"),
+    [
+        ("-W /etc/docker -k docker", "-w /etc/docker -k docker"),
+        ("-W /etc/docker/ -p rwxa -k docker", "-w /etc/docker -k docker"),
+        ("-d always,exit -F path=/x -F perm=wa -k docker", "-w /x -p wa -k docker"),
+        ("-d exit,never -F arch=b64 -S all -F path=/x", "-a never,exit -F arch=b64 -F path=/x"),
+    ],
+    ids=["W", "W-slash", "d-watch-twin", "d-never"],
+)
 def test_deletions(text, same_as):
     item = parse_rule(text)
     assert isinstance(item, Deletion) and item.rule.identity == parse_rule(same_as).identity
@@ -175,8 +201,10 @@ def test_garbage_is_rejected_with_a_reason(text, message):
 
 
 def test_parse_rules_skips_comments_blanks_and_no_rules():
-    text = ("#-w /etc/docker -k docker\n\n   # indented comment\n#\nNo rules\n   \n"
-            "-w /etc/docker -k docker\n  -w /etc/default/docker -k docker  \nnonsense here\n")
+    text = (
+        "#-w /etc/docker -k docker\n\n   # indented comment\n#\nNo rules\n   \n"
+        "-w /etc/docker -k docker\n  -w /etc/default/docker -k docker  \nnonsense here\n"
+    )
     lines = parse_rules(text, "/etc/audit/rules.d/docker.rules")
     assert [(l.lineno, l.text, l.error is None) for l in lines] == [
         (7, "-w /etc/docker -k docker", True),
@@ -193,23 +221,61 @@ def test_text_keeps_what_was_written():
 @pytest.mark.parametrize("seed", range(5))
 def test_parse_rules_never_raises_on_noise(seed):
     rnd = random.Random(seed)
-    alphabet = ["-w", "-W", "-a", "-A", "-d", "-F", "-S", "-p", "-k", "-e", "-D", "path=", "/", "#", "always,exit",
-                "never", "perm=", "arch=b64", "=", ">=", ",", "\x00", "\xff", " ", "\t", "-", "x"]
+    alphabet = [
+        "-w",
+        "-W",
+        "-a",
+        "-A",
+        "-d",
+        "-F",
+        "-S",
+        "-p",
+        "-k",
+        "-e",
+        "-D",
+        "path=",
+        "/",
+        "#",
+        "always,exit",
+        "never",
+        "perm=",
+        "arch=b64",
+        "=",
+        ">=",
+        ",",
+        "\x00",
+        "\xff",
+        " ",
+        "\t",
+        "-",
+        "x",
+    ]
     text = "\n".join("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))) for _ in range(200))
     for line in parse_rules(text, "noise"):
         assert (line.item is None) != (line.error is None)
 
 
-@pytest.mark.parametrize("text", ["-w /etc/docker -k docker -D", "-w /etc/docker -k docker -c", "-W /x -i",
-                                  "-a always,exit -F path=/x --loginuid-immutable", "-w /x -l"],
-                         ids=["D", "c", "W-i", "loginuid", "l"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-w /etc/docker -k docker -D",
+        "-w /etc/docker -k docker -c",
+        "-W /x -i",
+        "-a always,exit -F path=/x --loginuid-immutable",
+        "-w /x -l",
+    ],
+    ids=["D", "c", "W-i", "loginuid", "l"],
+)
 def test_flag_after_rule_is_an_error_line_not_a_crash(text):
     (line,) = parse_rules(text, "x.rules")
     assert line.item is None and line.error
 
 
-@pytest.mark.parametrize("text", ["-w\t/etc/docker\t-k\tdocker", "\t-w /etc/docker -k docker", "\t# comment", "\t"],
-                         ids=["tab-separated", "tab-indented", "tab-comment", "tab-only"])
+@pytest.mark.parametrize(
+    "text",
+    ["-w\t/etc/docker\t-k\tdocker", "\t-w /etc/docker -k docker", "\t# comment", "\t"],
+    ids=["tab-separated", "tab-indented", "tab-comment", "tab-only"],
+)
 def test_tab_makes_the_line_fail(text):
     """Measured: auditctl -R fails on any line holding a tab (it splits on spaces only)."""
     (line,) = parse_rules(text + "\n", "f")

@@ -84,9 +84,9 @@ def test_hostspec_must_be_an_instance_id(env: None) -> None:
     assert ssm.SsmBackend("mi-0123456789abcdef0").get_pytest_id() == "ssm://mi-0123456789abcdef0"
 
 
-def test_client_retries_in_standard_mode(be: ssm.SsmBackend) -> None:
+def test_client_retries_in_adaptive_mode(be: ssm.SsmBackend) -> None:
     # botocore reads max_attempts as retries after the first try: 11 attempts in all.
-    assert be.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 11}
+    assert be.client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 11}
     assert be.client is ssm.aws_client("ssm", "us-east-1", None)
 
 
@@ -312,7 +312,7 @@ def test_corrupt_frames_are_rejected() -> None:
 
 
 def _describe(stub: Stubber, filters: list, infos: list, token: str | None = None, next_token=None) -> None:
-    params = {"Filters": filters} | ({"NextToken": token} if token else {})
+    params = {"Filters": filters, "MaxResults": 50} | ({"NextToken": token} if token else {})
     response = {"InstanceInformationList": infos} | ({"NextToken": next_token} if next_token else {})
     stub.add_response("describe_instance_information", response, params)
 
@@ -329,10 +329,11 @@ def test_discover_targets_pages_tags_and_names_problems(env: None) -> None:
             [{"Key": "InstanceIds", "Values": [ids[2], ids[3]]}],
             [{"InstanceId": ids[2], "PingStatus": "Online"}],
         )
-        online_ids, problems = ssm.discover_targets(
+        online_ids, problems, tags = ssm.discover_targets(
             f"tag:Role=docker, {ids[2]},{ids[3]},tag:Role=none,web1,tag:oops", "us-east-1"
         )
     assert online_ids == [ids[0], ids[2]]
+    assert tags == {("Role", "docker"): [ids[0]], ("Role", "none"): []}
     assert problems == [
         "tag:Role=none: no managed instance has this tag",
         "web1: neither an instance id (i-...) nor tag:Key=Value",
@@ -351,6 +352,7 @@ def test_discover_targets_names_ids_the_api_rejects(env: None) -> None:
         assert ssm.discover_targets(f"{good},{bad}", "us-east-1") == (
             [good],
             [f"{bad}: not a managed instance in this account and region"],
+            {},
         )
 
 
