@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 sys.path.insert(0, str(REPO))
 
-from cisaudit.probe import render_script  # noqa: E402
-from cisaudit.ssm.emulator import Faults, SsmEmulator  # noqa: E402
-from cisaudit.transport import ConnectOptions  # noqa: E402
+from cisaudit.host.probe import render_script  # noqa: E402
+from cisaudit.host.transport import ConnectOptions  # noqa: E402
 from selftests.s3_store import MotoS3  # noqa: E402
+from selftests.ssm_emulator import Faults, SsmEmulator  # noqa: E402
 from selftests.ssm_replay import Replayer, record_local  # noqa: E402
 from selftests.suite_runner import parse_junit, shown  # noqa: E402
 

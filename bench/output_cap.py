@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
-from cisaudit.transport import ConnectOptions, HostError, open_host
-from cisaudit.ssm import frame
+from cisaudit.host.transport import ConnectOptions, HostError, open_host
+from cisaudit.host.ssm import frame
 start = time.perf_counter()
 try:
     if {kind!r} == "local":
@@ -39,7 +39,7 @@ print(json.dumps({{"wall_s": time.perf_counter() - start,
 
 
 def gzip_bomb(size: int) -> tuple[str, str]:
-    """An SSM frame body (cisaudit/ssm/frame.py: gzip of "rc len len\\n" and the streams) whose
+    """An SSM frame body (cisaudit/host/ssm/frame.py: gzip of "rc len len\\n" and the streams) whose
     stdout is `size` zero bytes: about 130 KB of base64 for 100 MiB."""
     packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip, streamed: this process stays small
     parts = [packer.compress(f"0 {size} 0\n".encode())]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cisaudit.catalogue import controls  # noqa: E402
-from cisaudit.evaluate import Assessment  # noqa: E402
-from cisaudit.probe import PathInfo, Snapshot  # noqa: E402
+from cisaudit.model.catalogue import controls  # noqa: E402
+from cisaudit.model.evaluate import Assessment  # noqa: E402
+from cisaudit.model.snapshot import PathInfo, Snapshot  # noqa: E402
 
 UNIT = (
     "[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n[Service]\nExecStartPost=-/sbin/augenrules --load\n"

@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cisaudit.probe import render_script
-from cisaudit.ssm import frame
+from cisaudit.host.probe import render_script
+from cisaudit.host.ssm import frame
 
 _PROBE_NONCE = re.compile(r"@@cisaudit-[0-9a-f]{16}")
 _FRAME_NONCE = re.compile(rf"{frame.MAGIC} ([0-9a-f]{{32}})")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.hostspec import parse_spec
+from cisaudit.host.hostspec import parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ a waiver (--waivers) for a failing control, with its justification.
 
 import pytest
 
-from cisaudit.evaluate import FAIL, NOT_APPLICABLE, Verdict
-from cisaudit.waivers import WAIVED
+from cisaudit.model.evaluate import FAIL, NOT_APPLICABLE, Verdict
+from cisaudit.model.waivers import WAIVED
 
 
 def _assert(verdict: Verdict) -> None:

@@ -1,5 +1,5 @@
 """A synthetic audit result set (100 hosts x 16 controls x 2 checks) with the user_properties the
-suite's `verdict` fixture sets, to time cisaudit.report's HTML and JUnit output without hosts.
+suite's `verdict` fixture sets, to time cisaudit.plugin.report's HTML and JUnit output without hosts.
 Run: pytest bench/synth/test_synthetic_report.py -p cisaudit.plugin (see bench/benchmark.py)."""
 
 import os

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cisaudit.catalogue import controls
+from cisaudit.model.catalogue import controls
 
 # Where each control's path is in the test image once BASELINE has run (containerd running,
 # /var/lib/docker created). Absent: 1.1.11 (no daemon.json), 1.1.13 (no /etc/sysconfig).

@@ -1,4 +1,4 @@
-"""The suite's connection cut (TCP RST, selftests/relay.py) while remediation/apply.sh runs on a
+"""The suite's connection cut (TCP RST, selftests/relay.py) while cisaudit/host/scripts/apply.sh runs on a
 test VM: the host must be reported "host state unknown; back out run ID with --backout", and the
 backout, in the same run or a later one, must put the VM back exactly as it was (files under
 /etc/audit and the tmpfiles.d file: sha256, mode, owner; `auditctl -l`).

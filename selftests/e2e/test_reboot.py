@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.catalogue import controls
+from cisaudit.model.catalogue import controls
 from selftests.e2e.scenarios import CONTROLS, LOAD, VM_PATHS, benchmark_rules, rules_d
 from selftests.e2e.test_scenarios import audit
 from selftests.suite_runner import SuiteRun

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.ssm.emulator import Faults, SsmEmulator
-from cisaudit.transport import ConnectOptions
+from cisaudit.host.transport import ConnectOptions
 from selftests.e2e.test_remediation_fleet import STATE, check_remediated
 from selftests.e2e.test_scenarios import audit, scenario_batches
 from selftests.s3_store import MotoS3
+from selftests.ssm_emulator import Faults, SsmEmulator
 from selftests.suite_runner import run_suite
 
 pytestmark = pytest.mark.vm

@@ -2,7 +2,7 @@
 
 A case is a list of auditctl rules on objects under a fresh /tmp/cisaudit-kt-XXXX (`{T}` in
 the rules). The objects: `d/` holding `f` (an executable script that would leave `ran` in
-{T} if it ever ran), `link -> d/f` and `ld -> d`. The ground truth is cisaudit.events' own
+{T} if it ever ran), `link -> d/f` and `ld -> d`. The ground truth is cisaudit.host.events' own
 trigger script (one access per permission class, each by its own process), plus the same
 accesses through the 32-bit syscall ABI by selftests/integration/access32.c.
 """
@@ -14,10 +14,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cisaudit import probe
-from cisaudit.catalogue import Control
-from cisaudit.evaluate import Assessment
-from cisaudit.events import Check, Trigger, recorded, render_script
+from cisaudit.host import probe
+from cisaudit.host.events import Check, Trigger, recorded, render_script
+from cisaudit.model.catalogue import Control
+from cisaudit.model.evaluate import Assessment
 
 KEY = "docker"
 ACCESS32_SOURCE = Path(__file__).with_name("access32.c")

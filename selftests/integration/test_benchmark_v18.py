@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit import probe
-from cisaudit.catalogue import controls
-from cisaudit.evaluate import Assessment
-from cisaudit.events import Check, recorded, render_script
-from cisaudit.locate import resolve
+from cisaudit.host import probe
+from cisaudit.host.events import Check, recorded, render_script
+from cisaudit.model.catalogue import controls
+from cisaudit.model.evaluate import Assessment
+from cisaudit.model.locate import resolve
 from selftests.kernel import AUDIT_DIR, KernelSandbox, sh
 from selftests.suite_runner import run_suite
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit import transport
+from cisaudit.host import transport
 from selftests.hostile_ssh import HostileServer, Reply, hostile_ssh_server
 from selftests.kernel import KernelSandbox
 from selftests.suite_runner import REPO, SuiteRun, run_suite, shown

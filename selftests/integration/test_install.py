@@ -47,7 +47,11 @@ def test_pip_install_registers_the_plugin(tmp_path: Path) -> None:
     ).stdout
     assert "cisaudit.plugin" in plugins, plugins
     catalogues = subprocess.run(  # the benchmark data ships in the wheel (outside the checkout)
-        [python, "-c", "from cisaudit.catalogue import VERSIONS as V, controls; print([len(controls(v)) for v in V])"],
+        [
+            python,
+            "-c",
+            "from cisaudit.model.catalogue import VERSIONS as V, controls; print([len(controls(v)) for v in V])",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.catalogue import controls
-from cisaudit.evaluate import Assessment
-from cisaudit.session import HostSession
-from cisaudit.transport import ConnectOptions
+from cisaudit.host.session import HostSession
+from cisaudit.host.transport import ConnectOptions
+from cisaudit.model.catalogue import controls
+from cisaudit.model.evaluate import Assessment
 from selftests.kernel import KernelSandbox
 from selftests.suite_runner import run_suite
 

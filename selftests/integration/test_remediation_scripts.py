@@ -1,4 +1,4 @@
-"""remediation/apply.sh and backout.sh, run under dash against THIS machine's real kernel.
+"""cisaudit/host/scripts/apply.sh and backout.sh, run under dash against THIS machine's real kernel.
 
 Needs root, auditctl, augenrules and dash: skipped where missing, a failure under CI=true.
 Each kernel test runs inside the `host` fixture, which
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.remediation_io import (
+from cisaudit.host.remediation_io import (
     SCRIPT_DIR,
     RemediationResult,
     parse_result,

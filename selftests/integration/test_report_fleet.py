@@ -1,5 +1,5 @@
 """The compliance report of a 1,000-host fleet (bench/synth: 1,000 hosts x 16 controls x 2
-checks, run through pytest and cisaudit.report as a user's run is), opened in real headless
+checks, run through pytest and cisaudit.plugin.report as a user's run is), opened in real headless
 Chromium from the distribution's packages."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""cisaudit.transport against a real OpenSSH server: nothing here is mocked.
+"""cisaudit.host.transport against a real OpenSSH server: nothing here is mocked.
 
 Each module run starts a throwaway sshd on 127.0.0.1 (selftests.sshd) and talks to it through
 the registered paramiko:// and ssh:// backends (paramiko, and the OpenSSH client), real sudo, and
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from testinfra.backend.paramiko import ParamikoBackend
 
-from cisaudit.transport import ConnectOptions, HostError, describe_error, open_host
+from cisaudit.host.transport import ConnectOptions, HostError, describe_error, open_host
 from selftests.relay import Relay
 from selftests.sshd import Sshd, free_port, keygen, throwaway_sshd, unavailable
 from selftests.suite_runner import shown
@@ -172,7 +172,7 @@ def test_connect_failures_are_one_line(sshd: Sshd, scheme: str, tmp_path: Path) 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_command_cut_mid_run_is_sent_once_and_the_host_reconnects(sshd: Sshd, scheme: str, tmp_path: Path) -> None:
     """Regression: testinfra's paramiko backend sent a command again over a new connection when the
-    first one died while it ran, so a connection lost mid-apply ran remediation/apply.sh twice."""
+    first one died while it ran, so a connection lost mid-apply ran cisaudit/host/scripts/apply.sh twice."""
     marker = tmp_path / "sent"
     with Relay(sshd.port) as relay:
         known_hosts = tmp_path / "known_hosts"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.ssm import backend as ssm
-from cisaudit.ssm.emulator import Faults, SsmEmulator
-from cisaudit.transport import ConnectOptions, open_host
+from cisaudit.host.ssm import backend as ssm
+from cisaudit.host.transport import ConnectOptions, open_host
+from selftests.ssm_emulator import Faults, SsmEmulator
 
 IID = "i-0123456789abcdef0"
 Start = Callable[..., SsmEmulator]

@@ -1,4 +1,4 @@
-"""The fan-out audit over SSM (cisaudit/ssm/fleet.py) against the local SSM emulator and a real
+"""The fan-out audit over SSM (cisaudit/host/ssm/fleet.py) against the local SSM emulator and a real
 S3 store (moto's server mode): AWS itself cannot be reached offline.
 
 Every instance's verdicts must equal the per-host path's on the same states: once on recorded
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.ssm.emulator import Faults, SsmEmulator
 from selftests.kernel import KernelSandbox
 from selftests.s3_store import MotoS3
+from selftests.ssm_emulator import Faults, SsmEmulator
 from selftests.ssm_replay import Recording, Replayer, record_local
 from selftests.suite_runner import SuiteRun, run_suite
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.ssm.emulator import Faults, SsmEmulator
 from selftests.kernel import KernelSandbox, sh
+from selftests.ssm_emulator import Faults, SsmEmulator
 from selftests.suite_runner import run_suite
 
 pytestmark = pytest.mark.kernel

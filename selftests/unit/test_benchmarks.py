@@ -1,15 +1,16 @@
-"""Benchmark versions as data (cisaudit/benchmarks/*.toml) and what v1.8.0 changes: the data-root's
+"""Benchmark versions as data (cisaudit/model/benchmarks/*.toml) and what v1.8.0 changes: the data-root's
 exclusions judged by the kernel's first-match order, the docker socket by ListenStream (docs/benchmarks.md)."""
 
 import json
 
 import pytest
 
-from cisaudit.catalogue import AssessmentStatus, benchmark, check_version, controls, select
-from cisaudit.evaluate import FAIL, PASS, Assessment
-from cisaudit.locate import resolve, unknown_paths
-from cisaudit.plan import MANAGED_FILE, make_plan
-from cisaudit.probe import PathInfo, Snapshot, render_script
+from cisaudit.host.probe import render_script
+from cisaudit.model.catalogue import AssessmentStatus, benchmark, check_version, controls, select
+from cisaudit.model.evaluate import FAIL, PASS, Assessment
+from cisaudit.model.locate import resolve, unknown_paths
+from cisaudit.model.plan import MANAGED_FILE, make_plan
+from cisaudit.model.snapshot import PathInfo, Snapshot
 
 V18 = {c.id: c for c in controls("1.8.0")}
 UNIT = "[Service]\nExecStartPost=-/sbin/augenrules --load\n"

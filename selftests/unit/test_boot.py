@@ -1,9 +1,9 @@
-"""cisaudit.boot: what exists when the rule loader runs at boot (docs/kernel-behaviour.md, "Boot")."""
+"""cisaudit.model.boot: what exists when the rule loader runs at boot (docs/kernel-behaviour.md, "Boot")."""
 
 import pytest
 
-from cisaudit.boot import BootModel, bound_location
-from cisaudit.probe import PathInfo, Snapshot
+from cisaudit.model.boot import BootModel, bound_location
+from cisaudit.model.snapshot import PathInfo, Snapshot
 
 AFTER_TMPFILES = "[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n"
 MOUNTS = (

@@ -1,11 +1,11 @@
-"""The test-id grammar (cisaudit.cases) and its one parser."""
+"""The test-id grammar (cisaudit.plugin.cases) and its one parser."""
 
 from __future__ import annotations
 
 import pytest
 
-from cisaudit.cases import Case, host_of_nodeid
-from cisaudit.catalogue import controls
+from cisaudit.model.catalogue import controls
+from cisaudit.plugin.cases import Case, host_of_nodeid
 
 NODE = "tests/test_cis_docker_audit.py::test_control"
 

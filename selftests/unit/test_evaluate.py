@@ -1,14 +1,14 @@
-"""cisaudit.evaluate: `coverage` cells and Assessment verdicts from hand-made Snapshots."""
+"""cisaudit.model.evaluate: `coverage` cells and Assessment verdicts from hand-made Snapshots."""
 
 import random
 
 import pytest
 
-from cisaudit.catalogue import controls
-from cisaudit.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment, explain
-from cisaudit.kernel import AuditObject, FilterState, KernelRule, WatchKind, judge
-from cisaudit.probe import PathInfo, Snapshot
-from cisaudit.rules import AuditRule, machine_abis, parse_rules
+from cisaudit.model.catalogue import controls
+from cisaudit.model.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment, explain
+from cisaudit.model.kernel import AuditObject, FilterState, KernelRule, WatchKind, judge
+from cisaudit.model.rules import AuditRule, machine_abis, parse_rules
+from cisaudit.model.snapshot import PathInfo, Snapshot
 
 BOTH = ("b64", "b32")
 CONTROLS = {c.id: c for c in controls()}

@@ -1,4 +1,4 @@
-"""cisaudit.events: the --verify-events script (run for real, harmlessly) and its parser."""
+"""cisaudit.host.events: the --verify-events script (run for real, harmlessly) and its parser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.events import MARK, Check, Trigger, recorded, render_script
+from cisaudit.host.events import MARK, Check, Trigger, recorded, render_script
 
 
 def test_script_is_dash_and_quotes_paths_and_key() -> None:

@@ -1,4 +1,4 @@
-"""The fan-out plan (cisaudit/ssm/fanout.py) and the spool the host sessions read (spool.py)."""
+"""The fan-out plan (cisaudit/host/ssm/fanout.py) and the spool the host sessions read (spool.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.ssm import fanout
-from cisaudit.ssm.spool import Spool, SpoolError
+from cisaudit.host.ssm import fanout
+from cisaudit.host.ssm.spool import Spool, SpoolError
 
 IDS = [f"i-{n:017x}" for n in range(1, 121)]
 

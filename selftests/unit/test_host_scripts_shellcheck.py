@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit import events, probe, remediation_io
-from cisaudit.ssm import frame
+from cisaudit.host import events, probe, remediation_io
+from cisaudit.host.ssm import frame
 from selftests.suite_runner import require
 
 RENDERED = {

@@ -1,10 +1,10 @@
-"""Host specs: the strict grammar (cisaudit.hostspec) and what reports show of a spec."""
+"""Host specs: the strict grammar (cisaudit.host.hostspec) and what reports show of a spec."""
 
 from __future__ import annotations
 
 import pytest
 
-from cisaudit.hostspec import SpecError, parse_spec, scrub
+from cisaudit.host.hostspec import SpecError, parse_spec, scrub
 
 ACCEPTED = {
     "local://": "local://",

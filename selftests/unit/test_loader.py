@@ -1,12 +1,12 @@
-"""cisaudit.loader: loader mode from the auditd unit, augenrules' merge, `auditctl -R` replay."""
+"""cisaudit.model.loader: loader mode from the auditd unit, augenrules' merge, `auditctl -R` replay."""
 
 import pytest
 
-from cisaudit.boot import BootModel
-from cisaudit.kernel import WatchKind
-from cisaudit.loader import augenrules_merge, boot_adder, live_state, loader_mode, persisted_lines, replay
-from cisaudit.probe import PathInfo, Snapshot
-from cisaudit.rules import parse_rules
+from cisaudit.model.boot import BootModel
+from cisaudit.model.kernel import WatchKind
+from cisaudit.model.loader import augenrules_merge, boot_adder, live_state, loader_mode, persisted_lines, replay
+from cisaudit.model.rules import parse_rules
+from cisaudit.model.snapshot import PathInfo, Snapshot
 
 DEBIAN_UNIT = """# /lib/systemd/system/auditd.service
 [Service]

@@ -1,10 +1,10 @@
-"""cisaudit.locate: where each control's path is on a host, and every spelling of it."""
+"""cisaudit.model.locate: where each control's path is on a host, and every spelling of it."""
 
 import pytest
 
-from cisaudit.catalogue import controls
-from cisaudit.locate import resolve, unknown_paths
-from cisaudit.probe import PathInfo, Snapshot
+from cisaudit.model.catalogue import controls
+from cisaudit.model.locate import resolve, unknown_paths
+from cisaudit.model.snapshot import PathInfo, Snapshot
 
 C = {c.id: c for c in controls()}
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import jsonschema
 
-from cisaudit.catalogue import benchmark
-from cisaudit.compliance_html import render_html
-from cisaudit.results import CaseResult, RunInfo, RunResults, natural_key
-from cisaudit.results_json import render_json
-from cisaudit.xccdf import NS, render_xccdf, rule_id
+from cisaudit.model.catalogue import benchmark
+from cisaudit.outputs.compliance_html import render_html
+from cisaudit.outputs.results import CaseResult, RunInfo, RunResults, natural_key
+from cisaudit.outputs.results_json import render_json
+from cisaudit.outputs.xccdf import NS, render_xccdf, rule_id
 from selftests.suite_runner import REPO, require
 
 T0 = 1_800_000_000.0

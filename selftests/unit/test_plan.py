@@ -1,13 +1,13 @@
-"""cisaudit.plan: what --remediate adds, from hand-made Snapshots (pure, no host)."""
+"""cisaudit.model.plan: what --remediate adds, from hand-made Snapshots (pure, no host)."""
 
 import json
 
 import pytest
 
-from cisaudit.catalogue import controls
-from cisaudit.evaluate import Assessment
-from cisaudit.plan import MANAGED_FILE, make_plan, with_rules
-from cisaudit.probe import PathInfo, Snapshot
+from cisaudit.model.catalogue import controls
+from cisaudit.model.evaluate import Assessment
+from cisaudit.model.plan import MANAGED_FILE, make_plan, with_rules
+from cisaudit.model.snapshot import PathInfo, Snapshot
 
 AUGENRULES_UNIT = "[Service]\nExecStartPost=-/sbin/augenrules --load\n"
 AUDITCTL_UNIT = "[Service]\nExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"

@@ -1,10 +1,10 @@
-"""cisaudit.probe.parse_probe: section framing is exact, and incomplete output is refused."""
+"""cisaudit.host.probe.parse_probe: section framing is exact, and incomplete output is refused."""
 
 import subprocess
 
 import pytest
 
-from cisaudit.probe import (
+from cisaudit.host.probe import (
     LIBRARY,
     PathInfo,
     ProbeError,

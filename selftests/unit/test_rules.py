@@ -1,11 +1,11 @@
-"""cisaudit.rules: one model for rules files and `auditctl -l` listings (facts from auditd 3.0.9)."""
+"""cisaudit.model.rules: one model for rules files and `auditctl -l` listings (facts from auditd 3.0.9)."""
 
 import random
 
 import pytest
 
-from cisaudit.catalogue import controls
-from cisaudit.rules import (
+from cisaudit.model.catalogue import controls
+from cisaudit.model.rules import (
     ALL_PERMS,
     AuditRule,
     Condition,

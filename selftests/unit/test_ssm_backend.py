@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from botocore.stub import ANY, Stubber
 
-from cisaudit.ssm import backend as ssm
-from cisaudit.ssm import frame
+from cisaudit.host.ssm import backend as ssm
+from cisaudit.host.ssm import frame
 
 IID = "i-0123456789abcdef0"
 CID = "11111111-2222-3333-4444-555555555555"

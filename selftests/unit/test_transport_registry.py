@@ -8,8 +8,8 @@ from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.backend.ssh import SshBackend
 
-from cisaudit.ssm.backend import SsmBackend
-from cisaudit.transport import (
+from cisaudit.host.ssm.backend import SsmBackend
+from cisaudit.host.transport import (
     ConnectOptions,
     TimedLocalBackend,
     VerifiedParamikoBackend,

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from cisaudit.waivers import WaiverError, host_address, parse_waivers
+from cisaudit.model.waivers import WaiverError, host_address, parse_waivers
 
 IDS = {"1.1.4", "1.1.13"}
 INSPEC = """\

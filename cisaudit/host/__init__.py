@@ -1,0 +1,1 @@
+"""Host I/O: the probe, transports, sessions, SSM, and every host-side script (docs/architecture.md)."""

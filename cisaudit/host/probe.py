@@ -1,0 +1,241 @@
+"""The batched probe: one remote command per host, parsed once into a Snapshot."""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from pathlib import Path
+
+from cisaudit.model.catalogue import Control, controls
+from cisaudit.model.snapshot import PathInfo, Snapshot
+
+SCRIPTS = Path(__file__).with_name("scripts")
+SCRIPT = SCRIPTS / "probe.sh"
+LIBRARY = SCRIPTS / "probe-lib.sh"
+KERNEL_RULES = Path(__file__).with_name("kernel_rules.py")
+
+
+class ProbeError(RuntimeError):
+    """The probe's output was incomplete or could not be read."""
+
+
+def _names(catalogue: tuple[Control, ...], kind: str) -> list[str]:
+    return sorted({c.locate.split(":", 1)[1] for c in catalogue if c.locate.startswith(kind + ":")})
+
+
+def _unit_names(catalogue: tuple[Control, ...]) -> list[str]:
+    return _names(catalogue, "unit")
+
+
+def _nonce() -> str:
+    return "@@cisaudit-" + secrets.token_hex(8)
+
+
+def render_script(
+    extra_paths: list[str] | None = None, catalogue: tuple[Control, ...] | None = None
+) -> tuple[str, str]:
+    """The probe command for a benchmark version's controls, and the nonce that frames its sections."""
+    catalogue = catalogue or controls()
+    nonce = _nonce()
+    paths = sorted({c.path for c in catalogue} | set(extra_paths or ()))
+    excludes = sorted({sub for c in catalogue for sub in c.exclude})
+    header = "".join(
+        f"{name}={shlex.quote(value)}\n"
+        for name, value in (
+            ("M", nonce),
+            ("BINARIES", " ".join(_names(catalogue, "binary"))),
+            ("UNITS", " ".join(_unit_names(catalogue))),
+            ("SOCKETS", " ".join(_names(catalogue, "socket"))),
+            ("EXCLUDES", " ".join(excludes)),
+            ("PATHS", " ".join(paths)),
+            ("KERNEL_RULES_PY", KERNEL_RULES.read_text()),
+        )
+    )
+    return header + LIBRARY.read_text() + SCRIPT.read_text(), nonce
+
+
+def render_stat_script(paths: list[str]) -> tuple[str, str]:
+    """A follow-up for paths the probe could not know in advance (a config naming an odd path):
+    every path is one quoted argument, so any byte but NUL survives."""
+    nonce = _nonce()
+    return (
+        f"M={shlex.quote(nonce)}\n"
+        + LIBRARY.read_text()
+        + "stat_paths "
+        + " ".join(shlex.quote(p) for p in paths)
+        + "\nsec 'done'; end\n",
+        nonce,
+    )
+
+
+def _records(body: str) -> list[str]:
+    """NUL-terminated records (the section's own trailing newline is not part of them)."""
+    parts = body.split("\0")
+    return parts[:-1]
+
+
+def parse_stat_sections(paths: str, targets: str, modes: str) -> dict[str, PathInfo]:
+    """Pair kinds, readlink -m targets and modes with their paths; a count that does not add
+    up (readlink failed on a path: a symlink loop) leaves every target unknown, never shifted."""
+    kinds = _records(paths)
+    pairs = list(zip(kinds[0::2], kinds[1::2], strict=False))
+    resolved = targets.split("\0")
+    rc = resolved.pop().strip() if resolved else "1"
+    if rc != "0" or len(resolved) != len(pairs):
+        resolved = [""] * len(pairs)
+    owners: dict[str, str] = {}
+    for record in _records(modes):
+        fields = record.split(" ", 3)
+        if len(fields) == 4:
+            owners[fields[3]] = " ".join(fields[:3])
+    return {
+        path: PathInfo(path, kind, target, owners.get(path, ""))
+        for (kind, path), target in zip(pairs, resolved, strict=True)
+    }
+
+
+def parse_stat_output(output: str, nonce: str) -> dict[str, PathInfo]:
+    """The follow-up stat command's output."""
+    sections = {name: body for name, _, body in _sections(output, nonce)}
+    if "done" not in sections:
+        raise ProbeError("stat output is incomplete (connection lost or output truncated)")
+    return parse_stat_sections(sections.get("paths", ""), sections.get("targets", ""), sections.get("modes", ""))
+
+
+def _kernel_rules(body: str) -> list[tuple[str, str, str, str]] | None:
+    lines = body.split("\n")
+    if "done" not in lines:
+        return None  # incomplete: believe nothing of it
+    rules = []
+    for line in lines[: lines.index("done")]:
+        fields = line.split(" ")
+        if len(fields) != 4:
+            return None
+        name, action, kind, path = fields
+        try:
+            rules.append((name, action, kind, "" if path == "-" else bytes.fromhex(path).decode(errors="replace")))
+        except ValueError:
+            return None
+    return rules
+
+
+def _int(text: str) -> int | None:
+    """A decimal the host printed; anything else (a crafted `²`, a 5000-digit number) is None."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
+
+
+def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
+    sections: list[tuple[str, str, str]] = []
+    name = arg = None
+    body: list[str] = []
+    for line in output.split("\n"):
+        if line.startswith(nonce + " "):
+            if name is not None:
+                sections.append((name, arg or "", "\n".join(body)))
+            name, _, arg = line[len(nonce) + 1 :].partition(" ")
+            body = []
+        elif name is not None:
+            body.append(line)
+    if name is not None:
+        sections.append((name, arg or "", "\n".join(body)))
+    # Splitting on "\n" already drops the one newline `end` printed after each body.
+    return sections
+
+
+def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...] | None = None) -> Snapshot:
+    """The host's Snapshot; any output it cannot read is a ProbeError (that host's error), never a crash."""
+    try:
+        return _parse_probe(output, nonce, catalogue or controls())
+    except ProbeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hostile output must stay this host's problem
+        raise ProbeError(f"unreadable probe output ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Snapshot:
+    sections = _sections(output, nonce)
+    if not sections or sections[-1][0] != "done":
+        raise ProbeError("probe output is incomplete (connection lost or output truncated)")
+    snap = Snapshot()
+    unit_parts: list[str] = []
+    order: list[str] = []
+    files: dict[str, str] = {}
+    stat_bodies: dict[str, str] = {}
+    for name, arg, body in sections:
+        text = body.strip()
+        if name == "uid":
+            snap.uid = _int(text)
+        elif name == "arch":
+            snap.arch = text
+        elif name == "auditctl":
+            snap.auditctl = text or None
+        elif name == "auditctl-s":
+            snap.status_rc, snap.status_text = _int(arg), body
+        elif name == "auditctl-l":
+            snap.listing_rc, snap.listing_text = _int(arg), body
+        elif name == "auditd":
+            snap.auditd = text or None
+        elif name == "awk":
+            snap.awk = text
+        elif name == "auditd-pid":
+            snap.auditd_running = bool(text)
+        elif name == "systemd":
+            snap.systemd = text == "running"
+        elif name == "auditd-unit":
+            unit_parts.append(body if arg == "0" else "")
+        elif name == "auditd-unit-file":
+            unit_parts.append(body)
+        elif name == "audit-rules-unit":
+            snap.audit_rules_unit = body if arg == "0" else ""
+        elif name == "auditd-enabled":
+            snap.auditd_enabled = text
+        elif name == "cmdline":
+            snap.cmdline = body
+        elif name == "mounts":
+            snap.mounts = body
+        elif name == "tmpfiles-file":
+            snap.tmpfiles.append((arg, body))
+        elif name == "kernel-rules":
+            snap.kernel_rules = _kernel_rules(body)
+        elif name == "tmpfiles-masked":
+            snap.tmpfiles.append((arg, ""))
+        elif name == "unit":
+            if text:
+                snap.units[arg] = text.splitlines()[0]
+        elif name == "units":  # systemctl show: one FragmentPath line per unit, in UNITS order
+            snap.units.update((u, f) for u, f in zip(_unit_names(catalogue), body.split("\n"), strict=False) if f)
+        elif name == "rules-d-order":
+            order = text.splitlines()
+        elif name == "rules-file":
+            files[arg] = body
+        elif name.endswith("-error"):
+            snap.unreadable.append(arg)
+        elif name == "audit-rules":
+            snap.audit_rules = body
+        elif name == "daemon-json":
+            snap.daemon_json = body
+        elif name == "dockerd-cmdline":
+            snap.dockerd_args = body.split("\0")[:-1] if "\0" in body else body.split()
+        elif name == "subuid":
+            snap.subuid = body
+        elif name == "subgid":
+            snap.subgid = body
+        elif name == "socket-unit":
+            snap.socket_units[arg] = body
+        elif name == "containerd-config":
+            snap.containerd_config = body
+        elif name == "binary":
+            if text:
+                snap.binaries[arg] = text.splitlines()[0]
+        elif name in ("paths", "targets", "modes"):
+            stat_bodies[name] = body
+    snap.paths = parse_stat_sections(
+        stat_bodies.get("paths", ""), stat_bodies.get("targets", ""), stat_bodies.get("modes", "")
+    )
+    snap.auditd_unit = "\n".join(unit_parts)
+    by_name = {Path(p).name: p for p in files}
+    ordered = [by_name[n] for n in order if n in by_name]
+    ordered += sorted(set(files) - set(ordered))
+    snap.rules_d = [(p, files[p]) for p in ordered]
+    return snap

@@ -1,0 +1,132 @@
+"""Render the host-side remediation scripts and parse what they print.
+
+Python decides WHAT to add (a plan of rule lines, a loader mode, a target file);
+cisaudit/host/scripts/apply.sh and cisaudit/host/scripts/backout.sh do it on the host, safely and
+reversibly. Each script goes to the host as ONE shell command: `NAME='value'`
+assignments, then cisaudit/host/scripts/common.sh, then the script; run it with `sh -c`
+as root. The scripts end their stdout with a block of `cisaudit-*:` lines that
+parse_result() reads.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCRIPT_DIR = Path(__file__).with_name("scripts")
+MODES = ("augenrules", "auditctl")
+# Statuses after which the host is as the caller wanted (exit code 0).
+OK_STATUSES = frozenset({"applied", "unchanged", "reboot-required", "dry-run", "restored", "nothing-to-do"})
+_LISTS = {
+    "cisaudit-added: ": "added",
+    "cisaudit-removed: ": "removed",
+    "cisaudit-restored: ": "restored",
+    "cisaudit-message: ": "messages",
+    "cisaudit-mismatch: ": "mismatches",
+}
+_RESULT = "cisaudit-result: "
+
+
+@dataclass
+class RemediationResult:
+    """What one apply.sh or backout.sh run reported.
+
+    In a dry run, `added`/`removed`/`restored` list what WOULD change.
+    `fields` holds every key=value of the result line (mode, target, journal, ...).
+    """
+
+    status: str
+    run_id: str
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES
+
+
+def _script(name: str) -> str:
+    return (SCRIPT_DIR / "common.sh").read_text() + "\n" + (SCRIPT_DIR / name).read_text()
+
+
+def _assignments(values: dict[str, str]) -> str:
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def render_apply(
+    run_id: str,
+    mode: str,
+    target: str,
+    rules: list[str],
+    dry_run: bool,
+    *,
+    journal_root: str | None = None,
+    tmpfiles: list[str] | None = None,
+) -> str:
+    """The apply command: add `rules` to `target` (persisted) and to the live kernel."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    for rule in [*rules, *(tmpfiles or ())]:
+        if "\n" in rule or "\r" in rule:
+            raise ValueError(f"line spans lines: {rule!r}")
+    values = {
+        "CISAUDIT_RUN_ID": run_id,
+        "CISAUDIT_MODE": mode,
+        "CISAUDIT_TARGET": target,
+        "CISAUDIT_RULES": "\n".join(rules),
+        "CISAUDIT_TMPFILES": "\n".join(tmpfiles or ()),
+        "CISAUDIT_DRY_RUN": "1" if dry_run else "0",
+    }
+    if journal_root is not None:
+        values["CISAUDIT_JOURNAL_ROOT"] = journal_root
+    return _assignments(values) + _script("apply.sh")
+
+
+def render_backout(run_id: str | None, dry_run: bool, *, journal_root: str | None = None, force: bool = False) -> str:
+    """The backout command: undo `run_id`, or (None) the latest run not yet backed out."""
+    values = {
+        "CISAUDIT_RUN_ID": run_id or "",
+        "CISAUDIT_DRY_RUN": "1" if dry_run else "0",
+        "CISAUDIT_FORCE": "1" if force else "0",
+    }
+    if journal_root is not None:
+        values["CISAUDIT_JOURNAL_ROOT"] = journal_root
+    return _assignments(values) + _script("backout.sh")
+
+
+def _parse_fields(text: str) -> dict[str, str]:
+    """`status=x run_id=y journal=/a b` -> dict; a word without `=` continues the last value."""
+    fields: dict[str, str] = {}
+    last = ""
+    for word in text.split(" "):
+        key, sep, value = word.partition("=")
+        if sep and key.isidentifier():
+            fields[key] = value
+            last = key
+        elif last:
+            fields[last] += " " + word
+    return fields
+
+
+def parse_result(stdout: str) -> RemediationResult:
+    """Read the `cisaudit-*:` lines; status "unknown" when no result line came (killed run)."""
+    result = RemediationResult(status="unknown", run_id="")
+    for line in stdout.splitlines():
+        if line.startswith(_RESULT):
+            result.fields = _parse_fields(line[len(_RESULT) :])
+            result.status = result.fields.get("status", "unknown")
+            run_id = result.fields.get("run_id", "")
+            result.run_id = "" if run_id == "-" else run_id
+            continue
+        for prefix, name in _LISTS.items():
+            if line.startswith(prefix):
+                getattr(result, name).append(line[len(prefix) :])
+                break
+    if not result.fields:
+        result.messages.append("no cisaudit-result line: the script did not finish")
+    return result

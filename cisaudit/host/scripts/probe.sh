@@ -1,0 +1,121 @@
+# cisaudit probe: everything the checks need, in ONE command. POSIX sh, read-only.
+# The caller prepends: M='@@<nonce>' BINARIES='dockerd ...' UNITS='docker.service ...'
+#                      SOCKETS='docker.socket' EXCLUDES='volumes overlay2' (data-root subdirectories)
+#                      PATHS='/run/containerd ...' KERNEL_RULES_PY='<cisaudit/host/kernel_rules.py>'
+# Output: sections, each a line "$M NAME [ARG]" then the raw body then one newline.
+# probe-lib.sh (sec, end, run, dump, stat_paths) is prepended by cisaudit/host/probe.py.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+LC_ALL=C
+export PATH LC_ALL
+sec uid; id -u; end
+sec arch; uname -m; end
+sec auditctl; command -v auditctl; end
+run auditctl-s auditctl -s
+listing=$(auditctl -l 2>&1); sec auditctl-l "$?"; printf '%s' "$listing"; end
+# The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot).
+if command -v python3 >/dev/null 2>&1; then sec kernel-rules; python3 -c "$KERNEL_RULES_PY" 2>/dev/null; end; fi
+sec auditd; command -v auditd; end
+sec awk; readlink -f "$(command -v awk)"; end
+sec auditd-pid; pidof auditd 2>/dev/null || pgrep -x auditd 2>/dev/null; end
+
+if [ -d /run/systemd/system ]; then
+  sec systemd; echo running; end
+  run auditd-unit systemctl cat auditd.service
+  run audit-rules-unit systemctl cat audit-rules.service
+  # One call for all units: a FragmentPath= line per unit, in order (empty when it does not exist).
+  set -f
+  sec units
+  # shellcheck disable=SC2086 # UNITS (set by cisaudit/host/probe.py) is a list of unit names, globbing off
+  systemctl show -p FragmentPath $UNITS 2>/dev/null | sed -n 's/^FragmentPath=//p'
+  end
+  set +f
+else
+  sec systemd; echo absent; end
+  # No manager to ask: read the unit files in systemd's search order.
+  for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+    if [ -f "$d/auditd.service" ]; then dump auditd-unit-file "$d/auditd.service"; break; fi
+  done
+  for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+    for f in "$d"/auditd.service.d/*.conf; do dump auditd-unit-file "$f"; done
+  done
+  for u in $UNITS; do
+    sec unit "$u"
+    for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+      if [ -e "$d/$u" ]; then echo "$d/$u"; break; fi
+    done
+    end
+  done
+fi
+
+sec auditd-enabled; systemctl is-enabled auditd.service 2>/dev/null; end
+dump cmdline /proc/cmdline
+dump mounts /proc/self/mounts
+# tmpfiles.d in systemd's order: what exists on /run before auditd loads the rules at boot.
+for d in /etc/tmpfiles.d /run/tmpfiles.d /usr/local/lib/tmpfiles.d /usr/lib/tmpfiles.d /lib/tmpfiles.d; do
+  for f in "$d"/*.conf; do  # a link to /dev/null masks a file of the same name
+    if [ -f "$f" ]; then dump tmpfiles-file "$f"; elif [ -e "$f" ]; then sec tmpfiles-masked "$f"; end; fi
+  done
+done
+
+# Rules files in augenrules' own order (it runs `ls -1v`).
+sec rules-d-order
+if [ -d /etc/audit/rules.d ]; then
+  (cd /etc/audit/rules.d && { ls -1v 2>/dev/null || ls -1; }) | grep '\.rules$'
+fi
+end
+for f in /etc/audit/rules.d/*.rules; do dump rules-file "$f"; done
+dump audit-rules /etc/audit/audit.rules
+dump daemon-json /etc/docker/daemon.json
+# dockerd's own command line (--data-root, --userns-remap) and the remap ranges (docs/benchmarks.md).
+for p in $(pidof dockerd 2>/dev/null); do dump dockerd-cmdline "/proc/$p/cmdline"; break; done
+dump subuid /etc/subuid
+dump subgid /etc/subgid
+# Socket units as systemd reads them (drop-ins included): their ListenStream= is the socket.
+sockets_text=''
+for u in $SOCKETS; do
+  if [ -d /run/systemd/system ]; then text=$(systemctl cat "$u" 2>/dev/null)
+  else
+    text=$(for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+      if [ -f "$d/$u" ]; then cat "$d/$u"; break; fi; done
+      for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+        for f in "$d/$u.d"/*.conf; do if [ -f "$f" ]; then cat "$f"; fi; done; done)
+  fi
+  sec socket-unit "$u"; printf '%s' "$text"; end
+  sockets_text="$sockets_text
+$text"
+done
+dump containerd-config /etc/containerd/config.toml
+
+for b in $BINARIES; do sec binary "$b"; command -v "$b"; end; done
+
+# Paths to stat: the benchmark's, the ones the host's config names, every path a rules file or
+# the kernel's listing names (a rule on a missing path breaks loading), and each one's parent.
+# All of these are single-line tokens; paths from elsewhere go to a follow-up stat_paths.
+data_root=$(sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' \
+  /etc/docker/daemon.json 2>/dev/null | head -n 1)
+sock=$(awk '/^[[:space:]]*\[/ { g = ($0 ~ /^[[:space:]]*\[grpc\]/) }
+  g && /^[[:space:]]*address[[:space:]]*=/ { sub(/^[^=]*=[[:space:]]*"/, ""); sub(/".*/, ""); print; exit }' \
+  /etc/containerd/config.toml 2>/dev/null)
+set -f
+all_paths=$({
+  # shellcheck disable=SC2086,SC2153 # PATHS (set by cisaudit/host/probe.py): one path per word, globbing off
+  printf '%s\n' $PATHS "$data_root" "$sock"
+  for x in $EXCLUDES; do printf '%s\n' "${data_root:-/var/lib/docker}/$x"; done
+  printf '%s\n' "$sockets_text" | sed -n 's/^[[:space:]]*ListenStream[[:space:]]*=[[:space:]]*\(\/.*\)/\1/p'
+  { cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules 2>/dev/null; printf '%s\n' "$listing"; } | awk '
+    { for (i = 1; i < NF; i++) {
+        if ($i == "-w" || $i == "-W") print $(i + 1)
+        if ($i == "-F" && $(i + 1) ~ /^(path|dir)=/) { v = $(i + 1); sub(/^[a-z]*=/, "", v); print v }
+    } }'
+  for b in $BINARIES; do command -v "$b"; done
+  for u in $UNITS; do for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+    echo "$d/$u"; done; done
+} | awk '/^\// { p = $0; while (p != "" && !seen[p]++) { print p; sub(/\/[^\/]*$/, "", p) } }')
+IFS='
+'
+# shellcheck disable=SC2086 # one path per line, globbing off
+set -- $all_paths
+unset IFS
+set +f
+stat_paths "$@"
+sec 'done'; end

@@ -1,0 +1,338 @@
+"""testinfra backend for `ssm://i-...`: commands run through AWS Systems Manager Run Command.
+
+Each run() is one SendCommand of AWS-RunShellScript plus GetCommandInvocation polls; the
+command's exact rc, stdout and stderr come back through the frame in `frame.py`. Outputs
+too long for one response need follow-up commands (or one S3 read when s3_bucket is set).
+Transport problems raise SsmTransportError; they never turn into a command result.
+"""
+
+import contextlib
+import math
+import os
+import secrets
+import threading
+import time
+import urllib.parse
+from typing import Any, NamedTuple
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from testinfra.backend.base import BaseBackend, CommandResult
+
+from cisaudit.host.hostspec import INSTANCE_ID
+from cisaudit.host.ssm import frame
+from cisaudit.host.ssm.fanout import BROKEN_DETAILS as _BROKEN_DETAILS
+from cisaudit.host.ssm.fanout import COMPLETED as _COMPLETED
+
+# Adaptive retry: standard retries plus a client-side rate limiter that slows down on
+# throttling, which a fleet's worth of calls from one client meets (README: AWS Systems Manager).
+CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=32)
+_RUNNING = {"Pending", "InProgress", "Delayed"}
+# Slack past our own timeouts so the service can report its TimedOut first.
+_GRACE = 5.0
+S3_PREFIX = "cisaudit-ssm"  # where output goes in --ssm-s3-bucket (README: IAM)
+
+_lock = threading.Lock()
+_sessions: dict[tuple[str | None, str | None, int], boto3.Session] = {}
+_clients: dict[tuple[Any, ...], BaseClient] = {}
+
+
+def aws_client(service: str, region: str | None, profile: str | None) -> BaseClient:
+    """One session per process and (region, profile), one client per service on it."""
+    pid = os.getpid()  # urllib3 pools must not cross a fork
+    # The endpoint variables are part of the key so a new emulator port gets a new client.
+    endpoint = (
+        os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}"),
+        os.environ.get("AWS_ENDPOINT_URL"),
+    )
+    key = (service, region, profile, pid, endpoint)
+    with _lock:
+        if key not in _clients:
+            skey = (region, profile, pid)
+            if skey not in _sessions:
+                _sessions[skey] = boto3.Session(region_name=region, profile_name=profile)
+            _clients[key] = _sessions[skey].client(service, config=CONFIG)
+        return _clients[key]
+
+
+class SsmTransportError(RuntimeError):
+    """SSM could not run the command or return its result."""
+
+    def __init__(
+        self,
+        instance_id: str,
+        command_id: str | None,
+        message: str,
+        status: str | None = None,
+        details: str | None = None,
+    ):
+        self.instance_id = instance_id
+        self.command_id = command_id
+        self.status = status
+        self.details = details
+        super().__init__(
+            f"ssm://{instance_id} command {command_id or '-'}: {message}"
+            f" (Status={status or '-'}, StatusDetails={details or '-'})"
+        )
+
+
+class SsmBackend(BaseBackend):
+    NAME = "ssm"
+
+    def __init__(
+        self,
+        hostspec: str,
+        region: str | None = None,
+        profile: str | None = None,
+        delivery_timeout: float = 60,
+        execution_timeout: float = 600,
+        poll_interval: float = 0.5,
+        s3_bucket: str | None = None,
+        max_output_bytes: int = 32 << 20,
+        *args: Any,
+        **kwargs: Any,
+    ):
+        if not INSTANCE_ID.fullmatch(hostspec):
+            raise ValueError(f"ssm:// needs a managed instance id like i-0123456789abcdef0, got {hostspec!r}")
+        self.instance_id = hostspec
+        self.region = region
+        self.profile = profile
+        self.delivery_timeout = float(delivery_timeout)
+        self.execution_timeout = float(execution_timeout)
+        self.poll_interval = float(poll_interval)
+        self.s3_bucket = s3_bucket
+        self.max_output_bytes = int(max_output_bytes)
+        self.send_command_calls = 0
+        self._online = False
+        super().__init__(hostspec, *args, **kwargs)
+
+    @property
+    def client(self) -> BaseClient:
+        return aws_client("ssm", self.region, self.profile)
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+        cmd = self.get_command(command, *args)
+        self._check_online()
+        nonce = secrets.token_hex(16)
+        chunk = None if self.s3_bucket else frame.CHUNK
+        # One deadline for the command and every follow-up fetch of its output.
+        deadline = time.monotonic() + self.delivery_timeout + self.execution_timeout + 2 * _GRACE
+        invocation = self._invoke(frame.wrapper_script(cmd, nonce, chunk), deadline)
+        rc, stdout, stderr = self._collect(invocation, nonce, deadline)
+        return self.result(rc, self.encode(cmd), stdout, stderr)
+
+    def _error(self, message: str, inv: dict[str, Any] | None = None) -> SsmTransportError:
+        inv = inv or {}
+        return SsmTransportError(
+            self.instance_id, inv.get("CommandId"), message, inv.get("Status"), inv.get("StatusDetails")
+        )
+
+    def _check_online(self) -> None:
+        if self._online:
+            return
+        try:
+            infos = self.client.describe_instance_information(
+                Filters=[{"Key": "InstanceIds", "Values": [self.instance_id]}]
+            )["InstanceInformationList"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(f"DescribeInstanceInformation failed: {exc}") from exc
+        if not infos:
+            raise self._error("not a managed instance in this account and region")
+        ping = infos[0].get("PingStatus")
+        if ping != "Online":
+            raise SsmTransportError(self.instance_id, None, f"instance is not Online (PingStatus={ping})")
+        self._online = True
+
+    def _invoke(self, script: str, deadline: float) -> dict[str, Any]:
+        """Send one AWS-RunShellScript and wait for it to complete; return the invocation."""
+        params: dict[str, Any] = {
+            "InstanceIds": [self.instance_id],
+            "DocumentName": "AWS-RunShellScript",
+            # The API rejects a delivery timeout under 30 s; our own wait below is still exact.
+            "TimeoutSeconds": max(30, math.ceil(self.delivery_timeout)),
+            "Parameters": {
+                "commands": [script],
+                "executionTimeout": [str(max(1, math.ceil(self.execution_timeout)))],
+            },
+        }
+        if self.s3_bucket:
+            params |= {"OutputS3BucketName": self.s3_bucket, "OutputS3KeyPrefix": S3_PREFIX}
+        self.send_command_calls += 1
+        try:
+            command_id = self.client.send_command(**params)["Command"]["CommandId"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(f"SendCommand failed: {exc}") from exc
+        return self._wait(command_id, deadline)
+
+    def _wait(self, command_id: str, deadline: float) -> dict[str, Any]:
+        sent = time.monotonic()
+        started: float | None = None
+        known = {"CommandId": command_id}
+        while True:
+            time.sleep(self.poll_interval)
+            now = time.monotonic()
+            if started is None:
+                limit = sent + self.delivery_timeout + _GRACE
+            else:
+                limit = started + self.execution_timeout + _GRACE
+            limit = min(limit, deadline)
+            try:
+                inv: dict[str, Any] = self.client.get_command_invocation(
+                    CommandId=command_id, InstanceId=self.instance_id
+                )
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                # Right after SendCommand the invocation may not be visible yet (eventual
+                # consistency); throttling left over after botocore's retries is worth a later poll.
+                if code in ("InvocationDoesNotExist", "ThrottlingException") and now < limit:
+                    continue
+                raise self._error(f"GetCommandInvocation failed: {exc}", known) from exc
+            except BotoCoreError as exc:
+                raise self._error(f"GetCommandInvocation failed: {exc}", known) from exc
+            status = inv.get("Status")
+            details = (inv.get("StatusDetails") or "").replace(" ", "")
+            if status in _COMPLETED and details not in _BROKEN_DETAILS:
+                return inv
+            if status not in _RUNNING or details in _BROKEN_DETAILS:
+                raise self._error("command did not complete", inv)
+            if status == "InProgress" and started is None:
+                started = now
+            elif now > limit:
+                self._cancel(command_id)
+                raise self._error(f"no result within the timeouts, still {status}", inv)
+
+    def _cancel(self, command_id: str) -> None:
+        # Best effort, so a late delivery does not run the command after we gave up; a
+        # failure here must not hide the timeout being reported.
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self.client.cancel_command(CommandId=command_id, InstanceIds=[self.instance_id])
+
+    def _collect(self, inv: dict[str, Any], nonce: str, deadline: float) -> tuple[int, bytes, bytes]:
+        try:
+            try:
+                header = frame.read_result(inv.get("StandardOutputContent", ""), nonce)
+            except frame.FrameError:
+                if not (self.s3_bucket and inv.get("StandardOutputUrl")):
+                    raise
+                header = frame.read_result(self._s3_stdout(inv), nonce)
+            if header.size > frame.max_b64_size(self.max_output_bytes):
+                raise frame.OutputTooLarge(
+                    f"the host announces {header.size} characters of output, over the limit of "
+                    f"{self.max_output_bytes} bytes (--max-output-mb)"
+                )
+            return frame.decode(self._fetch_rest(header, nonce, deadline), header.sha256, self.max_output_bytes)
+        except frame.FrameError as exc:
+            stderr = inv.get("StandardErrorContent", "")[:500]
+            raise self._error(
+                f"no intact result ({exc}); ResponseCode={inv.get('ResponseCode')}, stderr={stderr!r}",
+                inv,
+            ) from exc
+
+    def _fetch_rest(self, header: frame.Header, nonce: str, deadline: float) -> str:
+        """The whole base64 of a spilled frame: every fetch must bring exactly the next chunk."""
+        parts, have, index = [header.first], len(header.first), 1
+        if have < header.size and have != frame.CHUNK:
+            raise frame.FrameError(f"first chunk has {have} characters, expected {frame.CHUNK}")
+        while have < header.size:
+            if time.monotonic() > deadline:
+                raise frame.FrameError(f"command deadline passed at {have} of {header.size} characters")
+            expected = min(frame.CHUNK, header.size - have)
+            last = have + expected >= header.size
+            more = self._invoke(frame.fetch_script(header.directory, nonce, index, last), deadline)
+            chunk = frame.read_chunk(more.get("StandardOutputContent", ""), nonce, index)
+            if len(chunk) != expected:  # the spill dir is gone (cleaned, rebooted) or was changed
+                raise frame.FrameError(f"chunk {index} has {len(chunk)} characters, expected {expected}")
+            parts.append(chunk)
+            have, index = have + expected, index + 1
+        if have != header.size:
+            raise frame.FrameError(f"frame has {have} characters, header says {header.size}")
+        return "".join(parts)
+
+    def _s3_stdout(self, inv: dict[str, Any]) -> str:
+        try:
+            return read_s3_stdout(
+                inv["StandardOutputUrl"], self.s3_bucket or "", self.max_output_bytes, self.region, self.profile
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(f"reading {inv['StandardOutputUrl']} failed: {exc}", inv) from exc
+
+
+def s3_key(url: str, bucket: str) -> str:
+    """The object key in an SSM StandardOutputUrl (virtual-hosted or path-style)."""
+    parsed = urllib.parse.urlparse(url)
+    key = urllib.parse.unquote(parsed.path).lstrip("/")
+    if not parsed.netloc.startswith(f"{bucket}."):  # path-style URL: /bucket/key
+        key = key.removeprefix(f"{bucket}/")
+    return key
+
+
+def read_s3_stdout(url_or_key: str, bucket: str, max_output_bytes: int, region: str | None, profile: str | None) -> str:
+    """A frame's text from S3, read no further than the largest frame max_output_bytes allows."""
+    key = s3_key(url_or_key, bucket) if "://" in url_or_key else url_or_key
+    limit = frame.max_b64_size(max_output_bytes) + 4096  # the frame's header and END lines
+    body: bytes = aws_client("s3", region, profile).get_object(Bucket=bucket, Key=key)["Body"].read(limit + 1)
+    if len(body) > limit:
+        raise frame.OutputTooLarge(
+            f"s3://{bucket}/{key} is over the limit of {max_output_bytes} bytes (--max-output-mb)"
+        )
+    return body.decode("utf-8", "replace")
+
+
+def _describe(ssm: BaseClient, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pages = ssm.get_paginator("describe_instance_information").paginate(Filters=filters, MaxResults=50)
+    return [info for page in pages for info in page["InstanceInformationList"]]
+
+
+def _describe_ids(ssm: BaseClient, ids: list[str]) -> list[dict[str, Any]]:
+    if len(ids) > 50:  # a fleet: one paginated listing of every managed instance, not one call per 50
+        wanted = set(ids)
+        return [info for info in _describe(ssm, []) if info["InstanceId"] in wanted]
+    try:
+        return _describe(ssm, [{"Key": "InstanceIds", "Values": ids}])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "InvalidInstanceId":
+            raise
+        # One unknown id can fail the whole request; ask one by one to name it.
+        if len(ids) == 1:
+            return []
+        return [info for one in ids for info in _describe_ids(ssm, [one])]
+
+
+class Discovery(NamedTuple):
+    online: list[str]  # Online managed instance ids
+    problems: list[str]  # one line per target that is not audited
+    tags: dict[tuple[str, str], list[str]]  # (key, value) of each tag target -> its Online instances
+
+
+def discover_targets(targets: str, region: str | None = None, profile: str | None = None) -> Discovery:
+    """Resolve "i-...,tag:Role=docker,..." to the Online managed instances and the problems."""
+    ssm = aws_client("ssm", region, profile)
+    pings: dict[str, str] = {}
+    problems: list[str] = []
+    ids: list[str] = []
+    tags: dict[tuple[str, str], list[str]] = {}
+    for item in filter(None, (t.strip() for t in targets.split(","))):
+        if item.startswith("tag:"):
+            key, sep, value = item[4:].partition("=")
+            if not key or not sep:
+                problems.append(f"{item}: expected tag:Key=Value")
+                continue
+            infos = _describe(ssm, [{"Key": f"tag:{key}", "Values": [value]}])
+            if not infos:
+                problems.append(f"{item}: no managed instance has this tag")
+            pings.update((i["InstanceId"], i.get("PingStatus", "")) for i in infos)
+            tags[(key, value)] = [i["InstanceId"] for i in infos if i.get("PingStatus") == "Online"]
+        elif INSTANCE_ID.fullmatch(item):
+            ids.append(item)
+        else:
+            problems.append(f"{item}: neither an instance id (i-...) nor tag:Key=Value")
+    found = {i["InstanceId"]: i.get("PingStatus", "") for i in _describe_ids(ssm, ids)} if ids else {}
+    for instance_id in ids:
+        if instance_id in found:
+            pings[instance_id] = found[instance_id]
+        else:
+            problems.append(f"{instance_id}: not a managed instance in this account and region")
+    problems += [f"{i}: offline (PingStatus={p})" for i, p in pings.items() if p != "Online"]
+    return Discovery([i for i, p in pings.items() if p == "Online"], problems, tags)

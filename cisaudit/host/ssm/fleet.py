@@ -1,0 +1,173 @@
+"""A fleet audit's probe over Run Command's own fan-out (the plan is pure code in `fanout.py`).
+
+One SendCommand per batch; each instance's framed output (`frame.py`, whole, never cut) is read
+from S3 as soon as its object appears, and decoded into a spool file per instance that the
+host's session reads (`Spool`), so the runner holds no fleet's worth of output in memory.
+Statuses come from ListCommandInvocations, paginated, once the S3 objects of a command's
+instances are all there, or when no new one came for a while, or at the deadline. Every
+instance ends with a result or a one-line error; nothing else becomes a verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cisaudit.host.ssm import fanout, frame
+from cisaudit.host.ssm.backend import S3_PREFIX, SsmTransportError, aws_client, read_s3_stdout
+from cisaudit.host.ssm.spool import Spool
+
+_GRACE = 5.0  # past our own timeouts, so the service can report its TimedOut first
+_READERS = 16
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    bucket: str
+    region: str | None = None
+    profile: str | None = None
+    concurrency: str = "50"
+    delivery_timeout: float = 60
+    execution_timeout: float = 300
+    max_output_bytes: int = 32 << 20
+    poll_interval: float = 1.0
+    stall: float = 5.0  # s without a new S3 object before statuses are paged anyway (doubles)
+
+
+@dataclass
+class _Command:
+    command_id: str
+    pending: set[str]  # members without a final result or error
+    deadline: float
+    prefix: str
+    reads: dict[str, Future[str | None]] = field(default_factory=dict)
+    last_progress: float = field(default_factory=time.monotonic)
+    stall: float = 5.0
+    next_page: float = 0.0  # no paging before this (monotonic)
+    backoff: float = 1.0  # wait after a paging that found S3 objects ahead of their statuses (doubles)
+
+
+class FleetProbe:
+    def __init__(self, options: FleetOptions, spool: Spool) -> None:
+        self.options = options
+        self.spool = spool
+        self.ssm: BaseClient = aws_client("ssm", options.region, options.profile)
+        self.s3: BaseClient = aws_client("s3", options.region, options.profile)
+        self.send_command_calls = 0
+
+    def run(self, batches: Sequence[fanout.Batch], probe: str) -> None:
+        """Run `probe` on every batch's members; each ends with a spool result or error. One
+        frame nonce for the whole fleet: every instance sees the same script."""
+        nonce = secrets.token_hex(16)
+        script = frame.wrapper_script(probe, nonce, chunk=None)  # all of it inline: S3 keeps it whole
+        commands = [c for c in (self._send(b, script) for b in batches) if c is not None]
+        with ThreadPoolExecutor(_READERS) as pool:
+            while any(c.pending for c in commands):
+                time.sleep(self.options.poll_interval)
+                for command in commands:
+                    if command.pending:
+                        self._round(command, nonce, pool)
+
+    def _error(self, instance_id: str, command_id: str | None, message: str, inv: dict[str, Any] | None = None) -> None:
+        inv = inv or {}
+        line = SsmTransportError(instance_id, command_id, message, inv.get("Status"), inv.get("StatusDetails"))
+        self.spool.put_error(instance_id, str(line))
+
+    def _send(self, batch: fanout.Batch, script: str) -> _Command | None:
+        o = self.options
+        rounds = fanout.waves(len(batch.members), o.concurrency)
+        timeout = fanout.delivery_timeout(o.delivery_timeout, o.execution_timeout, rounds)
+        params = fanout.send_params(batch, script, o.bucket, S3_PREFIX, o.concurrency, timeout, o.execution_timeout)
+        self.send_command_calls += 1
+        try:
+            command_id = self.ssm.send_command(**params)["Command"]["CommandId"]
+        except (ClientError, BotoCoreError) as exc:
+            for instance_id in batch.members:
+                self._error(instance_id, None, f"SendCommand failed: {exc}")
+            return None
+        deadline = time.monotonic() + timeout + o.execution_timeout + _GRACE
+        prefix = fanout.command_prefix(S3_PREFIX, command_id)
+        return _Command(command_id, set(batch.members), deadline, prefix, stall=o.stall)
+
+    def _read(self, key_or_url: str, instance_id: str, nonce: str) -> str | None:
+        """Fetch, check and spool one instance's frame; the problem, or None."""
+        o = self.options
+        try:
+            header = frame.read_result(
+                read_s3_stdout(key_or_url, o.bucket, o.max_output_bytes, o.region, o.profile), nonce
+            )
+            if header.size != len(header.first):
+                raise frame.FrameError(f"frame has {len(header.first)} characters, header says {header.size}")
+            self.spool.put_result(instance_id, *frame.decode(header.first, header.sha256, o.max_output_bytes))
+        except (frame.FrameError, ClientError, BotoCoreError) as exc:
+            return f"no intact result in s3://{o.bucket}/ ({exc})"
+        return None
+
+    def _new_objects(self, command: _Command, nonce: str, pool: ThreadPoolExecutor) -> bool:
+        found = False
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.options.bucket, Prefix=command.prefix)
+        with contextlib.suppress(ClientError, BotoCoreError):  # a failed listing: the next round lists again
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    instance_id = fanout.instance_of_key(obj["Key"], command.prefix)
+                    if instance_id in command.pending and instance_id not in command.reads:
+                        command.reads[instance_id] = pool.submit(self._read, obj["Key"], instance_id, nonce)
+                        found = True
+        return found
+
+    def _round(self, command: _Command, nonce: str, pool: ThreadPoolExecutor) -> None:
+        now = time.monotonic()
+        if self._new_objects(command, nonce, pool):
+            command.last_progress = now
+        everything = command.pending <= command.reads.keys()
+        stalled = now - command.last_progress >= command.stall
+        if not (now > command.deadline or (now >= command.next_page and (everything or stalled))):
+            return
+        settled = self._settle(command, nonce, pool)
+        if command.pending and everything:  # the statuses lag the objects: page again, later each time
+            command.next_page = time.monotonic() + command.backoff
+            command.backoff *= 2
+        if not settled and not everything:
+            command.stall *= 2
+        if now > command.deadline and command.pending:
+            with contextlib.suppress(ClientError, BotoCoreError):  # so a late delivery does not run after we gave up
+                self.ssm.cancel_command(CommandId=command.command_id)
+            for instance_id in sorted(command.pending):
+                self._error(instance_id, command.command_id, "no result within the timeouts")
+            command.pending.clear()
+
+    def _settle(self, command: _Command, nonce: str, pool: ThreadPoolExecutor) -> int:
+        """Page the command's invocations; finish every pending instance that is terminal."""
+        settled = 0
+        pages = self.ssm.get_paginator("list_command_invocations").paginate(
+            CommandId=command.command_id, Details=True, MaxResults=50
+        )
+        try:
+            invocations = [inv for page in pages for inv in page["CommandInvocations"]]
+        except (ClientError, BotoCoreError):  # throttled past botocore's retries: page again next time
+            return 0
+        for inv in invocations:
+            instance_id = inv.get("InstanceId", "")
+            if instance_id not in command.pending or not fanout.terminal(inv):
+                continue
+            read = command.reads.get(instance_id)
+            if read is None and fanout.invocation_problem(inv) is None and fanout.stdout_url(inv):
+                read = pool.submit(self._read, fanout.stdout_url(inv), instance_id, nonce)
+            # Wait for the read even when the status says failed, so it cannot overwrite the error.
+            read_problem = read.result() if read else "no output in S3"
+            problem = fanout.invocation_problem(inv) or read_problem
+            if problem:
+                self._error(instance_id, command.command_id, problem, inv)
+            command.pending.discard(instance_id)
+            settled += 1
+        if settled:
+            command.last_progress = time.monotonic()
+        return settled

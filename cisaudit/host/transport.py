@@ -1,0 +1,373 @@
+"""Connections to hosts: testinfra's backends, made safe by default.
+
+testinfra's paramiko backend never loads known_hosts, has no per-command timeout and
+deadlocks on large stderr (docs/kernel-behaviour.md); the backends here fix that. The suite opens hosts
+through `open_host`, which picks them from its own table, so testinfra's registry keeps its meaning for a
+user's own testinfra tests in the same run; only the new name `ssm` is added to it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import select
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paramiko
+import testinfra
+import testinfra.backend
+import testinfra.host
+from testinfra.backend import base
+from testinfra.backend.local import LocalBackend
+from testinfra.backend.paramiko import ParamikoBackend
+from testinfra.backend.ssh import SshBackend
+
+from cisaudit.host.hostspec import SpecError, parse_spec
+
+KEEPALIVE_S = 15
+MIB = 1 << 20
+DEFAULT_MAX_OUTPUT_BYTES = 32 * MIB
+
+
+class HostError(RuntimeError):
+    """A host could not be reached or used; the message is one line for the report."""
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    known_hosts: str | None = None  # extra known_hosts file (system and user files always load)
+    accept_new_host_keys: bool = False  # throwaway golden-image builds only
+    connect_timeout: float = 10
+    command_timeout: float = 300
+    sudo: bool = False
+    sudo_user: str | None = None
+    ssh_config: str | None = None
+    ssh_identity_file: str | None = None
+    ssm_region: str | None = None
+    aws_profile: str | None = None
+    ssm_s3_bucket: str | None = None
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES  # per command, stdout and stderr together
+
+
+class OutputLimit:
+    """A cap on the bytes one command may send back (stdout and stderr together)."""
+
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+
+    def check_output_size(self, size: int) -> None:
+        if size > self.max_output_bytes:
+            raise HostError(f"command output over the limit of {self.max_output_bytes} bytes (--max-output-mb)")
+
+
+class _TimedLocalRun(OutputLimit):
+    """`run_local` with a deadline and an output cap: testinfra's waits forever on a hung
+    command and reads all a command prints."""
+
+    command_timeout: float = 300
+
+    def run_local(self, command: str, *args: str) -> base.CommandResult:
+        command = self.quote(command, *args)  # type: ignore[attr-defined]
+        cmd = self.encode(command)  # type: ignore[attr-defined]
+        with subprocess.Popen(
+            cmd,
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        ) as proc:
+            try:
+                stdout, stderr = self._read_bounded(proc)
+            except HostError:
+                os.killpg(proc.pid, 9)
+                raise
+            proc.wait()
+        return self.result(proc.returncode, cmd, stdout, stderr)  # type: ignore[attr-defined]
+
+    def _read_bounded(self, proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+        deadline = time.monotonic() + self.command_timeout
+        assert proc.stdout is not None and proc.stderr is not None
+        streams = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+        open_streams = list(streams)
+        while open_streams:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HostError(f"command timed out after {self.command_timeout:g} s")
+            ready, _, _ = select.select(open_streams, [], [], remaining)
+            for stream in ready:
+                data = os.read(stream.fileno(), 65536)
+                if not data:
+                    open_streams.remove(stream)
+                streams[stream] += data
+            self.check_output_size(sum(map(len, streams.values())))
+        return bytes(streams[proc.stdout]), bytes(streams[proc.stderr])
+
+
+class TimedLocalBackend(_TimedLocalRun, LocalBackend):
+    def __init__(
+        self, *args: Any, command_timeout: float = 300, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, **kwargs: Any
+    ):
+        self.command_timeout = float(command_timeout)
+        self.max_output_bytes = int(max_output_bytes)
+        super().__init__(*args, **kwargs)
+
+
+class VerifiedSshBackend(_TimedLocalRun, SshBackend):
+    """The OpenSSH client in batch mode with strict host key checking (unless told otherwise)."""
+
+    def __init__(
+        self,
+        hostspec: str,
+        known_hosts: str | None = None,
+        accept_new_host_keys: bool = False,
+        command_timeout: float = 300,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        **kwargs: Any,
+    ):
+        self.command_timeout = float(command_timeout)
+        self.max_output_bytes = int(max_output_bytes)
+        checking = "accept-new" if accept_new_host_keys else "yes"
+        extra = f"-o BatchMode=yes -o StrictHostKeyChecking={checking}"
+        if known_hosts:  # besides the user's file, as for paramiko; testinfra pastes this into a shell line
+            extra += " -o " + shlex.quote(f"UserKnownHostsFile={known_hosts} ~/.ssh/known_hosts")
+        super().__init__(hostspec, ssh_extra_args=extra, **kwargs)
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        try:
+            result = super().run(command, *args, **kwargs)
+        except RuntimeError as exc:  # ssh exit 255: connection, auth or host key failure
+            stderr = getattr(exc.args[0], "stderr", str(exc)) if exc.args else str(exc)
+            raise HostError(_ssh_reason(stderr) or "ssh failed (exit 255)") from None
+        return result
+
+
+class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
+    """paramiko with known_hosts verification, a connect timeout, a per-command deadline and
+    an output cap."""
+
+    def __init__(
+        self,
+        hostspec: str,
+        known_hosts: str | None = None,
+        accept_new_host_keys: bool = False,
+        command_timeout: float = 300,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        **kwargs: Any,
+    ):
+        self.known_hosts = known_hosts
+        self.accept_new_host_keys = accept_new_host_keys
+        self.command_timeout = float(command_timeout)
+        self.max_output_bytes = int(max_output_bytes)
+        super().__init__(hostspec, **kwargs)
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        """Send the command once. ParamikoBackend.run sends it again over a new connection when
+        the first died mid-command: cisaudit/host/scripts/apply.sh would run twice (README, --remediate)."""
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():  # died while idle: nothing was sent yet
+            self.reconnect()
+        cmd = self.encode(self.get_command(command, *args))
+        rc, stdout, stderr = self._exec_command(cmd)
+        return self.result(rc, cmd, stdout, stderr)
+
+    def _policy(self) -> paramiko.MissingHostKeyPolicy:
+        return paramiko.AutoAddPolicy() if self.accept_new_host_keys else paramiko.RejectPolicy()
+
+    @property
+    def client(self) -> paramiko.SSHClient:
+        cached: paramiko.SSHClient | None = self.__dict__.get("_client")
+        if cached is not None:
+            return cached
+        client = _ClientWithPolicy(self._policy())
+        client.load_system_host_keys()
+        if os.path.exists("/etc/ssh/ssh_known_hosts"):  # read-only: AutoAddPolicy saves load_host_keys' file
+            client.load_system_host_keys("/etc/ssh/ssh_known_hosts")
+        if self.known_hosts and os.path.exists(self.known_hosts):
+            client.load_host_keys(self.known_hosts)
+        self._connect(client)
+        self.__dict__["_client"] = client
+        return client
+
+    @client.deleter
+    def client(self) -> None:
+        self.__dict__.pop("_client", None)
+
+    def reconnect(self) -> None:
+        """Close the connection (it may be hung); the next command opens a new one."""
+        cached = self.__dict__.pop("_client", None)
+        if cached is not None:
+            cached.close()
+
+    def _connect(self, client: paramiko.SSHClient) -> None:
+        cfg: dict[str, Any] = {
+            "hostname": self.host.name,
+            "port": int(self.host.port or 22),
+            "username": self.host.user,
+            "password": self.host.password,
+            "timeout": self.timeout,
+            "banner_timeout": self.timeout,
+            "auth_timeout": self.timeout,
+        }
+        if self.ssh_config:
+            with open(self.ssh_config) as f:
+                config = paramiko.SSHConfig()
+                config.parse(f)
+            self._load_ssh_config(client, cfg, config, os.path.dirname(self.ssh_config))
+            client.set_missing_host_key_policy(self._policy())  # ssh_config may not weaken it
+        if self.ssh_identity_file:
+            cfg["key_filename"] = self.ssh_identity_file
+        client.connect(**cfg)
+
+    def _exec_command(self, command: bytes) -> tuple[int, bytes, bytes]:
+        deadline = time.monotonic() + self.command_timeout
+        transport = self.client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(KEEPALIVE_S)  # an idle, half-dead connection is noticed
+        chan = transport.open_session(timeout=self.command_timeout)
+        # paramiko waits for the reply to the exec request without a timeout: closing the
+        # channel at the deadline wakes that wait (and any other) with an exception.
+        alarm = threading.Timer(max(0.0, deadline - time.monotonic()), chan.close)
+        alarm.daemon = True
+        alarm.start()
+        try:
+            return self._drain(chan, command, deadline)
+        except (paramiko.SSHException, EOFError, OSError):
+            if time.monotonic() >= deadline:
+                raise HostError(f"command timed out after {self.command_timeout:g} s") from None
+            if not transport.is_active():
+                raise HostError("connection lost during the command") from None
+            raise
+        finally:
+            alarm.cancel()
+            chan.close()
+
+    def _drain(self, chan: paramiko.Channel, command: bytes, deadline: float) -> tuple[int, bytes, bytes]:
+        chan.exec_command(command)
+        out, err = bytearray(), bytearray()
+        # Drain both streams together: reading stdout to EOF first blocks once stderr fills.
+        while True:
+            if time.monotonic() > deadline:  # checked first: a command that never stops writing
+                raise HostError(f"command timed out after {self.command_timeout:g} s")
+            if chan.recv_ready():
+                out += chan.recv(65536)
+                self.check_output_size(len(out) + len(err))
+            elif chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+                self.check_output_size(len(out) + len(err))
+            elif chan.exit_status_ready() and chan.eof_received:
+                break
+            elif chan.closed:  # closed without an exit status: the connection or the alarm ended it
+                raise paramiko.SSHException("channel closed before the command finished")
+            else:
+                select.select([chan], [], [], 0.2)
+        return chan.recv_exit_status(), bytes(out), bytes(err)
+
+
+class _ClientWithPolicy(paramiko.SSHClient):
+    def __init__(self, policy: paramiko.MissingHostKeyPolicy):
+        super().__init__()
+        self.set_missing_host_key_policy(policy)
+
+
+def _last_line(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _ssh_reason(stderr: str) -> str:
+    """ssh's failure in one line: for a refused host key the line saying why, else the last."""
+    for line in stderr.splitlines():
+        if "has changed and you have requested strict checking" in line:
+            return f"host key mismatch: {line.strip()} (refused)"
+        if "you have requested strict checking" in line:
+            return f"{line.strip()} (refused; pass --known-hosts FILE, or --accept-new-host-keys for throwaway hosts)"
+    return _last_line(stderr)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line saying what went wrong with a host, without secrets."""
+    if isinstance(exc, HostError):
+        return str(exc)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return (
+            f"host key mismatch for {exc.hostname}: got {exc.key.get_name()} "
+            f"{exc.key.fingerprint}, known_hosts has another (refused)"
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"authentication failed: {exc}"
+    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+        return f"{exc} (refused; pass --known-hosts FILE, or --accept-new-host-keys for throwaway hosts)"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"connection timed out: {exc}"
+    if isinstance(exc, (OSError, paramiko.SSHException)):
+        return f"cannot connect: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def normalize_spec(spec: str) -> str:
+    """The checked, full host spec (cisaudit.host.hostspec), or HostError."""
+    try:
+        return parse_spec(spec).spec
+    except SpecError as exc:
+        raise HostError(str(exc)) from None
+
+
+VERIFIED_BACKENDS: dict[str, str] = {
+    "local": f"{__name__}.TimedLocalBackend",
+    "ssh": f"{__name__}.VerifiedSshBackend",
+    "paramiko": f"{__name__}.VerifiedParamikoBackend",
+    "ssm": "cisaudit.host.ssm.backend.SsmBackend",
+}
+
+
+def _backend_class(scheme: str) -> type[base.BaseBackend]:
+    module, name = VERIFIED_BACKENDS[scheme].rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:
+    """A testinfra Host on the suite's verified backend for spec; it connects on the first command."""
+    spec = normalize_spec(spec)
+    scheme = spec.split("://", 1)[0]
+    kwargs: dict[str, Any] = {
+        "sudo": options.sudo,
+        "sudo_user": options.sudo_user,
+        "command_timeout": options.command_timeout,
+        "max_output_bytes": options.max_output_bytes,
+    }
+    if scheme in ("ssh", "paramiko"):
+        kwargs.update(
+            known_hosts=options.known_hosts,
+            timeout=int(options.connect_timeout),
+            accept_new_host_keys=options.accept_new_host_keys,
+            ssh_config=options.ssh_config,
+            ssh_identity_file=options.ssh_identity_file,
+        )
+    if scheme == "ssm":
+        kwargs = {
+            "sudo": False,
+            "region": options.ssm_region,
+            "profile": options.aws_profile,
+            "s3_bucket": options.ssm_s3_bucket,
+            "execution_timeout": options.command_timeout,
+            "max_output_bytes": options.max_output_bytes,
+        }
+    name, spec_kwargs = testinfra.backend.parse_hostspec(spec)
+    kwargs = {**kwargs, **spec_kwargs}  # what the spec says wins, as in testinfra.get_host
+    klass = _backend_class(scheme)
+    backend = klass(**kwargs) if scheme == "local" else klass(name, **kwargs)
+    host = testinfra.host.Host(backend)
+    backend.set_host(host)
+    return host
+
+
+# A new name only: testinfra's own `local`, `ssh` and `paramiko` stay as testinfra defines them.
+testinfra.backend.BACKENDS.setdefault("ssm", VERIFIED_BACKENDS["ssm"])

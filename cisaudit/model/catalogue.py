@@ -1,0 +1,100 @@
+"""The CIS Docker §1.1 audit controls of each benchmark version, loaded from
+cisaudit/model/benchmarks/VERSION.toml (data, not code; sources in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+
+STYLE_PERMS = {"watch": "rwxa", "syscall": "rwa"}
+DEFAULT_KEY = "docker"
+BENCHMARKS = Path(__file__).with_name("benchmarks")
+VERSIONS = ("1.7.0", "1.8.0")
+DEFAULT_VERSION = "1.7.0"
+
+
+class AssessmentStatus(StrEnum):
+    """The benchmark's Assessment Status of a recommendation."""
+
+    AUTOMATED = "automated"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class Control:
+    id: str
+    title: str
+    level: int
+    path: str  # the benchmark's path
+    style: str  # "watch" or "syscall"
+    locate: str  # how the path is found on a host (see benchmarks/*.toml)
+    assessment: AssessmentStatus = AssessmentStatus.AUTOMATED
+    exclude: tuple[str, ...] = ()  # data-root subdirectories excluded by a `never` rule first
+
+    @property
+    def required_perms(self) -> str:
+        return STYLE_PERMS[self.style]
+
+    def rule_text(self, path: str, key: str = DEFAULT_KEY) -> str:
+        """The benchmark's own spelling of the rule, for `path`."""
+        if self.style == "watch":
+            return f"-w {path} -k {key}"
+        return f"-a exit,always -F path={path} -F perm=war -k {key}"
+
+
+def exclusion_rule(path: str) -> str:
+    """The benchmark's spelling of an exclusion (v1.8.0 1.1.5): no key, every access."""
+    return f"-a exit,never -F dir={path}"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    title: str
+    version: str
+
+
+def check_version(version: str) -> str:
+    if version not in VERSIONS:
+        raise ValueError(f"unknown benchmark version {version!r}: one of {', '.join(VERSIONS)}")
+    return version
+
+
+@cache
+def _data(version: str) -> dict:
+    return tomllib.loads((BENCHMARKS / f"{check_version(version)}.toml").read_text())
+
+
+def benchmark(version: str = DEFAULT_VERSION) -> Benchmark:
+    """The benchmark a version's catalogue implements (reports and XCCDF name it)."""
+    return Benchmark(**_data(version)["benchmark"])
+
+
+@cache
+def controls(version: str = DEFAULT_VERSION) -> tuple[Control, ...]:
+    loaded = []
+    for entry in _data(version)["control"]:
+        control = Control(
+            **{
+                **entry,
+                "assessment": AssessmentStatus(entry.get("assessment", "automated")),
+                "exclude": tuple(entry.get("exclude", ())),
+            }
+        )
+        if control.style not in STYLE_PERMS:
+            raise ValueError(f"{control.id}: unknown style {control.style!r}")
+        if control.exclude and control.locate != "data-root":
+            raise ValueError(f"{control.id}: exclude is only for the data-root")
+        loaded.append(control)
+    return tuple(loaded)
+
+
+def select(ids_csv: str, version: str = DEFAULT_VERSION) -> list[Control]:
+    """The controls a comma list of ids names (all when empty); unknown ids are a ValueError."""
+    wanted = {c.strip() for c in ids_csv.split(",") if c.strip()}
+    unknown = wanted - {c.id for c in controls(version)}
+    if unknown:
+        raise ValueError(f"unknown control ids: {', '.join(sorted(unknown))}")
+    return [c for c in controls(version) if not wanted or c.id in wanted]

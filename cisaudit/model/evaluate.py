@@ -1,0 +1,358 @@
+"""Verdicts per (host, control, check): pure functions of one Snapshot.
+
+A control passes `live` when, with the kernel's current rule lists, every access of every
+required permission class (and ABI) to the control's real object would produce an event with
+the key (cisaudit/model/kernel.py); it passes `persisted` when the same holds for the lists the
+host's loader builds at the next boot (cisaudit/model/loader.py, cisaudit/model/boot.py). The evidence
+names the rule that records each class, or the rule that takes the accesses, and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+from cisaudit.model.boot import BootModel, real_path
+from cisaudit.model.catalogue import Control
+from cisaudit.model.kernel import PERM_NAMES, AuditObject, Cell, FilterState, exclusion_cell, host_losses, judge
+from cisaudit.model.loader import (
+    AUDIT_RULES,
+    LoaderMode,
+    Replay,
+    boot_adder,
+    boot_state,
+    live_state,
+    loader_mode,
+    persisted_lines,
+    replay,
+)
+from cisaudit.model.locate import Target, resolve
+from cisaudit.model.rules import RuleLine, lines_of, machine_abis
+from cisaudit.model.snapshot import Snapshot
+
+PASS, FAIL, NOT_APPLICABLE, ERROR = "pass", "fail", "not-applicable", "error"
+CONTROL_CHECKS = ("live", "persisted")
+HOST_CHECKS = ("auditd-installed", "auditd-running", "audit-enabled", "load-health")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    summary: str
+    evidence: tuple[str, ...] = ()
+
+
+def _describe(cells: list[Cell], abis: tuple[str, ...]) -> str:
+    """`read, write` or `read on b32`: permissions grouped by the ABIs they concern."""
+    by_perm: dict[str, list[str]] = {}
+    for cell in cells:
+        by_perm.setdefault(cell.perm, []).append(cell.abi)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for perm, perm_abis in by_perm.items():
+        groups.setdefault(tuple(perm_abis), []).append(PERM_NAMES[perm])
+    return "; ".join(
+        ", ".join(names) + ("" if set(group) == set(abis) else f" on {'/'.join(group)}")
+        for group, names in groups.items()
+    )
+
+
+def explain(cells: list[Cell], abis: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(what records each group of cells, what goes wrong for the others), grouped by rule."""
+    recorded: dict[str, list[Cell]] = {}
+    problems: dict[str, list[Cell]] = {}
+    for cell in cells:
+        if cell.ok and cell.recorded_by:
+            recorded.setdefault(cell.recorded_by.cite(), []).append(cell)
+            continue
+        for kr, why in cell.lost:
+            problems.setdefault(f"{kr.cite()} matches first ({why})", []).append(cell)
+        if not cell.lost:
+            partial = f"; only partly by {', '.join(k.cite() for k in cell.partial)}" if cell.partial else ""
+            problems.setdefault(f"no rule records with the key{partial}", []).append(cell)
+    return (
+        [f"{cite} records {_describe(c, abis)}" for cite, c in recorded.items()],
+        [f"{why}: {_describe(c, abis)}" for why, c in problems.items()],
+    )
+
+
+def _mentions(texts: list[tuple[str, str]], paths: set[str]) -> list[str]:
+    """Every line that names one of the paths, even commented or a longer neighbour."""
+    seen = []
+    for source, text in texts:
+        for lineno, line in enumerate(lines_of(text), 1):
+            if any(p in line for p in paths):
+                seen.append(f"{source}:{lineno}: {line.strip()}")
+    return seen
+
+
+@dataclass
+class Assessment:
+    """Everything the checks of one host need, computed once from its Snapshot."""
+
+    snap: Snapshot
+    key: str
+    require_all: bool = False
+
+    @cached_property
+    def mode(self) -> LoaderMode:
+        return loader_mode(self.snap)
+
+    @cached_property
+    def boot(self) -> BootModel:
+        return BootModel(self.snap, self.mode.unit)
+
+    @cached_property
+    def persisted_lines(self) -> list[RuleLine]:
+        return persisted_lines(self.snap, self.mode)
+
+    @cached_property
+    def persisted(self) -> Replay:
+        """The boot-time load: paths as the loader finds them at boot."""
+        return replay(self.persisted_lines, boot_adder(self.snap, self.boot))
+
+    @cached_property
+    def _live(self) -> tuple[FilterState, list[RuleLine]]:
+        state, unreadable = live_state(self.snap, self.persisted_lines)
+        state.silenced += self._silenced_now()
+        return state, unreadable
+
+    @property
+    def live_state(self) -> FilterState:
+        return self._live[0]
+
+    @property
+    def unreadable_listing(self) -> list[RuleLine]:
+        return self._live[1]
+
+    @cached_property
+    def boot_state(self) -> FilterState:
+        state = boot_state(self.snap, self.persisted)
+        state.silenced += self._silenced_at_boot()
+        return state
+
+    @cached_property
+    def abis(self) -> tuple[str, ...]:
+        return machine_abis(self.snap.arch)
+
+    def _silenced_now(self) -> list[str]:
+        reasons = []
+        if self.snap.status.get("enabled") == "0":
+            reasons.append("audit is disabled (auditctl -s: enabled 0): the kernel records nothing")
+        if not self.snap.auditd_running:
+            reasons.append("auditd is not running: no event reaches the audit log (ausearch finds nothing)")
+        return reasons
+
+    def _silenced_at_boot(self) -> list[str]:
+        reasons = []
+        if "audit=0" in self.snap.cmdline.split() or "audit=off" in self.snap.cmdline.split():
+            reasons.append("the kernel command line has audit=0: audit is off after boot and auditd does not start")
+        if self.snap.auditd_enabled in ("disabled", "masked"):
+            reasons.append(f"auditd.service is {self.snap.auditd_enabled}: it does not start at boot")
+        if self.persisted.enabled == "0":
+            reasons.append("the persisted rules end with -e 0: audit is disabled after boot")
+        return reasons
+
+    @cached_property
+    def load_evidence(self) -> tuple[str, ...]:
+        """How the host loads its persisted rules at boot, and every line that fails to load then."""
+        return (
+            f"loader: {self.mode.mode} ({self.mode.reason})",
+            *(f"at boot {l.where}: {l.text}: {err}" for l, err in self.persisted.failures),
+        )
+
+    def target(self, control: Control) -> Target:
+        return resolve(control, self.snap)
+
+    def audit_object(self, target: Target) -> AuditObject:
+        real = real_path(target.path, self.snap)
+        info = self.snap.paths.get(real) if real != target.path else target.info
+        is_dir = bool(info and info.kind == "dir")
+        return AuditObject(real, target.control.style == "watch" and is_dir, self.boot.fstype(real))
+
+    @property
+    def persisted_sources(self) -> list[tuple[str, str]]:
+        if self.mode.mode == "augenrules":
+            return self.snap.rules_d
+        return [(AUDIT_RULES, self.snap.audit_rules or "")]
+
+    # -- preconditions --------------------------------------------------------------------
+    def _access_error(self) -> Verdict | None:
+        if self.snap.uid != 0:
+            return Verdict(ERROR, f"not root (uid {self.snap.uid}): use sudo=true in the host spec or --sudo")
+        if not self.snap.auditctl:
+            return Verdict(ERROR, "auditctl not found: the audit userspace (auditd) is not installed")
+        if self.snap.unreadable:
+            return Verdict(ERROR, "cannot read " + ", ".join(self.snap.unreadable))
+        return None
+
+    # -- control checks -------------------------------------------------------------------
+    def control_verdict(self, control: Control, check: str) -> Verdict:
+        error = self._access_error()
+        if error:
+            return error
+        target = self.target(control)
+        if target.info is None:
+            return Verdict(ERROR, f"{target.path} was not examined on the host")
+        notes = tuple(target.problems)
+        if not target.exists:
+            where = f"{target.path} does not exist on this host ({target.how})"
+            if self.require_all:
+                return Verdict(FAIL, f"{where}; --require-all demands every audited path", notes)
+            return Verdict(NOT_APPLICABLE, f"not applicable: {where}", notes)
+        if check == "live":
+            return self._live_verdict(control, target, notes)
+        if check == "persisted":
+            return self._persisted_verdict(control, target, notes)
+        raise ValueError(f"unknown control check {check!r}")
+
+    def judge(self, control: Control, target: Target, state: FilterState) -> tuple[list[str], list[str]]:
+        """(what records the object's accesses, why some are not recorded with the key), and for
+        each exclusion (docs/benchmarks.md) whether accesses below it escape the key."""
+        records, problems = self.object_problems(control, target, state)
+        for path in target.exclusions:
+            found, why = self.excluded(path, state)
+            (records if found else problems).append(why)
+        return records, problems
+
+    def object_problems(self, control: Control, target: Target, state: FilterState) -> tuple[list[str], list[str]]:
+        """judge() for the control's object alone, without its exclusions."""
+        obj = self.audit_object(target)
+        losses = host_losses(state, obj)
+        records, problems = explain(
+            judge(state, obj, control.required_perms, self.abis, self.key, self.snap.arch), self.abis
+        )
+        return records, losses + problems
+
+    def excluded(self, path: str, state: FilterState) -> tuple[bool, str]:
+        """Whether no access below an excluded directory is recorded with the key: a `never` rule
+        must match it first wherever a rule with the key would (docs/benchmarks.md)."""
+        info = self.snap.paths.get(path)
+        if not (info and info.exists):
+            return True, f"{path} does not exist: nothing to exclude"
+        real = real_path(path, self.snap)
+        obj = AuditObject(real, True, self.boot.fstype(real))
+        cells = [exclusion_cell(state, obj, p, abi, self.key, self.snap.arch) for p in "rwxa" for abi in self.abis]
+        keyed = dict.fromkeys(kr.cite() for _, before in cells for kr in before)
+        nevers = dict.fromkeys(kr.cite() for kr, _ in cells if kr)
+        if keyed:
+            return False, (
+                f"accesses below {real}, which the benchmark excludes, are recorded with the key by "
+                f"{', '.join(keyed)}"
+                + (f", before {', '.join(nevers)}" if nevers else "")
+                + f": place `-a exit,never -F dir={real}` before it (the first matching rule decides)"
+            )
+        if nevers:
+            return True, f"{', '.join(nevers)} excludes {real} and everything below it"
+        return True, f"no rule records accesses below {real} with the key (excluded)"
+
+    def _verdict(
+        self, control: Control, target: Target, state: FilterState, looked_at: list[str], extra: tuple[str, ...]
+    ) -> Verdict:
+        records, problems = self.judge(control, target, state)
+        obj = self.audit_object(target)
+        what = f"{obj.path} and everything below it" if obj.subtree else obj.path
+        aliases = tuple(f"{p}: {how}" for p, how in target.aliases.items())
+        notes = tuple(
+            dict.fromkeys(
+                kr.note
+                for kr in state.exit
+                if kr.note and kr.location and (obj.path.startswith(kr.location) or kr.location.startswith(obj.path))
+            )
+        )
+        if not problems:
+            return Verdict(PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
+        summary = f"{what} needs -p {control.required_perms} -k {self.key}: " + "; ".join(problems)
+        lines = looked_at or ["no line names the path"]
+        return Verdict(
+            FAIL, summary, (f"object: {what}", *records, *aliases, *notes, *(f"looked at: {x}" for x in lines), *extra)
+        )
+
+    def _live_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
+        if self.snap.listing_rc != 0:
+            return Verdict(ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()[:300]}")
+        looked_at = _mentions([("auditctl -l", self.snap.listing_text)], set(target.aliases))
+        extra = tuple(f"unreadable listing line {l.where}: {l.text} ({l.error})" for l in self.unreadable_listing)
+        return self._verdict(control, target, self.live_state, looked_at, extra + notes)
+
+    def _persisted_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
+        result = self.persisted
+        looked_at = _mentions(self.persisted_sources, set(target.aliases))
+        verdict = self._verdict(control, target, self.boot_state, looked_at, self.load_evidence + notes)
+        if verdict.status != FAIL:
+            return verdict
+        names = set(target.aliases) | {self.audit_object(target).path}
+        own = [(l, err) for l, err in result.failures if getattr(l.item, "path", None) in names]
+        if own:
+            line, err = own[0]
+            return Verdict(FAIL, f"persisted at {line.where} but fails to load at boot: {err}", verdict.evidence)
+        if result.stopped_at:
+            line, err = result.stopped_at
+            after = [l for l in result.never_loaded if getattr(l.item, "path", None) in names]
+            if after:
+                return Verdict(
+                    FAIL,
+                    f"persisted at {after[0].where} but never loads at boot: loading stops at {line.where} ({err})",
+                    verdict.evidence,
+                )
+        return verdict
+
+    # -- host checks ----------------------------------------------------------------------
+    def host_verdict(self, check: str) -> Verdict:
+        snap = self.snap
+        if check == "auditd-installed":
+            if snap.auditd and snap.auditctl:
+                return Verdict(PASS, f"auditd at {snap.auditd}, auditctl at {snap.auditctl}")
+            return Verdict(FAIL, "auditd is not installed (no auditd or auditctl in PATH)")
+        if check == "auditd-running":
+            if snap.auditd_running:
+                return Verdict(PASS, "auditd is running")
+            return Verdict(FAIL, "auditd is not running: the kernel's events are not recorded")
+        error = self._access_error()
+        if error:
+            return error
+        if check == "audit-enabled":
+            return self._enabled_verdict()
+        return self._load_health_verdict()
+
+    @property
+    def immutable(self) -> bool:
+        return self.snap.status.get("enabled") == "2"
+
+    def _enabled_verdict(self) -> Verdict:
+        if self.snap.status_rc != 0:
+            return Verdict(ERROR, f"auditctl -s failed: {self.snap.status_text.strip()}")
+        enabled = self.snap.status.get("enabled")
+        if enabled == "2":
+            return Verdict(PASS, "enabled 2: immutable; rules cannot change until reboot", (self.snap.status_text,))
+        if enabled == "1":
+            return Verdict(PASS, "enabled 1 (not immutable)", (self.snap.status_text,))
+        return Verdict(FAIL, f"audit is disabled (enabled {enabled})", (self.snap.status_text,))
+
+    def _load_health_verdict(self) -> Verdict:
+        if self.snap.listing_rc != 0:
+            return Verdict(ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()}")
+        result = self.persisted
+        state = self.live_state
+        live = {
+            replace(kr.rule, action=action).identity
+            for kr in (*state.exit, *state.task, *state.exclude, *state.filesystem)
+            for action in kr.actions
+        }
+        missing = [l for l in result.rules if l.rule.identity not in live]
+        evidence = list(self.load_evidence)
+        if result.stopped_at:
+            line, err = result.stopped_at
+            evidence.append(f"{len(result.never_loaded)} rule line(s) after it never load")
+            return Verdict(
+                FAIL,
+                f"at boot, loading stops at {line.where} `{line.text}`: {err}",
+                tuple(evidence + [f"never loads: {l.where}: {l.text}" for l in result.never_loaded]),
+            )
+        if missing:
+            return Verdict(
+                FAIL,
+                f"{len(missing)} persisted rule(s) are not in the kernel; first: "
+                f"`{missing[0].line.text}` ({missing[0].line.where})",
+                tuple(evidence + [f"not loaded: `{m.line.text}` ({m.line.where})" for m in missing]),
+            )
+        return Verdict(PASS, f"all {len(result.rules)} persisted rules are in the kernel", tuple(evidence))

@@ -1,0 +1,323 @@
+"""How a host loads its persisted rules, and what its kernel holds: now, and after the next boot.
+
+Pure code. Emulates augenrules' merge (it concatenates the files with `cat`, then sorts control
+lines with awk) and `auditctl -R`'s stop-at-first-error, measured on auditd 3.0.9, against the
+paths as they are when the loader runs at boot (cisaudit/model/boot.py). docs/kernel-behaviour.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cisaudit.model.boot import BootModel, bound_location
+from cisaudit.model.kernel import FilterState, KernelRule, WatchKind
+from cisaudit.model.rules import AuditRule, Deletion, Directive, RuleLine, RuleSyntaxError, abi_of, parse_rules
+from cisaudit.model.snapshot import Snapshot
+
+AUDIT_RULES = "/etc/audit/audit.rules"
+_EXEC_RE = re.compile(r"^\s*(ExecStartPost|ExecStart)\s*=\s*(.*)$")
+_BOTH = frozenset({WatchKind.INODE, WatchKind.TREE})
+
+
+@dataclass(frozen=True)
+class LoaderMode:
+    mode: str  # "augenrules", "auditctl" or "none"
+    reason: str
+    unit: str = ""  # the unit text that runs the loader (its After= decides what exists then)
+
+
+def _commands(unit: str, option: str) -> list[str]:
+    commands: list[str] = []
+    for line in unit.splitlines():
+        m = _EXEC_RE.match(line)
+        if m and m.group(1) == option:
+            # An empty assignment in a drop-in resets the list, as systemd does.
+            commands = [] if not m.group(2).strip() else commands + [m.group(2)]
+    return commands
+
+
+def loader_mode(snap: Snapshot) -> LoaderMode:
+    """Decide as systemd would run it: auditd's ExecStartPost lines (drop-ins applied in order),
+    or audit 4's audit-rules.service."""
+    candidates = [(snap.auditd_unit, c) for c in _commands(snap.auditd_unit, "ExecStartPost")]
+    candidates += [
+        (snap.audit_rules_unit, c)
+        for option in ("ExecStart", "ExecStartPost")
+        for c in _commands(snap.audit_rules_unit, option)
+    ]
+    for unit, command in candidates:
+        if "augenrules" in command and "--load" in command:
+            return LoaderMode("augenrules", f"the audit unit runs `{command.strip()}`", unit)
+        if "auditctl" in command and "-R" in command:
+            return LoaderMode("auditctl", f"the audit unit runs `{command.strip()}`", unit)
+    if not (snap.auditd_unit + snap.audit_rules_unit).strip():
+        if snap.rules_d:
+            return LoaderMode("augenrules", "no auditd unit found; /etc/audit/rules.d has rules files")
+        return LoaderMode("auditctl", "no auditd unit found and no /etc/audit/rules.d files")
+    return LoaderMode(
+        "none", "the audit units run neither `augenrules --load` nor `auditctl -R`: no rules load at boot"
+    )
+
+
+def _awk_patterns(mawk: bool) -> dict[str, re.Pattern[str]]:
+    """augenrules' awk patterns, `^\\s*-D\\s*$` and friends: gawk reads `\\s` as a blank, mawk
+    (Debian's default awk) as the letter s, so there only column-0 control lines are moved."""
+    blank = "s" if mawk else r"\s"
+    return {
+        name: re.compile(f"^{blank}*{body}")
+        for name, body in (("#", "#"), ("-e", "-e"), ("-D", f"-D{blank}*$"), ("-f", "-f"), ("-b", "-b"))
+    }
+
+
+def _concatenated(files: Iterable[tuple[str, str]]) -> list[tuple[str, int, str]]:
+    """`cat` of the files, as lines each naming the file:line it starts at: a file without a final
+    newline joins its last line with the next file's first."""
+    lines: list[tuple[str, int, str]] = []
+    pending: tuple[str, int, str] | None = None
+    for source, text in files:
+        parts = text.split("\n")
+        for lineno, part in enumerate(parts, 1):
+            if pending is not None:
+                src, no, head = pending
+                entry, pending = (src, no, head + part), None
+            else:
+                entry = (source, lineno, part)
+            if lineno == len(parts):
+                pending = entry if part or entry[2] else None
+            else:
+                lines.append(entry)
+    if pending is not None:
+        lines.append(pending)
+    return lines
+
+
+def augenrules_merge(files: Iterable[tuple[str, str]], mawk: bool = False) -> list[tuple[str, int, str]]:
+    """augenrules' awk pass over the concatenated rules.d files: the last -D, -b and -f go first,
+    the last -e goes last, comments and empty lines are dropped."""
+    patterns = _awk_patterns(mawk)
+    first: dict[str, tuple[str, int, str]] = {}
+    minus_e: tuple[str, int, str] | None = None
+    body: list[tuple[str, int, str]] = []
+    for entry in _concatenated(files):
+        line = entry[2]
+        if not line or patterns["#"].match(line):
+            continue
+        if patterns["-e"].match(line):
+            minus_e = entry
+        elif patterns["-D"].match(line):
+            first["-D"] = entry
+        elif patterns["-f"].match(line):
+            first["-f"] = entry
+        elif patterns["-b"].match(line):
+            first["-b"] = entry
+        else:
+            body.append(entry)
+    head = [first[k] for k in ("-D", "-b", "-f") if k in first]
+    return head + body + ([minus_e] if minus_e else [])
+
+
+def persisted_lines(snap: Snapshot, mode: LoaderMode) -> list[RuleLine]:
+    """The lines the loader feeds to `auditctl -R`, in order, each naming its own file:line."""
+    if mode.mode == "augenrules":
+        lines: list[RuleLine] = []
+        for source, lineno, text in augenrules_merge(snap.rules_d, mawk="mawk" in snap.awk):
+            lines.extend(RuleLine(p.source, lineno, p.text, p.item, p.error) for p in parse_rules(text, source))
+        return lines
+    if mode.mode == "none":
+        return []
+    return parse_rules(snap.audit_rules or "", AUDIT_RULES)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A rule in a rule list, the line that put it there, and what the kernel made of it."""
+
+    rule: AuditRule
+    line: RuleLine
+    kind: WatchKind = WatchKind.INODE
+
+
+@dataclass
+class Replay:
+    rules: list[Loaded] = field(default_factory=list)
+    failures: list[tuple[RuleLine, str]] = field(default_factory=list)
+    stopped_at: tuple[RuleLine, str] | None = None  # the line that ended the load
+    never_loaded: list[RuleLine] = field(default_factory=list)  # rule lines after the stop
+    enabled: str | None = None  # the last -e the load set
+
+
+# How one rule is added: the error auditctl reports, or None and how the kernel binds it.
+AddRule = Callable[[AuditRule], tuple[str | None, WatchKind]]
+
+
+def replay(lines: list[RuleLine], add: AddRule) -> Replay:
+    """What `auditctl -R` leaves in the kernel after loading `lines` into an empty list."""
+    result = Replay()
+    keep_going = immutable = False
+    present: Counter[tuple[object, ...]] = Counter()
+    for index, line in enumerate(lines):
+        error = line.error
+        item = line.item
+        if error is None and immutable and not isinstance(item, Directive):
+            error = "audit is immutable after -e 2 (Operation not permitted)"
+        elif isinstance(item, Directive):
+            keep_going |= item.option in ("-c", "-i")
+            if item.option == "-D":
+                result.rules.clear()
+                present.clear()
+            if item.option == "-e":
+                result.enabled = item.value
+                immutable |= item.value == "2"
+        elif isinstance(item, Deletion):
+            match = (
+                next((r for r in result.rules if r.rule.identity == item.rule.identity), None)
+                if present[item.rule.identity]
+                else None
+            )
+            if match is None:
+                error = "no such rule to delete (No such file or directory)"
+            else:
+                result.rules.remove(match)
+                present[item.rule.identity] -= 1
+        elif isinstance(item, AuditRule):
+            if present[item.identity]:
+                error = "Rule exists"
+            else:
+                error, kind = add(item)
+                if error is None:
+                    loaded = Loaded(item, line, kind)
+                    result.rules.insert(0, loaded) if item.prepend else result.rules.append(loaded)
+                    present[item.identity] += 1
+        if error is not None:
+            result.failures.append((line, error))
+            if not keep_going:
+                result.stopped_at = (line, error)
+                result.never_loaded = [x for x in lines[index + 1 :] if isinstance(x.item, AuditRule)]
+                break
+    return result
+
+
+def boot_adder(snap: Snapshot, boot: BootModel) -> AddRule:
+    """auditctl adding a rule at boot: `-w` becomes a tree watch on a directory and an inode watch
+    otherwise; `dir=` needs the path, an inode watch its parent; an arch must be the host's."""
+
+    def add(rule: AuditRule) -> tuple[str | None, WatchKind]:
+        if rule.arch is not None:
+            try:
+                abi_of(rule.arch, snap.arch)
+            except RuleSyntaxError as exc:
+                return str(exc), WatchKind.INODE
+        if not rule.path:
+            return None, WatchKind.INODE
+        location = bound_location(rule.path, snap)
+        here = boot.at_boot(location, snap.paths.get(rule.path))
+        if rule.path_field == "dir" or (rule.path_field == "watch" and here.is_dir):
+            if not here.exists:
+                return f"{here.reason or rule.path + ' does not exist'} (No such file or directory)", WatchKind.TREE
+            return None, WatchKind.TREE
+        parent = location.rpartition("/")[0] or "/"
+        above = boot.at_boot(parent, snap.paths.get(rule.path.rpartition("/")[0] or "/"))
+        if not above.exists:
+            return (
+                f"{above.reason or 'parent ' + parent + ' does not exist'} (No such file or directory)",
+                WatchKind.INODE,
+            )
+        return None, WatchKind.INODE
+
+    return add
+
+
+def _by_filter(rules: Iterable[KernelRule]) -> FilterState:
+    state = FilterState()
+    lists = {"exit": state.exit, "task": state.task, "exclude": state.exclude, "filesystem": state.filesystem}
+    for kr in rules:
+        if kr.rule.filter in lists:
+            lists[kr.rule.filter].append(kr)
+    return state
+
+
+def boot_state(snap: Snapshot, result: Replay) -> FilterState:
+    """The kernel's lists after the boot-time load."""
+    return _by_filter(
+        KernelRule(
+            l.rule,
+            l.line,
+            bound_location(l.rule.path, snap) if l.rule.path else None,
+            frozenset({l.kind}),
+            frozenset({l.rule.action}),
+        )
+        for l in result.rules
+    )
+
+
+def _kernel_view(
+    listed: list[RuleLine], kernel: list[tuple[str, str, str, str]] | None
+) -> dict[int, tuple[str, WatchKind]]:
+    """Action and watch kind per listing line from the kernel's own list, where the two lists
+    pair up rule by rule (same count, list, path); otherwise nothing is taken from it."""
+    rules = [line for line in listed if isinstance(line.item, AuditRule)]
+    if kernel is None or len(kernel) != len(rules):
+        return {}
+    view = {}
+    for line, (name, action, kind, path) in zip(rules, kernel, strict=True):
+        rule = line.item
+        assert isinstance(rule, AuditRule)
+        if name != rule.filter or (rule.path or "") != path.rstrip("/") or action not in ("always", "never"):
+            return {}
+        view[id(line)] = (action, WatchKind.TREE if kind == "dir" else WatchKind.INODE)
+    return view
+
+
+def _listing_identity(rule: AuditRule) -> tuple[object, ...]:
+    return rule.identity[:1] + rule.identity[2:]  # everything but the action
+
+
+def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, list[RuleLine]]:
+    """The kernel's lists from `auditctl -l`, and listing lines that could not be read.
+
+    The listing prints `-a never,exit -F path=X -F perm=rwxa` and `-F dir=X` alike as `-w X -p rwxa`:
+    for such a line, the persisted lines with the same rule say which it is; without them both
+    readings stay possible, and a verdict never takes the kind that would pass."""
+    twins: dict[tuple[object, ...], list[AuditRule]] = {}
+    for line in persisted:
+        if isinstance(line.item, AuditRule):
+            twins.setdefault(_listing_identity(line.item), []).append(line.item)
+    rules, unreadable = [], []
+    listed = parse_rules(snap.listing_text, "auditctl -l")
+    kernel = _kernel_view(listed, snap.kernel_rules)
+    for line in listed:
+        rule = line.item
+        if not isinstance(rule, AuditRule):
+            unreadable += [line] if line.error else []
+            continue
+        location = bound_location(rule.path, snap) if rule.path else None
+        kinds = frozenset({WatchKind.TREE if rule.path_field == "dir" else WatchKind.INODE})
+        actions, note = frozenset({rule.action}), ""
+        if rule.path_field == "watch" and id(line) in kernel:
+            action, kind = kernel[id(line)]
+            kinds, actions = frozenset({kind}), frozenset({action})
+            note = f"the kernel's rule list (netlink) says `{line.text}` is a {action} {kind.value} watch"
+        elif rule.path_field == "watch":
+            found = twins.get(_listing_identity(rule), [])
+            if found:
+                now_dir = bool(rule.path and (info := snap.paths.get(rule.path)) and info.kind == "dir")
+                kinds = frozenset(
+                    WatchKind.TREE
+                    if r.path_field == "dir" or (r.path_field == "watch" and now_dir)
+                    else WatchKind.INODE
+                    for r in found
+                )
+                actions = frozenset(r.action for r in found)
+                note = (
+                    "the listing cannot tell path=/dir= or always/never apart; persisted "
+                    + ", ".join(f"`{r.text}`" for r in found)
+                    + " says which"
+                )
+            else:
+                kinds, actions = _BOTH, frozenset({"always", "never"})
+                note = "the listing cannot tell path=/dir= or always/never apart and no persisted rule says which"
+        rules.append(KernelRule(rule, line, location, kinds, actions, note))
+    return _by_filter(rules), unreadable

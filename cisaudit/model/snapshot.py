@@ -1,0 +1,62 @@
+"""What one host looked like at probe time: the parsed model every verdict is judged on.
+Built by cisaudit.host.probe.parse_probe (docs/architecture.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    path: str
+    kind: str  # file, dir, symlink, socket, absent
+    target: str  # readlink -m: where it resolves to ("" when it could not be resolved)
+    owner: str = ""  # "MODE UID GID" (octal mode) when it exists
+
+    @property
+    def exists(self) -> bool:
+        return self.kind != "absent"
+
+
+@dataclass
+class Snapshot:
+    """What one host looked like at probe time. Built only by parse_probe."""
+
+    uid: int | None = None
+    arch: str = ""
+    auditctl: str | None = None
+    status_rc: int | None = None
+    status_text: str = ""
+    listing_rc: int | None = None
+    listing_text: str = ""
+    auditd: str | None = None
+    awk: str = ""  # which awk augenrules gets (mawk and gawk read its patterns differently)
+    auditd_running: bool = False
+    systemd: bool = False
+    auditd_unit: str = ""
+    audit_rules_unit: str = ""  # audit 4's separate rule-loading unit, when it exists
+    auditd_enabled: str = ""  # `systemctl is-enabled auditd.service` ("" when unknown)
+    cmdline: str = ""  # /proc/cmdline (audit=0 disables audit at boot)
+    mounts: str = ""  # /proc/self/mounts
+    tmpfiles: list[tuple[str, str]] = field(default_factory=list)  # (path, text) of tmpfiles.d files
+    # The kernel's rule list read over netlink, where python3 runs on the host: (list, action,
+    # kind, path) per rule in the listing's order; None when it could not be read.
+    kernel_rules: list[tuple[str, str, str, str]] | None = None
+    units: dict[str, str] = field(default_factory=dict)
+    rules_d: list[tuple[str, str]] = field(default_factory=list)  # (path, text) in loader order
+    unreadable: list[str] = field(default_factory=list)
+    audit_rules: str | None = None
+    daemon_json: str | None = None
+    dockerd_args: list[str] = field(default_factory=list)  # the running dockerd's argv ([] when not running)
+    subuid: str | None = None  # /etc/subuid (userns-remap ranges)
+    subgid: str | None = None
+    socket_units: dict[str, str] = field(default_factory=dict)  # socket unit -> its text, drop-ins included
+    containerd_config: str | None = None
+    binaries: dict[str, str] = field(default_factory=dict)
+    paths: dict[str, PathInfo] = field(default_factory=dict)
+
+    @property
+    def status(self) -> dict[str, str]:
+        """`auditctl -s` as a dict (enabled, failure, pid, ...)."""
+        pairs = (line.split(None, 1) for line in self.status_text.splitlines())
+        return {p[0]: p[1] if len(p) > 1 else "" for p in pairs if p}

@@ -1,0 +1,1 @@
+"""The result documents (HTML, JSON, XCCDF) rendered from one run's case records (docs/architecture.md)."""

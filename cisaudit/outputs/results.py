@@ -1,0 +1,219 @@
+"""One run's results as data: what the HTML report, results.json and the XCCDF file are made from.
+
+Built on the controller from the user_properties the `verdict` fixture sets (so it works under
+xdist), never from the verdict model itself.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shlex
+import subprocess
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
+
+from cisaudit.model.catalogue import Benchmark, Control, benchmark, controls
+from cisaudit.model.waivers import WAIVED
+
+REPO = Path(__file__).resolve().parents[2]
+STATUSES = ("pass", "fail", WAIVED, "not-applicable", "error")  # report order
+# A verdict cites a rule as `RULE` (WHERE:LINE); the first citation is the case's rule.
+CITATION = re.compile(r"`([^`\n]+)` \(([^()\n]+:\d+)\)")
+
+
+def natural_key(text: str) -> list[int | str]:
+    """Sort key that orders numbers by value: 10.0.0.2 before 10.0.0.10."""
+    return [int(part) if i % 2 else part.lower() for i, part in enumerate(re.split(r"(\d+)", text))]
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One (host, control, check) as the run reported it."""
+
+    host: str
+    control_id: str  # "host" for host checks
+    check: str
+    verdict: str  # the verdict model's status (or "not-run" for a waiver with run: false)
+    summary: str = ""
+    evidence: str = ""
+    title: str = ""
+    level: str = ""
+    change: str = ""
+    remediated: bool = False  # --remediate added this control's rule in this run
+    waiver: str = ""  # justification of the waiver applied
+    waiver_expiration: str = ""
+    waiver_expired: str = ""  # justification of an expired, ignored waiver
+    audited: str = ""  # the path audited on the host and how it was found (docs/benchmarks.md)
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return WAIVED if self.waiver else self.verdict
+
+    def citation(self) -> tuple[str, str] | None:
+        """(rule, file:line) the verdict cites first, if any."""
+        match = CITATION.search(self.summary + "\n" + self.evidence)
+        return (match.group(1), match.group(2)) if match else None
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], started: float, finished: float) -> CaseResult:
+        names = (
+            "summary",
+            "evidence",
+            "title",
+            "level",
+            "change",
+            "waiver",
+            "waiver_expiration",
+            "waiver_expired",
+            "audited",
+        )
+        return cls(
+            props["host"],
+            props["control_id"],
+            props["check"],
+            props["verdict"],
+            remediated=props.get("remediated") == "true",
+            started=started,
+            finished=finished,
+            **{name: props.get(name, "") for name in names},
+        )
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What ran: the header of every output."""
+
+    command: str
+    mode: str
+    require_all: bool
+    started: float
+    finished: float
+    tool_version: str = ""
+    commit: str = ""
+    benchmark: Benchmark = field(default_factory=benchmark)
+
+
+@dataclass
+class RunResults:
+    info: RunInfo
+    cases: list[CaseResult]
+    host_facts: dict[str, dict[str, object]] = field(default_factory=dict)
+    remote_commands: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def by_host(self) -> dict[str, list[CaseResult]]:
+        """Each host's cases, hosts in natural order."""
+        cases: dict[str, list[CaseResult]] = {}
+        for case in self.cases:
+            cases.setdefault(case.host, []).append(case)
+        return {host: cases[host] for host in sorted(cases, key=natural_key)}
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.by_host)
+
+    @property
+    def controls(self) -> list[Control]:
+        seen = {c.control_id for c in self.cases}
+        return [c for c in self.catalogue if c.id in seen]
+
+    @property
+    def catalogue(self) -> tuple[Control, ...]:
+        """Every control of the run's benchmark version."""
+        return controls(self.info.benchmark.version)
+
+    @property
+    def profile(self) -> str:
+        levels = sorted({c.level for c in self.controls})
+        return "Level " + " + ".join(str(level) for level in levels) if levels else "no controls"
+
+    @property
+    def overall(self) -> str:
+        statuses = {c.status for c in self.cases}
+        if "error" in statuses:
+            return "errors"
+        return "not compliant" if "fail" in statuses else "compliant"
+
+    @cached_property
+    def control_status(self) -> dict[tuple[str, str], str]:
+        """(host, control id) -> one status from the control's checks on the host; hosts in natural order."""
+        statuses: dict[tuple[str, str], set[str]] = {}
+        for case in (c for cases in self.by_host.values() for c in cases):
+            if case.control_id != "host":
+                statuses.setdefault((case.host, case.control_id), set()).add(case.status)
+        return {key: combine(found) for key, found in statuses.items()}
+
+    def counts(self, host: str | None = None) -> Counter[str]:
+        return Counter(c.status for c in (self.cases if host is None else self.by_host.get(host, [])))
+
+    def changes(self, host: str) -> list[str]:
+        return list(dict.fromkeys(c.change for c in self.by_host.get(host, []) if c.change))
+
+    def expired_waivers(self) -> list[tuple[str, str, str]]:
+        """(control id, expiration date, justification) of every expired waiver the run met."""
+        return sorted(
+            {(c.control_id, c.waiver_expiration, c.waiver_expired) for c in self.cases if c.waiver_expired},
+            key=lambda w: natural_key(w[0]),
+        )
+
+
+def combine(statuses: set[str]) -> str:
+    """A control's status on a host from its checks' statuses: the worst wins."""
+    for status in ("error", "fail", WAIVED, "pass"):
+        if status in statuses:
+            return status
+    return "not-applicable"
+
+
+def describe_mode(remediate: bool, backout: bool, dry_run: bool, require_all: bool) -> str:
+    mode = (
+        "remediate + backout"
+        if remediate and backout
+        else "remediate"
+        if remediate
+        else "backout"
+        if backout
+        else "audit"
+    )
+    return mode + (" (dry run)" if dry_run else "") + (", golden image (--require-all)" if require_all else "")
+
+
+def command_line(args: tuple[str, ...] | list[str]) -> str:
+    return shlex.join(["pytest", *args])
+
+
+@cache
+def tool_version() -> str:
+    """The checkout's version (pyproject.toml), or the installed wheel's."""
+    pyproject = REPO / "pyproject.toml"
+    if pyproject.exists():
+        return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+    return importlib.metadata.version("cisaudit")
+
+
+@cache
+def commit() -> str:
+    """The checkout's commit ("+dirty" with local changes), or "unknown" outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")

@@ -1,0 +1,87 @@
+"""reports/results.json: one record per (host, control, check), per-host probe facts, the run.
+
+The format is docs/results.schema.json; bump SCHEMA_VERSION's major number on any change that
+breaks a reader (a renamed or removed field), the minor one when fields are added.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from cisaudit.outputs.results import CaseResult, RunResults
+
+SCHEMA_VERSION = "1.1"  # 1.1: "audited" per record
+
+
+def iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _waiver(case: CaseResult) -> dict[str, object] | None:
+    if not (case.waiver or case.waiver_expired):
+        return None
+    return {
+        "justification": case.waiver or case.waiver_expired,
+        "expiration_date": case.waiver_expiration or None,
+        "applied": bool(case.waiver),
+        "expired": bool(case.waiver_expired),
+    }
+
+
+def _record(case: CaseResult) -> dict[str, object]:
+    cited = case.citation()
+    return {
+        "host": case.host,
+        "control_id": case.control_id,
+        "check": case.check,
+        "status": case.status,
+        "verdict": case.verdict,
+        "summary": case.summary,
+        "evidence": case.evidence.splitlines(),
+        "rule": cited[0] if cited else None,
+        "location": cited[1] if cited else None,
+        "audited": case.audited or None,
+        "waiver": _waiver(case),
+        "remediated": case.remediated,
+        "change": case.change or None,
+        "started": iso(case.started),
+        "finished": iso(case.finished),
+    }
+
+
+def render_json(results: RunResults) -> str:
+    info = results.info
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "cisaudit", "version": info.tool_version, "commit": info.commit},
+        "benchmark": {"title": info.benchmark.title, "version": info.benchmark.version, "profile": results.profile},
+        "run": {
+            "command": info.command,
+            "mode": info.mode,
+            "require_all": info.require_all,
+            "started": iso(info.started),
+            "finished": iso(info.finished),
+            "overall": results.overall,
+        },
+        "controls": [
+            {"id": c.id, "title": c.title, "level": c.level, "assessment": c.assessment, "path": c.path}
+            for c in results.controls
+        ],
+        "hosts": [
+            {
+                "host": h,
+                "remote_commands": results.remote_commands.get(h, 0),
+                "facts": results.host_facts.get(h),
+                "counts": dict(results.counts(host=h)),
+                "changes": results.changes(h),
+            }
+            for h in results.hosts
+        ],
+        "results": [_record(c) for c in results.cases],
+        "expired_waivers": [
+            {"control_id": cid, "expiration_date": date, "justification": why}
+            for cid, date, why in results.expired_waivers()
+        ],
+    }
+    return json.dumps(document, indent=1) + "\n"

@@ -1,0 +1,247 @@
+"""The suite's pytest plugin (entry point `pytest11: cisaudit.plugin`; a checkout loads it with
+`-p cisaudit.plugin` in pytest.ini): every option, the stash keys, one test per (host, control,
+check), and the host-keyed xdist scheduler. It registers the fixtures (cisaudit.plugin.fixtures) and the
+report hooks (cisaudit.plugin.report). docs/architecture.md shows where each step of a run lives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from xdist.scheduler import LoadScopeScheduling
+
+from cisaudit.host.hostspec import SpecError, parse_spec
+from cisaudit.host.ssm.fanout import parse_concurrency
+from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
+from cisaudit.model.evaluate import CONTROL_CHECKS, HOST_CHECKS
+from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
+from cisaudit.plugin.cases import Case, host_of_nodeid
+
+pytest_plugins = ["cisaudit.plugin.fixtures", "cisaudit.plugin.report", "cisaudit.plugin.fleet_audit"]
+
+HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.host.hostspec): test ids, reports
+CONNECT_SPECS_KEY = pytest.StashKey[dict[str, str]]()  # display spec -> spec to connect with
+SSM_HOSTS_KEY = pytest.StashKey[list[str]]()  # --ssm-targets, resolved once on the controller
+SSM_TAGS_KEY = pytest.StashKey[dict[tuple[str, str], list[str]]]()  # --ssm-targets tag -> its Online ids
+WAIVERS_KEY = pytest.StashKey[dict[str, Waiver]]()
+XDIST_SSM_HOSTS = "cisaudit_ssm_hosts"  # workerinput key
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cisaudit", "CIS Docker audit-rule checks")
+    group.addoption(
+        "--benchmark",
+        default=DEFAULT_VERSION,
+        choices=VERSIONS,
+        help=f"CIS Docker Benchmark version to check: {' or '.join(VERSIONS)} (default {DEFAULT_VERSION})",
+    )
+    group.addoption("--audit-key", default="docker", help="audit key the rules must carry (default docker)")
+    group.addoption("--controls", default="", help="comma list of control ids, e.g. 1.1.3,1.1.4")
+    group.addoption(
+        "--require-all",
+        action="store_true",
+        help="golden-image mode: a control whose path is absent fails instead of skipping",
+    )
+    group.addoption(
+        "--verify-events",
+        action="store_true",
+        help="access each audited path once per required permission class and "
+        "require an audit event with the key for each access",
+    )
+    group.addoption(
+        "--known-hosts",
+        default=None,
+        help="known_hosts file to trust besides ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts",
+    )
+    group.addoption(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="accept unknown SSH host keys (throwaway golden-image builds only)",
+    )
+    group.addoption("--connect-timeout", type=float, default=10, help="seconds (default 10)")
+    group.addoption("--command-timeout", type=float, default=300, help="seconds per remote command")
+    group.addoption(
+        "--max-output-mb",
+        type=float,
+        default=32,
+        help="MiB a host may send back per command (default 32); more is that host's error",
+    )
+    group.addoption("--ssm-targets", default="", help="SSM targets: comma list of instance ids and/or tag:Key=Value")
+    group.addoption("--ssm-region", default=None, help="AWS region for ssm:// hosts")
+    group.addoption("--aws-profile", default=None, help="AWS profile (default: AWS_PROFILE / chain)")
+    group.addoption(
+        "--ssm-s3-bucket",
+        default=None,
+        help="S3 bucket for SSM command output; an audit then probes the fleet by Run Command's fan-out",
+    )
+    group.addoption(
+        "--ssm-max-concurrency",
+        default="50",
+        help="fan-out audit: instances probing at once, a count or a percentage (default 50)",
+    )
+    group.addoption(
+        "--waivers",
+        default=None,
+        help="InSpec-format waiver file (YAML): control id -> justification, expiration_date, run, hosts",
+    )
+    group.addoption("--remediate", action="store_true", help="add the missing rules, load them, re-check")
+    group.addoption(
+        "--backout",
+        action="store_true",
+        help="with --remediate: revert at the end and verify; alone: undo the host's latest run",
+    )
+    group.addoption("--dry-run", action="store_true", help="show the change per host, change nothing")
+    reports = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
+    reports.addoption(
+        "--compliance-report",
+        default="reports/compliance.html",
+        metavar="PATH",
+        help="the compliance report, self-contained HTML (default reports/compliance.html)",
+    )
+    reports.addoption(
+        "--results-json",
+        default="reports/results.json",
+        metavar="PATH",
+        help="machine-readable results, schema docs/results.schema.json (default reports/results.json)",
+    )
+    reports.addoption(
+        "--xccdf",
+        default="reports/results.xccdf.xml",
+        metavar="PATH",
+        help="XCCDF 1.2 Benchmark + TestResult per host (default reports/results.xccdf.xml)",
+    )
+
+
+def selected_controls(config: pytest.Config) -> list[Control]:
+    """The controls --controls names (all by default)."""
+    try:
+        return select(config.getoption("controls"), config.getoption("benchmark"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--controls: {exc}") from None
+
+
+def _cases(config: pytest.Config, function: str) -> list[Case]:
+    """The cases of one of the suite's test functions (tests/test_cis_docker_audit.py)."""
+    specs = config.stash[HOSTS_KEY]
+    if function == "test_host":
+        checks = (("remediation",) if config.getoption("remediate") else ()) + HOST_CHECKS
+        return [Case(s, check) for s in specs for check in checks]
+    if function == "test_backout":
+        return [Case(s, "backout") for s in specs] if config.getoption("backout") else []
+    if function == "test_control":
+        checks = CONTROL_CHECKS + (("events",) if config.getoption("verify_events") else ())
+        return [Case(s, check, c) for s in specs for c in selected_controls(config) for check in checks]
+    raise pytest.UsageError(
+        f"{function} asks for cis_case, but the suite makes cases only for test_host, test_control and test_backout"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cis_case" not in metafunc.fixturenames:
+        return
+    cases = _cases(metafunc.config, metafunc.function.__name__)
+    metafunc.parametrize("cis_case", [pytest.param(case, id=case.id, marks=_level_marks(case)) for case in cases])
+
+
+def _level_marks(case: Case) -> list[pytest.MarkDecorator]:
+    """`-m level1` / `-m level2` select a control's cases by its CIS profile level."""
+    return [getattr(pytest.mark, f"level{case.control.level}")] if case.control else []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the placeholder pytest makes for a test with no cases (test_backout without --backout)."""
+    empty = [
+        i
+        for i in items
+        if "cis_case" in getattr(i, "fixturenames", ())
+        and not isinstance(getattr(getattr(i, "callspec", None), "params", {}).get("cis_case"), Case)
+    ]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [i for i in items if i not in empty]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[WAIVERS_KEY] = _waivers(config)
+    try:
+        config.option.ssm_max_concurrency = parse_concurrency(config.getoption("ssm_max_concurrency"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--ssm-max-concurrency: {exc}") from None
+    specs = [s.strip() for s in (config.getoption("hosts", None) or "").split(",") if s.strip()]
+    if config.getoption("ssm_targets", ""):
+        specs += _discover_ssm_hosts(config)
+    connect: dict[str, str] = {}  # display spec (in ids and reports) -> spec to connect with
+    for text in specs or ["local://"]:
+        try:
+            checked = parse_spec(text)
+        except SpecError as exc:
+            raise pytest.UsageError(f"--hosts: {exc}") from None
+        if connect.setdefault(checked.display, checked.spec) != checked.spec:
+            raise pytest.UsageError(
+                f"--hosts: two hosts both show as {checked.display!r}; they differ "
+                "only in their identity file (which reports never show)"
+            )
+    config.stash[CONNECT_SPECS_KEY] = connect
+    config.stash[HOSTS_KEY] = list(connect)
+
+
+def _waivers(config: pytest.Config) -> dict[str, Waiver]:
+    path = config.getoption("waivers")
+    if not path:
+        return {}
+    try:
+        waivers = load_waivers(path, {c.id for c in controls(config.getoption("benchmark"))})
+    except WaiverError as exc:
+        raise pytest.UsageError(f"--waivers: {exc}") from None
+    for waiver in waivers.values():
+        if waiver.expired(today()) and not hasattr(config, "workerinput"):
+            config.issue_config_time_warning(
+                pytest.PytestWarning(
+                    f"--waivers: {path}:{waiver.line}: the waiver of {waiver.control_id} expired on "
+                    f"{waiver.expiration_date}; it is ignored"
+                ),
+                2,
+            )
+    return waivers
+
+
+def _discover_ssm_hosts(config: pytest.Config) -> list[str]:
+    """Resolve --ssm-targets to ssm:// specs (controller only; workers get the list)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return list(workerinput[XDIST_SSM_HOSTS])
+    from cisaudit.host.ssm.backend import discover_targets  # boto3 only for SSM runs
+
+    found = discover_targets(
+        config.getoption("ssm_targets"), config.getoption("ssm_region"), config.getoption("aws_profile")
+    )
+    for problem in found.problems:
+        config.issue_config_time_warning(pytest.PytestWarning(f"--ssm-targets: {problem}"), 2)
+    specs = [f"ssm://{i}" for i in found.online]
+    config.stash[SSM_HOSTS_KEY] = specs
+    config.stash[SSM_TAGS_KEY] = found.tags
+    if not specs:
+        raise pytest.UsageError("--ssm-targets matched no Online managed instance: " + "; ".join(found.problems))
+    return specs
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:  # xdist controller: hand workers the SSM hosts
+    node.workerinput[XDIST_SSM_HOSTS] = node.config.stash.get(SSM_HOSTS_KEY, [])
+
+
+class HostScheduling(LoadScopeScheduling):
+    """All tests of one host on one worker, in order; different hosts in parallel.
+
+    (`--dist loadgroup` with xdist_group does nothing on pytest 9.2 + xdist 3.8: docs/kernel-behaviour.md.)
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        return host_of_nodeid(nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> HostScheduling:
+    return HostScheduling(config, log)

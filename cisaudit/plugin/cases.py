@@ -1,0 +1,35 @@
+"""One test of the suite: a check of a control, or of the host itself, on one host; and the
+grammar of its test id, next to the id's one parser (docs/architecture.md).
+
+A test id is `FILE::FUNCTION[SPEC|CONTROL|CHECK]`: SPEC is the host as reports show it
+(cisaudit.host.hostspec, an IPv6 literal in brackets included), CONTROL a control id or `host`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cisaudit.model.catalogue import Control
+
+HOST_CONTROL = "host"  # the CONTROL part of a host check's id
+SEPARATOR = "|"  # never in CONTROL or CHECK; SPEC may hold one (a path option), so ids split from the right
+
+
+@dataclass(frozen=True)
+class Case:
+    spec: str
+    check: str
+    control: Control | None = None
+
+    @property
+    def id(self) -> str:
+        return SEPARATOR.join((self.spec, self.control.id if self.control else HOST_CONTROL, self.check))
+
+
+def host_of_nodeid(nodeid: str) -> str:
+    """The SPEC inside a test id; the whole id for a test that is not a case."""
+    # FILE may hold `[`, SPEC may hold `::` (IPv6); class and function names hold neither.
+    function = nodeid.partition("::")[2]
+    param = function.partition("[")[2].removesuffix("]")
+    parts = param.rsplit(SEPARATOR, 2)
+    return parts[0] if len(parts) == 3 else nodeid

@@ -1,0 +1,185 @@
+"""Report hooks: the compliance report, results.json and XCCDF (written at session end), compliance
+columns and evidence in pytest-html's report with a per-host summary on top, and terminal lines.
+Works under xdist: everything rides on report.user_properties."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Generator
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest.terminal import TerminalReporter
+
+from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark
+from cisaudit.outputs.compliance_html import render_html
+from cisaudit.outputs.results import CaseResult, RunInfo, RunResults, command_line, commit, describe_mode, tool_version
+from cisaudit.outputs.results_json import render_json
+from cisaudit.outputs.xccdf import render_xccdf
+
+COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
+
+
+def _props(report: pytest.TestReport) -> dict[str, str]:
+    return dict(getattr(report, "user_properties", ()))
+
+
+def _decides(report: pytest.TestReport, props: dict[str, str]) -> bool:
+    """The report that carries a case's verdict: setup for errors, call otherwise."""
+    return "verdict" in props and report.when == ("setup" if props["verdict"] == "error" else "call")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(ComplianceTally(), "cisaudit-tally")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    report = (yield).get_result()
+    props = {name: str(value) for name, value in item.user_properties}
+    if not _decides(report, props):
+        return
+    evidence = props.get("evidence", "")
+    body = escape(props.get("summary", "") + ("\n\n" + evidence if evidence else ""))
+    report.extras = [
+        *getattr(report, "extras", []),
+        {
+            "name": "Evidence",
+            "format_type": "html",
+            "extension": "html",
+            "content": f"<pre>{body}</pre>",
+            "mime_type": None,
+        },
+    ]
+
+
+class ComplianceTally:
+    """Every case's result, remote commands and probe facts per host, gathered on the controller."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.cases: list[CaseResult] = []
+        self.commands: dict[str, int] = defaultdict(int)
+        self.facts: dict[str, dict[str, object]] = {}
+        self._setup_start: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup":  # the verdict is computed in setup: a case starts there
+            self._setup_start[report.nodeid] = report.start
+        props = _props(report)
+        if not _decides(report, props):
+            return
+        host = props["host"]
+        self.commands[host] = max(self.commands[host], int(props.get("remote_commands", 0)))
+        if props.get("host_facts"):
+            self.facts[host] = json.loads(props["host_facts"])
+        self.cases.append(CaseResult.from_props(props, self._setup_start.pop(report.nodeid, report.start), report.stop))
+
+    def results(self, config: pytest.Config) -> RunResults:
+        option = config.getoption
+        info = RunInfo(
+            command_line(config.invocation_params.args),
+            describe_mode(
+                option("remediate", False),
+                option("backout", False),
+                option("dry_run", False),
+                option("require_all", False),
+            ),
+            option("require_all", False),
+            self.started,
+            time.time(),
+            tool_version(),
+            commit(),
+            benchmark(option("benchmark", DEFAULT_VERSION)),
+        )
+        return RunResults(info, self.cases, self.facts, dict(self.commands))
+
+
+def _tally(config: pytest.Config) -> ComplianceTally:
+    tally = config.pluginmanager.get_plugin("cisaudit-tally")
+    assert isinstance(tally, ComplianceTally)  # registered in pytest_configure
+    return tally
+
+
+def _compliance(counts: Counter[str]) -> str:
+    applicable = counts["pass"] + counts["fail"]
+    return f"{100 * counts['pass'] / applicable:.0f}%" if applicable else "n/a"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    tally = _tally(config)
+    if hasattr(config, "workerinput") or not tally.cases:  # xdist workers: the controller writes
+        return
+    results = tally.results(config)
+    for option, render in (("compliance_report", render_html), ("results_json", render_json), ("xccdf", render_xccdf)):
+        path = config.getoption(option)
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(render(results), encoding="utf-8")
+
+
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
+    tally = _tally(session.config)
+    results = tally.results(session.config)
+    rows = []
+    for host in results.hosts:
+        counts = results.counts(host)
+        changes = "<br>".join(escape(c) for c in results.changes(host)) or "none"
+        rows.append(
+            f"<tr><td>{escape(host)}</td><td>{counts['pass']}</td><td>{counts['fail']}</td>"
+            f"<td>{counts['waived']}</td><td>{counts['not-applicable']}</td><td>{counts['error']}</td>"
+            f"<td>{_compliance(counts)}</td><td>{tally.commands.get(host, 0)}</td><td>{changes}</td></tr>"
+        )
+    prefix.append(
+        "<h2>Compliance per host</h2><table id='host-summary' border='1' cellpadding='4'>"
+        "<tr><th>host</th><th>passed</th><th>failed</th><th>waived</th><th>not applicable</th><th>errors</th>"
+        "<th>compliance</th><th>remote commands</th><th>changes</th></tr>" + "".join(rows) + "</table>"
+        "<p>compliance = passed / (passed + failed); waived, not applicable and errors are excluded; "
+        "any error or unwaived failure makes the run fail. The compliance report is "
+        "reports/compliance.html (--compliance-report).</p>"
+    )
+
+
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells[1:1] = [f'<th class="sortable" data-column-type="{c}">{c.capitalize()}</th>' for c in COLUMNS]
+
+
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    props = _props(report)
+    values = [
+        props.get("control_id", ""),
+        props.get("title", ""),
+        props.get("level", ""),
+        props.get("host", ""),
+        props.get("check", ""),
+        props.get("verdict", ""),
+        props.get("summary", ""),
+    ]
+    cells[1:1] = [f'<td class="col-{c}">{escape(v)}</td>' for c, v in zip(COLUMNS, values, strict=True)]
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    tally = _tally(config)
+    if not tally.cases:
+        return
+    results = tally.results(config)
+    terminalreporter.write_sep("-", "compliance per host")
+    for host in results.hosts:
+        counts = results.counts(host)
+        terminalreporter.write_line(
+            f"{host}: {counts['pass']} passed, {counts['fail']} failed, {counts['waived']} waived, "
+            f"{counts['not-applicable']} not applicable, {counts['error']} errors, "
+            f"compliance {_compliance(counts)}, remote commands {tally.commands.get(host, 0)}"
+        )
+    for cid, date, why in results.expired_waivers():
+        terminalreporter.write_line(f"expired waiver ignored: {cid} (expired {date}): {why}", yellow=True)
+    for option in ("compliance_report", "results_json", "xccdf"):
+        if config.getoption(option) and not hasattr(config, "workerinput"):
+            terminalreporter.write_line(f"wrote {config.getoption(option)}")
