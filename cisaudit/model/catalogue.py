@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 STYLE_PERMS = {"watch": "rwxa", "syscall": "rwa"}
 DEFAULT_KEY = "docker"
@@ -63,7 +64,7 @@ def check_version(version: str) -> str:
 
 
 @cache
-def _data(version: str) -> dict:
+def _data(version: str) -> dict[str, Any]:
     return tomllib.loads((BENCHMARKS / f"{check_version(version)}.toml").read_text())
 
 

@@ -12,6 +12,7 @@ control is left alone with the reason and, where one exists, the edit a person c
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from cisaudit.model.boot import VOLATILE_FS, bound_location, real_path
@@ -55,12 +56,12 @@ class Plan:
         return named + ("; ".join(parts) or "nothing to add")
 
 
-def _version_key(name: str) -> list:
+def _version_key(name: str) -> list[int | str]:
     """Close to `ls -v`, the order augenrules reads rules.d in."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def with_rules(snap: Snapshot, mode: str, target: str, rules: list[str], tmpfiles: list[str] = ()) -> Snapshot:
+def with_rules(snap: Snapshot, mode: str, target: str, rules: list[str], tmpfiles: Sequence[str] = ()) -> Snapshot:
     """The snapshot as it would be with `rules` (and tmpfiles.d lines) written where the tool writes them."""
     text = "".join(rule + "\n" for rule in rules)
     if tmpfiles:
@@ -334,7 +335,7 @@ def _spelling(assessment: Assessment, real: str) -> str:
     return real
 
 
-def _identity(rule: str) -> tuple:
+def _identity(rule: str) -> tuple[object, ...]:
     item = parse_rule(rule)
     return item.identity if isinstance(item, AuditRule) else ()
 
