@@ -38,6 +38,8 @@ from cisaudit.host.remediation_io import (
 )
 from selftests.suite_runner import require
 
+REPO = Path(__file__).resolve().parents[2]
+
 AUDIT_DIR = Path("/etc/audit")
 TARGET = "/etc/audit/rules.d/50-cis-docker-selftest.rules"
 AUDIT_RULES = AUDIT_DIR / "audit.rules"
@@ -721,8 +723,8 @@ def test_scripts_are_posix_sh() -> None:
         assert not re.search(r"^\s*(local|function)\s|(^|\s)\[\[\s|<<<", text, re.M), name
     if shutil.which("shellcheck"):
         check = subprocess.run(
-            ["shellcheck", "-s", "sh", "-x", *(f"remediation/{n}" for n in names)],
-            cwd=SCRIPT_DIR.parent,
+            ["shellcheck", "-s", "sh", "-x", *(str((SCRIPT_DIR / n).relative_to(REPO)) for n in names)],
+            cwd=REPO,  # the scripts' `shellcheck source=` paths are relative to the checkout
             capture_output=True,
             text=True,
             check=False,
