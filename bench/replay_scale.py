@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cisaudit.model.catalogue import controls  # noqa: E402
 from cisaudit.model.evaluate import Assessment  # noqa: E402
 from cisaudit.model.snapshot import PathInfo, Snapshot  # noqa: E402
+from cisaudit.model.verdict import CONTROL_CHECKS, Check  # noqa: E402
 
 UNIT = (
     "[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n[Service]\nExecStartPost=-/sbin/augenrules --load\n"
@@ -75,9 +76,9 @@ def host(size: int) -> Snapshot:
 def judge_all(snap: Snapshot) -> None:
     assessment = Assessment(snap, "docker")
     for control in controls():
-        for check in ("live", "persisted"):
+        for check in CONTROL_CHECKS:
             assessment.control_verdict(control, check)
-    assessment.host_verdict("load-health")
+    assessment.host_verdict(Check.LOAD_HEALTH)
 
 
 def main() -> int:

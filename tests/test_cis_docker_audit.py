@@ -8,14 +8,13 @@ a waiver (--waivers) for a failing control, with its justification.
 
 import pytest
 
-from cisaudit.model.evaluate import FAIL, NOT_APPLICABLE, Verdict
-from cisaudit.model.waivers import WAIVED
+from cisaudit.model.verdict import Status, Verdict
 
 
 def _assert(verdict: Verdict) -> None:
-    if verdict.status in (NOT_APPLICABLE, WAIVED):  # JUnit: skipped, with the reason or justification
+    if verdict.status in (Status.NOT_APPLICABLE, Status.WAIVED):  # JUnit: skipped, with the reason or justification
         pytest.skip(verdict.summary)
-    if verdict.status == FAIL:
+    if verdict.status == Status.FAIL:
         pytest.fail("\n".join((verdict.summary, *verdict.evidence)), pytrace=False)
 
 

@@ -29,17 +29,7 @@ from cisaudit.model.loader import (
 from cisaudit.model.locate import Target, resolve
 from cisaudit.model.rules import RuleLine, lines_of, machine_abis
 from cisaudit.model.snapshot import Snapshot
-
-PASS, FAIL, NOT_APPLICABLE, ERROR = "pass", "fail", "not-applicable", "error"
-CONTROL_CHECKS = ("live", "persisted")
-HOST_CHECKS = ("auditd-installed", "auditd-running", "audit-enabled", "load-health")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    status: str
-    summary: str
-    evidence: tuple[str, ...] = ()
+from cisaudit.model.verdict import Check, Status, Verdict, dispatch
 
 
 def _describe(cells: list[Cell], abis: tuple[str, ...]) -> str:
@@ -178,32 +168,29 @@ class Assessment:
     # -- preconditions --------------------------------------------------------------------
     def _access_error(self) -> Verdict | None:
         if self.snap.uid != 0:
-            return Verdict(ERROR, f"not root (uid {self.snap.uid}): use sudo=true in the host spec or --sudo")
+            return Verdict(Status.ERROR, f"not root (uid {self.snap.uid}): use sudo=true in the host spec or --sudo")
         if not self.snap.auditctl:
-            return Verdict(ERROR, "auditctl not found: the audit userspace (auditd) is not installed")
+            return Verdict(Status.ERROR, "auditctl not found: the audit userspace (auditd) is not installed")
         if self.snap.unreadable:
-            return Verdict(ERROR, "cannot read " + ", ".join(self.snap.unreadable))
+            return Verdict(Status.ERROR, "cannot read " + ", ".join(self.snap.unreadable))
         return None
 
     # -- control checks -------------------------------------------------------------------
-    def control_verdict(self, control: Control, check: str) -> Verdict:
+    def control_verdict(self, control: Control, check: Check | str) -> Verdict:
+        judge = dispatch({Check.LIVE: self._live_verdict, Check.PERSISTED: self._persisted_verdict}, check, "control")
         error = self._access_error()
         if error:
             return error
         target = self.target(control)
         if target.info is None:
-            return Verdict(ERROR, f"{target.path} was not examined on the host")
+            return Verdict(Status.ERROR, f"{target.path} was not examined on the host")
         notes = tuple(target.problems)
         if not target.exists:
             where = f"{target.path} does not exist on this host ({target.how})"
             if self.require_all:
-                return Verdict(FAIL, f"{where}; --require-all demands every audited path", notes)
-            return Verdict(NOT_APPLICABLE, f"not applicable: {where}", notes)
-        if check == "live":
-            return self._live_verdict(control, target, notes)
-        if check == "persisted":
-            return self._persisted_verdict(control, target, notes)
-        raise ValueError(f"unknown control check {check!r}")
+                return Verdict(Status.FAIL, f"{where}; --require-all demands every audited path", notes)
+            return Verdict(Status.NOT_APPLICABLE, f"not applicable: {where}", notes)
+        return judge(control, target, notes)
 
     def judge(self, control: Control, target: Target, state: FilterState) -> tuple[list[str], list[str]]:
         """(what records the object's accesses, why some are not recorded with the key), and for
@@ -260,16 +247,18 @@ class Assessment:
             )
         )
         if not problems:
-            return Verdict(PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
+            return Verdict(Status.PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
         summary = f"{what} needs -p {control.required_perms} -k {self.key}: " + "; ".join(problems)
         lines = looked_at or ["no line names the path"]
         return Verdict(
-            FAIL, summary, (f"object: {what}", *records, *aliases, *notes, *(f"looked at: {x}" for x in lines), *extra)
+            Status.FAIL,
+            summary,
+            (f"object: {what}", *records, *aliases, *notes, *(f"looked at: {x}" for x in lines), *extra),
         )
 
     def _live_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
         if self.snap.listing_rc != 0:
-            return Verdict(ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()[:300]}")
+            return Verdict(Status.ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()[:300]}")
         looked_at = _mentions([("auditctl -l", self.snap.listing_text)], set(target.aliases))
         extra = tuple(f"unreadable listing line {l.where}: {l.text} ({l.error})" for l in self.unreadable_listing)
         return self._verdict(control, target, self.live_state, looked_at, extra + notes)
@@ -278,59 +267,67 @@ class Assessment:
         result = self.persisted
         looked_at = _mentions(self.persisted_sources, set(target.aliases))
         verdict = self._verdict(control, target, self.boot_state, looked_at, self.load_evidence + notes)
-        if verdict.status != FAIL:
+        if verdict.status != Status.FAIL:
             return verdict
         names = set(target.aliases) | {self.audit_object(target).path}
         own = [(l, err) for l, err in result.failures if getattr(l.item, "path", None) in names]
         if own:
             line, err = own[0]
-            return Verdict(FAIL, f"persisted at {line.where} but fails to load at boot: {err}", verdict.evidence)
+            return Verdict(Status.FAIL, f"persisted at {line.where} but fails to load at boot: {err}", verdict.evidence)
         if result.stopped_at:
             line, err = result.stopped_at
             after = [l for l in result.never_loaded if getattr(l.item, "path", None) in names]
             if after:
                 return Verdict(
-                    FAIL,
+                    Status.FAIL,
                     f"persisted at {after[0].where} but never loads at boot: loading stops at {line.where} ({err})",
                     verdict.evidence,
                 )
         return verdict
 
     # -- host checks ----------------------------------------------------------------------
-    def host_verdict(self, check: str) -> Verdict:
-        snap = self.snap
-        if check == "auditd-installed":
-            if snap.auditd and snap.auditctl:
-                return Verdict(PASS, f"auditd at {snap.auditd}, auditctl at {snap.auditctl}")
-            return Verdict(FAIL, "auditd is not installed (no auditd or auditctl in PATH)")
-        if check == "auditd-running":
-            if snap.auditd_running:
-                return Verdict(PASS, "auditd is running")
-            return Verdict(FAIL, "auditd is not running: the kernel's events are not recorded")
-        error = self._access_error()
-        if error:
-            return error
-        if check == "audit-enabled":
-            return self._enabled_verdict()
-        return self._load_health_verdict()
+    def host_verdict(self, check: Check | str) -> Verdict:
+        judges = {
+            Check.AUDITD_INSTALLED: self._installed_verdict,
+            Check.AUDITD_RUNNING: self._running_verdict,
+            Check.AUDIT_ENABLED: self._enabled_verdict,
+            Check.LOAD_HEALTH: self._load_health_verdict,
+        }
+        return dispatch(judges, check, "host")()
+
+    def _installed_verdict(self) -> Verdict:
+        if self.snap.auditd and self.snap.auditctl:
+            return Verdict(Status.PASS, f"auditd at {self.snap.auditd}, auditctl at {self.snap.auditctl}")
+        return Verdict(Status.FAIL, "auditd is not installed (no auditd or auditctl in PATH)")
+
+    def _running_verdict(self) -> Verdict:
+        if self.snap.auditd_running:
+            return Verdict(Status.PASS, "auditd is running")
+        return Verdict(Status.FAIL, "auditd is not running: the kernel's events are not recorded")
 
     @property
     def immutable(self) -> bool:
         return self.snap.status.get("enabled") == "2"
 
     def _enabled_verdict(self) -> Verdict:
+        if error := self._access_error():
+            return error
         if self.snap.status_rc != 0:
-            return Verdict(ERROR, f"auditctl -s failed: {self.snap.status_text.strip()}")
+            return Verdict(Status.ERROR, f"auditctl -s failed: {self.snap.status_text.strip()}")
         enabled = self.snap.status.get("enabled")
         if enabled == "2":
-            return Verdict(PASS, "enabled 2: immutable; rules cannot change until reboot", (self.snap.status_text,))
+            return Verdict(
+                Status.PASS, "enabled 2: immutable; rules cannot change until reboot", (self.snap.status_text,)
+            )
         if enabled == "1":
-            return Verdict(PASS, "enabled 1 (not immutable)", (self.snap.status_text,))
-        return Verdict(FAIL, f"audit is disabled (enabled {enabled})", (self.snap.status_text,))
+            return Verdict(Status.PASS, "enabled 1 (not immutable)", (self.snap.status_text,))
+        return Verdict(Status.FAIL, f"audit is disabled (enabled {enabled})", (self.snap.status_text,))
 
     def _load_health_verdict(self) -> Verdict:
+        if error := self._access_error():
+            return error
         if self.snap.listing_rc != 0:
-            return Verdict(ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()}")
+            return Verdict(Status.ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()}")
         result = self.persisted
         state = self.live_state
         live = {
@@ -344,15 +341,15 @@ class Assessment:
             line, err = result.stopped_at
             evidence.append(f"{len(result.never_loaded)} rule line(s) after it never load")
             return Verdict(
-                FAIL,
+                Status.FAIL,
                 f"at boot, loading stops at {line.where} `{line.text}`: {err}",
                 tuple(evidence + [f"never loads: {l.where}: {l.text}" for l in result.never_loaded]),
             )
         if missing:
             return Verdict(
-                FAIL,
+                Status.FAIL,
                 f"{len(missing)} persisted rule(s) are not in the kernel; first: "
                 f"`{missing[0].line.text}` ({missing[0].line.where})",
                 tuple(evidence + [f"not loaded: `{m.line.text}` ({m.line.where})" for m in missing]),
             )
-        return Verdict(PASS, f"all {len(result.rules)} persisted rules are in the kernel", tuple(evidence))
+        return Verdict(Status.PASS, f"all {len(result.rules)} persisted rules are in the kernel", tuple(evidence))

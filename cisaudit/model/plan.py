@@ -17,12 +17,13 @@ from dataclasses import dataclass, replace
 
 from cisaudit.model.boot import VOLATILE_FS, bound_location, real_path
 from cisaudit.model.catalogue import Benchmark, Control, benchmark, exclusion_rule
-from cisaudit.model.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment
+from cisaudit.model.evaluate import Assessment
 from cisaudit.model.kernel import AuditObject, KernelRule, WatchKind, exit_reach
 from cisaudit.model.loader import boot_state
 from cisaudit.model.locate import Target
 from cisaudit.model.rules import AuditRule, parse_rule
 from cisaudit.model.snapshot import Snapshot
+from cisaudit.model.verdict import Check, Status
 
 MANAGED_FILE = "/etc/audit/rules.d/50-cisaudit-docker.rules"
 AUDIT_RULES = "/etc/audit/audit.rules"
@@ -154,13 +155,13 @@ def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
     original = assessment
     assessment, tmpfiles = _boot_fixes(assessment, selected)
     for control in selected:
-        live = assessment.control_verdict(control, "live")
-        persisted = assessment.control_verdict(control, "persisted")
+        live = assessment.control_verdict(control, Check.LIVE)
+        persisted = assessment.control_verdict(control, Check.PERSISTED)
         statuses = {live.status, persisted.status}
-        if statuses == {PASS} or NOT_APPLICABLE in statuses:
+        if statuses == {Status.PASS} or Status.NOT_APPLICABLE in statuses:
             continue
-        if ERROR in statuses:
-            left.append((control.id, (live if live.status == ERROR else persisted).summary))
+        if Status.ERROR in statuses:
+            left.append((control.id, (live if live.status == Status.ERROR else persisted).summary))
             continue
         located = assessment.target(control)
         real = assessment.audit_object(located).path
@@ -186,7 +187,7 @@ def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
                 )
             )
             continue
-        if live.status == FAIL and persisted.status == PASS:
+        if live.status == Status.FAIL and persisted.status == Status.PASS:
             left.append(
                 (
                     control.id,
@@ -202,7 +203,7 @@ def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
                 (
                     control.id,
                     "its rule is persisted already; what keeps it failing: "
-                    + (persisted.summary if persisted.status == FAIL else live.summary),
+                    + (persisted.summary if persisted.status == Status.FAIL else live.summary),
                 )
             )
             continue

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import yaml
 
-WAIVED = "waived"  # the reported status of a failure a waiver covers (or of a control run: false skips)
 KEYS = ("justification", "expiration_date", "run", "hosts")
 
 

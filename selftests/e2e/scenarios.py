@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cisaudit.model.catalogue import controls
+from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS
 
 # Where each control's path is in the test image once BASELINE has run (containerd running,
 # /var/lib/docker created). Absent: 1.1.11 (no daemon.json), 1.1.13 (no /etc/sysconfig).
@@ -36,7 +37,6 @@ AFTER_SOCK = ("1.1.9", "1.1.10", "1.1.12", "1.1.14", "1.1.15", "1.1.16", "1.1.17
 BOOT_LOST = ("1.1.8", *AFTER_SOCK)
 EARLY_RUN_CONTAINERD = "printf 'd /run/containerd 0711 root root -\\n' > /etc/tmpfiles.d/containerd-early.conf\n"
 CONTROLS = {c.id: c for c in controls()}
-HOST_CHECKS = ("auditd-installed", "auditd-running", "audit-enabled", "load-health")
 BASELINE = """set -e
 systemctl start containerd
 for i in $(seq 50); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.2; done
@@ -74,7 +74,7 @@ class Scenario:
     def expected(self) -> dict[tuple[str, str], str]:
         verdicts = {}
         for control in controls():
-            for check in ("live", "persisted"):
+            for check in CONTROL_CHECKS:
                 applicable = control.id in self.paths
                 default = getattr(self, check) if applicable else "not-applicable"
                 verdicts[(control.id, check)] = self.overrides.get((control.id, check), default)
@@ -84,7 +84,7 @@ class Scenario:
 
 
 def _both(ids, verdict: str) -> dict[tuple[str, str], str]:
-    return {(cid, check): verdict for cid in ids for check in ("live", "persisted")}
+    return {(cid, check): verdict for cid in ids for check in CONTROL_CHECKS}
 
 
 def _persisted(ids, verdict: str = "fail") -> dict[tuple[str, str], str]:

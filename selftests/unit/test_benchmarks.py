@@ -7,10 +7,12 @@ import pytest
 
 from cisaudit.host.probe import render_script
 from cisaudit.model.catalogue import AssessmentStatus, benchmark, check_version, controls, select
-from cisaudit.model.evaluate import FAIL, PASS, Assessment
+from cisaudit.model.evaluate import Assessment
 from cisaudit.model.locate import resolve, unknown_paths
 from cisaudit.model.plan import MANAGED_FILE, make_plan
-from cisaudit.model.snapshot import PathInfo, Snapshot
+from cisaudit.model.snapshot import PathInfo
+from cisaudit.model.verdict import Status
+from selftests.snapshots import audited_host
 
 V18 = {c.id: c for c in controls("1.8.0")}
 UNIT = "[Service]\nExecStartPost=-/sbin/augenrules --load\n"
@@ -70,20 +72,13 @@ def host(persisted=(), listing=None, daemon_json=None, dirs=(f"{ROOT}/volumes", 
     if listing is None:
         listing = "\n".join(LISTED[r] for r in persisted) or "No rules"
     fields = dict(
-        uid=0,
-        arch="x86_64",
-        auditctl="/sbin/auditctl",
-        status_rc=0,
-        status_text="enabled 1\n",
-        auditd_running=True,
-        listing_rc=0,
         listing_text=listing,
         auditd_unit=UNIT,
         rules_d=[("/etc/audit/rules.d/60-site.rules", "".join(r + "\n" for r in persisted))],
         daemon_json=daemon_json,
         paths=paths,
     )
-    return Snapshot(**{**fields, **over})
+    return audited_host(**{**fields, **over})
 
 
 def verdicts(snap):
@@ -94,13 +89,13 @@ def verdicts(snap):
 @pytest.mark.parametrize(
     ("rules", "expected", "why"),
     [
-        ((NEVER_VOLUMES, NEVER_OVERLAY, TREE), PASS, "excludes /var/lib/docker/volumes"),
-        ((TREE, NEVER_VOLUMES, NEVER_OVERLAY), FAIL, "are recorded with the key by `-w /var/lib/docker -"),
-        ((INODE, NEVER_VOLUMES, NEVER_OVERLAY), PASS, "excludes /var/lib/docker/volumes"),
-        ((INODE,), PASS, "no rule records accesses below /var/lib/docker/volumes with the key"),
-        ((TREE,), FAIL, "place `-a exit,never -F dir=/var/lib/docker/volumes` before it"),
-        ((NEVER_VOLUMES, TREE), FAIL, "below /var/lib/docker/overlay2, which the benchmark excludes"),
-        ((NEVER_VOLUMES, NEVER_OVERLAY), FAIL, "no rule records with the key"),
+        ((NEVER_VOLUMES, NEVER_OVERLAY, TREE), Status.PASS, "excludes /var/lib/docker/volumes"),
+        ((TREE, NEVER_VOLUMES, NEVER_OVERLAY), Status.FAIL, "are recorded with the key by `-w /var/lib/docker -"),
+        ((INODE, NEVER_VOLUMES, NEVER_OVERLAY), Status.PASS, "excludes /var/lib/docker/volumes"),
+        ((INODE,), Status.PASS, "no rule records accesses below /var/lib/docker/volumes with the key"),
+        ((TREE,), Status.FAIL, "place `-a exit,never -F dir=/var/lib/docker/volumes` before it"),
+        ((NEVER_VOLUMES, TREE), Status.FAIL, "below /var/lib/docker/overlay2, which the benchmark excludes"),
+        ((NEVER_VOLUMES, NEVER_OVERLAY), Status.FAIL, "no rule records with the key"),
     ],
     ids=[
         "exclusions-first",
@@ -120,7 +115,9 @@ def test_1_1_5_exclusions_are_judged_in_first_match_order(rules, expected, why):
 
 def test_an_absent_subdirectory_needs_no_exclusion():
     result = verdicts(host((TREE,), dirs=()))
-    assert result["live"].status == PASS and "volumes does not exist: nothing to exclude" in result["live"].summary
+    assert (
+        result["live"].status == Status.PASS and "volumes does not exist: nothing to exclude" in result["live"].summary
+    )
 
 
 @pytest.mark.parametrize(

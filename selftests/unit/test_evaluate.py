@@ -5,10 +5,12 @@ import random
 import pytest
 
 from cisaudit.model.catalogue import controls
-from cisaudit.model.evaluate import ERROR, FAIL, NOT_APPLICABLE, PASS, Assessment, explain
+from cisaudit.model.evaluate import Assessment, explain
 from cisaudit.model.kernel import AuditObject, FilterState, KernelRule, WatchKind, judge
 from cisaudit.model.rules import AuditRule, machine_abis, parse_rules
-from cisaudit.model.snapshot import PathInfo, Snapshot
+from cisaudit.model.snapshot import PathInfo
+from cisaudit.model.verdict import Status
+from selftests.snapshots import audited_host
 
 BOTH = ("b64", "b32")
 CONTROLS = {c.id: c for c in controls()}
@@ -222,18 +224,11 @@ RULE_AT = {**LOCATED, "1.1.18": "/usr/sbin/runc"}  # a rule on the link /usr/bin
 
 
 def host(rules_text="", listing="", **over):
-    snap = Snapshot(
-        uid=0,
-        arch="x86_64",
+    snap = audited_host(
         auditctl="/usr/sbin/auditctl",
         auditd="/usr/sbin/auditd",
-        auditd_running=True,
-        systemd=True,
-        status_rc=0,
         status_text="enabled 1\nfailure 1\npid 42\n",
-        listing_rc=0,
         listing_text=listing,
-        auditd_unit=AUGENRULES_UNIT,
         rules_d=[(RULES_FILE, rules_text)],
         units={
             "docker.service": "/lib/systemd/system/docker.service",
@@ -267,9 +262,15 @@ def verdicts(snap, check, **kw):
     return {c.id: a.control_verdict(c, check).status for c in controls()}
 
 
-def expected(fail=(), na=ABSENT, error=(), status=PASS):
+def expected(fail=(), na=ABSENT, error=(), status=Status.PASS):
     return {
-        c.id: ERROR if c.id in error else NOT_APPLICABLE if c.id in na else FAIL if c.id in fail else status
+        c.id: Status.ERROR
+        if c.id in error
+        else Status.NOT_APPLICABLE
+        if c.id in na
+        else Status.FAIL
+        if c.id in fail
+        else status
         for c in controls()
     }
 
@@ -294,7 +295,7 @@ def test_pass_evidence_names_the_alias():
     a = Assessment(snap, "docker")
     runc = a.control_verdict(CONTROLS["1.1.18"], "persisted")
     unit = a.control_verdict(CONTROLS["1.1.7"], "persisted")
-    assert (runc.status, unit.status) == (PASS, PASS)
+    assert (runc.status, unit.status) == (Status.PASS, Status.PASS)
     assert any("what /usr/bin/runc resolves to" in e for e in runc.evidence)
     assert f"({RULES_FILE}:2)" in unit.summary
 
@@ -311,63 +312,71 @@ def test_benchmark_literal_rules_on_debian():
     dockerd = a.control_verdict(CONTROLS["1.1.3"], "persisted")
     assert "/usr/sbin/dockerd needs -p rwxa -k docker" in dockerd.summary
     health = a.host_verdict("load-health")
-    assert health.status == FAIL and stop in health.summary and "/etc/sysconfig/docker" in health.summary
+    assert health.status == Status.FAIL and stop in health.summary and "/etc/sysconfig/docker" in health.summary
     assert any("5 rule line(s) after it never load" in e for e in health.evidence)
 
 
 W6 = "-w /etc/docker -k docker"
 S4 = "-a exit,always -F path=/run/containerd -F perm=war -k docker"
 PERSISTED = {  # rules.d text -> (1.1.6 /etc/docker watch, 1.1.4 /run/containerd syscall)
-    "literal": (f"{W6}\n{S4}", PASS, PASS),
-    "listing-forms": ("-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker", PASS, PASS),
+    "literal": (f"{W6}\n{S4}", Status.PASS, Status.PASS),
+    "listing-forms": (
+        "-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker",
+        Status.PASS,
+        Status.PASS,
+    ),
     # path= on a directory watches its inode only; the benchmark's -w covers the whole subtree
-    "cac-pairs": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), FAIL, PASS),
-    "cac-pairs-dir": ("\n".join(pair("/etc/docker", field="dir") + pair("/run/containerd", "rwa")), PASS, PASS),
-    "cac-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), FAIL, FAIL),
+    "cac-pairs": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), Status.FAIL, Status.PASS),
+    "cac-pairs-dir": (
+        "\n".join(pair("/etc/docker", field="dir") + pair("/run/containerd", "rwa")),
+        Status.PASS,
+        Status.PASS,
+    ),
+    "cac-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), Status.FAIL, Status.FAIL),
     "attached": (
         "-a always,exit -Fdir=/etc/docker -kdocker\n-a exit,always -Fpath=/run/containerd -Fperm=war -kdocker",
-        PASS,
-        PASS,
+        Status.PASS,
+        Status.PASS,
     ),
     # measured: the kernel rejects path= ending in / (EINVAL) and the load stops there
     "path-trailing-slash": (
         "-w /etc/docker -k docker\n-a exit,always -F path=/run/containerd/ -F perm=war -k docker",
-        PASS,
-        FAIL,
+        Status.PASS,
+        Status.FAIL,
     ),
-    "trailing-slash": ("-w /etc/docker/ -k docker\n-w /run/containerd/ -p rwxa -k docker", PASS, PASS),
-    "narrow-wa": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", FAIL, FAIL),
-    "syscall-perms-on-watch": ("-w /etc/docker -p rwa -k docker\n" + S4, FAIL, PASS),
-    "wrong-key": ("-w /etc/docker -k cis\n-w /run/containerd -k containerd", FAIL, FAIL),
-    "commented": (f"#{W6}\n  # {S4}", FAIL, FAIL),
-    "trailing-comment-stops-load": (f"-b 8192\n{W6} # 1.1.6\n{S4}", FAIL, FAIL),
-    "never-first": (f"-a never,exit -F path=/etc/docker -F perm=rwxa\n{W6}\n{S4}", FAIL, PASS),
-    "prepended-never": (f"{W6}\n{S4}\n-A never,exit -F path=/run/containerd -F perm=r", PASS, FAIL),
+    "trailing-slash": ("-w /etc/docker/ -k docker\n-w /run/containerd/ -p rwxa -k docker", Status.PASS, Status.PASS),
+    "narrow-wa": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", Status.FAIL, Status.FAIL),
+    "syscall-perms-on-watch": ("-w /etc/docker -p rwa -k docker\n" + S4, Status.FAIL, Status.PASS),
+    "wrong-key": ("-w /etc/docker -k cis\n-w /run/containerd -k containerd", Status.FAIL, Status.FAIL),
+    "commented": (f"#{W6}\n  # {S4}", Status.FAIL, Status.FAIL),
+    "trailing-comment-stops-load": (f"-b 8192\n{W6} # 1.1.6\n{S4}", Status.FAIL, Status.FAIL),
+    "never-first": (f"-a never,exit -F path=/etc/docker -F perm=rwxa\n{W6}\n{S4}", Status.FAIL, Status.PASS),
+    "prepended-never": (f"{W6}\n{S4}\n-A never,exit -F path=/run/containerd -F perm=r", Status.PASS, Status.FAIL),
     "auid-conditional": (
         "-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker\n"
         "-a always,exit -F path=/run/containerd -F perm=war -F auid>=1000 -F key=docker",
-        FAIL,
-        FAIL,
+        Status.FAIL,
+        Status.FAIL,
     ),
     "neighbours-only": (
         "-w /etc/docker/daemon.json -k docker\n-w /run/containerd/containerd.sock -k docker",
-        FAIL,
-        FAIL,
+        Status.FAIL,
+        Status.FAIL,
     ),
-    "W-removes": (f"{W6}\n{S4}\n-W /etc/docker -k docker", FAIL, PASS),
-    "D-moved-first": (f"{W6}\n-D\n{S4}", PASS, PASS),
-    "duplicate-stops-load": (f"{W6}\n-w /etc/docker/ -p rwxa -k docker\n{S4}", PASS, FAIL),
-    "duplicate-after-c": (f"-c\n{W6}\n{W6}\n{S4}", PASS, PASS),
+    "W-removes": (f"{W6}\n{S4}\n-W /etc/docker -k docker", Status.FAIL, Status.PASS),
+    "D-moved-first": (f"{W6}\n-D\n{S4}", Status.PASS, Status.PASS),
+    "duplicate-stops-load": (f"{W6}\n-w /etc/docker/ -p rwxa -k docker\n{S4}", Status.PASS, Status.FAIL),
+    "duplicate-after-c": (f"-c\n{W6}\n{W6}\n{S4}", Status.PASS, Status.PASS),
     "missing-dir-stops-load": (
         "-a always,exit -F dir=/etc/sysconfig -F perm=wa -k docker\n" + f"{W6}\n{S4}",
-        FAIL,
-        FAIL,
+        Status.FAIL,
+        Status.FAIL,
     ),
-    "e2-last": (f"{W6}\n-e 2\n{S4}", PASS, PASS),  # augenrules moves -e 2 to the end
+    "e2-last": (f"{W6}\n-e 2\n{S4}", Status.PASS, Status.PASS),  # augenrules moves -e 2 to the end
     "control-lines": (
         f"-D\n-b 8192\n-f 1\n--backlog_wait_time 60000\n-r 100\n--loginuid-immutable\n-i\n{W6}\n{S4}",
-        PASS,
-        PASS,
+        Status.PASS,
+        Status.PASS,
     ),
 }
 
@@ -380,9 +389,9 @@ def test_persisted_scenarios(text, etc_docker, run_containerd):
 
 
 AUDIT_RULES = {  # /etc/audit/audit.rules loaded as written: nothing is moved
-    "e2-in-middle": (f"{W6}\n-e 2\n{S4}\n{S4.replace('docker', 'd2')}", PASS, FAIL),
-    "D-in-middle": (f"{W6}\n-D\n{S4}", FAIL, PASS),
-    "literal": (f"-D\n-b 8192\n{W6}\n{S4}\n-e 2", PASS, PASS),
+    "e2-in-middle": (f"{W6}\n-e 2\n{S4}\n{S4.replace('docker', 'd2')}", Status.PASS, Status.FAIL),
+    "D-in-middle": (f"{W6}\n-D\n{S4}", Status.FAIL, Status.PASS),
+    "literal": (f"-D\n-b 8192\n{W6}\n{S4}\n-e 2", Status.PASS, Status.PASS),
 }
 
 
@@ -396,39 +405,55 @@ def test_audit_rules_scenarios(text, etc_docker, run_containerd):
 def test_e2_in_the_middle_names_the_failing_line():
     a = Assessment(host(auditd_unit=AUDITCTL_UNIT, audit_rules=f"{W6}\n-e 2\n{S4}\n"), "docker")
     verdict = a.control_verdict(CONTROLS["1.1.4"], "persisted")
-    assert verdict.status == FAIL
+    assert verdict.status == Status.FAIL
     assert any(e.startswith("at boot /etc/audit/audit.rules:3: ") and "immutable" in e for e in verdict.evidence)
 
 
 LIVE = {
-    "canonical": ("-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker", PASS, PASS),
-    "two-keys": ("-w /etc/docker -p rwxa -k docker -k cis\n-w /run/containerd -p rwa -k cis -k docker", PASS, PASS),
-    "arch-pairs": ("\n".join(pair("/etc/docker", field="dir") + pair("/run/containerd", "rwa")), PASS, PASS),
-    "arch-pairs-path-on-dir": ("\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")), FAIL, PASS),
-    "arch-b64-only": ("\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]), FAIL, FAIL),
-    "narrow": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", FAIL, FAIL),
-    "no-rules": ("No rules", FAIL, FAIL),
+    "canonical": ("-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker", Status.PASS, Status.PASS),
+    "two-keys": (
+        "-w /etc/docker -p rwxa -k docker -k cis\n-w /run/containerd -p rwa -k cis -k docker",
+        Status.PASS,
+        Status.PASS,
+    ),
+    "arch-pairs": (
+        "\n".join(pair("/etc/docker", field="dir") + pair("/run/containerd", "rwa")),
+        Status.PASS,
+        Status.PASS,
+    ),
+    "arch-pairs-path-on-dir": (
+        "\n".join(pair("/etc/docker") + pair("/run/containerd", "rwa")),
+        Status.FAIL,
+        Status.PASS,
+    ),
+    "arch-b64-only": (
+        "\n".join(pair("/etc/docker")[1:] + pair("/run/containerd", "rwa")[1:]),
+        Status.FAIL,
+        Status.FAIL,
+    ),
+    "narrow": ("-w /etc/docker -p wa -k docker\n-w /run/containerd -p wa -k docker", Status.FAIL, Status.FAIL),
+    "no-rules": ("No rules", Status.FAIL, Status.FAIL),
     "never-listed-like-watch": (
         "-a never,exit -S all -F path=/etc/docker\n-w /etc/docker -p rwxa -k docker\n"
         "-w /run/containerd -p rwa -k docker",
-        FAIL,
-        PASS,
+        Status.FAIL,
+        Status.PASS,
     ),
     "other-key-first": (
         "-w /etc/docker -p rwxa -k x\n-w /etc/docker -p rwxa -k docker\n-w /run/containerd -p rwa -k docker",
-        FAIL,
-        PASS,
+        Status.FAIL,
+        Status.PASS,
     ),
     "conditional": (
         "-a always,exit -S all -F path=/etc/docker -F perm=rwxa -F auid>=1000 -F key=docker\n"
         "-a always,exit -F arch=b64 -S open,openat -F path=/run/containerd -F key=docker",
-        FAIL,
-        FAIL,
+        Status.FAIL,
+        Status.FAIL,
     ),
     "neighbours": (
         "-w /etc/docker/daemon.json -p rwxa -k docker\n-w /run/containerd/containerd.sock -p rwxa -k docker",
-        FAIL,
-        FAIL,
+        Status.FAIL,
+        Status.FAIL,
     ),
 }
 
@@ -445,15 +470,15 @@ def test_live_never_is_known_from_the_persisted_rules():
     never = "-a never,exit -F path=/etc/docker -F perm=rwxa"
     a = Assessment(host(f"{never}\n{W6}", listing="-w /etc/docker -p rwxa\n-w /etc/docker -p rwxa -k docker"), "docker")
     verdict = a.control_verdict(CONTROLS["1.1.6"], "live")
-    assert verdict.status == FAIL and "(a `never` rule" in verdict.summary
+    assert verdict.status == Status.FAIL and "(a `never` rule" in verdict.summary
 
 
 PRECONDITIONS = {  # host-wide errors come before existence; a failed listing only after it
-    "not-root": (dict(uid=1000), ERROR, ERROR, ()),
-    "uid-unknown": (dict(uid=None), ERROR, ERROR, ()),
-    "no-auditctl": (dict(auditctl=None), ERROR, ERROR, ()),
-    "unreadable-rules": (dict(unreadable=["/etc/audit/rules.d/x.rules"]), ERROR, ERROR, ()),
-    "listing-failed": (dict(listing_rc=1, listing_text="You must be root"), ERROR, PASS, ABSENT),
+    "not-root": (dict(uid=1000), Status.ERROR, Status.ERROR, ()),
+    "uid-unknown": (dict(uid=None), Status.ERROR, Status.ERROR, ()),
+    "no-auditctl": (dict(auditctl=None), Status.ERROR, Status.ERROR, ()),
+    "unreadable-rules": (dict(unreadable=["/etc/audit/rules.d/x.rules"]), Status.ERROR, Status.ERROR, ()),
+    "listing-failed": (dict(listing_rc=1, listing_text="You must be root"), Status.ERROR, Status.PASS, ABSENT),
 }
 
 
@@ -467,7 +492,7 @@ def test_preconditions(over, live, persisted, na):
 def test_path_not_examined_is_an_error():
     snap = host(good_rules(), good_listing(), daemon_json='{"data-root": "/srv/docker"}')
     verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.5"], "live")
-    assert verdict.status == ERROR and "/srv/docker was not examined" in verdict.summary
+    assert verdict.status == Status.ERROR and "/srv/docker was not examined" in verdict.summary
 
 
 @pytest.mark.parametrize("check", ["live", "persisted"])
@@ -480,7 +505,7 @@ def test_garbage_line_is_reported_with_file_and_line():
     snap.rules_d = [("/etc/audit/rules.d/00-junk.rules", "# junk\n\x00\xff\x1b garbage\n"), (RULES_FILE, good_rules())]
     a = Assessment(snap, "docker")
     verdict = a.control_verdict(CONTROLS["1.1.6"], "persisted")
-    assert verdict.status == FAIL
+    assert verdict.status == Status.FAIL
     assert "never loads at boot: loading stops at /etc/audit/rules.d/00-junk.rules:2" in verdict.summary
     assert any(e.startswith("at boot /etc/audit/rules.d/00-junk.rules:2: ") for e in verdict.evidence)
     assert a.host_verdict("load-health").summary.startswith(
@@ -491,7 +516,7 @@ def test_garbage_line_is_reported_with_file_and_line():
 def test_unreadable_listing_line_is_evidence():
     a = Assessment(host(good_rules(), listing=good_listing() + "\n-w /x -p zz"), "docker")
     verdict = a.control_verdict(CONTROLS["1.1.6"], "live")
-    assert verdict.status == PASS
+    assert verdict.status == Status.PASS
     assert any(e.startswith("unreadable listing line auditctl -l:") and "-w /x -p zz" in e for e in verdict.evidence)
 
 
@@ -524,24 +549,24 @@ def test_random_garbage_never_raises(seed):
     a = Assessment(host(text, listing=text), "docker")
     for c in controls():
         for check in ("live", "persisted"):
-            assert a.control_verdict(c, check).status in {PASS, FAIL, NOT_APPLICABLE, ERROR}
+            assert a.control_verdict(c, check).status in {Status.PASS, Status.FAIL, Status.NOT_APPLICABLE, Status.ERROR}
     for check in ("auditd-installed", "auditd-running", "audit-enabled", "load-health"):
-        assert a.host_verdict(check).status in {PASS, FAIL, ERROR}
+        assert a.host_verdict(check).status in {Status.PASS, Status.FAIL, Status.ERROR}
 
 
 HOST = {
-    "installed": ("auditd-installed", {}, PASS),
-    "not-installed": ("auditd-installed", dict(auditd=None), FAIL),
-    "running": ("auditd-running", {}, PASS),
-    "not-running": ("auditd-running", dict(auditd_running=False), FAIL),
-    "enabled-1": ("audit-enabled", {}, PASS),
-    "enabled-2": ("audit-enabled", dict(status_text="enabled 2\nfailure 1\n"), PASS),
-    "enabled-0": ("audit-enabled", dict(status_text="enabled 0\n"), FAIL),
-    "status-failed": ("audit-enabled", dict(status_rc=1, status_text="err"), ERROR),
-    "enabled-not-root": ("audit-enabled", dict(uid=1000), ERROR),
-    "load-health-ok": ("load-health", {}, PASS),
-    "load-health-listing-failed": ("load-health", dict(listing_rc=1), ERROR),
-    "load-health-missing-live": ("load-health", dict(listing_text="-w /etc/docker -p rwxa -k docker"), FAIL),
+    "installed": ("auditd-installed", {}, Status.PASS),
+    "not-installed": ("auditd-installed", dict(auditd=None), Status.FAIL),
+    "running": ("auditd-running", {}, Status.PASS),
+    "not-running": ("auditd-running", dict(auditd_running=False), Status.FAIL),
+    "enabled-1": ("audit-enabled", {}, Status.PASS),
+    "enabled-2": ("audit-enabled", dict(status_text="enabled 2\nfailure 1\n"), Status.PASS),
+    "enabled-0": ("audit-enabled", dict(status_text="enabled 0\n"), Status.FAIL),
+    "status-failed": ("audit-enabled", dict(status_rc=1, status_text="err"), Status.ERROR),
+    "enabled-not-root": ("audit-enabled", dict(uid=1000), Status.ERROR),
+    "load-health-ok": ("load-health", {}, Status.PASS),
+    "load-health-listing-failed": ("load-health", dict(listing_rc=1), Status.ERROR),
+    "load-health-missing-live": ("load-health", dict(listing_text="-w /etc/docker -p rwxa -k docker"), Status.FAIL),
 }
 
 
@@ -553,12 +578,12 @@ def test_host_verdicts(check, over, status):
 def test_flag_after_rule_does_not_crash_the_assessment():
     a = Assessment(host(f"{W6} -c\n{S4}", listing=good_listing()), "docker")
     verdict = a.control_verdict(CONTROLS["1.1.4"], "persisted")
-    assert verdict.status == FAIL and f"{RULES_FILE}:1" in verdict.summary
+    assert verdict.status == Status.FAIL and f"{RULES_FILE}:1" in verdict.summary
 
 
 @pytest.mark.parametrize(
     ("machine", "arch_rule", "status"),
-    [("x86_64", "x86_64", PASS), ("aarch64", "aarch64", PASS), ("aarch64", "x86_64", FAIL)],
+    [("x86_64", "x86_64", Status.PASS), ("aarch64", "aarch64", Status.PASS), ("aarch64", "x86_64", Status.FAIL)],
 )
 def test_arch_names_are_read_for_the_hosts_machine(machine, arch_rule, status):
     """Issue 10.6: `-F arch=x86_64` is no ABI of an aarch64 host: auditctl rejects the line there."""
@@ -570,7 +595,7 @@ def test_arch_names_are_read_for_the_hosts_machine(machine, arch_rule, status):
     snap = host(text, listing="", arch=machine)
     verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "persisted")
     assert verdict.status == status, verdict.summary
-    if status == FAIL:
+    if status == Status.FAIL:
         assert "is not valid on a aarch64 machine" in verdict.summary
 
 
@@ -579,7 +604,7 @@ def test_crafted_config_is_a_note_not_a_crash():
     for daemon_json in ("[" * 100000, '{"x": ' + "9" * 5000 + "}"):
         snap = host(good_rules(), good_listing(), daemon_json=daemon_json, containerd_config="a = " + "[" * 50000)
         verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.5"], "live")
-        assert verdict.status == PASS and any("not valid JSON" in e for e in verdict.evidence)
+        assert verdict.status == Status.PASS and any("not valid JSON" in e for e in verdict.evidence)
 
 
 @pytest.mark.parametrize(
@@ -615,9 +640,9 @@ def test_exclude_of_another_record_type_costs_nothing():
 @pytest.mark.parametrize(
     ("cmdline", "enabled", "status"),
     [
-        ("BOOT_IMAGE=/vmlinuz root=/dev/vda audit=0", "enabled", FAIL),
-        ("root=/dev/vda", "disabled", FAIL),
-        ("root=/dev/vda", "enabled", PASS),
+        ("BOOT_IMAGE=/vmlinuz root=/dev/vda audit=0", "enabled", Status.FAIL),
+        ("root=/dev/vda", "disabled", Status.FAIL),
+        ("root=/dev/vda", "enabled", Status.PASS),
     ],
 )
 def test_boot_without_audit_fails_persisted(cmdline, enabled, status):

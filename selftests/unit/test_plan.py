@@ -7,7 +7,8 @@ import pytest
 from cisaudit.model.catalogue import controls
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.plan import MANAGED_FILE, make_plan, with_rules
-from cisaudit.model.snapshot import PathInfo, Snapshot
+from cisaudit.model.snapshot import PathInfo
+from selftests.snapshots import audited_host
 
 AUGENRULES_UNIT = "[Service]\nExecStartPost=-/sbin/augenrules --load\n"
 AUDITCTL_UNIT = "[Service]\nExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"
@@ -18,14 +19,8 @@ DOCKER = [c for c in controls() if c.id == "1.1.6"]  # /etc/docker, watch style
 def host(files=(), listing="No rules", unit=AUGENRULES_UNIT, audit_rules="", status="enabled 1\n"):
     paths = {p: PathInfo(p, "dir", p) for p in ("/etc", "/etc/docker", "/tmp", "/nonexistent-parent")}
     paths["/nonexistent-parent"] = PathInfo("/nonexistent-parent", "absent", "")
-    return Snapshot(
-        uid=0,
-        arch="x86_64",
-        auditctl="/sbin/auditctl",
-        status_rc=0,
+    return audited_host(
         status_text=status,
-        auditd_running=True,
-        listing_rc=0,
         listing_text=listing,
         auditd_unit=unit,
         rules_d=[BASE, *files],
