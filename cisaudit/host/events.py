@@ -29,7 +29,8 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-from dataclasses import dataclass
+
+from cisaudit.model.decisions import Accesses, Trigger
 
 MARK = "@@cisaudit-events"
 _NAME_RE = re.compile(r'\bname=(?:"([^"]*)"|([0-9A-F]+)\b)')
@@ -74,16 +75,7 @@ _ESSENTIALS = (
 )
 
 
-@dataclass(frozen=True)
-class Check:
-    """Access `path` once per class in `classes`; with `subtree`, a file inside it too."""
-
-    path: str
-    classes: str
-    subtree: bool = False
-
-
-def _accesses(check: Check) -> str:
+def _accesses(check: Accesses) -> str:
     path = shlex.quote(check.path)
     lines = "".join(f"access {c} {path}\n" for c in check.classes)
     if check.subtree:
@@ -94,7 +86,7 @@ def _accesses(check: Check) -> str:
     return lines
 
 
-def render_script(checks: list[Check], key: str, timeout: int = 10, extra: str = "") -> str:
+def render_script(checks: list[Accesses], key: str, timeout: int = 10, extra: str = "") -> str:
     """The command; `extra` is more sh run among the accesses (it may use `spawned`)."""
     sentinel = f"cisaudit-events-{secrets.token_hex(8)}"
     return (
@@ -111,13 +103,6 @@ def render_script(checks: list[Check], key: str, timeout: int = 10, extra: str =
         'echo "$MARK events"\n'
         f"ausearch --input-logs -k {shlex.quote(key)} --start $start 2>/dev/null | {_ESSENTIALS}\n"
     )
-
-
-@dataclass(frozen=True)
-class Trigger:
-    label: str  # the permission class (or a caller's own label)
-    pid: int
-    path: str
 
 
 def _names(record: str) -> set[str]:

@@ -11,13 +11,12 @@ parse_result() reads.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from cisaudit.model.decisions import ChangeStatus, RemediationResult
 
 SCRIPT_DIR = Path(__file__).with_name("scripts")
 MODES = ("augenrules", "auditctl")
-# Statuses after which the host is as the caller wanted (exit code 0).
-OK_STATUSES = frozenset({"applied", "unchanged", "reboot-required", "dry-run", "restored", "nothing-to-do"})
 _LISTS = {
     "cisaudit-added: ": "added",
     "cisaudit-removed: ": "removed",
@@ -26,28 +25,6 @@ _LISTS = {
     "cisaudit-mismatch: ": "mismatches",
 }
 _RESULT = "cisaudit-result: "
-
-
-@dataclass
-class RemediationResult:
-    """What one apply.sh or backout.sh run reported.
-
-    In a dry run, `added`/`removed`/`restored` list what WOULD change.
-    `fields` holds every key=value of the result line (mode, target, journal, ...).
-    """
-
-    status: str
-    run_id: str
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-    mismatches: list[str] = field(default_factory=list)
-    restored: list[str] = field(default_factory=list)
-    fields: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in OK_STATUSES
 
 
 def _script(name: str) -> str:
@@ -115,11 +92,15 @@ def _parse_fields(text: str) -> dict[str, str]:
 
 def parse_result(stdout: str) -> RemediationResult:
     """Read the `cisaudit-*:` lines; status "unknown" when no result line came (killed run)."""
-    result = RemediationResult(status="unknown", run_id="")
+    result = RemediationResult(status=ChangeStatus.UNKNOWN, run_id="")
     for line in stdout.splitlines():
         if line.startswith(_RESULT):
             result.fields = _parse_fields(line[len(_RESULT) :])
-            result.status = result.fields.get("status", "unknown")
+            status = result.fields.get("status", "")
+            known = status in set(ChangeStatus)
+            result.status = ChangeStatus(status) if known else ChangeStatus.UNKNOWN
+            if not known:
+                result.messages.append(f"result status {status[:40]!r} is not one this version knows")
             run_id = result.fields.get("run_id", "")
             result.run_id = "" if run_id == "-" else run_id
             continue

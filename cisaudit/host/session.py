@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from cisaudit.host.hostspec import scrub
 from cisaudit.host.probe import (
@@ -17,6 +16,7 @@ from cisaudit.host.probe import (
 from cisaudit.host.ssm.spool import Spool, SpoolError
 from cisaudit.host.transport import ConnectOptions, HostError, describe_error, open_host
 from cisaudit.model.catalogue import DEFAULT_VERSION, Control, controls
+from cisaudit.model.decisions import Change
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.locate import resolve, unknown_paths
 from cisaudit.model.snapshot import Snapshot
@@ -38,7 +38,7 @@ class HostSession:
     fanned_out: Spool | None = None  # an ssm:// host whose probe the fleet fan-out ran (ssm/fleet.py)
     commands: int = 0  # remote commands sent to this host in this run
     events_output: str | None = None  # --verify-events: ausearch output, fetched once
-    change: Any = None  # --remediate/--backout: what this run did to the host (cisaudit.plugin.change.Change)
+    change: Change | None = None  # --remediate/--backout: what this run did to the host
     _host: object | None = None
     _assessment: Assessment | None = None
     _error: str | None = None

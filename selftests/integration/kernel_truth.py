@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cisaudit.host import probe
-from cisaudit.host.events import Check, Trigger, recorded, render_script
+from cisaudit.host.events import recorded, render_script
 from cisaudit.model.catalogue import Control
+from cisaudit.model.decisions import Accesses, Trigger
 from cisaudit.model.evaluate import Assessment
 
 KEY = "docker"
@@ -75,7 +76,7 @@ def ground_truth(control: Control, tmp: Path, access32: Path | None) -> dict[Tri
         if access32
         else ""
     )
-    script = render_script([Check(control.path, control.required_perms, subtree)], KEY, timeout=5, extra=extra)
+    script = render_script([Accesses(control.path, control.required_perms, subtree)], KEY, timeout=5, extra=extra)
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, cwd=tmp).stdout
     assert not (tmp / "ran").exists(), "an execute trigger ran the program"
     return recorded(out)

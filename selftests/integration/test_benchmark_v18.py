@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from cisaudit.host import probe
-from cisaudit.host.events import Check, recorded, render_script
+from cisaudit.host.events import recorded, render_script
 from cisaudit.model.catalogue import controls
+from cisaudit.model.decisions import Accesses
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.locate import resolve
 from selftests.kernel import AUDIT_DIR, KernelSandbox, sh
@@ -72,7 +73,7 @@ def kernel_truth(root: Path, excluded: tuple[str, ...] = ()) -> tuple[str, str]:
     """(pass/fail as the kernel recorded it, the table): every data-root access recorded with
     the key, and none below the excluded directories (default: volumes/ and overlay2/)."""
     excluded = excluded or (f"{root}/volumes", f"{root}/overlay2")
-    checks = [Check(str(root), "rwa"), *(Check(e, "rwxa", subtree=True) for e in excluded)]
+    checks = [Accesses(str(root), "rwa"), *(Accesses(e, "rwxa", subtree=True) for e in excluded)]
     out = subprocess.run(["sh", "-c", render_script(checks, KEY, timeout=5)], capture_output=True, text=True).stdout
     assert not (root.parent / "ran").exists(), "an execute trigger ran the program"
     truth = recorded(out)
@@ -128,8 +129,8 @@ def test_remediate_writes_the_exclusions_first_and_backout_undoes_them(kernel: K
             assert audit.verdict("local://", control.id, check) in ("fail", "not-applicable"), (control.id, check)
             if control.id in (*PRESENT, "1.1.5"):
                 assert audit.verdict("local://", control.id, check) == "fail", (control.id, audit.output[-2000:])
-    assert "/run/docker.sock" in audit.case("local://", "1.1.9", "live")["audited"]
-    assert audit.case("local://", "1.1.9", "live")["benchmark"] == "CIS Docker Benchmark v1.8.0"
+    assert "/run/docker.sock" in audit.case("local://", "1.1.9", "live").audited
+    assert audit.case("local://", "1.1.9", "live").benchmark == "CIS Docker Benchmark v1.8.0"
 
     fixed = run_suite(
         tmp_path / "fixed", ["local://"], "--benchmark=1.8.0", "--controls=1.1.4,1.1.5,1.1.6,1.1.9", "--remediate"

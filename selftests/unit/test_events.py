@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.host.events import MARK, Check, Trigger, recorded, render_script
+from cisaudit.host.events import MARK, recorded, render_script
+from cisaudit.model.decisions import Accesses, Trigger
 
 
 def test_script_is_dash_and_quotes_paths_and_key() -> None:
-    script = render_script([Check("/etc/do cker", "rwxa", subtree=True), Check("/run/containerd", "rwa")], "dock'er")
+    script = render_script(
+        [Accesses("/etc/do cker", "rwxa", subtree=True), Accesses("/run/containerd", "rwa")], "dock'er"
+    )
     assert "access r '/etc/do cker'\n" in script and "f=$(first_file '/etc/do cker')" in script
     assert "access a /run/containerd\n" in script and "access x /run/containerd" not in script
     assert "ausearch --input-logs -k 'dock'\"'\"'er'" in script
@@ -40,9 +43,9 @@ def test_accesses_change_nothing_and_never_run_the_program(tmp_path: Path, exec_
     objects = [program, program.parent, tmp_path / "sock"]
     before = {p: _snapshot(p) for p in objects}
     checks = [
-        Check(str(tmp_path / "d"), "rwxa", subtree=True),
-        Check(str(tmp_path / "sock"), "rwxa"),
-        Check(str(tmp_path / "link"), "rwxa"),
+        Accesses(str(tmp_path / "d"), "rwxa", subtree=True),
+        Accesses(str(tmp_path / "sock"), "rwxa"),
+        Accesses(str(tmp_path / "link"), "rwxa"),
     ]
     out = subprocess.run(
         ["dash", "-c", render_script(checks, "docker", timeout=0)],

@@ -11,6 +11,7 @@ import pytest
 
 from cisaudit.host import events, probe, remediation_io
 from cisaudit.host.ssm import frame
+from cisaudit.model.decisions import Accesses
 from selftests.suite_runner import require
 
 RENDERED = {
@@ -25,7 +26,7 @@ RENDERED = {
         tmpfiles=["d /run/containerd 0711 root root -"],
     ),
     "backout": lambda: remediation_io.render_backout(None, False),
-    "events": lambda: events.render_script([events.Check("/etc/docker", "rwa", True)], "docker"),
+    "events": lambda: events.render_script([Accesses("/etc/docker", "rwa", True)], "docker"),
     "ssm-wrapper": lambda: frame.wrapper_script("auditctl -l", "n0nce"),
     "ssm-fetch": lambda: frame.fetch_script("/tmp/cisaudit-ssm.AbCdEf12", "n0nce", 1, True),
 }
