@@ -143,7 +143,7 @@ def suite_commands(tmp: Path, hosts: list[str]) -> float:
     cases = parse_junit(tmp / "junit.xml")
     per_host: dict[str, int] = {}
     for (host, _, _), props in cases.items():
-        per_host[host] = max(per_host.get(host, 0), int(props["remote_commands"]))
+        per_host[host] = max(per_host.get(host, 0), props.remote_commands)
     assert set(per_host) == {shown(h) for h in hosts}, f"JUnit hosts {sorted(per_host)} != {hosts}"
     return statistics.mean(per_host.values())
 

@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
 
 from cisaudit.host.hostspec import parse_spec
+from cisaudit.outputs.record import CaseRecord
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,18 +31,18 @@ def require(capability: bool, reason: str) -> None:
 class SuiteRun:
     returncode: int
     output: str
-    cases: dict[tuple[str, str, str], dict[str, str]]  # (host, control_id, check) -> properties + outcome
+    cases: dict[tuple[str, str, str], JunitCase]  # (host, control_id, check) -> its case
 
-    def case(self, host: str, control_id: str, check: str) -> dict[str, str]:
+    def case(self, host: str, control_id: str, check: str) -> JunitCase:
         """The case of host (a spec as passed to --hosts; reports show it redacted)."""
         return self.cases[(shown(host), control_id, check)]
 
     def verdict(self, host: str, control_id: str, check: str) -> str:
-        return self.case(host, control_id, check)["verdict"]
+        return self.case(host, control_id, check).verdict
 
     def verdicts(self, host: str | None = None) -> dict[tuple[str, str], str]:
         wanted = None if host is None else shown(host)
-        return {(c, k): p["verdict"] for (h, c, k), p in self.cases.items() if wanted in (None, h)}
+        return {(c, k): p.verdict for (h, c, k), p in self.cases.items() if wanted in (None, h)}
 
 
 def shown(spec: str) -> str:
@@ -49,15 +50,26 @@ def shown(spec: str) -> str:
     return parse_spec(spec).display
 
 
-def parse_junit(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:
+@dataclass(frozen=True)
+class JunitCase(CaseRecord):
+    """A case record as JUnit carried it, with the test's outcome and name."""
+
+    outcome: str = "passed"  # passed, failure, error or skipped
+    name: str = ""
+
+
+def parse_junit(path: Path) -> dict[tuple[str, str, str], JunitCase]:
     cases = {}
     for testcase in ET.parse(path).getroot().iter("testcase"):
-        props = {p.get("name"): p.get("value") for p in testcase.iter("property")}
-        if "verdict" not in props:
+        props = [(p.get("name", ""), p.get("value", "")) for p in testcase.iter("property")]
+        if not CaseRecord.in_properties(props):
             continue
         outcome = next((child.tag for child in testcase if child.tag in ("failure", "error", "skipped")), "passed")
-        props.update(outcome=outcome, name=testcase.get("name", ""))
-        cases[(props["host"], props["control_id"], props["check"])] = props
+        record = CaseRecord.from_properties(props)
+        case = JunitCase(
+            **{f.name: getattr(record, f.name) for f in fields(record)}, outcome=outcome, name=testcase.get("name", "")
+        )
+        cases[(case.host, case.control_id, case.check)] = case
     return cases
 
 

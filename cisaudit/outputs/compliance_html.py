@@ -13,7 +13,8 @@ import json
 from collections import defaultdict
 from html import escape
 
-from cisaudit.outputs.results import STATUSES, CaseResult, RunResults
+from cisaudit.outputs.record import CaseRecord
+from cisaudit.outputs.results import STATUSES, RunResults
 
 LABELS = {
     "pass": "pass",
@@ -161,7 +162,7 @@ def _hosts(results: RunResults, anchors: dict[str, str]) -> str:
     )
 
 
-def _shown_status(case: CaseResult) -> str:
+def _shown_status(case: CaseRecord) -> str:
     return "waived (not run)" if case.verdict == "not-run" else case.status
 
 

@@ -17,72 +17,16 @@ from functools import cache, cached_property
 from pathlib import Path
 
 from cisaudit.model.catalogue import Benchmark, Control, benchmark, controls
-from cisaudit.model.waivers import WAIVED
+from cisaudit.model.verdict import Status
+from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
 
 REPO = Path(__file__).resolve().parents[2]
-STATUSES = ("pass", "fail", WAIVED, "not-applicable", "error")  # report order
-# A verdict cites a rule as `RULE` (WHERE:LINE); the first citation is the case's rule.
-CITATION = re.compile(r"`([^`\n]+)` \(([^()\n]+:\d+)\)")
+STATUSES = (Status.PASS, Status.FAIL, Status.WAIVED, Status.NOT_APPLICABLE, Status.ERROR)  # report order
 
 
 def natural_key(text: str) -> list[int | str]:
     """Sort key that orders numbers by value: 10.0.0.2 before 10.0.0.10."""
     return [int(part) if i % 2 else part.lower() for i, part in enumerate(re.split(r"(\d+)", text))]
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """One (host, control, check) as the run reported it."""
-
-    host: str
-    control_id: str  # "host" for host checks
-    check: str
-    verdict: str  # the verdict model's status (or "not-run" for a waiver with run: false)
-    summary: str = ""
-    evidence: str = ""
-    title: str = ""
-    level: str = ""
-    change: str = ""
-    remediated: bool = False  # --remediate added this control's rule in this run
-    waiver: str = ""  # justification of the waiver applied
-    waiver_expiration: str = ""
-    waiver_expired: str = ""  # justification of an expired, ignored waiver
-    audited: str = ""  # the path audited on the host and how it was found (docs/benchmarks.md)
-    started: float = 0.0
-    finished: float = 0.0
-
-    @property
-    def status(self) -> str:
-        return WAIVED if self.waiver else self.verdict
-
-    def citation(self) -> tuple[str, str] | None:
-        """(rule, file:line) the verdict cites first, if any."""
-        match = CITATION.search(self.summary + "\n" + self.evidence)
-        return (match.group(1), match.group(2)) if match else None
-
-    @classmethod
-    def from_props(cls, props: dict[str, str], started: float, finished: float) -> CaseResult:
-        names = (
-            "summary",
-            "evidence",
-            "title",
-            "level",
-            "change",
-            "waiver",
-            "waiver_expiration",
-            "waiver_expired",
-            "audited",
-        )
-        return cls(
-            props["host"],
-            props["control_id"],
-            props["check"],
-            props["verdict"],
-            remediated=props.get("remediated") == "true",
-            started=started,
-            finished=finished,
-            **{name: props.get(name, "") for name in names},
-        )
 
 
 @dataclass(frozen=True)
@@ -102,14 +46,14 @@ class RunInfo:
 @dataclass
 class RunResults:
     info: RunInfo
-    cases: list[CaseResult]
+    cases: list[CaseRecord]
     host_facts: dict[str, dict[str, object]] = field(default_factory=dict)
     remote_commands: dict[str, int] = field(default_factory=dict)
 
     @cached_property
-    def by_host(self) -> dict[str, list[CaseResult]]:
+    def by_host(self) -> dict[str, list[CaseRecord]]:
         """Each host's cases, hosts in natural order."""
-        cases: dict[str, list[CaseResult]] = {}
+        cases: dict[str, list[CaseRecord]] = {}
         for case in self.cases:
             cases.setdefault(case.host, []).append(case)
         return {host: cases[host] for host in sorted(cases, key=natural_key)}
@@ -136,16 +80,16 @@ class RunResults:
     @property
     def overall(self) -> str:
         statuses = {c.status for c in self.cases}
-        if "error" in statuses:
+        if Status.ERROR in statuses:
             return "errors"
-        return "not compliant" if "fail" in statuses else "compliant"
+        return "not compliant" if Status.FAIL in statuses else "compliant"
 
     @cached_property
     def control_status(self) -> dict[tuple[str, str], str]:
         """(host, control id) -> one status from the control's checks on the host; hosts in natural order."""
         statuses: dict[tuple[str, str], set[str]] = {}
         for case in (c for cases in self.by_host.values() for c in cases):
-            if case.control_id != "host":
+            if case.control_id != HOST_CONTROL:
                 statuses.setdefault((case.host, case.control_id), set()).add(case.status)
         return {key: combine(found) for key, found in statuses.items()}
 
@@ -165,10 +109,10 @@ class RunResults:
 
 def combine(statuses: set[str]) -> str:
     """A control's status on a host from its checks' statuses: the worst wins."""
-    for status in ("error", "fail", WAIVED, "pass"):
+    for status in (Status.ERROR, Status.FAIL, Status.WAIVED, Status.PASS):
         if status in statuses:
             return status
-    return "not-applicable"
+    return Status.NOT_APPLICABLE
 
 
 def describe_mode(remediate: bool, backout: bool, dry_run: bool, require_all: bool) -> str:

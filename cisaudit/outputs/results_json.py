@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from cisaudit.outputs.results import CaseResult, RunResults
+from cisaudit.outputs.record import CaseRecord
+from cisaudit.outputs.results import RunResults
 
 SCHEMA_VERSION = "1.1"  # 1.1: "audited" per record
 
@@ -18,7 +19,7 @@ def iso(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _waiver(case: CaseResult) -> dict[str, object] | None:
+def _waiver(case: CaseRecord) -> dict[str, object] | None:
     if not (case.waiver or case.waiver_expired):
         return None
     return {
@@ -29,7 +30,7 @@ def _waiver(case: CaseResult) -> dict[str, object] | None:
     }
 
 
-def _record(case: CaseResult) -> dict[str, object]:
+def _record(case: CaseRecord) -> dict[str, object]:
     cited = case.citation()
     return {
         "host": case.host,

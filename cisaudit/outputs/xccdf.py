@@ -12,8 +12,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from cisaudit.model.catalogue import Control
-from cisaudit.model.waivers import WAIVED
-from cisaudit.outputs.results import CaseResult, RunResults
+from cisaudit.model.verdict import Status
+from cisaudit.outputs.record import CaseRecord
+from cisaudit.outputs.results import RunResults
 from cisaudit.outputs.results_json import iso
 
 NS = "http://checklists.nist.gov/xccdf/1.2"
@@ -50,10 +51,10 @@ def _profiles(benchmark: ET.Element, catalogue: tuple[Control, ...]) -> None:
             _sub(profile, "select", idref=rule_id(control.id), selected="true" if control.level <= level else "false")
 
 
-def rule_result(checks: list[CaseResult]) -> tuple[str, list[CaseResult]]:
+def rule_result(checks: list[CaseRecord]) -> tuple[str, list[CaseRecord]]:
     """The rule's result from its checks, and the waived checks that make it an override."""
     verdicts = {c.status for c in checks}
-    waived = [c for c in checks if c.status == WAIVED and c.verdict == "fail"]
+    waived = [c for c in checks if c.status == Status.WAIVED and c.verdict == "fail"]
     if "error" in verdicts:
         return "error", []
     if "fail" in verdicts:

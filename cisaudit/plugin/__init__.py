@@ -14,11 +14,17 @@ from xdist.scheduler import LoadScopeScheduling
 from cisaudit.host.hostspec import SpecError, parse_spec
 from cisaudit.host.ssm.fanout import parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
-from cisaudit.model.evaluate import CONTROL_CHECKS, HOST_CHECKS
+from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
-from cisaudit.plugin.cases import Case, host_of_nodeid
+from cisaudit.plugin.aggregate import HostCases
+from cisaudit.plugin.cases import Case, host_of_nodeid, level_marks
 
-pytest_plugins = ["cisaudit.plugin.fixtures", "cisaudit.plugin.report", "cisaudit.plugin.fleet_audit"]
+pytest_plugins = [
+    "cisaudit.plugin.fixtures",
+    "cisaudit.plugin.report",
+    "cisaudit.plugin.fleet_audit",
+    "cisaudit.plugin.aggregate",
+]
 
 HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.host.hostspec): test ids, reports
 CONNECT_SPECS_KEY = pytest.StashKey[dict[str, str]]()  # display spec -> spec to connect with
@@ -26,6 +32,7 @@ SSM_HOSTS_KEY = pytest.StashKey[list[str]]()  # --ssm-targets, resolved once on 
 SSM_TAGS_KEY = pytest.StashKey[dict[tuple[str, str], list[str]]]()  # --ssm-targets tag -> its Online ids
 WAIVERS_KEY = pytest.StashKey[dict[str, Waiver]]()
 XDIST_SSM_HOSTS = "cisaudit_ssm_hosts"  # workerinput key
+AGGREGATE_ABOVE = 200  # hosts; README "Auditing a fleet" (memory per pytest item)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,6 +99,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="with --remediate: revert at the end and verify; alone: undo the host's latest run",
     )
     group.addoption("--dry-run", action="store_true", help="show the change per host, change nothing")
+    group.addoption(
+        "--aggregate-above",
+        type=int,
+        default=AGGREGATE_ABOVE,
+        metavar="HOSTS",
+        help=f"with more hosts than this, one pytest item per host holds its cases; each case stays a "
+        f"JUnit testcase and report row, -k/-m still select cases (default {AGGREGATE_ABOVE})",
+    )
     reports = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
     reports.addoption(
         "--compliance-report",
@@ -121,32 +136,42 @@ def selected_controls(config: pytest.Config) -> list[Control]:
         raise pytest.UsageError(f"--controls: {exc}") from None
 
 
-def _cases(config: pytest.Config, function: str) -> list[Case]:
-    """The cases of one of the suite's test functions (tests/test_cis_docker_audit.py)."""
-    specs = config.stash[HOSTS_KEY]
-    if function == "test_host":
-        checks = (("remediation",) if config.getoption("remediate") else ()) + HOST_CHECKS
-        return [Case(s, check) for s in specs for check in checks]
-    if function == "test_backout":
-        return [Case(s, "backout") for s in specs] if config.getoption("backout") else []
-    if function == "test_control":
-        checks = CONTROL_CHECKS + (("events",) if config.getoption("verify_events") else ())
-        return [Case(s, check, c) for s in specs for c in selected_controls(config) for check in checks]
-    raise pytest.UsageError(
-        f"{function} asks for cis_case, but the suite makes cases only for test_host, test_control and test_backout"
-    )
+def _host_cases(config: pytest.Config) -> list[Case]:
+    checks = ((Check.REMEDIATION,) if config.getoption("remediate") else ()) + HOST_CHECKS
+    return [Case(s, check) for s in config.stash[HOSTS_KEY] for check in checks]
+
+
+def _control_cases(config: pytest.Config) -> list[Case]:
+    checks = CONTROL_CHECKS + ((Check.EVENTS,) if config.getoption("verify_events") else ())
+    return [Case(s, check, c) for s in config.stash[HOSTS_KEY] for c in selected_controls(config) for check in checks]
+
+
+def _backout_cases(config: pytest.Config) -> list[Case]:
+    return [Case(s, Check.BACKOUT) for s in config.stash[HOSTS_KEY]] if config.getoption("backout") else []
+
+
+# The suite's test functions (tests/test_cis_docker_audit.py) and the cases each one runs.
+CASES_OF = {"test_host": _host_cases, "test_control": _control_cases, "test_backout": _backout_cases}
+AGGREGATED = ("test_host", "test_control")  # one item per host above --aggregate-above (plugin/aggregate.py)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cis_case" not in metafunc.fixturenames:
         return
-    cases = _cases(metafunc.config, metafunc.function.__name__)
-    metafunc.parametrize("cis_case", [pytest.param(case, id=case.id, marks=_level_marks(case)) for case in cases])
-
-
-def _level_marks(case: Case) -> list[pytest.MarkDecorator]:
-    """`-m level1` / `-m level2` select a control's cases by its CIS profile level."""
-    return [getattr(pytest.mark, f"level{case.control.level}")] if case.control else []
+    function = metafunc.function.__name__
+    if function not in CASES_OF:
+        raise pytest.UsageError(
+            f"{function} asks for cis_case, but the suite makes cases only for {', '.join(CASES_OF)}"
+        )
+    cases = CASES_OF[function](metafunc.config)
+    if function in AGGREGATED and len(metafunc.config.stash[HOSTS_KEY]) > metafunc.config.getoption("aggregate_above"):
+        by_host: dict[str, list[Case]] = {}
+        for case in cases:
+            by_host.setdefault(case.spec, []).append(case)
+        groups = [HostCases(spec, function, tuple(mine)) for spec, mine in by_host.items()]
+        metafunc.parametrize("cis_case", [pytest.param(group, id=group.id) for group in groups])
+        return
+    metafunc.parametrize("cis_case", [pytest.param(case, id=case.id, marks=level_marks(case)) for case in cases])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -155,7 +180,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         i
         for i in items
         if "cis_case" in getattr(i, "fixturenames", ())
-        and not isinstance(getattr(getattr(i, "callspec", None), "params", {}).get("cis_case"), Case)
+        and not isinstance(getattr(getattr(i, "callspec", None), "params", {}).get("cis_case"), (Case, HostCases))
     ]
     if empty:
         config.hook.pytest_deselected(items=empty)

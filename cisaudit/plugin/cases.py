@@ -9,21 +9,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cisaudit.model.catalogue import Control
+import pytest
 
-HOST_CONTROL = "host"  # the CONTROL part of a host check's id
+from cisaudit.model.catalogue import Control
+from cisaudit.model.verdict import Check
+from cisaudit.outputs.record import HOST_CONTROL
+
 SEPARATOR = "|"  # never in CONTROL or CHECK; SPEC may hold one (a path option), so ids split from the right
 
 
 @dataclass(frozen=True)
 class Case:
     spec: str
-    check: str
+    check: Check
     control: Control | None = None
 
     @property
     def id(self) -> str:
-        return SEPARATOR.join((self.spec, self.control.id if self.control else HOST_CONTROL, self.check))
+        return case_id(self.spec, self.control.id if self.control else HOST_CONTROL, self.check)
+
+
+def case_id(spec: str, control_id: str, check: str) -> str:
+    return SEPARATOR.join((spec, control_id, check))
+
+
+def case_name(nodeid: str, spec: str, control_id: str, check: str) -> str:
+    """The test name (FUNCTION[ID]) of a case, from the node id of its own or its aggregated item."""
+    function = nodeid.partition("::")[2].partition("[")[0]
+    return f"{function}[{case_id(spec, control_id, check)}]"
+
+
+def level_marks(case: Case) -> list[pytest.MarkDecorator]:
+    """`-m level1` / `-m level2` select a control's cases by its CIS profile level."""
+    return [getattr(pytest.mark, f"level{case.control.level}")] if case.control else []
 
 
 def host_of_nodeid(nodeid: str) -> str:

@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 
 import pytest
 
-from cisaudit.host.remediation_io import RemediationResult, parse_result, render_apply, render_backout
+from cisaudit.host.remediation_io import parse_result, render_apply, render_backout
 from cisaudit.host.session import HostSession, unusable_output
 from cisaudit.host.transport import HostError
-from cisaudit.model.catalogue import benchmark, controls, select
-from cisaudit.model.evaluate import FAIL, PASS, Verdict
-from cisaudit.model.plan import Plan, make_plan
-
-
-@dataclass
-class Change:
-    """What this run did to one host."""
-
-    plan: Plan | None = None
-    applied: RemediationResult | None = None
-    reverted: RemediationResult | None = None
-    error: str | None = None  # a failed change: every later check of the host reports it
-    unknown_run: str | None = None  # an apply whose outcome never came back (connection lost, timeout)
+from cisaudit.model.catalogue import benchmark, select
+from cisaudit.model.decisions import Change, backout_verdict
+from cisaudit.model.plan import make_plan
+from cisaudit.model.verdict import Status, Verdict
 
 
 def _new_run_id() -> str:
@@ -86,89 +75,18 @@ def _make_change(session: HostSession, change: Change, config: pytest.Config) ->
             session.refresh()
 
 
-def remediation_verdict(session: HostSession) -> Verdict:
-    change = session.change
-    assert change is not None and change.plan is not None
-    plan, result = change.plan, change.applied
-    evidence = tuple(f"left alone {cid}: {why}" for cid, why in plan.left_alone)
-    if result is None:
-        return Verdict(PASS, "nothing to change: every applicable control passes or is left alone", evidence)
-    evidence += tuple(result.messages) + tuple(f"added: {r}" for r in result.added)
-    if result.status == "dry-run":
-        return Verdict(PASS, "dry run, nothing changed: would " + plan.describe(), evidence)
-    if result.status == "reboot-required":
-        return Verdict(
-            FAIL,
-            f"reboot required: rules persisted in {plan.target}, but the kernel is immutable "
-            f"(enabled 2) until reboot (run {result.run_id})",
-            evidence,
-        )
-    if not result.ok:
-        return Verdict(FAIL, f"remediation {result.status} (run {result.run_id or '-'})", evidence)
-    assessment = session.assessment()
-    by_id = {c.id: c for c in controls(session.version)}
-    still = [
-        cid
-        for cid, _ in plan.rules
-        for check in ("live", "persisted")
-        if assessment.control_verdict(by_id[cid], check).status != PASS
-    ]
-    if (
-        plan.tmpfiles
-        and assessment.persisted.stopped_at
-        and assessment.persisted.stopped_at[0].item
-        and any(t.split()[1] in assessment.persisted.stopped_at[1] for t in plan.tmpfiles)
-    ):
-        still.append(f"the boot-time load still stops at {assessment.persisted.stopped_at[0].where}")
-    if still:
-        return Verdict(
-            FAIL, "remediated controls still fail after re-probe: " + ", ".join(sorted(set(still))), evidence
-        )
-    verb = "added nothing new (already in place)" if result.status == "unchanged" else f"added {len(result.added)}"
-    return Verdict(PASS, f"run {result.run_id}: {verb}; " + plan.describe(), evidence)
-
-
-def backout_verdict(session: HostSession, config: pytest.Config) -> Verdict:
+def backout(session: HostSession, config: pytest.Config) -> Verdict:
     """Revert and verify; after an apply whose outcome is unknown, still try its run id."""
     try:
         change = prepare(session, config)
     except HostError:
-        change = session.change
-        if change is None or change.unknown_run is None:
+        if session.change is None or session.change.unknown_run is None:
             raise
+        change = session.change
         session.drop_connection()  # the old one timed out or died mid-apply
     if change.reverted is None:  # --remediate --backout: revert now, after the host's checks
         run_id = change.applied.run_id if change.applied else change.unknown_run
         if run_id is None:
-            return Verdict(PASS, "nothing was applied, nothing to revert")
+            return Verdict(Status.PASS, "nothing was applied, nothing to revert")
         change.reverted = parse_result(session.run(render_backout(run_id, config.getoption("dry_run")))[1])
-    result = change.reverted
-    evidence = tuple(
-        result.messages
-        + [f"restored: {r}" for r in result.restored]
-        + [f"removed: {r}" for r in result.removed]
-        + [f"mismatch: {m}" for m in result.mismatches]
-    )
-    if result.status in ("restored", "nothing-to-do", "dry-run"):
-        return Verdict(
-            PASS,
-            f"backout {result.status} (run {result.run_id or '-'}): files and kernel rules "
-            "equal the journal's before state"
-            if result.status == "restored"
-            else f"backout {result.status}",
-            evidence,
-        )
-    return Verdict(FAIL, f"backout {result.status} (run {result.run_id or '-'})", evidence)
-
-
-def change_summary(change: Change | None) -> str:
-    if change is None:
-        return ""
-    parts = []
-    if change.applied:
-        parts.append(
-            f"applied run {change.applied.run_id}: {change.applied.status}, {len(change.applied.added)} rule(s) added"
-        )
-    if change.reverted:
-        parts.append(f"reverted run {change.reverted.run_id or '-'}: {change.reverted.status}")
-    return "; ".join(parts)
+    return backout_verdict(change.reverted)

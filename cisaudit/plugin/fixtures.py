@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
-from cisaudit.host.events import Check, recorded, render_script
+from cisaudit.host.events import recorded, render_script
 from cisaudit.host.session import HostSession, unusable_output
 from cisaudit.host.transport import MIB, ConnectOptions, HostError
 from cisaudit.model.catalogue import Control, benchmark
-from cisaudit.model.evaluate import ERROR, FAIL, PASS, Assessment, Verdict
-from cisaudit.model.waivers import WAIVED, Waiver, applicable, today
+from cisaudit.model.decisions import accesses_of, events_verdict, remediation_verdict
+from cisaudit.model.evaluate import Assessment
+from cisaudit.model.verdict import Check, Status, Verdict
+from cisaudit.model.waivers import Waiver, applicable, today
+from cisaudit.outputs.record import CASES_PROPERTY, HOST_CONTROL, CaseRecord, encode_records
 from cisaudit.plugin import CONNECT_SPECS_KEY, WAIVERS_KEY
-from cisaudit.plugin.change import Change, backout_verdict, change_summary, prepare, remediation_verdict
+from cisaudit.plugin.aggregate import HostCases
+from cisaudit.plugin.cases import Case
+from cisaudit.plugin.change import backout, prepare
 from cisaudit.plugin.fleet_audit import spool_for
 
 
@@ -70,68 +77,36 @@ def host_sessions(request: pytest.FixtureRequest) -> dict[str, HostSession]:
 
 
 @pytest.fixture
-def host_session(cis_case, host_sessions: dict[str, HostSession]) -> HostSession:
+def host_session(cis_case: Case | HostCases, host_sessions: dict[str, HostSession]) -> HostSession:
     return host_sessions[cis_case.spec]
 
 
-def _events_check(assessment: Assessment, control: Control) -> Check:
-    """The accesses that prove a control: its classes on its path, and on a file inside a
-    directory a watch covers (a syscall-style rule covers the directory's inode only)."""
-    target = assessment.target(control)
-    return Check(target.path, control.required_perms, assessment.audit_object(target).subtree)
-
-
-def _events_verdict(session: HostSession, cis_case) -> Verdict:
+def _events_verdict(session: HostSession, control: Control) -> Verdict:
+    """Make the accesses of every control whose live rule passes in one command, once per host."""
     assessment = session.assessment()
-    live = assessment.control_verdict(cis_case.control, "live")
-    if live.status != PASS:
-        return live if live.status != FAIL else Verdict(FAIL, "no live rule to produce events: " + live.summary)
-    check = _events_check(assessment, cis_case.control)
-    if session.events_output is None:  # one command for every control whose live rule passes
-        checks = {
-            c.path: c
-            for c in (
-                _events_check(assessment, control)
-                for control in session.controls
-                if assessment.control_verdict(control, "live").status == PASS
+    if session.events_output is None and assessment.control_verdict(control, Check.LIVE).status == Status.PASS:
+        accesses = {
+            a.path: a
+            for a in (
+                accesses_of(assessment, c)
+                for c in session.controls
+                if assessment.control_verdict(c, Check.LIVE).status == Status.PASS
             )
         }
-        _, out, _ = session.run(render_script(list(checks.values()), session.key))
+        _, out, _ = session.run(render_script(list(accesses.values()), session.key))
         session.events_output = out
-    mine: dict = {}  # one entry per (class, path): another control may have made the same access
-    for t, events in recorded(session.events_output).items():
-        if t.path == check.path or (check.subtree and t.path.startswith(check.path + "/")):
-            same = next((k for k in mine if (k.label, k.path) == (t.label, t.path)), None)
-            if same is None or (events and not mine[same]):
-                mine.pop(same, None)
-                mine[t] = events
-    evidence = tuple(
-        f"{t.label} on {t.path} (pid {t.pid}): {', '.join(events) or 'no event'}" for t, events in mine.items()
-    )
-    missing = [f"{t.label} on {t.path}" for t, events in mine.items() if not events]
-    if mine and not missing:
-        return Verdict(
-            PASS,
-            f"auditd recorded an event with key {session.key!r} for each access ({check.classes}) to {check.path}",
-            evidence,
-        )
-    reason = "" if assessment.snap.auditd_running else " (auditd is not running)"
-    what = ", ".join(missing) if mine else f"any access to {check.path} (none was made)"
-    return Verdict(
-        FAIL,
-        f"no event with key {session.key!r} in auditd's logs for {what}{reason}",
-        evidence + ("rule: " + live.summary,),
-    )
+    return events_verdict(assessment, control, session.key, recorded(session.events_output or ""))
 
 
-def _check_verdict(session: HostSession, cis_case) -> Verdict:
-    if cis_case.check == "remediation":
-        return remediation_verdict(session)
-    if cis_case.check == "events":
-        return _events_verdict(session, cis_case)
-    if cis_case.control:
-        return session.assessment().control_verdict(cis_case.control, cis_case.check)
-    return session.assessment().host_verdict(cis_case.check)
+def _check_verdict(session: HostSession, case: Case) -> Verdict:
+    if case.control is None:
+        if case.check == Check.REMEDIATION:
+            assert session.change is not None  # prepare() made it
+            return remediation_verdict(session.change, session.assessment(), session.version)
+        return session.assessment().host_verdict(case.check)
+    if case.check == Check.EVENTS:
+        return _events_verdict(session, case.control)
+    return session.assessment().control_verdict(case.control, case.check)
 
 
 def _audited(assessment: Assessment, control: Control) -> str:
@@ -157,86 +132,120 @@ def host_facts(session: HostSession) -> str:
     )
 
 
-def _remediated(change: Change, control_id: str) -> bool:
-    """This run's --remediate added (not just planned) a rule for the control."""
-    applied = change.applied
-    return bool(
-        change.plan
-        and applied
-        and applied.ok
-        and applied.status != "dry-run"
-        and control_id in {cid for cid, _ in change.plan.rules}
+def _waive(result: Verdict, waiver: Waiver | None, on: dt.date, record: CaseRecord) -> tuple[Verdict, CaseRecord]:
+    """A failure an unexpired waiver covers is reported waived; an expired one is only flagged."""
+    if waiver is None:
+        return result, record
+    record = replace(record, waiver_expiration=str(waiver.expiration_date or ""))
+    if waiver.expired(on):
+        return result, replace(record, waiver_expired=waiver.justification)
+    if result.status != Status.FAIL:
+        return result, record
+    waived = Verdict(Status.WAIVED, f"waived: {waiver.justification}", (result.summary, *result.evidence))
+    return waived, replace(record, waiver=waiver.justification)
+
+
+def _judge(case: Case, session: HostSession, config: pytest.Config, record: CaseRecord) -> tuple[Verdict, CaseRecord]:
+    """The case's verdict, and its record with what the run changed on the host and the path audited."""
+    if case.check == Check.BACKOUT:  # attempted even after a change that failed midway
+        result = backout(session, config)
+        return result, replace(record, change=session.change.summary() if session.change else "")
+    change = prepare(session, config)
+    record = replace(record, change=change.summary())
+    result = _check_verdict(session, case)
+    if case.control:
+        audited = _audited(session.assessment(), case.control)
+        return result, replace(record, remediated=change.remediated(case.control.id), audited=audited)
+    if result.status != Status.ERROR:
+        record = replace(record, host_facts=host_facts(session))
+    return result, record
+
+
+def _record(case: Case, session: HostSession) -> CaseRecord:
+    """The case's record before it is judged (an error until then)."""
+    named = benchmark(session.version)
+    record = CaseRecord(
+        host=case.spec,
+        control_id=case.control.id if case.control else HOST_CONTROL,
+        check=case.check,
+        verdict=Status.ERROR,
+        benchmark=f"{named.title} v{named.version}",
+    )
+    if case.control is None:
+        return record
+    return replace(
+        record, title=case.control.title, level=str(case.control.level), assessment=case.control.assessment.value
     )
 
 
-def _waive(result: Verdict, waiver: Waiver | None, on: dt.date, props: list) -> Verdict:
-    """A failure an unexpired waiver covers is reported waived; an expired one is only flagged."""
-    if waiver is None:
-        return result
-    props.append(("waiver_expiration", str(waiver.expiration_date or "")))
-    if waiver.expired(on):
-        props.append(("waiver_expired", waiver.justification))
-        return result
-    if result.status != FAIL:
-        return result
-    props.append(("waiver", waiver.justification))
-    return Verdict(WAIVED, f"waived: {waiver.justification}", (result.summary, *result.evidence))
+def _judged(case: Case, session: HostSession, config: pytest.Config) -> tuple[Verdict, CaseRecord, Exception | None]:
+    """The verdict the test asserts, the case's record, and the exception behind an ERROR."""
+    record = _record(case, session)
+    waiver = case.control and applicable(config.stash[WAIVERS_KEY], case.control.id, case.spec)
+    if waiver and not waiver.run and not waiver.expired(today()):  # InSpec's run: false: not checked at all
+        record = replace(
+            record,
+            verdict=Status.NOT_RUN,
+            summary=f"not run (waiver): {waiver.justification}",
+            waiver=waiver.justification,
+            waiver_expiration=str(waiver.expiration_date or ""),
+            remote_commands=session.commands,
+        )
+        return Verdict(Status.WAIVED, f"not run: {waiver.justification}"), record, None
+    cause: Exception | None = None
+    try:
+        result, record = _judge(case, session, config, record)
+    except HostError as exc:
+        result = Verdict(Status.ERROR, str(exc))
+    except Exception as exc:  # judging this host's data raised: its error, traceback kept as the cause
+        result, cause = Verdict(Status.ERROR, unusable_output(exc)), exc
+    shown = result
+    if result.status != Status.ERROR:
+        shown, record = _waive(result, waiver or None, today(), record)
+    record = replace(
+        record,
+        verdict=result.status,
+        summary=result.summary,
+        evidence="\n".join(result.evidence),
+        remote_commands=session.commands,
+    )
+    return shown, record, cause
+
+
+def _host_cases_verdict(group: HostCases, session: HostSession, request: pytest.FixtureRequest) -> Verdict:
+    """Every case of an aggregated item (plugin/aggregate.py), all records in one property; the
+    item errors in setup when a case errors, fails when one fails, skips when all skip."""
+    records, shown = [], []
+    for case in group.cases:
+        started = time.time()
+        verdict, record, _ = _judged(case, session, request.config)
+        records.append(replace(record, started=started, finished=time.time()))
+        shown.append(verdict)
+    request.node.user_properties.append((CASES_PROPERTY, encode_records(records)))
+    errors = [r for r in records if r.verdict == Status.ERROR]
+    if errors:
+        raise HostError(
+            f"{group.spec}: {len(errors)} of {len(records)} checks could not be judged: {errors[0].summary}"
+        )
+    failed = [(r, v) for r, v in zip(records, shown, strict=True) if v.status == Status.FAIL]
+    if failed:
+        names = ", ".join(f"{r.control_id} {r.check}" for r, _ in failed)
+        return Verdict(
+            Status.FAIL, f"{len(failed)} of {len(records)} checks failed: {names}", tuple(v.summary for _, v in failed)
+        )
+    if all(v.status in (Status.NOT_APPLICABLE, Status.WAIVED) for v in shown):
+        return Verdict(Status.NOT_APPLICABLE, f"each of the {len(records)} checks is not applicable or waived")
+    return Verdict(Status.PASS, f"{len(records)} checks")
 
 
 @pytest.fixture
-def verdict(cis_case, host_session: HostSession, request: pytest.FixtureRequest) -> Verdict:
-    """The case's verdict; a host or access problem is raised here, so pytest shows an ERROR."""
-    props = request.node.user_properties
-    named = benchmark(host_session.version)
-    props += [
-        ("host", cis_case.spec),
-        ("check", cis_case.check),
-        ("control_id", cis_case.control.id if cis_case.control else "host"),
-        ("benchmark", f"{named.title} v{named.version}"),
-    ]
-    waiver = None
-    if cis_case.control:
-        props += [
-            ("title", cis_case.control.title),
-            ("level", str(cis_case.control.level)),
-            ("assessment", cis_case.control.assessment.value),
-        ]  # plain str: execnet sends it
-        waiver = applicable(request.config.stash[WAIVERS_KEY], cis_case.control.id, cis_case.spec)
-    if waiver and not waiver.run and not waiver.expired(today()):  # InSpec's run: false: not checked at all
-        props += [
-            ("waiver", waiver.justification),
-            ("waiver_expiration", str(waiver.expiration_date or "")),
-            ("verdict", "not-run"),
-            ("summary", f"not run (waiver): {waiver.justification}"),
-            ("evidence", ""),
-            ("remote_commands", str(host_session.commands)),
-        ]
-        return Verdict(WAIVED, f"not run: {waiver.justification}")
-    cause: Exception | None = None
-    try:
-        if cis_case.check == "backout":  # attempted even after a change that failed midway
-            result = backout_verdict(host_session, request.config)
-            props.append(("change", change_summary(host_session.change)))
-        else:
-            change = prepare(host_session, request.config)
-            props.append(("change", change_summary(change)))
-            if cis_case.control and _remediated(change, cis_case.control.id):
-                props.append(("remediated", "true"))
-            result = _check_verdict(host_session, cis_case)
-            if cis_case.control:
-                props.append(("audited", _audited(host_session.assessment(), cis_case.control)))
-    except HostError as exc:
-        result = Verdict(ERROR, str(exc))
-    except Exception as exc:  # judging this host's data raised: its error, traceback kept as the cause
-        result, cause = Verdict(ERROR, unusable_output(exc)), exc
-    props += [
-        ("verdict", result.status),
-        ("summary", result.summary),
-        ("evidence", "\n".join(result.evidence)),
-        ("remote_commands", str(host_session.commands)),
-    ]
-    if result.status == ERROR:
-        raise HostError(f"{cis_case.spec}: {result.summary}") from cause
-    if not cis_case.control:
-        props.append(("host_facts", host_facts(host_session)))
-    return _waive(result, waiver, today(), props)
+def verdict(cis_case: Case | HostCases, host_session: HostSession, request: pytest.FixtureRequest) -> Verdict:
+    """The case's verdict, its CaseRecord in the test's user_properties (cisaudit/outputs/record.py);
+    a host or access problem is raised here, so pytest shows an ERROR."""
+    if isinstance(cis_case, HostCases):
+        return _host_cases_verdict(cis_case, host_session, request)
+    shown, record, cause = _judged(cis_case, host_session, request.config)
+    request.node.user_properties += record.properties()
+    if record.verdict == Status.ERROR:
+        raise HostError(f"{cis_case.spec}: {record.summary}") from cause
+    return shown

@@ -8,6 +8,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Generator
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,34 +18,42 @@ from _pytest.terminal import TerminalReporter
 
 from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark
 from cisaudit.outputs.compliance_html import render_html
-from cisaudit.outputs.results import CaseResult, RunInfo, RunResults, command_line, commit, describe_mode, tool_version
+from cisaudit.outputs.junit import CaseSpool
+from cisaudit.outputs.record import CASES_PROPERTY, CaseRecord, decode_records
+from cisaudit.outputs.results import RunInfo, RunResults, command_line, commit, describe_mode, tool_version
 from cisaudit.outputs.results_json import render_json
 from cisaudit.outputs.xccdf import render_xccdf
+from cisaudit.plugin import HOSTS_KEY
+from cisaudit.plugin.cases import case_name
 
 COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
 
 
-def _props(report: pytest.TestReport) -> dict[str, str]:
-    return dict(getattr(report, "user_properties", ()))
-
-
-def _decides(report: pytest.TestReport, props: dict[str, str]) -> bool:
-    """The report that carries a case's verdict: setup for errors, call otherwise."""
-    return "verdict" in props and report.when == ("setup" if props["verdict"] == "error" else "call")
+def _record(report: pytest.TestReport, started: float = 0.0) -> CaseRecord | None:
+    """The case record this report decides (CaseRecord.decided_by), or None."""
+    props = getattr(report, "user_properties", ())
+    if not CaseRecord.in_properties(props):
+        return None
+    record = CaseRecord.from_properties(props, started or report.start, report.stop)
+    return record if report.when == record.decided_by else None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(ComplianceTally(), "cisaudit-tally")
+    junit = config.getoption("xmlpath", None)
+    aggregated = len(config.stash.get(HOSTS_KEY, [])) > config.getoption("aggregate_above", 0)
+    spool = CaseSpool(Path(junit)) if junit and aggregated and not hasattr(config, "workerinput") else None
+    config.pluginmanager.register(ComplianceTally(spool), "cisaudit-tally")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     report = (yield).get_result()
-    props = {name: str(value) for name, value in item.user_properties}
-    if not _decides(report, props):
+    if report.when == "teardown":  # the reports have an aggregated item's records now; the item keeps none
+        item.user_properties[:] = [p for p in item.user_properties if p[0] != CASES_PROPERTY]
+    record = _record(report)
+    if record is None:
         return
-    evidence = props.get("evidence", "")
-    body = escape(props.get("summary", "") + ("\n\n" + evidence if evidence else ""))
+    body = escape(record.summary + ("\n\n" + record.evidence if record.evidence else ""))
     report.extras = [
         *getattr(report, "extras", []),
         {
@@ -58,26 +67,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 class ComplianceTally:
-    """Every case's result, remote commands and probe facts per host, gathered on the controller."""
+    """Every case's result, remote commands and probe facts per host, gathered on the controller.
+    An aggregated item's records (plugin/aggregate.py) are taken off its reports once read, and
+    written to JUnit as their own testcases (outputs/junit.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, junit: CaseSpool | None = None) -> None:
         self.started = time.time()
-        self.cases: list[CaseResult] = []
+        self.cases: list[CaseRecord] = []
         self.commands: dict[str, int] = defaultdict(int)
         self.facts: dict[str, dict[str, object]] = {}
+        self.junit = junit
         self._setup_start: dict[str, float] = {}
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml and pytest-html keep the reports
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "setup":  # the verdict is computed in setup: a case starts there
             self._setup_start[report.nodeid] = report.start
-        props = _props(report)
-        if not _decides(report, props):
+        batch = dict(report.user_properties).get(CASES_PROPERTY)
+        if batch is not None:
+            report.user_properties = [p for p in report.user_properties if p[0] != CASES_PROPERTY]
+            # An aggregated item errors in setup when a case errors (fixtures.py), else its call decides.
+            if report.when == "call" or report.failed:
+                records = decode_records(str(batch))
+                self._add(records)
+                if self.junit is not None:
+                    file, line, _ = report.location
+                    named = [(r, case_name(report.nodeid, r.host, r.control_id, r.check)) for r in records]
+                    self.junit.add(named, report.nodeid, file, line or 0)
             return
-        host = props["host"]
-        self.commands[host] = max(self.commands[host], int(props.get("remote_commands", 0)))
-        if props.get("host_facts"):
-            self.facts[host] = json.loads(props["host_facts"])
-        self.cases.append(CaseResult.from_props(props, self._setup_start.pop(report.nodeid, report.start), report.stop))
+        record = _record(report, self._setup_start.get(report.nodeid, 0.0))
+        if record is not None:
+            self._setup_start.pop(report.nodeid, None)
+            self._add([record])
+
+    def _add(self, records: list[CaseRecord]) -> None:
+        for record in records:
+            self.commands[record.host] = max(self.commands[record.host], record.remote_commands)
+            if record.host_facts:
+                self.facts[record.host] = json.loads(record.host_facts)
+            self.cases.append(replace(record, host_facts=""))
 
     def results(self, config: pytest.Config) -> RunResults:
         option = config.getoption
@@ -110,11 +138,14 @@ def _compliance(counts: Counter[str]) -> str:
     return f"{100 * counts['pass'] / applicable:.0f}%" if applicable else "n/a"
 
 
+@pytest.hookimpl(trylast=True)  # after junitxml wrote its file: the cases of aggregated items go in it
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     tally = _tally(config)
     if hasattr(config, "workerinput") or not tally.cases:  # xdist workers: the controller writes
         return
+    if tally.junit is not None and Path(config.getoption("xmlpath")).exists():
+        tally.junit.merge_into(Path(config.getoption("xmlpath")))
     results = tally.results(config)
     for option, render in (("compliance_report", render_html), ("results_json", render_json), ("xccdf", render_xccdf)):
         path = config.getoption(option)
@@ -152,15 +183,9 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 
 
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    props = _props(report)
+    props = dict(getattr(report, "user_properties", ()))  # any phase's report: the row's
     values = [
-        props.get("control_id", ""),
-        props.get("title", ""),
-        props.get("level", ""),
-        props.get("host", ""),
-        props.get("check", ""),
-        props.get("verdict", ""),
-        props.get("summary", ""),
+        str(props.get(name, "")) for name in ("control_id", "title", "level", "host", "check", "verdict", "summary")
     ]
     cells[1:1] = [f'<td class="col-{c}">{escape(v)}</td>' for c, v in zip(COLUMNS, values, strict=True)]
 

@@ -36,9 +36,9 @@ def test_v1_8_0_socket_data_root_and_userns_remap(fleet, tmp_path: Path) -> None
     before = run_suite(tmp_path / "before", hosts, *args)
     for spec in hosts:
         sock = before.case(spec, "1.1.9", "live")
-        assert sock["verdict"] == "fail" and sock["audited"].startswith("/run/docker.sock (ListenStream= of"), sock
+        assert sock.verdict == "fail" and sock.audited.startswith("/run/docker.sock (ListenStream= of"), sock
         assert before.verdict(spec, "1.1.5", "live") == "fail"
-    assert before.case(remapped.spec, "1.1.5", "live")["audited"].endswith(
+    assert before.case(remapped.spec, "1.1.5", "live").audited.endswith(
         "excluded: /var/lib/docker/165536.165536/volumes; excluded: /var/lib/docker/165536.165536/overlay2"
     )
 

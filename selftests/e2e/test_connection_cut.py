@@ -93,11 +93,11 @@ def cut_mid_apply(vm: VM, relay: Relay, pool: ThreadPoolExecutor, run: Callable[
 
 
 def run_id_of(run: SuiteRun, spec: str) -> str:
-    summary = run.case(spec, "host", "remediation")["summary"]
+    summary = run.case(spec, "host", "remediation").summary
     match = UNKNOWN.fullmatch(summary)
     assert match, summary
     for (_, cid, check), props in run.cases.items():  # every check of the host says the same
-        assert props["verdict"] == "error" or check == "backout", (cid, check, props["summary"])
+        assert props.verdict == "error" or check == "backout", (cid, check, props.summary)
     return match.group(1)
 
 
@@ -118,7 +118,7 @@ def test_cut_during_remediate_backout_still_backs_out(hooked, tmp_path: Path) ->
     spec = f"paramiko://root@127.0.0.1:{relay.port}?ssh_identity_file={vm.client_key}"
     run_id = run_id_of(result, spec)
     backout = result.case(spec, "host", "backout")
-    assert backout["verdict"] == "pass" and f"backout restored (run {run_id})" in backout["summary"], backout
+    assert backout.verdict == "pass" and f"backout restored (run {run_id})" in backout.summary, backout
     assert journal_state(vm, run_id) == "backed-out"
     assert vm.run(STATE)[1] == before
     assert relay.accepted == 2, "one connection before the cut, one for the backout"
@@ -138,5 +138,5 @@ def test_cut_during_remediate_then_a_later_backout_restores(hooked, tmp_path: Pa
     result_file = vm.run(f"cat /var/lib/cisaudit/journal/{run_id}/result.apply")[1]
     assert f"cisaudit-result: status=applied run_id={run_id}" in result_file, result_file
     backout = suite(tmp_path / "backout", vm, relay, "--backout")().case(spec, "host", "backout")
-    assert backout["verdict"] == "pass" and f"backout restored (run {run_id})" in backout["summary"], backout
+    assert backout.verdict == "pass" and f"backout restored (run {run_id})" in backout.summary, backout
     assert vm.run(STATE)[1] == before

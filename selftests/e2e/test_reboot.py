@@ -141,9 +141,9 @@ def test_benchmark_rules_persisted_before_a_reboot_are_live_after_it(fleet: Flee
         loaded = listed_rule(cid, path) in kernel_after
         if loaded != (persisted[cid] == "pass"):
             problems.append(f"{cid}: persisted {persisted[cid]}, its rule {'is' if loaded else 'is not'} in the kernel")
-    if load_health["verdict"] == "pass" and kernel_after != kernel_before:
+    if load_health.verdict == "pass" and kernel_after != kernel_before:
         missing = [rule for rule in kernel_before if rule not in kernel_after]
-        problems.append(f"load-health passed ({load_health['summary']}) but the boot did not load {missing}")
+        problems.append(f"load-health passed ({load_health.summary}) but the boot did not load {missing}")
     assert not problems, "\n".join(problems) + "\n" + boot_load_log(vm)
 
 
@@ -163,5 +163,5 @@ def test_remediation_persisted_before_a_reboot_is_live_after_it_and_keeps_site_r
     kernel_after = kernel_rules(vm)
     problems += [f"in force before --remediate, gone after the boot: {rule}"
                  for rule in kernel_before if rule not in kernel_after]  # fmt: skip
-    summary = remediation.case(vm.spec, "host", "remediation")["summary"]
+    summary = remediation.case(vm.spec, "host", "remediation").summary
     assert not problems, "\n".join(problems) + f"\nremediation: {summary}\n" + boot_load_log(vm)

@@ -25,15 +25,15 @@ STATE = (
 def check_remediated(run: SuiteRun, spec: str, scenario: Scenario) -> list[str]:
     problems = []
     remediation = run.case(spec, "host", "remediation")
-    if remediation["verdict"] != scenario.remediation:
-        problems.append(f"remediation {remediation['verdict']}: {remediation['summary']}")
+    if remediation.verdict != scenario.remediation:
+        problems.append(f"remediation {remediation.verdict}: {remediation.summary}")
     immutable = scenario.remediation == "fail"  # reboot required: persisted now, live after reboot
     for cid in scenario.paths:
         for check in ("live", "persisted"):
             want = "fail" if cid in scenario.unfixable or (immutable and check == "live") else "pass"
             case = run.case(spec, cid, check)
-            if case["verdict"] != want:
-                problems.append(f"{cid} {check}: want {want}, got {case['verdict']}: {case['summary']}")
+            if case.verdict != want:
+                problems.append(f"{cid} {check}: want {want}, got {case.verdict}: {case.summary}")
     return problems
 
 
@@ -50,7 +50,7 @@ def differences(pairs, before: dict[str, str], step: str) -> list[str]:
 
 
 def said_nothing_changed(run: SuiteRun, spec: str) -> bool:
-    summary = run.case(spec, "host", "remediation")["summary"]
+    summary = run.case(spec, "host", "remediation").summary
     return summary.startswith("nothing to change") or "added nothing new" in summary
 
 
@@ -64,8 +64,8 @@ def test_remediate_and_backout_every_state(fleet, tmp_path: Path) -> None:
         for vm, scenario in pairs:
             problems += [f"{scenario.name} (QA run): {p}" for p in check_remediated(qa, vm.spec, scenario)]
             backout = qa.case(vm.spec, "host", "backout")
-            if backout["verdict"] != "pass":
-                problems.append(f"{scenario.name}: backout {backout['verdict']}: {backout['summary']}")
+            if backout.verdict != "pass":
+                problems.append(f"{scenario.name}: backout {backout.verdict}: {backout.summary}")
         problems += differences(pairs, before, "--remediate --backout")
         first = audit(fleet, tmp_path / f"r1-{number}", vms, f"-n={len(vms)}", "--remediate")
         second = audit(fleet, tmp_path / f"r2-{number}", vms, f"-n={len(vms)}", "--remediate")
@@ -75,10 +75,10 @@ def test_remediate_and_backout_every_state(fleet, tmp_path: Path) -> None:
             if not said_nothing_changed(second, vm.spec):
                 problems.append(
                     f"{scenario.name}: a second --remediate changed something: "
-                    f"{second.case(vm.spec, 'host', 'remediation')['summary']}"
+                    f"{second.case(vm.spec, 'host', 'remediation').summary}"
                 )
             backout = undo.case(vm.spec, "host", "backout")
-            if backout["verdict"] != "pass":
-                problems.append(f"{scenario.name}: later --backout {backout['verdict']}: {backout['summary']}")
+            if backout.verdict != "pass":
+                problems.append(f"{scenario.name}: later --backout {backout.verdict}: {backout.summary}")
         problems += differences(pairs, before, "--remediate, --remediate, then --backout")
     assert not problems, "\n".join(problems)

@@ -45,8 +45,8 @@ def test_every_scenario_gives_its_verdicts_in_parallel_and_serially(fleet, tmp_p
         for vm, scenario in pairs:
             got = parallel.verdicts(vm.spec)
             assert got == serial.verdicts(vm.spec), f"{scenario.name}: -n and serial runs disagree"
-            commands = {c["remote_commands"] for (spec, *_), c in parallel.cases.items() if spec == shown(vm.spec)}
-            if commands != {"1"}:
+            commands = {c.remote_commands for (spec, *_), c in parallel.cases.items() if spec == shown(vm.spec)}
+            if commands != {1}:
                 mismatches.append(f"{scenario.name}: remote commands {commands}, want 1")
             expected = scenario.expected()
             wrong = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
@@ -61,11 +61,11 @@ def test_verify_events_finds_events_and_fails_when_auditd_stops(fleet, tmp_path:
     put_in_state(fleet, vm, BY_NAME["compliant"])
     run = audit(fleet, tmp_path / "on", [vm], "--verify-events", "--controls=1.1.4,1.1.6,1.1.10,1.1.18")
     for cid in ("1.1.4", "1.1.6", "1.1.10", "1.1.18"):  # runc: the rule is on the link's target
-        assert run.verdict(vm.spec, cid, "events") == "pass", run.case(vm.spec, cid, "events")["summary"]
+        assert run.verdict(vm.spec, cid, "events") == "pass", run.case(vm.spec, cid, "events").summary
     rc, _, err = vm.run("systemctl stop auditd")
     assert rc == 0, err
     run = audit(fleet, tmp_path / "off", [vm], "--verify-events", "--controls=1.1.6")
     live = run.case(vm.spec, "1.1.6", "live")  # the rule is still in the kernel, but nothing logs
-    assert live["verdict"] == "fail" and "auditd is not running" in live["summary"]
+    assert live.verdict == "fail" and "auditd is not running" in live.summary
     events = run.case(vm.spec, "1.1.6", "events")
-    assert events["verdict"] == "fail" and "auditd is not running" in events["summary"]
+    assert events.verdict == "fail" and "auditd is not running" in events.summary

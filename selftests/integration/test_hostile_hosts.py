@@ -43,10 +43,10 @@ def assert_only_that_host_errors(run: SuiteRun, bad: str, reason: re.Pattern[str
     good_cases = {k: p for k, p in run.cases.items() if k[0] == "local://"}
     assert bad_cases and len(bad_cases) == len(good_cases), run.output[-3000:]
     for props in bad_cases.values():
-        assert props["verdict"] == "error" and props["outcome"] == "error", props
-        assert reason.search(props["summary"]) and "\n" not in props["summary"], props["summary"]
+        assert props.verdict == "error" and props.outcome == "error", props
+        assert reason.search(props.summary) and "\n" not in props.summary, props.summary
     for props in good_cases.values():  # the other host is judged as usual
-        assert props["verdict"] in ("pass", "fail", "not-applicable") and props["outcome"] != "error", props
+        assert props.verdict in ("pass", "fail", "not-applicable") and props.outcome != "error", props
     assert run.returncode == 1
 
 
@@ -102,10 +102,10 @@ def test_host_whose_output_breaks_the_parser_is_only_that_hosts_error(tmp_path: 
         bad = {k: p for k, p in run.cases.items() if k[0] == shown(server.spec())}
         good = {k: p for k, p in run.cases.items() if k[0] == "local://"}
         assert bad and len(bad) == len(good), run.output[-3000:]
-        assert all(p["verdict"] in ("error", "fail") and "\n" not in p["summary"] for p in bad.values()), bad
+        assert all(p.verdict in ("error", "fail") and "\n" not in p.summary for p in bad.values()), bad
         no_auditctl = "auditctl not found: the audit userspace (auditd) is not installed"
-        assert no_auditctl in {p["summary"] for p in bad.values() if p["verdict"] == "error"}
-        assert all(p["verdict"] in ("pass", "fail", "not-applicable") for p in good.values())
+        assert no_auditctl in {p.summary for p in bad.values() if p.verdict == "error"}
+        assert all(p.verdict in ("pass", "fail", "not-applicable") for p in good.values())
 
 
 @pytest.mark.parametrize(
@@ -138,8 +138,8 @@ def test_max_output_mb_makes_a_bigger_answer_that_hosts_error(tmp_path: Path) ->
     run = run_suite(tmp_path, ["local://"], "--max-output-mb=0.001", timeout=120)
     assert run.cases and run.returncode == 1
     for props in run.cases.values():
-        assert props["verdict"] == "error", props
-        assert props["summary"].startswith("command output over the limit of 1048 bytes (--max-output-mb)"), props
+        assert props.verdict == "error", props
+        assert props.summary.startswith("command output over the limit of 1048 bytes (--max-output-mb)"), props
 
 
 RUN_ID = re.compile(r"CISAUDIT_RUN_ID='?([0-9A-Za-z-]+)")
@@ -182,9 +182,9 @@ def test_apply_that_never_returns_keeps_its_run_id_and_is_still_backed_out(
         match = re.fullmatch(
             r"change failed: host state unknown \(command timed out after 10 s\); "
             r"back out run (\S+) with --backout",
-            remediation["summary"],
+            remediation.summary,
         )
-        assert match and remediation["verdict"] == "error", remediation["summary"]
-        assert backouts == [match.group(1)], run.case(server.spec(), "host", "backout")["summary"]
+        assert match and remediation.verdict == "error", remediation.summary
+        assert backouts == [match.group(1)], run.case(server.spec(), "host", "backout").summary
         backout = run.case(server.spec(), "host", "backout")
-        assert backout["verdict"] == "pass" and f"run {match.group(1)}" in backout["summary"], backout
+        assert backout.verdict == "pass" and f"run {match.group(1)}" in backout.summary, backout

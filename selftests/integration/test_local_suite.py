@@ -52,8 +52,8 @@ def test_benchmark_rules_pass_where_paths_exist(kernel: KernelSandbox, tmp_path:
     for check in ("auditd-installed", "auditd-running", "audit-enabled", "load-health"):
         assert run.verdict(HOST, "host", check) == "pass", check
     case = run.cases[(HOST, "1.1.4", "live")]
-    assert case["remote_commands"] == "1"
-    assert HOST in case["name"] and "1.1.4" in case["name"]
+    assert case.remote_commands == 1
+    assert HOST in case.name and "1.1.4" in case.name
     assert run.returncode == 0, run.output[-3000:]
 
 
@@ -69,10 +69,10 @@ def test_literal_benchmark_list_stops_loading_at_missing_directory(kernel: Kerne
     kernel.load()
     run = run_suite(tmp_path, [HOST], "--require-all")
     health = run.cases[(HOST, "host", "load-health")]
-    assert health["verdict"] == "fail"
+    assert health.verdict == "fail"
     assert (
         f"60-cis-docker.rules:{broken} `{controls()[broken - 1].rule_text(controls()[broken - 1].path)}`"
-        in health["summary"]
+        in health.summary
     )
     assert run.verdict(HOST, "1.1.6", "live") == "pass"  # before the broken line: loaded
     assert run.verdict(HOST, "1.1.14", "live") == "fail"  # --require-all: absent paths fail
@@ -139,7 +139,7 @@ def test_auditctl_mode_ignores_rules_d(kernel: KernelSandbox, tmp_path: Path) ->
     run = run_suite(tmp_path, [HOST], "--controls=1.1.4")
     assert run.verdict(HOST, "1.1.4", "live") == "pass"
     persisted = run.cases[(HOST, "1.1.4", "persisted")]
-    assert persisted["verdict"] == "fail" and "loader: auditctl" in persisted["evidence"]
+    assert persisted.verdict == "fail" and "loader: auditctl" in persisted.evidence
 
 
 def test_bad_hosts_error_without_stopping_others(kernel: KernelSandbox, tmp_path: Path) -> None:
@@ -150,8 +150,8 @@ def test_bad_hosts_error_without_stopping_others(kernel: KernelSandbox, tmp_path
     assert run.verdict(HOST, "1.1.4", "live") == "fail"
     for bad in ("paramiko://127.0.0.1:1",):
         case = run.cases[(bad, "1.1.4", "live")]
-        assert case["verdict"] == "error" and case["outcome"] == "error"
-        assert "\n" not in case["summary"]
+        assert case.verdict == "error" and case.outcome == "error"
+        assert "\n" not in case.summary
     assert run.returncode == 1
 
 
@@ -179,11 +179,11 @@ def test_verify_events_finds_an_event_for_each_access(kernel: KernelSandbox, tmp
     run = run_suite(tmp_path, [HOST], "--verify-events", "--controls=1.1.4,1.1.6,1.1.10,1.1.18")
     for cid, accesses in (("1.1.4", 3), ("1.1.6", 8), ("1.1.18", 4)):
         case = run.cases[(HOST, cid, "events")]
-        assert case["verdict"] == "pass", case["summary"]
-        assert case["evidence"].count("(pid ") == accesses and "no event" not in case["evidence"], case["evidence"]
-    assert "/etc/docker/daemon.json (pid" in run.cases[(HOST, "1.1.6", "events")]["evidence"]
+        assert case.verdict == "pass", case.summary
+        assert case.evidence.count("(pid ") == accesses and "no event" not in case.evidence, case.evidence
+    assert "/etc/docker/daemon.json (pid" in run.cases[(HOST, "1.1.6", "events")].evidence
     assert run.verdict(HOST, "1.1.10", "events") == "fail"  # no rule, so no event
-    assert run.cases[(HOST, "1.1.4", "events")]["remote_commands"] == "2"
+    assert run.cases[(HOST, "1.1.4", "events")].remote_commands == 2
 
 
 def test_verify_events_fails_where_the_kernel_records_some_accesses_only(kernel: KernelSandbox, tmp_path: Path) -> None:
@@ -201,4 +201,4 @@ def test_verify_events_fails_where_the_kernel_records_some_accesses_only(kernel:
     assert run.verdict(HOST, "1.1.18", "live") == "fail" and run.verdict(HOST, "1.1.6", "live") == "fail"
     for cid in ("1.1.18", "1.1.6"):
         case = run.cases[(HOST, cid, "events")]
-        assert case["verdict"] == "fail" and case["summary"].startswith("no live rule to produce events"), case
+        assert case.verdict == "fail" and case.summary.startswith("no live rule to produce events"), case

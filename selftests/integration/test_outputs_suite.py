@@ -27,7 +27,7 @@ def test_waived_failure_does_not_fail_the_run(kernel: KernelSandbox, tmp_path: P
     )
     run = run_suite(tmp_path, [HOST], "--controls=1.1.4", f"--waivers={waivers}")
     live = run.cases[(HOST, "1.1.4", "live")]
-    assert (live["verdict"], live["outcome"], live["waiver"]) == (
+    assert (live.verdict, live.outcome, live.waiver) == (
         "fail",
         "skipped",
         "SEC-12 containerd socket audited elsewhere",
@@ -42,7 +42,7 @@ def test_waived_failure_does_not_fail_the_run(kernel: KernelSandbox, tmp_path: P
     xccdf = (tmp_path / "results.xccdf.xml").read_text()
     assert "<old-result>fail</old-result>" in xccdf and "SEC-12 containerd socket audited elsewhere" in xccdf
     assert "waived" in (tmp_path / "compliance.html").read_text()
-    host_failures = [k for k, p in run.cases.items() if p["outcome"] in ("failure", "error")]
+    host_failures = [k for k, p in run.cases.items() if p.outcome in ("failure", "error")]
     assert run.returncode == (1 if host_failures else 0), host_failures
 
 

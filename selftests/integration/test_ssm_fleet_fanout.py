@@ -85,7 +85,7 @@ def test_fan_out_verdicts_equal_the_per_host_path_on_recorded_states(
     assert fleet.verdict(f"ssm://{ids[2]}", "1.1.6", "persisted") == "pass"
     assert per_host_sends == len(ids) and requests["SendCommand"] == 1, requests
     assert sum(requests.values()) <= 0.5 * len(ids), requests  # 9 hosts, 3 or 4 calls
-    assert all(p["remote_commands"] == "1" for p in fleet.cases.values())
+    assert all(p.remote_commands == 1 for p in fleet.cases.values())
 
 
 def test_fan_out_runs_the_probe_for_real_and_fails_hosts_one_by_one(
@@ -116,6 +116,6 @@ def test_fan_out_runs_the_probe_for_real_and_fails_hosts_one_by_one(
     assert requests["SendCommand"] == 1
     for instance_id, details in ((lost, "Undeliverable"), (failed, "Failed")):
         case = fleet.case(f"ssm://{instance_id}", "1.1.4", "live")
-        assert case["verdict"] == "error" and f"StatusDetails={details}" in case["summary"], case
-        assert "\n" not in case["summary"]
+        assert case.verdict == "error" and f"StatusDetails={details}" in case.summary, case
+        assert "\n" not in case.summary
     assert fleet.returncode == 1

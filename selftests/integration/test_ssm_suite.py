@@ -36,7 +36,7 @@ def test_same_verdicts_as_local_with_one_send_command(kernel: KernelSandbox, tmp
         sends = emu.stats()["calls"]["SendCommand"][INSTANCE]
     assert ssm.verdicts(SSM) == local.verdicts("local://"), ssm.output[-3000:]
     assert ssm.verdict(SSM, "1.1.4", "live") == "pass" and ssm.verdict(SSM, "1.1.6", "live") == "fail"
-    assert ssm.cases[(SSM, "1.1.4", "live")]["remote_commands"] == "1"
+    assert ssm.cases[(SSM, "1.1.4", "live")].remote_commands == 1
     assert sends == 1
 
 

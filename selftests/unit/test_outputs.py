@@ -12,8 +12,10 @@ from pathlib import Path
 import jsonschema
 
 from cisaudit.model.catalogue import benchmark
+from cisaudit.model.verdict import Check, Status
 from cisaudit.outputs.compliance_html import render_html
-from cisaudit.outputs.results import CaseResult, RunInfo, RunResults, natural_key
+from cisaudit.outputs.record import CaseRecord
+from cisaudit.outputs.results import RunInfo, RunResults, natural_key
 from cisaudit.outputs.results_json import render_json
 from cisaudit.outputs.xccdf import NS, render_xccdf, rule_id
 from selftests.suite_runner import REPO, require
@@ -23,11 +25,11 @@ A, B = "paramiko://root@10.0.0.10", "paramiko://root@10.0.0.2"
 PASS_RULE = "`-w /etc/docker -p rwxa -k docker` (/etc/audit/rules.d/60.rules:3)"
 
 
-def case(host: str, control_id: str, check: str, verdict: str, **kw) -> CaseResult:
-    return CaseResult(host, control_id, check, verdict, started=T0, finished=T0 + 1, **kw)
+def case(host: str, control_id: str, check: str, verdict: str, **kw) -> CaseRecord:
+    return CaseRecord(host, control_id, Check(check), Status(verdict), started=T0, finished=T0 + 1, **kw)
 
 
-def results(*cases: CaseResult, mode: str = "audit") -> RunResults:
+def results(*cases: CaseRecord, mode: str = "audit") -> RunResults:
     return RunResults(
         RunInfo("pytest --hosts=x", mode, False, T0, T0 + 5, "0.1.0", "abc123"),
         list(cases),

@@ -1,0 +1,124 @@
+"""One (host, control, check) as the run reports it: the record every output is made from.
+
+The `verdict` fixture (cisaudit/plugin/fixtures.py) writes it as the test's user_properties, so it
+crosses xdist and lands in JUnit as `<property>` elements; the report hooks, results.json, XCCDF,
+the self-tests (selftests/suite_runner.py) and the benchmark read it back with `from_properties`.
+The field names are the property names (docs/results.md). Values stay text on the way, as
+execnet and JUnit carry them; `from_properties` types them, and an unknown check or verdict raises.
+
+Which pytest phase decides a case: an ERROR verdict is raised in setup (the fixture), so pytest
+reports an error, not a failure; every other verdict is asserted in the call. `decided_by` is that
+rule's one home: the report hooks take the record from the report of that phase only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+
+from cisaudit.model.verdict import Check, Status
+
+HOST_CONTROL = "host"  # control_id of a host check
+CASES_PROPERTY = "cisaudit_cases"  # the records of an aggregated item, encode_records()
+# A verdict cites a rule as `RULE` (WHERE:LINE); the first citation is the case's rule.
+CITATION = re.compile(r"`([^`\n]+)` \(([^()\n]+:\d+)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRecord:
+    host: str  # the host as reports show it (cisaudit/host/hostspec.py)
+    control_id: str  # HOST_CONTROL for host checks
+    check: Check
+    verdict: Status  # the check's own status; NOT_RUN for a waiver with run: false
+    summary: str = ""
+    evidence: str = ""
+    benchmark: str = ""  # "CIS Docker Benchmark v1.7.0"
+    title: str = ""
+    level: str = ""
+    assessment: str = ""  # automated / manual
+    audited: str = ""  # the path audited on the host and how it was found (docs/benchmarks.md)
+    change: str = ""  # what --remediate/--backout did to the host (Change.summary)
+    remediated: bool = False  # --remediate added this control's rule in this run
+    waiver: str = ""  # justification of the waiver applied
+    waiver_expiration: str = ""
+    waiver_expired: str = ""  # justification of an expired, ignored waiver
+    remote_commands: int = 0  # commands sent to the host so far
+    host_facts: str = ""  # host checks only: probe facts for results.json, as JSON text
+    started: float = 0.0  # not properties: the report's own times
+    finished: float = 0.0
+
+    @property
+    def status(self) -> Status:
+        """What the outputs count: a waiver applied makes the case waived."""
+        return Status.WAIVED if self.waiver else self.verdict
+
+    @property
+    def decided_by(self) -> str:
+        """The pytest phase whose report carries this case's verdict."""
+        return "setup" if self.verdict == Status.ERROR else "call"
+
+    def citation(self) -> tuple[str, str] | None:
+        """(rule, file:line) the verdict cites first, if any."""
+        match = CITATION.search(self.summary + "\n" + self.evidence)
+        return (match.group(1), match.group(2)) if match else None
+
+    def properties(self) -> list[tuple[str, str]]:
+        """As user_properties / JUnit properties: every set field, as text."""
+        out = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _NOT_PROPERTIES or (value == f.default and f.name not in _ALWAYS):
+                continue
+            out.append((f.name, ("true" if value else "false") if isinstance(value, bool) else str(value)))
+        return out
+
+    @classmethod
+    def from_properties(
+        cls, props: Mapping[str, str] | Iterable[tuple[str, str]], started: float = 0.0, finished: float = 0.0
+    ) -> CaseRecord:
+        text = {name: str(value) for name, value in dict(props).items()}
+        get = text.get
+        return cls(
+            host=text["host"],
+            control_id=text["control_id"],
+            check=Check(text["check"]),
+            verdict=Status(text["verdict"]),
+            summary=get("summary", ""),
+            evidence=get("evidence", ""),
+            benchmark=get("benchmark", ""),
+            title=get("title", ""),
+            level=get("level", ""),
+            assessment=get("assessment", ""),
+            audited=get("audited", ""),
+            change=get("change", ""),
+            remediated=get("remediated") == "true",
+            waiver=get("waiver", ""),
+            waiver_expiration=get("waiver_expiration", ""),
+            waiver_expired=get("waiver_expired", ""),
+            remote_commands=int(get("remote_commands", "0")),
+            host_facts=get("host_facts", ""),
+            started=started,
+            finished=finished,
+        )
+
+    @staticmethod
+    def in_properties(props: Mapping[str, str] | Iterable[tuple[str, str]]) -> bool:
+        """Whether a test's properties hold a case record (tests of the user's own do not)."""
+        return "verdict" in dict(props)
+
+
+def encode_records(records: Iterable[CaseRecord]) -> str:
+    """Many records as one property (an aggregated item, cisaudit/plugin/aggregate.py): JSON text."""
+    return json.dumps([[r.properties(), r.started, r.finished] for r in records], separators=(",", ":"))
+
+
+def decode_records(text: str) -> list[CaseRecord]:
+    return [CaseRecord.from_properties(props, started, finished) for props, started, finished in json.loads(text)]
+
+
+_NOT_PROPERTIES = frozenset({"started", "finished"})
+_ALWAYS = frozenset(
+    {"host", "control_id", "check", "verdict", "summary", "evidence", "benchmark", "change", "remote_commands"}
+)

@@ -1,0 +1,94 @@
+"""Fleet size: above `--aggregate-above` hosts, one pytest item per (host, test function) holds
+that host's cases, so pytest's own cost stays per host, not per (host, control, check).
+
+Every case keeps its meaning: `-k` and `-m` are evaluated per case, against the name and marks the
+case's own item would have had (`-k 1.1.4`, `-k "not persisted"`, `-m level1` select the same
+cases in both modes); each case is still its own JUnit testcase and report row
+(cisaudit/plugin/report.py); an item fails when one of its cases fails and errors in setup when
+one errors, so the exit code is the same. The README's "Auditing a fleet" says how it behaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import pytest
+from _pytest.mark import KeywordMatcher, MarkMatcher, _parse_expression
+from _pytest.mark.expression import Expression
+
+from cisaudit.outputs.record import HOST_CONTROL
+from cisaudit.plugin.cases import Case, case_id, level_marks
+
+ALL = "*"  # the CONTROL and CHECK part of an aggregated item's id
+
+
+@dataclass(frozen=True)
+class HostCases:
+    """One host's cases of one test function, run as one item."""
+
+    spec: str
+    function: str
+    cases: tuple[Case, ...]
+
+    @property
+    def id(self) -> str:
+        control = HOST_CONTROL if self.function == "test_host" else ALL
+        return case_id(self.spec, control, ALL)
+
+    def case_name(self, case: Case) -> str:
+        """The name the case's own item has below the threshold (what -k matches)."""
+        return f"{self.function}[{case.id}]"
+
+
+def host_cases(item: pytest.Item) -> HostCases | None:
+    callspec = getattr(item, "callspec", None)
+    value = callspec.params.get("cis_case") if callspec else None
+    return value if isinstance(value, HostCases) else None
+
+
+def _expression(text: str, option: str) -> Expression | None:
+    text = text.strip()
+    return _parse_expression(text, f"Wrong expression passed to '{option}'") if text else None
+
+
+def _selected(item: pytest.Item, group: HostCases, keyword: Expression | None, mark: Expression | None) -> HostCases:
+    if keyword is None and mark is None:
+        return group
+    names = set(KeywordMatcher.from_item(item)._names) - {item.name}
+    kept = []
+    for case in group.cases:
+        marks = [m.mark for m in level_marks(case)]
+        if keyword and not keyword.evaluate(KeywordMatcher(names | {group.case_name(case)} | {m.name for m in marks})):
+            continue
+        if mark and not mark.evaluate(MarkMatcher.from_markers([*item.iter_markers(), *marks])):
+            continue
+        kept.append(case)
+    return HostCases(group.spec, group.function, tuple(kept))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Generator[None]:
+    """Hide the aggregated items from pytest's own -k/-m deselection, then select their cases."""
+    order = {id(item): n for n, item in enumerate(items)}
+    groups = [item for item in items if host_cases(item)]
+    if not groups:
+        return (yield)
+    items[:] = [item for item in items if not host_cases(item)]
+    result = yield
+    keyword = _expression(config.option.keyword, "-k")
+    mark = _expression(config.option.markexpr, "-m")
+    kept, empty = [], []
+    for item in groups:
+        group = host_cases(item)
+        assert group is not None
+        selected = _selected(item, group, keyword, mark)
+        if selected.cases:
+            item.callspec.params["cis_case"] = selected  # type: ignore[attr-defined]  # a Function's
+            kept.append(item)
+        else:
+            empty.append(item)
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+    items[:] = sorted([*items, *kept], key=lambda item: order.get(id(item), len(order)))
+    return result
