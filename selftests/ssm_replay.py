@@ -22,8 +22,9 @@ from cisaudit.host.probe import render_script
 from cisaudit.host.ssm import frame
 
 _PROBE_NONCE = re.compile(r"@@cisaudit-[0-9a-f]{16}")
-_FRAME_NONCE = re.compile(rf"{frame.MAGIC} ([0-9a-f]{{32}})")
-_CHUNK = re.compile(r'dd if="\$d/b" bs=(\d+) count=1')
+# The wrapper's values, as frame.wrapper_script assigns them (shlex leaves these unquoted).
+_FRAME_NONCE = re.compile(r"^CISAUDIT_FRAME_NONCE=([0-9a-f]{32})$", re.M)
+_CHUNK = re.compile(r"^CISAUDIT_FRAME_CHUNK=(\d+)$", re.M)
 
 
 @dataclass(frozen=True)

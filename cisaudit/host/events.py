@@ -30,6 +30,7 @@ import re
 import secrets
 import shlex
 
+from cisaudit.host.shell import compose
 from cisaudit.model.decisions import Accesses, Trigger
 
 MARK = "@@cisaudit-events"
@@ -38,71 +39,23 @@ _SERIAL_RE = re.compile(r"msg=audit\([0-9.]+:(\d+)\)")
 _PID_RE = re.compile(r"(?<![a-z])pid=(\d+)")
 _SYSCALL_RE = re.compile(r"\barch=(\w+) syscall=(\d+)\b.*?\bexit=(\S+)")
 
-_PRELUDE = r"""PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH LC_ALL=C; export PATH LC_ALL
-start=$(date '+%x %T')
-big=$(head -c $(( $(getconf PAGESIZE) * 32 )) /dev/zero | tr '\0' x)
-# CISAUDIT_X (e2big or nomem, see above) may be preset by the self-tests.
-if [ -z "${CISAUDIT_X:-}" ]; then
-  /nonexistent-cisaudit-events "$big" 2>/dev/null
-  if [ $? = 127 ]; then CISAUDIT_X=e2big; else CISAUDIT_X=nomem; fi
-fi
-# spawned LABEL PATH: announce the process just started in the background, and wait for it.
-spawned() { printf '%s trigger %s %s %s\n' "$MARK" "$1" "$!" "$2"; wait "$!"; }
-# access CLASS PATH: one harmless access of that permission class, by a new process.
-# shellcheck disable=SC3045 # ulimit -c/-v: not POSIX, but dash, bash and busybox sh all have them
-access() {
-  case $1 in
-  r) dd if="$2" of=/dev/null bs=1 count=0 2>/dev/null & ;;
-  w) dd if=/dev/null of="$2" oflag=append conv=notrunc,nocreat count=0 2>/dev/null & ;;
-  x) if [ "$CISAUDIT_X" = e2big ]; then "$2" "$big" 2>/dev/null &
-     else (ulimit -c 0; ulimit -v 1; exec "$2") 2>/dev/null & fi ;;
-  a) chmod "$(stat -L -c %a -- "$2")" -- "$2" 2>/dev/null & ;;
-  esac
-  spawned "$1" "$2"
-}
-# first_file DIR: a regular file in DIR, to show a watch on DIR covers what is inside.
-first_file() {
-  for e in "$1"/* "$1"/.[!.]*; do
-    if [ -f "$e" ] && [ ! -L "$e" ]; then printf '%s\n' "$e"; return; fi
-  done
-}
-"""
-# Only the records and fields the parser reads: SSM returns just 24,000 characters of output.
-# (Audit writes a name with spaces or odd bytes in hex, so splitting on blanks is safe.)
-_ESSENTIALS = (
-    'awk \'/^type=(SYSCALL|PATH) / { s = $1 " " $2; '
-    'for (i = 3; i <= NF; i++) if ($i ~ /^(arch|syscall|exit|pid|name)=/) s = s " " $i; print s }\''
-)
-
-
-def _accesses(check: Accesses) -> str:
-    path = shlex.quote(check.path)
-    lines = "".join(f"access {c} {path}\n" for c in check.classes)
-    if check.subtree:
-        lines += (
-            f"f=$(first_file {path})\n"
-            f'if [ -n "$f" ]; then for c in {" ".join(check.classes)}; do access "$c" "$f"; done; fi\n'
-        )
-    return lines
-
 
 def render_script(checks: list[Accesses], key: str, timeout: int = 10, extra: str = "") -> str:
-    """The command; `extra` is more sh run among the accesses (it may use `spawned`)."""
-    sentinel = f"cisaudit-events-{secrets.token_hex(8)}"
-    return (
-        f"MARK={shlex.quote(MARK)}\n"
-        + _PRELUDE
-        + "".join(_accesses(c) for c in checks)
-        + extra
-        + f"auditctl -m {sentinel} >/dev/null 2>&1\n"
-        f"end=$(( $(date +%s) + {timeout} ))\n"
-        'while [ "$(date +%s)" -lt $end ]; do\n'
-        f"  ausearch --input-logs -m USER --start $start 2>/dev/null | grep -qF {sentinel} && break\n"
-        "  sleep 0.1\n"
-        "done\n"
-        'echo "$MARK events"\n'
-        f"ausearch --input-logs -k {shlex.quote(key)} --start $start 2>/dev/null | {_ESSENTIALS}\n"
-    )
+    """The command (cisaudit/host/scripts/events.sh); `extra` is more sh run after the accesses
+    (it may use `spawned`)."""
+    for check in checks:
+        if set(check.classes) - set("rwxa"):
+            raise ValueError(f"permission classes must be some of rwxa, not {check.classes!r}")
+    words = [w for c in checks for w in (c.classes, "1" if c.subtree else "0", c.path)]
+    values = {
+        "MARK": MARK,
+        "CHECKS": shlex.join(words),
+        "EXTRA": extra,
+        "SENTINEL": f"cisaudit-events-{secrets.token_hex(8)}",
+        "TIMEOUT": str(int(timeout)),
+        "KEY": key,
+    }
+    return compose(values, "events.sh")
 
 
 def _names(record: str) -> set[str]:

@@ -6,12 +6,11 @@ import secrets
 import shlex
 from pathlib import Path
 
+from cisaudit.host.shell import compose
 from cisaudit.model.catalogue import Control, controls
+from cisaudit.model.locate import UNIT_DIRS
 from cisaudit.model.snapshot import PathInfo, Snapshot
 
-SCRIPTS = Path(__file__).with_name("scripts")
-SCRIPT = SCRIPTS / "probe.sh"
-LIBRARY = SCRIPTS / "probe-lib.sh"
 KERNEL_RULES = Path(__file__).with_name("kernel_rules.py")
 
 
@@ -39,33 +38,24 @@ def render_script(
     nonce = _nonce()
     paths = sorted({c.path for c in catalogue} | set(extra_paths or ()))
     excludes = sorted({sub for c in catalogue for sub in c.exclude})
-    header = "".join(
-        f"{name}={shlex.quote(value)}\n"
-        for name, value in (
-            ("M", nonce),
-            ("BINARIES", " ".join(_names(catalogue, "binary"))),
-            ("UNITS", " ".join(_unit_names(catalogue))),
-            ("SOCKETS", " ".join(_names(catalogue, "socket"))),
-            ("EXCLUDES", " ".join(excludes)),
-            ("PATHS", " ".join(paths)),
-            ("KERNEL_RULES_PY", KERNEL_RULES.read_text()),
-        )
-    )
-    return header + LIBRARY.read_text() + SCRIPT.read_text(), nonce
+    values = {
+        "M": nonce,
+        "BINARIES": " ".join(_names(catalogue, "binary")),
+        "UNITS": " ".join(_unit_names(catalogue)),
+        "SOCKETS": " ".join(_names(catalogue, "socket")),
+        "EXCLUDES": " ".join(excludes),
+        "PATHS": " ".join(paths),
+        "KERNEL_RULES_PY": KERNEL_RULES.read_text(),
+        "UNIT_DIRS": " ".join(UNIT_DIRS),
+    }
+    return compose(values, "probe-lib.sh", "probe.sh"), nonce
 
 
 def render_stat_script(paths: list[str]) -> tuple[str, str]:
     """A follow-up for paths the probe could not know in advance (a config naming an odd path):
     every path is one quoted argument, so any byte but NUL survives."""
     nonce = _nonce()
-    return (
-        f"M={shlex.quote(nonce)}\n"
-        + LIBRARY.read_text()
-        + "stat_paths "
-        + " ".join(shlex.quote(p) for p in paths)
-        + "\nsec 'done'; end\n",
-        nonce,
-    )
+    return compose({"M": nonce, "STAT_ARGS": shlex.join(paths)}, "probe-lib.sh", "stat.sh"), nonce
 
 
 def _records(body: str) -> list[str]:

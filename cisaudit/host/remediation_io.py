@@ -2,20 +2,18 @@
 
 Python decides WHAT to add (a plan of rule lines, a loader mode, a target file);
 cisaudit/host/scripts/apply.sh and cisaudit/host/scripts/backout.sh do it on the host, safely and
-reversibly. Each script goes to the host as ONE shell command: `NAME='value'`
-assignments, then cisaudit/host/scripts/common.sh, then the script; run it with `sh -c`
-as root. The scripts end their stdout with a block of `cisaudit-*:` lines that
+reversibly. Each script goes to the host as ONE shell command (cisaudit/host/shell.py
+compose): `NAME='value'` assignments, preamble.sh, common.sh, then the script; run it with
+`sh -c` as root. The scripts end their stdout with a block of `cisaudit-*:` lines that
 parse_result() reads.
 """
 
 from __future__ import annotations
 
-import shlex
-from pathlib import Path
-
+from cisaudit.host.shell import SCRIPTS, compose
 from cisaudit.model.decisions import ChangeStatus, RemediationResult
 
-SCRIPT_DIR = Path(__file__).with_name("scripts")
+SCRIPT_DIR = SCRIPTS
 MODES = ("augenrules", "auditctl")
 _LISTS = {
     "cisaudit-added: ": "added",
@@ -25,14 +23,6 @@ _LISTS = {
     "cisaudit-mismatch: ": "mismatches",
 }
 _RESULT = "cisaudit-result: "
-
-
-def _script(name: str) -> str:
-    return (SCRIPT_DIR / "common.sh").read_text() + "\n" + (SCRIPT_DIR / name).read_text()
-
-
-def _assignments(values: dict[str, str]) -> str:
-    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
 
 
 def render_apply(
@@ -61,7 +51,7 @@ def render_apply(
     }
     if journal_root is not None:
         values["CISAUDIT_JOURNAL_ROOT"] = journal_root
-    return _assignments(values) + _script("apply.sh")
+    return compose(values, "common.sh", "apply.sh")
 
 
 def render_backout(run_id: str | None, dry_run: bool, *, journal_root: str | None = None, force: bool = False) -> str:
@@ -73,7 +63,7 @@ def render_backout(run_id: str | None, dry_run: bool, *, journal_root: str | Non
     }
     if journal_root is not None:
         values["CISAUDIT_JOURNAL_ROOT"] = journal_root
-    return _assignments(values) + _script("backout.sh")
+    return compose(values, "common.sh", "backout.sh")
 
 
 def _parse_fields(text: str) -> dict[str, str]:

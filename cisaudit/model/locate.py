@@ -11,6 +11,8 @@ from cisaudit.model.catalogue import Control
 from cisaudit.model.snapshot import PathInfo, Snapshot
 
 DEFAULT_DATA_ROOT = "/var/lib/docker"
+# systemd's unit search path, in its order (the probe reads it as UNIT_DIRS when no manager runs).
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 
 
 @dataclass(frozen=True)

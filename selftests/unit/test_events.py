@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cisaudit.host.events import MARK, recorded, render_script
+from cisaudit.host.shell import PREAMBLE, piece
 from cisaudit.model.decisions import Accesses, Trigger
 
 
@@ -17,10 +18,18 @@ def test_script_is_dash_and_quotes_paths_and_key() -> None:
     script = render_script(
         [Accesses("/etc/do cker", "rwxa", subtree=True), Accesses("/run/containerd", "rwa")], "dock'er"
     )
-    assert "access r '/etc/do cker'\n" in script and "f=$(first_file '/etc/do cker')" in script
-    assert "access a /run/containerd\n" in script and "access x /run/containerd" not in script
-    assert "ausearch --input-logs -k 'dock'\"'\"'er'" in script
+    head = script[: script.index(piece(PREAMBLE))]  # the values, as the shell reads them
+    shown = subprocess.run(
+        ["dash", "-c", head + 'eval "set -- $CHECKS"; printf "%s|" "$@" "$KEY"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown == "rwxa|1|/etc/do cker|rwa|0|/run/containerd|dock'er|"
+    assert script.endswith(piece("events.sh"))
     subprocess.run(["dash", "-n"], input=script, text=True, check=True)
+    with pytest.raises(ValueError):
+        render_script([Accesses("/x", "rw;reboot")], "docker")
 
 
 def _snapshot(path: Path) -> tuple[bytes, int, int]:

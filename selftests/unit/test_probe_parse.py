@@ -5,7 +5,6 @@ import subprocess
 import pytest
 
 from cisaudit.host.probe import (
-    LIBRARY,
     PathInfo,
     ProbeError,
     parse_probe,
@@ -14,6 +13,7 @@ from cisaudit.host.probe import (
     render_script,
     render_stat_script,
 )
+from cisaudit.host.shell import piece
 
 NONCE = "@@cisaudit-0123456789abcdef"
 FAKE = "@@cisaudit-fedcba9876543210"
@@ -53,7 +53,7 @@ def test_file_bodies_are_exact(content):
 
 def shell_output(tmp_path, contents):
     """Frame real files with probe.sh's own sec/end/dump/run functions."""
-    funcs = LIBRARY.read_text()
+    funcs = piece("probe-lib.sh")
     names = []
     for i, content in enumerate(contents):
         name = f"{i}-x.rules"

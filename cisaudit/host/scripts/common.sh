@@ -1,7 +1,7 @@
 # cisaudit remediation: definitions shared by apply.sh and backout.sh.
 #
-# cisaudit/host/remediation_io.py sends "assignments + common.sh + apply.sh" (or
-# backout.sh) to the host as ONE `sh -c` command, so this file only defines
+# cisaudit/host/remediation_io.py sends "assignments + preamble.sh + common.sh +
+# apply.sh" (or backout.sh) to the host as ONE `sh -c` command, so this file only defines
 # functions and must not act on its own. POSIX sh: it runs under dash
 # (Debian/Ubuntu) and bash-as-sh (RHEL). No `local`: function variables carry
 # a prefix of their function instead.
@@ -20,11 +20,9 @@ CA_TMPFILES_CONF="${CISAUDIT_TMPFILES_CONF:-/etc/tmpfiles.d/cisaudit-docker.conf
 # ---------------------------------------------------------------- setup/output
 
 ca_setup() {
-	# sudo and SSM can hand us a PATH without the sbin dirs where auditctl
-	# lives; append them so a PATH set by the caller (or a test) still wins.
-	PATH="${PATH:-/usr/bin:/bin}:/usr/sbin:/sbin:/usr/bin:/bin"
+	# PATH: preamble.sh, which remediation_io.py puts before this file.
 	LC_ALL=C # byte-wise sort/comm/grep and untranslated tool messages
-	export PATH LC_ALL
+	export LC_ALL
 	umask 077
 	CA_NL='
 '

@@ -2,11 +2,13 @@
 # The caller prepends: M='@@<nonce>' BINARIES='dockerd ...' UNITS='docker.service ...'
 #                      SOCKETS='docker.socket' EXCLUDES='volumes overlay2' (data-root subdirectories)
 #                      PATHS='/run/containerd ...' KERNEL_RULES_PY='<cisaudit/host/kernel_rules.py>'
+#                      UNIT_DIRS='/etc/systemd/system ...' (systemd's unit search path, in order:
+#                      cisaudit/model/locate.py UNIT_DIRS)
 # Output: sections, each a line "$M NAME [ARG]" then the raw body then one newline.
-# probe-lib.sh (sec, end, run, dump, stat_paths) is prepended by cisaudit/host/probe.py.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+# cisaudit/host/probe.py composes: assignments, preamble.sh (PATH), probe-lib.sh (sec, end, run,
+# dump, stat_paths), this file.
 LC_ALL=C
-export PATH LC_ALL
+export LC_ALL
 sec uid; id -u; end
 sec arch; uname -m; end
 sec auditctl; command -v auditctl; end
@@ -32,15 +34,15 @@ if [ -d /run/systemd/system ]; then
 else
   sec systemd; echo absent; end
   # No manager to ask: read the unit files in systemd's search order.
-  for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+  for d in $UNIT_DIRS; do
     if [ -f "$d/auditd.service" ]; then dump auditd-unit-file "$d/auditd.service"; break; fi
   done
-  for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+  for d in $UNIT_DIRS; do
     for f in "$d"/auditd.service.d/*.conf; do dump auditd-unit-file "$f"; done
   done
   for u in $UNITS; do
     sec unit "$u"
-    for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+    for d in $UNIT_DIRS; do
       if [ -e "$d/$u" ]; then echo "$d/$u"; break; fi
     done
     end
@@ -75,9 +77,9 @@ sockets_text=''
 for u in $SOCKETS; do
   if [ -d /run/systemd/system ]; then text=$(systemctl cat "$u" 2>/dev/null)
   else
-    text=$(for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+    text=$(for d in $UNIT_DIRS; do
       if [ -f "$d/$u" ]; then cat "$d/$u"; break; fi; done
-      for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+      for d in $UNIT_DIRS; do
         for f in "$d/$u.d"/*.conf; do if [ -f "$f" ]; then cat "$f"; fi; done; done)
   fi
   sec socket-unit "$u"; printf '%s' "$text"; end
@@ -108,7 +110,7 @@ all_paths=$({
         if ($i == "-F" && $(i + 1) ~ /^(path|dir)=/) { v = $(i + 1); sub(/^[a-z]*=/, "", v); print v }
     } }'
   for b in $BINARIES; do command -v "$b"; done
-  for u in $UNITS; do for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+  for u in $UNITS; do for d in $UNIT_DIRS; do
     echo "$d/$u"; done; done
 } | awk '/^\// { p = $0; while (p != "" && !seen[p]++) { print p; sub(/\/[^\/]*$/, "", p) } }')
 IFS='

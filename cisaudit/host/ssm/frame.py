@@ -18,9 +18,10 @@ import binascii
 import hashlib
 import math
 import re
-import shlex
 import zlib
 from dataclasses import dataclass
+
+from cisaudit.host.shell import compose
 
 MAGIC = "CISAUDIT-SSM1"
 # Base64 characters per response: with the header and END lines it stays under 24,000.
@@ -43,42 +44,31 @@ class Header:
 
 
 def wrapper_script(command: str, nonce: str, chunk: int | None = CHUNK) -> str:
-    """POSIX sh that runs `command` and prints its frame; chunk=None prints all of it inline."""
-    if chunk is None:
-        emit, cleanup = 'cat "$d/b"', 'rm -rf "$d"'
-    else:
-        emit = f'dd if="$d/b" bs={chunk} count=1 2>/dev/null'
-        cleanup = f'[ "$n" -gt {chunk} ] || rm -rf "$d"'
-    # stdin is /dev/null: tools such as ausearch read stdin when it is not a terminal.
-    return f"""\
-d=$(mktemp -d "${{TMPDIR:-/tmp}}/cisaudit-ssm.XXXXXXXX") || exit 0
-/bin/sh -c {shlex.quote(command)} </dev/null >"$d/o" 2>"$d/e"
-rc=$?
-# shellcheck disable=SC2046 # unquoted: drops the blanks some wc implementations print before the number
-{{ printf '%s %s %s\\n' "$rc" $(wc -c <"$d/o") $(wc -c <"$d/e"); cat "$d/o" "$d/e"; }} \\
-  | gzip -c | base64 | tr -d '\\n' >"$d/b"
-rm -f "$d/o" "$d/e"
-n=$(($(wc -c <"$d/b")))
-printf '%s %s %s %s %s\\n' {MAGIC} {nonce} "$n" "$d" "$(sha256sum <"$d/b" | cut -c1-64)"
-{emit}
-printf '\\n%s %s END\\n' {MAGIC} {nonce}
-{cleanup}
-exit 0
-"""
+    """POSIX sh (cisaudit/host/scripts/ssm-wrapper.sh) that runs `command` and prints its frame;
+    chunk=None prints all of it inline."""
+    values = {
+        "CISAUDIT_FRAME_MAGIC": MAGIC,
+        "CISAUDIT_FRAME_NONCE": nonce,
+        "CISAUDIT_FRAME_COMMAND": command,
+        "CISAUDIT_FRAME_CHUNK": "" if chunk is None else str(int(chunk)),
+    }
+    return compose(values, "ssm-wrapper.sh")
 
 
 def fetch_script(directory: str, nonce: str, index: int, last: bool, chunk: int = CHUNK) -> str:
-    """POSIX sh that prints chunk `index` of a spilled frame; the last fetch removes it."""
+    """POSIX sh (cisaudit/host/scripts/ssm-fetch.sh) that prints chunk `index` of a spilled frame;
+    the last fetch removes it."""
     if not _DIR.fullmatch(directory):
         raise FrameError(f"refusing unexpected temp dir {directory!r}")
-    path = shlex.quote(directory)
-    return f"""\
-printf '%s %s %s\\n' {MAGIC} {nonce} {index}
-dd if={path}/b bs={chunk} skip={index} count=1 2>/dev/null
-printf '\\n%s %s END\\n' {MAGIC} {nonce}
-{f"rm -rf {path}" if last else ""}
-exit 0
-"""
+    values = {
+        "CISAUDIT_FRAME_MAGIC": MAGIC,
+        "CISAUDIT_FRAME_NONCE": nonce,
+        "CISAUDIT_FRAME_DIR": directory,
+        "CISAUDIT_FRAME_INDEX": str(int(index)),
+        "CISAUDIT_FRAME_LAST": "1" if last else "0",
+        "CISAUDIT_FRAME_CHUNK": str(int(chunk)),
+    }
+    return compose(values, "ssm-fetch.sh")
 
 
 def _unframe(text: str, nonce: str) -> tuple[list[str], str]:
