@@ -113,6 +113,12 @@ class HostSession:
             assert self._assessment is not None
             return self._assessment
 
+    def release(self) -> None:
+        """Drop what the host's tests needed, after its last one; counts and the change stay."""
+        with self._lock:
+            self._assessment = None
+            self.events_output = None
+
     def refresh(self) -> Assessment:
         """Probe again (after a change to the host)."""
         with self._lock:

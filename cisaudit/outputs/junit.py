@@ -11,6 +11,9 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
+from xml.sax.saxutils import escape, quoteattr
+
+from _pytest.junitxml import bin_xml_escape
 
 from cisaudit.model.verdict import Status
 from cisaudit.outputs.record import CaseRecord
@@ -23,29 +26,28 @@ def outcome(record: CaseRecord) -> str:
     return _OUTCOME.get(record.status, "") if record.verdict != Status.NOT_RUN else "skipped"
 
 
+def _attrs(**values: str) -> str:
+    return "".join(f" {name}={quoteattr(bin_xml_escape(value))}" for name, value in values.items())
+
+
 def testcase(record: CaseRecord, classname: str, name: str, file: str, line: int) -> str:
-    """One case as a `<testcase>` element (text)."""
-    case = ET.Element(
-        "testcase",
-        classname=classname,
-        name=name,
-        file=file,
-        line=str(line),
-        time=f"{max(record.finished - record.started, 0):.3f}",
-    )
-    properties = ET.SubElement(case, "properties")
-    for key, value in record.properties():
-        ET.SubElement(properties, "property", name=key, value=value)
+    """One case as a `<testcase>` element (text; characters XML cannot hold escaped as pytest does)."""
+    seconds = f"{max(record.finished - record.started, 0):.3f}"
+    parts = [f"<testcase{_attrs(classname=classname, name=name, file=file, line=str(line), time=seconds)}><properties>"]
+    parts += [f"<property{_attrs(name=key, value=value)} />" for key, value in record.properties()]
+    parts.append("</properties>")
     text = "\n".join(filter(None, (record.summary, record.evidence)))
     kind = outcome(record)
     if kind == "failures":
-        ET.SubElement(case, "failure", message=f"Failed: {text}").text = text
+        parts.append(f"<failure{_attrs(message=f'Failed: {text}')}>{escape(bin_xml_escape(text))}</failure>")
     elif kind == "errors":
-        ET.SubElement(case, "error", message=f'failed on setup with "HostError: {record.summary}"').text = text
+        message = f'failed on setup with "HostError: {record.summary}"'
+        parts.append(f"<error{_attrs(message=message)}>{escape(bin_xml_escape(text))}</error>")
     elif kind == "skipped":
         summary = record.summary if record.verdict != Status.FAIL else f"waived: {record.waiver}"
-        ET.SubElement(case, "skipped", type="pytest.skip", message=summary).text = f"{file}:{line}: {summary}"
-    return ET.tostring(case, encoding="unicode")
+        body = escape(bin_xml_escape(f"{file}:{line}: {summary}"))
+        parts.append(f"<skipped{_attrs(type='pytest.skip', message=summary)}>{body}</skipped>")
+    return "".join(parts) + "</testcase>"
 
 
 class CaseSpool:

@@ -67,11 +67,10 @@ class CaseRecord:
     def properties(self) -> list[tuple[str, str]]:
         """As user_properties / JUnit properties: every set field, as text."""
         out = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in _NOT_PROPERTIES or (value == f.default and f.name not in _ALWAYS):
-                continue
-            out.append((f.name, ("true" if value else "false") if isinstance(value, bool) else str(value)))
+        for name, default, always in _PROPERTY_FIELDS:
+            value = getattr(self, name)
+            if always or value != default:
+                out.append((name, ("true" if value else "false") if isinstance(value, bool) else str(value)))
         return out
 
     @classmethod
@@ -121,4 +120,8 @@ def decode_records(text: str) -> list[CaseRecord]:
 _NOT_PROPERTIES = frozenset({"started", "finished"})
 _ALWAYS = frozenset(
     {"host", "control_id", "check", "verdict", "summary", "evidence", "benchmark", "change", "remote_commands"}
+)
+# (name, default, always written) of each field that is a property, in field order
+_PROPERTY_FIELDS = tuple(
+    (f.name, f.default, f.name in _ALWAYS) for f in fields(CaseRecord) if f.name not in _NOT_PROPERTIES
 )

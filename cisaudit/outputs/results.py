@@ -62,8 +62,9 @@ class RunResults:
     def hosts(self) -> list[str]:
         return list(self.by_host)
 
-    @property
+    @cached_property
     def controls(self) -> list[Control]:
+        """The run's controls, in catalogue order (computed once: every per-host output asks)."""
         seen = {c.control_id for c in self.cases}
         return [c for c in self.catalogue if c.id in seen]
 

@@ -67,7 +67,10 @@ def rule_result(checks: list[CaseRecord]) -> tuple[str, list[CaseRecord]]:
 
 
 def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResults) -> None:
-    cases = [c for c in results.cases if c.host == host]
+    cases = results.by_host[host]
+    by_control: dict[str, list[CaseRecord]] = {}
+    for case in cases:
+        by_control.setdefault(case.control_id, []).append(case)
     test = _sub(
         benchmark,
         "TestResult",
@@ -82,7 +85,7 @@ def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResul
     _sub(test, "target", host)
     scored = passed = 0
     for control in results.controls:
-        checks = [c for c in cases if c.control_id == control.id]
+        checks = by_control.get(control.id, [])
         if not checks:
             continue
         result, waived = rule_result(checks)

@@ -16,7 +16,7 @@ from cisaudit.host.ssm.fanout import parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
-from cisaudit.plugin.aggregate import HostCases
+from cisaudit.plugin.aggregate import HostCases, case_of, group_by_host
 from cisaudit.plugin.cases import Case, host_of_nodeid, level_marks
 
 pytest_plugins = [
@@ -175,13 +175,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the placeholder pytest makes for a test with no cases (test_backout without --backout)."""
-    empty = [
-        i
-        for i in items
-        if "cis_case" in getattr(i, "fixturenames", ())
-        and not isinstance(getattr(getattr(i, "callspec", None), "params", {}).get("cis_case"), (Case, HostCases))
-    ]
+    """Each host's tests together, in their order (a session is released after its host's last
+    test, fixtures.py); drop the placeholder pytest makes for a test with no cases (test_backout
+    without --backout)."""
+    group_by_host(items)
+    empty = [i for i in items if "cis_case" in getattr(i, "fixturenames", ()) and case_of(i) is None]
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [i for i in items if i not in empty]

@@ -41,10 +41,27 @@ class HostCases:
         return f"{self.function}[{case.id}]"
 
 
+def case_of(item: pytest.Item) -> Case | HostCases | None:
+    """The suite's case an item runs (None for a test that is not the suite's)."""
+    value = getattr(getattr(item, "callspec", None), "params", {}).get("cis_case")
+    return value if isinstance(value, (Case, HostCases)) else None
+
+
 def host_cases(item: pytest.Item) -> HostCases | None:
-    callspec = getattr(item, "callspec", None)
-    value = callspec.params.get("cis_case") if callspec else None
-    return value if isinstance(value, HostCases) else None
+    case = case_of(item)
+    return case if isinstance(case, HostCases) else None
+
+
+def group_by_host(items: list[pytest.Item]) -> None:
+    """The suite's items of each host together, hosts and each host's items in their order; other
+    tests keep their places. A session is released after its host's last item (fixtures.py)."""
+    cases = [(n, case.spec) for n, item in enumerate(items) if (case := case_of(item)) is not None]
+    first: dict[str, int] = {}
+    for _, spec in cases:
+        first.setdefault(spec, len(first))
+    original = list(items)
+    for (slot, _), (source, _) in zip(cases, sorted(cases, key=lambda found: first[found[1]]), strict=True):
+        items[slot] = original[source]
 
 
 def _expression(text: str, option: str) -> Expression | None:
@@ -91,4 +108,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if empty:
         config.hook.pytest_deselected(items=empty)
     items[:] = sorted([*items, *kept], key=lambda item: order.get(id(item), len(order)))
+    group_by_host(items)
     return result

@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -21,8 +22,8 @@ from cisaudit.model.verdict import Check, Status, Verdict
 from cisaudit.model.waivers import Waiver, applicable, today
 from cisaudit.outputs.record import CASES_PROPERTY, HOST_CONTROL, CaseRecord, encode_records
 from cisaudit.plugin import CONNECT_SPECS_KEY, WAIVERS_KEY
-from cisaudit.plugin.aggregate import HostCases
-from cisaudit.plugin.cases import Case
+from cisaudit.plugin.aggregate import HostCases, case_of
+from cisaudit.plugin.cases import Case, host_of_nodeid
 from cisaudit.plugin.change import backout, prepare
 from cisaudit.plugin.fleet_audit import spool_for
 
@@ -44,6 +45,10 @@ def connect_options(config: pytest.Config) -> ConnectOptions:
     )
 
 
+PREFETCH = 32  # hosts probed ahead of their tests, at most (Prefetch)
+PREFETCH_KEY = pytest.StashKey["Prefetch | None"]()
+
+
 def _warm(session: HostSession, config: pytest.Config) -> None:
     try:
         prepare(session, config)
@@ -52,11 +57,39 @@ def _warm(session: HostSession, config: pytest.Config) -> None:
         pass  # cached in the session: each of the host's tests reports it
 
 
+class Prefetch:
+    """In one process (no -n), probe (and change, where asked) the next PREFETCH hosts in test
+    order while the current host's tests run: the work is waiting on hosts, not CPU, and one
+    pytest process is cheaper than a worker per host. A host's session is released after its
+    last test (pytest_runtest_teardown), so memory holds about PREFETCH hosts, not the fleet.
+    Under xdist each worker does its own hosts as they come."""
+
+    def __init__(self, sessions: dict[str, HostSession], config: pytest.Config) -> None:
+        self.sessions, self.config = sessions, config
+        self.order = list(sessions)
+        self.position = {spec: n for n, spec in enumerate(self.order)}
+        self.pool = ThreadPoolExecutor(max_workers=PREFETCH)
+        self.futures: dict[str, Future[None]] = {}
+        self.submitted = 0
+
+    def ready(self, spec: str) -> None:
+        """Return when the host is probed; start the hosts after it."""
+        end = min(len(self.order), self.position[spec] + PREFETCH + 1)
+        while self.submitted < end:
+            ahead = self.sessions[self.order[self.submitted]]
+            self.futures[self.order[self.submitted]] = self.pool.submit(_warm, ahead, self.config)
+            self.submitted += 1
+        future = self.futures.pop(spec, None)
+        if future is not None:
+            future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.fixture(scope="session")
-def host_sessions(request: pytest.FixtureRequest) -> dict[str, HostSession]:
-    """A session per host. In one process (no -n), every host is probed, and changed where
-    asked, at the same time: the work is waiting on hosts, not CPU, and one pytest process is
-    cheaper than a worker per host. Under xdist each worker does its own hosts as they come."""
+def host_sessions(request: pytest.FixtureRequest) -> Iterator[dict[str, HostSession]]:
+    """A session per host (see Prefetch)."""
     config = request.config
     spool = spool_for(config)
     sessions = {
@@ -70,15 +103,33 @@ def host_sessions(request: pytest.FixtureRequest) -> dict[str, HostSession]:
         )
         for shown, spec in config.stash[CONNECT_SPECS_KEY].items()
     }
-    if not hasattr(config, "workerinput") and len(sessions) > 1:
-        with ThreadPoolExecutor(max_workers=min(32, len(sessions))) as pool:
-            list(pool.map(lambda session: _warm(session, config), sessions.values()))
-    return sessions
+    prefetch = Prefetch(sessions, config) if not hasattr(config, "workerinput") and len(sessions) > 1 else None
+    config.stash[PREFETCH_KEY] = prefetch
+    yield sessions
+    if prefetch is not None:
+        prefetch.close()
 
 
 @pytest.fixture
-def host_session(cis_case: Case | HostCases, host_sessions: dict[str, HostSession]) -> HostSession:
+def host_session(
+    cis_case: Case | HostCases, host_sessions: dict[str, HostSession], request: pytest.FixtureRequest
+) -> HostSession:
+    prefetch = request.config.stash.get(PREFETCH_KEY, None)
+    if prefetch is not None:
+        prefetch.ready(cis_case.spec)
     return host_sessions[cis_case.spec]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After a host's last test, release what its session holds (plugin/__init__.py orders each
+    host's tests together)."""
+    sessions = getattr(item, "funcargs", {}).get("host_sessions")
+    case = case_of(item)
+    if sessions is None or case is None:
+        return
+    if nextitem is None or host_of_nodeid(nextitem.nodeid) != case.spec:
+        sessions[case.spec].release()
 
 
 def _events_verdict(session: HostSession, control: Control) -> Verdict:
@@ -132,83 +183,79 @@ def host_facts(session: HostSession) -> str:
     )
 
 
-def _waive(result: Verdict, waiver: Waiver | None, on: dt.date, record: CaseRecord) -> tuple[Verdict, CaseRecord]:
+def _waive(result: Verdict, waiver: Waiver | None, on: dt.date, fields: dict[str, Any]) -> Verdict:
     """A failure an unexpired waiver covers is reported waived; an expired one is only flagged."""
     if waiver is None:
-        return result, record
-    record = replace(record, waiver_expiration=str(waiver.expiration_date or ""))
+        return result
+    fields["waiver_expiration"] = str(waiver.expiration_date or "")
     if waiver.expired(on):
-        return result, replace(record, waiver_expired=waiver.justification)
+        fields["waiver_expired"] = waiver.justification
+        return result
     if result.status != Status.FAIL:
-        return result, record
-    waived = Verdict(Status.WAIVED, f"waived: {waiver.justification}", (result.summary, *result.evidence))
-    return waived, replace(record, waiver=waiver.justification)
+        return result
+    fields["waiver"] = waiver.justification
+    return Verdict(Status.WAIVED, f"waived: {waiver.justification}", (result.summary, *result.evidence))
 
 
-def _judge(case: Case, session: HostSession, config: pytest.Config, record: CaseRecord) -> tuple[Verdict, CaseRecord]:
-    """The case's verdict, and its record with what the run changed on the host and the path audited."""
+def _judge(case: Case, session: HostSession, config: pytest.Config, fields: dict[str, Any]) -> Verdict:
+    """The case's verdict; what the run changed on the host and the path audited go into `fields`."""
     if case.check == Check.BACKOUT:  # attempted even after a change that failed midway
         result = backout(session, config)
-        return result, replace(record, change=session.change.summary() if session.change else "")
+        fields["change"] = session.change.summary() if session.change else ""
+        return result
     change = prepare(session, config)
-    record = replace(record, change=change.summary())
+    fields["change"] = change.summary()
     result = _check_verdict(session, case)
     if case.control:
-        audited = _audited(session.assessment(), case.control)
-        return result, replace(record, remediated=change.remediated(case.control.id), audited=audited)
-    if result.status != Status.ERROR:
-        record = replace(record, host_facts=host_facts(session))
-    return result, record
+        fields["remediated"] = change.remediated(case.control.id)
+        fields["audited"] = _audited(session.assessment(), case.control)
+    elif result.status != Status.ERROR:
+        fields["host_facts"] = host_facts(session)
+    return result
 
 
-def _record(case: Case, session: HostSession) -> CaseRecord:
-    """The case's record before it is judged (an error until then)."""
+def _about(case: Case, session: HostSession) -> dict[str, Any]:
+    """The CaseRecord fields known before the case is judged."""
     named = benchmark(session.version)
-    record = CaseRecord(
-        host=case.spec,
-        control_id=case.control.id if case.control else HOST_CONTROL,
-        check=case.check,
-        verdict=Status.ERROR,
-        benchmark=f"{named.title} v{named.version}",
-    )
-    if case.control is None:
-        return record
-    return replace(
-        record, title=case.control.title, level=str(case.control.level), assessment=case.control.assessment.value
-    )
+    fields: dict[str, Any] = {
+        "host": case.spec,
+        "control_id": case.control.id if case.control else HOST_CONTROL,
+        "check": case.check,
+        "benchmark": f"{named.title} v{named.version}",
+    }
+    if case.control:
+        fields |= {
+            "title": case.control.title,
+            "level": str(case.control.level),
+            "assessment": case.control.assessment.value,
+        }
+    return fields
 
 
 def _judged(case: Case, session: HostSession, config: pytest.Config) -> tuple[Verdict, CaseRecord, Exception | None]:
     """The verdict the test asserts, the case's record, and the exception behind an ERROR."""
-    record = _record(case, session)
+    started = time.time()
+    fields = _about(case, session)
     waiver = case.control and applicable(config.stash[WAIVERS_KEY], case.control.id, case.spec)
-    if waiver and not waiver.run and not waiver.expired(today()):  # InSpec's run: false: not checked at all
-        record = replace(
-            record,
-            verdict=Status.NOT_RUN,
-            summary=f"not run (waiver): {waiver.justification}",
-            waiver=waiver.justification,
-            waiver_expiration=str(waiver.expiration_date or ""),
-            remote_commands=session.commands,
-        )
-        return Verdict(Status.WAIVED, f"not run: {waiver.justification}"), record, None
     cause: Exception | None = None
-    try:
-        result, record = _judge(case, session, config, record)
-    except HostError as exc:
-        result = Verdict(Status.ERROR, str(exc))
-    except Exception as exc:  # judging this host's data raised: its error, traceback kept as the cause
-        result, cause = Verdict(Status.ERROR, unusable_output(exc)), exc
-    shown = result
-    if result.status != Status.ERROR:
-        shown, record = _waive(result, waiver or None, today(), record)
-    record = replace(
-        record,
-        verdict=result.status,
-        summary=result.summary,
-        evidence="\n".join(result.evidence),
-        remote_commands=session.commands,
-    )
+    if waiver and not waiver.run and not waiver.expired(today()):  # InSpec's run: false: not checked at all
+        fields |= {
+            "verdict": Status.NOT_RUN,
+            "summary": f"not run (waiver): {waiver.justification}",
+            "waiver": waiver.justification,
+            "waiver_expiration": str(waiver.expiration_date or ""),
+        }
+        shown = Verdict(Status.WAIVED, f"not run: {waiver.justification}")
+    else:
+        try:
+            result = _judge(case, session, config, fields)
+        except HostError as exc:
+            result = Verdict(Status.ERROR, str(exc))
+        except Exception as exc:  # judging this host's data raised: its error, traceback kept as the cause
+            result, cause = Verdict(Status.ERROR, unusable_output(exc)), exc
+        shown = result if result.status == Status.ERROR else _waive(result, waiver or None, today(), fields)
+        fields |= {"verdict": result.status, "summary": result.summary, "evidence": "\n".join(result.evidence)}
+    record = CaseRecord(**fields, remote_commands=session.commands, started=started, finished=time.time())
     return shown, record, cause
 
 
@@ -217,9 +264,8 @@ def _host_cases_verdict(group: HostCases, session: HostSession, request: pytest.
     item errors in setup when a case errors, fails when one fails, skips when all skip."""
     records, shown = [], []
     for case in group.cases:
-        started = time.time()
         verdict, record, _ = _judged(case, session, request.config)
-        records.append(replace(record, started=started, finished=time.time()))
+        records.append(record)
         shown.append(verdict)
     request.node.user_properties.append((CASES_PROPERTY, encode_records(records)))
     errors = [r for r in records if r.verdict == Status.ERROR]
