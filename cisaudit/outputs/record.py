@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
@@ -77,7 +78,9 @@ class CaseRecord:
     def from_properties(
         cls, props: Mapping[str, str] | Iterable[tuple[str, str]], started: float = 0.0, finished: float = 0.0
     ) -> CaseRecord:
-        text = {name: str(value) for name, value in dict(props).items()}
+        # Interned: a fleet repeats the same titles, summaries and evidence across hosts, and the
+        # run keeps every record until the reports are written (README "At fleet size").
+        text = {name: sys.intern(str(value)) for name, value in dict(props).items()}
         get = text.get
         return cls(
             host=text["host"],

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunResults
 
 SCHEMA_VERSION = "1.1"  # 1.1: "audited" per record
+_RESULTS = "@@cisaudit-results@@"  # where iter_json writes the records
 
 
 def iso(timestamp: float) -> str:
@@ -51,7 +53,8 @@ def _record(case: CaseRecord) -> dict[str, object]:
     }
 
 
-def render_json(results: RunResults) -> str:
+def iter_json(results: RunResults) -> Iterator[str]:
+    """The document in pieces: every record is encoded only when written (memory stays flat)."""
     info = results.info
     document = {
         "schema_version": SCHEMA_VERSION,
@@ -79,10 +82,18 @@ def render_json(results: RunResults) -> str:
             }
             for h in results.hosts
         ],
-        "results": [_record(c) for c in results.cases],
+        "results": _RESULTS,
         "expired_waivers": [
             {"control_id": cid, "expiration_date": date, "justification": why}
             for cid, date, why in results.expired_waivers()
         ],
     }
-    return json.dumps(document, indent=1) + "\n"
+    head, _, tail = json.dumps(document, indent=1).partition(json.dumps(_RESULTS))
+    yield head + "["
+    for n, case in enumerate(results.cases):  # one line per record, written as it is made
+        yield ("\n  " if n == 0 else ",\n  ") + json.dumps(_record(case))
+    yield ("\n ]" if results.cases else "]") + tail + "\n"
+
+
+def render_json(results: RunResults) -> str:
+    return "".join(iter_json(results))

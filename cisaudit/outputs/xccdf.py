@@ -10,6 +10,7 @@ old-result is fail and whose remark is the justification; a waiver with run: fal
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 
 from cisaudit.model.catalogue import Control
 from cisaudit.model.verdict import Status
@@ -19,6 +20,7 @@ from cisaudit.outputs.results_json import iso
 
 NS = "http://checklists.nist.gov/xccdf/1.2"
 PREFIX = "xccdf_org.cisaudit"
+_TEST_RESULTS = "@@cisaudit-test-results@@"  # where iter_xccdf writes each host's TestResult
 
 
 def rule_id(control_id: str) -> str:
@@ -116,7 +118,8 @@ def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResul
     _sub(test, "score", f"{passed:.1f}", system="urn:xccdf:scoring:flat", maximum=f"{scored:.1f}")
 
 
-def render_xccdf(results: RunResults) -> str:
+def iter_xccdf(results: RunResults) -> Iterator[str]:
+    """The document in pieces: each host's TestResult is built, written and dropped in turn."""
     ET.register_namespace("", NS)
     info = results.info
     benchmark = ET.Element(
@@ -133,7 +136,18 @@ def render_xccdf(results: RunResults) -> str:
     _profiles(benchmark, results.catalogue)
     for control in results.catalogue:
         _rule(benchmark, control)
-    for index, host in enumerate(results.hosts, 1):
-        _test_result(benchmark, index, host, results)
+    benchmark.append(ET.Comment(_TEST_RESULTS))
     ET.indent(benchmark, space=" ")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(benchmark, encoding="unicode") + "\n"
+    head, _, tail = ET.tostring(benchmark, encoding="unicode").partition(f"<!--{_TEST_RESULTS}-->")
+    yield '<?xml version="1.0" encoding="UTF-8"?>\n' + head.rstrip(" ")
+    for index, host in enumerate(results.hosts, 1):
+        holder = ET.Element(f"{{{NS}}}Benchmark")  # the TestResult's parent while it is built
+        _test_result(holder, index, host, results)
+        ET.indent(holder, space=" ")
+        text = ET.tostring(holder[0], encoding="unicode").replace(f' xmlns="{NS}"', "", 1)  # declared above
+        yield " " + text.rstrip() + "\n"
+    yield tail.lstrip("\n") + "\n"
+
+
+def render_xccdf(results: RunResults) -> str:
+    return "".join(iter_xccdf(results))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import replace
 from html import escape
 from pathlib import Path
@@ -21,8 +21,8 @@ from cisaudit.outputs.compliance_html import render_html
 from cisaudit.outputs.junit import CaseSpool
 from cisaudit.outputs.record import CASES_PROPERTY, CaseRecord, decode_records
 from cisaudit.outputs.results import RunInfo, RunResults, command_line, commit, describe_mode, tool_version
-from cisaudit.outputs.results_json import render_json
-from cisaudit.outputs.xccdf import render_xccdf
+from cisaudit.outputs.results_json import iter_json
+from cisaudit.outputs.xccdf import iter_xccdf
 from cisaudit.plugin import HOSTS_KEY
 from cisaudit.plugin.cases import case_name
 
@@ -147,11 +147,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if tally.junit is not None and Path(config.getoption("xmlpath")).exists():
         tally.junit.merge_into(Path(config.getoption("xmlpath")))
     results = tally.results(config)
-    for option, render in (("compliance_report", render_html), ("results_json", render_json), ("xccdf", render_xccdf)):
+    writers: dict[str, Callable[[RunResults], Iterable[str]]] = {
+        "compliance_report": lambda r: (render_html(r),),
+        "results_json": iter_json,  # in pieces: at fleet size the whole text would double the peak
+        "xccdf": iter_xccdf,
+    }
+    for option, render in writers.items():
         path = config.getoption(option)
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(render(results), encoding="utf-8")
+            with Path(path).open("w", encoding="utf-8") as out:
+                out.writelines(render(results))
 
 
 def pytest_html_results_summary(
