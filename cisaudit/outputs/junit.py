@@ -9,6 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
@@ -26,8 +27,13 @@ def outcome(record: CaseRecord) -> str:
     return _OUTCOME.get(record.status, "") if record.verdict != Status.NOT_RUN else "skipped"
 
 
+@lru_cache(maxsize=1 << 16)  # a fleet repeats the same values across hosts
+def _quoted(value: str) -> str:
+    return quoteattr(bin_xml_escape(value))
+
+
 def _attrs(**values: str) -> str:
-    return "".join(f" {name}={quoteattr(bin_xml_escape(value))}" for name, value in values.items())
+    return "".join(f" {name}={_quoted(value)}" for name, value in values.items())
 
 
 def testcase(record: CaseRecord, classname: str, name: str, file: str, line: int) -> str:
