@@ -93,6 +93,9 @@ for b in $BINARIES; do sec binary "$b"; command -v "$b"; end; done
 # Paths to stat: the benchmark's, the ones the host's config names, every path a rules file or
 # the kernel's listing names (a rule on a missing path breaks loading), and each one's parent.
 # All of these are single-line tokens; paths from elsewhere go to a follow-up stat_paths.
+# The sed/awk below only guess which paths the config names, to stat them in this one command;
+# what the config means is decided by cisaudit/model/locate.py from the files' text (dumped
+# above), and a path the guess missed is stat'ed by the session's follow-up command.
 data_root=$(sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' \
   /etc/docker/daemon.json 2>/dev/null | head -n 1)
 sock=$(awk '/^[[:space:]]*\[/ { g = ($0 ~ /^[[:space:]]*\[grpc\]/) }
