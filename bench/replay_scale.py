@@ -21,6 +21,7 @@ from cisaudit.model.catalogue import controls  # noqa: E402
 from cisaudit.model.evaluate import Assessment  # noqa: E402
 from cisaudit.model.snapshot import PathInfo, Snapshot  # noqa: E402
 from cisaudit.model.verdict import CONTROL_CHECKS, Check  # noqa: E402
+from selftests.snapshots import audited_host  # noqa: E402
 
 UNIT = (
     "[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n[Service]\nExecStartPost=-/sbin/augenrules --load\n"
@@ -55,16 +56,7 @@ def host(size: int) -> Snapshot:
         "/etc/sysconfig",
     ):
         paths[p] = PathInfo(p, "dir", p, "755 0 0")
-    return Snapshot(
-        uid=0,
-        arch="x86_64",
-        auditctl="/sbin/auditctl",
-        auditd="/sbin/auditd",
-        auditd_running=True,
-        systemd=True,
-        status_rc=0,
-        status_text="enabled 1\n",
-        listing_rc=0,
+    return audited_host(
         listing_text="\n".join(rules),
         auditd_unit=UNIT,
         rules_d=[("/etc/audit/rules.d/50-all.rules", "\n".join(rules) + "\n")],

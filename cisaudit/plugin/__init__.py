@@ -155,6 +155,12 @@ CASES_OF = {"test_host": _host_cases, "test_control": _control_cases, "test_back
 AGGREGATED = ("test_host", "test_control")  # one item per host above --aggregate-above (plugin/aggregate.py)
 
 
+def aggregated(config: pytest.Config) -> bool:
+    """More hosts than --aggregate-above: one item per host and test function (plugin/aggregate.py)."""
+    limit: int = config.getoption("aggregate_above")
+    return len(config.stash.get(HOSTS_KEY, [])) > limit
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cis_case" not in metafunc.fixturenames:
         return
@@ -164,7 +170,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             f"{function} asks for cis_case, but the suite makes cases only for {', '.join(CASES_OF)}"
         )
     cases = CASES_OF[function](metafunc.config)
-    if function in AGGREGATED and len(metafunc.config.stash[HOSTS_KEY]) > metafunc.config.getoption("aggregate_above"):
+    if function in AGGREGATED and aggregated(metafunc.config):
         by_host: dict[str, list[Case]] = {}
         for case in cases:
             by_host.setdefault(case.spec, []).append(case)

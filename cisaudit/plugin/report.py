@@ -23,7 +23,7 @@ from cisaudit.outputs.record import CASES_PROPERTY, CaseRecord, decode_records
 from cisaudit.outputs.results import RunInfo, RunResults, command_line, commit, describe_mode, tool_version
 from cisaudit.outputs.results_json import iter_json
 from cisaudit.outputs.xccdf import iter_xccdf
-from cisaudit.plugin import HOSTS_KEY
+from cisaudit.plugin import aggregated
 from cisaudit.plugin.cases import case_name
 
 COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
@@ -40,8 +40,7 @@ def _record(report: pytest.TestReport, started: float = 0.0) -> CaseRecord | Non
 
 def pytest_configure(config: pytest.Config) -> None:
     junit = config.getoption("xmlpath", None)
-    aggregated = len(config.stash.get(HOSTS_KEY, [])) > config.getoption("aggregate_above", 0)
-    spool = CaseSpool(Path(junit)) if junit and aggregated and not hasattr(config, "workerinput") else None
+    spool = CaseSpool(Path(junit)) if junit and aggregated(config) and not hasattr(config, "workerinput") else None
     config.pluginmanager.register(ComplianceTally(spool), "cisaudit-tally")
 
 
@@ -105,7 +104,7 @@ class ComplianceTally:
             self.commands[record.host] = max(self.commands[record.host], record.remote_commands)
             if record.host_facts:
                 self.facts[record.host] = json.loads(record.host_facts)
-            self.cases.append(replace(record, host_facts=""))
+            self.cases.append(replace(record, host_facts="") if record.host_facts else record)
 
     def results(self, config: pytest.Config) -> RunResults:
         option = config.getoption
