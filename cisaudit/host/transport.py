@@ -26,7 +26,7 @@ import testinfra.host
 from testinfra.backend import base
 from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
-from testinfra.backend.ssh import SshBackend
+from testinfra.backend.ssh import SafeSshBackend, SshBackend
 
 from cisaudit.host.hostspec import SpecError, parse_spec
 
@@ -136,6 +136,9 @@ class VerifiedSshBackend(_TimedLocalRun, SshBackend):
         extra = f"-o BatchMode=yes -o StrictHostKeyChecking={checking}"
         if known_hosts:  # besides the user's file, as for paramiko; testinfra pastes this into a shell line
             extra += " -o " + shlex.quote(f"UserKnownHostsFile={known_hosts} ~/.ssh/known_hosts")
+        if kwargs.get("ssh_extra_args"):  # a caller's own: after ours, and ssh takes an option's first value
+            extra += " " + kwargs.pop("ssh_extra_args")
+        kwargs.pop("ssh_extra_args", None)
         super().__init__(hostspec, ssh_extra_args=extra, **kwargs)
 
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
@@ -188,8 +191,11 @@ class VerifiedParamikoBackend(OutputLimit, ParamikoBackend):
         client.load_system_host_keys()
         if os.path.exists("/etc/ssh/ssh_known_hosts"):  # read-only: AutoAddPolicy saves load_host_keys' file
             client.load_system_host_keys("/etc/ssh/ssh_known_hosts")
-        if self.known_hosts and os.path.exists(self.known_hosts):
-            client.load_host_keys(self.known_hosts)
+        if self.known_hosts:  # a file asked for and missing is an error, never silently less trust
+            try:
+                client.load_host_keys(self.known_hosts)
+            except OSError as exc:
+                raise HostError(f"cannot read known_hosts {self.known_hosts}: {exc.strerror}") from None
         self._connect(client)
         self.__dict__["_client"] = client
         return client
@@ -369,5 +375,67 @@ def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:
     return host
 
 
-# A new name only: testinfra's own `local`, `ssh` and `paramiko` stay as testinfra defines them.
+class _SessionTrust:
+    """The trust decision of the pytest session that runs (install_session_trust)."""
+
+    options = ConnectOptions()
+    replaced: dict[str, str] = {}  # testinfra name -> its own class, while a session runs
+
+
+def _session_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The session's host-key trust, timeouts and output cap; what the caller or spec says wins."""
+    options = _SessionTrust.options
+    defaults = {
+        "known_hosts": options.known_hosts,
+        "accept_new_host_keys": options.accept_new_host_keys,
+        "timeout": int(options.connect_timeout),
+        "command_timeout": options.command_timeout,
+        "max_output_bytes": options.max_output_bytes,
+    }
+    return defaults | kwargs
+
+
+class SessionParamikoBackend(VerifiedParamikoBackend):
+    """testinfra's `paramiko` during a cisaudit session: the `host` fixture and testinfra.get_host."""
+
+    def __init__(self, hostspec: str, **kwargs: Any):
+        super().__init__(hostspec, **_session_kwargs(kwargs))
+
+
+class SessionSshBackend(VerifiedSshBackend):
+    """testinfra's `ssh` during a cisaudit session."""
+
+    def __init__(self, hostspec: str, **kwargs: Any):
+        super().__init__(hostspec, **_session_kwargs(kwargs))
+
+
+class SessionSafeSshBackend(SessionSshBackend, SafeSshBackend):
+    """testinfra's `safe-ssh` (its framed output) during a cisaudit session."""
+
+
+SESSION_BACKENDS = {
+    "paramiko": f"{__name__}.SessionParamikoBackend",
+    "ssh": f"{__name__}.SessionSshBackend",
+    "safe-ssh": f"{__name__}.SessionSafeSshBackend",
+}
+
+
+def install_session_trust(options: ConnectOptions) -> None:
+    """One trust decision for every connection of the session: testinfra's SSH names resolve to
+    verified backends that apply options (known_hosts, accept-new, timeouts, output cap), so a
+    user's own tests (the `host` fixture, testinfra.get_host) refuse what the suite refuses.
+    remove_session_trust puts testinfra's own classes back."""
+    _SessionTrust.options = options
+    for name, path in SESSION_BACKENDS.items():
+        _SessionTrust.replaced.setdefault(name, testinfra.backend.BACKENDS[name])
+        testinfra.backend.BACKENDS[name] = path
+
+
+def remove_session_trust() -> None:
+    testinfra.backend.BACKENDS.update(_SessionTrust.replaced)
+    _SessionTrust.replaced.clear()
+    _SessionTrust.options = ConnectOptions()
+
+
+# A new name: testinfra's own `local`, `ssh` and `paramiko` stay as testinfra defines them outside a session.
 testinfra.backend.BACKENDS.setdefault("ssm", VERIFIED_BACKENDS["ssm"])

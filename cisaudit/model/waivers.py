@@ -104,7 +104,8 @@ def parse_waivers(text: str, path: str, known_ids: set[str]) -> dict[str, Waiver
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
-        raise WaiverError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise WaiverError(f"{path}{where}: not valid YAML: {problem}") from None
     if root is None:
         return {}
     if not isinstance(root, yaml.MappingNode):
@@ -122,12 +123,25 @@ def parse_waivers(text: str, path: str, known_ids: set[str]) -> dict[str, Waiver
     return waivers
 
 
+def decode(data: bytes, path: str) -> str:
+    """The file's text: UTF-8 (a leading BOM allowed); anything else says how to save it."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        raise WaiverError(f"{path}: saved as UTF-16 (as some Windows editors do); save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise WaiverError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}; Latin-1 or another code page?); save it as UTF-8"
+        ) from None
+
+
 def load_waivers(path: str, known_ids: set[str]) -> dict[str, Waiver]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise WaiverError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_waivers(text, path, known_ids)
+    return parse_waivers(decode(data, path), path, known_ids)
 
 
 def applicable(waivers: dict[str, Waiver], control_id: str, spec: str) -> Waiver | None:

@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from cisaudit.host.hostspec import SpecError, parse_spec
+from cisaudit.host.hostspec import INSTANCE_ID, SpecError, parse_spec
 from cisaudit.host.ssm.fanout import parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
+from cisaudit.plugin import options, preflight
 from cisaudit.plugin.aggregate import HostCases, case_of, group_by_host
 from cisaudit.plugin.cases import Case, host_of_nodeid, level_marks
+from cisaudit.plugin.options import OptionError
 
 pytest_plugins = [
     "cisaudit.plugin.fixtures",
@@ -28,15 +30,29 @@ pytest_plugins = [
 
 HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.host.hostspec): test ids, reports
 CONNECT_SPECS_KEY = pytest.StashKey[dict[str, str]]()  # display spec -> spec to connect with
-SSM_HOSTS_KEY = pytest.StashKey[list[str]]()  # --ssm-targets, resolved once on the controller
+SSM_HOSTS_KEY = pytest.StashKey[list[str]]()  # --ssm-targets found Online, resolved once on the controller
+SSM_TARGETS_KEY = pytest.StashKey[list[str]]()  # every instance --ssm-targets named or matched
 SSM_TAGS_KEY = pytest.StashKey[dict[tuple[str, str], list[str]]]()  # --ssm-targets tag -> its Online ids
 WAIVERS_KEY = pytest.StashKey[dict[str, Waiver]]()
 XDIST_SSM_HOSTS = "cisaudit_ssm_hosts"  # workerinput key
 AGGREGATE_ABOVE = 200  # hosts; README "Auditing a fleet" (memory per pytest item)
+CISAUDIT_GROUP = "CIS Docker audit-rule checks"
+TESTINFRA_NOTES = {  # --help: what the suite makes of testinfra's options (options.py)
+    "--connection": "cisaudit: the scheme of a bare host in --hosts: local, ssh, paramiko or ssm; others refused",
+    "--ssh-extra-args": "cisaudit: refused; use --ssh-config FILE",
+    "--ansible-inventory": "cisaudit: refused; list the hosts in --hosts",
+    "--force-ansible": "cisaudit: refused; name each host's scheme in --hosts",
+}
+HOSTS_HELP = (
+    "hosts to audit, comma list (default local://, this machine): local://, ssh://[USER@]HOST[:PORT], "
+    "paramiko://[USER@]HOST[:PORT], ssm://i-0123456789abcdef0; a bare HOST takes --connection's scheme "
+    "(default paramiko); options ?sudo=true, ?sudo_user=U, ?ssh_identity_file=F, ?ssh_config=F. An empty "
+    "value or entry is refused. Host keys: --known-hosts, --accept-new-host-keys (also for the host fixture)"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("cisaudit", "CIS Docker audit-rule checks")
+    group = parser.getgroup("cisaudit", CISAUDIT_GROUP)
     group.addoption(
         "--benchmark",
         default=DEFAULT_VERSION,
@@ -44,7 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"CIS Docker Benchmark version to check: {' or '.join(VERSIONS)} (default {DEFAULT_VERSION})",
     )
     group.addoption("--audit-key", default="docker", help="audit key the rules must carry (default docker)")
-    group.addoption("--controls", default="", help="comma list of control ids, e.g. 1.1.3,1.1.4")
+    group.addoption(
+        "--controls", default=None, help="comma list of control ids, e.g. 1.1.3,1.1.4 (default: all of --benchmark)"
+    )
     group.addoption(
         "--require-all",
         action="store_true",
@@ -74,7 +92,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=32,
         help="MiB a host may send back per command (default 32); more is that host's error",
     )
-    group.addoption("--ssm-targets", default="", help="SSM targets: comma list of instance ids and/or tag:Key=Value")
+    group.addoption(
+        "--ssm-targets",
+        default=None,
+        help="SSM targets: comma list of instance ids and/or tag:Key=Value; one not audited (agent offline, "
+        "not managed) is a host error",
+    )
     group.addoption("--ssm-region", default=None, help="AWS region for ssm:// hosts")
     group.addoption("--aws-profile", default=None, help="AWS profile (default: AWS_PROFILE / chain)")
     group.addoption(
@@ -193,27 +216,59 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[WAIVERS_KEY] = _waivers(config)
+    """Every usage error, before any host (or the SSM API) is touched: one line, exit 4."""
+    if config.getoption("help", False):
+        describe_hosts_option(config)
+        return
     try:
-        config.option.ssm_max_concurrency = parse_concurrency(config.getoption("ssm_max_concurrency"))
+        hosts = _check_command_line(config)
+        config.stash[WAIVERS_KEY] = _waivers(config)
+        if config.getoption("ssm_targets"):
+            _add_hosts(hosts, _discover_ssm_hosts(config))
+    except (OptionError, SpecError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[CONNECT_SPECS_KEY] = hosts
+    config.stash[HOSTS_KEY] = list(hosts)
+
+
+def _check_command_line(config: pytest.Config) -> dict[str, str]:
+    """The pure checks (options.py), then the files (preflight.py); the --hosts specs (display ->
+    spec to connect with). Normalises --controls, --ssm-targets and --ssm-max-concurrency for the
+    code that reads them."""
+    option = config.getoption
+    options.refused_testinfra({dest: option(dest, None) for dest in options.REFUSED_TESTINFRA})
+    hosts: dict[str, str] = {}
+    _add_hosts(hosts, options.host_list(option("hosts", None), option("connection", None)))
+    known = [c.id for c in controls(option("benchmark"))]
+    config.option.controls = ",".join(options.control_ids(option("controls"), known))
+    config.option.ssm_targets = ",".join(options.ssm_targets(option("ssm_targets")))
+    options.check_audit_key(option("audit_key"))
+    numbers = ("connect_timeout", "command_timeout", "max_output_mb", "aggregate_above")
+    options.check_numbers(options.Numbers(*(option(dest) for dest in numbers)))
+    options.check_modes(option("remediate"), option("backout"), option("dry_run"))
+    try:
+        config.option.ssm_max_concurrency = parse_concurrency(option("ssm_max_concurrency"))
     except ValueError as exc:
-        raise pytest.UsageError(f"--ssm-max-concurrency: {exc}") from None
-    specs = [s.strip() for s in (config.getoption("hosts", None) or "").split(",") if s.strip()]
-    if config.getoption("ssm_targets", ""):
-        specs += _discover_ssm_hosts(config)
-    connect: dict[str, str] = {}  # display spec (in ids and reports) -> spec to connect with
-    for text in specs or ["local://"]:
+        raise OptionError(f"--ssm-max-concurrency: {exc}") from None
+    for dest, flag in preflight.INPUTS.items():
+        preflight.check_input(flag, option(dest, None))
+    if not hasattr(config, "workerinput"):  # the controller writes the outputs
+        preflight.check_outputs({dest: option(dest, None) for dest in preflight.OUTPUTS})
+    return hosts
+
+
+def _add_hosts(hosts: dict[str, str], texts: list[str]) -> None:
+    """Check each spec (hostspec.py) into hosts: display spec (ids, reports) -> spec to connect with."""
+    for text in texts:
         try:
             checked = parse_spec(text)
         except SpecError as exc:
-            raise pytest.UsageError(f"--hosts: {exc}") from None
-        if connect.setdefault(checked.display, checked.spec) != checked.spec:
-            raise pytest.UsageError(
+            raise SpecError(f"--hosts: {exc}") from None
+        if hosts.setdefault(checked.display, checked.spec) != checked.spec:
+            raise SpecError(
                 f"--hosts: two hosts both show as {checked.display!r}; they differ "
                 "only in their identity file (which reports never show)"
             )
-    config.stash[CONNECT_SPECS_KEY] = connect
-    config.stash[HOSTS_KEY] = list(connect)
 
 
 def _waivers(config: pytest.Config) -> dict[str, Waiver]:
@@ -223,7 +278,7 @@ def _waivers(config: pytest.Config) -> dict[str, Waiver]:
     try:
         waivers = load_waivers(path, {c.id for c in controls(config.getoption("benchmark"))})
     except WaiverError as exc:
-        raise pytest.UsageError(f"--waivers: {exc}") from None
+        raise OptionError(f"--waivers: {exc}") from None
     for waiver in waivers.values():
         if waiver.expired(today()) and not hasattr(config, "workerinput"):
             config.issue_config_time_warning(
@@ -237,7 +292,10 @@ def _waivers(config: pytest.Config) -> dict[str, Waiver]:
 
 
 def _discover_ssm_hosts(config: pytest.Config) -> list[str]:
-    """Resolve --ssm-targets to ssm:// specs (controller only; workers get the list)."""
+    """Resolve --ssm-targets to ssm:// specs (controller only; workers get the list). A target
+    asked for and not audited (agent offline, id not managed) stays a host: its sessions report
+    why, in every output and the exit code, as the same host given as --hosts=ssm://... would; a
+    tag no managed instance has is a usage error."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         return list(workerinput[XDIST_SSM_HOSTS])
@@ -246,19 +304,38 @@ def _discover_ssm_hosts(config: pytest.Config) -> list[str]:
     found = discover_targets(
         config.getoption("ssm_targets"), config.getoption("ssm_region"), config.getoption("aws_profile")
     )
-    for problem in found.problems:
-        config.issue_config_time_warning(pytest.PytestWarning(f"--ssm-targets: {problem}"), 2)
-    specs = [f"ssm://{i}" for i in found.online]
-    config.stash[SSM_HOSTS_KEY] = specs
+    unaudited = [p.split(":", 1)[0] for p in found.problems if INSTANCE_ID.fullmatch(p.split(":", 1)[0])]
+    targets = [p for p in found.problems if p.split(":", 1)[0] not in unaudited]  # e.g. a tag nothing has
+    if targets:
+        raise OptionError(f"--ssm-targets: {targets[0]}; correct the target, or leave it out")
+    config.stash[SSM_HOSTS_KEY] = [f"ssm://{i}" for i in found.online]  # checked Online: not asked again
+    config.stash[SSM_TARGETS_KEY] = specs = [f"ssm://{i}" for i in [*found.online, *unaudited]]
     config.stash[SSM_TAGS_KEY] = found.tags
-    if not specs:
-        raise pytest.UsageError("--ssm-targets matched no Online managed instance: " + "; ".join(found.problems))
     return specs
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:  # xdist controller: hand workers the SSM hosts
-    node.workerinput[XDIST_SSM_HOSTS] = node.config.stash.get(SSM_HOSTS_KEY, [])
+    node.workerinput[XDIST_SSM_HOSTS] = node.config.stash.get(SSM_TARGETS_KEY, [])
+
+
+def describe_hosts_option(config: pytest.Config) -> None:
+    """--help: testinfra registers --hosts in its group with one line; show it first in ours,
+    saying what the suite makes of it (argparse keeps no public way to move an option)."""
+    parser = config._parser.optparser
+    action = getattr(parser, "_option_string_actions", {}).get("--hosts")
+    ours = next((g for g in getattr(parser, "_action_groups", ()) if g.title == CISAUDIT_GROUP), None)
+    if action is None or ours is None:
+        return
+    action.help = HOSTS_HELP
+    for flag, note in TESTINFRA_NOTES.items():
+        other = parser._option_string_actions.get(flag)
+        if other is not None:
+            other.help = f"{other.help}. {note}"
+    for group in parser._action_groups:
+        if action in group._group_actions:
+            group._group_actions.remove(action)
+    ours._group_actions.insert(0, action)
 
 
 class HostScheduling(LoadScopeScheduling):

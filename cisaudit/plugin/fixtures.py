@@ -14,7 +14,7 @@ import pytest
 
 from cisaudit.host.events import recorded, render_script
 from cisaudit.host.session import HostSession, unusable_output
-from cisaudit.host.transport import MIB, ConnectOptions, HostError
+from cisaudit.host.transport import MIB, ConnectOptions, HostError, install_session_trust, remove_session_trust
 from cisaudit.model.catalogue import Control, benchmark
 from cisaudit.model.decisions import accesses_of, events_verdict, remediation_verdict
 from cisaudit.model.evaluate import Assessment
@@ -43,6 +43,15 @@ def connect_options(config: pytest.Config) -> ConnectOptions:
         ssm_s3_bucket=config.getoption("ssm_s3_bucket"),
         max_output_bytes=int(config.getoption("max_output_mb") * MIB),
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's trust decision holds for every testinfra host of the session (transport.py)."""
+    install_session_trust(connect_options(config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    remove_session_trust()
 
 
 PREFETCH = 32  # hosts probed ahead of their tests, at most (Prefetch)

@@ -26,6 +26,7 @@ from cisaudit.outputs.xccdf import iter_xccdf
 from cisaudit.plugin import aggregated
 from cisaudit.plugin.cases import case_name
 
+UNWRITTEN_KEY = pytest.StashKey[dict[str, str]]()  # output option -> why it was not written
 COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
 
 
@@ -151,12 +152,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         "results_json": iter_json,  # in pieces: at fleet size the whole text would double the peak
         "xccdf": iter_xccdf,
     }
+    unwritten = config.stash[UNWRITTEN_KEY] = {}
     for option, render in writers.items():
         path = config.getoption(option)
         if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            with Path(path).open("w", encoding="utf-8") as out:
-                out.writelines(render(results))
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                with Path(path).open("w", encoding="utf-8") as out:
+                    out.writelines(render(results))
+            except OSError as exc:  # checked at start (plugin/preflight.py); a full disk still ends here
+                unwritten[option] = f"cannot write {path}: {exc.strerror or exc}"
+    if unwritten and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an output asked for is missing
 
 
 def pytest_html_results_summary(
@@ -210,6 +217,9 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
         )
     for cid, date, why in results.expired_waivers():
         terminalreporter.write_line(f"expired waiver ignored: {cid} (expired {date}): {why}", yellow=True)
+    unwritten = config.stash.get(UNWRITTEN_KEY, {})
     for option in ("compliance_report", "results_json", "xccdf"):
-        if config.getoption(option) and not hasattr(config, "workerinput"):
+        if option in unwritten:
+            terminalreporter.write_line(f"--{option.replace('_', '-')}: {unwritten[option]}", red=True)
+        elif config.getoption(option) and not hasattr(config, "workerinput"):
             terminalreporter.write_line(f"wrote {config.getoption(option)}")
