@@ -1,4 +1,5 @@
-"""The suite's verified backends do not replace testinfra's own (docs/architecture.md)."""
+"""The suite's verified backends do not replace testinfra's own outside a session
+(docs/architecture.md); inside one, testinfra's SSH names take the session's trust decision."""
 
 from __future__ import annotations
 
@@ -6,15 +7,20 @@ import testinfra
 import testinfra.backend
 from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
-from testinfra.backend.ssh import SshBackend
+from testinfra.backend.ssh import SafeSshBackend, SshBackend
 
 from cisaudit.host.ssm.backend import SsmBackend
 from cisaudit.host.transport import (
     ConnectOptions,
+    SessionParamikoBackend,
+    SessionSafeSshBackend,
+    SessionSshBackend,
     TimedLocalBackend,
     VerifiedParamikoBackend,
     VerifiedSshBackend,
+    install_session_trust,
     open_host,
+    remove_session_trust,
 )
 
 
@@ -40,3 +46,38 @@ def test_open_host_uses_the_verified_backends() -> None:
 def test_spec_parameters_reach_the_backend() -> None:
     host = open_host("paramiko://root@127.0.0.1:1?sudo=true&sudo_user=audit", ConnectOptions())
     assert host.backend.sudo is True and host.backend.sudo_user == "audit"
+
+
+def test_a_session_trust_decision_holds_for_testinfra_hosts_and_is_undone() -> None:
+    """The `host` fixture and testinfra.get_host in a user's tests: --known-hosts, accept-new and
+    the timeouts apply as they do to the suite's own connections (nothing is contacted here)."""
+    options = ConnectOptions(known_hosts="/etc/fleet_known_hosts", connect_timeout=3, command_timeout=9)
+    install_session_trust(options)
+    try:
+        paramiko = testinfra.backend.get_backend("paramiko://root@127.0.0.1:1", sudo=True)
+        ssh = testinfra.backend.get_backend("ssh://root@127.0.0.1:1")
+        safe = testinfra.backend.get_backend("safe-ssh://root@127.0.0.1:1")
+        spec_wins = testinfra.backend.get_backend("paramiko://root@127.0.0.1:1?timeout=5")
+    finally:
+        remove_session_trust()
+    assert type(paramiko) is SessionParamikoBackend and isinstance(ssh, SessionSshBackend)
+    assert type(safe) is SessionSafeSshBackend and isinstance(safe, SafeSshBackend)
+    assert (paramiko.known_hosts, paramiko.timeout, paramiko.command_timeout, paramiko.sudo) == (
+        "/etc/fleet_known_hosts",
+        3,
+        9,
+        True,
+    )
+    assert spec_wins.timeout == 5
+    for backend in (ssh, safe):
+        assert "StrictHostKeyChecking=yes" in backend.ssh_extra_args
+        assert "UserKnownHostsFile=/etc/fleet_known_hosts" in backend.ssh_extra_args
+    test_testinfra_registry_keeps_its_own_backends()
+
+
+def test_a_callers_ssh_extra_args_come_after_the_trust_options() -> None:
+    """ssh takes the first value of an option: a caller's StrictHostKeyChecking=no cannot win."""
+    backend = VerifiedSshBackend("root@127.0.0.1", ssh_extra_args="-o StrictHostKeyChecking=no")
+    assert backend.ssh_extra_args.index("StrictHostKeyChecking=yes") < backend.ssh_extra_args.index(
+        "StrictHostKeyChecking=no"
+    )

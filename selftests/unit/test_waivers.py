@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
-from cisaudit.model.waivers import WaiverError, host_address, parse_waivers
+from cisaudit.model.waivers import WaiverError, host_address, load_waivers, parse_waivers
 
 IDS = {"1.1.4", "1.1.13"}
 INSPEC = """\
@@ -94,3 +95,32 @@ def test_malformed_file_names_the_line(text: str, message: str) -> None:
 
 def test_empty_file_waives_nothing() -> None:
     assert parse_waivers("# nothing yet\n", "w.yaml", IDS) == {}
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        ("1.1.4:\n  justification: é\n".encode("utf-16"), "saved as UTF-16"),  # with BOM, as Windows editors save it
+        ("1.1.4:\n  justification: ok\n".encode("utf-16-le"), "saved as UTF-16"),  # no BOM: NUL bytes
+        ("1.1.4:\n  justification: café\n".encode("latin-1"), "w.yaml:2: not UTF-8 (byte 0xe9"),
+    ],
+)
+def test_a_file_not_in_utf8_is_one_line_saying_how_to_save_it(tmp_path: Path, data: bytes, why: str) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_bytes(data)
+    with pytest.raises(WaiverError) as info:
+        load_waivers(str(path), IDS)
+    message = str(info.value)
+    assert why.replace("w.yaml", str(path)) in message and "save it as UTF-8" in message and "\n" not in message
+
+
+def test_utf8_with_a_bom_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_bytes("1.1.4:\n  justification: café\n".encode("utf-8-sig"))
+    assert load_waivers(str(path), IDS)["1.1.4"].justification == "café"
+
+
+def test_control_characters_are_one_line() -> None:
+    with pytest.raises(WaiverError) as info:
+        parse_waivers("1.1.4:\n  justification: \x07\n", "w.yaml", IDS)
+    assert "not valid YAML" in str(info.value) and "\n" not in str(info.value)
