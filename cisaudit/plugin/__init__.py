@@ -237,11 +237,12 @@ def _check_command_line(config: pytest.Config) -> dict[str, str]:
     code that reads them."""
     option = config.getoption
     options.refused_testinfra({dest: option(dest, None) for dest in options.REFUSED_TESTINFRA})
+    config.option.ssm_targets = ",".join(options.ssm_targets(option("ssm_targets")))
     hosts: dict[str, str] = {}
-    _add_hosts(hosts, options.host_list(option("hosts", None), option("connection", None)))
+    given = options.host_list(option("hosts", None), option("connection", None), bool(option("ssm_targets")))
+    _add_hosts(hosts, given)
     known = [c.id for c in controls(option("benchmark"))]
     config.option.controls = ",".join(options.control_ids(option("controls"), known))
-    config.option.ssm_targets = ",".join(options.ssm_targets(option("ssm_targets")))
     options.check_audit_key(option("audit_key"))
     numbers = ("connect_timeout", "command_timeout", "max_output_mb", "aggregate_above")
     options.check_numbers(options.Numbers(*(option(dest) for dest in numbers)))

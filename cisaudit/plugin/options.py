@@ -41,18 +41,18 @@ def _entries(option: str, text: str, example: str) -> list[str]:
     return entries
 
 
-def host_list(hosts: str | None, connection: str | None) -> list[str]:
+def host_list(hosts: str | None, connection: str | None, ssm_targets: bool = False) -> list[str]:
     """--hosts as host spec texts (checked later by hostspec.parse_spec): a bare host takes the
-    scheme --connection names, as in testinfra; no --hosts is this machine."""
+    scheme --connection names, as in testinfra; no --hosts (and no --ssm-targets) is this machine."""
     if connection is not None and connection not in SCHEMES:
         raise OptionError(
             f"--connection={connection}: the CIS checks connect over {', '.join(SCHEMES)} only; "
             "name each host with its scheme in --hosts (e.g. --hosts=ssh://root@web1)"
         )
     if hosts is None:
-        if connection not in (None, "local"):
+        if connection not in (None, "local", "ssm") or (connection == "ssm" and not ssm_targets):
             raise OptionError(f"--connection={connection} needs --hosts (e.g. --hosts=root@web1)")
-        return [DEFAULT_HOST]
+        return [] if ssm_targets else [DEFAULT_HOST]
     entries = _entries("--hosts", hosts, "host specs like --hosts=ssh://root@web1 (the default is local://)")
     return [e if "://" in e or connection is None else f"{connection}://{e}" for e in entries]
 

@@ -360,3 +360,42 @@ def test_known_hosts_option_with_space_separated_file_outside_repo(tmp_path: Pat
         timeout=300,
     )
     assert proc.returncode in (0, 1), proc.stderr
+
+
+USERS_OWN_TEST = """
+def test_users_own(host):
+    host.run("touch {marker}")
+"""
+
+
+def run_users_own_test(sshd: Sshd, scheme: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A user's own testinfra test (the `host` fixture) in a session with the suite's plugin."""
+    test = tmp_path / "test_mine.py"
+    test.write_text(USERS_OWN_TEST.format(marker=tmp_path / "ran"))
+    cmd = [sys.executable, "-m", "pytest", "-c", str(REPO / "pytest.ini"), str(test), f"--hosts={sshd.spec(scheme)}"]
+    outputs = [f"--junitxml={tmp_path / 'j.xml'}", f"--html={tmp_path / 'r.html'}"]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
+    return subprocess.run([*cmd, *outputs, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_host_fixture_takes_the_suites_trust_decision(
+    sshd: Sshd, scheme: str, tmp_path: Path, impostor_key: str
+) -> None:
+    """--known-hosts holds for a user's own tests too: a host whose key does not match is refused
+    (testinfra's paramiko only warned and ran the command), the right key is trusted (testinfra's
+    ssh never read --known-hosts), and a missing --known-hosts is a usage error."""
+    sessions = session_log(sshd)
+    wrong = sshd.write_known_hosts(tmp_path / "wrong_known_hosts", impostor_key)
+    proc = run_users_own_test(sshd, scheme, tmp_path, f"--known-hosts={wrong}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert not (tmp_path / "ran").exists() and session_log(sshd) == sessions, "the command ran on the impostor"
+
+    missing = run_users_own_test(sshd, scheme, tmp_path, f"--known-hosts={tmp_path / 'missing'}")
+    assert missing.returncode == 4 and "--known-hosts" in missing.stderr and "cannot read it" in missing.stderr
+    assert session_log(sshd) == sessions
+
+    right = sshd.write_known_hosts(tmp_path / "known_hosts")
+    proc = run_users_own_test(sshd, scheme, tmp_path, f"--known-hosts={right}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "ran").exists()

@@ -119,3 +119,24 @@ def test_fan_out_runs_the_probe_for_real_and_fails_hosts_one_by_one(
         assert case.verdict == "error" and f"StatusDetails={details}" in case.summary, case
         assert "\n" not in case.summary
     assert fleet.returncode == 1
+
+
+def test_fan_out_ssm_targets_not_audited_are_host_errors(s3: MotoS3, tmp_path: Path) -> None:
+    """A tagged instance whose agent is offline and a named id that is not managed were asked
+    for: each is a host error in the fan-out audit too, and the exit code says so."""
+    online, offline, unmanaged = "i-00000000000000a01", "i-00000000000000a02", "i-00000000000000a0f"
+    tags = {i: {"Role": "docker-host"} for i in (online, offline)}
+    with SsmEmulator({online: "local://"}, tags=tags, offline=[offline], s3_endpoint=s3.endpoint_url) as emu:
+        fleet = run_suite(
+            tmp_path,
+            [],
+            f"--ssm-targets=tag:Role=docker-host,{unmanaged}",
+            "--controls=1.1.4",
+            *FAN_OUT,
+            env=emu.environ | s3.environ,
+        )
+    assert fleet.returncode == 1, fleet.output[-3000:]
+    assert fleet.verdict(f"ssm://{online}", "1.1.4", "live") != "error", fleet.output[-3000:]
+    for instance_id, why in ((offline, "offline (PingStatus=ConnectionLost)"), (unmanaged, "not a managed instance")):
+        case = fleet.case(f"ssm://{instance_id}", "1.1.4", "live")
+        assert case.verdict == "error" and why in case.summary, case

@@ -70,7 +70,12 @@ def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subpro
         *args,
     ]
     return subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(tmp_path), **(env or {})}
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HOME": str(tmp_path), **(env or {})},
     )
 
 
@@ -81,7 +86,12 @@ def _files(tmp_path: Path) -> dict[str, str]:
     latin1 = tmp_path / "waivers-latin1.yaml"
     latin1.write_bytes("1.1.4:\n  justification: géré ailleurs\n".encode("latin-1"))
     (tmp_path / "inventory.ini").write_text("[docker]\nweb1\n")
-    return {"utf16": str(utf16), "latin1": str(latin1), "inventory": str(tmp_path / "inventory.ini"), "tmp": str(tmp_path)}
+    return {
+        "utf16": str(utf16),
+        "latin1": str(latin1),
+        "inventory": str(tmp_path / "inventory.ini"),
+        "tmp": str(tmp_path),
+    }
 
 
 BAD = {  # arguments (the host is added unless they name --hosts) -> what the one line says
@@ -153,9 +163,7 @@ def pytest_sessionstart(session):
 
 def test_an_output_that_fails_at_the_end_is_one_line_and_the_others_are_written(tmp_path: Path) -> None:
     (tmp_path / "saboteur.py").write_text(SABOTEUR)
-    proc = run(
-        tmp_path, "--hosts=local://", "--controls=1.1.6", "-p", "saboteur", env={"PYTHONPATH": str(tmp_path)}
-    )
+    proc = run(tmp_path, "--hosts=local://", "--controls=1.1.6", "-p", "saboteur", env={"PYTHONPATH": str(tmp_path)})
     output = proc.stdout + proc.stderr
     out = tmp_path / "out"
     assert "Traceback" not in output and "INTERNALERROR" not in output, output[-3000:]

@@ -152,7 +152,12 @@ def test_writable_outputs_are_checked_without_a_trace(tmp_path: Path) -> None:
     existing.write_text("kept")
     before = existing.stat().st_mtime_ns
     preflight.check_outputs(
-        {"xccdf": str(existing), "results_json": str(tmp_path / "new" / "dir" / "r.json"), "htmlpath": "", "xmlpath": None}
+        {
+            "xccdf": str(existing),
+            "results_json": str(tmp_path / "new" / "dir" / "r.json"),
+            "htmlpath": "",
+            "xmlpath": None,
+        }
     )
     assert existing.read_text() == "kept" and existing.stat().st_mtime_ns == before
     assert os.listdir(tmp_path / "new" / "dir") == []  # the parents are made (the writer would), no file left
@@ -162,3 +167,9 @@ def test_two_outputs_in_one_file_are_refused(tmp_path: Path) -> None:
     path = str(tmp_path / "out")
     message = refused(preflight.check_outputs, {"results_json": path, "xmlpath": str(tmp_path / "." / "out")})
     assert "--junitxml and --results-json both write" in message
+
+
+def test_ssm_targets_alone_are_the_hosts() -> None:
+    assert options.host_list(None, None, ssm_targets=True) == []
+    assert options.host_list(None, "ssm", ssm_targets=True) == []
+    assert options.host_list("web1", None, ssm_targets=True) == ["web1"]

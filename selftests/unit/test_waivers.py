@@ -104,6 +104,7 @@ def test_empty_file_waives_nothing() -> None:
         ("1.1.4:\n  justification: ok\n".encode("utf-16-le"), "saved as UTF-16"),  # no BOM: NUL bytes
         ("1.1.4:\n  justification: café\n".encode("latin-1"), "w.yaml:2: not UTF-8 (byte 0xe9"),
     ],
+    ids=["utf-16-bom", "utf-16-le", "latin-1"],
 )
 def test_a_file_not_in_utf8_is_one_line_saying_how_to_save_it(tmp_path: Path, data: bytes, why: str) -> None:
     path = tmp_path / "w.yaml"
