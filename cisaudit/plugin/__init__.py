@@ -274,8 +274,10 @@ def _add_hosts(hosts: dict[str, str], texts: list[str]) -> None:
 
 def _waivers(config: pytest.Config) -> dict[str, Waiver]:
     path = config.getoption("waivers")
-    if not path:
+    if path is None:
         return {}
+    if not path.strip():  # an unset variable: the failures the waivers cover would show, unexplained
+        raise OptionError("--waivers is empty (an unset variable?): give the waiver FILE, or leave --waivers out")
     try:
         waivers = load_waivers(path, {c.id for c in controls(config.getoption("benchmark"))})
     except WaiverError as exc:

@@ -105,6 +105,7 @@ BAD = {  # arguments (the host is added unless they name --hosts) -> what the on
     ("--results-json={tmp}",): "--results-json {tmp}: is a directory",
     ("--xccdf=/dev/full",): "--xccdf /dev/full: not a regular file",
     ("--compliance-report=/proc/cisaudit.html",): "--compliance-report /proc/cisaudit.html: cannot write there",
+    ("--waivers=",): "--waivers is empty",
     ("--waivers={utf16}",): "saved as UTF-16",
     ("--waivers={latin1}",): "not UTF-8 (byte 0xe9",
     ("--controls=1.1.99",): "valid ids: 1.1.3, 1.1.4",
