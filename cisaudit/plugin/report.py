@@ -4,6 +4,7 @@ Works under xdist: everything rides on report.user_properties."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -162,6 +163,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                     out.writelines(render(results))
             except OSError as exc:  # checked at start (plugin/preflight.py); a full disk still ends here
                 unwritten[option] = f"cannot write {path}: {exc.strerror or exc}"
+                with contextlib.suppress(OSError):  # no truncated file for a consumer to read
+                    Path(path).unlink()
     if unwritten and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an output asked for is missing
 

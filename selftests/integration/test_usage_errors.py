@@ -5,6 +5,7 @@ records the SSH client's first line, so the test sees which client --connection 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
+
+from selftests.suite_runner import require
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUTS = ("compliance.html", "results.json", "results.xccdf.xml", "junit.xml", "report.html")
@@ -157,18 +160,41 @@ SABOTEUR = '''
 import os
 
 def pytest_sessionstart(session):
-    """After the start checks: the results.json path becomes a directory (as if a disk filled)."""
+    """After the start checks: the results.json path becomes a directory."""
     os.makedirs(session.config.getoption("results_json"))
 '''
 
 
-def test_an_output_that_fails_at_the_end_is_one_line_and_the_others_are_written(tmp_path: Path) -> None:
-    (tmp_path / "saboteur.py").write_text(SABOTEUR)
-    proc = run(tmp_path, "--hosts=local://", "--controls=1.1.6", "-p", "saboteur", env={"PYTHONPATH": str(tmp_path)})
-    output = proc.stdout + proc.stderr
+@contextlib.contextmanager
+def full_disk(path: Path) -> Iterator[Path]:
+    """A 4 KiB tmpfs: an output checks as writable at start, and fills the disk at the end."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(path)], capture_output=True)
+    require(mounted.returncode == 0, f"needs to mount a tmpfs (root): {mounted.stderr!r}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.mark.parametrize("how", ["directory", "full disk"])
+def test_an_output_that_fails_at_the_end_is_one_line_and_the_others_are_written(tmp_path: Path, how: str) -> None:
     out = tmp_path / "out"
+    with contextlib.ExitStack() as stack:
+        if how == "directory":
+            (tmp_path / "saboteur.py").write_text(SABOTEUR)
+            failing = out / "results.json"
+            args = ["-p", "saboteur", f"--results-json={failing}"]
+        else:
+            failing = stack.enter_context(full_disk(tmp_path / "small")) / "results.json"
+            args = [f"--results-json={failing}"]
+        proc = run(tmp_path, "--hosts=local://", "--controls=1.1.6", *args, env={"PYTHONPATH": str(tmp_path)})
+        left = failing.is_file()
+    output = proc.stdout + proc.stderr
+    why = "Is a directory" if how == "directory" else "No space left on device"
     assert "Traceback" not in output and "INTERNALERROR" not in output, output[-3000:]
-    assert f"--results-json: cannot write {out / 'results.json'}: Is a directory" in proc.stdout
+    assert f"--results-json: cannot write {failing}: {why}" in proc.stdout, proc.stdout[-3000:]
+    assert not left, "a truncated results.json was left"
     assert proc.returncode == 1, output[-3000:]
     assert "compliance per host" in proc.stdout  # the summary is not lost
     for name in ("compliance.html", "results.xccdf.xml", "junit.xml", "report.html"):
