@@ -167,11 +167,13 @@ def pytest_sessionstart(session):
 
 @contextlib.contextmanager
 def full_disk(path: Path) -> Iterator[Path]:
-    """A 4 KiB tmpfs: an output checks as writable at start, and fills the disk at the end."""
+    """A 4 KiB tmpfs, filled: an (empty) file can be made at the start check, no byte written at the end."""
     path.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(path)], capture_output=True)
     require(mounted.returncode == 0, f"needs to mount a tmpfs (root): {mounted.stderr!r}")
     try:
+        with contextlib.suppress(OSError), (path / "filler").open("wb") as filler:
+            filler.write(b"x" * 8192)
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=True)
