@@ -43,8 +43,9 @@ def check_input(flag: str, path: str | None) -> None:
 
 
 def check_output(flag: str, path: str) -> None:
-    """path can be written: a regular file (or none yet) in a directory where files can be made.
-    Missing parent directories are made, as the writer would; an existing file is left as it is."""
+    """path can be written: a regular file, or none yet where the writer can make its missing
+    directories (a file can be made in the nearest one that exists). Nothing is left behind: an
+    existing file is opened without a byte written, a probe file is removed, no directory is made."""
     target = Path(path)
     try:
         if target.is_dir():
@@ -52,12 +53,14 @@ def check_output(flag: str, path: str) -> None:
         if target.exists() and not target.is_file():
             raise OptionError(f"{flag} {path}: not a regular file; give a file PATH, or an empty value to write none")
         if target.exists():
-            with target.open("ab"):  # no byte written; the open proves the right to write
+            with target.open("ab"):  # the open proves the right to write
                 pass
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".check"):
-                pass
+            return
+        ancestor = next(p for p in target.absolute().parents if p.exists())
+        if not ancestor.is_dir():
+            raise NotADirectoryError(20, os.strerror(20))
+        with tempfile.NamedTemporaryFile(dir=ancestor, prefix=f".{target.name}.", suffix=".check"):
+            pass
     except OSError as exc:
         raise OptionError(
             f"{flag} {path}: cannot write there ({exc.strerror or exc}); give a writable PATH, "
