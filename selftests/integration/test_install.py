@@ -4,10 +4,10 @@ suite runs from the checkout and from any other directory (every option written 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
-import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
