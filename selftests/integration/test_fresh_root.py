@@ -1,4 +1,5 @@
-"""The README's first commands on a fresh Debian 12 (debootstrap minbase: no python3, no pip), as root.
+"""The README's first commands on a fresh Debian 12 (debootstrap minbase: no python3, no pip), as root
+(CISAUDIT_FRESH_ROOT_SUITE=trixie: Debian 13).
 
 The root (selftests/testhosts/fresh_root.py, cached as a tarball) gets the checkout's tracked files in
 /opt/cisaudit and runs, chrooted in a private mount namespace with CI=true, `sh scripts/setup.sh`, the
@@ -65,9 +66,10 @@ def _in_root(root: Path) -> subprocess.CompletedProcess[str]:
     mounts = ["mount -t proc proc proc", "mount --rbind /sys sys", "mount --rbind /dev dev"]
     mounts.append("touch etc/resolv.conf && mount --bind /etc/resolv.conf etc/resolv.conf")
     for name, inside in caches.items():
-        (fresh_root.cache() / name).mkdir(parents=True, exist_ok=True)
+        shared = fresh_root.cache() / (name if name == "pip" else f"{name}-{fresh_root.suite()}")
+        shared.mkdir(parents=True, exist_ok=True)
         (root / inside).mkdir(parents=True, exist_ok=True)
-        mounts.append(f"mount --bind {shlex.quote(str(fresh_root.cache() / name))} {inside}")
+        mounts.append(f"mount --bind {shlex.quote(str(shared))} {inside}")
     # This machine's way to the registries (pip's certificate bundle for the egress proxy), as CI has it.
     keep = {k: v for k, v in os.environ.items() if k.startswith("PIP_") or k.lower().endswith("_proxy")}
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "CI": "true"}

@@ -1,11 +1,13 @@
 #!/bin/sh
-# Build a fresh Debian 12 root as a new machine or a `debian:12` container has it (debootstrap minbase:
+# Build a fresh Debian root as a new machine or a `debian:12` container has it (debootstrap minbase:
 # no python3, no pip) for selftests/integration/test_fresh_root.py, packed as OUT (tar, zstd).
-# Needs root, debootstrap and zstd. Usage: build-fresh-root.sh OUT [DEB_CACHE_DIR]
+# Needs root, debootstrap and zstd. Usage: build-fresh-root.sh OUT [SUITE [DEB_CACHE_DIR]]
+# (SUITE: bookworm, the default, or trixie)
 # Everything that defines the root lives in this file and mirror.sh: fresh_root.py hashes both.
 set -eu
-out=${1:?usage: build-fresh-root.sh OUT [DEB_CACHE_DIR]}
-debcache=${2:-}
+out=${1:?usage: build-fresh-root.sh OUT [SUITE [DEB_CACHE_DIR]]}
+suite=${2:-bookworm}
+debcache=${3:-}
 mirror=$(sh "$(dirname "$0")/mirror.sh")
 work=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit-fresh-root.XXXXXX")
 root=$work/root
@@ -19,8 +21,8 @@ trap 'exit 130' INT TERM
 
 set -- --variant=minbase --components=main
 [ -n "$debcache" ] && mkdir -p "$debcache" && set -- "$@" --cache-dir="$(realpath "$debcache")"
-echo "debootstrap bookworm from $mirror" >&2
-debootstrap "$@" bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+echo "debootstrap $suite from $mirror" >&2
+debootstrap "$@" "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -n 40 "$work/debootstrap.log" >&2
     exit 1
 }
