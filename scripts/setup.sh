@@ -33,14 +33,16 @@ usable() {
   command -v "$1" >/dev/null 2>&1 &&
     "$1" -c 'import sys, ensurepip, venv; ensurepip.version(); sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 }
+venv=.venv
+python=""
+if ! "$venv/bin/python" -c '' 2>/dev/null; then # no venv yet, or its interpreter is gone
+  for p in python3 python3.13 python3.12 python3.11; do usable "$p" && python=$p && break; done
+  [ -n "$python" ] || packages="$packages python3 python3-venv"
+fi
 # shellcheck disable=SC2086 # word splitting of the package list is intended
 apt_install $packages
-venv=.venv
-if ! "$venv/bin/python" -c '' 2>/dev/null; then # no venv yet, or its interpreter is gone
-  python=""
-  for p in python3 python3.13 python3.12 python3.11; do usable "$p" && python=$p && break; done
+if ! "$venv/bin/python" -c '' 2>/dev/null; then
   if [ -z "$python" ]; then
-    apt_install python3 python3-venv
     if usable python3; then python=python3; else
       apt_install python3.11 python3.11-venv # Ubuntu 22.04: python3 is 3.10
       python=python3.11
