@@ -26,6 +26,7 @@ pytest_plugins = [
     "cisaudit.plugin.report",
     "cisaudit.plugin.fleet_audit",
     "cisaudit.plugin.aggregate",
+    "cisaudit.plugin.inifile",
 ]
 
 HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.host.hostspec): test ids, reports

@@ -1,13 +1,18 @@
 """`pip install .` into a fresh virtual environment: the pytest11 entry point loads the plugin, the
-suite runs from the checkout, and a user's own testinfra test beside it keeps testinfra's backends."""
+suite runs from the checkout and from any other directory (every option written `--opt=value` or
+`--opt value`), and a user's own testinfra test beside it keeps testinfra's backends."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from selftests.suite_runner import REPO, parse_junit
 
@@ -24,20 +29,38 @@ OWN_TEST = textwrap.dedent("""
 """)
 
 
-def test_pip_install_registers_the_plugin(tmp_path: Path) -> None:
+CASES_116 = {
+    ("1.1.6", "live"),
+    ("1.1.6", "persisted"),
+    ("host", "auditd-installed"),
+    ("host", "auditd-running"),
+    ("host", "audit-enabled"),
+    ("host", "load-health"),
+}
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh venv with the project installed from a copy of the checkout."""
+    tmp_path = tmp_path_factory.mktemp("install")
     # From a copy: setuptools builds in the source tree (build/, *.egg-info), which the checkout must not collect.
     source = tmp_path / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".cache", "reports", "__pycache__", "build"))
+    junk = (".git", ".cache", ".venv", "reports", "__pycache__", "build", "*.egg-info")
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*junk))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = str(venv / "bin" / "python")
     install = subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert install.returncode == 0, install.stderr[-3000:]
+    yield venv
+
+
+def test_pip_install_registers_the_plugin(venv: Path, tmp_path: Path) -> None:
+    python = str(venv / "bin" / "python")
     plugins = subprocess.run(
         [python, "-c", "import importlib.metadata as m; print([e.value for e in m.entry_points(group='pytest11')])"],
         capture_output=True,
@@ -104,11 +127,65 @@ def test_pip_install_registers_the_plugin(tmp_path: Path) -> None:
     )
     assert suite.returncode in (0, 1), suite.stdout[-3000:] + suite.stderr[-2000:]
     cases = parse_junit(junit)
-    assert {(c, k) for _, c, k in cases} == {
-        ("1.1.6", "live"),
-        ("1.1.6", "persisted"),
-        ("host", "auditd-installed"),
-        ("host", "auditd-running"),
-        ("host", "audit-enabled"),
-        ("host", "load-health"),
-    }, cases.keys()
+    assert {(c, k) for _, c, k in cases} == CASES_116, cases.keys()
+
+
+def _checkout(tmp_path: Path) -> Path:
+    """What the suite's run needs of a checkout: pytest.ini and tests/ (a stray collection finds nothing else)."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / "tests", checkout / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pytest.ini", checkout)
+    return checkout
+
+
+def _waivers(tmp_path: Path) -> Path:
+    """A waiver file outside the checkout, in a directory of its own (as /srv/waivers.yml)."""
+    (tmp_path / "srv").mkdir()
+    waivers = tmp_path / "srv" / "waivers.yml"
+    waivers.write_text('1.1.6:\n  justification: "ticket SEC-1"\n  run: false\n')
+    return waivers
+
+
+def _assert_reports(run: subprocess.CompletedProcess[str], reports: Path) -> None:
+    """The suite ran with pytest.ini's addopts (JUnit, pytest-html) and wrote every output under reports."""
+    shown = run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.returncode in (0, 1), shown
+    assert {(c, k) for _, c, k in parse_junit(reports / "junit.xml")} == CASES_116, shown
+    assert (reports / "tests.html").is_file() and (reports / "compliance.html").is_file(), shown
+    records = json.loads((reports / "results.json").read_text())["results"]
+    waived = [r for r in records if r["control_id"] == "1.1.6"]
+    assert waived and all(r["waiver"]["justification"] == "ticket SEC-1" for r in waived), waived
+
+
+def test_option_values_with_a_space_from_the_checkout(venv: Path, tmp_path: Path) -> None:
+    """Regression: `--waivers /srv/waivers.yml` made /srv the rootdir (pytest.ini unread: no addopts, no
+    testpaths; the working directory collected) and, without the entry point, an unknown option."""
+    checkout, waivers = _checkout(tmp_path), _waivers(tmp_path)
+    known_hosts = tmp_path / "srv" / "known_hosts"
+    known_hosts.write_text("")
+    run = subprocess.run(
+        [str(venv / "bin" / "pytest"), "--hosts=local://", "--controls", "1.1.6", "--waivers", str(waivers)]
+        + ["--known-hosts", str(known_hosts)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=checkout,
+    )
+    assert "inifile: None" not in run.stderr, run.stderr[-2000:]
+    _assert_reports(run, checkout / "reports")
+
+
+def test_venv_pytest_runs_the_suite_from_another_directory(venv: Path, tmp_path: Path) -> None:
+    checkout, waivers = _checkout(tmp_path), _waivers(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = subprocess.run(
+        [str(venv / "bin" / "pytest"), str(checkout / "tests"), "--hosts=local://", "--controls=1.1.6"]
+        + ["--waivers", str(waivers)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=elsewhere,
+    )
+    _assert_reports(run, elsewhere / "reports")
+    assert not (checkout / "reports").exists()

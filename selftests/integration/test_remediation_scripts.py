@@ -3,7 +3,8 @@
 Needs root, auditctl, augenrules and dash: skipped where missing, a failure under CI=true.
 Each kernel test runs inside the `host` fixture, which
 - holds an exclusive lock, so parallel workers never share the kernel at once;
-- snapshots every file under /etc/audit (bytes, mode, owner) and `auditctl -l`;
+- snapshots every file under /etc/audit (bytes, mode, owner) and `auditctl -l`, then puts the rules
+  files in the known state every kernel test starts from (selftests.kernel.known_etc_audit);
 - afterwards deletes the rules the test used by their exact text (`-W`/`-d`, never `-D`,
   never a reload of the listing: a `never` watch lists like an `always` one), restores
   /etc/audit, and asserts both match the snapshot again.
@@ -36,6 +37,7 @@ from cisaudit.host.remediation_io import (
     render_apply,
     render_backout,
 )
+from selftests.kernel import known_etc_audit
 from selftests.suite_runner import require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -202,6 +204,7 @@ def host() -> Iterator[Host]:
     with open(TEST_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         files, rules = snapshot_etc_audit(), klist()
+        known_etc_audit()
         sandbox = Path(tempfile.mkdtemp(prefix="cisaudit-st-", dir="/tmp"))
         h = Host(sandbox=sandbox, journal=sandbox / "journal")
         try:

@@ -13,13 +13,7 @@ client_key=${3:-$out/id_ed25519}
 suite=bookworm
 packages=systemd,systemd-sysv,openssh-server,auditd,docker.io,containerd,runc,linux-image-cloud-amd64,iproute2,procps,util-linux,kmod,initramfs-tools,zstd
 
-# Same mirror as this machine's apt; the first non-security Debian URI wins.
-mirror=${CISAUDIT_MIRROR:-$(
-    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
-    awk '/^URIs:/ {print $2} /^deb / {print ($2 ~ /^\[/) ? $3 : $2}' |
-    grep -E '/debian/?$' | head -n 1
-)}
-mirror=${mirror:-http://deb.debian.org/debian}
+mirror=$(sh "$(dirname "$0")/mirror.sh") # same mirror as this machine's apt
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit-image.XXXXXX")
 root=$work/root

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("build-image.sh")
+MIRROR_SCRIPT = Path(__file__).with_name("mirror.sh")
 REPO = Path(__file__).resolve().parents[2]
 RUN_TOOLS = ("qemu-system-x86_64", "qemu-img")
 BUILD_TOOLS = ("debootstrap", "mkfs.ext4", "ssh-keygen", "qemu-img")
@@ -31,8 +32,8 @@ def cache_dir() -> Path:
 
 
 def recipe_hash() -> str:
-    # The script holds the package list and every guest file, so it alone defines the image.
-    h = hashlib.sha256(SCRIPT.read_bytes())
+    # The script holds the package list and every guest file, so it (and the mirror it asks) defines the image.
+    h = hashlib.sha256(SCRIPT.read_bytes() + MIRROR_SCRIPT.read_bytes())
     h.update(os.environ.get("CISAUDIT_MIRROR", "").encode())
     return h.hexdigest()
 
