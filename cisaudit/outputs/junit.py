@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
-from _pytest.junitxml import bin_xml_escape
+from _pytest.junitxml import bin_xml_escape, shorten_message
 
 from cisaudit.model.verdict import Status
 from cisaudit.outputs.record import CaseRecord
@@ -75,9 +75,9 @@ def testcase(record: CaseRecord, classname: str, name: str, file: str, line: int
     text = failure_text(record)
     kind = outcome(record)
     if kind == "failures":
-        parts.append(f"<failure{_attrs(message=text)}>{escape(bin_xml_escape(text))}</failure>")
+        parts.append(f"<failure{_attrs(message=shorten_message(text))}>{escape(bin_xml_escape(text))}</failure>")
     elif kind == "errors":
-        message = f'failed on setup with "{text}"'
+        message = shorten_message(f'failed on setup with "{text}"')  # as pytest's junitxml shortens it
         parts.append(f"<error{_attrs(message=message)}>{escape(bin_xml_escape(text))}</error>")
     elif kind == "skipped":
         summary = capped(record.summary if record.verdict != Status.FAIL else f"waived: {record.waiver}")

@@ -27,6 +27,7 @@ from cisaudit.outputs.results_json import iter_json
 from cisaudit.outputs.terminal import change_lines, error_lines, failure_blocks, overall_line, terminal_safe
 from cisaudit.outputs.xccdf import iter_xccdf
 from cisaudit.plugin import HOSTS_KEY, aggregated
+from cisaudit.plugin.aggregate import case_of
 from cisaudit.plugin.cases import case_name, host_of_nodeid
 
 COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
@@ -85,6 +86,16 @@ class ComplianceTally:
         self.config = config
         self._setup_start: dict[str, float] = {}
         self.shown: set[int] = set()  # id() of the failed reports whose cases the terminal shows itself
+        self.deselected = False  # the selection left every case of the suite out: still "nothing checked"
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected = self.deselected or any(case_of(item) is not None for item in items)
+
+    @property
+    def ran(self) -> bool:
+        """Whether this run is the suite's: it has cases, or its selection left them all out
+        (then the outputs say NOTHING CHECKED instead of an earlier run's files staying)."""
+        return bool(self.cases) or self.deselected
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml and pytest-html keep the reports
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -185,7 +196,7 @@ def _compliance(counts: Counter[str]) -> str:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     tally = _tally(config)
-    if hasattr(config, "workerinput") or not tally.cases:  # xdist workers: the controller writes
+    if hasattr(config, "workerinput") or not tally.ran:  # xdist workers: the controller writes
         return
     if tally.junit is not None and Path(config.getoption("xmlpath")).exists():
         tally.junit.merge_into(Path(config.getoption("xmlpath")))
@@ -265,7 +276,7 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
 
 def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     tally = _tally(config)
-    if not tally.cases:
+    if not tally.ran:
         return
     results = tally.results(config)
     write = terminalreporter.write_line

@@ -141,3 +141,23 @@ def test_dry_run_shows_the_plan_per_host(kernel: KernelSandbox, tmp_path: Path) 
     assert changes and changes[0].startswith("dry run, nothing changed: would add 1 rule(s) to "), changes
     assert "applied run" not in changes[0] and "would CIS" not in run.output
     assert run.verdict(HOST, "1.1.6", "live") == "fail"  # nothing was changed
+
+
+def test_a_selection_of_no_case_replaces_earlier_reports(tmp_path: Path) -> None:
+    """`-k nothing-matches` wrote no report, so an earlier run's COMPLIANT files stayed."""
+    (tmp_path / "results.json").write_text('{"run": {"overall": "compliant"}}')
+    (tmp_path / "results.xccdf.hosts").mkdir()
+    (tmp_path / "results.xccdf.hosts" / "old.xml").write_text("<old/>")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-k", "no-case-has-this-name", f"--results-json={tmp_path / 'results.json'}"]
+        + [f"--xccdf={tmp_path / 'results.xccdf.xml'}", f"--compliance-report={tmp_path / 'c.html'}"]
+        + ["-p", "no:cacheprovider", f"--junitxml={tmp_path / 'junit.xml'}", f"--html={tmp_path / 't.html'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 5, proc.stdout[-2000:]  # pytest's "no tests ran"
+    assert _document(tmp_path)["run"]["overall"] == "nothing checked"
+    assert not list((tmp_path / "results.xccdf.hosts").iterdir())
+    assert "overall: NOTHING CHECKED" in proc.stdout
