@@ -13,7 +13,7 @@ import junitparser
 from cisaudit.outputs.junit import TEXT_CAP
 from selftests.suite_runner import REPO
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "PY_COLORS": "0"}
 HOSTS = ("paramiko://root@10.0.0.2", "paramiko://root@10.0.0.10")
 TESTS = """
 import pytest
@@ -26,14 +26,19 @@ CASES = [(h, c, k) for h in HOSTS for c in ("1.1.4", "1.1.6") for k in ("live", 
 def test_control(request, case):
     host, control_id, check = case
     fails = control_id == "1.1.6"
+    hostile = "/etc/docker\\x1b[2J\\x1b]0;owned\\x07"  # a path as a hostile host could report it
     evidence = "\\n".join(f"/etc/audit/rules.d/{n:04d}.rules:1: -w /x/{n} -p wa -k other" for n in range(900))
     request.node.user_properties += [
-        ("host", host), ("control_id", control_id), ("check", check), ("verdict", "fail" if fails else "pass"),
-        ("summary", "no rule for /etc/docker" if fails else "ok"), ("evidence", evidence if fails else ""),
+        ("host", host), ("control_id", control_id), ("check", check),
+        ("verdict", "fail" if fails else "pass" if check == "live" else "not-applicable"),
+        ("summary", "no rule for /etc/docker" if fails else f"not applicable: {hostile} does not exist"),
+        ("evidence", evidence + "\\n" + hostile if fails else ""),
         ("benchmark", "CIS Docker Benchmark v1.7.0"), ("change", ""), ("remote_commands", "1"),
     ]
     if fails:
         pytest.fail("no rule for /etc/docker\\n" + evidence, pytrace=False)
+    if check == "persisted":
+        pytest.skip(f"not applicable: {hostile} does not exist")
 """
 
 
@@ -85,3 +90,12 @@ def test_junit_groups_by_host_and_caps_text_for_a_junit_library(tmp_path: Path) 
     text = failed[0].result[0].text
     assert text.startswith("no rule for /etc/docker\n/etc/audit/rules.d/0000.rules:1:")
     assert text.endswith("more characters; results.json has the whole text]")
+
+
+def test_host_text_reaches_the_terminal_escaped(tmp_path: Path) -> None:
+    """Issue 21 item 14: a host's text (evidence, a path in a skip reason) printed raw could clear
+    the screen or set the terminal's title; the failure blocks and SKIPPED lines escape it."""
+    proc, _ = _run(tmp_path, "-rs")
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert "/etc/docker\\x1b[2J\\x1b]0;owned\\x07 does not exist" in proc.stdout  # SKIPPED [2] ...
+    assert f"_ {HOSTS[0]} | 1.1.6 | live _" in proc.stdout
