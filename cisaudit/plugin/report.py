@@ -253,6 +253,7 @@ def pytest_html_results_summary(
             f"<td>{_compliance(counts)}</td><td>{tally.commands.get(host, 0)}</td><td>{changes}</td></tr>"
         )
     prefix.append(
+        f"<p id='overall'><b>{escape(overall_line(results))}</b></p>"
         "<h2>Compliance per host</h2><table id='host-summary' border='1' cellpadding='4'>"
         "<tr><th>host</th><th>passed</th><th>failed</th><th>waived</th><th>not applicable</th><th>errors</th>"
         "<th>compliance</th><th>remote commands</th><th>changes</th></tr>" + "".join(rows) + "</table>"
