@@ -56,6 +56,7 @@ class JunitCase(CaseRecord):
 
     outcome: str = "passed"  # passed, failure, error or skipped
     name: str = ""
+    classname: str = ""  # one per host (cisaudit/outputs/junit.py)
 
 
 def parse_junit(path: Path) -> dict[tuple[str, str, str], JunitCase]:
@@ -67,7 +68,10 @@ def parse_junit(path: Path) -> dict[tuple[str, str, str], JunitCase]:
         outcome = next((child.tag for child in testcase if child.tag in ("failure", "error", "skipped")), "passed")
         record = CaseRecord.from_properties(props)
         case = JunitCase(
-            **{f.name: getattr(record, f.name) for f in fields(record)}, outcome=outcome, name=testcase.get("name", "")
+            **{f.name: getattr(record, f.name) for f in fields(record)},
+            outcome=outcome,
+            name=testcase.get("name", ""),
+            classname=testcase.get("classname", ""),
         )
         cases[(case.host, case.control_id, case.check)] = case
     return cases

@@ -90,13 +90,24 @@ class Change:
 
     def summary(self) -> str:
         parts = []
-        if self.applied:
+        if self.applied and self.applied.status == ChangeStatus.DRY_RUN:
+            parts.append(_dry_run_summary(self.applied))
+        elif self.applied:
             parts.append(
                 f"applied run {self.applied.run_id}: {self.applied.status}, {len(self.applied.added)} rule(s) added"
             )
         if self.reverted:
             parts.append(f"reverted run {self.reverted.run_id or '-'}: {self.reverted.status}")
         return "; ".join(parts)
+
+
+def _dry_run_summary(result: RemediationResult) -> str:
+    """What a dry run would add, e.g. "dry run, nothing changed: would add 1 rule(s) to FILE: RULE"."""
+    tmpfiles = [a.removeprefix("tmpfiles.d: ") for a in result.added if a.startswith("tmpfiles.d: ")]
+    rules = [a for a in result.added if not a.startswith("tmpfiles.d: ")]
+    text = f"dry run, nothing changed: would add {len(rules)} rule(s) to {result.fields.get('target', '?')}"
+    text += (": " + "; ".join(rules)) if rules else ""
+    return text + (f"; would write tmpfiles.d: {'; '.join(tmpfiles)}" if tmpfiles else "")
 
 
 def remediation_verdict(change: Change, assessment: Assessment, version: str) -> Verdict:
@@ -107,9 +118,10 @@ def remediation_verdict(change: Change, assessment: Assessment, version: str) ->
     evidence = tuple(f"left alone {cid}: {why}" for cid, why in plan.left_alone)
     if result is None:
         return Verdict(Status.PASS, "nothing to change: every applicable control passes or is left alone", evidence)
-    evidence += tuple(result.messages) + tuple(f"added: {r}" for r in result.added)
+    verb = "would add" if result.status == ChangeStatus.DRY_RUN else "added"
+    evidence += tuple(result.messages) + tuple(f"{verb}: {r}" for r in result.added)
     if result.status == ChangeStatus.DRY_RUN:
-        return Verdict(Status.PASS, "dry run, nothing changed: would " + plan.describe(), evidence)
+        return Verdict(Status.PASS, "dry run, nothing changed; the plan: " + plan.describe(), evidence)
     if result.status == ChangeStatus.REBOOT_REQUIRED:
         return Verdict(
             Status.FAIL,

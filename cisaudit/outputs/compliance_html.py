@@ -14,7 +14,7 @@ from collections import defaultdict
 from html import escape
 
 from cisaudit.outputs.record import CaseRecord
-from cisaudit.outputs.results import STATUSES, RunResults
+from cisaudit.outputs.results import STATUSES, Overall, RunResults
 
 LABELS = {
     "pass": "pass",
@@ -24,13 +24,20 @@ LABELS = {
     "error": "error",
     "not-run": "not run",
 }
-OVERALL_CLASS = {"compliant": "ok", "not compliant": "bad", "errors": "err"}
+OVERALL_CLASS = {
+    Overall.COMPLIANT: "ok",
+    Overall.NOT_COMPLIANT: "bad",
+    Overall.ERRORS: "err",
+    Overall.PARTIAL: "part",
+    Overall.NOTHING_CHECKED: "part",
+}
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.4em 0 .4em}
 #overall{display:inline-block;padding:.25em .8em;border-radius:4px;font-weight:bold;font-size:1.3em;color:#fff}
 #overall.ok{background:#1a7f37}#overall.bad{background:#c62828}#overall.err{background:#8a5300}
+#overall.part{background:#55606e}
 dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:.6em 0}dt{font-weight:bold}dd{margin:0}
 table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.n{text-align:right}.fail,.error{color:#c62828;font-weight:bold}.waived{color:#6a4c93}
@@ -83,6 +90,7 @@ def _header(results: RunResults) -> str:
     facts = {
         "Benchmark": f"{info.benchmark.title} v{info.benchmark.version}, {results.profile}",
         "Hosts in scope": f"{len(hosts)}",
+        "Scope": ("complete: " if results.scope.complete else "PARTIAL: ") + results.scope.describe(),
         "Date": f"{_when(info.started)} ({info.finished - info.started:.0f} s)",
         "Tool": f"cisaudit {info.tool_version}, commit {info.commit}",
         "Command": info.command,

@@ -1,7 +1,11 @@
-"""JUnit testcases for the cases of aggregated items (cisaudit/plugin/aggregate.py), written as they
-arrive so that memory does not grow with the fleet, then merged into the file pytest's junitxml
-wrote, in place of the aggregated items' own testcases. Each testcase is what pytest writes for a
-case's own item below the threshold (junit_family xunit1: name, classname, properties, outcome).
+"""JUnit for the suite's cases. The text a case puts in JUnit, capped (TEXT_CAP); its classname,
+one per host (`classname`), so that a CI test view groups the cases by host.
+
+The cases of aggregated items (cisaudit/plugin/aggregate.py) are written as they arrive, so that
+memory does not grow with the fleet, then merged into the file pytest's junitxml wrote, in place
+of the aggregated items' own testcases. Each testcase is what pytest writes for a case's own item
+below the threshold (junit_family xunit1: name, classname, properties, outcome): the report hooks
+give those the same capped text and classname (cisaudit/plugin/report.py).
 """
 
 from __future__ import annotations
@@ -14,12 +18,38 @@ from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
-from _pytest.junitxml import bin_xml_escape
+from _pytest.junitxml import bin_xml_escape, shorten_message
 
 from cisaudit.model.verdict import Status
 from cisaudit.outputs.record import CaseRecord
 
+# Characters of one property value, and of a failure's, error's or skip's message and text; more is
+# cut with a note (results.json and the compliance report keep the whole text). README "Outputs".
+TEXT_CAP = 4096
 _OUTCOME = {Status.FAIL: "failures", Status.ERROR: "errors", Status.NOT_APPLICABLE: "skipped", Status.WAIVED: "skipped"}
+
+
+def capped(text: str, cap: int = TEXT_CAP) -> str:
+    """`text`, or its first characters and how many more there were (results.json has them)."""
+    if len(text) <= cap:
+        return text
+    kept = cap - 80  # the note fits in the rest
+    return text[:kept] + f" [... {len(text) - kept} more characters; results.json has the whole text]"
+
+
+def capped_properties(props: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    return [(name, capped(value) if isinstance(value, str) else value) for name, value in props]
+
+
+def classname(nodeid: str, host: str) -> str:
+    """`tests.test_cis_docker_audit.HOST`, the host's dots as `_` (CI views split a classname at dots)."""
+    path = nodeid.partition("::")[0]
+    return path.removesuffix(".py").replace("/", ".") + "." + host.replace(".", "_")
+
+
+def failure_text(record: CaseRecord) -> str:
+    """What a failing or erroring case's JUnit element says, capped: its summary, then its evidence."""
+    return capped("\n".join(filter(None, (record.summary, record.evidence))))
 
 
 def outcome(record: CaseRecord) -> str:
@@ -40,17 +70,17 @@ def testcase(record: CaseRecord, classname: str, name: str, file: str, line: int
     """One case as a `<testcase>` element (text; characters XML cannot hold escaped as pytest does)."""
     seconds = f"{max(record.finished - record.started, 0):.3f}"
     parts = [f"<testcase{_attrs(classname=classname, name=name, file=file, line=str(line), time=seconds)}><properties>"]
-    parts += [f"<property{_attrs(name=key, value=value)} />" for key, value in record.properties()]
+    parts += [f"<property{_attrs(name=key, value=capped(value))} />" for key, value in record.properties()]
     parts.append("</properties>")
-    text = "\n".join(filter(None, (record.summary, record.evidence)))
+    text = failure_text(record)
     kind = outcome(record)
     if kind == "failures":
-        parts.append(f"<failure{_attrs(message=f'Failed: {text}')}>{escape(bin_xml_escape(text))}</failure>")
+        parts.append(f"<failure{_attrs(message=shorten_message(text))}>{escape(bin_xml_escape(text))}</failure>")
     elif kind == "errors":
-        message = f'failed on setup with "HostError: {record.summary}"'
+        message = shorten_message(f'failed on setup with "{text}"')  # as pytest's junitxml shortens it
         parts.append(f"<error{_attrs(message=message)}>{escape(bin_xml_escape(text))}</error>")
     elif kind == "skipped":
-        summary = record.summary if record.verdict != Status.FAIL else f"waived: {record.waiver}"
+        summary = capped(record.summary if record.verdict != Status.FAIL else f"waived: {record.waiver}")
         body = escape(bin_xml_escape(f"{file}:{line}: {summary}"))
         parts.append(f"<skipped{_attrs(type='pytest.skip', message=summary)}>{body}</skipped>")
     return "".join(parts) + "</testcase>"
@@ -68,11 +98,9 @@ class CaseSpool:
 
     def add(self, cases: Iterable[tuple[CaseRecord, str]], nodeid: str, file: str, line: int) -> None:
         """An aggregated item's cases, each with the testcase name its own item would have had."""
-        path, _, function = nodeid.partition("::")
-        classname = path.removesuffix(".py").replace("/", ".")
-        self.replaced.add(function)
+        self.replaced.add(nodeid.partition("::")[2])
         for record, name in cases:
-            self._file.write(testcase(record, classname, name, file, line))
+            self._file.write(testcase(record, classname(nodeid, record.host), name, file, line))
             self.counts["tests"] += 1
             if kind := outcome(record):
                 self.counts[kind] += 1

@@ -106,7 +106,7 @@ class CaseRecord:
         )
 
     @staticmethod
-    def in_properties(props: Mapping[str, str] | Iterable[tuple[str, str]]) -> bool:
+    def in_properties(props: Mapping[str, object] | Iterable[tuple[str, object]]) -> bool:
         """Whether a test's properties hold a case record (tests of the user's own do not)."""
         return "verdict" in dict(props)
 

@@ -13,11 +13,12 @@ import subprocess
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache, cached_property
 from pathlib import Path
 
 from cisaudit.model.catalogue import Benchmark, Control, benchmark, controls
-from cisaudit.model.verdict import Status
+from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check, Status
 from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,6 +28,48 @@ STATUSES = (Status.PASS, Status.FAIL, Status.WAIVED, Status.NOT_APPLICABLE, Stat
 def natural_key(text: str) -> list[int | str]:
     """Sort key that orders numbers by value: 10.0.0.2 before 10.0.0.10."""
     return [int(part) if i % 2 else part.lower() for i, part in enumerate(re.split(r"(\d+)", text))]
+
+
+class Overall(StrEnum):
+    """The run's one-word verdict (README "Outputs"). Only a run that checked the whole benchmark
+    on every host it was given, and found nothing failing, is COMPLIANT."""
+
+    COMPLIANT = "compliant"  # every control and host check ran on every host; none failed or errored
+    NOT_COMPLIANT = "not compliant"  # an unwaived failure (whatever the scope)
+    ERRORS = "errors"  # a check could not be judged (whatever the scope)
+    PARTIAL = "partial scope"  # nothing failed, but the selection left part of the benchmark or a host out
+    NOTHING_CHECKED = "nothing checked"  # no control was checked on any host
+
+
+# What a complete run checks on each host: every control of the benchmark with these checks
+# (--verify-events' `events` is extra), and the host checks under the control id `host`.
+REQUIRED_CHECKS = frozenset(CONTROL_CHECKS)
+REQUIRED_HOST_CHECKS = frozenset(HOST_CHECKS)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the run checked, against the benchmark's controls and the hosts it was given."""
+
+    benchmark_controls: int
+    checked: tuple[str, ...]  # control ids with every required check on every host
+    not_checked: tuple[str, ...]  # control ids (and `host`) missing a required check somewhere
+    hosts_not_checked: tuple[str, ...]  # hosts given to the run with no case at all
+
+    @property
+    def complete(self) -> bool:
+        return not self.not_checked and not self.hosts_not_checked
+
+    def describe(self) -> str:
+        """One line, e.g. "1 of 16 controls checked; not checked: 1.1.3, 1.1.4; host checks"."""
+        text = f"{len(self.checked)} of {self.benchmark_controls} controls checked on every host"
+        left = [c for c in self.not_checked if c != HOST_CONTROL]
+        parts = [f"not checked: {', '.join(left)}"] if left else []
+        if HOST_CONTROL in self.not_checked:
+            parts.append("host checks not run on every host")
+        if self.hosts_not_checked:
+            parts.append(f"hosts with no check: {', '.join(self.hosts_not_checked)}")
+        return "; ".join([text, *parts])
 
 
 @dataclass(frozen=True)
@@ -41,6 +84,7 @@ class RunInfo:
     tool_version: str = ""
     commit: str = ""
     benchmark: Benchmark = field(default_factory=benchmark)
+    hosts: tuple[str, ...] = ()  # the hosts the run was given (empty: those with a case)
 
 
 @dataclass
@@ -78,12 +122,36 @@ class RunResults:
         levels = sorted({c.level for c in self.controls})
         return "Level " + " + ".join(str(level) for level in levels) if levels else "no controls"
 
-    @property
-    def overall(self) -> str:
+    @cached_property
+    def overall(self) -> Overall:
         statuses = {c.status for c in self.cases}
         if Status.ERROR in statuses:
-            return "errors"
-        return "not compliant" if Status.FAIL in statuses else "compliant"
+            return Overall.ERRORS
+        if Status.FAIL in statuses:
+            return Overall.NOT_COMPLIANT
+        if all(c.control_id == HOST_CONTROL for c in self.cases):
+            return Overall.NOTHING_CHECKED
+        return Overall.COMPLIANT if self.scope.complete else Overall.PARTIAL
+
+    @cached_property
+    def scope(self) -> Scope:
+        """Which of the benchmark's controls (and host checks) ran on every host, which did not."""
+        done: dict[str, set[tuple[str, Check]]] = {}
+        for case in self.cases:
+            done.setdefault(case.control_id, set()).add((case.host, case.check))
+        hosts = list(dict.fromkeys([*self.info.hosts, *self.hosts]))
+        required = [(c.id, REQUIRED_CHECKS) for c in self.catalogue] + [(HOST_CONTROL, REQUIRED_HOST_CHECKS)]
+        missing = [
+            cid
+            for cid, checks in required
+            if not hosts or any((h, k) not in done.get(cid, ()) for h in hosts for k in checks)
+        ]
+        return Scope(
+            len(self.catalogue),
+            tuple(c.id for c in self.catalogue if c.id not in missing),
+            tuple(missing),
+            tuple(h for h in self.info.hosts if h not in self.by_host),
+        )
 
     @cached_property
     def control_status(self) -> dict[tuple[str, str], str]:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunResults
 
-SCHEMA_VERSION = "1.1"  # 1.1: "audited" per record
+SCHEMA_VERSION = "1.2"  # 1.1: "audited" per record; 1.2: run.scope, overall "partial scope" / "nothing checked"
 _RESULTS = "@@cisaudit-results@@"  # where iter_json writes the records
 
 
@@ -67,6 +67,13 @@ def iter_json(results: RunResults) -> Iterator[str]:
             "started": iso(info.started),
             "finished": iso(info.finished),
             "overall": results.overall,
+            "scope": {
+                "complete": results.scope.complete,
+                "benchmark_controls": results.scope.benchmark_controls,
+                "checked": list(results.scope.checked),
+                "not_checked": list(results.scope.not_checked),
+                "hosts_not_checked": list(results.scope.hosts_not_checked),
+            },
         },
         "controls": [
             {"id": c.id, "title": c.title, "level": c.level, "assessment": c.assessment, "path": c.path}

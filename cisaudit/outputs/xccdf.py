@@ -1,10 +1,17 @@
 """reports/results.xccdf.xml: an XCCDF 1.2 Benchmark with the catalogue's Rules and one TestResult
 per host, which `oscap xccdf validate` accepts (a bare TestResult would need the Benchmark by reference).
+`iter_xccdf(results, host)` is the same document with one host's TestResult: OpenSCAP's
+`xccdf generate report` shows only the last TestResult of a file (it ignores --result-id), so the
+report hook writes one such file per host beside the fleet file (README "Outputs").
 
 One rule-result per (host, control), from its checks (live, persisted, events): error if any
 errored, fail if any failed, notapplicable if all were, `fixed` if it passes because this run's
---remediate added its rule, pass otherwise. A waived failure is `pass` with an <override> whose
-old-result is fail and whose remark is the justification; a waiver with run: false is notchecked.
+--remediate added its rule, pass otherwise. A control the run's selection left out is
+`notselected` (the TestResult names the run's Profile, which selects only the controls checked);
+one without every required check on the host is `notchecked`, so a partial run never reads pass.
+A waived failure stays `fail` with role="unscored" (checked, reported, not scored) and the
+justification as a message: OpenSCAP's schematron rejects an `<override>` in any TestResult where
+another rule-result has none. A waiver with run: false is notchecked.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from collections.abc import Iterator
 from cisaudit.model.catalogue import Control
 from cisaudit.model.verdict import Status
 from cisaudit.outputs.record import CaseRecord
-from cisaudit.outputs.results import RunResults
+from cisaudit.outputs.results import REQUIRED_CHECKS, RunResults
 from cisaudit.outputs.results_json import iso
 
 NS = "http://checklists.nist.gov/xccdf/1.2"
@@ -44,28 +51,69 @@ def _rule(parent: ET.Element, control: Control) -> None:
     )
 
 
-def _profiles(benchmark: ET.Element, catalogue: tuple[Control, ...]) -> None:
-    """CIS's profiles: Level 2 includes Level 1."""
-    for level in sorted({c.level for c in catalogue}):
-        profile = _sub(benchmark, "Profile", id=f"{PREFIX}_profile_level{level}")
-        _sub(profile, "title", f"Level {level}")
+RUN_PROFILE = f"{PREFIX}_profile_this_run"
+
+
+def _profiles(benchmark: ET.Element, catalogue: tuple[Control, ...], selected: set[str]) -> None:
+    """CIS's profiles (Level 2 includes Level 1), then this run's selection (the controls it checked)."""
+    profiles = [
+        (f"{PREFIX}_profile_level{level}", f"Level {level}", {c.id for c in catalogue if c.level <= level})
+        for level in sorted({c.level for c in catalogue})
+    ]
+    for name, title, ids in [*profiles, (RUN_PROFILE, "This run's selection", selected)]:
+        profile = _sub(benchmark, "Profile", id=name)
+        _sub(profile, "title", title)
         for control in catalogue:
-            _sub(profile, "select", idref=rule_id(control.id), selected="true" if control.level <= level else "false")
+            _sub(profile, "select", idref=rule_id(control.id), selected="true" if control.id in ids else "false")
 
 
-def rule_result(checks: list[CaseRecord]) -> tuple[str, list[CaseRecord]]:
-    """The rule's result from its checks, and the waived checks that make it an override."""
+def rule_result(checks: list[CaseRecord]) -> tuple[str, bool]:
+    """The rule's result from its checks on one host, and whether a waiver makes it unscored."""
     verdicts = {c.status for c in checks}
-    waived = [c for c in checks if c.status == Status.WAIVED and c.verdict == "fail"]
-    if "error" in verdicts:
-        return "error", []
-    if "fail" in verdicts:
-        return "fail", []
-    if verdicts == {"not-applicable"}:
-        return "notapplicable", []
-    if any(c.verdict == "not-run" for c in checks):
-        return "notchecked", []
-    return ("fixed" if not waived and any(c.remediated for c in checks) else "pass"), waived
+    waived = any(c.status == Status.WAIVED and c.verdict == Status.FAIL for c in checks)
+    if Status.ERROR in verdicts:
+        return "error", False
+    if Status.FAIL in verdicts:
+        return "fail", False
+    if waived:
+        return "fail", True
+    if verdicts == {Status.NOT_APPLICABLE}:
+        return "notapplicable", False
+    if any(c.verdict == Status.NOT_RUN for c in checks) or not {c.check for c in checks} >= REQUIRED_CHECKS:
+        return "notchecked", False
+    return ("fixed" if any(c.remediated for c in checks) else "pass"), False
+
+
+def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], when: str) -> str:
+    if not checks:  # in the run's selection, but not checked on this host
+        element = _sub(test, "rule-result", idref=rule_id(control_id), time=when, severity="medium", weight="1.0")
+        _sub(element, "result", "notchecked")
+        _sub(element, "message", "not checked on this host in this run", severity="info")
+        return "notchecked"
+    result, unscored = rule_result(checks)
+    element = _sub(
+        test,
+        "rule-result",
+        idref=rule_id(control_id),
+        **({"role": "unscored"} if unscored else {}),
+        time=iso(max(c.finished for c in checks)),
+        severity="medium",
+        weight="1.0",
+    )
+    _sub(element, "result", result)
+    for case in checks:
+        waived = f" (waived: {case.waiver})" if case.status == Status.WAIVED else ""
+        _sub(
+            element,
+            "message",
+            f"{case.check}: {case.status}{waived}: {case.summary}"
+            + (f" (audited: {case.audited})" if case.audited else ""),
+            severity="error" if case.status in (Status.FAIL, Status.ERROR) else "info",
+        )
+    missing = sorted(REQUIRED_CHECKS - {c.check for c in checks})
+    if missing:
+        _sub(element, "message", f"not checked in this run: {', '.join(missing)}", severity="info")
+    return "unscored" if unscored else result
 
 
 def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResults) -> None:
@@ -73,6 +121,7 @@ def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResul
     by_control: dict[str, list[CaseRecord]] = {}
     for case in cases:
         by_control.setdefault(case.control_id, []).append(case)
+    end = iso(max(c.finished for c in cases))
     test = _sub(
         benchmark,
         "TestResult",
@@ -80,46 +129,28 @@ def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResul
         test_system="cisaudit",
         version=results.info.tool_version,
         start_time=iso(min(c.started for c in cases)),
-        end_time=iso(max(c.finished for c in cases)),
+        end_time=end,
     )
     _sub(test, "title", f"{results.info.benchmark.title} v{results.info.benchmark.version} on {host}")
     _sub(test, "remark", f"mode: {results.info.mode}; command: {results.info.command}")
+    _sub(test, "remark", f"overall: {results.overall}; scope: {results.scope.describe()}")
+    _sub(test, "profile", idref=RUN_PROFILE)
     _sub(test, "target", host)
+    selected = {c.id for c in results.controls}
     scored = passed = 0
-    for control in results.controls:
-        checks = by_control.get(control.id, [])
-        if not checks:
+    for control in results.catalogue:
+        if control.id not in selected:
+            element = _sub(test, "rule-result", idref=rule_id(control.id), time=end, severity="medium", weight="1.0")
+            _sub(element, "result", "notselected")
             continue
-        result, waived = rule_result(checks)
-        element = _sub(
-            test,
-            "rule-result",
-            idref=rule_id(control.id),
-            time=iso(max(c.finished for c in checks)),
-            severity="medium",
-            weight="1.0",
-        )
-        _sub(element, "result", result)
-        for case in waived:
-            override = _sub(element, "override", time=iso(case.finished), authority="cisaudit --waivers")
-            _sub(override, "old-result", "fail")
-            _sub(override, "new-result", result)
-            _sub(override, "remark", f"{case.check}: {case.waiver}")
-        for case in checks:
-            _sub(
-                element,
-                "message",
-                f"{case.check}: {case.status}: {case.summary}"
-                + (f" (audited: {case.audited})" if case.audited else ""),
-                severity="error" if case.status in ("fail", "error") else "info",
-            )
+        result = _rule_result(test, control.id, by_control.get(control.id, []), end)
         scored += result in ("pass", "fixed", "fail", "error")
         passed += result in ("pass", "fixed")
     _sub(test, "score", f"{passed:.1f}", system="urn:xccdf:scoring:flat", maximum=f"{scored:.1f}")
 
 
-def iter_xccdf(results: RunResults) -> Iterator[str]:
-    """The document in pieces: each host's TestResult is built, written and dropped in turn."""
+def iter_xccdf(results: RunResults, host: str | None = None) -> Iterator[str]:
+    """The document in pieces: each host's TestResult (or only `host`'s) is built, written and dropped in turn."""
     ET.register_namespace("", NS)
     info = results.info
     benchmark = ET.Element(
@@ -133,16 +164,18 @@ def iter_xccdf(results: RunResults) -> Iterator[str]:
     _sub(benchmark, "status", "accepted")
     _sub(benchmark, "title", f"{info.benchmark.title} v{info.benchmark.version}, section 1.1 (audit rules)")
     _sub(benchmark, "version", info.benchmark.version)
-    _profiles(benchmark, results.catalogue)
+    _profiles(benchmark, results.catalogue, {c.id for c in results.controls})
     for control in results.catalogue:
         _rule(benchmark, control)
     benchmark.append(ET.Comment(_TEST_RESULTS))
     ET.indent(benchmark, space=" ")
     head, _, tail = ET.tostring(benchmark, encoding="unicode").partition(f"<!--{_TEST_RESULTS}-->")
     yield '<?xml version="1.0" encoding="UTF-8"?>\n' + head.rstrip(" ")
-    for index, host in enumerate(results.hosts, 1):
+    for index, name in enumerate(results.hosts, 1):
+        if host is not None and name != host:
+            continue
         holder = ET.Element(f"{{{NS}}}Benchmark")  # the TestResult's parent while it is built
-        _test_result(holder, index, host, results)
+        _test_result(holder, index, name, results)
         ET.indent(holder, space=" ")
         text = ET.tostring(holder[0], encoding="unicode").replace(f' xmlns="{NS}"', "", 1)  # declared above
         yield " " + text.rstrip() + "\n"

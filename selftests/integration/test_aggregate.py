@@ -22,7 +22,16 @@ UNREACHABLE = "paramiko://root@127.0.0.1:9"  # nothing listens on the discard po
 
 def _cases(run: SuiteRun) -> dict[tuple[str, str, str], tuple[object, ...]]:
     return {
-        key: (case.name, case.outcome, case.verdict, case.summary, case.evidence, case.status, case.audited)
+        key: (
+            case.name,
+            case.classname,
+            case.outcome,
+            case.verdict,
+            case.summary,
+            case.evidence,
+            case.status,
+            case.audited,
+        )
         for key, case in run.cases.items()
     }
 

@@ -1,12 +1,13 @@
 """cisaudit.model.decisions and cisaudit.model.verdict: the events, remediation and backout verdicts,
 and names that fail loudly (pure, hand-made Snapshots and script results)."""
 
+import dataclasses
 import json
 
 import pytest
 
 from cisaudit.host.remediation_io import parse_result
-from cisaudit.model.catalogue import controls
+from cisaudit.model.catalogue import benchmark, controls
 from cisaudit.model.decisions import (
     Accesses,
     Change,
@@ -143,7 +144,7 @@ def test_remediation_fails_when_a_remediated_control_still_fails() -> None:
 @pytest.mark.parametrize(
     ("status", "want", "start"),
     [
-        (ChangeStatus.DRY_RUN, Status.PASS, "dry run, nothing changed: would "),
+        (ChangeStatus.DRY_RUN, Status.PASS, "dry run, nothing changed; the plan: "),
         (ChangeStatus.REBOOT_REQUIRED, Status.FAIL, "reboot required: "),
         (ChangeStatus.FAILED, Status.FAIL, "remediation failed (run r1)"),
         (ChangeStatus.UNKNOWN, Status.FAIL, "remediation unknown"),
@@ -154,6 +155,23 @@ def test_remediation_statuses(status: ChangeStatus, want: Status, start: str) ->
     verdict = remediation_verdict(change, assessment(listing="No rules"), "1.7.0")
     assert verdict.status == want and verdict.summary.startswith(start)
     assert not change.remediated("1.1.6") or status == ChangeStatus.REBOOT_REQUIRED
+
+
+def test_dry_run_says_what_it_would_add_in_clean_text() -> None:
+    """Issue 22 item 12: no "applied run ...: dry-run", no "would CIS Docker Benchmark v1.7.0: add"."""
+    tmpfiles = "d /run/containerd 0711 0 0 -"
+    added = [RULE, f"tmpfiles.d: {tmpfiles}"]
+    plan = dataclasses.replace(PLAN, benchmark=benchmark())
+    change = Change(plan, result(ChangeStatus.DRY_RUN, added=added, fields={"target": PLAN.target}))
+    assert change.summary() == (
+        f"dry run, nothing changed: would add 1 rule(s) to {PLAN.target}: {RULE}; would write tmpfiles.d: {tmpfiles}"
+    )
+    verdict = remediation_verdict(change, assessment(listing="No rules"), "1.7.0")
+    assert verdict.summary == (
+        f"dry run, nothing changed; the plan: CIS Docker Benchmark v1.7.0: add to {PLAN.target} (augenrules) "
+        f"and load: 1.1.6: {RULE}"
+    )
+    assert f"would add: {RULE}" in verdict.evidence
 
 
 def test_nothing_to_change_passes_with_what_was_left_alone() -> None:

@@ -63,7 +63,7 @@ def test_aggregated_testcases_are_replaced_by_their_cases(tmp_path: Path) -> Non
         "skipped": "1",
     }
     persisted = suite.findall("testcase")[2]
-    assert persisted.get("classname") == "tests.test_cis_docker_audit" and persisted.get("line") == "24"
+    assert persisted.get("classname") == "tests.test_cis_docker_audit.h1" and persisted.get("line") == "24"
     props = {p.get("name"): p.get("value") for p in persisted.iter("property")}
     assert props["verdict"] == "fail" and props["evidence"] == "a#x01b"  # escaped as pytest escapes it
     failure = persisted.find("failure")

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import jsonschema
 
-from cisaudit.model.catalogue import benchmark
-from cisaudit.model.verdict import Check, Status
+from cisaudit.model.catalogue import benchmark, controls
+from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check, Status
 from cisaudit.outputs.compliance_html import render_html
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunInfo, RunResults, natural_key
 from cisaudit.outputs.results_json import render_json
-from cisaudit.outputs.xccdf import NS, render_xccdf, rule_id
+from cisaudit.outputs.terminal import error_lines, failure_blocks, overall_line, terminal_safe
+from cisaudit.outputs.xccdf import NS, iter_xccdf, render_xccdf, rule_id
 from selftests.suite_runner import REPO, require
 
 T0 = 1_800_000_000.0
@@ -29,9 +30,9 @@ def case(host: str, control_id: str, check: str, verdict: str, **kw) -> CaseReco
     return CaseRecord(host, control_id, Check(check), Status(verdict), started=T0, finished=T0 + 1, **kw)
 
 
-def results(*cases: CaseRecord, mode: str = "audit") -> RunResults:
+def results(*cases: CaseRecord, mode: str = "audit", hosts: tuple[str, ...] = ()) -> RunResults:
     return RunResults(
-        RunInfo("pytest --hosts=x", mode, False, T0, T0 + 5, "0.1.0", "abc123"),
+        RunInfo("pytest --hosts=x", mode, False, T0, T0 + 5, "0.1.0", "abc123", hosts=hosts),
         list(cases),
         {
             B: {
@@ -78,10 +79,40 @@ def test_natural_order() -> None:
     assert FLEET.hosts == [B, A]
 
 
+def complete(host: str, **changed: str) -> list[CaseRecord]:
+    """Every control live and persisted and every host check on `host`, passing unless `changed`
+    ("CONTROL|CHECK" -> verdict, or "CONTROL|CHECK|waived" for a waived failure)."""
+    found = [(c.id, k) for c in controls() for k in CONTROL_CHECKS] + [("host", k) for k in HOST_CHECKS]
+    made = []
+    for cid, check in found:
+        verdict = changed.get(f"{cid}|{check}", "pass")
+        waived = changed.get(f"{cid}|{check}|waived")
+        made.append(case(host, cid, check, waived and "fail" or verdict, waiver=waived or "", summary=PASS_RULE))
+    return made
+
+
 def test_overall_verdict() -> None:
     assert FLEET.overall == "not compliant"  # the expired waiver's failure counts
-    assert results(case(A, "1.1.6", "live", "fail", waiver="ok")).overall == "compliant"
-    assert results(case(A, "1.1.6", "live", "error")).overall == "errors"
+    assert results(*complete(A)).overall == "compliant"
+    assert results(*complete(A, **{"1.1.6|live|waived": "ok"})).overall == "compliant"
+    assert results(*complete(A, **{"1.1.6|live": "error"})).overall == "errors"
+    assert results(*complete(A, **{"1.1.6|live": "fail"})).overall == "not compliant"
+
+
+def test_a_run_that_left_part_of_the_benchmark_out_is_never_compliant() -> None:
+    """Issue 22 item 4: `-k 1.1.13` (one not-applicable control) and `::test_host` (no control)."""
+    only_13 = results(case(A, "1.1.13", "live", "not-applicable"), case(A, "1.1.13", "persisted", "not-applicable"))
+    assert only_13.overall == "partial scope"
+    assert only_13.scope.checked == ("1.1.13",) and only_13.scope.not_checked[-1] == "host"
+    assert len(only_13.scope.not_checked) == 16 and not only_13.scope.complete
+    host_only = results(*(case(A, "host", k, "pass") for k in HOST_CHECKS))
+    assert host_only.overall == "nothing checked" and host_only.scope.checked == ()
+    assert results(*(c for c in complete(A) if c.check != "persisted")).overall == "partial scope"  # -k live
+    assert results(*(c for c in complete(A) if c.control_id != "host")).overall == "partial scope"
+    left_out = results(*complete(A), hosts=(A, B))  # B given but deselected
+    assert left_out.overall == "partial scope" and left_out.scope.hosts_not_checked == (B,)
+    assert results(*complete(A), *complete(B), hosts=(A, B)).overall == "compliant"
+    assert results().overall == "nothing checked"
 
 
 def test_json_matches_its_schema_and_records() -> None:
@@ -117,27 +148,38 @@ def _rule_results(xml: str) -> dict[tuple[str, str], ET.Element]:
     }
 
 
-def test_xccdf_results_fixed_and_waiver_override() -> None:
+def test_xccdf_results_fixed_waived_and_left_out() -> None:
     found = _rule_results(render_xccdf(FLEET))
     result = {key: r.find(f"{{{NS}}}result").text for key, r in found.items()}
-    assert result == {
+    assert {k: v for k, v in result.items() if v != "notselected"} == {
         (B, rule_id("1.1.4")): "notapplicable",
         (B, rule_id("1.1.6")): "fixed",
         (A, rule_id("1.1.4")): "fail",
-        (A, rule_id("1.1.6")): "pass",
+        (A, rule_id("1.1.6")): "fail",
     }
-    override = found[(A, rule_id("1.1.6"))].find(f"{{{NS}}}override")
-    assert [override.find(f"{{{NS}}}{t}").text for t in ("old-result", "new-result", "remark")] == [
-        "fail",
-        "pass",
-        "persisted: SEC-12 accepted",
-    ]
-    assert found[(A, rule_id("1.1.4"))].find(f"{{{NS}}}override") is None  # expired: no override
+    assert len(result) == 2 * 16  # every Rule of the benchmark: the 14 the run left out are notselected
+    waived = found[(A, rule_id("1.1.6"))]  # checked and reported, not scored; no <override> (see xccdf.py)
+    assert waived.get("role") == "unscored" and waived.find(f"{{{NS}}}override") is None
+    assert "persisted: waived (waived: SEC-12 accepted): no rule" in [m.text for m in waived.iter(f"{{{NS}}}message")]
+    assert found[(A, rule_id("1.1.4"))].get("role") is None  # expired waiver: a scored failure
+    root = ET.fromstring(render_xccdf(FLEET))
+    run = next(p for p in root.iter(f"{{{NS}}}Profile") if p.get("id").endswith("this_run"))
+    assert {s.get("idref") for s in run.iter(f"{{{NS}}}select") if s.get("selected") == "true"} == {
+        rule_id("1.1.4"),
+        rule_id("1.1.6"),
+    }
+    assert all(t.find(f"{{{NS}}}profile").get("idref") == run.get("id") for t in root.iter(f"{{{NS}}}TestResult"))
+    remarks = [r.text for r in root.iter(f"{{{NS}}}remark")]
+    assert "overall: not compliant; scope: 2 of 16 controls checked on every host; not checked: 1.1.3" in remarks[1]
 
 
-# OpenSCAP 1.3.7's schematron matches every rule-result of a TestResult that has any override,
-# so it flags each rule-result *without* one; the XML Schema and every other schematron rule hold.
-SCHEMATRON_OVERRIDE_BUG = "must match the value of the 'new-result' element in an 'override' element"
+def test_xccdf_never_reads_pass_for_a_control_checked_in_part() -> None:
+    """`-k live`: a control whose persisted check did not run is notchecked, not pass."""
+    found = _rule_results(render_xccdf(results(case(A, "1.1.6", "live", "pass"), case(A, "1.1.4", "live", "fail"))))
+    assert found[(A, rule_id("1.1.6"))].find(f"{{{NS}}}result").text == "notchecked"
+    assert found[(A, rule_id("1.1.4"))].find(f"{{{NS}}}result").text == "fail"  # a failure is one anyway
+    messages = [m.text for m in found[(A, rule_id("1.1.6"))].iter(f"{{{NS}}}message")]
+    assert "not checked in this run: persisted" in messages
 
 
 def oscap_validate(path: Path, *options: str) -> tuple[int, list[str]]:
@@ -146,17 +188,42 @@ def oscap_validate(path: Path, *options: str) -> tuple[int, list[str]]:
     return proc.returncode, [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error")]
 
 
-def test_xccdf_validates_with_oscap(tmp_path: Path) -> None:
-    path = tmp_path / "results.xccdf.xml"
-    path.write_text(render_xccdf(results(*(c for c in FLEET.cases if not c.waiver))))
-    assert oscap_validate(path) == (0, [])
-    path.write_text(render_xccdf(FLEET))  # with a waiver's override
-    assert oscap_validate(path, "--skip-schematron") == (0, [])
-    rc, errors = oscap_validate(path)
-    assert errors and all(SCHEMATRON_OVERRIDE_BUG in e for e in errors), errors
+MODES = {
+    "audit": results(*(c for c in FLEET.cases if not c.waiver)),
+    "waived": FLEET,  # a waiver applies: oscap 1.3.7 rejected the <override> this file used to hold
+    "remediated": results(*complete(B), mode="remediate"),
+    "partial": results(case(A, "1.1.13", "live", "not-applicable")),
+    "nothing checked": results(case(A, "host", "load-health", "pass")),
+    "errors": results(*complete(A, **{"1.1.6|live": "error"})),
+    "waived run false": results(case(A, "1.1.6", "live", "not-run", waiver="SEC-1")),
+}
+
+
+def test_xccdf_validates_with_oscap_in_every_mode(tmp_path: Path) -> None:
+    for mode, run in MODES.items():
+        path = tmp_path / f"{mode}.xccdf.xml"
+        path.write_text(render_xccdf(run))
+        assert oscap_validate(path) == (0, []), mode
+        for host in run.hosts:
+            path.write_text("".join(iter_xccdf(run, host)))
+            assert oscap_validate(path) == (0, []), (mode, host)
     broken = tmp_path / "broken.xml"  # the validator really checks: a result outside the enum fails
-    broken.write_text(path.read_text().replace("<result>fixed</result>", "<result>waived</result>"))
-    assert oscap_validate(broken, "--skip-schematron")[0] != 0
+    broken.write_text(render_xccdf(FLEET).replace("<result>fixed</result>", "<result>waived</result>"))
+    assert oscap_validate(broken)[0] != 0
+
+
+def test_each_host_file_is_that_host_in_openscaps_report(tmp_path: Path) -> None:
+    """`oscap xccdf generate report` shows the last TestResult of a file and ignores --result-id, so
+    each host has its own file (iter_xccdf(results, host)); its report is that host's."""
+    require(shutil.which("oscap") is not None, "needs oscap (apt-get install openscap-scanner)")
+    for host in FLEET.hosts:
+        path = tmp_path / "host.xml"
+        path.write_text("".join(iter_xccdf(FLEET, host)))
+        assert len(ET.parse(path).getroot().findall(f"{{{NS}}}TestResult")) == 1
+        html = subprocess.run(
+            ["oscap", "xccdf", "generate", "report", str(path)], capture_output=True, text=True, check=True
+        ).stdout
+        assert host in html and ({A, B} - {host}).pop() not in html
 
 
 def test_html_header_and_fleet_view() -> None:
@@ -194,3 +261,57 @@ def test_the_selected_benchmark_version_and_the_audited_path_reach_every_output(
     path = tmp_path / "v18.xccdf.xml"
     path.write_text(render_xccdf(run))
     assert oscap_validate(path) == (0, [])
+
+
+def test_partial_scope_reaches_every_output() -> None:
+    run = results(case(A, "1.1.13", "live", "not-applicable"), case(A, "1.1.13", "persisted", "not-applicable"))
+    html = render_html(run)
+    assert "class='part'>PARTIAL SCOPE</span>" in html and ">COMPLIANT<" not in html
+    assert "<dt>Scope</dt><dd>PARTIAL: 1 of 16 controls checked on every host; not checked: 1.1.3, 1.1.4" in html
+    document = json.loads(render_json(run))
+    schema = json.loads((REPO / "docs" / "results.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(document)
+    assert document["schema_version"] == "1.2"
+    assert document["run"]["overall"] == "partial scope"
+    assert document["run"]["scope"]["checked"] == ["1.1.13"] and not document["run"]["scope"]["complete"]
+    assert "host" in document["run"]["scope"]["not_checked"]
+    assert overall_line(run).startswith("overall: PARTIAL SCOPE; scope: PARTIAL, 1 of 16 controls checked")
+    nothing = results(case(A, "host", "load-health", "pass"))
+    assert ">NOTHING CHECKED</span>" in render_html(nothing)
+    assert json.loads(render_json(nothing))["run"]["overall"] == "nothing checked"
+
+
+def test_terminal_names_each_failure_once_and_each_unreachable_host_once() -> None:
+    """Issue 22 item 13: a block per failure headed HOST | CONTROL | CHECK, the summary once; an
+    unreachable host is one line, not one block per case."""
+    down = "paramiko://root@10.0.0.9"
+    unreachable = [
+        case(down, c.id, k, "error", summary=f"{down}: cannot connect: timed out")
+        for c in controls()
+        for k in CONTROL_CHECKS
+    ] + [case(down, "host", k, "error", summary=f"{down}: cannot connect: timed out") for k in HOST_CHECKS]
+    evidence = "\n".join(f"line {n}" for n in range(30))
+    run = results(
+        case(A, "1.1.6", "live", "fail", summary="no rule for /etc/docker", evidence=evidence),
+        case(A, "1.1.4", "live", "error", summary="probe output unreadable"),
+        *unreachable,
+    )
+    blocks = list(failure_blocks(run))
+    assert [head for head, _ in blocks] == [f"{A} | 1.1.6 | live"]
+    lines = blocks[0][1]
+    assert lines[0] == "no rule for /etc/docker" and lines.count("no rule for /etc/docker") == 1
+    assert lines[1:3] == ["line 0", "line 1"] and lines[-1] == "... 10 more evidence lines in results.json"
+    assert list(error_lines(run)) == [
+        f"{down}: cannot connect: timed out (every check of the host: 36 errors)",
+        f"{A} | 1.1.4 | live: probe output unreadable",
+    ]
+
+
+def test_host_text_reaches_the_terminal_without_control_characters() -> None:
+    """Issue 21 item 14: evidence from a host cannot clear the screen or recolour the terminal."""
+    hostile = "ok\x1b[2J\x1b]0;owned\x07 \u202eevil\rX"
+    assert terminal_safe(hostile) == "ok\\x1b[2J\\x1b]0;owned\\x07 \\u202eevil\\rX"
+    run = results(case(A, "1.1.6", "live", "fail", summary=hostile, evidence="a\tb\x9bc"))
+    _, lines = next(failure_blocks(run))
+    assert all("\x1b" not in line and "\x9b" not in line and "\r" not in line for line in lines)
+    assert lines[1] == "a\tb\\x9bc"
