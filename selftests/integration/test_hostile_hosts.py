@@ -18,6 +18,7 @@ import pytest
 from cisaudit.host import transport
 from selftests.hostile_ssh import HostileServer, Reply, hostile_ssh_server
 from selftests.kernel import KernelSandbox
+from selftests.probe_frames import framed
 from selftests.suite_runner import REPO, SuiteRun, run_suite, shown
 
 NONCE = re.compile(r"M='?(@@cisaudit-[0-9a-f]+)")
@@ -89,7 +90,7 @@ def crafted_probe_output(command: str) -> tuple[int, bytes]:
     match = NONCE.search(command)
     assert match, command[:200]
     nonce = match.group(1)
-    return 0, f"{nonce} uid\n0\n{nonce} auditctl-s x\nenabled 1\n{nonce} done\n".encode()
+    return 0, framed(nonce, ("uid", "", "0"), ("auditctl-s", "x", "enabled 1")).encode()
 
 
 @pytest.mark.usefixtures("isolated_ssh")

@@ -14,6 +14,7 @@ from cisaudit.host.probe import (
     render_stat_script,
 )
 from cisaudit.host.shell import piece
+from selftests import probe_frames
 
 NONCE = "@@cisaudit-0123456789abcdef"
 FAKE = "@@cisaudit-fedcba9876543210"
@@ -30,7 +31,7 @@ FILES = {
 
 
 def section(name, arg="", body=""):
-    return f"{NONCE} {name}{' ' + arg if arg else ''}\n{body}\n"
+    return probe_frames.section(NONCE, name, arg, body)
 
 
 def output(*sections, done=True):
@@ -87,15 +88,13 @@ def test_real_shell_framing_round_trips(tmp_path):
 
 @pytest.mark.parametrize(
     "cut",
-    [0, 1, 10, -len(section("done")), -len(section("done")) + 5, -2],
-    ids=["empty", "one-char", "early", "before-done", "inside-done-marker", "inside-done"],
+    [0, 1, 10, -len(section("done")), -len(section("done")) + 5, -2, -1],
+    ids=["empty", "one-char", "early", "before-done", "inside-done-marker", "inside-done", "last-newline"],
 )
 def test_truncated_output_raises(cut):
     full = output(section("uid", body="0"), section("rules-file", "/r/a.rules", FILES["fake-marker"]))
+    assert parse_probe(full, NONCE).uid == 0
     truncated = full[:cut]
-    if cut == -2:  # the done marker survived whole: that output is complete
-        assert parse_probe(truncated, NONCE).uid == 0
-        return
     with pytest.raises(ProbeError):
         parse_probe(truncated, NONCE)
 
