@@ -12,8 +12,7 @@ export LC_ALL
 sec uid; id -u; end
 sec arch; uname -m; end
 sec auditctl; command -v auditctl; end
-run auditctl-s auditctl -s
-status=$out
+status=$(auditctl -s 2>&1); sec auditctl-s "$?"; printf '%s' "$status"; end
 listing=$(auditctl -l 2>&1); sec auditctl-l "$?"; printf '%s' "$listing"; end
 # The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot).
 if command -v python3 >/dev/null 2>&1; then sec kernel-rules; python3 -c "$KERNEL_RULES_PY" 2>/dev/null; end; fi

@@ -1,0 +1,90 @@
+"""Issue 21: a local user (nobody, in selftests/attacker.py's sandbox) must not change a verdict or
+get root to act for it, whatever it names its processes, puts in their argv or in files it owns.
+Each test reproduces one measured attack against the real host-side scripts."""
+
+from __future__ import annotations
+
+from cisaudit.host import events, probe
+from cisaudit.model.catalogue import controls
+from cisaudit.model.decisions import Accesses
+from cisaudit.model.evaluate import Assessment
+from cisaudit.model.locate import resolve
+from cisaudit.model.snapshot import Snapshot
+from cisaudit.model.verdict import Check, Status
+from selftests.attacker import attacked
+
+# A long-lived process whose argv is "NAME ARGS...": what `exec -a NAME` gives, with any bytes.
+PROCESS = (
+    "python3 -c 'import os, sys; os.execv(sys.executable, "
+    '[sys.argv[1], "-c", "import time; time.sleep(600)", *sys.argv[2:]])\''
+)
+# The public marker, as any user reads it from the probe's /proc/PID/cmdline.
+READ_MARKER = "M=$(sed -n 's/^M=.\\{0,1\\}\\(@@cisaudit-[0-9a-f]*\\).*/\\1/p' /tmp/.argv)\n"
+NL = "nl='\n'\n"
+LIVE = "-w /etc/docker -p wa -k docker"
+
+
+def probed(attacker: str, runs: int = 1) -> list[Snapshot]:
+    script, nonce = probe.render_script()
+    result = attacked(script, attacker + "\ntouch /tmp/.ready\nsleep 600\n", runs=runs)
+    return [probe.parse_probe(out, nonce) for out in result.outputs]
+
+
+def test_forged_sections_in_a_fake_dockerds_argv_change_nothing() -> None:
+    """21.1: a process named dockerd whose argv holds the marker and sections of its choosing
+    (auditd running, audit enabled, the rules a PASS needs). Before: those sections overrode the
+    real ones (28/28 PASS measured on a host with auditd stopped)."""
+    forged = (
+        "x${nl}$M auditd-pid${nl}1${nl}$M auditctl-s 0${nl}enabled 1${nl}pid 1${nl}"
+        f"$M auditctl-l 0${{nl}}{LIVE}${{nl}}$M uid${{nl}}0${{nl}}$M arch${{nl}}FORGED${{nl}}"
+    )
+    attacker = f'{READ_MARKER}{NL}{PROCESS} dockerd "{forged}" &\n{PROCESS} dockerd "{forged}" &\nsleep 0.5\n'
+    for snap in probed(attacker, runs=3):
+        assert not snap.auditd_running
+        assert LIVE not in snap.listing_text and "pid 1" not in snap.status_text and snap.arch != "FORGED"
+        assert snap.dockerd_args == [] and len(snap.ignored_dockerd) == 2
+        assert all(uid == "65534" for _, uid in snap.ignored_dockerd)
+
+
+def test_a_users_process_named_auditd_is_not_auditd() -> None:
+    """21.2: `exec -a auditd sleep` made auditd-running PASS; the kernel's own auditd pid decides."""
+    [snap] = probed(f"{PROCESS} auditd &\nsleep 0.3\n")
+    assert not snap.auditd_running
+    verdict = Assessment(snap, "docker").host_verdict(Check.AUDITD_RUNNING)
+    assert verdict.status == Status.FAIL and verdict.summary.startswith("auditd is not running")
+
+
+def test_a_users_dockerd_does_not_choose_the_data_root() -> None:
+    """21.3: `dockerd --data-root=/tmp/x` run by a user made 1.1.5 audit /tmp/x (a false PASS, and
+    --remediate's target); only root's dockerd informs the model, and the evidence says why."""
+    [snap] = probed(f"mkdir /tmp/x\n{PROCESS} dockerd --data-root=/tmp/x &\nsleep 0.3\n")
+    control = next(c for c in controls() if c.id == "1.1.5")
+    target = resolve(control, snap)
+    assert target.path == "/var/lib/docker"
+    assert "ignored a process named dockerd not run by root" in target.how and "uid 65534" in target.how
+
+
+# The attacker swaps its own mode-4777 file and a symlink to root's secret, atomically, forever.
+SWAPPER = """cd /tmp/evil
+: > f
+chmod 4777 f
+ln -s /tmp/secret a
+touch /tmp/.ready
+exec python3 -c 'import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+while True:
+    libc.renameat2(-100, b"a", -100, b"f", 2)'
+"""
+
+
+def test_verify_events_never_chmods_through_a_users_path() -> None:
+    """21.4: stat -L then chmod on a path the user controls, both following symlinks: root's 0600
+    file became 4777 after 4 runs. Now such a path is refused and never touched."""
+    checks = [Accesses("/tmp/evil/f", "rwa")] * 8 + [Accesses("/tmp/evil", "rwa", subtree=True)]
+    script = events.render_script(checks, "docker", timeout=0)
+    setup = "printf s >/tmp/secret\nchmod 0600 /tmp/secret\nmkdir /tmp/evil\nchown nobody:nogroup /tmp/evil\n"
+    result = attacked(script, SWAPPER, setup=setup, after="stat -c %a /tmp/secret\n", runs=5)
+    assert result.after.strip() == "600"
+    for out in result.outputs:
+        triggers = events.recorded(out)
+        assert {t.label for t in triggers} == {"refused"}, out[:500]
