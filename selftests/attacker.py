@@ -50,6 +50,7 @@ while [ "$n" -lt "$RUNS" ]; do
   n=$((n + 1))
 done
 sh "$W/after.sh" >"$W/after.out" 2>&1
+exit 0
 """
 
 

@@ -5,6 +5,7 @@ Each test reproduces one measured attack against the real host-side scripts."""
 from __future__ import annotations
 
 from cisaudit.host import events, probe
+from cisaudit.host.shell import compose
 from cisaudit.model.catalogue import controls
 from cisaudit.model.decisions import Accesses
 from cisaudit.model.evaluate import Assessment
@@ -88,3 +89,15 @@ def test_verify_events_never_chmods_through_a_users_path() -> None:
     for out in result.outputs:
         triggers = events.recorded(out)
         assert {t.label for t in triggers} == {"refused"}, out[:500]
+
+
+def test_remediation_sweeps_only_its_own_scratch_dirs() -> None:
+    """21.16: root's `rm -rf` of a stale /tmp/cisaudit.<pid>.* took any user's directory of that
+    name; only a real directory of root's own (a killed run's mktemp -d) is swept now."""
+    script = compose({}, "common.sh") + "ca_setup\nca_finish ok 0\n"
+    attacker = "mkdir /tmp/cisaudit.99999.x\n: >/tmp/cisaudit.99999.x/mine\nln -s /etc /tmp/cisaudit.99997.z\n"
+    after = "ls -d /tmp/cisaudit.99999.x/mine /tmp/cisaudit.99997.z /tmp/cisaudit.99998.y /etc/hostname 2>&1\n"
+    result = attacked(script, attacker + "touch /tmp/.ready\n", setup="mkdir /tmp/cisaudit.99998.y\n", after=after)
+    assert result.codes == [0], result.errors
+    assert "/tmp/cisaudit.99999.x/mine\n" in result.after and "/tmp/cisaudit.99997.z\n" in result.after
+    assert "cannot access '/tmp/cisaudit.99998.y'" in result.after  # a killed run's own: swept
