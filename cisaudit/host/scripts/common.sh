@@ -54,7 +54,7 @@ ca_setup() {
 # that in /tmp: only a real directory of our own (mktemp made it) is ours.
 ca_sweep_scratch() {
 	for ca_old in "${TMPDIR:-/tmp}"/cisaudit.*.*; do
-		[ -d "$ca_old" ] && [ ! -L "$ca_old" ] && [ -O "$ca_old" ] || continue
+		if [ -L "$ca_old" ] || [ ! -d "$ca_old" ] || [ ! -O "$ca_old" ]; then continue; fi
 		ca_opid=${ca_old##*/cisaudit.}
 		ca_opid=${ca_opid%%.*}
 		case "$ca_opid" in '' | *[!0-9]*) continue ;; esac
