@@ -18,6 +18,7 @@ from _pytest.terminal import TerminalReporter
 
 from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark
 from cisaudit.outputs.compliance_html import render_html
+from cisaudit.outputs.files import replaced
 from cisaudit.outputs.junit import CaseSpool
 from cisaudit.outputs.record import CASES_PROPERTY, CaseRecord, decode_records
 from cisaudit.outputs.results import RunInfo, RunResults, command_line, commit, describe_mode, tool_version
@@ -154,8 +155,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for option, render in writers.items():
         path = config.getoption(option)
         if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            with Path(path).open("w", encoding="utf-8") as out:
+            with replaced(Path(path)) as out:
                 out.writelines(render(results))
 
 
