@@ -48,9 +48,10 @@ def test_spec_parameters_reach_the_backend() -> None:
     assert host.backend.sudo is True and host.backend.sudo_user == "audit"
 
 
-@pytest.mark.parametrize("path", ["/k h/known hosts", '/odd"quote\\back%percent', "/plain"])
+@pytest.mark.parametrize("path", ["/k  h/known  hosts", '/odd"quote\\back%percent', "/plain"])
 def test_known_hosts_path_reaches_ssh_as_one_file(path: str) -> None:
-    """Issue 21.18: ssh split `--known-hosts '/k h/x'` into two files (and expanded % tokens)."""
+    """Issue 21.18: ssh split `--known-hosts "/k  h"` into two files (-G shows one blank between
+    them) and expanded % tokens."""
     require(shutil.which("ssh") is not None, "needs the OpenSSH client")
     backend = VerifiedSshBackend("ssh://nobody@127.0.0.1", known_hosts=path)
     shown = subprocess.run(
