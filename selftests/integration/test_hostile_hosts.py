@@ -189,3 +189,24 @@ def test_apply_that_never_returns_keeps_its_run_id_and_is_still_backed_out(
         assert backouts == [match.group(1)], run.case(server.spec(), "host", "backout").summary
         backout = run.case(server.spec(), "host", "backout")
         assert backout.verdict == "pass" and f"run {match.group(1)}" in backout.summary, backout
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2K\r\x9b31m"
+
+
+def escaping_probe_output(command: str) -> tuple[int, bytes]:
+    """A probe whose `auditctl -s` says `enabled ` followed by terminal escape sequences."""
+    match = NONCE.search(command)
+    assert match, command[:200]
+    sections = [("uid", "", "0"), ("auditctl", "", "/sbin/auditctl"), ("auditctl-s", "0", f"enabled {ESCAPES}")]
+    return 0, framed(match.group(1), *sections).encode()
+
+
+@pytest.mark.usefixtures("isolated_ssh")
+def test_host_text_reaches_the_terminal_without_its_escape_sequences(tmp_path: Path) -> None:
+    """Issue 21.14: a host's bytes in a failure message retitled the runner's terminal or rewrote
+    CI log lines (OSC, CSI, CR); they are shown as visible escapes now."""
+    for server in hostile(tmp_path, escaping_probe_output):
+        run = run_suite(tmp_path, [server.spec()], f"--known-hosts={server.known_hosts}", "-rA", timeout=120)
+        assert "audit is disabled (enabled \\x1b]0;pwned\\x07" in run.output, run.output[-3000:]
+        assert not any(c in run.output for c in "\x1b\x07\r\x9b"), run.output[-3000:]
