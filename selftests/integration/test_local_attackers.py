@@ -4,6 +4,11 @@ Each test reproduces one measured attack against the real host-side scripts."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+from filelock import FileLock
+
 from cisaudit.host import events, probe
 from cisaudit.host.shell import compose
 from cisaudit.model.catalogue import controls
@@ -11,7 +16,7 @@ from cisaudit.model.decisions import Accesses
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.locate import resolve
 from cisaudit.model.snapshot import Snapshot
-from cisaudit.model.verdict import Check, Status
+from cisaudit.model.verdict import HOST_CHECKS, Check, Status
 from selftests.attacker import attacked
 
 # A long-lived process whose argv is "NAME ARGS...": what `exec -a NAME` gives, with any bytes.
@@ -31,7 +36,26 @@ def probed(attacker: str, runs: int = 1) -> list[Snapshot]:
     return [probe.parse_probe(out, nonce) for out in result.outputs]
 
 
-def test_forged_sections_in_a_fake_dockerds_argv_change_nothing() -> None:
+def verdicts(snap: Snapshot) -> dict[tuple[str, str], Status]:
+    """Every host check's and every control's live and persisted verdict on this snapshot."""
+    assessment = Assessment(snap, "docker")
+    table = {("host", str(check)): assessment.host_verdict(check).status for check in HOST_CHECKS}
+    for control in controls():
+        for check in (Check.LIVE, Check.PERSISTED):
+            table[(control.id, str(check))] = assessment.control_verdict(control, check).status
+    return table
+
+
+@pytest.fixture
+def baseline() -> Iterator[dict[tuple[str, str], Status]]:
+    """The verdicts in the sandbox with an attacker that does nothing. The kernel tests' lock is
+    held for the whole test: no other test changes /etc/audit or the audited paths meanwhile."""
+    with FileLock("/run/lock/cisaudit-selftest.lock"):
+        [snap] = probed("")
+        yield verdicts(snap)
+
+
+def test_forged_sections_in_a_fake_dockerds_argv_change_nothing(baseline: dict[tuple[str, str], Status]) -> None:
     """21.1: a process named dockerd whose argv holds the marker and sections of its choosing
     (auditd running, audit enabled, the rules a PASS needs). Before: those sections overrode the
     real ones (28/28 PASS measured on a host with auditd stopped)."""
@@ -41,24 +65,27 @@ def test_forged_sections_in_a_fake_dockerds_argv_change_nothing() -> None:
     )
     attacker = f'{READ_MARKER}{NL}{PROCESS} dockerd "{forged}" &\n{PROCESS} dockerd "{forged}" &\nsleep 0.5\n'
     for snap in probed(attacker, runs=3):
+        assert verdicts(snap) == baseline
         assert not snap.auditd_running
         assert LIVE not in snap.listing_text and "pid 1" not in snap.status_text and snap.arch != "FORGED"
         assert snap.dockerd_args == [] and len(snap.ignored_dockerd) == 2
         assert all(uid == "65534" for _, uid in snap.ignored_dockerd)
 
 
-def test_a_users_process_named_auditd_is_not_auditd() -> None:
+def test_a_users_process_named_auditd_is_not_auditd(baseline: dict[tuple[str, str], Status]) -> None:
     """21.2: `exec -a auditd sleep` made auditd-running PASS; the kernel's own auditd pid decides."""
     [snap] = probed(f"{PROCESS} auditd &\nsleep 0.3\n")
+    assert verdicts(snap) == baseline
     assert not snap.auditd_running
     verdict = Assessment(snap, "docker").host_verdict(Check.AUDITD_RUNNING)
     assert verdict.status == Status.FAIL and verdict.summary.startswith("auditd is not running")
 
 
-def test_a_users_dockerd_does_not_choose_the_data_root() -> None:
+def test_a_users_dockerd_does_not_choose_the_data_root(baseline: dict[tuple[str, str], Status]) -> None:
     """21.3: `dockerd --data-root=/tmp/x` run by a user made 1.1.5 audit /tmp/x (a false PASS, and
     --remediate's target); only root's dockerd informs the model, and the evidence says why."""
     [snap] = probed(f"mkdir /tmp/x\n{PROCESS} dockerd --data-root=/tmp/x &\nsleep 0.3\n")
+    assert verdicts(snap) == baseline
     control = next(c for c in controls() if c.id == "1.1.5")
     target = resolve(control, snap)
     assert target.path == "/var/lib/docker"
