@@ -28,6 +28,11 @@ PROCESS = (
 READ_MARKER = "M=$(sed -n 's/^M=.\\{0,1\\}\\(@@cisaudit-[0-9a-f]*\\).*/\\1/p' /tmp/.argv)\n"
 NL = "nl='\n'\n"
 LIVE = "-w /etc/docker -p wa -k docker"
+# Sections a PASS needs: auditd running, audit enabled, the rule, root; and an arch to spot.
+FORGED = (
+    "x${nl}$M auditd-pid${nl}1${nl}$M auditctl-s 0${nl}enabled 1${nl}pid 1${nl}"
+    f"$M auditctl-l 0${{nl}}{LIVE}${{nl}}$M uid${{nl}}0${{nl}}$M arch${{nl}}FORGED${{nl}}"
+)
 
 
 def probed(attacker: str, runs: int = 1) -> list[Snapshot]:
@@ -59,11 +64,7 @@ def test_forged_sections_in_a_fake_dockerds_argv_change_nothing(baseline: dict[t
     """21.1: a process named dockerd whose argv holds the marker and sections of its choosing
     (auditd running, audit enabled, the rules a PASS needs). Before: those sections overrode the
     real ones (28/28 PASS measured on a host with auditd stopped)."""
-    forged = (
-        "x${nl}$M auditd-pid${nl}1${nl}$M auditctl-s 0${nl}enabled 1${nl}pid 1${nl}"
-        f"$M auditctl-l 0${{nl}}{LIVE}${{nl}}$M uid${{nl}}0${{nl}}$M arch${{nl}}FORGED${{nl}}"
-    )
-    attacker = f'{READ_MARKER}{NL}{PROCESS} dockerd "{forged}" &\n{PROCESS} dockerd "{forged}" &\nsleep 0.5\n'
+    attacker = f'{READ_MARKER}{NL}{PROCESS} dockerd "{FORGED}" &\n{PROCESS} dockerd "{FORGED}" &\nsleep 0.5\n'
     for snap in probed(attacker, runs=3):
         assert verdicts(snap) == baseline
         assert not snap.auditd_running
