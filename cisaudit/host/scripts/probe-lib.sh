@@ -17,6 +17,7 @@ probe_tmp=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit-probe.XXXXXXXX") || {
   exit 1
 }
 trap 'rm -rf "$probe_tmp"' EXIT
+trap 'exit 129' HUP INT TERM  # a lost connection: still remove the temp dir
 exec 3>&1 >/dev/null
 # sec NAME [ARG]: the marker line; the body goes to a private file until `end`.
 sec() { printf '%s %s\n' "$M" "$*" >&3; exec >"$probe_tmp/body"; }
