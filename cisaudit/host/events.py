@@ -17,9 +17,9 @@ SYSCALL record's pid is the trigger's and a PATH record names the path. The acce
   the long argument fails "not found" (127) where the open comes first, E2BIG (126) elsewhere;
 - a: chmod to the file's current mode (stat -L: the mode of what a symlink points to).
 
-Every access is made as root, so a path that any other user could change (a component of it, or
-of what it resolves to, owned by another user, writable by group or others, or a symlink not
-root's) is refused and never touched: that user could swap in a symlink to /etc/shadow between
+Every access is made as root, so a path that any other user could redirect (a component of it,
+or of what it resolves to, owned by another user, or a directory among them writable by others or
+by a group other than root's) is refused and never touched: that user could swap in a symlink to /etc/shadow between
 the stat and the chmod, or a FIFO that blocks the open (docs/threat-model.md).
 
 Waiting is bounded: after the accesses the script logs a user message through the kernel

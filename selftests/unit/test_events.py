@@ -121,12 +121,21 @@ def test_a_path_another_user_could_change_is_refused(locked_tmp: Path, tmp_path:
     (locked_tmp / "open").mkdir(mode=0o777)
     (locked_tmp / "open").chmod(0o777)
     (locked_tmp / "open" / "g").write_text("")
-    paths = [tmp_path / "f", locked_tmp / "link", locked_tmp / "open" / "g", locked_tmp / "missing", locked_tmp / "f"]
+    (locked_tmp / "shared").write_text("")  # a file its group may write (docker.sock is root:docker 0660)
+    (locked_tmp / "shared").chmod(0o666)
+    paths = [
+        tmp_path / "f",
+        locked_tmp / "link",
+        locked_tmp / "open" / "g",
+        locked_tmp / "missing",
+        locked_tmp / "f",
+        locked_tmp / "shared",
+    ]
     out = subprocess.run(
         ["dash", "-c", render_script([Accesses(str(p), "a") for p in paths], "docker", timeout=0)],
         capture_output=True,
         text=True,
     ).stdout
     assert [(t.label, t.path) for t in recorded(out)] == [("refused", str(p)) for p in paths[:4]] + [
-        ("a", str(locked_tmp / "f"))
+        ("a", str(p)) for p in paths[4:]
     ]

@@ -33,17 +33,17 @@ access() {
   esac
   spawned "$1" "$2"
 }
-# locked P: P itself (a final symlink not followed) is root's (or ours), and no other user may
-# change it: not writable by others, nor by a group other than root's.
+# locked P: P itself (a final symlink not followed) is root's (or ours), and, a directory, no
+# other user may change what is in it: not writable by others, nor by a group other than root's.
+# (Writing a file or a socket, a docker group may, changes bytes, not which file we access.)
 me=$(id -u)
 # shellcheck disable=SC2046 # stat's fields are split on purpose
 locked() {
   set -- $(stat -c '%u %g %A' -- "$1" 2>/dev/null)
   [ "$#" = 3 ] && { [ "$1" = 0 ] || [ "$1" = "$me" ]; } || return 1
   case $3 in
-  l*) return 0 ;;  # a symlink's own mode means nothing; who owns it does
-  ????????w*) return 1 ;;
-  ?????w*) [ "$2" = 0 ] ;;
+  d???????w*) return 1 ;;     # writable by others (sticky /tmp too)
+  d????w*) [ "$2" = 0 ] ;;     # writable by its group: root's group only
   esac
 }
 # trusted PATH: every component of PATH, and of what it resolves to, is locked: no user but root
