@@ -12,7 +12,10 @@
 LC_ALL=C
 export LC_ALL
 M="$M.$(od -An -N16 -tx1 /dev/urandom 2>/dev/null | tr -d ' \n')"
-probe_tmp=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit-probe.XXXXXXXX") || {
+# A private directory for the section being written (mktemp: a random name, mode 0700); a
+# read-only /tmp falls back to /dev/shm, then /run.
+probe_tmp=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit-probe.XXXXXXXX" 2>/dev/null ||
+  mktemp -d /dev/shm/cisaudit-probe.XXXXXXXX 2>/dev/null || mktemp -d /run/cisaudit-probe.XXXXXXXX) || {
   echo 'cisaudit probe: cannot create a temp dir' >&2
   exit 1
 }
