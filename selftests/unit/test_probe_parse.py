@@ -296,3 +296,12 @@ def test_a_dockerd_that_is_not_roots_informs_nothing():
     assert snap.dockerd_args == [] and snap.ignored_dockerd == [("9", "65534")]
     snap = parse_probe(output(section("dockerd-cmdline", "/proc/8/cmdline", "dockerd\0-H\0fd://\0")), NONCE)
     assert snap.dockerd_args == ["dockerd", "-H", "fd://"]
+
+
+def test_probe_frames_without_a_writable_tmpdir(tmp_path):
+    """The framing's private temp dir falls back to /dev/shm or /run; none is left behind."""
+    script, nonce = render_stat_script([str(tmp_path)])
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path / "missing")}
+    out = subprocess.run(["sh", "-c", script], capture_output=True, check=True, env=env).stdout.decode()
+    assert parse_stat_output(out, nonce)[str(tmp_path)].kind == "dir"
+    assert not list(tmp_path.glob("cisaudit-probe.*"))
