@@ -5,14 +5,24 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
 from selftests.kernel import KernelSandbox, sh
+from selftests.locked_tmp import locked_tmpdir
 from selftests.suite_runner import require
 from selftests.testhosts.fleet import Fleet
 from selftests.testhosts.image import unavailable_reason
+
+
+@pytest.fixture
+def locked_tmp() -> Iterator[Path]:
+    """A scratch directory no other user can change (selftests/locked_tmp.py)."""
+    path = locked_tmpdir("cisaudit-selftest-")
+    yield path
+    shutil.rmtree(path)
 
 
 @pytest.fixture

@@ -17,6 +17,11 @@ SYSCALL record's pid is the trigger's and a PATH record names the path. The acce
   the long argument fails "not found" (127) where the open comes first, E2BIG (126) elsewhere;
 - a: chmod to the file's current mode (stat -L: the mode of what a symlink points to).
 
+Every access is made as root, so a path that any other user could redirect (a component of it,
+or of what it resolves to, owned by another user, or a directory among them writable by others or
+by a group other than root's) is refused and never touched: that user could swap in a symlink to /etc/shadow between
+the stat and the chmod, or a FIFO that blocks the open (docs/threat-model.md).
+
 Waiting is bounded: after the accesses the script logs a user message through the kernel
 and waits until auditd has written it (auditd writes in order, so every earlier event is in
 the log then), at most `timeout` seconds. `ausearch --input-logs` is required: without it
@@ -31,7 +36,7 @@ import secrets
 import shlex
 
 from cisaudit.host.shell import compose
-from cisaudit.model.decisions import Accesses, Trigger
+from cisaudit.model.decisions import REFUSED, Accesses, Trigger
 
 MARK = "@@cisaudit-events"
 _NAME_RE = re.compile(r'\bname=(?:"([^"]*)"|([0-9A-F]+)\b)')
@@ -80,6 +85,8 @@ def recorded(output: str) -> dict[Trigger, list[str]]:
         if line.startswith(f"{MARK} trigger "):
             label, pid, path = line[len(MARK) + 9 :].split(" ", 2)
             triggers.append(Trigger(label, int(pid), path))
+        elif line.startswith(f"{MARK} {REFUSED} 0 "):  # a path another user could redirect
+            triggers.append(Trigger(REFUSED, 0, line[len(MARK) + len(REFUSED) + 4 :]))
     events: dict[str, list[str]] = {}
     for record in body.splitlines():
         serial = _SERIAL_RE.search(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import shlex
 from pathlib import Path
@@ -12,6 +13,7 @@ from cisaudit.model.locate import UNIT_DIRS
 from cisaudit.model.snapshot import PathInfo, Snapshot
 
 KERNEL_RULES = Path(__file__).with_name("kernel_rules.py")
+_SECRET = re.compile(r"[0-9a-f]{32}")
 
 
 class ProbeError(RuntimeError):
@@ -27,6 +29,7 @@ def _unit_names(catalogue: tuple[Control, ...]) -> list[str]:
 
 
 def _nonce() -> str:
+    """The public half of the section marker; the host adds a secret half (probe-lib.sh)."""
     return "@@cisaudit-" + secrets.token_hex(8)
 
 
@@ -115,21 +118,47 @@ def _int(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
 
 
+def _marker(output: str, nonce: str) -> str:
+    """The whole marker: the public nonce and the secret half the host made (probe-lib.sh)."""
+    head = output[: len(nonce) + 34]
+    secret = head[len(nonce) + 1 : -1]
+    if not (head.startswith(nonce + ".") and head.endswith(" ") and _SECRET.fullmatch(secret)):
+        raise ProbeError("probe output does not start with its marker (not our probe, or cut short)")
+    return head[:-1]
+
+
+def _unescape(framed: str) -> str:
+    """A section's body: every line of it came with a leading "|" (probe-lib.sh `end`)."""
+    if not framed:
+        return ""
+    lines = framed.split("\n")
+    trailing = lines[-1] == ""
+    if trailing:
+        lines.pop()
+    if not all(line.startswith("|") for line in lines):
+        raise ProbeError("unframed text in probe output (not our probe's framing)")
+    return "\n".join(line[1:] for line in lines) + ("\n" if trailing else "")
+
+
 def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
+    """(name, arg, body) per section. Only the probe's own marker lines open a section (host text
+    is escaped); a section seen twice is forged or corrupt, never an override."""
+    marker = _marker(output, nonce)
     sections: list[tuple[str, str, str]] = []
-    name = arg = None
-    body: list[str] = []
-    for line in output.split("\n"):
-        if line.startswith(nonce + " "):
-            if name is not None:
-                sections.append((name, arg or "", "\n".join(body)))
-            name, _, arg = line[len(nonce) + 1 :].partition(" ")
-            body = []
-        elif name is not None:
-            body.append(line)
-    if name is not None:
-        sections.append((name, arg or "", "\n".join(body)))
-    # Splitting on "\n" already drops the one newline `end` printed after each body.
+    seen: set[tuple[str, str]] = set()
+    text = output[len(marker) + 1 :]
+    if not text.endswith("\n"):
+        raise ProbeError("probe output is incomplete (connection lost or output truncated)")
+    # Each section: "NAME ARG\n" + escaped body; `end`'s newline is part of the separator.
+    for chunk in text[:-1].split(f"\n{marker} "):
+        head, newline, framed = chunk.partition("\n")
+        if not newline:
+            raise ProbeError("probe output is incomplete (connection lost or output truncated)")
+        name, _, arg = head.partition(" ")
+        if (name, arg) in seen:
+            raise ProbeError(f"probe output repeats section {name!r} {arg[:80]!r} (forged or corrupt)")
+        seen.add((name, arg))
+        sections.append((name, arg, _unescape(framed)))
     return sections
 
 
@@ -152,6 +181,8 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
     order: list[str] = []
     files: dict[str, str] = {}
     stat_bodies: dict[str, str] = {}
+    auditd_pid = ""
+    dockerd: tuple[str, list[str]] = ("", [])
     for name, arg, body in sections:
         text = body.strip()
         if name == "uid":
@@ -168,8 +199,8 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
             snap.auditd = text or None
         elif name == "awk":
             snap.awk = text
-        elif name == "auditd-pid":
-            snap.auditd_running = bool(text)
+        elif name == "auditd-pid":  # the kernel's auditd pid (auditctl -s), alive and root's
+            auditd_pid = text
         elif name == "systemd":
             snap.systemd = text == "running"
         elif name == "auditd-unit":
@@ -206,7 +237,9 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
         elif name == "daemon-json":
             snap.daemon_json = body
         elif name == "dockerd-cmdline":
-            snap.dockerd_args = body.split("\0")[:-1] if "\0" in body else body.split()
+            dockerd = (arg, body.split("\0")[:-1] if "\0" in body else body.split())
+        elif name == "dockerd-ignored":  # a process named dockerd that is not root's
+            snap.ignored_dockerd.append((arg, text))
         elif name == "subuid":
             snap.subuid = body
         elif name == "subgid":
@@ -220,6 +253,9 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
                 snap.binaries[arg] = text.splitlines()[0]
         elif name in ("paths", "targets", "modes"):
             stat_bodies[name] = body
+    snap.auditd_running = bool(auditd_pid) and auditd_pid == snap.status.get("pid", "").strip()
+    if dockerd[0] not in {f"/proc/{pid}/cmdline" for pid, _ in snap.ignored_dockerd}:
+        snap.dockerd_args = dockerd[1]
     snap.paths = parse_stat_sections(
         stat_bodies.get("paths", ""), stat_bodies.get("targets", ""), stat_bodies.get("modes", "")
     )

@@ -118,6 +118,12 @@ class TimedLocalBackend(_TimedLocalRun, LocalBackend):
         super().__init__(*args, **kwargs)
 
 
+def ssh_config_word(path: str) -> str:
+    """One word of an ssh_config value: ssh splits a UserKnownHostsFile value on blanks and
+    expands %-tokens in it, so `/a b` would be two files; quoted, escaped, %% for %."""
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+
+
 class VerifiedSshBackend(_TimedLocalRun, SshBackend):
     """The OpenSSH client in batch mode with strict host key checking (unless told otherwise)."""
 
@@ -135,7 +141,7 @@ class VerifiedSshBackend(_TimedLocalRun, SshBackend):
         checking = "accept-new" if accept_new_host_keys else "yes"
         extra = f"-o BatchMode=yes -o StrictHostKeyChecking={checking}"
         if known_hosts:  # besides the user's file, as for paramiko; testinfra pastes this into a shell line
-            extra += " -o " + shlex.quote(f"UserKnownHostsFile={known_hosts} ~/.ssh/known_hosts")
+            extra += " -o " + shlex.quote(f"UserKnownHostsFile={ssh_config_word(known_hosts)} ~/.ssh/known_hosts")
         if kwargs.get("ssh_extra_args"):  # a caller's own: after ours, and ssh takes an option's first value
             extra += " " + kwargs.pop("ssh_extra_args")
         kwargs.pop("ssh_extra_args", None)

@@ -184,6 +184,9 @@ class Accesses:
     subtree: bool = False
 
 
+REFUSED = "refused"  # a Trigger's label for a path the events script would not touch
+
+
 @dataclass(frozen=True)
 class Trigger:
     """One access the events script made: its class (or a caller's own label), process and path."""
@@ -219,6 +222,13 @@ def events_verdict(
             elif events and not mine[same]:
                 del mine[same]
                 mine[t] = events
+    if refused := sorted({t.path for t in mine if t.label == REFUSED}):
+        return Verdict(
+            Status.ERROR,
+            f"not accessed: {', '.join(refused)} is missing, or it or a directory above it can be changed by a "
+            "user other than root (an access made as root there could be redirected)",
+            ("rule: " + live.summary,),
+        )
     evidence = tuple(
         f"{t.label} on {t.path} (pid {t.pid}): {', '.join(events) or 'no event'}" for t, events in mine.items()
     )

@@ -301,8 +301,14 @@ class Assessment:
         return Verdict(Status.FAIL, "auditd is not installed (no auditd or auditctl in PATH)")
 
     def _running_verdict(self) -> Verdict:
+        """The kernel names the process it sends records to (auditctl -s: pid); a process's name
+        proves nothing, any user can call one auditd. Only root may ask the kernel."""
         if self.snap.auditd_running:
-            return Verdict(Status.PASS, "auditd is running")
+            return Verdict(Status.PASS, f"auditd is running (pid {self.snap.status.get('pid', '?')}, root's)")
+        if self.snap.uid != 0:
+            return Verdict(Status.ERROR, f"not root (uid {self.snap.uid}): use sudo=true in the host spec or --sudo")
+        if self.snap.auditctl and self.snap.status_rc != 0:
+            return Verdict(Status.ERROR, f"cannot ask the kernel for auditd's pid: {self.snap.status_text.strip()}")
         return Verdict(Status.FAIL, "auditd is not running: the kernel's events are not recorded")
 
     @property

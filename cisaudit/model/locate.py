@@ -63,14 +63,27 @@ def _setting(snap: Snapshot, config: dict[str, Any], key: str) -> tuple[str | No
     return (value, f'"{key}" in /etc/docker/daemon.json') if isinstance(value, str) else (None, "")
 
 
+def _ignored_dockerd(snap: Snapshot) -> str:
+    """Evidence: processes named dockerd the probe ignored because they are not root's."""
+    if not snap.ignored_dockerd:
+        return ""
+    who = ", ".join(f"pid {pid} uid {uid or '?'}" for pid, uid in snap.ignored_dockerd)
+    return f"; ignored a process named dockerd not run by root ({who})"
+
+
 def _data_root(snap: Snapshot) -> tuple[str, str, tuple[str, ...]]:
     config, problems = _daemon_config(snap)
     root, how = _setting(snap, config, "data-root")
+    ignored = _ignored_dockerd(snap)
     if root and root.startswith("/"):
-        return root.rstrip("/") or "/", how, problems
+        return root.rstrip("/") or "/", how + ignored, problems
     if snap.daemon_json is None and not snap.dockerd_args:
-        return DEFAULT_DATA_ROOT, "default data-root (no /etc/docker/daemon.json)", problems
-    return DEFAULT_DATA_ROOT, "default data-root (not set in daemon.json or on dockerd's command line)", problems
+        return DEFAULT_DATA_ROOT, "default data-root (no /etc/docker/daemon.json)" + ignored, problems
+    return (
+        DEFAULT_DATA_ROOT,
+        "default data-root (not set in daemon.json or on dockerd's command line)" + ignored,
+        problems,
+    )
 
 
 def _first_range(table: str | None, names: set[str]) -> str | None:

@@ -48,6 +48,8 @@ class Snapshot:
     audit_rules: str | None = None
     daemon_json: str | None = None
     dockerd_args: list[str] = field(default_factory=list)  # the running dockerd's argv ([] when not running)
+    # (pid, uid) of processes named dockerd that are not root's: they never inform the model.
+    ignored_dockerd: list[tuple[str, str]] = field(default_factory=list)
     subuid: str | None = None  # /etc/subuid (userns-remap ranges)
     subgid: str | None = None
     socket_units: dict[str, str] = field(default_factory=dict)  # socket unit -> its text, drop-ins included

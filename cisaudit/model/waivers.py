@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 KEYS = ("justification", "expiration_date", "run", "hosts")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class WaiverError(ValueError):
@@ -80,10 +81,13 @@ def _parse_one(path: str, control_id: str, id_node: yaml.Node, body: yaml.Node) 
     hosts: tuple[str, ...] = ()
     if "expiration_date" in fields:
         node = fields["expiration_date"]
-        try:
-            expiration_date = dt.date.fromisoformat(_scalar(path, node, "expiration_date"))
+        text = _scalar(path, node, "expiration_date")
+        try:  # fromisoformat alone also takes 20270630 and week dates (2027-W26-3)
+            expiration_date = dt.date.fromisoformat(text) if _DATE.fullmatch(text) else None
         except ValueError:
-            raise _fail(path, node, f"waiver {control_id}: expiration_date must be YYYY-MM-DD") from None
+            expiration_date = None
+        if expiration_date is None:
+            raise _fail(path, node, f"waiver {control_id}: expiration_date must be YYYY-MM-DD")
     if "run" in fields:
         node = fields["run"]
         if node.tag != "tag:yaml.org,2002:bool":  # compose resolved the plain scalar's type
@@ -106,6 +110,8 @@ def parse_waivers(text: str, path: str, known_ids: set[str]) -> dict[str, Waiver
         where = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise WaiverError(f"{path}{where}: not valid YAML: {problem}") from None
+    except RecursionError:  # `[` x 100000: PyYAML's composer recurses per level
+        raise WaiverError(f"{path}: nested too deeply to be a waiver file") from None
     if root is None:
         return {}
     if not isinstance(root, yaml.MappingNode):

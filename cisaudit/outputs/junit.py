@@ -21,6 +21,7 @@ from xml.sax.saxutils import escape, quoteattr
 from _pytest.junitxml import bin_xml_escape, shorten_message
 
 from cisaudit.model.verdict import Status
+from cisaudit.outputs.files import replaced, scratch
 from cisaudit.outputs.record import CaseRecord
 
 # Characters of one property value, and of a failure's, error's or skip's message and text; more is
@@ -90,9 +91,8 @@ class CaseSpool:
     """The testcases written so far, in a file beside the JUnit file, and their counts."""
 
     def __init__(self, junit: Path) -> None:
-        self.path = junit.with_name(junit.name + ".cases.tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self.path.open("w", encoding="utf-8")
+        self._file: IO[str]
+        self._file, self.path = scratch(junit, "cases")
         self.counts: Counter[str] = Counter()
         self.replaced: set[str] = set()  # the aggregated items' testcase names
 
@@ -123,7 +123,7 @@ class CaseSpool:
             suite.set(kind, str(int(suite.get(kind, "0")) + counts[kind]))
         ET.SubElement(suite, _PLACE)
         head, _, tail = ET.tostring(tree.getroot(), encoding="unicode").partition(f"<{_PLACE} />")
-        with junit.open("w", encoding="utf-8") as out, self.path.open(encoding="utf-8") as cases:
+        with replaced(junit) as out, self.path.open(encoding="utf-8") as cases:
             out.write('<?xml version="1.0" encoding="utf-8"?>' + head)
             while chunk := cases.read(1 << 20):
                 out.write(chunk)

@@ -6,22 +6,15 @@ scope. Host text is shown with control characters escaped, so a host cannot driv
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from cisaudit.model.verdict import Check, Status
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunResults
+from cisaudit.outputs.text import terminal_safe
 
 EVIDENCE_LINES = 20  # per failure; results.json and the compliance report have every line
-# C0 and C1 controls (ESC starts ANSI sequences) but newline and tab; DEL; bidi and zero-width marks.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 CHANGE_CHECKS = (Check.REMEDIATION, Check.BACKOUT)
-
-
-def terminal_safe(text: str) -> str:
-    """Text with every control character written as a visible escape (`\\x1b`, `\\u202e`)."""
-    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def heading(record: CaseRecord) -> str:

@@ -21,6 +21,7 @@ from cisaudit.model.evaluate import Assessment
 from cisaudit.model.verdict import Check, Status, Verdict
 from cisaudit.model.waivers import Waiver, applicable, today
 from cisaudit.outputs.record import CASES_PROPERTY, HOST_CONTROL, CaseRecord, encode_records
+from cisaudit.outputs.text import printable, terminal_safe
 from cisaudit.plugin import CONNECT_SPECS_KEY, WAIVERS_KEY
 from cisaudit.plugin.aggregate import HostCases, case_of
 from cisaudit.plugin.cases import Case, host_of_nodeid
@@ -280,7 +281,9 @@ def _host_cases_verdict(group: HostCases, session: HostSession, request: pytest.
     errors = [r for r in records if r.verdict == Status.ERROR]
     if errors:
         raise HostError(
-            f"{group.spec}: {len(errors)} of {len(records)} checks could not be judged: {errors[0].summary}"
+            terminal_safe(
+                f"{group.spec}: {len(errors)} of {len(records)} checks could not be judged: {errors[0].summary}"
+            )
         )
     failed = [(r, v) for r, v in zip(records, shown, strict=True) if v.status == Status.FAIL]
     if failed:
@@ -298,9 +301,9 @@ def verdict(cis_case: Case | HostCases, host_session: HostSession, request: pyte
     """The case's verdict, its CaseRecord in the test's user_properties (cisaudit/outputs/record.py);
     a host or access problem is raised here, so pytest shows an ERROR."""
     if isinstance(cis_case, HostCases):
-        return _host_cases_verdict(cis_case, host_session, request)
-    shown, record, cause = _judged(cis_case, host_session, request.config)
+        return printable(_host_cases_verdict(cis_case, host_session, request))
+    verdict, record, cause = _judged(cis_case, host_session, request.config)
     request.node.user_properties += record.properties()
     if record.verdict == Status.ERROR:
-        raise HostError(f"{cis_case.spec}: {record.summary}") from cause
-    return shown
+        raise HostError(terminal_safe(f"{cis_case.spec}: {record.summary}")) from cause
+    return printable(verdict)

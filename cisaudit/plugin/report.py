@@ -21,11 +21,13 @@ from _pytest.terminal import TerminalReporter
 
 from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark
 from cisaudit.outputs.compliance_html import render_html
+from cisaudit.outputs.files import replaced
 from cisaudit.outputs.junit import CaseSpool, capped, capped_properties, classname, failure_text
 from cisaudit.outputs.record import CASES_PROPERTY, CaseRecord, decode_records
 from cisaudit.outputs.results import Overall, RunInfo, RunResults, command_line, commit, describe_mode, tool_version
 from cisaudit.outputs.results_json import iter_json
-from cisaudit.outputs.terminal import change_lines, error_lines, failure_blocks, overall_line, terminal_safe
+from cisaudit.outputs.terminal import change_lines, error_lines, failure_blocks, overall_line
+from cisaudit.outputs.text import terminal_safe
 from cisaudit.outputs.xccdf import iter_xccdf
 from cisaudit.plugin import HOSTS_KEY, aggregated
 from cisaudit.plugin.aggregate import case_of
@@ -229,8 +231,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _write(path: Path, pieces: Iterable[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
+    with replaced(path) as out:
         out.writelines(pieces)
 
 

@@ -1,6 +1,6 @@
 """Kernel truth: what this machine's kernel records for a rule state, and what the suite says.
 
-A case is a list of auditctl rules on objects under a fresh /tmp/cisaudit-kt-XXXX (`{T}` in
+A case is a list of auditctl rules on objects under a fresh ~/cisaudit-kt-XXXX (`{T}` in
 the rules). The objects: `d/` holding `f` (an executable script that would leave `ran` in
 {T} if it ever ran), `link -> d/f` and `ld -> d`. The ground truth is cisaudit.host.events' own
 trigger script (one access per permission class, each by its own process), plus the same

@@ -15,7 +15,6 @@ import dataclasses
 import shlex
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from cisaudit.model.decisions import Accesses
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.locate import resolve
 from selftests.kernel import AUDIT_DIR, KernelSandbox, sh
+from selftests.locked_tmp import locked_tmpdir
 from selftests.suite_runner import run_suite
 
 pytestmark = pytest.mark.kernel
@@ -49,7 +49,7 @@ CASES = {  # name: rules in load order
 @pytest.fixture
 def data_root() -> Iterator[Path]:
     """A data-root with volumes/ and overlay2/, each holding a program that would leave `ran` if run."""
-    root = Path(tempfile.mkdtemp(prefix="cisaudit-v18-", dir="/tmp")) / "docker"
+    root = locked_tmpdir("cisaudit-v18-") / "docker"
     for sub in ("volumes", "overlay2"):
         (root / sub).mkdir(parents=True)
         program = root / sub / "f"

@@ -18,6 +18,7 @@ import pytest
 from cisaudit.host import transport
 from selftests.hostile_ssh import HostileServer, Reply, hostile_ssh_server
 from selftests.kernel import KernelSandbox
+from selftests.probe_frames import framed
 from selftests.suite_runner import REPO, SuiteRun, run_suite, shown
 
 NONCE = re.compile(r"M='?(@@cisaudit-[0-9a-f]+)")
@@ -89,7 +90,7 @@ def crafted_probe_output(command: str) -> tuple[int, bytes]:
     match = NONCE.search(command)
     assert match, command[:200]
     nonce = match.group(1)
-    return 0, f"{nonce} uid\n0\n{nonce} auditctl-s x\nenabled 1\n{nonce} done\n".encode()
+    return 0, framed(nonce, ("uid", "", "0"), ("auditctl-s", "x", "enabled 1")).encode()
 
 
 @pytest.mark.usefixtures("isolated_ssh")
@@ -188,3 +189,24 @@ def test_apply_that_never_returns_keeps_its_run_id_and_is_still_backed_out(
         assert backouts == [match.group(1)], run.case(server.spec(), "host", "backout").summary
         backout = run.case(server.spec(), "host", "backout")
         assert backout.verdict == "pass" and f"run {match.group(1)}" in backout.summary, backout
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2K\r\x9b31m"
+
+
+def escaping_probe_output(command: str) -> tuple[int, bytes]:
+    """A probe whose `auditctl -s` says `enabled ` followed by terminal escape sequences."""
+    match = NONCE.search(command)
+    assert match, command[:200]
+    sections = [("uid", "", "0"), ("auditctl", "", "/sbin/auditctl"), ("auditctl-s", "0", f"enabled {ESCAPES}")]
+    return 0, framed(match.group(1), *sections).encode()
+
+
+@pytest.mark.usefixtures("isolated_ssh")
+def test_host_text_reaches_the_terminal_without_its_escape_sequences(tmp_path: Path) -> None:
+    """Issue 21.14: a host's bytes in a failure message retitled the runner's terminal or rewrote
+    CI log lines (OSC, CSI, CR); they are shown as visible escapes now."""
+    for server in hostile(tmp_path, escaping_probe_output):
+        run = run_suite(tmp_path, [server.spec()], f"--known-hosts={server.known_hosts}", "-rA", timeout=120)
+        assert "audit is disabled (enabled \\x1b]0;pwned\\x07" in run.output, run.output[-3000:]
+        assert not any(c in run.output for c in "\x1b\x07\r\x9b"), run.output[-3000:]

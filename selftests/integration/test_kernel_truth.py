@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from selftests.integration.kernel_truth import (
     truth_table,
 )
 from selftests.kernel import KernelSandbox, sh
+from selftests.locked_tmp import locked_tmpdir
 
 pytestmark = pytest.mark.kernel
 WATCH_F = "-w {T}/d/f -k docker"
@@ -82,7 +82,7 @@ def access32(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
 
 @pytest.fixture
 def objects() -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="cisaudit-kt-", dir="/tmp"))
+    tmp = locked_tmpdir("cisaudit-kt-")
     make_objects(tmp)
     yield tmp
     shutil.rmtree(tmp)

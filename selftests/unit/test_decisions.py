@@ -119,6 +119,13 @@ def test_events_in_a_watched_directory_count_and_a_neighbour_does_not() -> None:
     assert verdict.status == Status.PASS and "pid 2" not in "".join(verdict.evidence)
 
 
+def test_a_refused_access_is_an_error_not_a_fail() -> None:
+    """Issue 21.4: a path another user could redirect is not accessed, and the verdict says so."""
+    found = {Trigger("refused", 0, "/etc/docker"): [], Trigger("r", 2, "/etc/docker/x"): ["syscall=257"]}
+    verdict = events_verdict(assessment(), DOCKER_DIR, "docker", found)
+    assert verdict.status == Status.ERROR and verdict.summary.startswith("not accessed: /etc/docker is missing, or")
+
+
 # -- --remediate ---------------------------------------------------------------------------
 
 PLAN = Plan("augenrules", "/etc/audit/rules.d/50-cisaudit-docker.rules", (("1.1.6", RULE),), ())

@@ -559,6 +559,13 @@ HOST = {
     "not-installed": ("auditd-installed", dict(auditd=None), Status.FAIL),
     "running": ("auditd-running", {}, Status.PASS),
     "not-running": ("auditd-running", dict(auditd_running=False), Status.FAIL),
+    # Issue 21.2: only root can ask the kernel for auditd's pid; not knowing is no FAIL
+    "running-not-root": ("auditd-running", dict(auditd_running=False, uid=1000), Status.ERROR),
+    "running-status-failed": (
+        "auditd-running",
+        dict(auditd_running=False, status_rc=1, status_text="EPERM"),
+        Status.ERROR,
+    ),
     "enabled-1": ("audit-enabled", {}, Status.PASS),
     "enabled-2": ("audit-enabled", dict(status_text="enabled 2\nfailure 1\n"), Status.PASS),
     "enabled-0": ("audit-enabled", dict(status_text="enabled 0\n"), Status.FAIL),

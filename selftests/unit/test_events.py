@@ -38,23 +38,23 @@ def _snapshot(path: Path) -> tuple[bytes, int, int]:
 
 
 @pytest.mark.parametrize("exec_mode", ["e2big", "nomem"])
-def test_accesses_change_nothing_and_never_run_the_program(tmp_path: Path, exec_mode: str) -> None:
+def test_accesses_change_nothing_and_never_run_the_program(locked_tmp: Path, exec_mode: str) -> None:
     """Each class's access on a file, a directory, a socket and through a symlink, under dash:
     contents, mtimes and modes stay, the program is never run (by either way of exec'ing it),
     and every access is announced with its own process."""
-    program = tmp_path / "d" / "prog"
+    program = locked_tmp / "d" / "prog"
     program.parent.mkdir()
-    program.write_text(f"#!/bin/sh\n: > {tmp_path}/ran\n")
+    program.write_text(f"#!/bin/sh\n: > {locked_tmp}/ran\n")
     program.chmod(0o4755)  # a special bit must survive the chmod to the current mode
-    (tmp_path / "link").symlink_to("d/prog")
+    (locked_tmp / "link").symlink_to("d/prog")
     sock = socket.socket(socket.AF_UNIX)
-    sock.bind(str(tmp_path / "sock"))
-    objects = [program, program.parent, tmp_path / "sock"]
+    sock.bind(str(locked_tmp / "sock"))
+    objects = [program, program.parent, locked_tmp / "sock"]
     before = {p: _snapshot(p) for p in objects}
     checks = [
-        Accesses(str(tmp_path / "d"), "rwxa", subtree=True),
-        Accesses(str(tmp_path / "sock"), "rwxa"),
-        Accesses(str(tmp_path / "link"), "rwxa"),
+        Accesses(str(locked_tmp / "d"), "rwxa", subtree=True),
+        Accesses(str(locked_tmp / "sock"), "rwxa"),
+        Accesses(str(locked_tmp / "link"), "rwxa"),
     ]
     out = subprocess.run(
         ["dash", "-c", render_script(checks, "docker", timeout=0)],
@@ -64,9 +64,9 @@ def test_accesses_change_nothing_and_never_run_the_program(tmp_path: Path, exec_
     ).stdout  # exits as ausearch does: 1, no events (no rules here)
     sock.close()
     assert {p: _snapshot(p) for p in objects} == before
-    assert not (tmp_path / "ran").exists()
+    assert not (locked_tmp / "ran").exists()
     triggers = list(recorded(out))
-    paths = [str(tmp_path / n) for n in ("d", "d/prog", "sock", "link")]
+    paths = [str(locked_tmp / n) for n in ("d", "d/prog", "sock", "link")]
     assert [(t.path, t.label) for t in triggers] == [(p, c) for p in paths for c in "rwxa"]
     assert len({t.pid for t in triggers}) == len(triggers) and os.getpid() not in {t.pid for t in triggers}
 
@@ -111,3 +111,31 @@ def test_recorded_matches_each_access_by_its_process_and_path() -> None:
 
 def test_triggers_announced_after_the_mark_are_not_triggers() -> None:
     assert recorded(f"{MARK} events\n{MARK} trigger r 101 /tmp/kt/d/f\n" + EVENTS) == {}
+
+
+def test_a_path_another_user_could_change_is_refused(locked_tmp: Path, tmp_path: Path) -> None:
+    """Issue 21.4: under world-writable /tmp, or through a symlink into it, nothing is accessed."""
+    (tmp_path / "f").write_text("")
+    (locked_tmp / "f").write_text("")
+    (locked_tmp / "link").symlink_to(tmp_path / "f")
+    (locked_tmp / "open").mkdir(mode=0o777)
+    (locked_tmp / "open").chmod(0o777)
+    (locked_tmp / "open" / "g").write_text("")
+    (locked_tmp / "shared").write_text("")  # a file its group may write (docker.sock is root:docker 0660)
+    (locked_tmp / "shared").chmod(0o666)
+    paths = [
+        tmp_path / "f",
+        locked_tmp / "link",
+        locked_tmp / "open" / "g",
+        locked_tmp / "missing",
+        locked_tmp / "f",
+        locked_tmp / "shared",
+    ]
+    out = subprocess.run(
+        ["dash", "-c", render_script([Accesses(str(p), "a") for p in paths], "docker", timeout=0)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert [(t.label, t.path) for t in recorded(out)] == [("refused", str(p)) for p in paths[:4]] + [
+        ("a", str(p)) for p in paths[4:]
+    ]

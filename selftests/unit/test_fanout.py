@@ -70,6 +70,15 @@ def test_only_an_instances_stdout_object_names_it() -> None:
     assert fanout.instance_of_key(key.replace("stdout", "stderr"), prefix) is None
     assert fanout.instance_of_key(key.replace("cmd-1", "cmd-2"), prefix) is None
     assert fanout.instance_of_key(f"{prefix}stdout", prefix) is None
+    # Issue 21.5: any other key another instance may write under the victim's id is not its stdout
+    for made_up in ("0/stdout", "x/awsrunShellScript/0.awsrunShellScript/stdout", "awsrunShellScript/stdout"):
+        assert fanout.instance_of_key(f"{prefix}i-0123456789abcdef0/{made_up}", prefix) is None
+
+
+def test_reported_output_is_the_services_own_head_of_stdout() -> None:
+    inv = {"CommandPlugins": [{"Output": "CISAUDIT-SSM1 n 4 /tmp/d " + "0" * 64}], "StandardOutputContent": "x"}
+    assert fanout.reported_output(inv).startswith("CISAUDIT-SSM1 n 4")
+    assert fanout.reported_output({"StandardOutputContent": "y"}) == "y" and fanout.reported_output({}) == ""
 
 
 @pytest.mark.parametrize(

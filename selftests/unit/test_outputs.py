@@ -17,7 +17,8 @@ from cisaudit.outputs.compliance_html import render_html
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunInfo, RunResults, natural_key
 from cisaudit.outputs.results_json import render_json
-from cisaudit.outputs.terminal import error_lines, failure_blocks, overall_line, terminal_safe
+from cisaudit.outputs.terminal import error_lines, failure_blocks, overall_line
+from cisaudit.outputs.text import terminal_safe
 from cisaudit.outputs.xccdf import NS, iter_xccdf, render_xccdf, rule_id
 from selftests.suite_runner import REPO, require
 

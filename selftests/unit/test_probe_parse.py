@@ -14,6 +14,7 @@ from cisaudit.host.probe import (
     render_stat_script,
 )
 from cisaudit.host.shell import piece
+from selftests import probe_frames
 
 NONCE = "@@cisaudit-0123456789abcdef"
 FAKE = "@@cisaudit-fedcba9876543210"
@@ -30,7 +31,7 @@ FILES = {
 
 
 def section(name, arg="", body=""):
-    return f"{NONCE} {name}{' ' + arg if arg else ''}\n{body}\n"
+    return probe_frames.section(NONCE, name, arg, body)
 
 
 def output(*sections, done=True):
@@ -87,15 +88,13 @@ def test_real_shell_framing_round_trips(tmp_path):
 
 @pytest.mark.parametrize(
     "cut",
-    [0, 1, 10, -len(section("done")), -len(section("done")) + 5, -2],
-    ids=["empty", "one-char", "early", "before-done", "inside-done-marker", "inside-done"],
+    [0, 1, 10, -len(section("done")), -len(section("done")) + 5, -2, -1],
+    ids=["empty", "one-char", "early", "before-done", "inside-done-marker", "inside-done", "last-newline"],
 )
 def test_truncated_output_raises(cut):
     full = output(section("uid", body="0"), section("rules-file", "/r/a.rules", FILES["fake-marker"]))
+    assert parse_probe(full, NONCE).uid == 0
     truncated = full[:cut]
-    if cut == -2:  # the done marker survived whole: that output is complete
-        assert parse_probe(truncated, NONCE).uid == 0
-        return
     with pytest.raises(ProbeError):
         parse_probe(truncated, NONCE)
 
@@ -240,3 +239,69 @@ def test_kernel_rules_section_is_read_only_when_complete():
     ]
     assert parse_probe(output(section("kernel-rules", body="exit never path 2f")), NONCE).kernel_rules is None
     assert parse_probe(output(section("kernel-rules", body="x y\ndone")), NONCE).kernel_rules is None
+
+
+def test_a_repeated_section_is_an_error_never_an_override():
+    """Issue 21.1: a second `auditd-pid` (or any section) must not replace the first."""
+    with pytest.raises(ProbeError, match="repeats section"):
+        parse_probe(output(section("auditd-pid", body=""), section("auditd-pid", body="1")), NONCE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        output(section("uid", body="0")).replace("|0", "0"),  # a body line without its "|"
+        output(section("uid", body="0")).replace(probe_frames.SECRET, "f" * 32, 1),  # another secret
+        output(section("uid", body="0")).replace(probe_frames.SECRET, "x" * 32),  # not hex
+    ],
+    ids=["unescaped-body", "two-secrets", "bad-secret"],
+)
+def test_unframed_text_is_refused(text):
+    with pytest.raises(ProbeError):
+        parse_probe(text, NONCE)
+
+
+def test_host_text_holding_the_whole_marker_stays_a_body(tmp_path):
+    """Issue 21.1: even a file that holds the full marker (secret included) is only a body."""
+    script, nonce = render_stat_script([str(tmp_path)])
+    out = subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode()
+    marker = out.split(" ", 1)[0]
+    assert marker.startswith(nonce + ".") and marker.split(".")[-1] not in script
+    forged = f"x\n{marker} done\n\n{marker} auditd-pid\n1\n"
+    snap = parse_probe(output(section("rules-file", "/r/a.rules", forged), section("auditd-pid", body="")), NONCE)
+    assert snap.rules_d == [("/r/a.rules", forged)] and not snap.auditd_running
+
+
+@pytest.mark.parametrize(
+    ("pid", "status", "running"),
+    [("77", "pid 77", True), ("", "pid 77", False), ("77", "pid 0", False), ("77", "pid 78", False)],
+)
+def test_auditd_runs_only_as_the_kernels_pid(pid, status, running):
+    """Issue 21.2: the probe prints the kernel's auditd pid only when it is alive and root's."""
+    snap = parse_probe(
+        output(section("auditctl-s", "0", f"enabled 1\n{status}"), section("auditd-pid", body=pid)), NONCE
+    )
+    assert snap.auditd_running is running
+
+
+def test_a_dockerd_that_is_not_roots_informs_nothing():
+    """Issue 21.3: a cmdline dumped before its process was found not to be root's is dropped."""
+    snap = parse_probe(
+        output(
+            section("dockerd-cmdline", "/proc/9/cmdline", "dockerd\0--data-root=/tmp/x\0"),
+            section("dockerd-ignored", "9", "65534"),
+        ),
+        NONCE,
+    )
+    assert snap.dockerd_args == [] and snap.ignored_dockerd == [("9", "65534")]
+    snap = parse_probe(output(section("dockerd-cmdline", "/proc/8/cmdline", "dockerd\0-H\0fd://\0")), NONCE)
+    assert snap.dockerd_args == ["dockerd", "-H", "fd://"]
+
+
+def test_probe_frames_without_a_writable_tmpdir(tmp_path):
+    """The framing's private temp dir falls back to /dev/shm or /run; none is left behind."""
+    script, nonce = render_stat_script([str(tmp_path)])
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path / "missing")}
+    out = subprocess.run(["sh", "-c", script], capture_output=True, check=True, env=env).stdout.decode()
+    assert parse_stat_output(out, nonce)[str(tmp_path)].kind == "dir"
+    assert not list(tmp_path.glob("cisaudit-probe.*"))

@@ -456,3 +456,15 @@ def test_s3_object_is_read_only_up_to_the_limit(env: None) -> None:
         with pytest.raises(ssm.SsmTransportError, match="over the limit of 1000 bytes"):
             be.run("true")
     assert body.largest_read <= frame.max_b64_size(1000) + 4097
+
+
+def test_a_frame_is_bound_only_to_the_header_the_service_reports() -> None:
+    """Issue 21.5: the S3 frame must carry the very header (length, sha256, the instance's own
+    random temp dir) that the service reports at the head of that instance's stdout."""
+    out = agent_stdout(frame.wrapper_script("echo hi", NONCE, chunk=None))
+    other = agent_stdout(frame.wrapper_script("echo hi", NONCE, chunk=None))  # same output, another run
+    header = frame.read_result(out, NONCE)
+    assert frame.bound(header, out[:2500], NONCE)
+    assert not frame.bound(header, other[:2500], NONCE)  # another mktemp dir
+    assert not frame.bound(header, out.replace(NONCE, "1" * 32), NONCE)
+    assert not frame.bound(header, "", NONCE)

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 import testinfra
 import testinfra.backend
 from testinfra.backend.local import LocalBackend
@@ -22,6 +27,7 @@ from cisaudit.host.transport import (
     open_host,
     remove_session_trust,
 )
+from selftests.suite_runner import require
 
 
 def test_testinfra_registry_keeps_its_own_backends() -> None:
@@ -71,7 +77,7 @@ def test_a_session_trust_decision_holds_for_testinfra_hosts_and_is_undone() -> N
     assert spec_wins.timeout == 5
     for backend in (ssh, safe):
         assert "StrictHostKeyChecking=yes" in backend.ssh_extra_args
-        assert "UserKnownHostsFile=/etc/fleet_known_hosts" in backend.ssh_extra_args
+        assert 'UserKnownHostsFile="/etc/fleet_known_hosts"' in backend.ssh_extra_args
     test_testinfra_registry_keeps_its_own_backends()
 
 
@@ -81,3 +87,16 @@ def test_a_callers_ssh_extra_args_come_after_the_trust_options() -> None:
     assert backend.ssh_extra_args.index("StrictHostKeyChecking=yes") < backend.ssh_extra_args.index(
         "StrictHostKeyChecking=no"
     )
+
+
+@pytest.mark.parametrize("path", ["/k  h/known  hosts", '/odd"quote\\back%percent', "/plain"])
+def test_known_hosts_path_reaches_ssh_as_one_file(path: str) -> None:
+    """Issue 21.18: ssh split `--known-hosts "/k  h"` into two files (-G shows one blank between
+    them) and expanded % tokens."""
+    require(shutil.which("ssh") is not None, "needs the OpenSSH client")
+    backend = VerifiedSshBackend("ssh://nobody@127.0.0.1", known_hosts=path)
+    shown = subprocess.run(
+        ["sh", "-c", f"ssh -G {backend.ssh_extra_args} 127.0.0.1"], capture_output=True, text=True, check=True
+    ).stdout
+    line = next(x for x in shown.splitlines() if x.startswith("userknownhostsfile "))
+    assert line == f"userknownhostsfile {path} {Path.home()}/.ssh/known_hosts"

@@ -75,6 +75,11 @@ def test_host_address() -> None:
             "1.1.4:\n  justification: x\n  expiration_date: 2027-6-30\n",
             "w.yaml:3: waiver 1.1.4: expiration_date must be YYYY-MM-DD",
         ),
+        *(  # issue 21.15: what fromisoformat takes but YYYY-MM-DD is not
+            (f"1.1.4:\n  justification: x\n  expiration_date: '{d}'\n", "w.yaml:3: waiver 1.1.4: expiration_date must")
+            for d in ("20270630", "2027-W26-3", "2027W263", "2027-06-30T00:00")
+        ),
+        ("1.1.4: " + "[" * 100_000, "w.yaml: nested too deeply"),  # issue 21.15: was a RecursionError
         ("1.1.4:\n  justification: x\n  run: 'no'\n", "w.yaml:3: waiver 1.1.4: run must be true or false"),
         ("1.1.4:\n  justification: x\n  host: [a]\n", "w.yaml:3: waiver 1.1.4: unknown key 'host'"),
         ("1.1.4:\n  justification: x\n  hosts: web1\n", "w.yaml:3: waiver 1.1.4: hosts must be a non-empty list"),

@@ -50,10 +50,11 @@ ca_setup() {
 }
 
 # A killed run (SIGKILL runs no trap) leaves its scratch dir behind; the pid
-# in the name tells whether its owner is gone.
+# in the name tells whether its owner is gone. Any user can make a name like
+# that in /tmp: only a real directory of our own (mktemp made it) is ours.
 ca_sweep_scratch() {
 	for ca_old in "${TMPDIR:-/tmp}"/cisaudit.*.*; do
-		[ -d "$ca_old" ] || continue
+		if [ -L "$ca_old" ] || [ ! -d "$ca_old" ] || [ ! -O "$ca_old" ]; then continue; fi
 		ca_opid=${ca_old##*/cisaudit.}
 		ca_opid=${ca_opid%%.*}
 		case "$ca_opid" in '' | *[!0-9]*) continue ;; esac

@@ -33,8 +33,37 @@ access() {
   esac
   spawned "$1" "$2"
 }
-# accesses CLASSES PATH: access PATH once per class, in order.
+# locked P: P itself (a final symlink not followed) is root's (or ours), and, a directory, no
+# other user may change what is in it: not writable by others, nor by a group other than root's.
+# (Writing a file or a socket, a docker group may, changes bytes, not which file we access.)
+me=$(id -u)
+# shellcheck disable=SC2046 # stat's fields are split on purpose
+locked() {
+  set -- $(stat -c '%u %g %A' -- "$1" 2>/dev/null)
+  [ "$#" = 3 ] && { [ "$1" = 0 ] || [ "$1" = "$me" ]; } || return 1
+  case $3 in
+  d???????w*) return 1 ;;     # writable by others (sticky /tmp too)
+  d????w*) [ "$2" = 0 ] ;;     # writable by its group: root's group only
+  esac
+}
+# trusted PATH: every component of PATH, and of what it resolves to, is locked: no user but root
+# can redirect an access made there (swap in a symlink, a FIFO, another file) while we make it.
+trusted() {
+  for t in "$1" "$(readlink -f -- "$1")"; do
+    case $t in /*) ;; *) return 1 ;; esac
+    while :; do
+      while [ "$t" != / ] && [ "${t%/}" != "$t" ]; do t=${t%/}; done
+      locked "$t" || return 1
+      [ "$t" = / ] && break
+      t=${t%/*}
+      t=${t:-/}
+    done
+  done
+}
+# accesses CLASSES PATH: access PATH once per class, in order; a PATH another user could
+# change is refused, not accessed (root would follow whatever that user put there).
 accesses() {
+  if ! trusted "$2"; then printf '%s refused 0 %s\n' "$MARK" "$2"; return; fi
   classes=$1
   while [ -n "$classes" ]; do
     c=${classes%"${classes#?}"}

@@ -1,8 +1,41 @@
 # cisaudit probe functions, shared by the probe (probe.sh) and its follow-up stat command.
-# POSIX sh. The caller defines M, the random section marker (cisaudit/host/probe.py renders both).
+# POSIX sh. The caller defines M, the public half of the section marker (cisaudit/host/probe.py
+# renders both scripts).
 # shellcheck shell=sh
-sec() { printf '%s %s\n' "$M" "$*"; }
-end() { printf '\n'; }
+#
+# Framing (parsed by cisaudit/host/probe.py _sections; docs/threat-model.md): a section is
+#   "$M.<secret> NAME [ARG]\n", then its body with "|" before every line, then one "\n".
+# Host text (a file, a process's argv) only ever appears after a "|", so it can never start a
+# line with the marker; and the marker's secret half is made here, in this shell's memory (never
+# in an argv or environment another user can read). Between sections stdout goes to /dev/null:
+# every byte the probe prints is framed.
+LC_ALL=C
+export LC_ALL
+M="$M.$(od -An -N16 -tx1 /dev/urandom 2>/dev/null | tr -d ' \n')"
+# A private directory for the section being written (mktemp: a random name, mode 0700); a
+# read-only /tmp falls back to /dev/shm, then /run.
+probe_tmp=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit-probe.XXXXXXXX" 2>/dev/null ||
+  mktemp -d /dev/shm/cisaudit-probe.XXXXXXXX 2>/dev/null || mktemp -d /run/cisaudit-probe.XXXXXXXX) || {
+  echo 'cisaudit probe: cannot create a temp dir' >&2
+  exit 1
+}
+trap 'rm -rf "$probe_tmp"' EXIT
+trap 'exit 129' HUP INT TERM  # a lost connection: still remove the temp dir
+exec 3>&1 >/dev/null
+# sec NAME [ARG]: the marker line; the body goes to a private file until `end`.
+sec() { printf '%s %s\n' "$M" "$*" >&3; exec >"$probe_tmp/body"; }
+end() {
+  exec >/dev/null
+  if [ -s "$probe_tmp/body" ]; then sed 's/^/|/' "$probe_tmp/body" >&3; fi
+  printf '\n' >&3
+}
+# root_process PID: the process exists, every uid of it is 0 and its program is root's: a process
+# another user runs (whatever it calls itself) is not.
+root_process() {
+  case $1 in '' | 0 | *[!0-9]*) return 1 ;; esac
+  [ "$(awk '/^Uid:/ { print $2 $3 $4 $5 }' "/proc/$1/status" 2>/dev/null)" = 0000 ] &&
+    [ "$(stat -L -c %u "/proc/$1/exe" 2>/dev/null)" = 0 ]
+}
 # run NAME CMD...: one section holding the command's stdout+stderr and exit code
 run() {
   name=$1; shift

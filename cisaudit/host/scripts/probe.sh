@@ -4,7 +4,7 @@
 #                      PATHS='/run/containerd ...' KERNEL_RULES_PY='<cisaudit/host/kernel_rules.py>'
 #                      UNIT_DIRS='/etc/systemd/system ...' (systemd's unit search path, in order:
 #                      cisaudit/model/locate.py UNIT_DIRS)
-# Output: sections, each a line "$M NAME [ARG]" then the raw body then one newline.
+# Output: sections, framed by probe-lib.sh (each body line escaped, the marker secret).
 # cisaudit/host/probe.py composes: assignments, preamble.sh (PATH), probe-lib.sh (sec, end, run,
 # dump, stat_paths), this file.
 LC_ALL=C
@@ -12,13 +12,18 @@ export LC_ALL
 sec uid; id -u; end
 sec arch; uname -m; end
 sec auditctl; command -v auditctl; end
-run auditctl-s auditctl -s
+status=$(auditctl -s 2>&1); sec auditctl-s "$?"; printf '%s' "$status"; end
 listing=$(auditctl -l 2>&1); sec auditctl-l "$?"; printf '%s' "$listing"; end
 # The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot).
 if command -v python3 >/dev/null 2>&1; then sec kernel-rules; python3 -c "$KERNEL_RULES_PY" 2>/dev/null; end; fi
 sec auditd; command -v auditd; end
 sec awk; readlink -f "$(command -v awk)"; end
-sec auditd-pid; pidof auditd 2>/dev/null || pgrep -x auditd 2>/dev/null; end
+# The process the kernel sends its records to (auditctl -s: pid), when it is alive and root's: any
+# user can start a process named auditd.
+sec auditd-pid
+kernel_pid=$(printf '%s\n' "$status" | awk '$1 == "pid" { print $2; exit }')
+if root_process "$kernel_pid"; then echo "$kernel_pid"; fi
+end
 
 if [ -d /run/systemd/system ]; then
   sec systemd; echo running; end
@@ -69,7 +74,15 @@ for f in /etc/audit/rules.d/*.rules; do dump rules-file "$f"; done
 dump audit-rules /etc/audit/audit.rules
 dump daemon-json /etc/docker/daemon.json
 # dockerd's own command line (--data-root, --userns-remap) and the remap ranges (docs/benchmarks.md).
-for p in $(pidof dockerd 2>/dev/null); do dump dockerd-cmdline "/proc/$p/cmdline"; break; done
+# Only root's daemon: any user can run a process named dockerd with a --data-root of its choosing.
+# Checked before and after the read, so a pid that changed hands in between is ignored too.
+for p in $(pidof dockerd 2>/dev/null); do
+  if root_process "$p"; then
+    dump dockerd-cmdline "/proc/$p/cmdline"
+    if root_process "$p"; then break; fi
+  fi
+  sec dockerd-ignored "$p"; awk '/^Uid:/ { print $2 }' "/proc/$p/status" 2>/dev/null; end
+done
 dump subuid /etc/subuid
 dump subgid /etc/subgid
 # Socket units as systemd reads them (drop-ins included): their ListenStream= is the socket.

@@ -4,6 +4,8 @@ One SendCommand per tag target, or per 50 instance ids (the API's limit for Inst
 the probe; the service rolls it out at MaxConcurrency, and MaxErrors "100%" keeps one failed
 instance from stopping it (the API's default, 0, stops at the first). Output goes to S3 under
 `<prefix>/<CommandId>/<InstanceId>/<plugin>/<step>/stdout` (SSM user guide, "Output S3 key").
+Any instance with the documented PutObject grant can write any key there, so only the agent's
+own key counts, and its frame must be the one the service reports for that instance (`bound`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_IDS_PER_COMMAND = 50
+# Where the agent puts AWS-RunShellScript's stdout under <prefix>/<CommandId>/<InstanceId>/: its one
+# plugin (aws:runShellScript) and step 0 (SSM user guide, "Output S3 key").
+STDOUT_PATH = "awsrunShellScript/0.awsrunShellScript/stdout"
 MAX_ERRORS = "100%"
 MAX_DELIVERY_TIMEOUT = 2_592_000  # SendCommand's TimeoutSeconds upper bound
 RUNNING = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
@@ -100,11 +105,13 @@ def command_prefix(prefix: str, command_id: str) -> str:
 
 
 def instance_of_key(key: str, command_prefix_: str) -> str | None:
-    """The instance whose stdout object `key` is, or None for any other object (stderr, ...)."""
+    """The instance whose stdout object `key` is: exactly the key its agent writes for our one
+    plugin and step. Any other object (stderr, or a key another instance with the PutObject grant
+    made up, such as `<victim>/0/stdout`) is None."""
     if not key.startswith(command_prefix_):
         return None
-    parts = key[len(command_prefix_) :].split("/")
-    return parts[0] if len(parts) >= 2 and parts[-1] == "stdout" and parts[0] else None
+    instance_id, slash, rest = key[len(command_prefix_) :].partition("/")
+    return instance_id if slash and instance_id and rest == STDOUT_PATH else None
 
 
 def terminal(invocation: Mapping[str, Any]) -> bool:
@@ -124,3 +131,10 @@ def stdout_url(invocation: Mapping[str, Any]) -> str:
     """The S3 URL of the invocation's stdout (top level, or its one plugin's with Details)."""
     plugins = invocation.get("CommandPlugins") or [{}]
     return invocation.get("StandardOutputUrl") or plugins[0].get("StandardOutputUrl") or ""
+
+
+def reported_output(invocation: Mapping[str, Any]) -> str:
+    """The head of stdout as the service itself reports it for this instance (ListCommandInvocations
+    with Details: the plugin's Output, its first 2,500 characters; our frame's header line is first)."""
+    plugins = invocation.get("CommandPlugins") or [{}]
+    return str(plugins[0].get("Output") or invocation.get("StandardOutputContent") or "")

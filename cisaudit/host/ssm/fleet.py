@@ -25,6 +25,7 @@ from cisaudit.host.ssm import fanout, frame
 from cisaudit.host.ssm.backend import S3_PREFIX, SsmTransportError, aws_client, read_s3_stdout
 from cisaudit.host.ssm.spool import Spool
 
+_Read = tuple[str | None, frame.Header | None]  # (the problem, or None; the frame's header)
 _GRACE = 5.0  # past our own timeouts, so the service can report its TimedOut first
 _READERS = 16
 
@@ -48,7 +49,7 @@ class _Command:
     pending: set[str]  # members without a final result or error
     deadline: float
     prefix: str
-    reads: dict[str, Future[str | None]] = field(default_factory=dict)
+    reads: dict[str, Future[_Read]] = field(default_factory=dict)
     last_progress: float = field(default_factory=time.monotonic)
     stall: float = 5.0
     next_page: float = 0.0  # no paging before this (monotonic)
@@ -97,8 +98,9 @@ class FleetProbe:
         prefix = fanout.command_prefix(S3_PREFIX, command_id)
         return _Command(command_id, set(batch.members), deadline, prefix, stall=o.stall)
 
-    def _read(self, key_or_url: str, instance_id: str, nonce: str) -> str | None:
-        """Fetch, check and spool one instance's frame; the problem, or None."""
+    def _read(self, key_or_url: str, instance_id: str, nonce: str) -> _Read:
+        """Fetch, check and spool one instance's frame: (the problem, or None; its header). Whether
+        it is that instance's own frame is settled later, against the service's report (`_settle`)."""
         o = self.options
         try:
             header = frame.read_result(
@@ -108,8 +110,23 @@ class FleetProbe:
                 raise frame.FrameError(f"frame has {len(header.first)} characters, header says {header.size}")
             self.spool.put_result(instance_id, *frame.decode(header.first, header.sha256, o.max_output_bytes))
         except (frame.FrameError, ClientError, BotoCoreError) as exc:
-            return f"no intact result in s3://{o.bucket}/ ({exc})"
-        return None
+            return f"no intact result in s3://{o.bucket}/ ({exc})", None
+        return None, header
+
+    def _bound_read(self, inv: dict[str, Any], read: _Read, nonce: str) -> str | None:
+        """The problem with an instance's read frame, or None when it is the frame the service
+        reports for that instance. An object another writer put under the instance's key before
+        its agent uploaded is read once more, from the URL the service names."""
+        reported = fanout.reported_output(inv)
+        mismatch = "the S3 object under this instance's key is not the output SSM reports for it (another writer?)"
+        problem, header = read
+        if header is not None and frame.bound(header, reported, nonce):
+            return None
+        if fanout.stdout_url(inv):
+            problem, header = self._read(fanout.stdout_url(inv), inv.get("InstanceId", ""), nonce)
+            if header is not None and frame.bound(header, reported, nonce):
+                return None
+        return problem or mismatch
 
     def _new_objects(self, command: _Command, nonce: str, pool: ThreadPoolExecutor) -> bool:
         found = False
@@ -162,7 +179,7 @@ class FleetProbe:
             if read is None and fanout.invocation_problem(inv) is None and fanout.stdout_url(inv):
                 read = pool.submit(self._read, fanout.stdout_url(inv), instance_id, nonce)
             # Wait for the read even when the status says failed, so it cannot overwrite the error.
-            read_problem = read.result() if read else "no output in S3"
+            read_problem = self._bound_read(inv, read.result(), nonce) if read else "no output in S3"
             problem = fanout.invocation_problem(inv) or read_problem
             if problem:
                 self._error(instance_id, command.command_id, problem, inv)

@@ -89,6 +89,14 @@ def read_result(text: str, nonce: str) -> Header:
     return Header(int(fields[0]), fields[1], fields[2], body)
 
 
+def bound(header: Header, reported: str, nonce: str) -> bool:
+    """Whether `header` (read from S3) is the one in the stdout the service reports for the same
+    instance: the same length, the same sha256 of the body, the same temp dir (mktemp's random name:
+    a nonce each instance makes for itself). Another instance cannot make a frame that passes."""
+    first = reported.split("\n", 1)[0].split(" ")
+    return first == [MAGIC, nonce, str(header.size), header.directory, header.sha256]
+
+
 def read_chunk(text: str, nonce: str, index: int) -> str:
     fields, body = _unframe(text, nonce)
     if fields != [str(index)]:
