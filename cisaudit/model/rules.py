@@ -211,9 +211,31 @@ def lines_of(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
+def tokens_of(text: str) -> list[str]:
+    """auditctl -R's split of a line: on spaces, where `\\ ` is a space inside a token and `\\\\` a
+    backslash (src/auditctl.c preprocess()/postprocess(), every version this suite knows)."""
+    tokens: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and text[i + 1 : i + 2] in (" ", "\\"):
+            current.append(text[i + 1])
+            i += 2
+            continue
+        if char == " ":
+            if current:
+                tokens.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    return tokens + (["".join(current)] if current else [])
+
+
 def parse_rule(text: str) -> Item:
     """Parse one non-comment line into a rule, deletion or directive."""
-    pairs = _split_options([t for t in text.split(" ") if t])
+    pairs = _split_options(tokens_of(text))
     if not pairs:
         raise RuleSyntaxError("empty rule")
     opts = [o for o, _ in pairs]
@@ -239,7 +261,9 @@ def parse_rule(text: str) -> Item:
         if opt == "-k":
             keys.append(value)
         elif opt == "-p":
-            perms = _perms(value)
+            # Each -p/perm= is a field of its own and the kernel needs every field to match:
+            # `-w X -F perm=r` lists as `-w X -p rwxa -p r` (measured, 3.0.9).
+            perms = _perms(value) if perms is None else perms & _perms(value)
         elif opt == "-S":
             syscalls.update(s for s in value.split(",") if s)
         elif opt == "-C":
@@ -252,11 +276,13 @@ def parse_rule(text: str) -> Item:
             if name in ("path", "dir", "perm", "key", "arch") and op != "=":
                 conditions.append(Condition(name, op, val))
             elif name in ("path", "dir"):
+                if watch:
+                    raise RuleSyntaxError(f"-w with -F {name}=: the kernel rejects a second path (Invalid argument)")
                 if name == "path" and len(val) > 1 and val.endswith("/"):
                     raise RuleSyntaxError(f"the kernel rejects path= ending in / (Invalid argument): {val}")
                 path, path_field = _normalize_path(val), name
             elif name == "perm":
-                perms = _perms(val)
+                perms = _perms(val) if perms is None else perms & _perms(val)
             elif name == "key":
                 keys.append(val)
             elif name == "arch":
@@ -266,15 +292,17 @@ def parse_rule(text: str) -> Item:
             else:
                 conditions.append(Condition(name, op, val))
     if watch:
-        if any(o in ("-S", "-F", "-C") for o in opts):
-            raise RuleSyntaxError("-w/-W cannot be combined with -S, -F or -C")
+        # auditctl (3.0.9 to 4.2) takes -F and -C after -w into the watch rule; -S is dropped
+        # (`-w X -S open` lists as `-w X -p rwxa`). Measured on 3.0.9, docs/kernel-behaviour.md.
         rule = AuditRule(
             "exit",
             "always",
             _normalize_path(watch[0]),
             "watch",
-            perms or ALL_PERMS,
+            ALL_PERMS if perms is None else perms,
+            arch,
             keys=tuple(keys),
+            conditions=tuple(conditions),
             text=text.strip(),
         )
         return Deletion(rule) if "-W" in opts else rule
@@ -287,7 +315,7 @@ def parse_rule(text: str) -> Item:
         action,
         path,
         path_field,
-        perms or ALL_PERMS,
+        ALL_PERMS if perms is None else perms,
         arch,
         None if all_syscalls else frozenset(syscalls),
         tuple(keys),

@@ -65,9 +65,28 @@ if [ -d /etc/audit/rules.d ]; then
   (cd /etc/audit/rules.d && { ls -1v 2>/dev/null || ls -1; }) | grep '\.rules$'
 fi
 end
-for f in /etc/audit/rules.d/*.rules; do dump rules-file "$f"; done
+for f in /etc/audit/rules.d/*.rules; do
+  # augenrules' cat fails on a directory (or fifo) named *.rules and the merge goes on: not an error here.
+  if [ -e "$f" ] && [ ! -f "$f" ]; then sec rules-d-special "$f"; end; else dump rules-file "$f"; fi
+done
 dump audit-rules /etc/audit/audit.rules
 dump daemon-json /etc/docker/daemon.json
+
+# --- Loader versions (cisaudit/model/userspace.py; owned by the loader model) ---
+run audit-version auditctl -v
+# augenrules before 4.2 word-splits `ls -1v | grep .rules$`: `50 docker.rules` cats rules.d/50 and
+# rules.d/docker.rules. Dump the regular files such words name that the *.rules loop above did not.
+if [ -d /etc/audit/rules.d ]; then
+  set -f
+  # shellcheck disable=SC2010,SC2013,SC2046 # word-splitting names is what augenrules does
+  for w in $(cd /etc/audit/rules.d && ls -1v 2>/dev/null | grep '\.rules$'); do
+    case $w in *.rules) ;; *) if [ -f "/etc/audit/rules.d/$w" ]; then dump rules-d-word "/etc/audit/rules.d/$w"; fi ;; esac
+  done
+  set +f
+fi
+# auditctl -R checks the file it reads: owner (3.0.9) and world-writable (3.0.9, 4.1.4+).
+sec audit-rules-stat; stat -L -c '%a %u' /etc/audit/audit.rules 2>/dev/null; end
+# --- end of loader versions ---
 # dockerd's own command line (--data-root, --userns-remap) and the remap ranges (docs/benchmarks.md).
 for p in $(pidof dockerd 2>/dev/null); do dump dockerd-cmdline "/proc/$p/cmdline"; break; done
 dump subuid /etc/subuid
