@@ -20,6 +20,7 @@ from typing import TypeVar
 AUDIT_DIR = Path("/etc/audit")
 UNIT_OVERRIDE = Path("/etc/systemd/system/auditd.service")
 T = TypeVar("T")
+SETTINGS = {"-r": "rate_limit", "-b": "backlog_limit", "--backlog_wait_time": "backlog_wait_time"}
 
 
 def sh(command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -62,6 +63,8 @@ class KernelSandbox:
         self.created: list[Path] = []
         # Starting auditd enables audit (and stopping it leaves it enabled); tests may run -e 0.
         self.enabled = audit_status()["enabled"]
+        # Rules files may set -r, -b and --backlog_wait_time (a rate limit drops events for everyone).
+        self.settings = {name: audit_status()[name] for name in SETTINGS.values()}
         self.started_auditd = 0
         if not _registered_auditd_pid():
             sh("auditd")
@@ -111,7 +114,7 @@ class KernelSandbox:
     def restore(self) -> None:
         for path in self._tracked():
             if path not in self.files:
-                path.unlink()
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         for path, data in self.files.items():
             path.write_bytes(data)
         if self.unit_override is None:
@@ -135,5 +138,7 @@ class KernelSandbox:
             os.kill(self.started_auditd, signal.SIGTERM)
             # The next test must not find this auditd half-stopped (see _registered_auditd_pid).
             _wait_until(lambda: not _alive(self.started_auditd), "auditd exited")
+        for option, name in SETTINGS.items():
+            sh(f"auditctl {option} {self.settings[name]}", check=False)
         if self.enabled in ("0", "1"):  # never 2: immutable would lock every later test out
             sh(f"auditctl -e {self.enabled}")

@@ -111,4 +111,5 @@ def test_pip_install_registers_the_plugin(tmp_path: Path) -> None:
         ("host", "auditd-running"),
         ("host", "audit-enabled"),
         ("host", "load-health"),
+        ("host", "event-loss"),
     }, cases.keys()
