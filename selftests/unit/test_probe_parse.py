@@ -240,3 +240,23 @@ def test_kernel_rules_section_is_read_only_when_complete():
     ]
     assert parse_probe(output(section("kernel-rules", body="exit never path 2f")), NONCE).kernel_rules is None
     assert parse_probe(output(section("kernel-rules", body="x y\ndone")), NONCE).kernel_rules is None
+
+
+def test_loader_version_sections():
+    """A directory named *.rules is no unreadable file (augenrules skips it); the version, the
+    files a split name names and audit.rules' mode and owner are read."""
+    snap = parse_probe(
+        output(
+            section("rules-d-order", body="50 docker.rules\n50.rules"),
+            section("rules-d-special", "/etc/audit/rules.d/50.rules"),
+            section("rules-d-word", "/etc/audit/rules.d/50", "-w /x\n"),
+            section("audit-version", "0", "auditctl version 3.0.9"),
+            section("audit-rules-stat", body="640 0"),
+        ),
+        NONCE,
+    )
+    assert snap.unreadable == []
+    assert snap.rules_d_order == ["50 docker.rules", "50.rules"]
+    assert snap.rules_d_special == ["/etc/audit/rules.d/50.rules"]
+    assert snap.rules_d_words == {"/etc/audit/rules.d/50": "-w /x\n"}
+    assert (snap.audit_version, snap.audit_rules_stat) == ("auditctl version 3.0.9", "640 0")
