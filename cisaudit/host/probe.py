@@ -206,6 +206,8 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
             snap.rules_d_words[arg] = body
         elif name == "audit-version":
             snap.audit_version = text
+        elif name == "augenrules":
+            snap.augenrules_script = body
         elif name == "audit-rules-stat":
             snap.audit_rules_stat = text
         elif name.endswith("-error"):

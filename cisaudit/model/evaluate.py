@@ -96,7 +96,7 @@ class Assessment:
 
     @cached_property
     def userspace(self) -> Userspace:
-        return userspace(self.snap.audit_version)
+        return userspace(self.snap.audit_version, self.snap.augenrules_script)
 
     @cached_property
     def persisted_lines(self) -> list[RuleLine]:

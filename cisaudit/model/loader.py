@@ -189,7 +189,7 @@ def _file_refusal(snap: Snapshot, mode: LoaderMode, us: Userspace, merged: str |
 def persisted_lines(snap: Snapshot, mode: LoaderMode, us: Userspace | None = None) -> list[RuleLine]:
     """The lines the loader feeds to `auditctl -R`, in order, each naming its own file:line; a
     file `auditctl -R` refuses is one failing line before all of them."""
-    us = us or userspace(snap.audit_version)
+    us = us or userspace(snap.audit_version, snap.augenrules_script)
     if mode.mode == "none":
         return []
     merged = None

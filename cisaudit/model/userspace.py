@@ -2,7 +2,8 @@
 
 Pure data and code. Behaviours are a table: the oldest version this suite knows (3.0.9, Debian 12)
 and every later change with the release that made it and its source in linux-audit/audit-userspace.
-A host's behaviour is its version's row; a version outside the known range (or one `auditctl -v`
+A host's behaviour is its version's row, except where the host's own augenrules script plainly
+says otherwise (a distribution's patch); a version outside the known range (or one `auditctl -v`
 did not print) is judged by the nearest known version, and the evidence says so.
 docs/kernel-behaviour.md, "Loader versions".
 """
@@ -88,8 +89,31 @@ class Userspace:
         return (head, *(f"{b.value}: {'yes' if v else 'no'} [{src}]" for b, (v, src) in self.behaviours.items()))
 
 
-def userspace(version_text: str) -> Userspace:
-    """The behaviours of the version `auditctl -v` printed, nearest known version for others."""
+_SPLITS_RE = re.compile(r"for rules in \$\(\S*ls -1v")  # pre-4.2: the names of `ls -1v` word-split
+_NUL_SORT = "sort -zV"  # 4.2+: NUL-separated names
+_CR_SUB = "sub(/\\r$/"  # 3.1.1+: the awk strips a trailing CR
+
+
+def _script_says(script: str) -> dict[Behaviour, tuple[bool, str]]:
+    """What the host's own augenrules does where its text says it plainly (a distribution may
+    patch it): these override the version's row."""
+    found: dict[Behaviour, tuple[bool, str]] = {}
+    if _NUL_SORT in script or _SPLITS_RE.search(script):
+        splits = _NUL_SORT not in script
+        how = "`for rules in $(ls -1v ...)`" if splits else f"`{_NUL_SORT}`"
+        found[Behaviour.WORD_SPLITS_NAMES] = (splits, f"the host's augenrules runs {how}")
+    if "minus_e" in script:  # the awk program is there: whether it strips CR is visible
+        strips = _CR_SUB in script
+        found[Behaviour.STRIPS_CR] = (
+            strips,
+            f'the host\'s augenrules {"has" if strips else "has no"} `sub(/\\r$/, "")`',
+        )
+    return found
+
+
+def userspace(version_text: str, augenrules: str | None = None) -> Userspace:
+    """The behaviours of the version `auditctl -v` printed, nearest known version for others;
+    what the host's own augenrules script plainly does overrides its row."""
     version = parse_version(version_text) or ()
     judged, note = version, ""
     if not version:
@@ -104,4 +128,5 @@ def userspace(version_text: str) -> Userspace:
     for change in CHANGES:
         if judged >= change.since:
             table[change.behaviour] = (change.value, change.source)
+    table.update(_script_says(augenrules or ""))
     return Userspace(version, judged, note, table)

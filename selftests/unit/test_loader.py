@@ -16,7 +16,7 @@ from cisaudit.model.loader import (
 )
 from cisaudit.model.rules import parse_rules
 from cisaudit.model.snapshot import PathInfo, Snapshot
-from cisaudit.model.userspace import userspace
+from cisaudit.model.userspace import Behaviour, userspace
 
 DEBIAN_UNIT = """# /lib/systemd/system/auditd.service
 [Service]
@@ -439,3 +439,23 @@ def test_unknown_versions_are_judged_by_the_nearest_known_and_say_so(text, judge
     us = userspace(text)
     assert us.judged_as == judged and us.note.startswith(note)
     assert note in us.evidence()[0]
+
+
+# Lines of the upstream scripts (init.d/augenrules v3.0.9 and v4.2.1) that the model reads.
+SCRIPT_309 = 'for rules in $(/bin/ls -1v ${SourceRulesDir} | grep "\\.rules$") ; do\nawk \'minus_e = "";\''
+SCRIPT_421 = "done | sort -zV | xargs -0r cat -- | awk '\n        sub(/\\r$/, \"\");\n        minus_e = \"\";'"
+
+
+@pytest.mark.parametrize(
+    ("version", "script", "splits", "strips"),
+    [
+        ("3.0.9", SCRIPT_309, True, False),
+        ("3.0.9", SCRIPT_421, False, True),  # a patched augenrules: its text wins over the row
+        ("4.2.1", SCRIPT_309, True, False),
+        ("4.2.1", None, False, True),
+        ("4.2.1", "#!/bin/sh\n# unrecognisable\n", False, True),
+    ],
+)
+def test_the_hosts_own_augenrules_overrides_the_version_row(version, script, splits, strips):
+    us = userspace(f"auditctl version {version}", script)
+    assert us.does(Behaviour.WORD_SPLITS_NAMES) is splits and us.does(Behaviour.STRIPS_CR) is strips
