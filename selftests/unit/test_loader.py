@@ -443,7 +443,7 @@ def test_unknown_versions_are_judged_by_the_nearest_known_and_say_so(text, judge
 
 # Lines of the upstream scripts (init.d/augenrules v3.0.9 and v4.2.1) that the model reads.
 SCRIPT_309 = 'for rules in $(/bin/ls -1v ${SourceRulesDir} | grep "\\.rules$") ; do\nawk \'minus_e = "";\''
-SCRIPT_421 = "done | sort -zV | xargs -0r cat -- | awk '\n        sub(/\\r$/, \"\");\n        minus_e = \"\";'"
+SCRIPT_421 = 'done | sort -zV | xargs -0r cat -- | awk \'\n        sub(/\\r$/, "");\n        minus_e = "";\''
 
 
 @pytest.mark.parametrize(
