@@ -196,8 +196,7 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
         elif name == "units":  # systemctl show: one FragmentPath line per unit, in UNITS order
             snap.units.update((u, f) for u, f in zip(_unit_names(catalogue), body.split("\n"), strict=False) if f)
         elif name == "rules-d-order":
-            order = body.split("\n")
-            snap.rules_d_order = [n for n in order if n]
+            order = [n for n in body.split("\n") if n]
         elif name == "rules-file":
             files[arg] = body
         elif name == "rules-d-special":

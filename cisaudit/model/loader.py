@@ -151,22 +151,22 @@ def augenrules_files(snap: Snapshot, us: Userspace) -> tuple[list[tuple[str, str
     notes = [
         f"{p} is not a regular file: augenrules' cat fails on it and the merge goes on" for p in snap.rules_d_special
     ]
-    if not us.does(Behaviour.WORD_SPLITS_NAMES) or snap.rules_d_order is None:
+    if not us.does(Behaviour.WORD_SPLITS_NAMES):
         return list(snap.rules_d), notes
     known = dict(snap.rules_d) | snap.rules_d_words
     chosen: list[tuple[str, str]] = []
-    for name in snap.rules_d_order:
+    for path, text in snap.rules_d:
+        name = path.rpartition("/")[2]
         words = _IFS.split(name.strip(" \t"))
-        if len(words) > 1:
-            notes.append(
-                f"augenrules word-splits the file name `{name}` into {', '.join(words)} (the shell's for loop)"
-            )
+        if len(words) == 1:
+            chosen.append((path, text))
+            continue
+        notes.append(f"augenrules word-splits the file name `{name}` into {', '.join(words)} (the shell's for loop)")
         for word in words:
-            path = f"{RULES_D}/{word}"
-            if path in known:
-                chosen.append((path, known[path]))
-            elif len(words) > 1:
-                notes.append(f"augenrules: cat {path} fails (no such regular file): nothing of `{name}` loads from it")
+            if (split := f"{path.rpartition('/')[0]}/{word}") in known:
+                chosen.append((split, known[split]))
+            else:
+                notes.append(f"augenrules: cat {split} fails (no such regular file): nothing of `{name}` loads from it")
     return chosen, notes
 
 

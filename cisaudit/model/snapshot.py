@@ -44,7 +44,6 @@ class Snapshot:
     kernel_rules: list[tuple[str, str, str, str]] | None = None
     units: dict[str, str] = field(default_factory=dict)
     rules_d: list[tuple[str, str]] = field(default_factory=list)  # (path, text) in loader order
-    rules_d_order: list[str] | None = None  # `ls -1v rules.d | grep .rules$` lines; None: not probed
     rules_d_special: list[str] = field(default_factory=list)  # *.rules entries that are no regular file
     rules_d_words: dict[str, str] = field(default_factory=dict)  # other rules.d files a split name names
     audit_version: str = ""  # `auditctl -v`

@@ -14,6 +14,7 @@ from cisaudit.model.loader import (
     persisted_lines,
     replay,
 )
+from cisaudit.model.plan import with_rules
 from cisaudit.model.rules import parse_rules
 from cisaudit.model.snapshot import PathInfo, Snapshot
 from cisaudit.model.userspace import Behaviour, userspace
@@ -339,14 +340,8 @@ D = "/etc/audit/rules.d"
 DOCKER = "-w /etc/docker -k docker\n"
 
 
-def versioned(version, rules_d, order=None, **over):
-    snap = Snapshot(
-        auditd_unit=DEBIAN_UNIT,
-        audit_version=f"auditctl version {version}",
-        rules_d=rules_d,
-        rules_d_order=order if order is not None else [p.rpartition("/")[2] for p, _ in rules_d],
-        **over,
-    )
+def versioned(version, rules_d, **over):
+    snap = Snapshot(auditd_unit=DEBIAN_UNIT, audit_version=f"auditctl version {version}", rules_d=rules_d, **over)
     return [line for line in persisted_lines(snap, loader_mode(snap)) if line.item is not None or line.error]
 
 
@@ -370,7 +365,6 @@ def test_directory_named_rules_is_skipped_and_noted():
         auditd_unit=DEBIAN_UNIT,
         audit_version="auditctl version 3.0.9",
         rules_d=[(f"{D}/60.rules", DOCKER)],
-        rules_d_order=["50.rules", "60.rules"],
         rules_d_special=[f"{D}/50.rules"],
     )
     files, notes = augenrules_files(snap, userspace(snap.audit_version))
@@ -459,3 +453,11 @@ SCRIPT_421 = 'done | sort -zV | xargs -0r cat -- | awk \'\n        sub(/\\r$/, "
 def test_the_hosts_own_augenrules_overrides_the_version_row(version, script, splits, strips):
     us = userspace(f"auditctl version {version}", script)
     assert us.does(Behaviour.WORD_SPLITS_NAMES) is splits and us.does(Behaviour.STRIPS_CR) is strips
+
+
+def test_a_file_the_remediation_plan_adds_loads_under_every_version():
+    """plan.with_rules adds a rules.d file the probe never listed: word-splitting works from rules_d itself."""
+    for version in ("3.0.9", "4.2.1"):
+        snap = Snapshot(auditd_unit=DEBIAN_UNIT, audit_version=f"auditctl version {version}")
+        snap = with_rules(snap, "augenrules", f"{D}/60-cis-docker.rules", ["-w /etc/docker -k docker"])
+        assert [l.text for l in persisted_lines(snap, loader_mode(snap))] == ["-w /etc/docker -k docker"]

@@ -256,7 +256,6 @@ def test_loader_version_sections():
         NONCE,
     )
     assert snap.unreadable == []
-    assert snap.rules_d_order == ["50 docker.rules", "50.rules"]
     assert snap.rules_d_special == ["/etc/audit/rules.d/50.rules"]
     assert snap.rules_d_words == {"/etc/audit/rules.d/50": "-w /x\n"}
     assert (snap.audit_version, snap.audit_rules_stat) == ("auditctl version 3.0.9", "640 0")
