@@ -28,7 +28,7 @@ from cisaudit.model.loader import (
     replay,
 )
 from cisaudit.model.locate import Target, resolve
-from cisaudit.model.loss import KERNEL_DEFAULT, STATUS_FIELD, Setting, c_ulong, problems
+from cisaudit.model.loss import BACKLOG_FLOOR, KERNEL_DEFAULT, STATUS_FIELD, Setting, c_ulong, problems
 from cisaudit.model.rules import RuleLine, lines_of, machine_abis
 from cisaudit.model.snapshot import Snapshot
 from cisaudit.model.userspace import Userspace, userspace
@@ -395,14 +395,16 @@ class Assessment:
             return Verdict(
                 Status.ERROR, f"auditctl -s shows no rate/backlog settings: {self.snap.status_text.strip()[:300]}"
             )
-        found = [f"live: {p}" for p in problems(live)]
-        found += [f"after boot: {p}" for p in problems(self._boot_settings())]
-        lost = self.snap.status.get("lost", "?")
+        boot = self._boot_settings()
+        found = [f"live: {p}" for p in problems(live)] + [f"after boot: {p}" for p in problems(boot)]
         evidence = (
             *(f"live {s.name} {s.value} ({s.where})" for s in live.values()),
-            *(f"after boot {s.name} {s.value} ({s.where})" for s in self._boot_settings().values()),
-            f"lost {lost}: records the kernel dropped since boot or the last --reset-lost (shown, not judged)",
+            *(f"after boot {s.name} {s.value} ({s.where})" for s in boot.values()),
+            f"lost {self.snap.status.get('lost', '?')}: records the kernel dropped since boot or the last "
+            "--reset-lost (shown, not judged)",
         )
         if found:
             return Verdict(Status.FAIL, "; ".join(found), evidence)
-        return Verdict(Status.PASS, "no rate limit, a backlog of at least 8192 records and a backlog wait", evidence)
+        return Verdict(
+            Status.PASS, f"no rate limit, a backlog of at least {BACKLOG_FLOOR} records and a backlog wait", evidence
+        )
