@@ -74,7 +74,10 @@ dump daemon-json /etc/docker/daemon.json
 
 # --- Loader versions (cisaudit/model/userspace.py; owned by the loader model) ---
 run audit-version auditctl -v
-augenrules=$(command -v augenrules 2>/dev/null) && dump augenrules "$augenrules"
+# Only the lines of the host's augenrules that say how it merges (cisaudit/model/userspace.py reads them).
+if augenrules=$(command -v augenrules 2>/dev/null); then
+  sec augenrules "$augenrules"; grep -e 'ls -1v' -e 'sort -zV' -e 'sub(/' -e 'minus_e = ""' "$augenrules"; end
+fi
 # augenrules before 4.2 word-splits `ls -1v | grep .rules$`: `50 docker.rules` cats rules.d/50 and
 # rules.d/docker.rules. Dump the regular files such words name that the *.rules loop above did not.
 if [ -d /etc/audit/rules.d ]; then
