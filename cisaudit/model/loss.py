@@ -15,7 +15,9 @@ from dataclasses import dataclass
 # `auditctl -s` field per rules-file directive.
 STATUS_FIELD = {"-r": "rate_limit", "-b": "backlog_limit", "--backlog_wait_time": "backlog_wait_time"}
 BACKLOG_FLOOR = 8192  # Debian's and Fedora's shipped rules (-b 8192); CIS Linux benchmarks' audit_backlog_limit
-KERNEL_DEFAULT = {"rate_limit": 0, "backlog_limit": 64, "backlog_wait_time": 60}  # wait: 60*HZ, never 0
+# Before any rule sets them (measured here: `auditctl -s` with no rules loaded). The wait is 60*HZ
+# jiffies (15000 at Debian's HZ=250): whatever HZ is, it is not 0.
+KERNEL_DEFAULT = {"rate_limit": 0, "backlog_limit": 64, "backlog_wait_time": 15000}
 _C_ULONG = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
 
