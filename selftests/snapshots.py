@@ -8,6 +8,11 @@ from typing import Any
 from cisaudit.model.snapshot import Snapshot
 
 AUGENRULES_UNIT = "[Service]\nExecStart=/sbin/auditd\nExecStartPost=-/sbin/augenrules --load\n"
+# `auditctl -s` of a Debian 12 host that loaded its shipped rules (-b 8192, --backlog_wait_time 60000).
+STATUS = (
+    "enabled 1\nfailure 1\npid 42\nrate_limit 0\nbacklog_limit 8192\nlost 0\nbacklog 0\n"
+    "backlog_wait_time 60000\nbacklog_wait_time_actual 0\n"
+)
 AUDITCTL_UNIT = "[Service]\nExecStart=/sbin/auditd\nExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"
 
 
@@ -22,7 +27,7 @@ def audited_host(**fields: Any) -> Snapshot:
         auditd_running=True,
         systemd=True,
         status_rc=0,
-        status_text="enabled 1\n",
+        status_text=STATUS,
         listing_rc=0,
         listing_text="No rules",
         auditd_unit=AUGENRULES_UNIT,

@@ -227,9 +227,19 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
         elif name == "units":  # systemctl show: one FragmentPath line per unit, in UNITS order
             snap.units.update((u, f) for u, f in zip(_unit_names(catalogue), body.split("\n"), strict=False) if f)
         elif name == "rules-d-order":
-            order = text.splitlines()
+            order = [n for n in body.split("\n") if n]
         elif name == "rules-file":
             files[arg] = body
+        elif name == "rules-d-special":
+            snap.rules_d_special.append(arg)
+        elif name == "rules-d-word":
+            snap.rules_d_words[arg] = body
+        elif name == "audit-version":
+            snap.audit_version = text
+        elif name == "augenrules":
+            snap.augenrules_script = body
+        elif name == "audit-rules-stat":
+            snap.audit_rules_stat = text
         elif name.endswith("-error"):
             snap.unreadable.append(arg)
         elif name == "audit-rules":

@@ -19,6 +19,7 @@ from cisaudit.model.loader import (
     AUDIT_RULES,
     LoaderMode,
     Replay,
+    augenrules_files,
     boot_adder,
     boot_state,
     live_state,
@@ -27,8 +28,10 @@ from cisaudit.model.loader import (
     replay,
 )
 from cisaudit.model.locate import Target, resolve
+from cisaudit.model.loss import BACKLOG_FLOOR, KERNEL_DEFAULT, STATUS_FIELD, Setting, c_ulong, problems
 from cisaudit.model.rules import RuleLine, lines_of, machine_abis
 from cisaudit.model.snapshot import Snapshot
+from cisaudit.model.userspace import Userspace, userspace
 from cisaudit.model.verdict import Check, Status, Verdict, dispatch
 
 
@@ -92,8 +95,12 @@ class Assessment:
         return BootModel(self.snap, self.mode.unit)
 
     @cached_property
+    def userspace(self) -> Userspace:
+        return userspace(self.snap.audit_version, self.snap.augenrules_script)
+
+    @cached_property
     def persisted_lines(self) -> list[RuleLine]:
-        return persisted_lines(self.snap, self.mode)
+        return persisted_lines(self.snap, self.mode, self.userspace)
 
     @cached_property
     def persisted(self) -> Replay:
@@ -145,8 +152,11 @@ class Assessment:
     @cached_property
     def load_evidence(self) -> tuple[str, ...]:
         """How the host loads its persisted rules at boot, and every line that fails to load then."""
+        skipped = augenrules_files(self.snap, self.userspace)[1] if self.mode.mode == "augenrules" else []
         return (
             f"loader: {self.mode.mode} ({self.mode.reason})",
+            *self.userspace.evidence(),
+            *skipped,
             *(f"at boot {l.where}: {l.text}: {err}" for l, err in self.persisted.failures),
         )
 
@@ -292,6 +302,7 @@ class Assessment:
             Check.AUDITD_RUNNING: self._running_verdict,
             Check.AUDIT_ENABLED: self._enabled_verdict,
             Check.LOAD_HEALTH: self._load_health_verdict,
+            Check.EVENT_LOSS: self._event_loss_verdict,
         }
         return dispatch(judges, check, "host")()
 
@@ -359,3 +370,47 @@ class Assessment:
                 tuple(evidence + [f"not loaded: `{m.line.text}` ({m.line.where})" for m in missing]),
             )
         return Verdict(Status.PASS, f"all {len(result.rules)} persisted rules are in the kernel", tuple(evidence))
+
+    # -- event loss -----------------------------------------------------------------------
+    def _live_settings(self) -> dict[str, Setting] | None:
+        status = self.snap.status
+        values = {name: c_ulong(status.get(name, "")) for name in STATUS_FIELD.values()}
+        if any(v is None for v in values.values()):
+            return None
+        return {name: Setting(name, v, "auditctl -s") for name, v in values.items() if v is not None}
+
+    def _boot_settings(self) -> dict[str, Setting]:
+        """What the boot-time load leaves set: the last line that set each, or the kernel's default."""
+        cmdline = dict(w.partition("=")[::2] for w in self.snap.cmdline.split())
+        settings = {name: Setting(name, v, "kernel default, no rule sets it") for name, v in KERNEL_DEFAULT.items()}
+        if (limit := c_ulong(cmdline.get("audit_backlog_limit", ""))) is not None:
+            settings["backlog_limit"] = Setting("backlog_limit", limit, "kernel command line audit_backlog_limit")
+        for option, line in self.persisted.settings.items():
+            value = c_ulong(getattr(line.item, "value", None) or "")
+            name = STATUS_FIELD[option]
+            # auditctl refuses a value that does not start with a digit: the line fails and sets nothing.
+            if value is not None:
+                settings[name] = Setting(name, value, f"`{line.text}` at {line.where}")
+        return settings
+
+    def _event_loss_verdict(self) -> Verdict:
+        if error := self._access_error():
+            return error
+        live = self._live_settings() if self.snap.status_rc == 0 else None
+        if live is None:
+            return Verdict(
+                Status.ERROR, f"auditctl -s shows no rate/backlog settings: {self.snap.status_text.strip()[:300]}"
+            )
+        boot = self._boot_settings()
+        found = [f"live: {p}" for p in problems(live)] + [f"after boot: {p}" for p in problems(boot)]
+        evidence = (
+            *(f"live {s.name} {s.value} ({s.where})" for s in live.values()),
+            *(f"after boot {s.name} {s.value} ({s.where})" for s in boot.values()),
+            f"lost {self.snap.status.get('lost', '?')}: records the kernel dropped since boot or the last "
+            "--reset-lost (shown, not judged)",
+        )
+        if found:
+            return Verdict(Status.FAIL, "; ".join(found), evidence)
+        return Verdict(
+            Status.PASS, f"no rate limit, a backlog of at least {BACKLOG_FLOOR} records and a backlog wait", evidence
+        )

@@ -211,9 +211,88 @@ def lines_of(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
+def tokens_of(text: str) -> list[str]:
+    """auditctl -R's split of a line: on spaces, where `\\ ` is a space inside a token and `\\\\` a
+    backslash (src/auditctl.c preprocess()/postprocess(), every version this suite knows)."""
+    tokens: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and text[i + 1 : i + 2] in (" ", "\\"):
+            current.append(text[i + 1])
+            i += 2
+            continue
+        if char == " ":
+            if current:
+                tokens.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    return tokens + (["".join(current)] if current else [])
+
+
+@dataclass
+class _Parts:
+    """What the options of one rule line say, gathered in order."""
+
+    watch: bool
+    keys: list[str] = field(default_factory=list)
+    perms: frozenset[str] | None = None
+    path: str | None = None
+    path_field: str = "path"
+    arch: str | None = None
+    syscalls: set[str] = field(default_factory=set)
+    conditions: list[Condition] = field(default_factory=list)
+
+    def add_perms(self, value: str) -> None:
+        # Each -p/perm= is a field of its own and the kernel needs every field to match:
+        # `-w X -F perm=r` lists as `-w X -p rwxa -p r` (measured, 3.0.9).
+        self.perms = _perms(value) if self.perms is None else self.perms & _perms(value)
+
+    def add_field(self, value: str) -> None:
+        m = FIELD_RE.match(value)
+        if not m:
+            raise RuleSyntaxError(f"-F needs name, operator and value: {value!r}")
+        name, op, val = m.groups()
+        if name in ("path", "dir", "perm", "key", "arch") and op != "=":
+            self.conditions.append(Condition(name, op, val))
+        elif name in ("path", "dir"):
+            if self.watch:
+                raise RuleSyntaxError(f"-w with -F {name}=: the kernel rejects a second path (Invalid argument)")
+            if name == "path" and len(val) > 1 and val.endswith("/"):
+                raise RuleSyntaxError(f"the kernel rejects path= ending in / (Invalid argument): {val}")
+            self.path, self.path_field = _normalize_path(val), name
+        elif name == "perm":
+            self.add_perms(val)
+        elif name == "key":
+            self.keys.append(val)
+        elif name == "arch":
+            if val not in ARCH_FAMILY:
+                raise RuleSyntaxError(f"unknown arch {val!r}")
+            self.arch = val
+        else:
+            self.conditions.append(Condition(name, op, val))
+
+    def add(self, opt: str, value: str | None) -> None:
+        if value is None:
+            raise RuleSyntaxError(f"{opt} cannot be combined with a rule")
+        if opt == "-k":
+            self.keys.append(value)
+        elif opt == "-p":
+            self.add_perms(value)
+        elif opt == "-S":
+            self.syscalls.update(s for s in value.split(",") if s)
+        elif opt == "-C":
+            self.conditions.append(Condition("compare", "", value))
+        elif opt == "-F":
+            self.add_field(value)
+
+
 def parse_rule(text: str) -> Item:
     """Parse one non-comment line into a rule, deletion or directive."""
-    pairs = _split_options([t for t in text.split(" ") if t])
+    pairs = _split_options(tokens_of(text))
     if not pairs:
         raise RuleSyntaxError("empty rule")
     opts = [o for o, _ in pairs]
@@ -227,71 +306,33 @@ def parse_rule(text: str) -> Item:
     lists = [(o, v) for o, v in pairs if o in ("-a", "-A", "-d")]
     if len(watch) + len(lists) != 1:
         raise RuleSyntaxError("a rule needs exactly one of -w, -W, -a, -A, -d")
-    keys: list[str] = []
-    perms: frozenset[str] | None = None
-    path = arch = None
-    path_field = "path"
-    syscalls: set[str] = set()
-    conditions: list[Condition] = []
+    parts = _Parts(bool(watch))
     for opt, value in pairs:
-        if value is None:
-            raise RuleSyntaxError(f"{opt} cannot be combined with a rule")
-        if opt == "-k":
-            keys.append(value)
-        elif opt == "-p":
-            perms = _perms(value)
-        elif opt == "-S":
-            syscalls.update(s for s in value.split(",") if s)
-        elif opt == "-C":
-            conditions.append(Condition("compare", "", value))
-        elif opt == "-F":
-            m = FIELD_RE.match(value)
-            if not m:
-                raise RuleSyntaxError(f"-F needs name, operator and value: {value!r}")
-            name, op, val = m.groups()
-            if name in ("path", "dir", "perm", "key", "arch") and op != "=":
-                conditions.append(Condition(name, op, val))
-            elif name in ("path", "dir"):
-                if name == "path" and len(val) > 1 and val.endswith("/"):
-                    raise RuleSyntaxError(f"the kernel rejects path= ending in / (Invalid argument): {val}")
-                path, path_field = _normalize_path(val), name
-            elif name == "perm":
-                perms = _perms(val)
-            elif name == "key":
-                keys.append(val)
-            elif name == "arch":
-                if val not in ARCH_FAMILY:
-                    raise RuleSyntaxError(f"unknown arch {val!r}")
-                arch = val
-            else:
-                conditions.append(Condition(name, op, val))
+        parts.add(opt, value)
+    perms = ALL_PERMS if parts.perms is None else parts.perms
     if watch:
-        if any(o in ("-S", "-F", "-C") for o in opts):
-            raise RuleSyntaxError("-w/-W cannot be combined with -S, -F or -C")
+        # auditctl (3.0.9 to 4.2) takes -F and -C after -w into the watch rule; -S is dropped
+        # (`-w X -S open` lists as `-w X -p rwxa`). Measured on 3.0.9, docs/kernel-behaviour.md.
+        watched = _normalize_path(watch[0])
+        keys, conditions = tuple(parts.keys), tuple(parts.conditions)
         rule = AuditRule(
-            "exit",
-            "always",
-            _normalize_path(watch[0]),
-            "watch",
-            perms or ALL_PERMS,
-            keys=tuple(keys),
-            text=text.strip(),
+            "exit", "always", watched, "watch", perms, parts.arch, None, keys, conditions, text=text.strip()
         )
         return Deletion(rule) if "-W" in opts else rule
     opt, value = lists[0]
     assert value is not None
     filter_list, action = _list_action(value)
-    all_syscalls = not syscalls or "all" in syscalls
+    all_syscalls = not parts.syscalls or "all" in parts.syscalls
     rule = AuditRule(
         filter_list,
         action,
-        path,
-        path_field,
-        perms or ALL_PERMS,
-        arch,
-        None if all_syscalls else frozenset(syscalls),
-        tuple(keys),
-        tuple(conditions),
+        parts.path,
+        parts.path_field,
+        perms,
+        parts.arch,
+        None if all_syscalls else frozenset(parts.syscalls),
+        tuple(parts.keys),
+        tuple(parts.conditions),
         prepend=opt == "-A",
         text=text.strip(),
     )

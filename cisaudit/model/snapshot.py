@@ -44,6 +44,11 @@ class Snapshot:
     kernel_rules: list[tuple[str, str, str, str]] | None = None
     units: dict[str, str] = field(default_factory=dict)
     rules_d: list[tuple[str, str]] = field(default_factory=list)  # (path, text) in loader order
+    rules_d_special: list[str] = field(default_factory=list)  # *.rules entries that are no regular file
+    rules_d_words: dict[str, str] = field(default_factory=dict)  # other rules.d files a split name names
+    audit_version: str = ""  # `auditctl -v`
+    augenrules_script: str | None = None  # the lines of the host's augenrules that say how it merges
+    audit_rules_stat: str = ""  # "MODE UID" of /etc/audit/audit.rules ("" when absent)
     unreadable: list[str] = field(default_factory=list)
     audit_rules: str | None = None
     daemon_json: str | None = None

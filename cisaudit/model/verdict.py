@@ -26,6 +26,7 @@ class Check(StrEnum):
     AUDITD_RUNNING = "auditd-running"
     AUDIT_ENABLED = "audit-enabled"
     LOAD_HEALTH = "load-health"  # the boot-time load and the live listing agree, nothing lost
+    EVENT_LOSS = "event-loss"  # rate limit and backlog settings, live and after boot, drop no records
     BACKOUT = "backout"  # --backout: the revert and its verification
 
 
@@ -39,7 +40,13 @@ class Status(StrEnum):
 
 
 CONTROL_CHECKS = (Check.LIVE, Check.PERSISTED)  # judged from the snapshot alone, per control
-HOST_CHECKS = (Check.AUDITD_INSTALLED, Check.AUDITD_RUNNING, Check.AUDIT_ENABLED, Check.LOAD_HEALTH)
+HOST_CHECKS = (
+    Check.AUDITD_INSTALLED,
+    Check.AUDITD_RUNNING,
+    Check.AUDIT_ENABLED,
+    Check.LOAD_HEALTH,
+    Check.EVENT_LOSS,
+)
 
 
 @dataclass(frozen=True)

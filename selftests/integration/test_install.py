@@ -36,6 +36,7 @@ CASES_116 = {
     ("host", "auditd-running"),
     ("host", "audit-enabled"),
     ("host", "load-health"),
+    ("host", "event-loss"),
 }
 
 

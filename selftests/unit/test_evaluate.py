@@ -10,7 +10,7 @@ from cisaudit.model.kernel import AuditObject, FilterState, KernelRule, WatchKin
 from cisaudit.model.rules import AuditRule, machine_abis, parse_rules
 from cisaudit.model.snapshot import PathInfo
 from cisaudit.model.verdict import Status
-from selftests.snapshots import audited_host
+from selftests.snapshots import STATUS, audited_host
 
 BOTH = ("b64", "b32")
 CONTROLS = {c.id: c for c in controls()}
@@ -227,7 +227,7 @@ def host(rules_text="", listing="", **over):
     snap = audited_host(
         auditctl="/usr/sbin/auditctl",
         auditd="/usr/sbin/auditd",
-        status_text="enabled 1\nfailure 1\npid 42\n",
+        status_text=STATUS,
         listing_text=listing,
         rules_d=[(RULES_FILE, rules_text)],
         units={
@@ -655,3 +655,62 @@ def test_exclude_of_another_record_type_costs_nothing():
 def test_boot_without_audit_fails_persisted(cmdline, enabled, status):
     snap = host(good_rules(), good_listing(), cmdline=cmdline, auditd_enabled=enabled)
     assert verdicts(snap, "persisted")["1.1.6"] == status
+
+
+SHIPPED = "-D\n-b 8192\n--backlog_wait_time 60000\n-f 1\n"  # Debian 12's rules.d/audit.rules
+
+
+def loss(rules_text=SHIPPED, status=STATUS, **over):
+    snap = host("", rules_d=[("/etc/audit/rules.d/audit.rules", rules_text)], status_text=status, **over)
+    return Assessment(snap, "docker").host_verdict("event-loss")
+
+
+def test_event_loss_passes_with_the_shipped_settings():
+    verdict = loss()
+    assert verdict.status == Status.PASS, verdict.summary
+    assert "after boot backlog_limit 8192 (`-b 8192` at /etc/audit/rules.d/audit.rules:2)" in verdict.evidence
+
+
+def test_event_loss_names_a_persisted_rate_limit_and_its_line():
+    verdict = loss(SHIPPED + "-r 1\n")
+    assert verdict.status == Status.FAIL
+    assert "after boot: rate_limit 1 (`-r 1` at /etc/audit/rules.d/audit.rules:5)" in verdict.summary
+    assert "live:" not in verdict.summary
+
+
+def test_event_loss_names_a_live_rate_limit():
+    verdict = loss(status=STATUS.replace("rate_limit 0", "rate_limit 1"))
+    assert verdict.status == Status.FAIL and "live: rate_limit 1 (auditctl -s)" in verdict.summary
+
+
+@pytest.mark.parametrize(
+    ("rules_text", "cmdline", "expected"),
+    [
+        ("-D\n", "", "backlog_limit 64 (kernel default, no rule sets it) is below 8192"),
+        ("-D\n", "audit_backlog_limit=8192", None),
+        ("-b 320\n", "", "backlog_limit 320 (`-b 320` at /etc/audit/rules.d/audit.rules:1)"),
+        ("-b 0x2000\n", "", None),  # strtoul base 0
+        ("-b 0\n--backlog_wait_time 0\n", "", None),  # no limit: nothing is dropped for the backlog
+        ("-b 8192\n--backlog_wait_time 0\n", "", "backlog_wait_time 0 (`--backlog_wait_time 0` at"),
+    ],
+)
+def test_event_loss_backlog_after_boot(rules_text, cmdline, expected):
+    verdict = loss(rules_text, cmdline=cmdline)
+    if expected is None:
+        assert verdict.status == Status.PASS, verdict.summary
+    else:
+        assert verdict.status == Status.FAIL and expected in verdict.summary, verdict.summary
+
+
+def test_event_loss_setting_after_the_stop_never_applies():
+    verdict = loss("-b 8192\n-w relative/x -k docker\n-r 1\n")
+    assert verdict.status == Status.PASS, verdict.summary
+
+
+def test_event_loss_without_status_fields_is_an_error():
+    assert loss(status="enabled 1\n").status == Status.ERROR
+
+
+def test_event_loss_reports_lost_without_failing():
+    verdict = loss(status=STATUS.replace("lost 0", "lost 17"))
+    assert verdict.status == Status.PASS and any(e.startswith("lost 17") for e in verdict.evidence)

@@ -4,9 +4,20 @@ import pytest
 
 from cisaudit.model.boot import BootModel
 from cisaudit.model.kernel import WatchKind
-from cisaudit.model.loader import augenrules_merge, boot_adder, live_state, loader_mode, persisted_lines, replay
+from cisaudit.model.loader import (
+    augenrules_files,
+    augenrules_merge,
+    augenrules_output,
+    boot_adder,
+    live_state,
+    loader_mode,
+    persisted_lines,
+    replay,
+)
+from cisaudit.model.plan import with_rules
 from cisaudit.model.rules import parse_rules
 from cisaudit.model.snapshot import PathInfo, Snapshot
+from cisaudit.model.userspace import Behaviour, userspace
 
 DEBIAN_UNIT = """# /lib/systemd/system/auditd.service
 [Service]
@@ -322,3 +333,131 @@ def test_a_kernel_list_that_does_not_pair_up_is_not_believed(kernel):
     snap = Snapshot(listing_text="-w /tmp/x -p rwxa -k docker\n-w /tmp/d -p rwxa -k docker", kernel_rules=kernel)
     state, _ = live_state(snap, [])
     assert all(r.actions == {"always", "never"} for r in state.exit)
+
+
+# -- loader versions (cisaudit/model/userspace.py) -------------------------------------------
+D = "/etc/audit/rules.d"
+DOCKER = "-w /etc/docker -k docker\n"
+
+
+def versioned(version, rules_d, **over):
+    snap = Snapshot(auditd_unit=DEBIAN_UNIT, audit_version=f"auditctl version {version}", rules_d=rules_d, **over)
+    return [line for line in persisted_lines(snap, loader_mode(snap)) if line.item is not None or line.error]
+
+
+@pytest.mark.parametrize(("version", "loads"), [("3.0.9", False), ("4.0.2", False), ("4.1.4", False), ("4.2.1", True)])
+def test_space_in_a_file_name_loads_only_from_4_2(version, loads):
+    """augenrules before 4.2 word-splits `ls -1v`: `50 docker.rules` cats rules.d/50 and rules.d/docker.rules."""
+    lines = versioned(version, [(f"{D}/50 docker.rules", DOCKER)])
+    assert [l.text for l in lines] == (["-w /etc/docker -k docker"] if loads else [])
+
+
+def test_a_word_of_a_split_name_that_is_a_file_is_loaded_instead():
+    snap_words = {f"{D}/docker.rules": "-w /etc/other -k docker\n"}
+    lines = versioned(
+        "3.0.9", [(f"{D}/50 docker.rules", DOCKER), (f"{D}/docker.rules", snap_words[f"{D}/docker.rules"])]
+    )
+    assert [l.text for l in lines] == ["-w /etc/other -k docker", "-w /etc/other -k docker"]
+
+
+def test_directory_named_rules_is_skipped_and_noted():
+    snap = Snapshot(
+        auditd_unit=DEBIAN_UNIT,
+        audit_version="auditctl version 3.0.9",
+        rules_d=[(f"{D}/60.rules", DOCKER)],
+        rules_d_special=[f"{D}/50.rules"],
+    )
+    files, notes = augenrules_files(snap, userspace(snap.audit_version))
+    assert files == [(f"{D}/60.rules", DOCKER)]
+    assert notes == [f"{D}/50.rules is not a regular file: augenrules' cat fails on it and the merge goes on"]
+
+
+@pytest.mark.parametrize(("version", "key"), [("3.0.9", "docker\r"), ("3.1.2", "docker"), ("4.0.2", "docker")])
+def test_carriage_return_stays_in_the_key_before_3_1_1(version, key):
+    (line,) = versioned(version, [(f"{D}/60.rules", "-w /etc/docker -k docker\r\n")])
+    assert line.item.keys == (key,)
+
+
+@pytest.mark.parametrize(
+    ("version", "stat", "refused"),
+    [
+        ("3.0.9", "666 0", "is world writable"),
+        ("3.0.9", "640 1000", "isn't owned by root"),
+        ("3.1.2", "666 1000", None),
+        ("4.1.3", "666 0", None),
+        ("4.1.4", "666 0", "is world writable"),
+        ("4.1.4", "640 1000", None),
+    ],
+)
+def test_auditctl_R_file_checks_follow_the_version(version, stat, refused):
+    snap = Snapshot(
+        auditd_unit=DEBIAN_UNIT + DROPIN_AUDITCTL,
+        audit_version=f"auditctl version {version}",
+        audit_rules=DOCKER,
+        audit_rules_stat=stat,
+    )
+    result = replay(persisted_lines(snap, loader_mode(snap)), adder())
+    if refused is None:
+        assert result.stopped_at is None and len(result.rules) == 1
+    else:
+        assert result.stopped_at and refused in result.stopped_at[1] and not result.rules
+        assert [l.text for l in result.never_loaded] == ["-w /etc/docker -k docker"]
+
+
+def test_augenrules_rewrites_a_changed_audit_rules_0640():
+    """A world-writable audit.rules is rewritten (chmod 0640) when the merge differs; loaded as is when not."""
+    files = [(f"{D}/60.rules", DOCKER)]
+    same = augenrules_output(files)
+    for audit_rules, refused in ((same, True), ("old\n", False)):
+        snap = Snapshot(
+            auditd_unit=DEBIAN_UNIT,
+            audit_version="auditctl version 4.1.4",
+            rules_d=files,
+            audit_rules=audit_rules,
+            audit_rules_stat="666 0",
+        )
+        assert (persisted_lines(snap, loader_mode(snap))[0].item is None) is refused
+
+
+@pytest.mark.parametrize(
+    ("text", "judged", "note"),
+    [
+        ("auditctl version 3.0.9", (3, 0, 9), ""),
+        ("auditctl version 4.2.1", (4, 2, 1), ""),
+        ("auditctl version 2.8.5", (3, 0, 9), "older than any version this suite knows; judged as 3.0.9"),
+        ("auditctl version 5.0", (4, 2, 2), "newer than any version this suite knows; judged as 4.2.2"),
+        ("sh: auditctl: not found", (3, 0, 9), "auditctl -v printed no version; judged as 3.0.9"),
+    ],
+)
+def test_unknown_versions_are_judged_by_the_nearest_known_and_say_so(text, judged, note):
+    us = userspace(text)
+    assert us.judged_as == judged and us.note.startswith(note)
+    assert note in us.evidence()[0]
+
+
+# Lines of the upstream scripts (init.d/augenrules v3.0.9 and v4.2.1) that the model reads.
+SCRIPT_309 = 'for rules in $(/bin/ls -1v ${SourceRulesDir} | grep "\\.rules$") ; do\nawk \'minus_e = "";\''
+SCRIPT_421 = 'done | sort -zV | xargs -0r cat -- | awk \'\n        sub(/\\r$/, "");\n        minus_e = "";\''
+
+
+@pytest.mark.parametrize(
+    ("version", "script", "splits", "strips"),
+    [
+        ("3.0.9", SCRIPT_309, True, False),
+        ("3.0.9", SCRIPT_421, False, True),  # a patched augenrules: its text wins over the row
+        ("4.2.1", SCRIPT_309, True, False),
+        ("4.2.1", None, False, True),
+        ("4.2.1", "#!/bin/sh\n# unrecognisable\n", False, True),
+    ],
+)
+def test_the_hosts_own_augenrules_overrides_the_version_row(version, script, splits, strips):
+    us = userspace(f"auditctl version {version}", script)
+    assert us.does(Behaviour.WORD_SPLITS_NAMES) is splits and us.does(Behaviour.STRIPS_CR) is strips
+
+
+def test_a_file_the_remediation_plan_adds_loads_under_every_version():
+    """plan.with_rules adds a rules.d file the probe never listed: word-splitting works from rules_d itself."""
+    for version in ("3.0.9", "4.2.1"):
+        snap = Snapshot(auditd_unit=DEBIAN_UNIT, audit_version=f"auditctl version {version}")
+        snap = with_rules(snap, "augenrules", f"{D}/60-cis-docker.rules", ["-w /etc/docker -k docker"])
+        assert [l.text for l in persisted_lines(snap, loader_mode(snap))] == ["-w /etc/docker -k docker"]

@@ -303,7 +303,7 @@ def test_terminal_names_each_failure_once_and_each_unreachable_host_once() -> No
     assert lines[0] == "no rule for /etc/docker" and lines.count("no rule for /etc/docker") == 1
     assert lines[1:3] == ["line 0", "line 1"] and lines[-1] == "... 10 more evidence lines in results.json"
     assert list(error_lines(run)) == [
-        f"{down}: cannot connect: timed out (every check of the host: 36 errors)",
+        f"{down}: cannot connect: timed out (every check of the host: {len(unreachable)} errors)",
         f"{A} | 1.1.4 | live: probe output unreadable",
     ]
 

@@ -305,3 +305,22 @@ def test_probe_frames_without_a_writable_tmpdir(tmp_path):
     out = subprocess.run(["sh", "-c", script], capture_output=True, check=True, env=env).stdout.decode()
     assert parse_stat_output(out, nonce)[str(tmp_path)].kind == "dir"
     assert not list(tmp_path.glob("cisaudit-probe.*"))
+
+
+def test_loader_version_sections():
+    """A directory named *.rules is no unreadable file (augenrules skips it); the version, the
+    files a split name names and audit.rules' mode and owner are read."""
+    snap = parse_probe(
+        output(
+            section("rules-d-order", body="50 docker.rules\n50.rules"),
+            section("rules-d-special", "/etc/audit/rules.d/50.rules"),
+            section("rules-d-word", "/etc/audit/rules.d/50", "-w /x\n"),
+            section("audit-version", "0", "auditctl version 3.0.9"),
+            section("audit-rules-stat", body="640 0"),
+        ),
+        NONCE,
+    )
+    assert snap.unreadable == []
+    assert snap.rules_d_special == ["/etc/audit/rules.d/50.rules"]
+    assert snap.rules_d_words == {"/etc/audit/rules.d/50": "-w /x\n"}
+    assert (snap.audit_version, snap.audit_rules_stat) == ("auditctl version 3.0.9", "640 0")

@@ -175,8 +175,8 @@ GARBAGE = {
     "a-two-actions": ("-a always,never -F path=/x", "unknown list or action"),
     "trailing-comment": ("-w /etc/docker -k docker # CIS 1.1.6", "comment"),
     "trailing-comment-glued": ("-w /etc/docker -k docker #1.1.6", "comment"),
-    "watch-with-F": ("-w /etc/docker -F key=docker", "cannot be combined"),
-    "watch-with-S": ("-w /etc/docker -S open", "cannot be combined"),
+    "watch-with-second-path": ("-w /etc/docker -F path=/etc/x -k docker", "second path"),
+    "watch-with-dir": ("-w /etc/docker -F dir=/etc/x", "second path"),
     "two-watches": ("-w /a -w /b", "exactly one"),
     "watch-and-a": ("-a always,exit -w /etc/docker", "exactly one"),
     "field-only": ("-F path=/x -k docker", "needs a watch or syscall rule"),
@@ -286,3 +286,31 @@ def test_crlf_keeps_the_cr_in_the_key():
     """Measured: a CRLF file loads `-k docker\r`, which is not the key docker."""
     (line,) = parse_rules("-w /etc/docker -k docker\r\n", "f")
     assert line.item.keys == ("docker\r",)
+
+
+# What auditctl 3.0.9 loaded from a rules file (`auditctl -R`), and what `auditctl -l` then printed:
+# docs/kernel-behaviour.md, "Loader versions"; selftests/integration/test_loader_versions.py.
+WATCH_FORMS = {
+    "F-key": ("-w /x -p wa -F key=k1", "-w /x -p wa -k k1"),
+    "F-condition": ("-w /x -F uid=0 -k k2", "-a always,exit -S all -F path=/x -F perm=rwxa -F uid=0 -F key=k2"),
+    "S-dropped": ("-w /x -S open -k k3", "-w /x -p rwxa -k k3"),
+    "C-compare": ("-w /x -C uid!=euid -k k6", "-a always,exit -S all -F path=/x -F perm=rwxa -C uid!=euid -F key=k6"),
+    "F-perm-intersects": ("-w /x -F perm=r -k k9", "-w /x -p rwxa -p r -k k9"),
+}
+
+
+@pytest.mark.parametrize(("written", "listed"), WATCH_FORMS.values(), ids=WATCH_FORMS.keys())
+def test_watch_with_fields_is_the_rule_the_kernel_lists(written, listed):
+    rule, shown = parse_rule(written), parse_rule(listed)
+    assert isinstance(rule, AuditRule) and isinstance(shown, AuditRule)
+    assert rule.identity == shown.identity
+
+
+def test_watch_with_F_key_carries_the_key():
+    rule = parse_rule("-w /etc/docker -F key=docker")
+    assert isinstance(rule, AuditRule) and rule.keys == ("docker",) and rule.path_field == "watch"
+
+
+def test_escaped_space_and_backslash_stay_in_the_token():
+    rule = parse_rule(r"-w /tmp/a\ b -k k\\")
+    assert isinstance(rule, AuditRule) and rule.path == "/tmp/a b" and rule.keys == ("k\\",)

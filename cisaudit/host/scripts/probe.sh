@@ -70,9 +70,32 @@ if [ -d /etc/audit/rules.d ]; then
   (cd /etc/audit/rules.d && { ls -1v 2>/dev/null || ls -1; }) | grep '\.rules$'
 fi
 end
-for f in /etc/audit/rules.d/*.rules; do dump rules-file "$f"; done
+for f in /etc/audit/rules.d/*.rules; do
+  # augenrules' cat fails on a directory (or fifo) named *.rules and the merge goes on: not an error here.
+  if [ -e "$f" ] && [ ! -f "$f" ]; then sec rules-d-special "$f"; end; else dump rules-file "$f"; fi
+done
 dump audit-rules /etc/audit/audit.rules
 dump daemon-json /etc/docker/daemon.json
+
+# --- Loader versions (cisaudit/model/userspace.py; owned by the loader model) ---
+run audit-version auditctl -v
+# Only the lines of the host's augenrules that say how it merges (cisaudit/model/userspace.py reads them).
+if augenrules=$(command -v augenrules 2>/dev/null); then
+  sec augenrules "$augenrules"; grep -e 'ls -1v' -e 'sort -zV' -e 'sub(/' -e 'minus_e = ""' "$augenrules"; end
+fi
+# augenrules before 4.2 word-splits `ls -1v | grep .rules$`: `50 docker.rules` cats rules.d/50 and
+# rules.d/docker.rules. Dump the regular files such words name that the *.rules loop above did not.
+if [ -d /etc/audit/rules.d ]; then
+  set -f
+  # shellcheck disable=SC2010,SC2013,SC2046 # word-splitting names is what augenrules does
+  for w in $(cd /etc/audit/rules.d && ls -1v 2>/dev/null | grep '\.rules$'); do
+    case $w in *.rules) ;; *) if [ -f "/etc/audit/rules.d/$w" ]; then dump rules-d-word "/etc/audit/rules.d/$w"; fi ;; esac
+  done
+  set +f
+fi
+# auditctl -R checks the file it reads: owner (3.0.9) and world-writable (3.0.9, 4.1.4+).
+sec audit-rules-stat; stat -L -c '%a %u' /etc/audit/audit.rules 2>/dev/null; end
+# --- end of loader versions ---
 # dockerd's own command line (--data-root, --userns-remap) and the remap ranges (docs/benchmarks.md).
 # Only root's daemon: any user can run a process named dockerd with a --data-root of its choosing.
 # Checked before and after the read, so a pid that changed hands in between is ignored too.
