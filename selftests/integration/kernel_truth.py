@@ -64,11 +64,16 @@ def build_access32(out_dir: Path) -> Path | None:
     return binary if subprocess.run([binary, "r", "/dev/null"]).returncode == 0 else None
 
 
-def suite_verdicts(control: Control, checks: tuple[str, ...] = ("live", "persisted")) -> dict[str, str]:
-    """The suite's verdicts for the control on this machine, from one real probe."""
+def assessment_of(control: Control) -> Assessment:
+    """The suite's assessment of this machine, from one real probe that also looks at the control's path."""
     script, nonce = probe.render_script(extra_paths=[control.path])
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
-    assessment = Assessment(probe.parse_probe(out, nonce), KEY)
+    return Assessment(probe.parse_probe(out, nonce), KEY)
+
+
+def suite_verdicts(control: Control, checks: tuple[str, ...] = ("live", "persisted")) -> dict[str, str]:
+    """The suite's verdicts for the control on this machine, from one real probe."""
+    assessment = assessment_of(control)
     return {check: assessment.control_verdict(control, check).status for check in checks}
 
 

@@ -12,16 +12,25 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cisaudit.host.events import recorded, render_script
+from cisaudit.model.decisions import Accesses
 from selftests import docker_root
 from selftests.integration.kernel_truth import (
+    KEY,
+    LOGIN_UID,
+    Actor,
     Case,
+    actor_lines,
+    assessment_of,
     build_access32,
     ground_truth,
     make_objects,
@@ -227,3 +236,83 @@ def test_ruleset_verdicts_are_kernel_truth(
     RULESET_RESULTS[ruleset] = tally
     wrong = [" ".join(r[:4]) + ": " + r[4] for r in rows if r[3] not in (AGREE, NOT_APPLICABLE)]
     assert not wrong, f"{len(wrong)} disagreement(s):\n" + "\n".join(wrong)
+
+
+@dataclass(frozen=True)
+class Spared:
+    """A condition of a real set's rule that no access of the rule-set comparison meets (every
+    access it makes is by root, root with a login uid or an unprivileged user, through open,
+    execve and chmod), so there the kernel records what the model says this rule may take. The
+    claim is proven another way: `meet` is one access that meets the condition (sh run in {T},
+    announced with `spawned LABEL PATH`), or `twin` the same rule with a condition an actor meets."""
+
+    name: str
+    rule: str  # placed before WATCH_F; it has another key or is `never`
+    why: str
+    meet: str = ""
+    twin: str = ""
+
+
+_AS_USER = Actor.USER.prefix()
+SPARED = [
+    Spared(
+        "subj_type",  # neo23x0-auditd, bfuzzy-auditd-attack
+        "-a never,exit -F subj_type=crond_t",
+        "an SELinux label: this kernel has no SELinux, so the rule loads and matches nothing here",
+        twin=f"-a never,exit -F auid={LOGIN_UID}",
+    ),
+    Spared(
+        "uid-not-euid",  # CIS Linux 'user_emulation' (ansible-lockdown DEBIAN12-CIS, RHEL9-CIS)
+        "-a always,exit -F arch=b64 -C euid!=uid -F auid!=unset -S execve -k user_emulation",
+        "a process whose real and effective uids differ (a setuid program; dash keeps them apart only with -p);"
+        " the actors have uid == euid",
+        meet=f"sh -c 'echo {LOGIN_UID} > /proc/self/loginuid && exec setpriv --ruid={LOGIN_UID} \"$@\"' actor"
+        ' sh -p -c \'exec "$0" "$(head -c $(( $(getconf PAGESIZE) * 32 )) /dev/zero | tr "\\0" x)"\' {T}/d/f'
+        " 2>/dev/null & spawned x/ruid {T}/d/f",
+    ),
+    Spared(
+        "truncate-eacces",  # upstream-ospp 30-ospp-v42-2-modify-failed.rules
+        "-a always,exit -F arch=b64 -S truncate,ftruncate -F exit=-EACCES -F auid>=1000 -F auid!=unset"
+        " -F key=unsuccessful-modification",
+        "truncate(2) by path (truncate(1) opens the file first), a write the actors never make",
+        meet=f"{_AS_USER}python3 -c 'import os, sys; os.truncate(sys.argv[1], os.stat(sys.argv[1]).st_size)'"
+        " {T}/d/f 2>/dev/null & spawned w/truncate {T}/d/f",
+    ),
+    Spared(
+        "o-creat-eacces",  # upstream-ospp 30-ospp-v42-1-create-failed.rules
+        "-a always,exit -F arch=b64 -S openat,open_by_handle_at -F a2&0100 -F exit=-EACCES -F auid>=1000"
+        " -F auid!=unset -F key=unsuccessful-create",
+        "an open with O_CREAT; the actors' opens never create",
+        meet=f"{_AS_USER}dd if=/dev/null of={{T}}/d/f oflag=append conv=notrunc count=0 2>/dev/null"
+        " & spawned w/creat {T}/d/f",
+    ),
+]
+
+
+@pytest.mark.parametrize("spared", SPARED, ids=lambda s: s.name)
+def test_condition_no_comparison_access_meets_is_proven_otherwise(
+    objects: Path, kernel: KernelSandbox, access32: Path | None, spared: Spared
+) -> None:
+    """The rule-set comparison cannot see these rules take anything (the kernel records every access
+    it makes, while the model says the rule may take some: the cells the summary lists), so:
+    the model names the rule, every comparison access is recorded, and the access that meets the
+    condition (or the rule's twin with a condition an actor meets) is not recorded with the key."""
+    objects.chmod(0o755)  # the unprivileged actor must reach {T}/d/f
+    tmp = str(objects)
+    control = synthetic_control(f"{tmp}/d/f", "watch")
+    actors = actor_lines([("rwxa", control.path)], list(Actor), access32)
+    for rule, meet in ((spared.rule, spared.meet), *([(spared.twin, "")] if spared.twin else [])):
+        load(kernel, [rule, WATCH_F.replace("{T}", tmp)])
+        verdict = assessment_of(control).control_verdict(control, "live")
+        assert verdict.status == "fail" and "matches first" in verdict.summary, verdict.summary
+        script = render_script(
+            [Accesses(control.path, "rwxa")], KEY, timeout=5, extra=actors + meet.replace("{T}", tmp) + "\n"
+        )
+        seen = recorded(subprocess.run(["sh", "-c", script], capture_output=True, text=True, cwd=tmp).stdout)
+        missed = sorted(t.label for t, events in seen.items() if not events)
+        if rule == spared.twin:  # the actors meet the twin's condition: their accesses are lost
+            assert missed and all("/admin" in m or "/user" in m for m in missed), (spared.why, missed)
+        else:  # no comparison access meets the rule's condition; the meeting access is lost
+            expected = [meet.rsplit(" spawned ", 1)[1].split()[0]] if meet else []
+            assert missed == expected, (spared.why, missed)
+        sh("auditctl -D")
