@@ -59,12 +59,13 @@ PRIVATE = (Path("/run"), Path("/var/lib/cisaudit"))
 
 def set_files(name: str) -> dict[str, str]:
     """The set's rules.d files in load order: a directory's files, or one file installed under the
-    name its `## install-as:` header line gives."""
+    name its `## install-as:` header line gives (else its own name)."""
     path = RULESETS / name
     if path.is_dir():
         return {f.name: f.read_text() for f in sorted(path.glob("*.rules"))}
     text = (RULESETS / f"{name}.rules").read_text()
-    install = next(line.split()[2] for line in text.splitlines() if line.startswith("## install-as:"))
+    names = [line.split()[2] for line in text.splitlines() if line.startswith("## install-as:")]
+    install = names[0] if names else f"{name}.rules"
     return {install: text}
 
 
