@@ -232,7 +232,7 @@ def main(name: str, access32: Path | None, out: Path) -> None:
     benchmark = "".join(c.rule_text(c.path) + "\n" for c in controls())
     started = time.monotonic()
     dropped = install({**files, "docker.rules": benchmark})
-    result: dict[str, Any] = {"set": name, "not_loaded": dropped, "load": {}}
+    result: dict[str, Any] = {"set": name, "not_loaded": dropped, "load": {}, "b32": access32 is not None}
     result["load"]["benchmark"] = load()
     result["benchmark"] = judge_state(access32)
     mark = time.monotonic()
@@ -273,6 +273,12 @@ def compare_cells(result: dict[str, Any]) -> list[tuple[str, str, str, str, str,
     return rows
 
 
+def expected_labels(perms: set[str], b32: bool) -> set[str]:
+    """The labels of every access a control with these permission classes gets (each actor, each ABI)."""
+    actors = [""] + [f"/{a.value}" for a in Actor if a is not Actor.ROOT]
+    return {f"{p}{abi}{actor}" for p in perms for abi in ("", "/b32")[: 1 + b32] for actor in actors}
+
+
 def compare(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(state, control, check, outcome, detail) for every case of a driver's result: the suite's
     verdict against the kernel's (PASS when every required access was recorded with the key)."""
@@ -282,6 +288,11 @@ def compare(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             for check in ("live", "persisted"):
                 verdict, seen = case["verdict"][check], case["truth"][check]
                 missed = sorted(label for label, ok in seen.items() if not ok)
+                made = {label.split()[0] for label in seen}
+                perms = {cell.split("/")[0] for cell in case["cells"].get(check, {})}
+                if made != expected_labels(perms, result["b32"]) and seen:  # a lost announcement is no proof
+                    rows.append((state, cid, check, ERROR, f"accesses made: {sorted(made)}"))
+                    continue
                 kernel = "pass" if seen and not missed else "fail"
                 if verdict == Status.NOT_APPLICABLE and not seen:
                     outcome = NOT_APPLICABLE
