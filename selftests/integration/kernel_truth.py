@@ -4,14 +4,18 @@ A case is a list of auditctl rules on objects under a fresh ~/cisaudit-kt-XXXX (
 the rules). The objects: `d/` holding `f` (an executable script that would leave `ran` in
 {T} if it ever ran), `link -> d/f` and `ld -> d`. The ground truth is cisaudit.host.events' own
 trigger script (one access per permission class, each by its own process), plus the same
-accesses through the 32-bit syscall ABI by selftests/integration/access32.c.
+accesses through the 32-bit syscall ABI by selftests/integration/access32.c, and (for the rule
+sets) both again by the other actors of `Actor`: root with a login uid, and an unprivileged user.
 """
 
 from __future__ import annotations
 
 import platform
+import shlex
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from cisaudit.host import probe
@@ -21,6 +25,7 @@ from cisaudit.model.decisions import Accesses, Trigger
 from cisaudit.model.evaluate import Assessment
 
 KEY = "docker"
+LOGIN_UID = 1500  # a login uid >= UID_MIN (1000), as rules' `-F auid>=1000 -F auid!=unset` expect
 ACCESS32_SOURCE = Path(__file__).with_name("access32.c")
 
 
@@ -59,11 +64,16 @@ def build_access32(out_dir: Path) -> Path | None:
     return binary if subprocess.run([binary, "r", "/dev/null"]).returncode == 0 else None
 
 
-def suite_verdicts(control: Control, checks: tuple[str, ...] = ("live", "persisted")) -> dict[str, str]:
-    """The suite's verdicts for the control on this machine, from one real probe."""
+def assessment_of(control: Control) -> Assessment:
+    """The suite's assessment of this machine, from one real probe that also looks at the control's path."""
     script, nonce = probe.render_script(extra_paths=[control.path])
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
-    assessment = Assessment(probe.parse_probe(out, nonce), KEY)
+    return Assessment(probe.parse_probe(out, nonce), KEY)
+
+
+def suite_verdicts(control: Control, checks: tuple[str, ...] = ("live", "persisted")) -> dict[str, str]:
+    """The suite's verdicts for the control on this machine, from one real probe."""
+    assessment = assessment_of(control)
     return {check: assessment.control_verdict(control, check).status for check in checks}
 
 
@@ -86,3 +96,52 @@ def truth_table(truth: dict[Trigger, list[str]], tmp: str) -> str:
     return ", ".join(
         f"{t.path.replace(tmp, '{T}')} {t.label}:{'yes' if events else 'no'}" for t, events in truth.items()
     )
+
+
+class Actor(Enum):
+    """Who makes an access. The harness itself runs as root with no login uid (auid unset); the
+    others get LOGIN_UID as login uid (writing /proc/self/loginuid needs CAP_AUDIT_CONTROL and a
+    kernel without --loginuid-immutable) before they exec the access."""
+
+    ROOT = "root"  # uid 0, auid unset: a daemon or boot-time script
+    ADMIN = "admin"  # uid 0, auid LOGIN_UID: a user who logged in and became root (sudo)
+    USER = "user"  # uid and auid LOGIN_UID: an unprivileged user; writes and chmod fail (EACCES, EPERM)
+
+    def prefix(self) -> str:
+        """The sh words that run a command (its "$@") as this actor, in the same process."""
+        if self is Actor.ROOT:
+            return ""
+        become = f"setpriv --reuid={LOGIN_UID} --regid={LOGIN_UID} --clear-groups " if self is Actor.USER else ""
+        return "sh -c " + shlex.quote(f'echo {LOGIN_UID} > /proc/self/loginuid && exec {become}"$@"') + " actor "
+
+
+# One access per class, as cisaudit/host/scripts/events.sh makes it, for `actor_lines`: the
+# execute access passes its over-long argument only in the last exec (the actor's own execs
+# would fail E2BIG first), so it needs a kernel that opens the file first (events.py: e2big).
+_ACCESS = {
+    "r": "dd if={p} of=/dev/null bs=1 count=0",
+    "w": "dd if=/dev/null of={p} oflag=append conv=notrunc,nocreat count=0",
+    "x": 'sh -c \'exec "$0" "$(head -c $(( $(getconf PAGESIZE) * 32 )) /dev/zero | tr "\\0" x)"\' {p}',
+    "a": 'chmod "$(stat -L -c %a -- {p})" -- {p}',
+}
+
+
+def actor_lines(
+    paths: Iterable[tuple[str, str]], actors: Iterable[Actor], access32: Path | None, batch: int = 48
+) -> str:
+    """sh for events.render_script's `extra`: each (classes, path) access by each actor other than
+    root (events.sh makes root's), natively and through the 32-bit ABI, each by its own process
+    announced as events.sh's `spawned` does (LABEL = CLASS[/b32][/ACTOR]); up to `batch` of them
+    run at once (the accesses are independent; one at a time, 400 take seconds)."""
+    lines = ['started() { printf \'%s trigger %s %s %s\\n\' "$MARK" "$1" "$!" "$2"; }']
+    for classes, path in paths:
+        p = shlex.quote(path)
+        for actor in actors:
+            tag = "" if actor is Actor.ROOT else f"/{actor.value}"
+            for c in classes:
+                if actor is not Actor.ROOT:
+                    lines.append(f"{actor.prefix()}{_ACCESS[c].format(p=p)} 2>/dev/null & started {c}{tag} {p}")
+                if access32:
+                    lines.append(f"{actor.prefix()}{access32} {c} {p} 2>/dev/null & started {c}/b32{tag} {p}")
+    lines = [line + ("\nwait" if i % batch == 0 else "") for i, line in enumerate(lines)]
+    return "".join(line + "\n" for line in lines) + "wait\n"
