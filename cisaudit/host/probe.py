@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cisaudit.host.shell import compose
 from cisaudit.model.catalogue import Control, controls
+from cisaudit.model.kernel import CLASS_SYSCALLS
 from cisaudit.model.locate import UNIT_DIRS
 from cisaudit.model.snapshot import PathInfo, Snapshot
 
@@ -47,6 +48,7 @@ def render_script(
         "PATHS": " ".join(paths),
         "KERNEL_RULES_PY": KERNEL_RULES.read_text(),
         "UNIT_DIRS": " ".join(UNIT_DIRS),
+        "CLASS_SYSCALLS": " ".join(sorted(CLASS_SYSCALLS)),
     }
     return compose(values, "probe-lib.sh", "probe.sh"), nonce
 
@@ -131,6 +133,21 @@ def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
         sections.append((name, arg or "", "\n".join(body)))
     # Splitting on "\n" already drops the one newline `end` printed after each body.
     return sections
+
+
+# -- the kernel filter model's facts (probe.sh's "kernel filter model" section) --
+_KERNEL_FACTS = ("syscalls", "lsm", "lsm-label", "selinux")
+
+
+def _kernel_fact(snap: Snapshot, name: str, arg: str, text: str) -> None:
+    if name == "syscalls":
+        snap.syscall_tables[arg] = text
+    elif name == "lsm":
+        snap.lsm_list = text
+    elif name == "lsm-label":
+        snap.lsm_labelled = {"yes": True, "no": False}.get(text)
+    elif name == "selinux":
+        snap.selinux = {"yes": True, "no": False}.get(text)
 
 
 def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...] | None = None) -> Snapshot:
@@ -220,6 +237,8 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
                 snap.binaries[arg] = text.splitlines()[0]
         elif name in ("paths", "targets", "modes"):
             stat_bodies[name] = body
+        elif name in _KERNEL_FACTS:
+            _kernel_fact(snap, name, arg, text)
     snap.paths = parse_stat_sections(
         stat_bodies.get("paths", ""), stat_bodies.get("targets", ""), stat_bodies.get("modes", "")
     )

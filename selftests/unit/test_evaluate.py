@@ -66,15 +66,30 @@ COVERAGE = {
         ["-a exit,always -F path=/etc/docker -F perm=war -k docker"],
         "rwxa",
         False,
-        "with the key: execute",
+        "execute: not recorded: no rule records with the key",
     ),
-    "narrow-wa": (["-w /etc/docker -p wa -k docker"], "rwxa", False, "with the key: read, execute"),
+    "narrow-wa": (
+        ["-w /etc/docker -p wa -k docker"],
+        "rwxa",
+        False,
+        "read, execute: not recorded: no rule records with the key",
+    ),
     "cac-pair-path-on-dir": (pair("/etc/docker"), "rwxa", False, "only partly by"),  # inode, not subtree
     "cac-pair-dir": (pair("/etc/docker", field="dir"), "rwxa", True, ""),
-    "b64-only": (pair("/etc/docker")[1:], "rwxa", False, "with the key: read, write, execute, attribute change on b32"),
+    "b64-only": (
+        pair("/etc/docker")[1:],
+        "rwxa",
+        False,
+        "attribute change on b32: not recorded: no rule records with the key",
+    ),
     "b32-only": (pair("/etc/docker")[:1], "rwxa", False, "attribute change on b64"),
-    "wrong-key": (["-w /etc/docker -k cis"], "rwxa", False, "key(s) cis, not 'docker'"),
-    "no-key": (["-w /etc/docker"], "rwxa", False, "key(s) none"),
+    "wrong-key": (
+        ["-w /etc/docker -k cis"],
+        "rwxa",
+        False,
+        "recorded with another key (key cis, not 'docker') by `-w /etc/docker -k cis`",
+    ),
+    "no-key": (["-w /etc/docker"], "rwxa", False, "recorded with another key (no key, not 'docker')"),
     "key-case": (["-w /etc/docker -k Docker"], "rwxa", False, "not 'docker'"),
     "several-keys": (["-w /etc/docker -k cis -k docker"], "rwxa", True, ""),
     "several-key-fields": (pair("/etc/docker", key="cis -F key=docker", field="dir"), "rwxa", True, ""),
@@ -84,7 +99,7 @@ COVERAGE = {
         ["-a never,exit -F path=/etc/docker -F perm=w", W],
         "rwxa",
         False,
-        "matches first (a `never` rule, for the accesses it matches): write",
+        "write: not recorded (a `never` rule) by `-a never,exit",
     ),
     "never-b32-only": (
         ["-a never,exit -F arch=b32 -S all -F path=/etc/docker", W],
@@ -92,13 +107,13 @@ COVERAGE = {
         False,
         "attribute change on b32",
     ),
-    "other-key-first": (["-w /etc/docker -k cis", W], "rwxa", False, "key(s) cis"),
+    "other-key-first": (["-w /etc/docker -k cis", W], "rwxa", False, "key cis, not"),
     "split-perms": (["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k docker"], "rwxa", True, ""),
     "split-perms-other-key-half": (
         ["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k x"],
         "rwxa",
         False,
-        "key(s) x",
+        "read, execute: recorded with another key (key x, not 'docker')",
     ),
     "auid-only": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker"], "rwxa", False, "only partly by"),
     "auid-then-full": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker", W], "rwxa", True, ""),
@@ -106,7 +121,7 @@ COVERAGE = {
         ["-a always,exit -F path=/etc/docker -F auid>=1000 -k x", W],
         "rwxa",
         False,
-        "for the accesses it matches",
+        "(by processes with auid>=1000): recorded with another key (key x",
     ),
     "syscall-narrowed": (
         [
@@ -120,16 +135,26 @@ COVERAGE = {
     "neighbour-file": (["-w /etc/docker/daemon.json -k docker"], "rwxa", False, "no rule records with the key"),
     "neighbour-prefix": (["-w /etc/dockerx -k docker"], "rwxa", False, "no rule records with the key"),
     "parent-dir-tree": (["-w /etc -k docker"], "rwxa", True, ""),
-    "parent-dir-other-key-first": (["-w /etc -p wa -k etc", W], "rwxa", False, "(key(s) etc, not 'docker'): write"),
+    "parent-dir-other-key-first": (
+        ["-w /etc -p wa -k etc", W],
+        "rwxa",
+        False,
+        "write, attribute change: recorded with another key (key etc, not 'docker') by `-w /etc -p wa -k etc`",
+    ),
     "root-cmd-execve-first": (
         ["-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd", W],
         "rwxa",
         False,
-        "for the accesses it matches): execute on b64",
+        "execute on b64 (execve by processes with euid=0): recorded with another key (key rootcmd",
     ),
     "root-cmd-execve-after": ([W, "-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd"], "rwxa", True, ""),
     "non-exit-list": (["-a always,task -F path=/etc/docker -k docker"], "rwxa", False, "no rule records with the key"),
-    "nothing": ([], "rwxa", False, "no rule records with the key: read, write, execute, attribute change"),
+    "nothing": (
+        [],
+        "rwxa",
+        False,
+        "read, write, execute, attribute change: not recorded: no rule records with the key",
+    ),
 }
 
 
@@ -146,8 +171,8 @@ def test_coverage_cites_the_deciding_line():
         rules("-w /x -p r -k docker", "-w /etc/docker -p wa -k other"), "/etc/docker", "wa", "docker", ("b64",)
     )
     assert problems == [
-        "`-w /etc/docker -p wa -k other` (t.rules:2) matches first (key(s) other, not 'docker'): "
-        "write, attribute change"
+        "write, attribute change: recorded with another key (key other, not 'docker') "
+        "by `-w /etc/docker -p wa -k other` (t.rules:2)"
     ]
 
 
