@@ -673,3 +673,36 @@ def test_exclude_of_another_record_type_costs_nothing():
 def test_boot_without_audit_fails_persisted(cmdline, enabled, status):
     snap = host(good_rules(), good_listing(), cmdline=cmdline, auditd_enabled=enabled)
     assert verdicts(snap, "persisted")["1.1.6"] == status
+
+
+HARDENED_FIRST = "\n".join(  # CIS Linux and audit-userspace rules in a file sorted before the Docker rules
+    [
+        "-a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change",
+        "-a always,exit -F arch=b32 -S adjtimex,settimeofday,clock_settime,stime -k time-change",
+        "-a always,exit -F arch=b64 -S unshare,setns -F key=container-config",
+        "-a always,exit -F arch=b32 -S unshare,setns -F key=container-config",
+        "-a always,exit -F arch=b64 -S init_module,finit_module -F auid!=unset -k modules",
+        "-a never,exit -F subj_type=crond_t",
+    ]
+)
+
+
+@pytest.mark.parametrize("check", ["live", "persisted"])
+def test_hardened_rules_in_no_permission_class_take_nothing(check):
+    """Rules limited to syscalls that never touch a file, and an LSM field on a host without an LSM,
+    take none of Docker's accesses: no false FAIL (issue 20)."""
+    listing = HARDENED_FIRST + "\n" + good_listing()
+    snap = host(good_rules(), listing, lsm_labelled=False, selinux=False)
+    snap.rules_d.insert(0, ("/etc/audit/rules.d/30-hardened.rules", HARDENED_FIRST + "\n"))
+    assert verdicts(snap, check) == expected()
+
+
+def test_hardened_rule_taking_chmod_is_named_with_its_key():
+    perm_mod = "-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -k perm_mod"
+    snap = host(perm_mod + "\n" + good_rules())
+    verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "persisted")
+    assert verdict.status == Status.FAIL
+    assert (
+        "attribute change on b64 (chmod, fchmod, fchmodat by processes with auid>=1000, auid!=unset): "
+        f"recorded with another key (key perm_mod, not 'docker') by `{perm_mod}` ({RULES_FILE}:1)"
+    ) in verdict.summary
