@@ -14,6 +14,7 @@ from xdist.scheduler import LoadScopeScheduling
 from cisaudit.host.hostspec import SpecError, parse_spec
 from cisaudit.host.ssm.fanout import parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
+from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
 from cisaudit.plugin.aggregate import HostCases, case_of, group_by_host
@@ -43,7 +44,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=VERSIONS,
         help=f"CIS Docker Benchmark version to check: {' or '.join(VERSIONS)} (default {DEFAULT_VERSION})",
     )
-    group.addoption("--audit-key", default="docker", help="audit key the rules must carry (default docker)")
+    group.addoption(
+        "--audit-key",
+        action="append",
+        default=None,
+        help="audit key the rules must carry (default docker); several keys: comma-separated or repeated, "
+        "any one of them counts; `any`: an access recorded with any key counts",
+    )
     group.addoption("--controls", default="", help="comma list of control ids, e.g. 1.1.3,1.1.4")
     group.addoption(
         "--require-all",
@@ -136,6 +143,14 @@ def selected_controls(config: pytest.Config) -> list[Control]:
         raise pytest.UsageError(f"--controls: {exc}") from None
 
 
+def audit_keys(config: pytest.Config) -> AuditKeys:
+    """The keys --audit-key accepts (docker by default)."""
+    try:
+        return AuditKeys.parse(config.getoption("audit_key") or ["docker"])
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def _host_cases(config: pytest.Config) -> list[Case]:
     checks = ((Check.REMEDIATION,) if config.getoption("remediate") else ()) + HOST_CHECKS
     return [Case(s, check) for s in config.stash[HOSTS_KEY] for check in checks]
@@ -194,6 +209,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[WAIVERS_KEY] = _waivers(config)
+    audit_keys(config)  # a bad --audit-key is a usage error before anything runs
     try:
         config.option.ssm_max_concurrency = parse_concurrency(config.getoption("ssm_max_concurrency"))
     except ValueError as exc:

@@ -23,7 +23,7 @@ from cisaudit.outputs.record import CASES_PROPERTY, CaseRecord, decode_records
 from cisaudit.outputs.results import RunInfo, RunResults, command_line, commit, describe_mode, tool_version
 from cisaudit.outputs.results_json import iter_json
 from cisaudit.outputs.xccdf import iter_xccdf
-from cisaudit.plugin import aggregated
+from cisaudit.plugin import aggregated, audit_keys
 from cisaudit.plugin.cases import case_name
 
 COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
@@ -201,6 +201,9 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
         return
     results = tally.results(config)
     terminalreporter.write_sep("-", "compliance per host")
+    keys = audit_keys(config)
+    meaning = "an access recorded with any key counts" if keys.any else "a rule must give one of them"
+    terminalreporter.write_line(f"audit keys: {keys.mode} ({meaning})")
     for host in results.hosts:
         counts = results.counts(host)
         terminalreporter.write_line(
