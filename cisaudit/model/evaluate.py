@@ -38,7 +38,7 @@ from cisaudit.model.loader import (
     replay,
 )
 from cisaudit.model.locate import Target, resolve
-from cisaudit.model.rules import RuleLine, lines_of, machine_abis
+from cisaudit.model.rules import AuditRule, RuleLine, lines_of, machine_abis
 from cisaudit.model.snapshot import Snapshot
 from cisaudit.model.verdict import Check, Status, Verdict, dispatch
 
@@ -128,6 +128,11 @@ class Assessment:
         state, unreadable = live_state(self.snap, self.persisted_lines)
         state.silenced += self._silenced_now()
         state.facts = self.facts
+        origins: dict[tuple[object, ...], str] = {}
+        for line in self.persisted_lines:
+            if isinstance(line.item, AuditRule):
+                origins.setdefault(line.item.identity, line.where)
+        state.exit = [replace(kr, origin=origins.get(kr.rule.identity, "")) for kr in state.exit]
         return state, unreadable
 
     @property

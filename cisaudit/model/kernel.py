@@ -113,9 +113,11 @@ class KernelRule:
     kinds: frozenset[WatchKind] = frozenset({WatchKind.INODE})
     actions: frozenset[str] = frozenset({"always"})
     note: str = ""  # how an ambiguity of the listing was settled
+    origin: str = ""  # a listed rule's twin in the persisted files (file:line): where it comes from
 
     def cite(self) -> str:
-        return f"`{self.line.text}` ({self.line.where})"
+        origin = f", persisted at {self.origin}" if self.origin else ""
+        return f"`{self.line.text}` ({self.line.where}{origin})"
 
     @property
     def keys(self) -> tuple[str, ...]:

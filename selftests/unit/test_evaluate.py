@@ -706,3 +706,11 @@ def test_hardened_rule_taking_chmod_is_named_with_its_key():
         "attribute change on b64 (chmod, fchmod, fchmodat by processes with auid>=1000, auid!=unset): "
         f"recorded with another key (key perm_mod, not 'docker') by `{perm_mod}` ({RULES_FILE}:1)"
     ) in verdict.summary
+
+
+def test_live_evidence_names_the_file_a_listed_rule_is_persisted_in():
+    perm_mod = "-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -F key=perm_mod"
+    snap = host(perm_mod.replace("-F key=", "-k ") + "\n" + good_rules(), perm_mod + "\n" + good_listing())
+    verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "live")
+    assert verdict.status == Status.FAIL
+    assert f"by `{perm_mod}` (auditctl -l:1, persisted at {RULES_FILE}:1)" in verdict.summary
