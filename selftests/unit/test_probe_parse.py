@@ -1,5 +1,6 @@
 """cisaudit.host.probe.parse_probe: section framing is exact, and incomplete output is refused."""
 
+import shutil
 import subprocess
 
 import pytest
@@ -14,6 +15,7 @@ from cisaudit.host.probe import (
     render_stat_script,
 )
 from cisaudit.host.shell import piece
+from selftests.suite_runner import require
 
 NONCE = "@@cisaudit-0123456789abcdef"
 FAKE = "@@cisaudit-fedcba9876543210"
@@ -240,3 +242,32 @@ def test_kernel_rules_section_is_read_only_when_complete():
     ]
     assert parse_probe(output(section("kernel-rules", body="exit never path 2f")), NONCE).kernel_rules is None
     assert parse_probe(output(section("kernel-rules", body="x y\ndone")), NONCE).kernel_rules is None
+
+
+def test_kernel_filter_facts_are_parsed():
+    """probe.sh's kernel filter model section: syscall numbers per ausyscall table, LSMs."""
+    snap = parse_probe(
+        output(
+            section("syscalls", "x86_64", "90 chmod\n159 adjtimex"),
+            section("syscalls", "i386", "15 chmod"),
+            section("lsm", "", "lockdown,capability,selinux"),
+            section("lsm-label", "", "yes"),
+            section("selinux", "", "yes"),
+        ),
+        NONCE,
+    )
+    assert snap.syscall_tables == {"x86_64": "90 chmod\n159 adjtimex", "i386": "15 chmod"}
+    assert (snap.lsm_list, snap.lsm_labelled, snap.selinux) == ("lockdown,capability,selinux", True, True)
+    unknown = parse_probe(output(section("lsm-label", "", "maybe")), NONCE)
+    assert (unknown.lsm_list, unknown.lsm_labelled, unknown.selinux) == (None, None, None)
+
+
+def test_probe_reads_this_hosts_syscall_numbers():
+    """The rendered probe asks ausyscall for the class syscalls and every -S name of the rules."""
+    require(shutil.which("ausyscall") is not None, "needs ausyscall (apt-get install auditd)")
+    script, nonce = render_script()
+    snap = parse_probe(subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout, nonce)
+    assert snap.syscall_tables, "no syscall table from this host's ausyscall"
+    for text in snap.syscall_tables.values():
+        names = {line.split()[1] for line in text.splitlines()}
+        assert "execve" in names and "openat" in names
