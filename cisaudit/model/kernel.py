@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import cache
 
 from cisaudit.model.rules import AuditRule, Condition, RuleLine, RuleSyntaxError, abi_of, machine_abis
 from cisaudit.model.syscall_tables import TABLES
@@ -235,7 +236,6 @@ class AuditKeys:
 class Fate(Enum):
     """What happens to the accesses a rule takes (it is the first to match them)."""
 
-    RECORDED = "recorded with the key"
     OTHER_KEY = "recorded with another key"
     DROPPED = "not recorded"
     AMBIGUOUS = "maybe not recorded"
@@ -301,7 +301,9 @@ def _path_reach(kr: KernelRule, obj: AuditObject) -> tuple[bool, bool]:
     return sure, may
 
 
+@cache
 def default_facts(machine: str) -> KernelFacts:
+    """The model's own facts for a machine (no probe): its syscall tables, LSMs unknown."""
     return kernel_facts(machine)
 
 
