@@ -41,6 +41,17 @@ def test_audit_key_modes(kernel: KernelSandbox, tmp_path: Path, args: tuple[str,
     assert f"audit keys: {mode} (" in run.output
 
 
+@pytest.mark.kernel
+@pytest.mark.parametrize("keys", ["any", "docker,cis-etc"])
+def test_verify_events_with_several_keys_or_any(kernel: KernelSandbox, tmp_path: Path, keys: str) -> None:
+    """The events check finds the accesses recorded with another accepted key, or with any key."""
+    kernel.make_path("/etc/docker", "dir")
+    kernel.kernel("-w /etc/docker -p rwxa -k cis-etc")
+    run = run_suite(tmp_path, [HOST], "--controls=1.1.6", f"--audit-key={keys}", "--verify-events")
+    events = run.case(HOST, "1.1.6", "events")
+    assert events.verdict == "pass", events.summary + "\n" + events.evidence
+
+
 @pytest.mark.parametrize("value", ["any,docker", "docker,,x", ""])
 def test_bad_audit_key_is_a_usage_error(value: str) -> None:
     proc = subprocess.run(
