@@ -31,9 +31,11 @@ from selftests.kernel import KernelSandbox, sh
 pytestmark = pytest.mark.kernel
 WATCH_F = "-w {T}/d/f -k docker"
 EXECVE_OTHER = "-a always,exit -F arch=b64 -S execve -F euid=0 -k other"
-# Hardened hosts' rules before the Docker rule (issue 20): (name, rules, the kernel records every
-# access with the key). Rules whose syscalls are in no permission class take nothing; rules of the
-# CIS Linux benchmark that do take some classes take them for login users only (auid>=1000).
+# Hardened hosts' rules before the Docker rule (issue 20), as (name, rules). Rules whose syscalls
+# are in no permission class take nothing; rules of the CIS Linux benchmark that do take some
+# classes take them for login users only (auid>=1000). The ground truth makes one syscall per
+# class (openat for r and w, execve, fchmodat; open, execve, chmod in the 32-bit ABI), so a rule
+# state here must decide through those syscalls (the model judges every syscall of a class).
 HARDENED = [
     (
         "time-change-first",
@@ -66,7 +68,10 @@ HARDENED = [
             "-F auid!=unset -k access",
         ),
     ),
-    ("chmod-without-arch-first", ("-a always,exit -S chmod -F auid>=1000 -F auid!=unset -k perm_mod",)),
+    # Without -F arch auditctl numbers -S names for x86_64; in the 32-bit ABI the same numbers are
+    # other syscalls: fchmodat (268) takes 64-bit chmod only, rt_sigreturn (15) takes 32-bit chmod.
+    ("fchmodat-without-arch-first", ("-a always,exit -S fchmodat -F auid>=1000 -F auid!=unset -k perm_mod",)),
+    ("b32-chmod-by-number-first", ("-a always,exit -S rt_sigreturn -F auid>=1000 -F auid!=unset -k sig",)),
     ("subj-type-never-first", ("-a never,exit -F subj_type=crond_t",)),
 ]
 CASES = [

@@ -182,3 +182,11 @@ def test_audit_key_values(values: list[str], keys: AuditKeys) -> None:
 def test_bad_audit_key_values(values: list[str]) -> None:
     with pytest.raises(ValueError, match="--audit-key"):
         AuditKeys.parse(values)
+
+
+def test_a_rule_without_arch_takes_the_32bit_syscall_of_the_same_number() -> None:
+    """x86_64's rt_sigreturn is 15, i386's chmod: the rule takes 32-bit chmod (measured)."""
+    found = problems(state("-a always,exit -S rt_sigreturn -F auid>=1000 -F auid!=unset -k sig", W))
+    assert [f.split(": ")[0] for f in found] == [
+        "attribute change on b32 (chmod by processes with auid>=1000, auid!=unset)"
+    ]
