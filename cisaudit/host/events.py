@@ -37,6 +37,7 @@ import shlex
 
 from cisaudit.host.shell import compose
 from cisaudit.model.decisions import REFUSED, Accesses, Trigger
+from cisaudit.model.kernel import AuditKeys
 
 MARK = "@@cisaudit-events"
 _NAME_RE = re.compile(r'\bname=(?:"([^"]*)"|([0-9A-F]+)\b)')
@@ -45,7 +46,7 @@ _PID_RE = re.compile(r"(?<![a-z])pid=(\d+)")
 _SYSCALL_RE = re.compile(r"\barch=(\w+) syscall=(\d+)\b.*?\bexit=(\S+)")
 
 
-def render_script(checks: list[Accesses], key: str, timeout: int = 10, extra: str = "") -> str:
+def render_script(checks: list[Accesses], key: str | AuditKeys, timeout: int = 10, extra: str = "") -> str:
     """The command (cisaudit/host/scripts/events.sh); `extra` is more sh run after the accesses
     (it may use `spawned`)."""
     for check in checks:
@@ -58,7 +59,7 @@ def render_script(checks: list[Accesses], key: str, timeout: int = 10, extra: st
         "EXTRA": extra,
         "SENTINEL": f"cisaudit-events-{secrets.token_hex(8)}",
         "TIMEOUT": str(int(timeout)),
-        "KEY": key,
+        "KEY": " ".join(AuditKeys.of(key).names),  # none: events with any key
     }
     return compose(values, "events.sh")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cisaudit.host.shell import compose
 from cisaudit.model.catalogue import Control, controls
+from cisaudit.model.kernel import CLASS_SYSCALLS
 from cisaudit.model.locate import UNIT_DIRS
 from cisaudit.model.snapshot import PathInfo, Snapshot
 
@@ -50,6 +51,7 @@ def render_script(
         "PATHS": " ".join(paths),
         "KERNEL_RULES_PY": KERNEL_RULES.read_text(),
         "UNIT_DIRS": " ".join(UNIT_DIRS),
+        "CLASS_SYSCALLS": " ".join(sorted(CLASS_SYSCALLS)),
     }
     return compose(values, "probe-lib.sh", "probe.sh"), nonce
 
@@ -162,6 +164,21 @@ def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
     return sections
 
 
+# -- the kernel filter model's facts (probe.sh's "kernel filter model" section) --
+_KERNEL_FACTS = ("syscalls", "lsm", "lsm-label", "selinux")
+
+
+def _kernel_fact(snap: Snapshot, name: str, arg: str, text: str) -> None:
+    if name == "syscalls":
+        snap.syscall_tables[arg] = text
+    elif name == "lsm":
+        snap.lsm_list = text
+    elif name == "lsm-label":
+        snap.lsm_labelled = {"yes": True, "no": False}.get(text)
+    elif name == "selinux":
+        snap.selinux = {"yes": True, "no": False}.get(text)
+
+
 def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...] | None = None) -> Snapshot:
     """The host's Snapshot; any output it cannot read is a ProbeError (that host's error), never a crash."""
     try:
@@ -263,6 +280,8 @@ def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Sna
                 snap.binaries[arg] = text.splitlines()[0]
         elif name in ("paths", "targets", "modes"):
             stat_bodies[name] = body
+        elif name in _KERNEL_FACTS:
+            _kernel_fact(snap, name, arg, text)
     snap.auditd_running = bool(auditd_pid) and auditd_pid == snap.status.get("pid", "").strip()
     if dockerd[0] not in {f"/proc/{pid}/cmdline" for pid, _ in snap.ignored_dockerd}:
         snap.dockerd_args = dockerd[1]

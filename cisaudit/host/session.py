@@ -18,6 +18,7 @@ from cisaudit.host.transport import ConnectOptions, HostError, describe_error, o
 from cisaudit.model.catalogue import DEFAULT_VERSION, Control, controls
 from cisaudit.model.decisions import Change
 from cisaudit.model.evaluate import Assessment
+from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.locate import resolve, unknown_paths
 from cisaudit.model.snapshot import Snapshot
 
@@ -32,10 +33,11 @@ def unusable_output(exc: BaseException) -> str:
 class HostSession:
     spec: str
     options: ConnectOptions
-    key: str
+    key: str  # the key rules are written with (remediation)
     require_all: bool = False
     version: str = DEFAULT_VERSION  # the benchmark version whose controls are checked
     fanned_out: Spool | None = None  # an ssm:// host whose probe the fleet fan-out ran (ssm/fleet.py)
+    keys: AuditKeys | None = None  # the keys that count as recorded (--audit-key); None: `key`
     commands: int = 0  # remote commands sent to this host in this run
     events_output: str | None = None  # --verify-events: ausearch output, fetched once
     change: Change | None = None  # --remediate/--backout: what this run did to the host
@@ -103,7 +105,7 @@ class HostSession:
         with self._lock:
             if self._error is None and self._assessment is None:
                 try:
-                    self._assessment = Assessment(self.probe(), self.key, self.require_all)
+                    self._assessment = Assessment(self.probe(), self.key, self.require_all, self.keys)
                 except HostError as exc:
                     self._error = str(exc)
                 except Exception as exc:  # noqa: BLE001 - crafted output must not reach the other hosts

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from cisaudit.model.catalogue import Control, controls
 from cisaudit.model.evaluate import Assessment
+from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.plan import Plan
 from cisaudit.model.verdict import CONTROL_CHECKS, Check, Status, Verdict
 
@@ -203,8 +204,13 @@ def accesses_of(assessment: Assessment, control: Control) -> Accesses:
     return Accesses(target.path, control.required_perms, assessment.audit_object(target).subtree)
 
 
+def _keys(key: str | AuditKeys) -> str:
+    keys = AuditKeys.of(key)
+    return "any key" if keys.any else f"key {keys}"
+
+
 def events_verdict(
-    assessment: Assessment, control: Control, key: str, recorded: Mapping[Trigger, list[str]]
+    assessment: Assessment, control: Control, key: str | AuditKeys, recorded: Mapping[Trigger, list[str]]
 ) -> Verdict:
     """The control's `events` check from what auditd recorded for each access (host/events.py)."""
     live = assessment.control_verdict(control, Check.LIVE)
@@ -236,12 +242,12 @@ def events_verdict(
     if mine and not missing:
         return Verdict(
             Status.PASS,
-            f"auditd recorded an event with key {key!r} for each access ({accesses.classes}) to {accesses.path}",
+            f"auditd recorded an event with {_keys(key)} for each access ({accesses.classes}) to {accesses.path}",
             evidence,
         )
     what = ", ".join(missing) if mine else f"any access to {accesses.path} (none was made)"
     return Verdict(
         Status.FAIL,
-        f"no event with key {key!r} in auditd's logs for {what}",
+        f"no event with {_keys(key)} in auditd's logs for {what}",
         evidence + ("rule: " + live.summary,),
     )

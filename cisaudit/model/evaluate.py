@@ -14,7 +14,18 @@ from functools import cached_property
 
 from cisaudit.model.boot import BootModel, real_path
 from cisaudit.model.catalogue import Control
-from cisaudit.model.kernel import PERM_NAMES, AuditObject, Cell, FilterState, exclusion_cell, host_losses, judge
+from cisaudit.model.kernel import (
+    PERM_NAMES,
+    AuditKeys,
+    AuditObject,
+    Cell,
+    FilterState,
+    KernelFacts,
+    exclusion_cell,
+    host_losses,
+    judge,
+    kernel_facts,
+)
 from cisaudit.model.loader import (
     AUDIT_RULES,
     LoaderMode,
@@ -29,7 +40,7 @@ from cisaudit.model.loader import (
 )
 from cisaudit.model.locate import Target, resolve
 from cisaudit.model.loss import BACKLOG_FLOOR, KERNEL_DEFAULT, STATUS_FIELD, Setting, c_ulong, problems
-from cisaudit.model.rules import RuleLine, lines_of, machine_abis
+from cisaudit.model.rules import AuditRule, RuleLine, lines_of, machine_abis
 from cisaudit.model.snapshot import Snapshot
 from cisaudit.model.userspace import Userspace, userspace
 from cisaudit.model.verdict import Check, Status, Verdict, dispatch
@@ -50,21 +61,22 @@ def _describe(cells: list[Cell], abis: tuple[str, ...]) -> str:
 
 
 def explain(cells: list[Cell], abis: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """(what records each group of cells, what goes wrong for the others), grouped by rule."""
+    """(what records each group of cells, what happens to the accesses that are not recorded with
+    the key: which rule takes them first, which of them, and the key they get or that they are lost)."""
     recorded: dict[str, list[Cell]] = {}
-    problems: dict[str, list[Cell]] = {}
+    problems: dict[tuple[str, str], list[Cell]] = {}
     for cell in cells:
         if cell.ok and cell.recorded_by:
             recorded.setdefault(cell.recorded_by.cite(), []).append(cell)
             continue
-        for kr, why in cell.lost:
-            problems.setdefault(f"{kr.cite()} matches first ({why})", []).append(cell)
+        for take in cell.lost:
+            problems.setdefault((take.whom, take.text()), []).append(cell)
         if not cell.lost:
             partial = f"; only partly by {', '.join(k.cite() for k in cell.partial)}" if cell.partial else ""
-            problems.setdefault(f"no rule records with the key{partial}", []).append(cell)
+            problems.setdefault(("", f"not recorded: no rule records with the key{partial}"), []).append(cell)
     return (
         [f"{cite} records {_describe(c, abis)}" for cite, c in recorded.items()],
-        [f"{why}: {_describe(c, abis)}" for why, c in problems.items()],
+        [f"{_describe(c, abis)}{f' ({whom})' if whom else ''}: {what}" for (whom, what), c in problems.items()],
     )
 
 
@@ -83,8 +95,19 @@ class Assessment:
     """Everything the checks of one host need, computed once from its Snapshot."""
 
     snap: Snapshot
-    key: str
+    key: str  # the key rules are written with (remediation)
     require_all: bool = False
+    accept: AuditKeys | None = None  # the keys that count as recorded (--audit-key); None: `key` alone
+
+    @property
+    def keys(self) -> AuditKeys:
+        return self.accept or AuditKeys.of(self.key)
+
+    @cached_property
+    def facts(self) -> KernelFacts:
+        """How this host's auditctl numbers syscalls and which LSMs it runs (one probe)."""
+        snap = self.snap
+        return kernel_facts(snap.arch, snap.syscall_tables, snap.lsm_list, snap.lsm_labelled, snap.selinux)
 
     @cached_property
     def mode(self) -> LoaderMode:
@@ -111,6 +134,12 @@ class Assessment:
     def _live(self) -> tuple[FilterState, list[RuleLine]]:
         state, unreadable = live_state(self.snap, self.persisted_lines)
         state.silenced += self._silenced_now()
+        state.facts = self.facts
+        origins: dict[tuple[object, ...], str] = {}
+        for line in self.persisted_lines:
+            if isinstance(line.item, AuditRule):
+                origins.setdefault(line.item.identity, line.where)
+        state.exit = [replace(kr, origin=origins.get(kr.rule.identity, "")) for kr in state.exit]
         return state, unreadable
 
     @property
@@ -125,6 +154,7 @@ class Assessment:
     def boot_state(self) -> FilterState:
         state = boot_state(self.snap, self.persisted)
         state.silenced += self._silenced_at_boot()
+        state.facts = self.facts
         return state
 
     @cached_property
@@ -175,6 +205,12 @@ class Assessment:
             return self.snap.rules_d
         return [(AUDIT_RULES, self.snap.audit_rules or "")]
 
+    @property
+    def wanted(self) -> str:
+        """`-k docker`, `-k docker or -k other`, or `recorded with any key`: what a PASS requires."""
+        keys = self.keys
+        return "recorded with any key" if keys.any else " or ".join(f"-k {n}" for n in keys.names)
+
     # -- preconditions --------------------------------------------------------------------
     def _access_error(self) -> Verdict | None:
         if self.snap.uid != 0:
@@ -216,7 +252,7 @@ class Assessment:
         obj = self.audit_object(target)
         losses = host_losses(state, obj)
         records, problems = explain(
-            judge(state, obj, control.required_perms, self.abis, self.key, self.snap.arch), self.abis
+            judge(state, obj, control.required_perms, self.abis, self.keys, self.snap.arch), self.abis
         )
         return records, losses + problems
 
@@ -228,7 +264,7 @@ class Assessment:
             return True, f"{path} does not exist: nothing to exclude"
         real = real_path(path, self.snap)
         obj = AuditObject(real, True, self.boot.fstype(real))
-        cells = [exclusion_cell(state, obj, p, abi, self.key, self.snap.arch) for p in "rwxa" for abi in self.abis]
+        cells = [exclusion_cell(state, obj, p, abi, self.keys, self.snap.arch) for p in "rwxa" for abi in self.abis]
         keyed = dict.fromkeys(kr.cite() for _, before in cells for kr in before)
         nevers = dict.fromkeys(kr.cite() for kr, _ in cells if kr)
         if keyed:
@@ -258,13 +294,19 @@ class Assessment:
         )
         if not problems:
             return Verdict(Status.PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
-        summary = f"{what} needs -p {control.required_perms} -k {self.key}: " + "; ".join(problems)
+        summary = f"{what} needs -p {control.required_perms} {self.wanted}: " + "; ".join(problems)
         lines = looked_at or ["no line names the path"]
+        facts = (f"syscall numbers: {self.facts.numbers_from}", f"LSMs matching audit fields: {self._lsms()}")
         return Verdict(
             Status.FAIL,
             summary,
-            (f"object: {what}", *records, *aliases, *notes, *(f"looked at: {x}" for x in lines), *extra),
+            (f"object: {what}", *records, *aliases, *notes, *(f"looked at: {x}" for x in lines), *facts, *extra),
         )
+
+    def _lsms(self) -> str:
+        lsms = self.facts.lsms
+        named = "unknown" if lsms is None else ", ".join(sorted(lsms)) or "none"
+        return f"{named} ({self.facts.lsms_from})"
 
     def _live_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
         if self.snap.listing_rc != 0:

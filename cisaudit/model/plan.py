@@ -222,7 +222,7 @@ def _overlaps(ours: KernelRule, theirs: KernelRule, assessment: Assessment) -> b
         return False
     region = AuditObject(ours.location or "/", WatchKind.TREE in ours.kinds)
     return any(
-        exit_reach(theirs, region, perm, abi, assessment.snap.arch)[1]
+        exit_reach(theirs, region, perm, abi, assessment.snap.arch, assessment.facts)[1]
         for perm in ours.rule.perms & theirs.rule.perms
         for abi in assessment.abis
     )

@@ -61,6 +61,11 @@ class Snapshot:
     containerd_config: str | None = None
     binaries: dict[str, str] = field(default_factory=dict)
     paths: dict[str, PathInfo] = field(default_factory=dict)
+    # -- the kernel filter model's facts (cisaudit/model/kernel.py kernel_facts) --
+    syscall_tables: dict[str, str] = field(default_factory=dict)  # ausyscall table -> "NUMBER NAME" lines
+    lsm_list: str | None = None  # /sys/kernel/security/lsm (None: unreadable, securityfs not mounted)
+    lsm_labelled: bool | None = None  # the probe's process has an LSM label (/proc/self/attr/current)
+    selinux: bool | None = None  # selinuxfs is mounted (SELinux enabled)
 
     @property
     def status(self) -> dict[str, str]:

@@ -47,6 +47,7 @@ class CaseRecord:
     waiver_expired: str = ""  # justification of an expired, ignored waiver
     remote_commands: int = 0  # commands sent to the host so far
     host_facts: str = ""  # host checks only: probe facts for results.json, as JSON text
+    audit_keys: str = ""  # the --audit-key mode a PASS required: keys comma-separated, or `any`
     started: float = 0.0  # not properties: the report's own times
     finished: float = 0.0
 
@@ -101,6 +102,7 @@ class CaseRecord:
             waiver_expired=get("waiver_expired", ""),
             remote_commands=int(get("remote_commands", "0")),
             host_facts=get("host_facts", ""),
+            audit_keys=get("audit_keys", ""),
             started=started,
             finished=finished,
         )

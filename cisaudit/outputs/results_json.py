@@ -48,6 +48,7 @@ def _record(case: CaseRecord) -> dict[str, object]:
         "waiver": _waiver(case),
         "remediated": case.remediated,
         "change": case.change or None,
+        "audit_keys": case.audit_keys or None,
         "started": iso(case.started),
         "finished": iso(case.finished),
     }

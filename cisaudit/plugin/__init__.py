@@ -14,6 +14,7 @@ from xdist.scheduler import LoadScopeScheduling
 from cisaudit.host.hostspec import INSTANCE_ID, SpecError, parse_spec
 from cisaudit.host.ssm.fanout import parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
+from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
 from cisaudit.plugin import options, preflight
@@ -60,7 +61,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=VERSIONS,
         help=f"CIS Docker Benchmark version to check: {' or '.join(VERSIONS)} (default {DEFAULT_VERSION})",
     )
-    group.addoption("--audit-key", default="docker", help="audit key the rules must carry (default docker)")
+    group.addoption(
+        "--audit-key",
+        action="append",
+        default=None,
+        help="audit key the rules must carry (default docker); several keys: comma-separated or repeated, "
+        "any one of them counts; `any`: an access recorded with any key counts",
+    )
     group.addoption(
         "--controls", default=None, help="comma list of control ids, e.g. 1.1.3,1.1.4 (default: all of --benchmark)"
     )
@@ -160,6 +167,14 @@ def selected_controls(config: pytest.Config) -> list[Control]:
         raise pytest.UsageError(f"--controls: {exc}") from None
 
 
+def audit_keys(config: pytest.Config) -> AuditKeys:
+    """The keys --audit-key accepts (docker by default; checked in pytest_configure)."""
+    try:
+        return options.audit_keys(config.getoption("audit_key"))
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def _host_cases(config: pytest.Config) -> list[Case]:
     checks = ((Check.REMEDIATION,) if config.getoption("remediate") else ()) + HOST_CHECKS
     return [Case(s, check) for s in config.stash[HOSTS_KEY] for check in checks]
@@ -244,7 +259,7 @@ def _check_command_line(config: pytest.Config) -> dict[str, str]:
     _add_hosts(hosts, given)
     known = [c.id for c in controls(option("benchmark"))]
     config.option.controls = ",".join(options.control_ids(option("controls"), known))
-    options.check_audit_key(option("audit_key"))
+    options.audit_keys(option("audit_key"))
     numbers = ("connect_timeout", "command_timeout", "max_output_mb", "aggregate_above")
     options.check_numbers(options.Numbers(*(option(dest) for dest in numbers)))
     options.check_modes(option("remediate"), option("backout"), option("dry_run"))

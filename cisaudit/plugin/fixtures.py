@@ -18,11 +18,12 @@ from cisaudit.host.transport import MIB, ConnectOptions, HostError, install_sess
 from cisaudit.model.catalogue import Control, benchmark
 from cisaudit.model.decisions import accesses_of, events_verdict, remediation_verdict
 from cisaudit.model.evaluate import Assessment
+from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.verdict import Check, Status, Verdict
 from cisaudit.model.waivers import Waiver, applicable, today
 from cisaudit.outputs.record import CASES_PROPERTY, HOST_CONTROL, CaseRecord, encode_records
 from cisaudit.outputs.text import printable, terminal_safe
-from cisaudit.plugin import CONNECT_SPECS_KEY, WAIVERS_KEY
+from cisaudit.plugin import CONNECT_SPECS_KEY, WAIVERS_KEY, audit_keys
 from cisaudit.plugin.aggregate import HostCases, case_of
 from cisaudit.plugin.cases import Case, host_of_nodeid
 from cisaudit.plugin.change import backout, prepare
@@ -102,14 +103,16 @@ def host_sessions(request: pytest.FixtureRequest) -> Iterator[dict[str, HostSess
     """A session per host (see Prefetch)."""
     config = request.config
     spool = spool_for(config)
+    keys = audit_keys(config)
     sessions = {
         shown: HostSession(
             spec,
             connect_options(config),
-            config.getoption("audit_key"),
+            keys.names[0] if keys.names else "docker",
             config.getoption("require_all"),
             config.getoption("benchmark"),
             fanned_out=spool if spool and spec.startswith("ssm://") else None,
+            keys=keys,
         )
         for shown, spec in config.stash[CONNECT_SPECS_KEY].items()
     }
@@ -154,9 +157,9 @@ def _events_verdict(session: HostSession, control: Control) -> Verdict:
                 if assessment.control_verdict(c, Check.LIVE).status == Status.PASS
             )
         }
-        _, out, _ = session.run(render_script(list(accesses.values()), session.key))
+        _, out, _ = session.run(render_script(list(accesses.values()), session.keys or session.key))
         session.events_output = out
-    return events_verdict(assessment, control, session.key, recorded(session.events_output or ""))
+    return events_verdict(assessment, control, session.keys or session.key, recorded(session.events_output or ""))
 
 
 def _check_verdict(session: HostSession, case: Case) -> Verdict:
@@ -232,6 +235,7 @@ def _about(case: Case, session: HostSession) -> dict[str, Any]:
         "control_id": case.control.id if case.control else HOST_CONTROL,
         "check": case.check,
         "benchmark": f"{named.title} v{named.version}",
+        "audit_keys": (session.keys or AuditKeys.of(session.key)).mode,
     }
     if case.control:
         fields |= {

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from cisaudit.host.hostspec import INSTANCE_ID
+from cisaudit.model.kernel import AuditKeys
 
 SCHEMES = ("local", "ssh", "paramiko", "ssm")  # what the suite connects over (host/transport.py)
 DEFAULT_HOST = "local://"
@@ -124,6 +125,11 @@ def check_modes(remediate: bool, backout: bool, dry_run: bool) -> None:
         raise OptionError("--dry-run shows a change without making it: add --remediate or --backout")
 
 
-def check_audit_key(key: str) -> None:
-    if not key.strip():
+def audit_keys(values: list[str] | None) -> AuditKeys:
+    """--audit-key, repeated or comma-separated, or `any` (model/kernel.py AuditKeys); default docker."""
+    if values is not None and not any(v.strip() for v in values):
         raise OptionError("--audit-key is empty (an unset variable?): give the key the rules carry, e.g. docker")
+    try:
+        return AuditKeys.parse(values or ["docker"])
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None

@@ -29,7 +29,7 @@ from cisaudit.outputs.results_json import iter_json
 from cisaudit.outputs.terminal import change_lines, error_lines, failure_blocks, overall_line
 from cisaudit.outputs.text import terminal_safe
 from cisaudit.outputs.xccdf import iter_xccdf
-from cisaudit.plugin import HOSTS_KEY, aggregated
+from cisaudit.plugin import HOSTS_KEY, aggregated, audit_keys
 from cisaudit.plugin.aggregate import case_of
 from cisaudit.plugin.cases import case_name, host_of_nodeid
 
@@ -315,6 +315,9 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
         for line in change_lines(results):
             write(line)
     terminalreporter.write_sep("-", "compliance per host")
+    keys = audit_keys(config)
+    meaning = "an access recorded with any key counts" if keys.any else "a rule must give one of them"
+    terminalreporter.write_line(f"audit keys: {keys.mode} ({meaning})")
     for host in results.hosts:
         counts = results.counts(host)
         write(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 import shlex
+import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ def synthetic_control(path: str, style: str) -> Control:
 
 
 def make_objects(tmp: Path) -> None:
+    tmp.chmod(0o755)  # the other actors' accesses must reach the objects
     (tmp / "d").mkdir()
     script = tmp / "d" / "f"
     script.write_text(f"#!/bin/sh\n: > {tmp}/ran\n")
@@ -77,15 +79,28 @@ def suite_verdicts(control: Control, checks: tuple[str, ...] = ("live", "persist
     return {check: assessment.control_verdict(control, check).status for check in checks}
 
 
+def reachable(access32: Path | None, tmp: Path) -> Path | None:
+    """A copy of access32 the other actors can run (pytest's own temporary directories are 0700)."""
+    if access32 is None:
+        return None
+    copy = tmp / "access32"
+    if not copy.exists():
+        shutil.copy(access32, copy)
+        copy.chmod(0o755)
+    return copy
+
+
 def ground_truth(control: Control, tmp: Path, access32: Path | None) -> dict[Trigger, list[str]]:
-    """Each access the control requires (native, and b32 where possible) and its events with KEY."""
+    """Each access the control requires (native, and b32 where possible; by root and by an
+    unprivileged login user, `Actor.USER`: what CIS Linux rules' `auid>=1000` single out) and its
+    events with KEY."""
     subtree = control.style == "watch" and Path(control.path).is_dir()
     paths = [control.path] + ([f"{control.path}/f"] if subtree else [])
     extra = (
         "".join(f"{access32} {c} {p} & spawned {c}/b32 {p}\n" for p in paths for c in control.required_perms)
         if access32
         else ""
-    )
+    ) + actor_lines(((control.required_perms, p) for p in paths), [Actor.USER], reachable(access32, tmp))
     script = render_script([Accesses(control.path, control.required_perms, subtree)], KEY, timeout=5, extra=extra)
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, cwd=tmp).stdout
     assert not (tmp / "ran").exists(), "an execute trigger ran the program"

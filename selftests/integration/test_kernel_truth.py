@@ -2,9 +2,9 @@
 control's object with the key (issue #9). For each rule state, loaded into this machine's real
 kernel, the suite's live verdict of a synthetic control must equal what the kernel recorded:
 one access per required class (rwxa for a watch-style control, rwa for a syscall-style one;
-on a directory watch also a file inside it), natively and through the 32-bit ABI, each by its
-own process, read back with ausearch. No mocks. The module ends by printing each case's ground
-truth and the agreement figure.
+on a directory watch also a file inside it), natively and through the 32-bit ABI, by root and
+by a login user, each by its own process, read back with ausearch. No mocks. The module ends by
+printing each case's ground truth and the agreement figure.
 """
 
 from __future__ import annotations
@@ -55,6 +55,49 @@ from selftests.suite_runner import require
 pytestmark = pytest.mark.kernel
 WATCH_F = "-w {T}/d/f -k docker"
 EXECVE_OTHER = "-a always,exit -F arch=b64 -S execve -F euid=0 -k other"
+# Hardened hosts' rules before the Docker rule (issue 20), as (name, rules). Rules whose syscalls
+# are in no permission class take nothing; rules of the CIS Linux benchmark that do take some
+# classes take them for login users only (auid>=1000). The ground truth makes one syscall per
+# class (openat for r and w, execve, fchmodat; open, execve, chmod in the 32-bit ABI), so a rule
+# state here must decide through those syscalls (the model judges every syscall of a class).
+HARDENED = [
+    (
+        "time-change-first",
+        (
+            "-a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change",
+            "-a always,exit -F arch=b32 -S adjtimex,settimeofday,clock_settime,stime -k time-change",
+        ),
+    ),
+    (
+        "unshare-setns-first",
+        (
+            "-a always,exit -F arch=b64 -S unshare,setns -F key=container-config",
+            "-a always,exit -F arch=b32 -S unshare,setns -F key=container-config",
+        ),
+    ),
+    ("finit-module-first", ("-a always,exit -F arch=b64 -S init_module,finit_module -F auid!=unset -k modules",)),
+    (
+        "perm-mod-first",
+        (
+            "-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -k perm_mod",
+            "-a always,exit -F arch=b32 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -k perm_mod",
+        ),
+    ),
+    (
+        "access-first",
+        (
+            "-a always,exit -F arch=b64 -S open,openat,truncate,ftruncate -F exit=-EACCES -F auid>=1000 "
+            "-F auid!=unset -k access",
+            "-a always,exit -F arch=b32 -S open,openat,truncate,ftruncate -F exit=-EACCES -F auid>=1000 "
+            "-F auid!=unset -k access",
+        ),
+    ),
+    # Without -F arch auditctl numbers -S names for x86_64; in the 32-bit ABI the same numbers are
+    # other syscalls: fchmodat (268) takes 64-bit chmod only, rt_sigreturn (15) takes 32-bit chmod.
+    ("fchmodat-without-arch-first", ("-a always,exit -S fchmodat -F auid>=1000 -F auid!=unset -k perm_mod",)),
+    ("b32-chmod-by-number-first", ("-a always,exit -S rt_sigreturn -F auid>=1000 -F auid!=unset -k sig",)),
+    ("subj-type-never-first", ("-a never,exit -F subj_type=crond_t",)),
+]
 CASES = [
     Case("watch-file", "watch", "d/f", (WATCH_F,)),
     Case("watch-dir", "watch", "d", ("-w {T}/d -k docker",)),
@@ -89,6 +132,8 @@ CASES = [
             "-a always,exit -F arch=b32 -F path={T}/d/f -F perm=war -k docker",
         ),
     ),
+    *(Case(name, "watch", "d/f", (*rules, WATCH_F)) for name, rules in HARDENED),
+    Case("perm-mod-after", "watch", "d/f", (WATCH_F, *HARDENED[3][1])),
 ]
 
 
@@ -138,7 +183,7 @@ def test_live_verdict_is_kernel_truth(objects: Path, kernel: KernelSandbox, acce
     verdict = suite_verdicts(control, ("live",))["live"]
     truth = ground_truth(control, objects, access32)
     inside = 2 if case.style == "watch" and Path(path).is_dir() else 1
-    assert len(truth) == len(control.required_perms) * inside * (2 if access32 else 1), truth
+    assert len(truth) == len(control.required_perms) * inside * (2 if access32 else 1) * 2, truth
     kernel_says = "pass" if all(truth.values()) else "fail"
     table = truth_table(truth, str(objects))
     RESULTS[case.name] = (table, verdict, verdict == kernel_says)
@@ -158,26 +203,12 @@ def test_persisted_verdict_equals_live_after_augenrules(objects: Path, kernel: K
     assert verdicts["persisted"] == verdicts["live"], verdicts
 
 
-# Rule sets whose comparison disagrees today for a known cause being fixed elsewhere: strict, so
-# the fix turns the expected failure into a failure and the mark is removed.
-_SYSCALL_REACH = (
-    "known false FAIL: cisaudit/model/kernel.py _syscall_reach treats a rule whose syscalls are in no "
-    "permission class ({}) as one that may take file accesses (being fixed on branch kmodel)"
-)
-KNOWN_CAUSES: dict[str, str] = {
-    "upstream-containers": _SYSCALL_REACH.format("-S unshare,setns; -S init_module,finit_module"),
-    "upstream-pci-dss": _SYSCALL_REACH.format("-S setuid -F exe=/usr/bin/su"),
-}
 RULESET_RESULTS: dict[str, dict[str, int]] = {}  # set -> outcome -> cases
 CELL_BLAME: dict[str, dict[str, int]] = {}  # set -> rule the model blames for a cell the kernel recorded -> cells
 
 
-def ruleset_params() -> list[object]:
-    names = sorted(p.name.removesuffix(".rules") for p in RULESETS.iterdir() if p.is_dir() or p.suffix == ".rules")
-    return [
-        pytest.param(n, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_CAUSES[n])] if n in KNOWN_CAUSES else [])
-        for n in names
-    ]
+def ruleset_params() -> list[str]:
+    return sorted(p.name.removesuffix(".rules") for p in RULESETS.iterdir() if p.is_dir() or p.suffix == ".rules")
 
 
 @pytest.fixture(scope="module", autouse=True)

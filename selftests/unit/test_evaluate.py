@@ -66,15 +66,30 @@ COVERAGE = {
         ["-a exit,always -F path=/etc/docker -F perm=war -k docker"],
         "rwxa",
         False,
-        "with the key: execute",
+        "execute: not recorded: no rule records with the key",
     ),
-    "narrow-wa": (["-w /etc/docker -p wa -k docker"], "rwxa", False, "with the key: read, execute"),
+    "narrow-wa": (
+        ["-w /etc/docker -p wa -k docker"],
+        "rwxa",
+        False,
+        "read, execute: not recorded: no rule records with the key",
+    ),
     "cac-pair-path-on-dir": (pair("/etc/docker"), "rwxa", False, "only partly by"),  # inode, not subtree
     "cac-pair-dir": (pair("/etc/docker", field="dir"), "rwxa", True, ""),
-    "b64-only": (pair("/etc/docker")[1:], "rwxa", False, "with the key: read, write, execute, attribute change on b32"),
+    "b64-only": (
+        pair("/etc/docker")[1:],
+        "rwxa",
+        False,
+        "attribute change on b32: not recorded: no rule records with the key",
+    ),
     "b32-only": (pair("/etc/docker")[:1], "rwxa", False, "attribute change on b64"),
-    "wrong-key": (["-w /etc/docker -k cis"], "rwxa", False, "key(s) cis, not 'docker'"),
-    "no-key": (["-w /etc/docker"], "rwxa", False, "key(s) none"),
+    "wrong-key": (
+        ["-w /etc/docker -k cis"],
+        "rwxa",
+        False,
+        "recorded with another key (key cis, not 'docker') by `-w /etc/docker -k cis`",
+    ),
+    "no-key": (["-w /etc/docker"], "rwxa", False, "recorded with another key (no key, not 'docker')"),
     "key-case": (["-w /etc/docker -k Docker"], "rwxa", False, "not 'docker'"),
     "several-keys": (["-w /etc/docker -k cis -k docker"], "rwxa", True, ""),
     "several-key-fields": (pair("/etc/docker", key="cis -F key=docker", field="dir"), "rwxa", True, ""),
@@ -84,7 +99,7 @@ COVERAGE = {
         ["-a never,exit -F path=/etc/docker -F perm=w", W],
         "rwxa",
         False,
-        "matches first (a `never` rule, for the accesses it matches): write",
+        "write: not recorded (a `never` rule) by `-a never,exit",
     ),
     "never-b32-only": (
         ["-a never,exit -F arch=b32 -S all -F path=/etc/docker", W],
@@ -92,13 +107,13 @@ COVERAGE = {
         False,
         "attribute change on b32",
     ),
-    "other-key-first": (["-w /etc/docker -k cis", W], "rwxa", False, "key(s) cis"),
+    "other-key-first": (["-w /etc/docker -k cis", W], "rwxa", False, "key cis, not"),
     "split-perms": (["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k docker"], "rwxa", True, ""),
     "split-perms-other-key-half": (
         ["-w /etc/docker -p wa -k docker", "-w /etc/docker -p rx -k x"],
         "rwxa",
         False,
-        "key(s) x",
+        "read, execute: recorded with another key (key x, not 'docker')",
     ),
     "auid-only": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker"], "rwxa", False, "only partly by"),
     "auid-then-full": (["-a always,exit -F path=/etc/docker -F auid>=1000 -F key=docker", W], "rwxa", True, ""),
@@ -106,7 +121,7 @@ COVERAGE = {
         ["-a always,exit -F path=/etc/docker -F auid>=1000 -k x", W],
         "rwxa",
         False,
-        "for the accesses it matches",
+        "(by processes with auid>=1000): recorded with another key (key x",
     ),
     "syscall-narrowed": (
         [
@@ -120,16 +135,26 @@ COVERAGE = {
     "neighbour-file": (["-w /etc/docker/daemon.json -k docker"], "rwxa", False, "no rule records with the key"),
     "neighbour-prefix": (["-w /etc/dockerx -k docker"], "rwxa", False, "no rule records with the key"),
     "parent-dir-tree": (["-w /etc -k docker"], "rwxa", True, ""),
-    "parent-dir-other-key-first": (["-w /etc -p wa -k etc", W], "rwxa", False, "(key(s) etc, not 'docker'): write"),
+    "parent-dir-other-key-first": (
+        ["-w /etc -p wa -k etc", W],
+        "rwxa",
+        False,
+        "write, attribute change: recorded with another key (key etc, not 'docker') by `-w /etc -p wa -k etc`",
+    ),
     "root-cmd-execve-first": (
         ["-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd", W],
         "rwxa",
         False,
-        "for the accesses it matches): execute on b64",
+        "execute on b64 (execve by processes with euid=0): recorded with another key (key rootcmd",
     ),
     "root-cmd-execve-after": ([W, "-a always,exit -F arch=b64 -S execve -F euid=0 -k rootcmd"], "rwxa", True, ""),
     "non-exit-list": (["-a always,task -F path=/etc/docker -k docker"], "rwxa", False, "no rule records with the key"),
-    "nothing": ([], "rwxa", False, "no rule records with the key: read, write, execute, attribute change"),
+    "nothing": (
+        [],
+        "rwxa",
+        False,
+        "read, write, execute, attribute change: not recorded: no rule records with the key",
+    ),
 }
 
 
@@ -146,8 +171,8 @@ def test_coverage_cites_the_deciding_line():
         rules("-w /x -p r -k docker", "-w /etc/docker -p wa -k other"), "/etc/docker", "wa", "docker", ("b64",)
     )
     assert problems == [
-        "`-w /etc/docker -p wa -k other` (t.rules:2) matches first (key(s) other, not 'docker'): "
-        "write, attribute change"
+        "write, attribute change: recorded with another key (key other, not 'docker') "
+        "by `-w /etc/docker -p wa -k other` (t.rules:2)"
     ]
 
 
@@ -714,3 +739,44 @@ def test_event_loss_without_status_fields_is_an_error():
 def test_event_loss_reports_lost_without_failing():
     verdict = loss(status=STATUS.replace("lost 0", "lost 17"))
     assert verdict.status == Status.PASS and any(e.startswith("lost 17") for e in verdict.evidence)
+
+
+HARDENED_FIRST = "\n".join(  # CIS Linux and audit-userspace rules in a file sorted before the Docker rules
+    [
+        "-a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change",
+        "-a always,exit -F arch=b32 -S adjtimex,settimeofday,clock_settime,stime -k time-change",
+        "-a always,exit -F arch=b64 -S unshare,setns -F key=container-config",
+        "-a always,exit -F arch=b32 -S unshare,setns -F key=container-config",
+        "-a always,exit -F arch=b64 -S init_module,finit_module -F auid!=unset -k modules",
+        "-a never,exit -F subj_type=crond_t",
+    ]
+)
+
+
+@pytest.mark.parametrize("check", ["live", "persisted"])
+def test_hardened_rules_in_no_permission_class_take_nothing(check):
+    """Rules limited to syscalls that never touch a file, and an LSM field on a host without an LSM,
+    take none of Docker's accesses: no false FAIL (issue 20)."""
+    listing = HARDENED_FIRST + "\n" + good_listing()
+    snap = host(good_rules(), listing, lsm_labelled=False, selinux=False)
+    snap.rules_d.insert(0, ("/etc/audit/rules.d/30-hardened.rules", HARDENED_FIRST + "\n"))
+    assert verdicts(snap, check) == expected()
+
+
+def test_hardened_rule_taking_chmod_is_named_with_its_key():
+    perm_mod = "-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -k perm_mod"
+    snap = host(perm_mod + "\n" + good_rules())
+    verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "persisted")
+    assert verdict.status == Status.FAIL
+    assert (
+        "attribute change on b64 (chmod, fchmod, fchmodat by processes with auid>=1000, auid!=unset): "
+        f"recorded with another key (key perm_mod, not 'docker') by `{perm_mod}` ({RULES_FILE}:1)"
+    ) in verdict.summary
+
+
+def test_live_evidence_names_the_file_a_listed_rule_is_persisted_in():
+    perm_mod = "-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -F key=perm_mod"
+    snap = host(perm_mod.replace("-F key=", "-k ") + "\n" + good_rules(), perm_mod + "\n" + good_listing())
+    verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "live")
+    assert verdict.status == Status.FAIL
+    assert f"by `{perm_mod}` (auditctl -l:1, persisted at {RULES_FILE}:1)" in verdict.summary

@@ -12,6 +12,7 @@ import pytest
 from cisaudit.host.events import MARK, recorded, render_script
 from cisaudit.host.shell import PREAMBLE, piece
 from cisaudit.model.decisions import Accesses, Trigger
+from cisaudit.model.kernel import AuditKeys
 
 
 def test_script_is_dash_and_quotes_paths_and_key() -> None:
@@ -139,3 +140,16 @@ def test_a_path_another_user_could_change_is_refused(locked_tmp: Path, tmp_path:
     assert [(t.label, t.path) for t in recorded(out)] == [("refused", str(p)) for p in paths[:4]] + [
         ("a", str(p)) for p in paths[4:]
     ]
+
+
+@pytest.mark.parametrize(
+    ("keys", "shown"),
+    [(AuditKeys(("docker", "perm_mod")), "docker perm_mod"), (AuditKeys((), True), ""), ("docker", "docker")],
+)
+def test_events_are_read_for_each_accepted_key(keys: AuditKeys | str, shown: str) -> None:
+    """--audit-key with several keys reads each key's events; `any` reads events with any key."""
+    script = render_script([Accesses("/etc/docker", "r")], keys)
+    head = script[: script.index(piece(PREAMBLE))]
+    out = subprocess.run(["dash", "-c", head + 'printf "%s" "$KEY"'], capture_output=True, text=True, check=True)
+    assert out.stdout == shown
+    assert "for k in ${KEY:-@any}; do" in script

@@ -117,8 +117,8 @@ def test_dry_run_needs_a_change_and_the_audit_key_a_value() -> None:
     assert "add --remediate or --backout" in refused(options.check_modes, False, False, True)
     options.check_modes(True, False, True)
     options.check_modes(False, True, True)
-    assert "--audit-key is empty" in refused(options.check_audit_key, " ")
-    options.check_audit_key("docker")
+    assert "--audit-key is empty" in refused(options.audit_keys, [" "])
+    assert options.audit_keys(["docker"]).names == ("docker",) and options.audit_keys(None).names == ("docker",)
 
 
 def test_input_files(tmp_path: Path) -> None:

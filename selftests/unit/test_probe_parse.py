@@ -1,5 +1,6 @@
 """cisaudit.host.probe.parse_probe: section framing is exact, and incomplete output is refused."""
 
+import shutil
 import subprocess
 
 import pytest
@@ -15,6 +16,7 @@ from cisaudit.host.probe import (
 )
 from cisaudit.host.shell import piece
 from selftests import probe_frames
+from selftests.suite_runner import require
 
 NONCE = "@@cisaudit-0123456789abcdef"
 FAKE = "@@cisaudit-fedcba9876543210"
@@ -324,3 +326,32 @@ def test_loader_version_sections():
     assert snap.rules_d_special == ["/etc/audit/rules.d/50.rules"]
     assert snap.rules_d_words == {"/etc/audit/rules.d/50": "-w /x\n"}
     assert (snap.audit_version, snap.audit_rules_stat) == ("auditctl version 3.0.9", "640 0")
+
+
+def test_kernel_filter_facts_are_parsed():
+    """probe.sh's kernel filter model section: syscall numbers per ausyscall table, LSMs."""
+    snap = parse_probe(
+        output(
+            section("syscalls", "x86_64", "90 chmod\n159 adjtimex"),
+            section("syscalls", "i386", "15 chmod"),
+            section("lsm", "", "lockdown,capability,selinux"),
+            section("lsm-label", "", "yes"),
+            section("selinux", "", "yes"),
+        ),
+        NONCE,
+    )
+    assert snap.syscall_tables == {"x86_64": "90 chmod\n159 adjtimex", "i386": "15 chmod"}
+    assert (snap.lsm_list, snap.lsm_labelled, snap.selinux) == ("lockdown,capability,selinux", True, True)
+    unknown = parse_probe(output(section("lsm-label", "", "maybe")), NONCE)
+    assert (unknown.lsm_list, unknown.lsm_labelled, unknown.selinux) == (None, None, None)
+
+
+def test_probe_reads_this_hosts_syscall_numbers():
+    """The rendered probe asks ausyscall for the class syscalls and every -S name of the rules."""
+    require(shutil.which("ausyscall") is not None, "needs ausyscall (apt-get install auditd)")
+    script, nonce = render_script()
+    snap = parse_probe(subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout, nonce)
+    assert snap.syscall_tables, "no syscall table from this host's ausyscall"
+    for text in snap.syscall_tables.values():
+        names = {line.split()[1] for line in text.splitlines()}
+        assert "execve" in names and "openat" in names

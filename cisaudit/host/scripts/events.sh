@@ -8,7 +8,7 @@
 #   EXTRA     more sh run after the accesses (it may use `spawned`); usually empty
 #   SENTINEL  the user message whose arrival in the log ends the wait
 #   TIMEOUT   seconds to wait for it at most
-#   KEY       the audit key whose events are printed
+#   KEY       the audit keys whose events are printed, separated by blanks; empty: any key
 # shellcheck shell=sh
 LC_ALL=C
 export LC_ALL
@@ -97,6 +97,9 @@ done
 echo "$MARK events"
 # Only the records and fields the parser reads: SSM returns just 24,000 characters of output.
 # (Audit writes a name with spaces or odd bytes in hex, so splitting on blanks is safe.)
-# shellcheck disable=SC2086 # $start: as above
-ausearch --input-logs -k "$KEY" --start $start 2>/dev/null | awk '/^type=(SYSCALL|PATH) / { s = $1 " " $2;
+# shellcheck disable=SC2086 # $start: as above; KEY: one key per word
+for k in ${KEY:-@any}; do
+  if [ "$k" = @any ]; then ausearch --input-logs --start $start 2>/dev/null
+  else ausearch --input-logs -k "$k" --start $start 2>/dev/null; fi
+done | awk '/^type=(SYSCALL|PATH) / { s = $1 " " $2;
   for (i = 3; i <= NF; i++) if ($i ~ /^(arch|syscall|exit|pid|name)=/) s = s " " $i; print s }'

@@ -152,6 +152,36 @@ all_paths=$({
   for u in $UNITS; do for d in $UNIT_DIRS; do
     echo "$d/$u"; done; done
 } | awk '/^\// { p = $0; while (p != "" && !seen[p]++) { print p; sub(/\/[^\/]*$/, "", p) } }')
+# --- kernel filter model (cisaudit/model/kernel.py kernel_facts): syscall numbers and LSMs -------
+# CLASS_SYSCALLS (set by cisaudit/host/probe.py): the syscalls of the kernel's permission classes.
+# The numbers this host's auditctl gives syscall names (ausyscall reads the same libaudit tables),
+# per ABI the kernel runs, for those names and every -S name the rules files and the listing use.
+case $(uname -m) in
+  x86_64) tables='x86_64 i386' ;;
+  aarch64) tables='aarch64 arm' ;;
+  ppc64le | ppc64) tables='ppc64 ppc' ;;
+  s390x) tables='s390x s390' ;;
+  i?86) tables='i386' ;;
+  arm*) tables='arm' ;;
+  *) tables='' ;;
+esac
+# shellcheck disable=SC2086 # CLASS_SYSCALLS: one name per word
+wanted=$({ printf '%s\n' $CLASS_SYSCALLS
+  { cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules 2>/dev/null; printf '%s\n' "$listing"; } | awk '
+    { for (i = 1; i < NF; i++) if ($i == "-S") { n = split($(i + 1), s, ","); for (j = 1; j <= n; j++) print s[j] } }'
+} | sort -u)
+for t in $tables; do
+  sec syscalls "$t"
+  ausyscall "$t" --dump 2>/dev/null | WANTED="$wanted" awk '
+    BEGIN { n = split(ENVIRON["WANTED"], a, "\n"); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+    $1 ~ /^[0-9]+$/ && ($2 in want) { print $1, $2 }'
+  end
+done
+# Which LSMs run: only they can match subj_*/obj_* fields.
+if [ -r /sys/kernel/security/lsm ]; then sec lsm; cat /sys/kernel/security/lsm; end; fi
+sec lsm-label; if cat /proc/self/attr/current >/dev/null 2>&1; then echo yes; else echo no; fi; end
+sec selinux; if [ -e /sys/fs/selinux/enforce ]; then echo yes; else echo no; fi; end
+# --- end of the kernel filter model's section --------------------------------------------------
 IFS='
 '
 # shellcheck disable=SC2086 # one path per line, globbing off
