@@ -25,6 +25,7 @@ import pytest
 from testinfra.backend.paramiko import ParamikoBackend
 
 from cisaudit.host.transport import ConnectOptions, HostError, describe_error, open_host
+from cisaudit.model.verdict import HOST_CHECKS
 from selftests.relay import Relay
 from selftests.sshd import Sshd, free_port, keygen, throwaway_sshd, unavailable
 from selftests.suite_runner import shown
@@ -298,7 +299,7 @@ def test_end_to_end_over_paramiko(sshd: Sshd, tmp_path: Path) -> None:
     assert str(sshd.client_key) not in written, "the identity file's path leaked into the output"
     found = cases(root)
     # 4 host checks + 2 controls x (live, persisted)
-    assert len(found) == 8
+    assert len(found) == len(HOST_CHECKS) + 4  # the host checks, 2 controls x (live, persisted)
     for tc, props in found:
         assert {"control_id", "host", "check", "verdict"} <= props.keys(), props
         assert props["host"] == shown(spec) and shown(spec) in tc.get("name", "")
@@ -318,7 +319,9 @@ def test_end_to_end_host_key_mismatch_errors_only_that_host(sshd: Sshd, tmp_path
     by_host: dict[str, list[tuple[ET.Element, dict[str, str]]]] = {}
     for tc, props in cases(root):
         by_host.setdefault(props["host"], []).append((tc, props))
-    assert sorted(by_host) == sorted([shown(spec), "local://"]) and all(len(v) == 8 for v in by_host.values())
+    assert sorted(by_host) == sorted([shown(spec), "local://"]) and all(
+        len(v) == len(HOST_CHECKS) + 4 for v in by_host.values()
+    )
     for tc, props in by_host[shown(spec)]:
         error = tc.find("error")
         assert error is not None and props["verdict"] == "error"
