@@ -131,6 +131,18 @@ def test_reset_gives_a_clean_disk_on_the_same_address() -> None:
         assert vm.run("test -e /root/dirty")[0] == 1
 
 
+def test_reset_all_gives_each_vm_a_clean_disk_on_its_address(fleet: Fleet) -> None:
+    vms = list(fleet)[:2]
+    for vm in vms:
+        assert vm.run(f"echo {vm.name} > /root/dirty")[0] == 0
+    addresses = [(vm.port, vm.host_key) for vm in vms]
+    fleet.reset_all(vms)
+    assert [(vm.port, vm.host_key) for vm in vms] == addresses
+    for vm in vms:
+        assert vm.run("test -e /root/dirty")[0] == 1
+        assert vm.run("hostname")[1].strip() == f"cisaudit-{vm.name}"
+
+
 def test_reboot_boots_the_same_disk_for_real(fleet: Fleet) -> None:
     vm = fleet.reset(fleet[0])
     boot_id = vm.run("cat /proc/sys/kernel/random/boot_id")[1]

@@ -112,14 +112,17 @@ class Fleet:
 
     def reset(self, vm: VM) -> VM:
         """Give vm a clean disk and a fresh boot (or restore); same port, name and host key."""
-        vm.close_ssh()
-        if vm.proc:
-            qemu.kill(vm.proc)
-        for f in ("disk.qcow2", "serial.log", "qemu.log"):
-            (vm.dir / f).unlink(missing_ok=True)
+        self._discard(vm)
         self._launch(vm)
         self._await(vm, time.monotonic() + self.timeout)
         return vm
+
+    def reset_all(self, vms: list[VM]) -> None:
+        """reset() each of vms, all at once (as the fleet starts); a VM whose port was taken
+        meanwhile moves to another, as at start."""
+        for vm in vms:
+            self._discard(vm)
+        self._launch_and_wait(vms)
 
     def reboot(self, vm: VM, poweroff_timeout: float = 120.0) -> VM:
         """A real reboot: `systemctl poweroff` inside vm, wait for its QEMU to exit, then boot the
@@ -186,8 +189,15 @@ class Fleet:
             self.state = None
             self._launch_and_wait()
 
-    def _launch_and_wait(self) -> None:
-        pending = self.vms
+    def _discard(self, vm: VM) -> None:
+        vm.close_ssh()
+        if vm.proc:
+            qemu.kill(vm.proc)
+        for f in ("disk.qcow2", "serial.log", "qemu.log"):
+            (vm.dir / f).unlink(missing_ok=True)
+
+    def _launch_and_wait(self, vms: list[VM] | None = None) -> None:
+        pending = self.vms if vms is None else vms
         deadline = time.monotonic() + self.timeout
         for _ in range(3):
             for vm in pending:  # all QEMUs first, so they boot in parallel
