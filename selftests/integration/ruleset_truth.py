@@ -164,7 +164,7 @@ def model_cells(assessment: Assessment, control: Control, state: FilterState) ->
     obj = assessment.audit_object(assessment.target(control))
     cells = judge(state, obj, control.required_perms, assessment.abis, KEY, assessment.snap.arch)
     return {
-        f"{c.perm}/{c.abi}": "ok" if c.ok else (c.lost[0][0].cite() if c.lost else "no rule records with the key")
+        f"{c.perm}/{c.abi}": "ok" if c.ok else (c.lost[0].rule.cite() if c.lost else "no rule records with the key")
         for c in cells
     }
 
