@@ -40,7 +40,10 @@ ACCESSES = [
 
 def as_user(command: str) -> int:
     """Run command as uid/gid 1000 with login uid 1000 (the CIS rules want auid>=1000); its pid."""
-    script = f'echo $$; echo 1000 > /proc/self/loginuid && exec setpriv --reuid=1000 --regid=1000 --clear-groups -- sh -c "{command}" 2>/dev/null'
+    script = (
+        "echo $$; echo 1000 > /proc/self/loginuid && "
+        f'exec setpriv --reuid=1000 --regid=1000 --clear-groups -- sh -c "{command}" 2>/dev/null'
+    )
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
     return int(done.stdout.split()[0])
 
