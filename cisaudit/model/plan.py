@@ -247,8 +247,8 @@ def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
             left.append(
                 (
                     control.id,
-                    "its rule is persisted already; what keeps it failing: "
-                    + (persisted.summary if persisted.status == Status.FAIL else live.summary),
+                    f"its rule is persisted already{_earlier_run(assessment, control, real)}; what keeps it "
+                    "failing: " + (persisted.summary if persisted.status == Status.FAIL else live.summary),
                 )
             )
             continue
@@ -425,6 +425,23 @@ def _spelling(assessment: Assessment, real: str) -> str:
 def _identity(rule: str) -> tuple[object, ...]:
     item = parse_rule(rule)
     return item.identity if isinstance(item, AuditRule) else ()
+
+
+def _earlier_run(assessment: Assessment, control: Control, real: str) -> str:
+    """Where an earlier version of the tool wrote the rule after other rules, how to move it."""
+    own = _identity(control.rule_text(_spelling(assessment, real), assessment.key))
+    sources = {
+        line.source
+        for line in assessment.persisted_lines
+        if isinstance(line.item, AuditRule) and line.item.identity == own
+    }
+    for source in sorted(sources):
+        if source.endswith("-cisaudit-docker.rules") and source != MANAGED_FILE:
+            return (
+                f", in {source} by an earlier cisaudit run: back that run out (--backout) and "
+                f"remediate again to place it first, in {MANAGED_FILE}"
+            )
+    return ""
 
 
 def _keys(rule: str) -> tuple[str, ...]:

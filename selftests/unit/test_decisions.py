@@ -19,7 +19,7 @@ from cisaudit.model.decisions import (
     remediation_verdict,
 )
 from cisaudit.model.evaluate import Assessment
-from cisaudit.model.plan import Plan
+from cisaudit.model.plan import MANAGED_FILE, Plan
 from cisaudit.model.snapshot import PathInfo
 from cisaudit.model.verdict import Check, Status, dispatch
 from cisaudit.outputs.results import STATUSES
@@ -120,7 +120,7 @@ def test_events_in_a_watched_directory_count_and_a_neighbour_does_not() -> None:
 
 # -- --remediate ---------------------------------------------------------------------------
 
-PLAN = Plan("augenrules", "/etc/audit/rules.d/50-cisaudit-docker.rules", (("1.1.6", RULE),), ())
+PLAN = Plan("augenrules", MANAGED_FILE, (("1.1.6", RULE),), ())
 
 
 def result(status: ChangeStatus, **over) -> RemediationResult:

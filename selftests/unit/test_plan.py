@@ -292,3 +292,15 @@ def test_a_cis_hardened_host_is_fixed_by_rules_placed_first(extra):
         "`-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -k perm_mod` (" in perm_mod
     )
     assert "instead of theirs" in plan.describe() and perm_mod in plan.describe()
+
+
+def test_a_rule_an_earlier_version_wrote_after_cis_rules_says_how_to_move_it():
+    """Runs of earlier versions wrote 50-cisaudit-docker.rules, which sorts after 10-*/30-* hardening
+    files: the rule is not copied (Rule exists at boot); the reason says to back that run out."""
+    selected = [c for c in controls() if c.id == "1.1.6"]
+    old = ("/etc/audit/rules.d/50-cisaudit-docker.rules", "-w /etc/docker -k docker\n")
+    snap = _hardened_host((old,))
+    snap.rules_d = sorted((p.replace("99_auditd", "30-stig"), t) for p, t in snap.rules_d)
+    plan = make_plan(Assessment(snap, "docker"), selected)
+    assert plan.rules == ()
+    assert "by an earlier cisaudit run: back that run out (--backout)" in plan.left_alone[0][1]
