@@ -156,6 +156,17 @@ def test_remediation_statuses(status: ChangeStatus, want: Status, start: str) ->
     assert not change.remediated("1.1.6") or status == ChangeStatus.REBOOT_REQUIRED
 
 
+@pytest.mark.parametrize("status", [ChangeStatus.APPLIED, ChangeStatus.REBOOT_REQUIRED, ChangeStatus.DRY_RUN])
+def test_remediation_says_which_site_rules_now_give_their_accesses_the_key(status: ChangeStatus) -> None:
+    """Issue 20.1: placed first, the rules take accesses a site rule recorded under its own key."""
+    retag = "key perm_mod, from `-a always,exit -S chmod -k perm_mod` (/etc/audit/rules.d/99.rules:1): ..."
+    plan = Plan("augenrules", PLAN.target, PLAN.rules, (), retagged=(retag,))
+    verdict = remediation_verdict(Change(plan, result(status, added=[RULE])), assessment(), "1.7.0")
+    assert f"now carry 'docker' instead (the rules go first): {retag}" in verdict.evidence
+    if status != ChangeStatus.REBOOT_REQUIRED:
+        assert retag in verdict.summary and "instead of theirs" in verdict.summary
+
+
 def test_nothing_to_change_passes_with_what_was_left_alone() -> None:
     plan = Plan("augenrules", PLAN.target, (), (("1.1.7", "a site rule takes its accesses"),))
     verdict = remediation_verdict(Change(plan), assessment(), "1.7.0")
