@@ -39,18 +39,18 @@ ACCESSES = {
 KEY_OF = """pid=$(sh -c 'echo $$; echo 1000 > /proc/self/loginuid && \
 exec setpriv --reuid=1000 --regid=1000 --clear-groups -- sh -c "$0" 2>/dev/null' {command!r} | head -n 1)
 for i in $(seq 40); do
-  out=$(ausearch --input-logs -ts recent -p "$pid" --raw 2>/dev/null | grep '^type=SYSCALL' | head -n 1)
+  out=$(ausearch --input-logs -ts recent -p "$pid" -f {path} --raw 2>/dev/null | grep '^type=SYSCALL' | head -n 1)
   [ -n "$out" ] && break; sleep 0.25
 done
-printf '%s\\n' "$out" | sed -n 's/.* key=\\([^ ]*\\).*/\\1/p'
+printf '%s\\n' "$out" | sed -n 's/.* key=\\([^[:space:][:cntrl:]]*\\).*/\\1/p'
 """
 
 
 def keys(vm: VM) -> dict[str, str]:
     """The key of each access's event, as the VM's auditd logged it."""
     found = {}
-    for what, (command, _, _) in ACCESSES.items():
-        rc, out, err = vm.run(KEY_OF.format(command=command), timeout=60)
+    for what, (command, path, _) in ACCESSES.items():
+        rc, out, err = vm.run(KEY_OF.format(command=command, path=path), timeout=60)
         assert rc == 0, err
         found[what] = out.strip().strip('"')
     return found
