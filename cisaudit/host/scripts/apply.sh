@@ -178,7 +178,7 @@ ap_dry_run() {
 	[ "$(ca_enabled)" = 2 ] && ca_msg "kernel audit config is immutable (enabled 2): rules would load only after a reboot"
 	ca_msg "dry run: kernel rules not touched; rules already live are found only on a real run"
 	ca_finish dry-run 0 "mode=$AP_MODE target=$AP_TARGET added=$ap_n" \
-		"cisaudit: dry run: would add $ap_n rule(s) to $AP_TARGET and load the ones not yet live"
+		"cisaudit: dry run: would add $ap_n rule(s) to $AP_TARGET and load the ones not yet live at the head of the kernel's list"
 }
 
 # The journal comes before any change: everything backout.sh needs.
