@@ -91,3 +91,26 @@ def test_remediation_on_a_cis_hardened_vm_survives_a_reboot_and_backs_out_exactl
     assert vm.run(STATE)[1] == before_state
     reboot(fleet, vm)
     assert vm.run(STATE)[1] == before_state, "the boot after the backout loads another list"
+
+
+def test_an_immutable_cis_vm_is_fixed_at_the_next_boot_with_e_2_still_last(fleet: Fleet, tmp_path: Path) -> None:
+    """The role's file as written, `-e 2` included: the kernel is immutable, so the remediation is
+    persisted only ("reboot required"); at the next boot our file loads first, the `-e 2` of
+    99_auditd.rules still last, and every applicable control passes."""
+    vm = fresh_vm(fleet, rules_d(RULESET.read_text(), "99_auditd.rules") + LOAD)
+    assert vm.run("auditctl -s")[1].splitlines()[0] == "enabled 2"
+    before_state = vm.run(STATE)[1]
+    fixed = audit(fleet, tmp_path / "fixed", [vm], "--remediate")
+    assert fixed.case(vm.spec, "host", "remediation").summary.startswith("reboot required: ")
+    assert {fixed.verdict(vm.spec, cid, "persisted") for cid in VM_PATHS} == {"pass"}, fixed.output[-3000:]
+
+    reboot(fleet, vm)
+    booted = audit(fleet, tmp_path / "booted", [vm])
+    assert set(applicable(booted, vm).values()) == {"pass"}, booted.output[-3000:] + boot_load_log(vm)
+    assert vm.run("auditctl -s")[1].splitlines()[0] == "enabled 2"
+    assert keys(vm) == dict.fromkeys(ACCESSES, "docker")
+
+    undone = audit(fleet, tmp_path / "undone", [vm], "--backout")
+    assert undone.case(vm.spec, "host", "backout").summary.startswith("backout reboot-required")
+    reboot(fleet, vm)
+    assert vm.run(STATE)[1] == before_state, "the boot after the backout loads another list"
