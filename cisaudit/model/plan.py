@@ -300,6 +300,7 @@ class _Retag:
 
 
 def _retag(kr: KernelRule, ours: KernelRule, assessment: Assessment) -> _Retag:
+    """The accesses to our rule's object (and permission classes) that kr may match."""
     region = AuditObject(ours.location or "/", WatchKind.TREE in ours.kinds)
     perms = tuple(
         perm
@@ -311,7 +312,7 @@ def _retag(kr: KernelRule, ours: KernelRule, assessment: Assessment) -> _Retag:
 
 
 def _judged(
-    simulated: Assessment, rule: str, cid: str, boot_rules: list[KernelRule], ours: set[str], target: str
+    simulated: Assessment, rule: str, boot_rules: list[KernelRule], ours: set[str], target: str
 ) -> tuple[str | None, list[_Retag]]:
     """(why the rule cannot be kept, or None; what it retags) for one planned rule."""
     after_boot = simulated.persisted
@@ -364,7 +365,7 @@ def _verified(
         located = simulated.target(by_id[cid])
         _, live_problems = simulated.judge(by_id[cid], located, live)
         _, boot_problems = simulated.judge(by_id[cid], located, boot)
-        why, taken = _judged(simulated, rule, cid, boot_rules, ours, target)
+        why, taken = _judged(simulated, rule, boot_rules, ours, target)
         if dropped:
             why = f"adding the rules would stop `{dropped[0].line.text}` ({dropped[0].line.where}) from loading at boot"
         elif why is None and (live_problems or boot_problems):
