@@ -36,10 +36,11 @@ ACCESSES = {
     "chmod /etc/docker": ("exec chmod 0755 /etc/docker", "/etc/docker", "perm_mod"),
     "failed write /etc/default/docker": (": >> /etc/default/docker", "/etc/default/docker", "access"),
 }
-KEY_OF = """pid=$(sh -c 'echo $$; echo 1000 > /proc/self/loginuid && \
+KEY_OF = """since=$(date +%H:%M:%S)
+pid=$(sh -c 'echo $$; echo 1000 > /proc/self/loginuid && \
 exec setpriv --reuid=1000 --regid=1000 --clear-groups -- sh -c "$0" 2>/dev/null' {command!r} | head -n 1)
 for i in $(seq 40); do
-  out=$(ausearch --input-logs -ts recent -p "$pid" -f {path} --raw 2>/dev/null | grep '^type=SYSCALL' | head -n 1)
+  out=$(ausearch --input-logs -ts "$since" -p "$pid" -f {path} --raw 2>/dev/null | grep '^type=SYSCALL' | head -n 1)
   [ -n "$out" ] && break; sleep 0.25
 done
 printf '%s\\n' "$out" | sed -n 's/.* key=\\([^[:space:][:cntrl:]]*\\).*/\\1/p'

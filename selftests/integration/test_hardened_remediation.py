@@ -48,11 +48,12 @@ def as_user(command: str) -> int:
     return int(done.stdout.split()[0])
 
 
-def key_of(pid: int, name: str, timeout: float = 10.0) -> str:
-    """The key of the event of process pid naming path name, as auditd logged it ("" if none)."""
+def key_of(pid: int, name: str, since: str, timeout: float = 10.0) -> str:
+    """The key of the event of process pid naming path name, logged since `since` (HH:MM:SS, so an
+    earlier process with a reused pid is never read), as auditd logged it ("" if none)."""
     deadline = time.monotonic() + timeout
     while True:
-        out = sh(f"ausearch --input-logs -ts recent -p {pid} --raw", check=False).stdout
+        out = sh(f"ausearch --input-logs -ts {since} -p {pid} --raw", check=False).stdout
         for event in out.split("type=SYSCALL")[1:]:
             if f'name="{name}' in event:
                 return event.split(" key=", 1)[1].split()[0].strip('"') if " key=" in event else ""
@@ -62,7 +63,11 @@ def key_of(pid: int, name: str, timeout: float = 10.0) -> str:
 
 
 def keys_now() -> dict[str, str]:
-    return {what: key_of(as_user(command), name) for what, command, name, _ in ACCESSES}
+    found = {}
+    for what, command, name, _ in ACCESSES:
+        since = time.strftime("%H:%M:%S")
+        found[what] = key_of(as_user(command), name, since)
+    return found
 
 
 def files_now() -> dict[str, str]:
