@@ -440,6 +440,27 @@ def test_immutable_kernel_persists_and_reports_reboot_required(host: Host) -> No
 
 
 @KERNEL
+def test_backout_of_a_run_a_boot_loaded_on_an_immutable_kernel_needs_a_reboot(host: Host) -> None:
+    """Persisted only (enabled 2), then a boot loaded the rules (here: added by hand) and the
+    kernel is still immutable: the backout restores the files and says the next reboot loads
+    them, not "mismatch" (found on a CIS-hardened VM, selftests/e2e/test_hardened_reboot.py)."""
+    env, _log = fake_immutable(host)
+    rules = [host.watch("etc/docker")]
+    files_before = files_state(*AUGEN_FILES)
+    assert_ok(host.apply(rules, env=env), "reboot-required")
+    host.hand_add(rules[0])  # what the next boot loads from the persisted file
+    kernel_booted = klist()
+
+    back = host.backout(env=env)
+    assert_ok(back, "reboot-required")
+    assert back.result.mismatches == []
+    assert "kernel is immutable: its rule list differs from before the run until the next reboot" in (
+        back.result.messages
+    )
+    assert files_state(*AUGEN_FILES) == files_before and klist() == kernel_booted
+
+
+@KERNEL
 def test_backout_on_immutable_kernel_restores_files_and_needs_reboot(host: Host) -> None:
     """Apply for real, then back out with the fake immutable auditctl (see above)."""
     rules = [host.watch("etc/docker")]
