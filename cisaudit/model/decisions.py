@@ -116,7 +116,9 @@ def remediation_verdict(change: Change, assessment: Assessment, version: str) ->
     plan, result = change.plan, change.applied
     if plan is None:
         raise ValueError("remediation_verdict needs the change's plan (--remediate)")
-    evidence = tuple(f"left alone {cid}: {why}" for cid, why in plan.left_alone)
+    evidence = tuple(f"left alone {cid}: {why}" for cid, why in plan.left_alone) + tuple(
+        f"now carry {plan.key!r} instead (the rules go first): {line}" for line in plan.retagged
+    )
     if result is None:
         return Verdict(Status.PASS, "nothing to change: every applicable control passes or is left alone", evidence)
     verb = "would add" if result.status == ChangeStatus.DRY_RUN else "added"

@@ -1,12 +1,18 @@
 """Remediation plan: which rule to add for each failing control, decided from the Snapshot.
 
 Pure code, on the same kernel and boot model as the verdicts (cisaudit/model/kernel.py, loader.py,
-boot.py). A rule goes on the control's real object (symlinks resolved) and is planned only when
-a simulation shows that, with it written where the tool writes, the control passes live and
-after the next boot, every rule that loaded at boot before still loads, and no rule the tool did
-not write loses an access to it. Where the rule's parent exists only after boot (a socket under
-/run/containerd), a tmpfiles.d entry makes it exist before auditd loads the rules. Otherwise the
-control is left alone with the reason and, where one exists, the edit a person could make.
+boot.py). A rule goes on the control's real object (symlinks resolved). The rules go FIRST, where
+the kernel sees them before every rule the tool did not write (the first matching exit rule gives
+an access its key): in a rules.d file that sorts before every other one (augenrules) or before the
+first rule of audit.rules (auditctl -R), and live at the head of the exit list (apply.sh loads them
+with `auditctl -A`). A hardened host's own rules (CIS: `-S chmod,... -k perm_mod`, `-S open,...
+-F exit=-EACCES -k access`) then no longer take accesses to Docker's files: those accesses carry
+the key instead of theirs, and the plan names each such rule and its keys (Plan.retagged). A rule
+is planned only when a simulation shows that, written and loaded there, the control passes live
+and after the next boot, every rule that loaded at boot before still loads, and no `never` rule
+the tool did not write loses an access to it (that would undo a site's exclusion). Where the
+rule's parent exists only after boot (a socket under /run/containerd), a tmpfiles.d entry makes it
+exist before auditd loads the rules. Otherwise the control is left alone with the reason.
 """
 
 from __future__ import annotations
@@ -18,14 +24,17 @@ from dataclasses import dataclass, replace
 from cisaudit.model.boot import VOLATILE_FS, bound_location, real_path
 from cisaudit.model.catalogue import Benchmark, Control, benchmark, exclusion_rule
 from cisaudit.model.evaluate import Assessment
-from cisaudit.model.kernel import AuditObject, KernelRule, WatchKind, exit_reach
+from cisaudit.model.kernel import PERM_NAMES, AuditObject, KernelRule, WatchKind, exit_reach
 from cisaudit.model.loader import boot_state
 from cisaudit.model.locate import Target
 from cisaudit.model.rules import AuditRule, parse_rule
 from cisaudit.model.snapshot import Snapshot
 from cisaudit.model.verdict import Check, Status
 
-MANAGED_FILE = "/etc/audit/rules.d/50-cisaudit-docker.rules"
+# Sorts before every rules.d file a distribution or hardening role writes (augenrules reads them in
+# `ls -v` order); augenrules moves -D/-b/-f to the head and the last -e to the end whatever the file.
+MANAGED_FILE = "/etc/audit/rules.d/00-cisaudit-docker.rules"
+MANAGED_END = "## END cisaudit managed block"  # common.sh CA_END: apply.sh adds rules just before it
 AUDIT_RULES = "/etc/audit/audit.rules"
 TMPFILES_CONF = "/etc/tmpfiles.d/cisaudit-docker.conf"
 _UNSAFE_PATH = re.compile(r"[\s#\x00-\x1f\x7f]")  # auditctl splits on blanks; a `#` ends the line for us
@@ -39,10 +48,18 @@ class Plan:
     left_alone: tuple[tuple[str, str], ...]  # (control id, why the tool does not touch it)
     tmpfiles: tuple[str, ...] = ()  # tmpfiles.d lines for TMPFILES_CONF
     benchmark: Benchmark | None = None  # the benchmark version the rules implement
+    # Rules the tool did not write whose accesses to Docker's files the rules, placed first, take:
+    # those accesses carry the key instead of theirs. One line per rule: the rule, its keys, what.
+    retagged: tuple[str, ...] = ()
 
     @property
     def rule_lines(self) -> list[str]:
         return [rule for _, rule in self.rules]
+
+    @property
+    def key(self) -> str:
+        keys = [k for _, rule in self.rules for k in _keys(rule)]
+        return keys[0] if keys else "docker"
 
     def describe(self) -> str:
         parts = []
@@ -50,11 +67,25 @@ class Plan:
             parts.append(
                 f"add to {self.target} ({self.mode}) and load: "
                 + "; ".join(f"{cid}: {rule}" for cid, rule in self.rules)
+                + f"; placed first: {_FIRST[self.mode]} and loaded live at the head of the kernel's exit "
+                "list (auditctl -A), before every rule the tool did not write"
+            )
+        if self.retagged:
+            parts.append(
+                f"your own rules' accesses to Docker's files now carry the key {self.key!r} instead of "
+                "theirs (the kernel gives an access to the first matching rule; no rule of yours is "
+                "changed, and every other access they record keeps their key): " + "; ".join(self.retagged)
             )
         if self.tmpfiles:
             parts.append(f"write {TMPFILES_CONF} (so the rules load at boot): " + "; ".join(self.tmpfiles))
         named = f"{self.benchmark.title} v{self.benchmark.version}: " if self.benchmark else ""
         return named + ("; ".join(parts) or "nothing to add")
+
+
+_FIRST = {
+    "augenrules": "the file sorts before every other /etc/audit/rules.d file",
+    "auditctl": "the managed block goes before the first rule of audit.rules",
+}
 
 
 def _version_key(name: str) -> list[int | str]:
@@ -76,8 +107,22 @@ def with_rules(snap: Snapshot, mode: str, target: str, rules: list[str], tmpfile
         ordered = sorted(rules_d.items(), key=lambda item: _version_key(item[0].rsplit("/", 1)[-1]))
         return replace(snap, rules_d=ordered)
     lines = (snap.audit_rules or "").splitlines(keepends=True)
-    at = next((i for i, line in enumerate(lines) if line.lstrip().startswith("-e")), len(lines))
+    at = _block_at(lines)
     return replace(snap, audit_rules="".join(lines[:at]) + text + "".join(lines[at:]))
+
+
+def _block_at(lines: list[str]) -> int:
+    """Where apply.sh adds rules to audit.rules: at the end of its managed block; without one, a new
+    block before the first rule line (after -D, -b, -f: a -D after them would delete them), else
+    before the first -e line (after -e 2 nothing loads), else at the end."""
+    stripped = [line.strip() for line in lines]
+    if MANAGED_END in stripped:
+        return stripped.index(MANAGED_END)
+    for pattern in (r"-[waA](\s|$)", r"-e(\s|$)"):
+        at = next((i for i, line in enumerate(stripped) if re.match(pattern, line)), None)
+        if at is not None:
+            return at
+    return len(lines)
 
 
 def _tmpfiles_for(assessment: Assessment, rule_path: str) -> tuple[list[str], str | None]:
@@ -202,8 +247,8 @@ def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
             left.append(
                 (
                     control.id,
-                    "its rule is persisted already; what keeps it failing: "
-                    + (persisted.summary if persisted.status == Status.FAIL else live.summary),
+                    f"its rule is persisted already{_earlier_run(assessment, control, real)}; what keeps it "
+                    "failing: " + (persisted.summary if persisted.status == Status.FAIL else live.summary),
                 )
             )
             continue
@@ -217,8 +262,9 @@ def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
 
 
 def _overlaps(ours: KernelRule, theirs: KernelRule, assessment: Assessment) -> bool:
-    """Whether our rule, placed before theirs, could take an access their rule would record."""
-    if theirs.rule.filter != "exit" or theirs.rule.action != "always" or set(theirs.keys) <= set(ours.keys):
+    """Whether our rule, placed before theirs, could take an access their rule would act on: record
+    under another key, or (a `never` rule) leave unrecorded."""
+    if theirs.rule.filter != "exit" or (theirs.actions == {"always"} and set(theirs.keys) <= set(ours.keys)):
         return False
     region = AuditObject(ours.location or "/", WatchKind.TREE in ours.kinds)
     return any(
@@ -226,6 +272,69 @@ def _overlaps(ours: KernelRule, theirs: KernelRule, assessment: Assessment) -> b
         for perm in ours.rule.perms & theirs.rule.perms
         for abi in assessment.abis
     )
+
+
+def _simulated(assessment: Assessment, mode: str, target: str, rules: list[str], tmpfiles: list[str]) -> Snapshot:
+    """The host after apply.sh: the rules written where the plan writes them, and loaded live at
+    the head of the exit list, in the plan's order (apply.sh prepends them last-first with
+    auditctl -A); a rule already live stays where it is (apply.sh finds it with "Rule exists")."""
+    after = with_rules(assessment.snap, mode, target, rules, tmpfiles)
+    live_now = {kr.rule.identity for kr in assessment.live_state.exit}
+    loaded = [r for r in rules if (item := parse_rule(r)) and getattr(item, "identity", None) not in live_now]
+    listing = after.listing_text.replace("No rules", "").lstrip("\n")
+    return replace(after, listing_text="".join(r + "\n" for r in loaded) + listing)
+
+
+def after_apply(assessment: Assessment, plan: Plan) -> Snapshot:
+    """The host as the plan predicts it after apply.sh: what the plan was verified on."""
+    return _simulated(assessment, plan.mode, plan.target, plan.rule_lines, list(plan.tmpfiles))
+
+
+@dataclass(frozen=True)
+class _Retag:
+    """A rule the tool did not write, placed after ours: the accesses of it that now carry our key."""
+
+    rule: KernelRule
+    perms: tuple[str, ...]  # the permission classes ours takes from it
+    what: str  # the object
+
+
+def _retag(kr: KernelRule, ours: KernelRule, assessment: Assessment) -> _Retag:
+    """The accesses to our rule's object (and permission classes) that kr may match."""
+    region = AuditObject(ours.location or "/", WatchKind.TREE in ours.kinds)
+    perms = tuple(
+        perm
+        for perm in "rwxa"
+        if perm in ours.rule.perms & kr.rule.perms
+        and any(exit_reach(kr, region, perm, abi, assessment.snap.arch)[1] for abi in assessment.abis)
+    )
+    return _Retag(kr, perms, f"{region.path} and below" if region.subtree else region.path)
+
+
+def _judged(
+    simulated: Assessment, rule: str, boot_rules: list[KernelRule], ours: set[str], target: str
+) -> tuple[str | None, list[_Retag]]:
+    """(why the rule cannot be kept, or None; what it retags) for one planned rule."""
+    after_boot = simulated.persisted
+    position = next((i for i, kr in enumerate(boot_rules) if kr.line.text == rule), None)
+    if position is None:
+        stop = after_boot.stopped_at
+        return "would never load at boot" + (f": loading stops at {stop[0].where} ({stop[1]})" if stop else ""), []
+    mine = boot_rules[position]
+    taken = [kr for kr in boot_rules[position + 1 :] if kr.line.text not in ours and _overlaps(mine, kr, simulated)]
+    if taken and mine.actions == {"never"}:
+        return (
+            f"{rule} at {target} would stop {taken[0].cite()}, a rule the tool did not write, from recording "
+            "accesses below it (the kernel gives an access to the first matching rule)"
+        ), []
+    excluded = [kr for kr in taken if "never" in kr.actions]
+    if excluded:
+        return (
+            f"{excluded[0].cite()}, a `never` rule the tool did not write, excludes accesses that {rule} at "
+            f"{target} would record (the first matching rule decides): the site chose not to audit them; "
+            "remove or narrow that rule if the benchmark should win"
+        ), []
+    return None, [_retag(kr, mine, simulated) for kr in taken]
 
 
 def _verified(
@@ -237,18 +346,9 @@ def _verified(
     left: list[tuple[str, str]],
     selected: list[Control],
 ) -> Plan:
-    """Keep only rules that make their control pass now and after the boot, and cost nothing."""
+    """Keep only rules that make their control pass now and after the boot, placed first."""
     snap = assessment.snap
-    after = with_rules(snap, mode, target, [rule for _, rule in planned], tmpfiles)
-    live_now = {kr.rule.identity for kr in assessment.live_state.exit}
-    appended = [r for _, r in planned if (item := parse_rule(r)) and getattr(item, "identity", None) not in live_now]
-    # auditctl -a appends to the live exit list; a rule already live stays where it is ("Rule exists").
-    after = replace(
-        after,
-        listing_text=after.listing_text.replace("No rules", "").rstrip("\n")
-        + "\n"
-        + "".join(r + "\n" for r in appended),
-    )
+    after = _simulated(assessment, mode, target, [rule for _, rule in planned], tmpfiles)
     simulated = Assessment(after, assessment.key, assessment.require_all)
     after_boot = simulated.persisted
     dropped = [
@@ -260,61 +360,23 @@ def _verified(
     boot = replace(simulated.boot_state, silenced=[])
     boot_rules = boot_state(after, after_boot).exit
     ours = {r for _, r in planned}
-    keep = []
+    keep, retagged = [], []
     for cid, rule in planned:
-        control = by_id[cid]
-        located = simulated.target(control)
-        _, live_problems = simulated.judge(control, located, live)
-        _, boot_problems = simulated.judge(control, located, boot)
-        position = next((i for i, kr in enumerate(boot_rules) if kr.line.text == rule), None)
-        robbed = [
-            kr
-            for kr in boot_rules[(position or 0) + 1 :]
-            if position is not None and kr.line.text not in ours and _overlaps(boot_rules[position], kr, assessment)
-        ]
+        located = simulated.target(by_id[cid])
+        _, live_problems = simulated.judge(by_id[cid], located, live)
+        _, boot_problems = simulated.judge(by_id[cid], located, boot)
+        why, taken = _judged(simulated, rule, boot_rules, ours, target)
         if dropped:
-            left.append(
-                (
-                    cid,
-                    f"adding the rules would stop `{dropped[0].line.text}` ({dropped[0].line.where}) "
-                    "from loading at boot",
-                )
+            why = f"adding the rules would stop `{dropped[0].line.text}` ({dropped[0].line.where}) from loading at boot"
+        elif why is None and (live_problems or boot_problems):
+            why = "an existing rule the tool did not write keeps it failing: " + "; ".join(
+                live_problems or boot_problems
             )
-        elif position is None:
-            stop = after_boot.stopped_at
-            left.append(
-                (cid, "would never load at boot" + (f": loading stops at {stop[0].where} ({stop[1]})" if stop else ""))
-            )
-        elif robbed and boot_rules[position].actions == {"never"}:
-            left.append(
-                (
-                    cid,
-                    f"{rule} at {target} would stop {robbed[0].cite()}, a rule the tool did not write, "
-                    "from recording accesses below it (the kernel gives an access to the first matching "
-                    "rule)",
-                )
-            )
-        elif robbed:
-            kr = robbed[0]
-            left.append(
-                (
-                    cid,
-                    f"{rule} at {target} would take accesses that {kr.cite()}, a rule the tool did not "
-                    "write, records now (the kernel gives an access to the first matching rule); the edit "
-                    "that costs nothing: add "
-                    f"`-k {assessment.key}` to that rule (a rule with two keys is found by either)",
-                )
-            )
-        elif live_problems or boot_problems:
-            left.append(
-                (
-                    cid,
-                    "an existing rule the tool did not write keeps it failing: "
-                    + "; ".join(live_problems or boot_problems),
-                )
-            )
+        if why:
+            left.append((cid, why))
         else:
             keep.append((cid, rule))
+            retagged += [(cid, t) for t in taken]
     failed = {cid for cid, _ in left}  # a control's rules are kept together or not at all
     keep = [(cid, rule) for cid, rule in keep if cid not in failed]
     parents = {bound_location(_rule_path(r), snap).rpartition("/")[0] or "/" for _, r in keep}
@@ -323,7 +385,32 @@ def _verified(
     if len(keep) < len(planned) and keep:  # what is left must pass the same simulation on its own
         again = _verified(assessment, mode, target, keep, used, [], selected)
         return replace(again, left_alone=tuple(left) + again.left_alone)
-    return Plan(mode, target, tuple(keep), tuple(left), tuple(used))
+    kept = {cid for cid, _ in keep}
+    return Plan(mode, target, tuple(keep), tuple(left), tuple(used), retagged=_grouped(retagged, kept))
+
+
+def _grouped(retagged: list[tuple[str, _Retag]], kept: set[str]) -> tuple[str, ...]:
+    """One line per key of the site's rules: the rules, and the accesses to each object (and
+    control) that carried that key and now carry ours."""
+    rules: dict[str, list[str]] = {}
+    objects: dict[str, dict[str, tuple[set[str], list[str]]]] = {}
+    for cid, r in retagged:
+        if cid not in kept:
+            continue
+        key = ", ".join(r.rule.keys) or "none"
+        rules.setdefault(key, [])
+        rules[key] += [] if r.rule.cite() in rules[key] else [r.rule.cite()]
+        perms, cids = objects.setdefault(key, {}).setdefault(r.what, (set(), []))
+        perms.update(r.perms)
+        cids += [] if cid in cids else [cid]
+    return tuple(
+        f"key {key}, from {', '.join(cites)}: "
+        + "; ".join(
+            f"{', '.join(PERM_NAMES[p] for p in 'rwxa' if p in perms)} of {what} ({', '.join(cids)})"
+            for what, (perms, cids) in objects[key].items()
+        )
+        for key, cites in rules.items()
+    )
 
 
 def _spelling(assessment: Assessment, real: str) -> str:
@@ -339,6 +426,28 @@ def _spelling(assessment: Assessment, real: str) -> str:
 def _identity(rule: str) -> tuple[object, ...]:
     item = parse_rule(rule)
     return item.identity if isinstance(item, AuditRule) else ()
+
+
+def _earlier_run(assessment: Assessment, control: Control, real: str) -> str:
+    """Where an earlier version of the tool wrote the rule after other rules, how to move it."""
+    own = _identity(control.rule_text(_spelling(assessment, real), assessment.key))
+    sources = {
+        line.source
+        for line in assessment.persisted_lines
+        if isinstance(line.item, AuditRule) and line.item.identity == own
+    }
+    for source in sorted(sources):
+        if source.endswith("-cisaudit-docker.rules") and source != MANAGED_FILE:
+            return (
+                f", in {source} by an earlier cisaudit run: back that run out (--backout) and "
+                f"remediate again to place it first, in {MANAGED_FILE}"
+            )
+    return ""
+
+
+def _keys(rule: str) -> tuple[str, ...]:
+    item = parse_rule(rule)
+    return item.keys if isinstance(item, AuditRule) else ()
 
 
 def _rule_path(rule: str) -> str:

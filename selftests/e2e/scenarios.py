@@ -172,14 +172,14 @@ SCENARIOS = [
         persisted="fail",
         host={"load-health": "fail"},
     ),
-    # Fixing would take the `dockr` rules' accesses; runc's is on the link and takes nothing.
+    # Fixed by rules placed first (issue 20.1): the `dockr` rules' accesses then carry `docker`,
+    # and the plan says so.
     Scenario(
         "wrong-key",
         rules_d(benchmark_rules(key="dockr")) + LOAD,
         live="fail",
         persisted="fail",
         host={"load-health": "fail"},
-        unfixable=tuple(c for c in VM_PATHS if c != "1.1.18"),
     ),
     # The listing prints these like `never` rules and nothing persisted says which: not proven.
     Scenario(

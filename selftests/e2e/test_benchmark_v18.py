@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cisaudit.model.plan import MANAGED_FILE
 from selftests.e2e.scenarios import BASELINE
 from selftests.suite_runner import run_suite
 
@@ -17,7 +18,7 @@ REMAP = (
     'echo \'{"userns-remap": "default"}\' > /etc/docker/daemon.json\n'
     "echo dockremap:165536:65536 >> /etc/subuid\necho dockremap:165536:65536 >> /etc/subgid\n"
 )
-MANAGED = "/etc/audit/rules.d/50-cisaudit-docker.rules"
+MANAGED = MANAGED_FILE
 CONTROLS = "--controls=1.1.5,1.1.9"
 
 

@@ -26,7 +26,8 @@ from cisaudit.model.catalogue import controls
 from cisaudit.model.decisions import Accesses
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.locate import resolve
-from selftests.kernel import AUDIT_DIR, KernelSandbox, sh
+from cisaudit.model.plan import MANAGED_FILE
+from selftests.kernel import KernelSandbox, sh
 from selftests.locked_tmp import locked_tmpdir
 from selftests.suite_runner import run_suite
 
@@ -107,7 +108,7 @@ def test_1_1_5_verdict_is_what_the_kernel_records(kernel: KernelSandbox, data_ro
 # Docker's paths for the v1.8.0 run, created where the machine lacks them (removed afterwards);
 # the data-root and its excluded directories are where this machine's Docker config puts them.
 PRESENT = {"1.1.4": "/run/containerd", "1.1.6": "/etc/docker", "1.1.9": "/var/run/docker.sock"}
-MANAGED = AUDIT_DIR / "rules.d" / "50-cisaudit-docker.rules"
+MANAGED = Path(MANAGED_FILE)
 
 
 def _data_root_here() -> tuple[str, tuple[str, ...]]:

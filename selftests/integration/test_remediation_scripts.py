@@ -256,6 +256,7 @@ KERNEL = pytest.mark.kernel  # changes the real kernel rules and /etc/audit, res
 @KERNEL
 def test_augenrules_apply_then_backout_restores_files_and_kernel(host: Host) -> None:
     rules = [host.watch("etc/docker"), host.syscall_rule("run/containerd")]
+    host.hand_add(f"-w {host.dir('site')} -p wa -k site")  # a rule already live: ours go before it
     files_before, kernel_before = files_state(*AUGEN_FILES), klist()
 
     run = host.apply(rules)
@@ -269,21 +270,23 @@ def test_augenrules_apply_then_backout_restores_files_and_kernel(host: Host) -> 
     assert text.splitlines()[2:4] == rules
     merged = AUDIT_RULES.read_text().splitlines()
     assert all(rule in merged for rule in rules), merged
-    # The kernel gained exactly the two canonical forms, nothing else changed.
-    assert klist() == kernel_before + [
+    # The kernel gained exactly the two canonical forms, at the head of the list in the plan's
+    # order (issue 20.1: the first matching rule gives an access its key); nothing else changed.
+    assert klist() == [
         f"-w {host.sandbox}/etc/docker -p rwxa -k docker",
         f"-w {host.sandbox}/run/containerd -p rwa -k docker",
+        *kernel_before,
     ]
     jdir = host.journal / run.result.run_id
     assert stat.S_IMODE(os.stat(jdir).st_mode) == 0o700
     assert host.state(run.result.run_id) == "done"
-    assert (jdir / "rules.live-added").read_text().splitlines() == rules
+    assert (jdir / "rules.live-added").read_text().splitlines() == list(reversed(rules))  # load order
     assert [(jdir / f"files/{n}/path").read_text().strip() for n in (1, 2, 3)] == [str(p) for p in AUGEN_FILES]
 
     back = host.backout()
     assert_ok(back, "restored")
     assert back.result.run_id == run.result.run_id
-    assert back.result.removed == list(reversed(rules))
+    assert back.result.removed == rules  # newest first
     assert back.result.mismatches == []
     assert files_state(*AUGEN_FILES) == files_before
     assert klist() == kernel_before
@@ -306,7 +309,7 @@ def test_live_only_rules_survive_apply_and_backout(host: Host) -> None:
     run = host.apply(rules)
     assert_ok(run, "applied")
     assert run.result.fields["loaded"] == "1"  # the hand-added one was already live
-    assert klist() == kernel_before + [f"-w {containerd} -p rwa -k docker"]
+    assert klist() == [f"-w {containerd} -p rwa -k docker", *kernel_before]
 
     back = host.backout()
     assert_ok(back, "restored")
@@ -349,20 +352,27 @@ def test_second_apply_is_a_noop(host: Host) -> None:
 
 @KERNEL
 @pytest.mark.parametrize(
-    "original",
+    ("original", "before"),
     [
         pytest.param(
             b"## site rules\r\n-D\n-b 8192\n-w /etc/passwd  -p wa -k identity   \n\n-e 2\n# after -e\n-w /x",
-            id="before-e-line",
+            b"-w /etc/passwd",
+            id="before-the-first-rule",
         ),
-        pytest.param(b"# no -e line, no final newline\n-D\n-a always,exit -F arch=b64 -S adjtimex", id="appended"),
+        pytest.param(
+            b"# no final newline\n-D\n-a always,exit -F arch=b64 -S adjtimex", b"-a always", id="before-a-last-line"
+        ),
+        pytest.param(b"-D\n-b 8192\n-e 2\n", b"-e 2", id="before-the-e-line"),
+        pytest.param(b"# no rule, no final newline\n-D", None, id="appended"),
     ],
 )
-def test_auditctl_mode_changes_only_the_managed_block(host: Host, original: bytes) -> None:
+def test_auditctl_mode_changes_only_the_managed_block(host: Host, original: bytes, before: bytes | None) -> None:
+    """The block goes first (issue 20.1, cisaudit/model/plan.py _block_at): after -D/-b, before
+    the first rule line, else before the -e line, else at the end; later runs add to it."""
     target = Path(host.dir("etc/audit")) / "audit.rules"
     target.write_bytes(original)
     target.chmod(0o640)
-    at = original.find(b"-e 2\n")
+    at = original.find(before) if before else -1
     prefix, suffix = (original[:at], original[at:]) if at >= 0 else (original + b"\n", b"")
     kernel_before = klist()
 
@@ -430,6 +440,27 @@ def test_immutable_kernel_persists_and_reports_reboot_required(host: Host) -> No
     assert_ok(back, "restored")
     assert files_state(*AUGEN_FILES) == files_before
     assert set(log.read_text().splitlines()) <= {"-s", "-l"}
+
+
+@KERNEL
+def test_backout_of_a_run_a_boot_loaded_on_an_immutable_kernel_needs_a_reboot(host: Host) -> None:
+    """Persisted only (enabled 2), then a boot loaded the rules (here: added by hand) and the
+    kernel is still immutable: the backout restores the files and says the next reboot loads
+    them, not "mismatch" (found on a CIS-hardened VM, selftests/e2e/test_hardened_reboot.py)."""
+    env, _log = fake_immutable(host)
+    rules = [host.watch("etc/docker")]
+    files_before = files_state(*AUGEN_FILES)
+    assert_ok(host.apply(rules, env=env), "reboot-required")
+    host.hand_add(rules[0])  # what the next boot loads from the persisted file
+    kernel_booted = klist()
+
+    back = host.backout(env=env)
+    assert_ok(back, "reboot-required")
+    assert back.result.mismatches == []
+    assert "kernel is immutable: its rule list differs from before the run until the next reboot" in (
+        back.result.messages
+    )
+    assert files_state(*AUGEN_FILES) == files_before and klist() == kernel_booted
 
 
 @KERNEL
@@ -654,7 +685,7 @@ def test_dry_runs_change_nothing(host: Host) -> None:
     applied_files, applied_kernel = snapshot_etc_audit(), klist()
     dry_back = host.backout(dry_run=True)
     assert_ok(dry_back, "dry-run")
-    assert dry_back.result.removed == list(reversed(rules))
+    assert dry_back.result.removed == rules
     assert sorted(dry_back.result.restored) == sorted(str(p) for p in AUGEN_FILES)
     assert snapshot_etc_audit() == applied_files and klist() == applied_kernel
     assert_ok(host.backout(), "restored")

@@ -198,8 +198,8 @@ def test_the_plan_adds_only_missing_exclusions_and_never_a_copy():
 
 
 def test_an_exclusion_that_would_come_after_a_site_watch_is_left_alone():
-    """The managed file loads after 10-site.rules' tree watch: the exclusion would do nothing."""
-    snap = host(rules_d=[("/etc/audit/rules.d/10-site.rules", TREE + "\n")], listing=LISTED[TREE])
+    """00-base.rules sorts before the managed file: after its tree watch the exclusion would do nothing."""
+    snap = host(rules_d=[("/etc/audit/rules.d/00-base.rules", TREE + "\n")], listing=LISTED[TREE])
     plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]])
     assert plan.rules == () and "keeps it failing" in plan.left_alone[0][1]
     assert "place `-a exit,never -F dir=/var/lib/docker/volumes` before it" in plan.left_alone[0][1]

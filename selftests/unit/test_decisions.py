@@ -20,7 +20,7 @@ from cisaudit.model.decisions import (
     remediation_verdict,
 )
 from cisaudit.model.evaluate import Assessment
-from cisaudit.model.plan import Plan
+from cisaudit.model.plan import MANAGED_FILE, Plan
 from cisaudit.model.snapshot import PathInfo
 from cisaudit.model.verdict import Check, Status, dispatch
 from cisaudit.outputs.results import STATUSES
@@ -128,7 +128,7 @@ def test_a_refused_access_is_an_error_not_a_fail() -> None:
 
 # -- --remediate ---------------------------------------------------------------------------
 
-PLAN = Plan("augenrules", "/etc/audit/rules.d/50-cisaudit-docker.rules", (("1.1.6", RULE),), ())
+PLAN = Plan("augenrules", MANAGED_FILE, (("1.1.6", RULE),), ())
 
 
 def result(status: ChangeStatus, **over) -> RemediationResult:
@@ -176,9 +176,21 @@ def test_dry_run_says_what_it_would_add_in_clean_text() -> None:
     verdict = remediation_verdict(change, assessment(listing="No rules"), "1.7.0")
     assert verdict.summary == (
         f"dry run, nothing changed; the plan: CIS Docker Benchmark v1.7.0: add to {PLAN.target} (augenrules) "
-        f"and load: 1.1.6: {RULE}"
+        f"and load: 1.1.6: {RULE}; placed first: the file sorts before every other /etc/audit/rules.d file "
+        "and loaded live at the head of the kernel's exit list (auditctl -A), before every rule the tool did not write"
     )
     assert f"would add: {RULE}" in verdict.evidence
+
+
+@pytest.mark.parametrize("status", [ChangeStatus.APPLIED, ChangeStatus.REBOOT_REQUIRED, ChangeStatus.DRY_RUN])
+def test_remediation_says_which_site_rules_now_give_their_accesses_the_key(status: ChangeStatus) -> None:
+    """Issue 20.1: placed first, the rules take accesses a site rule recorded under its own key."""
+    retag = "key perm_mod, from `-a always,exit -S chmod -k perm_mod` (/etc/audit/rules.d/99.rules:1): ..."
+    plan = Plan("augenrules", PLAN.target, PLAN.rules, (), retagged=(retag,))
+    verdict = remediation_verdict(Change(plan, result(status, added=[RULE])), assessment(), "1.7.0")
+    assert f"now carry 'docker' instead (the rules go first): {retag}" in verdict.evidence
+    if status != ChangeStatus.REBOOT_REQUIRED:
+        assert retag in verdict.summary and "instead of theirs" in verdict.summary
 
 
 def test_nothing_to_change_passes_with_what_was_left_alone() -> None:

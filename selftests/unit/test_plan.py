@@ -1,12 +1,13 @@
 """cisaudit.model.plan: what --remediate adds, from hand-made Snapshots (pure, no host)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from cisaudit.model.catalogue import controls
 from cisaudit.model.evaluate import Assessment
-from cisaudit.model.plan import MANAGED_FILE, make_plan, with_rules
+from cisaudit.model.plan import MANAGED_FILE, after_apply, make_plan, with_rules
 from cisaudit.model.snapshot import PathInfo
 from selftests.snapshots import audited_host
 
@@ -52,7 +53,6 @@ def test_compliant_host_needs_nothing():
 @pytest.mark.parametrize(
     ("persisted", "live", "why"),
     [
-        ("-w /etc/docker -k dockr", "-w /etc/docker -p rwxa -k dockr", "did not write"),
         (
             "-a never,exit -F path=/etc/docker -F perm=rwxa\n-w /etc/docker -k docker",
             "-w /etc/docker -p rwxa\n-w /etc/docker -p rwxa -k docker",
@@ -61,7 +61,7 @@ def test_compliant_host_needs_nothing():
         ("-w /etc/docker -k docker", "No rules", "not in the kernel"),
         ("-w /nonexistent-parent/x -k docker\n-w /etc/docker -k docker", "No rules", "never loads"),
     ],
-    ids=["wrong-key", "never-first", "persisted-not-loaded", "after-broken-line"],
+    ids=["never-first", "persisted-not-loaded", "after-broken-line"],
 )
 def test_rules_the_tool_did_not_write_are_left_alone(persisted, live, why):
     plan = plan_for(host([("/etc/audit/rules.d/60-x.rules", persisted + "\n")], listing=live))
@@ -85,18 +85,30 @@ def test_live_only_rule_gets_persisted():
 
 
 def test_a_broken_file_sorting_first_means_our_rule_would_never_load():
-    plan = plan_for(host([("/etc/audit/rules.d/10-broken.rules", "-w /tmp/x -k a # trailing comment\n")]))
+    plan = plan_for(host([("/etc/audit/rules.d/00-broken.rules", "-w /tmp/x -k a # trailing comment\n")]))
     assert plan.rules == () and "would never load at boot" in plan.left_alone[0][1]
 
 
-def test_auditctl_mode_writes_audit_rules_before_the_e_line():
-    snap = host(unit=AUDITCTL_UNIT, audit_rules="-D\n-w /tmp -k t\n-e 2\n")
+@pytest.mark.parametrize(
+    ("audit_rules", "written"),
+    [
+        ("-D\n-b 8192\n-w /tmp -k t\n-e 2\n", "-D\n-b 8192\nRULE\n-w /tmp -k t\n-e 2\n"),
+        ("-D\n-e 2\n", "-D\nRULE\n-e 2\n"),
+        ("-D\n", "-D\nRULE\n"),
+        (
+            "-D\n-w /tmp -k t\n## END cisaudit managed block\n",
+            "-D\n-w /tmp -k t\nRULE\n## END cisaudit managed block\n",
+        ),
+    ],
+    ids=["before-the-first-rule", "before-the-e-line", "at-the-end", "in-its-block"],
+)
+def test_auditctl_mode_writes_audit_rules_first(audit_rules, written):
+    """After -D/-b/-f (a -D after them would delete them), before every rule and the -e line."""
+    snap = host(unit=AUDITCTL_UNIT, audit_rules=audit_rules)
     plan = plan_for(snap)
     assert (plan.mode, plan.target) == ("auditctl", "/etc/audit/audit.rules")
-    assert (
-        with_rules(snap, plan.mode, plan.target, plan.rule_lines).audit_rules
-        == "-D\n-w /tmp -k t\n-w /etc/docker -k docker\n-e 2\n"
-    )
+    rule = "-w /etc/docker -k docker"
+    assert with_rules(snap, plan.mode, plan.target, [rule]).audit_rules == written.replace("RULE", rule)
 
 
 def test_auditd_stopped_is_said_not_blamed_on_the_rules():
@@ -115,10 +127,29 @@ def test_rule_goes_on_the_symlink_target():
     assert plan_for(snap).rules == (("1.1.6", "-w /srv/docker -k docker"),)
 
 
-def test_rule_that_would_take_a_site_rules_accesses_is_left_alone():
-    site = ("/etc/audit/rules.d/90-site.rules", "-w /etc/docker -p wa -k site\n")
-    plan = plan_for(host([site], listing="-w /etc/docker -p wa -k site"))
-    assert plan.rules == () and "add `-k docker` to that rule" in plan.left_alone[0][1]
+@pytest.mark.parametrize("site_key", ["site", "dockr"])
+def test_rule_goes_before_a_site_rule_and_says_whose_accesses_it_takes(site_key):
+    """Issue 20.1: placed first, so it passes; the site rule's accesses to /etc/docker now carry
+    `docker`, and the plan names the rule and its key."""
+    site = ("/etc/audit/rules.d/90-site.rules", f"-w /etc/docker -p wa -k {site_key}\n")
+    plan = plan_for(host([site], listing=f"-w /etc/docker -p wa -k {site_key}"))
+    assert plan.rules == (("1.1.6", "-w /etc/docker -k docker"),) and plan.left_alone == ()
+    assert plan.retagged == (
+        f"key {site_key}, from `-w /etc/docker -p wa -k {site_key}` (/etc/audit/rules.d/90-site.rules:1): "
+        "write, attribute change of /etc/docker and below (1.1.6)",
+    )
+    assert "now carry the key 'docker' instead of theirs" in plan.describe()
+    assert plan.retagged[0] in plan.describe()
+
+
+def test_a_site_never_rule_is_not_overridden():
+    """A `never` rule the tool did not write is the site's decision not to audit: placing ours
+    before it would undo it, so the control is left alone, with that rule named."""
+    site = ("/etc/audit/rules.d/90-site.rules", "-a never,exit -F dir=/etc/docker/certs.d\n")
+    snap = host([site], listing="-w /etc/docker/certs.d -p rwxa")
+    snap.paths["/etc/docker/certs.d"] = PathInfo("/etc/docker/certs.d", "dir", "/etc/docker/certs.d")
+    plan = plan_for(snap)
+    assert plan.rules == () and "a `never` rule the tool did not write" in plan.left_alone[0][1]
 
 
 def _run_host():
@@ -179,7 +210,7 @@ def test_a_unit_that_loads_nothing_gets_no_rules():
 def test_managed_file_takes_its_place_in_version_order():
     snap = host([("/etc/audit/rules.d/9-a.rules", ""), ("/etc/audit/rules.d/100-z.rules", "")])
     names = [p.rsplit("/", 1)[1] for p, _ in with_rules(snap, "augenrules", MANAGED_FILE, ["-w /x"]).rules_d]
-    assert names == ["9-a.rules", "50-cisaudit-docker.rules", "100-z.rules", "audit.rules"]
+    assert names == ["00-cisaudit-docker.rules", "9-a.rules", "100-z.rules", "audit.rules"]
 
 
 @pytest.mark.parametrize("root", ["/srv/dock er", "/srv/\x0b-e\x0b2", "/srv/a#b", "/srv/x\ny"])
@@ -204,3 +235,72 @@ def test_a_rule_persisted_already_is_not_written_twice():
     plan = plan_for(snap)
     assert plan.rules == () and "persisted already" in plan.left_alone[0][1]
     assert "(a `never` rule" in plan.left_alone[0][1]
+
+
+RULESETS = Path(__file__).resolve().parents[1] / "rulesets"
+CIS_UBUNTU22 = (RULESETS / "cis-ubuntu22-ansible-lockdown.rules").read_text()
+DEBIAN_BASE = "-D\n-b 8192\n-f 1\n--backlog_wait_time 60000\n"
+HARDENED = ("1.1.6", "1.1.10", "1.1.14", "1.1.18")
+
+
+def _hardened_host(extra=()):
+    snap = host([("/etc/audit/rules.d/99_auditd.rules", CIS_UBUNTU22), *extra])
+    snap.rules_d = [(p, DEBIAN_BASE if p.endswith("/audit.rules") else t) for p, t in snap.rules_d]
+    for path, kind in [("/etc/default", "dir"), ("/etc/default/docker", "file"), ("/usr", "dir"), ("/usr/bin", "dir")]:
+        snap.paths[path] = PathInfo(path, kind, path)
+    for path in ("/usr/bin/containerd", "/usr/sbin/runc"):
+        snap.paths[path] = PathInfo(path, "file", path)
+    snap.paths["/usr/sbin"] = PathInfo("/usr/sbin", "dir", "/usr/sbin")
+    snap.paths["/usr/bin/runc"] = PathInfo("/usr/bin/runc", "symlink", "/usr/sbin/runc")
+    return snap
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [(), (("/etc/audit/rules.d/10-base-config.rules", "-D\n-b 8192\n-f 1\n--backlog_wait_time 60000\n"),)],
+    ids=["cis", "cis+base-config"],
+)
+def test_a_cis_hardened_host_is_fixed_by_rules_placed_first(extra):
+    """Issue 20.1: the CIS Linux benchmark's own rules (selftests/rulesets) take users' chmods and
+    failed opens of Docker's files under perm_mod/access. Our rules go in a file that sorts first
+    (augenrules moves the -D of 10-base-config to the head, the -e 2 to the end) and are loaded
+    at the head of the live list: every control then passes, and the plan names the keys."""
+    selected = [c for c in controls() if c.id in HARDENED]
+    snap = _hardened_host(extra)
+    before = Assessment(snap, "docker")
+    assert {before.control_verdict(c, check).status for c in selected for check in ("live", "persisted")} == {"fail"}
+    persisted = before.control_verdict(selected[0], "persisted").summary
+    assert "-k perm_mod` (/etc/audit/rules.d/99_auditd.rules:" in persisted and "-k access`" in persisted
+    plan = make_plan(before, selected)
+    assert plan.target == MANAGED_FILE and plan.left_alone == ()
+    assert [cid for cid, _ in plan.rules] == list(HARDENED)
+    after = Assessment(after_apply(before, plan), "docker")
+    assert {after.control_verdict(c, check).status for c in selected for check in ("live", "persisted")} == {"pass"}
+    merged = [l.text for l in after.persisted_lines]
+    assert (
+        merged[0] == "-D"
+        and merged[-1] == "-e 2"
+        and merged.index(plan.rule_lines[0])
+        < merged.index("-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -k perm_mod")
+    )
+    assert after.persisted.stopped_at is None and len(after.persisted.rules) == len(before.persisted.rules) + 4
+    keys = {line.split(",")[0] for line in plan.retagged}
+    assert {"key perm_mod", "key access", "key delete", "key user_emulation"} <= keys, plan.retagged
+    perm_mod = next(line for line in plan.retagged if line.startswith("key perm_mod,"))
+    assert "attribute change of /etc/docker and below (1.1.6); attribute change of /etc/default/docker" in perm_mod
+    assert (
+        "`-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -k perm_mod` (" in perm_mod
+    )
+    assert "instead of theirs" in plan.describe() and perm_mod in plan.describe()
+
+
+def test_a_rule_an_earlier_version_wrote_after_cis_rules_says_how_to_move_it():
+    """Runs of earlier versions wrote 50-cisaudit-docker.rules, which sorts after 10-*/30-* hardening
+    files: the rule is not copied (Rule exists at boot); the reason says to back that run out."""
+    selected = [c for c in controls() if c.id == "1.1.6"]
+    old = ("/etc/audit/rules.d/50-cisaudit-docker.rules", "-w /etc/docker -k docker\n")
+    snap = _hardened_host((old,))
+    snap.rules_d = sorted((p.replace("99_auditd", "30-stig"), t) for p, t in snap.rules_d)
+    plan = make_plan(Assessment(snap, "docker"), selected)
+    assert plan.rules == ()
+    assert "by an earlier cisaudit run: back that run out (--backout)" in plan.left_alone[0][1]

@@ -7,7 +7,9 @@
 #   CISAUDIT_MODE          augenrules | auditctl
 #   CISAUDIT_TARGET        augenrules: the managed /etc/audit/rules.d/NAME.rules
 #                          auditctl:   the audit.rules file loaded at boot
-#   CISAUDIT_RULES         rule lines to add (-w / -a / -A), one a line
+#   CISAUDIT_RULES         rule lines to add (-w / -a), one a line, in the order the kernel
+#                          should see them: written first (see ap_render) and loaded live at
+#                          the head of the exit list (see ap_load)
 #   CISAUDIT_TMPFILES      tmpfiles.d lines (`d PATH MODE UID GID -`) that make a rule's parent
 #                          exist before auditd loads the rules at boot; written to $CA_TMPFILES_CONF
 #   CISAUDIT_DRY_RUN       1 = report what would change, change nothing
@@ -121,7 +123,12 @@ ap_render() {
 		ap_e=$(grep -nxF -e "$CA_END" "$ap_t" | cut -d: -f1)
 		ap_b=${ap_b:-0} ap_e=${ap_e:-0}
 		[ "$ap_e" -ge "$ap_b" ] || { ca_msg "managed block end before begin in $ap_t"; return 1; }
-		ap_x=$(grep -nE '^[[:space:]]*-e([[:space:]]|$)' "$ap_t" | head -n 1 | cut -d: -f1)
+		# A new block goes first (cisaudit/model/plan.py _block_at): before the first rule line, so
+		# the kernel sees its rules before every other rule (first match wins) and after -D/-b/-f
+		# (a -D after it would delete it); with no rule line, before the first -e (after -e 2 the
+		# kernel refuses rule changes).
+		ap_x=$(grep -nE '^[[:space:]]*-[waA]([[:space:]]|$)' "$ap_t" | head -n 1 | cut -d: -f1)
+		[ -n "$ap_x" ] || ap_x=$(grep -nE '^[[:space:]]*-e([[:space:]]|$)' "$ap_t" | head -n 1 | cut -d: -f1)
 		ap_x=${ap_x:-0}
 	fi
 	{
@@ -130,8 +137,6 @@ ap_render() {
 			ap_block "$ap_t" "$ap_b" "$ap_e"
 			tail -n "+$((ap_e + 1))" "$ap_t"
 		elif [ "$ap_x" -gt 0 ]; then
-			# After `-e 2` the kernel refuses rule changes, so rules placed
-			# after an -e line would fail to load at boot: the block goes first.
 			head -n "$((ap_x - 1))" "$ap_t"
 			ap_block
 			tail -n "+$ap_x" "$ap_t"
@@ -173,7 +178,7 @@ ap_dry_run() {
 	[ "$(ca_enabled)" = 2 ] && ca_msg "kernel audit config is immutable (enabled 2): rules would load only after a reboot"
 	ca_msg "dry run: kernel rules not touched; rules already live are found only on a real run"
 	ca_finish dry-run 0 "mode=$AP_MODE target=$AP_TARGET added=$ap_n" \
-		"cisaudit: dry run: would add $ap_n rule(s) to $AP_TARGET and load the ones not yet live"
+		"cisaudit: dry run: would add $ap_n rule(s) to $AP_TARGET and load the ones not yet live at the head of the kernel's list"
 }
 
 # The journal comes before any change: everything backout.sh needs.
@@ -281,9 +286,15 @@ ap_augenrules() {
 	done <"$CA_TMP/foreign"
 }
 
-# Add the rules live, one auditctl call each, so each gets its own verdict.
-# live.pending names the rule in flight: if the run dies mid-call, backout
-# can settle whether it was added (see ca_undo_pending).
+# Add the rules live, one auditctl call each, so each gets its own verdict, at the HEAD of the
+# exit list, where the persisted file puts them at boot (cisaudit/model/plan.py): the kernel gives
+# an access to the first matching rule. `auditctl -A` never answers "Rule exists" (the kernel
+# compares its prepend flag; measured), so each rule is first added as written: "Rule exists" means
+# it is live already and stays where it is; otherwise that appended copy is deleted again and the
+# rule prepended (ca_prepend_form). Prepended last-first, the rules keep the plan's order. The
+# journal keeps each rule as written: for a delete (-W/-d) both forms are one rule (measured), and
+# the prepended copy, first in the list, is the one deleted. live.pending names the rule in
+# flight: if the run dies mid-way, backout can settle whether it was added (see ca_undo_pending).
 ap_load() {
 	: >"$CA_JDIR/rules.live-added"
 	: >"$CA_JDIR/rules.live-canonical"
@@ -295,25 +306,29 @@ ap_load() {
 	fi
 	[ "$AP_ENABLED" = 0 ] && ca_msg "auditing is disabled (enabled 0): rules loaded but not enforced until enabled"
 	cp "$CA_JDIR/kernel.before.list" "$CA_TMP/k.cur"
+	ca_reverse "$CA_TMP/requested" >"$CA_TMP/load-order"
 	while IFS= read -r ap_r; do
 		printf '%s\n' "$ap_r" >"$CA_JDIR/live.pending"
-		if ca_rule_cmd "$ap_r" ADD; then
-			printf '%s\n' "$ap_r" >>"$CA_JDIR/rules.live-added"
-			rm -f "$CA_JDIR/live.pending"
-			ca_klist "$CA_TMP/k.next" || ap_rollback "auditctl -l failed"
-			ca_added_lines "$CA_TMP/k.cur" "$CA_TMP/k.next" >"$CA_TMP/k.new"
-			[ -s "$CA_TMP/k.new" ] || ap_rollback "auditctl accepted but does not list: $ap_r"
-			head -n 1 "$CA_TMP/k.new" >>"$CA_JDIR/rules.live-canonical"
-			mv -f "$CA_TMP/k.next" "$CA_TMP/k.cur"
-			ca_log "loaded: $ap_r"
-		else
+		if ! ca_rule_cmd "$ap_r" ADD; then
 			rm -f "$CA_JDIR/live.pending"
 			case "$CA_AUDITCTL_ERR" in
-			*'Rule exists'*) ca_log "already live: $ap_r" ;;
+			*'Rule exists'*) ca_log "already live (left where it is): $ap_r" ;;
 			*) ap_rollback "auditctl refused '$ap_r': $CA_AUDITCTL_ERR" ;;
 			esac
+			continue
 		fi
-	done <"$CA_TMP/requested"
+		ap_first=$(ca_prepend_form "$ap_r")
+		ca_rule_cmd "$ap_r" DEL || ap_rollback "cannot move '$ap_r' to the head of the list: $CA_AUDITCTL_ERR"
+		ca_rule_cmd "$ap_first" ADD || ap_rollback "auditctl refused '$ap_first': $CA_AUDITCTL_ERR"
+		printf '%s\n' "$ap_r" >>"$CA_JDIR/rules.live-added"
+		rm -f "$CA_JDIR/live.pending"
+		ca_klist "$CA_TMP/k.next" || ap_rollback "auditctl -l failed"
+		ca_added_lines "$CA_TMP/k.cur" "$CA_TMP/k.next" >"$CA_TMP/k.new"
+		[ -s "$CA_TMP/k.new" ] || ap_rollback "auditctl accepted but does not list: $ap_first"
+		head -n 1 "$CA_TMP/k.new" >>"$CA_JDIR/rules.live-canonical"
+		mv -f "$CA_TMP/k.next" "$CA_TMP/k.cur"
+		ca_log "loaded first: $ap_first"
+	done <"$CA_TMP/load-order"
 	ca_state loaded
 }
 
@@ -337,7 +352,7 @@ ap_verify() {
 }
 
 ap_report() {
-	cat "$CA_TMP/persist" "$CA_JDIR/rules.live-added" | awk '!seen[$0]++' >"$CA_TMP/added"
+	ca_reverse "$CA_JDIR/rules.live-added" | cat "$CA_TMP/persist" - | awk '!seen[$0]++' >"$CA_TMP/added"
 	while IFS= read -r ap_r; do ca_emit "cisaudit-added: $ap_r"; done <"$CA_TMP/added"
 	ap_p=$(wc -l <"$CA_TMP/persist")
 	ap_l=$(wc -l <"$CA_JDIR/rules.live-added")

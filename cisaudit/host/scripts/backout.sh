@@ -137,6 +137,13 @@ bo_verify() {
 	# Killed before it listed the kernel: the run never got to touch it.
 	[ -f "$CA_JDIR/kernel.before.list" ] || return 0
 	cmp -s "$CA_JDIR/kernel.before.list" "$CA_JDIR/kernel.after-backout.list" && return 0
+	if [ "$bo_immutable" = 1 ]; then
+		# Rules the run persisted that a boot has loaded since: nothing can remove them until the
+		# next boot, which loads the restored files.
+		ca_msg "kernel is immutable: its rule list differs from before the run until the next reboot"
+		bo_reboot=1
+		return 0
+	fi
 	ca_added_lines "$CA_JDIR/kernel.before.list" "$CA_JDIR/kernel.after-backout.list" >"$CA_TMP/extra"
 	ca_added_lines "$CA_JDIR/kernel.after-backout.list" "$CA_JDIR/kernel.before.list" >"$CA_TMP/missing"
 	while IFS= read -r bo_r; do ca_emit "cisaudit-mismatch: kernel has extra rule: $bo_r"; done <"$CA_TMP/extra"
@@ -156,7 +163,7 @@ bo_main() {
 	bo_check
 	[ "$CA_DRY_RUN" = 1 ] && bo_dry_run
 	ca_state backing-out
-	bo_immutable=0
+	bo_immutable=0 bo_reboot=0
 	if [ "$(ca_enabled)" = 2 ]; then
 		bo_immutable=1
 		ca_msg "kernel audit config is immutable (enabled 2): live rules stay until reboot; files restored"
@@ -171,7 +178,7 @@ bo_main() {
 	bo_removed=$(printf '%s' "$CA_OUT" | grep -c '^cisaudit-removed: ')
 	bo_restored=$(printf '%s' "$CA_OUT" | grep -c '^cisaudit-restored: ')
 	bo_fields="removed=$bo_removed restored_files=$bo_restored journal=$CA_JDIR"
-	if [ "$bo_immutable" = 1 ] && [ -s "$CA_JDIR/rules.live-added" ]; then
+	if [ "$bo_immutable" = 1 ] && [ "$bo_mm" = 0 ] && { [ -s "$CA_JDIR/rules.live-added" ] || [ "$bo_reboot" = 1 ]; }; then
 		ca_finish reboot-required 0 "$bo_fields" \
 			"cisaudit: files of run $CA_RUN_ID restored; its live rules go away at the next reboot"
 	elif [ "$bo_mm" -gt 0 ]; then
