@@ -10,6 +10,11 @@ import re
 from dataclasses import dataclass, field
 
 ALL_PERMS = frozenset("rwxa")
+# Fields holding a uid or gid, where auditctl reads `unset` and -1 as (u32)-1 (lib/fieldtab.h).
+ID_FIELDS = frozenset(
+    {"uid", "euid", "suid", "fsuid", "auid", "loginuid", "obj_uid", "gid", "egid", "sgid", "fsgid", "obj_gid"}
+)
+UNSET_IDS = frozenset({"unset", "-1", "4294967295"})
 FILTER_LISTS = {"task", "exit", "user", "exclude", "filesystem", "io_uring"}
 ACTIONS = {"always", "never"}
 FIELD_RE = re.compile(r"^([A-Za-z0-9_]+)(!=|<=|>=|&=|=|<|>|&)(.*)$")
@@ -77,6 +82,24 @@ class Condition:
     def __str__(self) -> str:
         return f"{self.name}{self.op}{self.value}"
 
+    @property
+    def canonical(self) -> str:
+        """The condition as the kernel holds it, so a rules file's spelling and `auditctl -l`'s compare
+        equal: `-C euid!=uid` lists as `uid!=euid` (one comparison, either order), `auid!=unset` as
+        `auid!=-1` (unset is (u32)-1), `a0=0` as `a0=0x0` and `a2&0100` as `a2&0x40` (auditctl reads
+        numbers with strtoul base 0)."""
+        compared = re.fullmatch(r"([^!=]+)(!=|=)([^!=]+)", self.value) if self.name == "compare" else None
+        if compared:
+            return f"compare:{compared[2]}:" + ",".join(sorted((compared[1], compared[3])))
+        value = self.value
+        if self.name in ID_FIELDS and value in UNSET_IDS:
+            value = "unset"
+        elif re.fullmatch(r"-?(0x[0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", value):
+            sign, digits = ("-", value[1:]) if value.startswith("-") else ("", value)
+            base = 16 if digits[:2].lower() == "0x" else 8 if digits.startswith("0") else 10
+            value = sign + str(int(digits, base))
+        return f"{self.name}{self.op}{value}"
+
 
 @dataclass(frozen=True)
 class AuditRule:
@@ -106,7 +129,7 @@ class AuditRule:
             arch,
             self.syscalls,
             tuple(sorted(self.keys)),
-            tuple(sorted(map(str, self.conditions))),
+            tuple(sorted(c.canonical for c in self.conditions)),
         )
 
     @property

@@ -314,3 +314,28 @@ def test_watch_with_F_key_carries_the_key():
 def test_escaped_space_and_backslash_stay_in_the_token():
     rule = parse_rule(r"-w /tmp/a\ b -k k\\")
     assert isinstance(rule, AuditRule) and rule.path == "/tmp/a b" and rule.keys == ("k\\",)
+
+
+@pytest.mark.parametrize(
+    ("written", "listed"),
+    [
+        (
+            "-a always,exit -F arch=b64 -C euid!=uid -F auid!=unset -S execve -k user_emulation",
+            "-a always,exit -F arch=b64 -S execve -C uid!=euid -F auid!=-1 -F key=user_emulation",
+        ),
+        (
+            "-a always,exit -F arch=b64 -S setuid -F a0=0 -F exe=/usr/bin/su -k su",
+            "-a always,exit -F arch=b64 -S setuid -F a0=0x0 -F exe=/usr/bin/su -F key=su",
+        ),
+        (
+            "-a always,exit -F arch=b64 -S openat -F a2&0100 -F exit=-EACCES -F auid>=1000 -k create",
+            "-a always,exit -F arch=b64 -S openat -F a2&0x40 -F exit=-EACCES -F auid>=1000 -F key=create",
+        ),
+    ],
+    ids=["compare-and-unset", "hex-zero", "octal-flag"],
+)
+def test_a_rule_as_written_is_the_rule_auditctl_lists(written: str, listed: str) -> None:
+    """CIS Linux and upstream rules as `auditctl -l` prints them back (measured, auditctl 3.0.9): the
+    same kernel rule, so load-health must not call the written one missing."""
+    assert parse_rule(written).identity == parse_rule(listed).identity
+    assert parse_rule(written).identity != parse_rule(listed.replace("-F arch=b64", "-F arch=b32")).identity
