@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -250,6 +251,12 @@ if __name__ == "__main__":
 
 
 AGREE, FALSE_PASS, FALSE_FAIL, NOT_APPLICABLE, ERROR = "agree", "false PASS", "false FAIL", "n/a", "error"
+UNMET = "unmet"  # a FAIL the kernel cannot show here: every blamed rule has a condition no actor meets
+# Conditions of real sets' rules that no access of the comparison meets: a process whose real and
+# effective uids differ, an SELinux label, truncate(2), an O_CREAT open. test_kernel_truth.py's
+# SPARED proves each one takes the accesses that do meet it, so a FAIL blamed only on such rules
+# is the model's right answer that this comparison cannot see, not a false FAIL.
+SPARED_CONDITION = re.compile(r"-C (uid!=euid|euid!=uid)|subj_\w+=|-S truncate,|a2&")
 
 
 def compare_cells(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
@@ -300,6 +307,9 @@ def compare(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     outcome = ERROR
                 else:
                     outcome = AGREE if verdict == kernel else FALSE_PASS if verdict == Status.PASS else FALSE_FAIL
+                blamed = [rule for rule in case["cells"].get(check, {}).values() if rule != "ok"]
+                if outcome == FALSE_FAIL and blamed and all(SPARED_CONDITION.search(rule) for rule in blamed):
+                    outcome = UNMET
                 why = case["summary"].get(check, "")
                 detail = f"kernel {kernel} (not recorded: {', '.join(missed[:6]) or 'none'}); suite {verdict}: {why}"
                 rows.append((state, cid, check, outcome, detail[:600]))

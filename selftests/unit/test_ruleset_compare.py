@@ -13,6 +13,7 @@ from selftests.integration.ruleset_truth import (
     FALSE_FAIL,
     FALSE_PASS,
     NOT_APPLICABLE,
+    UNMET,
     compare,
     compare_cells,
     expected_labels,
@@ -72,3 +73,13 @@ def test_cells_compare_per_permission_and_abi() -> None:
     assert outcome.pop("r/b32") == FALSE_PASS  # the model says recorded; the user's 32-bit read was not
     assert outcome.pop("w/b32") == FALSE_FAIL  # the model blames a rule; the kernel recorded every write
     assert set(outcome.values()) == {AGREE}
+
+
+def test_a_fail_blamed_only_on_a_condition_no_actor_meets_is_unmet_not_agreed() -> None:
+    """A setuid-root execute (`-C uid!=euid`) is lost to that rule, but no actor of the comparison is
+    one: test_kernel_truth.py proves the rule takes such an access; any other blamed rule stays a FAIL."""
+    spared = "`-a always,exit -F arch=b64 -S execve -C uid!=euid -F euid=0 -F key=setuid` (auditctl -l:1)"
+    other = "`-a always,exit -F arch=b64 -S execve -F key=exec` (auditctl -l:2)"
+    assert {row[3] for row in compare(result("fail", every_access(), {**CELLS, "x/b64": spared}))} == {UNMET}
+    both = {**CELLS, "x/b64": spared, "x/b32": other}
+    assert {row[3] for row in compare(result("fail", every_access(), both))} == {FALSE_FAIL}
