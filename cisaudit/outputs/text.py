@@ -17,6 +17,16 @@ def terminal_safe(text: str) -> str:
     return _UNSAFE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
 
 
+# Characters XML 1.0 cannot hold at all (Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
+# [#x10000-#x10FFFF]): one of them in host text makes a whole report not well-formed.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """Text an XML report can hold: each character XML forbids as a visible escape (`\\x01`)."""
+    return _NOT_XML.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
 def printable(verdict: Verdict) -> Verdict:
     """A verdict whose summary and evidence are safe to print (pytest's report, -rA, CI logs)."""
     return Verdict(verdict.status, terminal_safe(verdict.summary), tuple(map(terminal_safe, verdict.evidence)))

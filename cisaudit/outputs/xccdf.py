@@ -24,6 +24,7 @@ from cisaudit.model.verdict import Status
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import REQUIRED_CHECKS, RunResults
 from cisaudit.outputs.results_json import iso
+from cisaudit.outputs.text import xml_safe
 
 NS = "http://checklists.nist.gov/xccdf/1.2"
 PREFIX = "xccdf_org.cisaudit"
@@ -35,8 +36,9 @@ def rule_id(control_id: str) -> str:
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, f"{{{NS}}}{tag}", {k.replace("_", "-"): v for k, v in attrs.items()})
-    element.text = text
+    """Every text and attribute of the file goes through here: host text XML cannot hold is escaped."""
+    element = ET.SubElement(parent, f"{{{NS}}}{tag}", {k.replace("_", "-"): xml_safe(v) for k, v in attrs.items()})
+    element.text = None if text is None else xml_safe(text)
     return element
 
 

@@ -316,3 +316,19 @@ def test_host_text_reaches_the_terminal_without_control_characters() -> None:
     _, lines = next(failure_blocks(run))
     assert all("\x1b" not in line and "\x9b" not in line and "\r" not in line for line in lines)
     assert lines[1] == "a\tb\\x9bc"
+
+
+def test_host_text_xml_cannot_hold_keeps_the_xccdf_well_formed(tmp_path: Path) -> None:
+    """Issue 21.9: one host's control characters (a rules line, a data-root in daemon.json) made the
+    whole fleet's XCCDF not well-formed; they are written as visible escapes."""
+    hostile = "\x01\x1b[31m\x0c\ufffe"
+    run = results(
+        case(A, "1.1.5", "live", "fail", summary=f"no rule {hostile}", evidence=f"-w /x{hostile} -k docker"),
+        case(B, "1.1.5", "persisted", "pass", summary=PASS_RULE, audited=f"/srv/docker{hostile} (daemon.json)"),
+    )
+    path = tmp_path / "hostile.xccdf.xml"
+    path.write_text(render_xccdf(run))
+    text = path.read_text()
+    assert ET.parse(path).getroot().tag == f"{{{NS}}}Benchmark"
+    assert "\\x01\\x1b[31m\\x0c\\ufffe" in text and not any(c in text for c in "\x01\x1b\x0c\ufffe")
+    assert oscap_validate(path) == (0, [])
