@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 INSTANCE_ID = re.compile(r"m?i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
@@ -22,7 +23,8 @@ _USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]{0,63}")
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _DOTTED_NUMBERS = re.compile(r"[0-9.]+")
 _PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")
-_IDENTITY_VALUE = re.compile(r"(ssh_identity_file=)[^&]*")
+_IDENTITY_VALUE = re.compile(r"(ssh_identity_file=)[^&,]*")
+IDENTITY_OPTION = "--ssh-identity-file"
 # Query options testinfra would otherwise take from a spec (timeout, controlpersist, ...) are refused.
 _OPTIONS = {"sudo": re.compile("true|false"), "sudo_user": _USER, "ssh_config": _PATH, "ssh_identity_file": _PATH}
 _REMOTE_SCHEMES = ("ssh", "paramiko")
@@ -46,6 +48,21 @@ def redact(text: str) -> str:
     if ":" in userinfo:
         rest = userinfo.split(":", 1)[0] + ":***" + at + hostport
     return scheme + sep_s + rest + sep + _IDENTITY_VALUE.sub(r"\1***", query)
+
+
+def redact_args(args: Sequence[str]) -> list[str]:
+    """A command line as reports show it: the identity file's path, given to `--ssh-identity-file`
+    or in a spec's `?ssh_identity_file=`, replaced by ***."""
+    shown: list[str] = []
+    for arg in args:
+        option, eq, _ = arg.partition("=")
+        if shown and shown[-1] == IDENTITY_OPTION:
+            shown.append("***")
+        elif option == IDENTITY_OPTION and eq:
+            shown.append(f"{IDENTITY_OPTION}=***")
+        else:
+            shown.append(_IDENTITY_VALUE.sub(r"\1***", arg))
+    return shown
 
 
 def scrub(message: str, spec: str, identity_file: str | None = None) -> str:

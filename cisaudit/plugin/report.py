@@ -19,6 +19,7 @@ import pytest
 from _pytest.junitxml import xml_key
 from _pytest.terminal import TerminalReporter
 
+from cisaudit.host.hostspec import redact_args
 from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark
 from cisaudit.outputs.compliance_html import render_html
 from cisaudit.outputs.files import replaced
@@ -162,7 +163,7 @@ class ComplianceTally:
     def results(self, config: pytest.Config) -> RunResults:
         option = config.getoption
         info = RunInfo(
-            command_line(config.invocation_params.args),
+            command_line(redact_args(config.invocation_params.args)),
             describe_mode(
                 option("remediate", False),
                 option("backout", False),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cisaudit.host.hostspec import SpecError, parse_spec, scrub
+from cisaudit.host.hostspec import SpecError, parse_spec, redact_args, scrub
 
 ACCEPTED = {
     "local://": "local://",
@@ -74,3 +74,21 @@ def test_identity_file_is_redacted_in_display_and_messages() -> None:
     assert checked.display == "paramiko://root@h:22?ssh_identity_file=***&sudo=true"
     message = "cannot connect: No such file: '/secret/id_ed25519' or '/other/key'"
     assert scrub(message, checked.spec, "/other/key") == "cannot connect: No such file: '***' or '***'"
+
+
+def test_the_command_line_in_reports_hides_identity_files() -> None:
+    """Issue 21.13: the README says identity files show as ***; the Command of every report held them."""
+    args = [
+        "--hosts=ssh://root@a?ssh_identity_file=/k/a,paramiko://b?sudo=true&ssh_identity_file=/k/b",
+        "--ssh-identity-file",
+        "/k/c",
+        "--ssh-identity-file=/k/d",
+        "--known-hosts=/k/known",
+    ]
+    assert redact_args(args) == [
+        "--hosts=ssh://root@a?ssh_identity_file=***,paramiko://b?sudo=true&ssh_identity_file=***",
+        "--ssh-identity-file",
+        "***",
+        "--ssh-identity-file=***",
+        "--known-hosts=/k/known",
+    ]
