@@ -351,9 +351,8 @@ def _verified(
     after = _simulated(assessment, mode, target, [rule for _, rule in planned], tmpfiles)
     simulated = Assessment(after, assessment.key, assessment.require_all)
     after_boot = simulated.persisted
-    dropped = [
-        l for l in assessment.persisted.rules if l.rule.identity not in {x.rule.identity for x in after_boot.rules}
-    ]
+    booted = {x.rule.identity for x in after_boot.rules}  # once: per rule it made the plan quadratic (issue 21.10)
+    dropped = [l for l in assessment.persisted.rules if l.rule.identity not in booted]
     by_id = {c.id: c for c in selected}
     # Host-wide silence (auditd stopped, -e 0) is reported by the checks; rules still belong in place.
     live = replace(simulated.live_state, silenced=[])

@@ -1,6 +1,7 @@
 """cisaudit.model.plan: what --remediate adds, from hand-made Snapshots (pure, no host)."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from cisaudit.model.catalogue import controls
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.plan import MANAGED_FILE, after_apply, make_plan, with_rules
+from cisaudit.model.rules import AuditRule
 from cisaudit.model.snapshot import PathInfo
 from selftests.snapshots import audited_host
 
@@ -304,3 +306,29 @@ def test_a_rule_an_earlier_version_wrote_after_cis_rules_says_how_to_move_it():
     plan = make_plan(Assessment(snap, "docker"), selected)
     assert plan.rules == ()
     assert "by an earlier cisaudit run: back that run out (--backout)" in plan.left_alone[0][1]
+
+
+def test_the_plan_is_linear_in_the_hosts_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21.10: the plan compared every persisted rule with every rule of the replayed boot
+    (8,000 rules: 123 s of runner CPU). Counted in rule identities, not timed: twice the rules,
+    at most a little over twice the work."""
+    from bench.replay_scale import host
+
+    calls = 0
+    identity = AuditRule.identity
+
+    def counted(rule: AuditRule) -> tuple[object, ...]:
+        nonlocal calls
+        calls += 1
+        return identity.fget(rule)  # type: ignore[misc]
+
+    monkeypatch.setattr(AuditRule, "identity", property(counted))
+    work = []
+    for size in (300, 600):
+        snap = host(size)
+        own = "".join(c.rule_text(c.path) + "\n" for c in controls() if c.id != "1.1.13")
+        snap = replace(snap, rules_d=[(f, t.replace(own, "")) for f, t in snap.rules_d])
+        calls = 0
+        assert make_plan(Assessment(snap, "docker"), list(controls())).rules
+        work.append(calls)
+    assert work[1] < 2.5 * work[0], work
