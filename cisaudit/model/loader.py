@@ -241,9 +241,10 @@ def replay(lines: list[RuleLine], add: AddRule) -> Replay:
             error = "audit is immutable after -e 2 (Operation not permitted)"
         elif isinstance(item, Directive):
             keep_going |= item.option in ("-c", "-i")
-            if item.option == "-D":
-                result.rules.clear()
-                present.clear()
+            if item.option == "-D":  # with a key (-D -k KEY): only the rules carrying it
+                gone = [r for r in result.rules if item.value is None or item.value in r.rule.keys]
+                result.rules = [r for r in result.rules if r not in gone]
+                present.subtract(r.rule.identity for r in gone)
             if item.option in LOSS_SETTINGS:
                 result.settings[item.option] = line
             if item.option == "-e":

@@ -142,7 +142,7 @@ class AuditRule:
 
 @dataclass(frozen=True)
 class Directive:
-    """A control line (-D, -b 8192, -e 2, -c, ...)."""
+    """A control line (-D, -b 8192, -e 2, -c, ...); `-D -k KEY` is option -D with value KEY."""
 
     option: str
     value: str | None = None
@@ -321,6 +321,8 @@ def parse_rule(text: str) -> Item:
     opts = [o for o, _ in pairs]
     if opts[0] in {"-k", "-p", "-F", "-S", "-C"}:
         raise RuleSyntaxError(f"{opts[0]} needs a watch or syscall rule given before it")
+    if opts == ["-D", "-k"] and pairs[1][1]:  # auditctl: delete every rule carrying that key
+        return Directive("-D", pairs[1][1])
     if opts[0] in DIRECTIVES_WITH_VALUE | DIRECTIVES_FLAG:
         if len(pairs) != 1:
             raise RuleSyntaxError(f"{opts[0]} must stand alone on its line")

@@ -461,3 +461,14 @@ def test_a_file_the_remediation_plan_adds_loads_under_every_version():
         snap = Snapshot(auditd_unit=DEBIAN_UNIT, audit_version=f"auditctl version {version}")
         snap = with_rules(snap, "augenrules", f"{D}/60-cis-docker.rules", ["-w /etc/docker -k docker"])
         assert [l.text for l in persisted_lines(snap, loader_mode(snap))] == ["-w /etc/docker -k docker"]
+
+
+def test_delete_by_key_under_continue_deletes_the_rules_with_that_key() -> None:
+    """Issue 21.11: `-D -k KEY` is auditctl's "delete every rule with this key", not a bad line that
+    -c skips: after it, the Docker rules are gone for the boot (a false persisted PASS before)."""
+    result = run(
+        "-c\n-w /etc/docker -k docker\n-w /etc/site -k site\n"
+        "-a always,exit -F arch=b64 -S chmod -k docker -k perm_mod\n-D -k docker\n-w /tmp/x -k docker"
+    )
+    assert texts(result) == ["-w /etc/site -k site", "-w /tmp/x -k docker"]
+    assert not result.failures
