@@ -367,6 +367,9 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
     rules, unreadable = [], []
     listed = parse_rules(snap.listing_text, "auditctl -l")
     kernel = _kernel_view(listed, snap.kernel_rules)
+    # Lines that print alike: persisted twins settle them only if there are as many twins as lines
+    # (a runtime `never` and a persisted `always` list alike; one twin must not settle both).
+    alike = Counter(_listing_identity(line.item) for line in listed if isinstance(line.item, AuditRule))
     for line in listed:
         rule = line.item
         if not isinstance(rule, AuditRule):
@@ -381,7 +384,7 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
             note = f"the kernel's rule list (netlink) says `{line.text}` is a {action} {kind.value} watch"
         elif rule.path_field == "watch":
             found = twins.get(_listing_identity(rule), [])
-            if found:
+            if found and len(found) >= alike[_listing_identity(rule)]:
                 now_dir = bool(rule.path and (info := snap.paths.get(rule.path)) and info.kind == "dir")
                 kinds = frozenset(
                     WatchKind.TREE

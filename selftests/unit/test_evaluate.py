@@ -780,3 +780,13 @@ def test_live_evidence_names_the_file_a_listed_rule_is_persisted_in():
     verdict = Assessment(snap, "docker").control_verdict(CONTROLS["1.1.6"], "live")
     assert verdict.status == Status.FAIL
     assert f"by `{perm_mod}` (auditctl -l:1, persisted at {RULES_FILE}:1)" in verdict.summary
+
+
+def test_one_persisted_twin_does_not_settle_two_lines_that_list_alike():
+    """Issue 21.12: a runtime `-a never,exit -F path=/etc/docker -F perm=rwxa -k docker` and the
+    persisted `-w /etc/docker -k docker` both list as `-w /etc/docker -p rwxa -k docker`; the one
+    twin said both were `always`, a false live PASS. Either line may be the `never`."""
+    line = "-w /etc/docker -p rwxa -k docker"
+    snap = host(good_rules(), line + "\n" + good_listing())
+    assert verdicts(snap, "live")["1.1.6"] == Status.FAIL
+    assert verdicts(host(good_rules(), good_listing()), "live")["1.1.6"] == Status.PASS  # one line: settled
