@@ -82,6 +82,7 @@ def walk(fleet, tmp_path: Path) -> Findings:
                     tmp_path / f"fix{number}",
                     list(map(ssm_spec, mapping)),
                     "--ssm-region=us-east-1",
+                    f"-n={len(vms)}",
                     "--remediate",
                     "--backout",
                     env=emu.environ,
@@ -129,7 +130,8 @@ def audited_over_ssm(
     tmp_path: Path, number: int, pairs: Pairs, ssh: SuiteRun, emu: SsmEmulator, s3: MotoS3, problems: list[str]
 ) -> None:
     specs = [ssm_spec(instance(i)) for i in range(len(pairs))]
-    ssm = run_suite(tmp_path / f"ssm{number}", specs, "--ssm-region=us-east-1", env=emu.environ)
+    # One worker per instance, as the SSH audit: the serial run (-n=0) is the SSH one's to prove.
+    ssm = run_suite(tmp_path / f"ssm{number}", specs, "--ssm-region=us-east-1", f"-n={len(specs)}", env=emu.environ)
     sends = emu.stats()["calls"]["SendCommand"]
     for i, (vm, scenario) in enumerate(pairs):
         if ssm.verdicts(specs[i]) != ssh.verdicts(vm.spec):
