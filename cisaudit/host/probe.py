@@ -10,7 +10,7 @@ from pathlib import Path
 from cisaudit.host.shell import compose
 from cisaudit.model.catalogue import Control, controls
 from cisaudit.model.kernel import CLASS_SYSCALLS
-from cisaudit.model.locate import UNIT_DIRS
+from cisaudit.model.locate import UNIT_DIRS, ProbeList, probe_names
 from cisaudit.model.snapshot import PathInfo, Snapshot
 
 KERNEL_RULES = Path(__file__).with_name("kernel_rules.py")
@@ -21,12 +21,8 @@ class ProbeError(RuntimeError):
     """The probe's output was incomplete or could not be read."""
 
 
-def _names(catalogue: tuple[Control, ...], kind: str) -> list[str]:
-    return sorted({c.locate.split(":", 1)[1] for c in catalogue if c.locate.startswith(kind + ":")})
-
-
 def _unit_names(catalogue: tuple[Control, ...]) -> list[str]:
-    return _names(catalogue, "unit")
+    return probe_names(catalogue, ProbeList.UNITS)
 
 
 def _nonce() -> str:
@@ -44,9 +40,7 @@ def render_script(
     excludes = sorted({sub for c in catalogue for sub in c.exclude})
     values = {
         "M": nonce,
-        "BINARIES": " ".join(_names(catalogue, "binary")),
-        "UNITS": " ".join(_unit_names(catalogue)),
-        "SOCKETS": " ".join(_names(catalogue, "socket")),
+        **{name.value: " ".join(probe_names(catalogue, name)) for name in ProbeList},  # BINARIES, UNITS, SOCKETS
         "EXCLUDES": " ".join(excludes),
         "PATHS": " ".join(paths),
         "KERNEL_RULES_PY": KERNEL_RULES.read_text(),

@@ -13,7 +13,7 @@ from xdist.scheduler import LoadScopeScheduling
 
 from cisaudit.host.hostspec import INSTANCE_ID, SpecError, parse_spec
 from cisaudit.host.ssm.fanout import parse_concurrency
-from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
+from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, CatalogueError, Control, controls, select
 from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
@@ -241,7 +241,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[WAIVERS_KEY] = _waivers(config)
         if config.getoption("ssm_targets"):
             _add_hosts(hosts, _discover_ssm_hosts(config))
-    except (OptionError, SpecError) as exc:
+    except (OptionError, SpecError, CatalogueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONNECT_SPECS_KEY] = hosts
     config.stash[HOSTS_KEY] = list(hosts)
