@@ -8,9 +8,11 @@ import shlex
 from pathlib import Path
 
 from cisaudit.host.shell import compose
+from cisaudit.model.boot import TMPFILES_DIRS
 from cisaudit.model.catalogue import Control, controls
 from cisaudit.model.kernel import CLASS_SYSCALLS
-from cisaudit.model.locate import UNIT_DIRS, ProbeList, probe_names
+from cisaudit.model.loader import AUDIT_RULES
+from cisaudit.model.locate import DEFAULT_DATA_ROOT, UNIT_DIRS, ProbeList, probe_names
 from cisaudit.model.snapshot import PathInfo, Snapshot
 
 KERNEL_RULES = Path(__file__).with_name("kernel_rules.py")
@@ -45,9 +47,12 @@ def render_script(
         "PATHS": " ".join(paths),
         "KERNEL_RULES_PY": KERNEL_RULES.read_text(),
         "UNIT_DIRS": " ".join(UNIT_DIRS),
+        "TMPFILES_DIRS": " ".join(TMPFILES_DIRS),
+        "DEFAULT_DATA_ROOT": DEFAULT_DATA_ROOT,
+        "AUDIT_RULES": AUDIT_RULES,
         "CLASS_SYSCALLS": " ".join(sorted(CLASS_SYSCALLS)),
     }
-    return compose(values, "probe-lib.sh", "probe.sh"), nonce
+    return compose(values, "probe-lib.sh", "probe-guess.sh", "probe.sh"), nonce
 
 
 def render_stat_script(paths: list[str]) -> tuple[str, str]:
