@@ -8,9 +8,11 @@ import shlex
 from pathlib import Path
 
 from cisaudit.host.shell import compose
+from cisaudit.model.boot import TMPFILES_DIRS
 from cisaudit.model.catalogue import Control, controls
 from cisaudit.model.kernel import CLASS_SYSCALLS
-from cisaudit.model.locate import UNIT_DIRS
+from cisaudit.model.loader import AUDIT_RULES
+from cisaudit.model.locate import DEFAULT_DATA_ROOT, UNIT_DIRS, ProbeList, probe_names
 from cisaudit.model.snapshot import PathInfo, Snapshot
 
 KERNEL_RULES = Path(__file__).with_name("kernel_rules.py")
@@ -21,12 +23,8 @@ class ProbeError(RuntimeError):
     """The probe's output was incomplete or could not be read."""
 
 
-def _names(catalogue: tuple[Control, ...], kind: str) -> list[str]:
-    return sorted({c.locate.split(":", 1)[1] for c in catalogue if c.locate.startswith(kind + ":")})
-
-
 def _unit_names(catalogue: tuple[Control, ...]) -> list[str]:
-    return _names(catalogue, "unit")
+    return probe_names(catalogue, ProbeList.UNITS)
 
 
 def _nonce() -> str:
@@ -44,16 +42,17 @@ def render_script(
     excludes = sorted({sub for c in catalogue for sub in c.exclude})
     values = {
         "M": nonce,
-        "BINARIES": " ".join(_names(catalogue, "binary")),
-        "UNITS": " ".join(_unit_names(catalogue)),
-        "SOCKETS": " ".join(_names(catalogue, "socket")),
+        **{name.value: " ".join(probe_names(catalogue, name)) for name in ProbeList},  # BINARIES, UNITS, SOCKETS
         "EXCLUDES": " ".join(excludes),
         "PATHS": " ".join(paths),
         "KERNEL_RULES_PY": KERNEL_RULES.read_text(),
         "UNIT_DIRS": " ".join(UNIT_DIRS),
+        "TMPFILES_DIRS": " ".join(TMPFILES_DIRS),
+        "DEFAULT_DATA_ROOT": DEFAULT_DATA_ROOT,
+        "AUDIT_RULES": AUDIT_RULES,
         "CLASS_SYSCALLS": " ".join(sorted(CLASS_SYSCALLS)),
     }
-    return compose(values, "probe-lib.sh", "probe.sh"), nonce
+    return compose(values, "probe-lib.sh", "probe-guess.sh", "probe.sh"), nonce
 
 
 def render_stat_script(paths: list[str]) -> tuple[str, str]:

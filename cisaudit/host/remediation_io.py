@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from cisaudit.host.shell import SCRIPTS, compose
 from cisaudit.model.decisions import ChangeStatus, RemediationResult
+from cisaudit.model.loader import AUDIT_RULES
 
 SCRIPT_DIR = SCRIPTS
 MODES = ("augenrules", "auditctl")
@@ -48,6 +49,7 @@ def render_apply(
         "CISAUDIT_RULES": "\n".join(rules),
         "CISAUDIT_TMPFILES": "\n".join(tmpfiles or ()),
         "CISAUDIT_DRY_RUN": "1" if dry_run else "0",
+        "CISAUDIT_AUDIT_RULES": AUDIT_RULES,
     }
     if journal_root is not None:
         values["CISAUDIT_JOURNAL_ROOT"] = journal_root

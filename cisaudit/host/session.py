@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from cisaudit.host.hostspec import scrub
+from cisaudit.host.hostspec import address, scrub, transport_of
 from cisaudit.host.probe import (
     ProbeError,
     parse_probe,
@@ -80,7 +80,7 @@ class HostSession:
             return (*self.run(script), nonce)
         self.commands += 1
         try:
-            return (*self.fanned_out.take(self.spec.removeprefix("ssm://")), self.fanned_out.nonce)
+            return (*self.fanned_out.take(address(self.spec)), self.fanned_out.nonce)
         except SpoolError as exc:
             raise HostError(str(exc)) from None
 
@@ -105,7 +105,8 @@ class HostSession:
         with self._lock:
             if self._error is None and self._assessment is None:
                 try:
-                    self._assessment = Assessment(self.probe(), self.key, self.require_all, self.keys)
+                    blind = transport_of(self.spec).blind
+                    self._assessment = Assessment(self.probe(), self.key, self.require_all, self.keys, blind)
                 except HostError as exc:
                     self._error = str(exc)
                 except Exception as exc:  # noqa: BLE001 - crafted output must not reach the other hosts

@@ -24,11 +24,12 @@ import testinfra
 import testinfra.backend
 import testinfra.host
 from testinfra.backend import base
+from testinfra.backend.docker import DockerBackend
 from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.backend.ssh import SafeSshBackend, SshBackend
 
-from cisaudit.host.hostspec import SpecError, parse_spec
+from cisaudit.host.hostspec import TRANSPORTS, SpecError, parse_spec, transport_of
 
 KEEPALIVE_S = 15
 MIB = 1 << 20
@@ -116,6 +117,18 @@ class TimedLocalBackend(_TimedLocalRun, LocalBackend):
         self.command_timeout = float(command_timeout)
         self.max_output_bytes = int(max_output_bytes)
         super().__init__(*args, **kwargs)
+
+
+class TimedDockerBackend(_TimedLocalRun, DockerBackend):
+    """`docker exec CONTAINER /bin/sh -c ...` with a deadline and an output cap. What it can see
+    (the host kernel's rules, the container's files) is its TRANSPORTS entry in hostspec.py."""
+
+    def __init__(
+        self, name: str, command_timeout: float = 300, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, **kwargs: Any
+    ):
+        self.command_timeout = float(command_timeout)
+        self.max_output_bytes = int(max_output_bytes)
+        super().__init__(name, **kwargs)
 
 
 def ssh_config_word(path: str) -> str:
@@ -332,12 +345,7 @@ def normalize_spec(spec: str) -> str:
         raise HostError(str(exc)) from None
 
 
-VERIFIED_BACKENDS: dict[str, str] = {
-    "local": f"{__name__}.TimedLocalBackend",
-    "ssh": f"{__name__}.VerifiedSshBackend",
-    "paramiko": f"{__name__}.VerifiedParamikoBackend",
-    "ssm": "cisaudit.host.ssm.backend.SsmBackend",
-}
+VERIFIED_BACKENDS: dict[str, str] = {scheme: t.backend for scheme, t in TRANSPORTS.items()}
 
 
 def _backend_class(scheme: str) -> type[base.BaseBackend]:
@@ -346,36 +354,13 @@ def _backend_class(scheme: str) -> type[base.BaseBackend]:
 
 
 def open_host(spec: str, options: ConnectOptions) -> testinfra.host.Host:
-    """A testinfra Host on the suite's verified backend for spec; it connects on the first command."""
+    """A testinfra Host on the suite's verified backend for spec (its TRANSPORTS entry); it
+    connects on the first command."""
     spec = normalize_spec(spec)
-    scheme = spec.split("://", 1)[0]
-    kwargs: dict[str, Any] = {
-        "sudo": options.sudo,
-        "sudo_user": options.sudo_user,
-        "command_timeout": options.command_timeout,
-        "max_output_bytes": options.max_output_bytes,
-    }
-    if scheme in ("ssh", "paramiko"):
-        kwargs.update(
-            known_hosts=options.known_hosts,
-            timeout=int(options.connect_timeout),
-            accept_new_host_keys=options.accept_new_host_keys,
-            ssh_config=options.ssh_config,
-            ssh_identity_file=options.ssh_identity_file,
-        )
-    if scheme == "ssm":
-        kwargs = {
-            "sudo": False,
-            "region": options.ssm_region,
-            "profile": options.aws_profile,
-            "s3_bucket": options.ssm_s3_bucket,
-            "execution_timeout": options.command_timeout,
-            "max_output_bytes": options.max_output_bytes,
-        }
+    transport = transport_of(spec)
     name, spec_kwargs = testinfra.backend.parse_hostspec(spec)
-    kwargs = {**kwargs, **spec_kwargs}  # what the spec says wins, as in testinfra.get_host
-    klass = _backend_class(scheme)
-    backend = klass(**kwargs) if scheme == "local" else klass(name, **kwargs)
+    kwargs = {**transport.connect(options), **spec_kwargs}  # what the spec says wins, as in testinfra.get_host
+    backend = _backend_class(transport.scheme)(name, **kwargs)
     host = testinfra.host.Host(backend)
     backend.set_host(host)
     return host

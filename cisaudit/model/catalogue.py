@@ -10,6 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from cisaudit.model.locate import parse_locate
+
 STYLE_PERMS = {"watch": "rwxa", "syscall": "rwa"}
 DEFAULT_KEY = "docker"
 BENCHMARKS = Path(__file__).with_name("benchmarks")
@@ -31,7 +33,7 @@ class Control:
     level: int
     path: str  # the benchmark's path
     style: str  # "watch" or "syscall"
-    locate: str  # how the path is found on a host (see benchmarks/*.toml)
+    locate: str  # how the path is found on a host: a kind of model/locate.py KINDS
     assessment: AssessmentStatus = AssessmentStatus.AUTOMATED
     exclude: tuple[str, ...] = ()  # data-root subdirectories excluded by a `never` rule first
 
@@ -73,22 +75,36 @@ def benchmark(version: str = DEFAULT_VERSION) -> Benchmark:
     return Benchmark(**_data(version)["benchmark"])
 
 
+class CatalogueError(ValueError):
+    """A catalogue file the tool cannot use: one line naming the file and the control."""
+
+
+def _control(entry: dict[str, Any]) -> Control:
+    """One `[[control]]` table, checked: a mistyped value fails here, when the catalogue loads."""
+    control = Control(
+        **{
+            **entry,
+            "assessment": AssessmentStatus(entry.get("assessment", "automated")),
+            "exclude": tuple(entry.get("exclude", ())),
+        }
+    )
+    if control.style not in STYLE_PERMS:
+        raise ValueError(f"unknown style {control.style!r} (valid: {', '.join(STYLE_PERMS)})")
+    parse_locate(control.locate)
+    if control.exclude and control.locate != "data-root":
+        raise ValueError("exclude is only for the data-root")
+    return control
+
+
 @cache
 def controls(version: str = DEFAULT_VERSION) -> tuple[Control, ...]:
     loaded = []
     for entry in _data(version)["control"]:
-        control = Control(
-            **{
-                **entry,
-                "assessment": AssessmentStatus(entry.get("assessment", "automated")),
-                "exclude": tuple(entry.get("exclude", ())),
-            }
-        )
-        if control.style not in STYLE_PERMS:
-            raise ValueError(f"{control.id}: unknown style {control.style!r}")
-        if control.exclude and control.locate != "data-root":
-            raise ValueError(f"{control.id}: exclude is only for the data-root")
-        loaded.append(control)
+        try:
+            loaded.append(_control(entry))
+        except (TypeError, ValueError) as exc:
+            where = BENCHMARKS / f"{version}.toml"
+            raise CatalogueError(f"{where}: control {entry.get('id', '?')}: {exc}") from None
     return tuple(loaded)
 
 

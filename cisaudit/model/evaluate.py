@@ -45,6 +45,21 @@ from cisaudit.model.snapshot import Snapshot
 from cisaudit.model.userspace import Userspace, userspace
 from cisaudit.model.verdict import Check, Status, Verdict, dispatch
 
+# Checks judged from the host's files (rules files, the boot-time loader, auditd's logs, the
+# installed userspace), refused where a transport sees other files (a container's). `live`,
+# `audit-enabled` and `auditd-running` read only the kernel (auditctl -l, auditctl -s).
+READS_HOST_FILES = frozenset(
+    {
+        Check.PERSISTED,
+        Check.EVENTS,
+        Check.LOAD_HEALTH,
+        Check.EVENT_LOSS,
+        Check.AUDITD_INSTALLED,
+        Check.REMEDIATION,
+        Check.BACKOUT,
+    }
+)
+
 
 def _describe(cells: list[Cell], abis: tuple[str, ...]) -> str:
     """`read, write` or `read on b32`: permissions grouped by the ABIs they concern."""
@@ -98,6 +113,14 @@ class Assessment:
     key: str  # the key rules are written with (remediation)
     require_all: bool = False
     accept: AuditKeys | None = None  # the keys that count as recorded (--audit-key); None: `key` alone
+    blind: str = ""  # why the snapshot's files are not the host's (a container); "" when they are
+
+    def refused(self, check: Check | str) -> Verdict | None:
+        """ERROR for a check that reads the host's files when the transport cannot see them
+        (hostspec.Capability.HOST_FILES); None when the check can be judged."""
+        if self.blind and check in READS_HOST_FILES:
+            return Verdict(Status.ERROR, f"not checked: {self.blind}")
+        return None
 
     @property
     def keys(self) -> AuditKeys:
@@ -224,7 +247,7 @@ class Assessment:
     # -- control checks -------------------------------------------------------------------
     def control_verdict(self, control: Control, check: Check | str) -> Verdict:
         judge = dispatch({Check.LIVE: self._live_verdict, Check.PERSISTED: self._persisted_verdict}, check, "control")
-        error = self._access_error()
+        error = self.refused(check) or self._access_error()
         if error:
             return error
         target = self.target(control)
@@ -346,7 +369,7 @@ class Assessment:
             Check.LOAD_HEALTH: self._load_health_verdict,
             Check.EVENT_LOSS: self._event_loss_verdict,
         }
-        return dispatch(judges, check, "host")()
+        return self.refused(check) or dispatch(judges, check, "host")()
 
     def _installed_verdict(self) -> Verdict:
         if self.snap.auditd and self.snap.auditctl:

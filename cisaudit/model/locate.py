@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from cisaudit.model.catalogue import Control
 from cisaudit.model.snapshot import PathInfo, Snapshot
+
+if TYPE_CHECKING:  # the catalogue checks its controls against KINDS when it loads
+    from cisaudit.model.catalogue import Control
 
 DEFAULT_DATA_ROOT = "/var/lib/docker"
 # systemd's unit search path, in its order (the probe reads it as UNIT_DIRS when no manager runs).
@@ -140,34 +145,120 @@ def _containerd_socket(snap: Snapshot, default: str) -> tuple[str, str, tuple[st
     return default, "default address (not set in /etc/containerd/config.toml)", ()
 
 
-def _locate(control: Control, snap: Snapshot) -> tuple[str, str, tuple[str, ...]]:
-    kind, _, name = control.locate.partition(":")
-    if kind == "file":
+Found = tuple[str, str, tuple[str, ...]]  # (path, how it was found, config that could not be read)
+
+
+def _file(control: Control, name: str, snap: Snapshot) -> Found:
+    return control.path, "the benchmark's path", ()
+
+
+def _data_root_kind(control: Control, name: str, snap: Snapshot) -> Found:
+    return _data_root(snap)
+
+
+def _containerd_socket_kind(control: Control, name: str, snap: Snapshot) -> Found:
+    return _containerd_socket(snap, control.path)
+
+
+def _socket(control: Control, name: str, snap: Snapshot) -> Found:
+    listen = _listen_stream(snap.socket_units.get(name, ""))
+    if listen:
+        return listen, f"ListenStream= of {name}", ()
+    return control.path, f"default (no ListenStream= path in {name})", ()
+
+
+def _unit(control: Control, name: str, snap: Snapshot) -> Found:
+    fragment = snap.units.get(name)
+    if fragment:
+        how = "systemd's FragmentPath" if snap.systemd else "first unit directory holding it"
+        return fragment, how, ()
+    return control.path, f"{name} not found by systemd", ()
+
+
+def _binary(control: Control, name: str, snap: Snapshot) -> Found:
+    cis = snap.paths.get(control.path)
+    if cis and cis.exists:
         return control.path, "the benchmark's path", ()
-    if kind == "data-root":
-        return _data_root(snap)
-    if kind == "containerd-socket":
-        return _containerd_socket(snap, control.path)
-    if kind == "socket":
-        listen = _listen_stream(snap.socket_units.get(name, ""))
-        if listen:
-            return listen, f"ListenStream= of {name}", ()
-        return control.path, f"default (no ListenStream= path in {name})", ()
-    if kind == "unit":
-        fragment = snap.units.get(name)
-        if fragment:
-            how = "systemd's FragmentPath" if snap.systemd else "first unit directory holding it"
-            return fragment, how, ()
-        return control.path, f"{name} not found by systemd", ()
-    if kind == "binary":
-        cis = snap.paths.get(control.path)
-        if cis and cis.exists:
-            return control.path, "the benchmark's path", ()
-        found = snap.binaries.get(name)
-        if found:
-            return found, f"`command -v {name}` (the benchmark's {control.path} is absent)", ()
-        return control.path, "the benchmark's path", ()
-    raise ValueError(f"{control.id}: unknown locate {control.locate!r}")
+    found = snap.binaries.get(name)
+    if found:
+        return found, f"`command -v {name}` (the benchmark's {control.path} is absent)", ()
+    return control.path, "the benchmark's path", ()
+
+
+class ProbeList(StrEnum):
+    """The probe's lists of names (host/scripts/probe.sh reads each as a shell variable)."""
+
+    BINARIES = "BINARIES"  # `command -v NAME` -> Snapshot.binaries
+    UNITS = "UNITS"  # the unit file systemd (or the unit directories) has -> Snapshot.units
+    SOCKETS = "SOCKETS"  # the socket unit's text, drop-ins included -> Snapshot.socket_units
+
+
+@dataclass(frozen=True)
+class LocateKind:
+    """One way a control's path is found on a host: `locate = "NAME"` or `"NAME:ARG"` in a catalogue."""
+
+    name: str
+    find: Callable[[Control, str, Snapshot], Found]  # (control, ARG, snapshot) -> Found
+    about: str  # for catalogue authors (docs/architecture.md)
+    probe_list: ProbeList | None = None  # the kind takes an ARG, which the probe looks up in this list
+
+    @property
+    def spelling(self) -> str:
+        return f"{self.name}:NAME" if self.probe_list else self.name
+
+
+# The locate kinds: one entry per kind. The catalogue checks every control's `locate` against this
+# table when it loads; the probe's name lists (host/probe.py) and `resolve` read it.
+KINDS: dict[str, LocateKind] = {
+    kind.name: kind
+    for kind in (
+        LocateKind(
+            "binary", _binary, "the CIS path if it exists, else where `command -v NAME` finds it", ProbeList.BINARIES
+        ),
+        LocateKind(
+            "unit", _unit, "systemd's FragmentPath (unit directories when systemd is not running)", ProbeList.UNITS
+        ),
+        LocateKind(
+            "socket", _socket, "the ListenStream= path of socket unit NAME, default the CIS path", ProbeList.SOCKETS
+        ),
+        LocateKind(
+            "data-root",
+            _data_root_kind,
+            f'daemon.json "data-root" or dockerd\'s --data-root, default {DEFAULT_DATA_ROOT}',
+        ),
+        LocateKind(
+            "containerd-socket",
+            _containerd_socket_kind,
+            "/etc/containerd/config.toml [grpc] address, default the CIS path",
+        ),
+        LocateKind("file", _file, "the CIS path as it is"),
+    )
+}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._+-]{0,254}")  # a command or unit name: one shell word
+
+
+def parse_locate(text: str) -> tuple[LocateKind, str]:
+    """A catalogue's `locate` value as (kind, ARG); anything else is a ValueError naming the valid kinds."""
+    name, colon, arg = text.partition(":")
+    kind = KINDS.get(name)
+    if kind is None or bool(colon) != bool(kind.probe_list) or (colon and not _NAME.fullmatch(arg)):
+        valid = ", ".join(k.spelling for k in KINDS.values())
+        raise ValueError(f"unknown locate {text!r} (valid: {valid})")
+    return kind, arg
+
+
+def probe_names(catalogue: Iterable[Control], probe_list: ProbeList) -> list[str]:
+    """The names the probe looks up in one of its lists, for these controls."""
+    found = (parse_locate(c.locate) for c in catalogue)
+    return sorted({arg for kind, arg in found if kind.probe_list == probe_list})
+
+
+def _locate(control: Control, snap: Snapshot) -> Found:
+    try:
+        kind, arg = parse_locate(control.locate)
+    except ValueError as exc:
+        raise ValueError(f"{control.id}: {exc}") from None
+    return kind.find(control, arg, snap)
 
 
 def resolve(control: Control, snap: Snapshot) -> Target:

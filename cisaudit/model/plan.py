@@ -25,7 +25,7 @@ from cisaudit.model.boot import VOLATILE_FS, bound_location, real_path
 from cisaudit.model.catalogue import Benchmark, Control, benchmark, exclusion_rule
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.kernel import PERM_NAMES, AuditObject, KernelRule, WatchKind, exit_reach
-from cisaudit.model.loader import boot_state
+from cisaudit.model.loader import AUDIT_RULES, boot_state
 from cisaudit.model.locate import Target
 from cisaudit.model.rules import AuditRule, parse_rule
 from cisaudit.model.snapshot import Snapshot
@@ -35,7 +35,6 @@ from cisaudit.model.verdict import Check, Status
 # `ls -v` order); augenrules moves -D/-b/-f to the head and the last -e to the end whatever the file.
 MANAGED_FILE = "/etc/audit/rules.d/00-cisaudit-docker.rules"
 MANAGED_END = "## END cisaudit managed block"  # common.sh CA_END: apply.sh adds rules just before it
-AUDIT_RULES = "/etc/audit/audit.rules"
 TMPFILES_CONF = "/etc/tmpfiles.d/cisaudit-docker.conf"
 _UNSAFE_PATH = re.compile(r"[\s#\x00-\x1f\x7f]")  # auditctl splits on blanks; a `#` ends the line for us
 

@@ -313,11 +313,8 @@ class _Parts:
             self.add_field(value)
 
 
-def parse_rule(text: str) -> Item:
-    """Parse one non-comment line into a rule, deletion or directive."""
-    pairs = _split_options(tokens_of(text))
-    if not pairs:
-        raise RuleSyntaxError("empty rule")
+def _directive(pairs: list[tuple[str, str | None]]) -> Directive | None:
+    """The line as a directive (`-D`, `-b 8192`, `-e 2`, ...), None when it is a rule."""
     opts = [o for o, _ in pairs]
     if opts[0] in {"-k", "-p", "-F", "-S", "-C"}:
         raise RuleSyntaxError(f"{opts[0]} needs a watch or syscall rule given before it")
@@ -327,25 +324,23 @@ def parse_rule(text: str) -> Item:
         if len(pairs) != 1:
             raise RuleSyntaxError(f"{opts[0]} must stand alone on its line")
         return Directive(*pairs[0])
-    watch = [v for o, v in pairs if o in ("-w", "-W") and v is not None]  # -w/-W always take a value
-    lists = [(o, v) for o, v in pairs if o in ("-a", "-A", "-d")]
-    if len(watch) + len(lists) != 1:
-        raise RuleSyntaxError("a rule needs exactly one of -w, -W, -a, -A, -d")
-    parts = _Parts(bool(watch))
-    for opt, value in pairs:
-        parts.add(opt, value)
+    return None
+
+
+def _watch_rule(path: str, parts: _Parts, deletes: bool, text: str) -> Item:
+    """`-w PATH` (or `-W PATH`, a deletion). auditctl (3.0.9 to 4.2) takes -F and -C after -w into
+    the watch rule; -S is dropped (`-w X -S open` lists as `-w X -p rwxa`). Measured on 3.0.9,
+    docs/kernel-behaviour.md."""
     perms = ALL_PERMS if parts.perms is None else parts.perms
-    if watch:
-        # auditctl (3.0.9 to 4.2) takes -F and -C after -w into the watch rule; -S is dropped
-        # (`-w X -S open` lists as `-w X -p rwxa`). Measured on 3.0.9, docs/kernel-behaviour.md.
-        watched = _normalize_path(watch[0])
-        keys, conditions = tuple(parts.keys), tuple(parts.conditions)
-        rule = AuditRule(
-            "exit", "always", watched, "watch", perms, parts.arch, None, keys, conditions, text=text.strip()
-        )
-        return Deletion(rule) if "-W" in opts else rule
-    opt, value = lists[0]
-    assert value is not None
+    keys, conditions = tuple(parts.keys), tuple(parts.conditions)
+    rule = AuditRule(
+        "exit", "always", _normalize_path(path), "watch", perms, parts.arch, None, keys, conditions, text=text
+    )
+    return Deletion(rule) if deletes else rule
+
+
+def _list_rule(opt: str, value: str, parts: _Parts, text: str) -> Item:
+    """`-a LIST,ACTION` (`-A`: prepended; `-d`: a deletion) with its fields."""
     filter_list, action = _list_action(value)
     all_syscalls = not parts.syscalls or "all" in parts.syscalls
     rule = AuditRule(
@@ -353,15 +348,38 @@ def parse_rule(text: str) -> Item:
         action,
         parts.path,
         parts.path_field,
-        perms,
+        ALL_PERMS if parts.perms is None else parts.perms,
         parts.arch,
         None if all_syscalls else frozenset(parts.syscalls),
         tuple(parts.keys),
         tuple(parts.conditions),
         prepend=opt == "-A",
-        text=text.strip(),
+        text=text,
     )
     return Deletion(rule) if opt == "-d" else rule
+
+
+def parse_rule(text: str) -> Item:
+    """Parse one non-comment line into a rule, deletion or directive: split it as auditctl does,
+    take a directive as one, else gather the options of its one watch or list rule."""
+    pairs = _split_options(tokens_of(text))
+    if not pairs:
+        raise RuleSyntaxError("empty rule")
+    directive = _directive(pairs)
+    if directive is not None:
+        return directive
+    watch = [v for o, v in pairs if o in ("-w", "-W") and v is not None]  # -w/-W always take a value
+    lists = [(o, v) for o, v in pairs if o in ("-a", "-A", "-d")]
+    if len(watch) + len(lists) != 1:
+        raise RuleSyntaxError("a rule needs exactly one of -w, -W, -a, -A, -d")
+    parts = _Parts(bool(watch))
+    for opt, value in pairs:
+        parts.add(opt, value)
+    if watch:
+        return _watch_rule(watch[0], parts, "-W" in (o for o, _ in pairs), text.strip())
+    opt, value = lists[0]
+    assert value is not None
+    return _list_rule(opt, value, parts, text.strip())
 
 
 def parse_rules(text: str, source: str) -> list[RuleLine]:

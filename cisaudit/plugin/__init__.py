@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from cisaudit.host.hostspec import INSTANCE_ID, SpecError, parse_spec
+from cisaudit.host.hostspec import INSTANCE_ID, TRANSPORTS, SpecError, parse_spec
 from cisaudit.host.ssm.fanout import parse_concurrency
-from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
+from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, CatalogueError, Control, controls, select
 from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
@@ -40,14 +40,14 @@ XDIST_SSM_HOSTS = "cisaudit_ssm_hosts"  # workerinput key
 AGGREGATE_ABOVE = 200  # hosts; README "Auditing a fleet" (memory per pytest item)
 CISAUDIT_GROUP = "CIS Docker audit-rule checks"
 TESTINFRA_NOTES = {  # --help: what the suite makes of testinfra's options (options.py)
-    "--connection": "cisaudit: the scheme of a bare host in --hosts: local, ssh, paramiko or ssm; others refused",
+    "--connection": f"cisaudit: the scheme of a bare host in --hosts: {', '.join(TRANSPORTS)}; others refused",
     "--ssh-extra-args": "cisaudit: refused; use --ssh-config FILE",
     "--ansible-inventory": "cisaudit: refused; list the hosts in --hosts",
     "--force-ansible": "cisaudit: refused; name each host's scheme in --hosts",
 }
 HOSTS_HELP = (
-    "hosts to audit, comma list (default local://, this machine): local://, ssh://[USER@]HOST[:PORT], "
-    "paramiko://[USER@]HOST[:PORT], ssm://i-0123456789abcdef0; a bare HOST takes --connection's scheme "
+    f"hosts to audit, comma list (default local://, this machine): {', '.join(t.form for t in TRANSPORTS.values())}"
+    "; a bare HOST takes --connection's scheme "
     "(default paramiko); options ?sudo=true, ?sudo_user=U, ?ssh_identity_file=F, ?ssh_config=F. An empty "
     "value or entry is refused. Host keys: --known-hosts, --accept-new-host-keys (also for the host fixture)"
 )
@@ -241,7 +241,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[WAIVERS_KEY] = _waivers(config)
         if config.getoption("ssm_targets"):
             _add_hosts(hosts, _discover_ssm_hosts(config))
-    except (OptionError, SpecError) as exc:
+    except (OptionError, SpecError, CatalogueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONNECT_SPECS_KEY] = hosts
     config.stash[HOSTS_KEY] = list(hosts)
@@ -263,6 +263,7 @@ def _check_command_line(config: pytest.Config) -> dict[str, str]:
     numbers = ("connect_timeout", "command_timeout", "max_output_mb", "aggregate_above")
     options.check_numbers(options.Numbers(*(option(dest) for dest in numbers)))
     options.check_modes(option("remediate"), option("backout"), option("dry_run"))
+    options.check_changes(list(hosts), option("remediate"), option("backout"))
     try:
         config.option.ssm_max_concurrency = parse_concurrency(option("ssm_max_concurrency"))
     except ValueError as exc:

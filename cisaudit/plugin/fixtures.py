@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cisaudit.host.events import recorded, render_script
+from cisaudit.host.hostspec import Capability, transport_of
 from cisaudit.host.session import HostSession, unusable_output
 from cisaudit.host.transport import MIB, ConnectOptions, HostError, install_session_trust, remove_session_trust
 from cisaudit.model.catalogue import Control, benchmark
@@ -111,7 +112,7 @@ def host_sessions(request: pytest.FixtureRequest) -> Iterator[dict[str, HostSess
             keys.names[0] if keys.names else "docker",
             config.getoption("require_all"),
             config.getoption("benchmark"),
-            fanned_out=spool if spool and spec.startswith("ssm://") else None,
+            fanned_out=spool if spool and transport_of(spec).can(Capability.FLEET_API) else None,
             keys=keys,
         )
         for shown, spec in config.stash[CONNECT_SPECS_KEY].items()
@@ -163,6 +164,8 @@ def _events_verdict(session: HostSession, control: Control) -> Verdict:
 
 
 def _check_verdict(session: HostSession, case: Case) -> Verdict:
+    if refused := session.assessment().refused(case.check):  # the transport cannot see what it reads
+        return refused
     if case.control is None:
         if case.check == Check.REMEDIATION:
             assert session.change is not None  # prepare() made it

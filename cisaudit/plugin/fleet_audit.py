@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cisaudit.host.hostspec import Capability, address, transport_of
 from cisaudit.host.ssm.spool import Spool
 from cisaudit.plugin import CONNECT_SPECS_KEY, SSM_HOSTS_KEY, SSM_TAGS_KEY
 
@@ -35,7 +36,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if hasattr(config, "workerinput") or not fans_out(config):
         return
-    ids = [s.removeprefix("ssm://") for s in config.stash[CONNECT_SPECS_KEY].values() if s.startswith("ssm://")]
+    specs = config.stash[CONNECT_SPECS_KEY].values()
+    ids = [address(s) for s in specs if transport_of(s).can(Capability.FLEET_API)]
     if ids:
         config.stash[FLEET_SPOOL_KEY] = str(_fleet_probe(config, ids))
 

@@ -3,7 +3,7 @@ with one line that says what to do. The plugin (cisaudit.plugin) turns it into a
 (exit 4); `preflight.py` adds the checks that read the file system.
 
 testinfra's own options mean what testinfra says, or are refused: `--connection` names the
-scheme of a bare host in `--hosts` (local, ssh, paramiko or ssm); `--ansible-inventory`,
+scheme of a bare host in `--hosts` (one of hostspec.TRANSPORTS); `--ansible-inventory`,
 `--force-ansible` and `--ssh-extra-args` are refused with the option to use instead.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cisaudit.host.hostspec import INSTANCE_ID
+from cisaudit.host.hostspec import INSTANCE_ID, TRANSPORTS, Capability, transport_of
 from cisaudit.model.kernel import AuditKeys
 
-SCHEMES = ("local", "ssh", "paramiko", "ssm")  # what the suite connects over (host/transport.py)
+SCHEMES = tuple(TRANSPORTS)  # what the suite connects over (host/hostspec.py TRANSPORTS)
 DEFAULT_HOST = "local://"
 REFUSED_TESTINFRA = {  # testinfra option (dest) -> what to use instead
     "ansible_inventory": "--ansible-inventory: the CIS checks do not read Ansible inventories; "
@@ -123,6 +123,18 @@ def _unit(option: str) -> str:
 def check_modes(remediate: bool, backout: bool, dry_run: bool) -> None:
     if dry_run and not (remediate or backout):
         raise OptionError("--dry-run shows a change without making it: add --remediate or --backout")
+
+
+def check_changes(hosts: list[str], remediate: bool, backout: bool) -> None:
+    """--remediate and --backout only over transports that can change the host (Capability.REMEDIATE)."""
+    flag = "--remediate" if remediate else "--backout" if backout else ""
+    refused = [h for h in hosts if flag and not transport_of(h).can(Capability.REMEDIATE)]
+    if refused:
+        why = transport_of(refused[0]).blind
+        raise OptionError(
+            f"{flag}: {refused[0]} cannot be changed through its transport ({why}); "
+            f"leave it out of --hosts, or change that host over ssh:// or local://"
+        )
 
 
 def audit_keys(values: list[str] | None) -> AuditKeys:

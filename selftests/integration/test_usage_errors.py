@@ -102,7 +102,7 @@ BAD = {  # arguments (the host is added unless they name --hosts) -> what the on
     ("--hosts=,",): "entry 1 is empty",
     ("--hosts={host},",): "entry 2 is empty",
     ("--connection=ansible", "--ansible-inventory={inventory}"): "--ansible-inventory: the CIS checks do not read",
-    ("--connection=ansible",): "--connection=ansible: the CIS checks connect over local, ssh, paramiko, ssm only",
+    ("--connection=ansible",): "--connection=ansible: the CIS checks connect over local, ssh, paramiko, ssm, docker",
     ("--ssh-extra-args=-o StrictHostKeyChecking=no",): "--ssh-config FILE",
     ("--known-hosts={tmp}/missing_known_hosts",): "--known-hosts {tmp}/missing_known_hosts: cannot read it",
     ("--results-json={tmp}",): "--results-json {tmp}: is a directory",

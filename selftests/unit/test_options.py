@@ -43,7 +43,7 @@ def test_connection_is_the_scheme_of_bare_hosts(hosts: str | None, connection: s
     assert options.host_list(hosts, connection) == specs
 
 
-@pytest.mark.parametrize("connection", ["ansible", "docker", "safe-ssh", "winrm"])
+@pytest.mark.parametrize("connection", ["ansible", "podman", "safe-ssh", "winrm"])
 def test_connections_the_suite_does_not_make_are_refused(connection: str) -> None:
     message = refused(options.host_list, "web1", connection)
     assert f"--connection={connection}" in message and "--hosts=ssh://" in message

@@ -13,6 +13,7 @@
 #   CISAUDIT_TMPFILES      tmpfiles.d lines (`d PATH MODE UID GID -`) that make a rule's parent
 #                          exist before auditd loads the rules at boot; written to $CA_TMPFILES_CONF
 #   CISAUDIT_DRY_RUN       1 = report what would change, change nothing
+#   CISAUDIT_AUDIT_RULES   the file augenrules writes and auditctl -R loads (model/loader.py AUDIT_RULES)
 #   CISAUDIT_JOURNAL_ROOT  default /var/lib/cisaudit/journal
 #   CISAUDIT_LOCK_TIMEOUT  seconds to wait for the host lock (default 60)
 # Test hooks (never set in production): CISAUDIT_TEST_KILL_AT=<state>,
@@ -36,7 +37,7 @@ ap_inputs() {
 		ca_die "bad run id '$CA_RUN_ID' (want [A-Za-z0-9._-], no leading dot, at most 100 chars)"
 	AP_MODE="${CISAUDIT_MODE:-}"
 	AP_TARGET="${CISAUDIT_TARGET:-}"
-	AP_AUDIT_RULES=/etc/audit/audit.rules # augenrules' fixed output file
+	AP_AUDIT_RULES="$CISAUDIT_AUDIT_RULES" # augenrules' fixed output file (model/loader.py AUDIT_RULES)
 	case "$AP_TARGET" in
 	/*) ;;
 	*) ca_die "target '$AP_TARGET' is not an absolute path" ;;

@@ -3,10 +3,12 @@
 #                      SOCKETS='docker.socket' EXCLUDES='volumes overlay2' (data-root subdirectories)
 #                      PATHS='/run/containerd ...' KERNEL_RULES_PY='<cisaudit/host/kernel_rules.py>'
 #                      UNIT_DIRS='/etc/systemd/system ...' (systemd's unit search path, in order:
-#                      cisaudit/model/locate.py UNIT_DIRS)
+#                      cisaudit/model/locate.py UNIT_DIRS), TMPFILES_DIRS (tmpfiles.d's, in order:
+#                      cisaudit/model/boot.py), DEFAULT_DATA_ROOT (model/locate.py), AUDIT_RULES
+#                      (the file auditctl -R loads at boot: model/loader.py)
 # Output: sections, framed by probe-lib.sh (each body line escaped, the marker secret).
 # cisaudit/host/probe.py composes: assignments, preamble.sh (PATH), probe-lib.sh (sec, end, run,
-# dump, stat_paths), this file.
+# dump, stat_paths), probe-guess.sh (guess_data_root, guess_containerd_socket), this file.
 LC_ALL=C
 export LC_ALL
 sec uid; id -u; end
@@ -58,7 +60,7 @@ sec auditd-enabled; systemctl is-enabled auditd.service 2>/dev/null; end
 dump cmdline /proc/cmdline
 dump mounts /proc/self/mounts
 # tmpfiles.d in systemd's order: what exists on /run before auditd loads the rules at boot.
-for d in /etc/tmpfiles.d /run/tmpfiles.d /usr/local/lib/tmpfiles.d /usr/lib/tmpfiles.d /lib/tmpfiles.d; do
+for d in $TMPFILES_DIRS; do
   for f in "$d"/*.conf; do  # a link to /dev/null masks a file of the same name
     if [ -f "$f" ]; then dump tmpfiles-file "$f"; elif [ -e "$f" ]; then sec tmpfiles-masked "$f"; end; fi
   done
@@ -74,7 +76,7 @@ for f in /etc/audit/rules.d/*.rules; do
   # augenrules' cat fails on a directory (or fifo) named *.rules and the merge goes on: not an error here.
   if [ -e "$f" ] && [ ! -f "$f" ]; then sec rules-d-special "$f"; end; else dump rules-file "$f"; fi
 done
-dump audit-rules /etc/audit/audit.rules
+dump audit-rules "$AUDIT_RULES"
 dump daemon-json /etc/docker/daemon.json
 
 # --- Loader versions (cisaudit/model/userspace.py; owned by the loader model) ---
@@ -94,7 +96,7 @@ if [ -d /etc/audit/rules.d ]; then
   set +f
 fi
 # auditctl -R checks the file it reads: owner (3.0.9) and world-writable (3.0.9, 4.1.4+).
-sec audit-rules-stat; stat -L -c '%a %u' /etc/audit/audit.rules 2>/dev/null; end
+sec audit-rules-stat; stat -L -c '%a %u' "$AUDIT_RULES" 2>/dev/null; end
 # --- end of loader versions ---
 # dockerd's own command line (--data-root, --userns-remap) and the remap ranges (docs/benchmarks.md).
 # Only root's daemon: any user can run a process named dockerd with a --data-root of its choosing.
@@ -129,21 +131,16 @@ for b in $BINARIES; do sec binary "$b"; command -v "$b"; end; done
 # Paths to stat: the benchmark's, the ones the host's config names, every path a rules file or
 # the kernel's listing names (a rule on a missing path breaks loading), and each one's parent.
 # All of these are single-line tokens; paths from elsewhere go to a follow-up stat_paths.
-# The sed/awk below only guess which paths the config names, to stat them in this one command;
-# what the config means is decided by cisaudit/model/locate.py from the files' text (dumped
-# above), and a path the guess missed is stat'ed by the session's follow-up command.
-data_root=$(sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' \
-  /etc/docker/daemon.json 2>/dev/null | head -n 1)
-sock=$(awk '/^[[:space:]]*\[/ { g = ($0 ~ /^[[:space:]]*\[grpc\]/) }
-  g && /^[[:space:]]*address[[:space:]]*=/ { sub(/^[^=]*=[[:space:]]*"/, ""); sub(/".*/, ""); print; exit }' \
-  /etc/containerd/config.toml 2>/dev/null)
+# Which paths the configs name is guessed (probe-guess.sh says why and how far to trust it).
+data_root=$(guess_data_root /etc/docker/daemon.json)
+sock=$(guess_containerd_socket /etc/containerd/config.toml)
 set -f
 all_paths=$({
   # shellcheck disable=SC2086,SC2153 # PATHS (set by cisaudit/host/probe.py): one path per word, globbing off
   printf '%s\n' $PATHS "$data_root" "$sock"
-  for x in $EXCLUDES; do printf '%s\n' "${data_root:-/var/lib/docker}/$x"; done
+  for x in $EXCLUDES; do printf '%s\n' "${data_root:-$DEFAULT_DATA_ROOT}/$x"; done
   printf '%s\n' "$sockets_text" | sed -n 's/^[[:space:]]*ListenStream[[:space:]]*=[[:space:]]*\(\/.*\)/\1/p'
-  { cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules 2>/dev/null; printf '%s\n' "$listing"; } | awk '
+  { cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" 2>/dev/null; printf '%s\n' "$listing"; } | awk '
     { for (i = 1; i < NF; i++) {
         if ($i == "-w" || $i == "-W") print $(i + 1)
         if ($i == "-F" && $(i + 1) ~ /^(path|dir)=/) { v = $(i + 1); sub(/^[a-z]*=/, "", v); print v }
@@ -167,7 +164,7 @@ case $(uname -m) in
 esac
 # shellcheck disable=SC2086 # CLASS_SYSCALLS: one name per word
 wanted=$({ printf '%s\n' $CLASS_SYSCALLS
-  { cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules 2>/dev/null; printf '%s\n' "$listing"; } | awk '
+  { cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" 2>/dev/null; printf '%s\n' "$listing"; } | awk '
     { for (i = 1; i < NF; i++) if ($i == "-S") { n = split($(i + 1), s, ","); for (j = 1; j <= n; j++) print s[j] } }'
 } | sort -u)
 for t in $tables; do
