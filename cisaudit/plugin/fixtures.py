@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 
 from cisaudit.host.events import recorded, render_script
+from cisaudit.host.reboot import proof_of, reboot_once
 from cisaudit.host.session import HostSession, unusable_output
 from cisaudit.host.transport import MIB, ConnectOptions, HostError, install_session_trust, remove_session_trust
 from cisaudit.model.catalogue import Control, benchmark
 from cisaudit.model.decisions import accesses_of, events_verdict, remediation_verdict
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.kernel import AuditKeys
+from cisaudit.model.reboot_proof import proof_verdict
 from cisaudit.model.verdict import Check, Status, Verdict
 from cisaudit.model.waivers import Waiver, applicable, today
 from cisaudit.outputs.record import CASES_PROPERTY, HOST_CONTROL, CaseRecord, encode_records
@@ -192,6 +194,7 @@ def host_facts(session: HostSession) -> str:
             "audit_enabled": snap.status.get("enabled", ""),
             "auditd_running": snap.auditd_running,
             "systemd": snap.systemd,
+            "boot_id": snap.boot_id,
         }
     )
 
@@ -218,7 +221,14 @@ def _judge(case: Case, session: HostSession, config: pytest.Config, fields: dict
         return result
     change = prepare(session, config)
     fields["change"] = change.summary()
-    result = _check_verdict(session, case)
+    if config.getoption("reboot_proof"):  # after the change: the boot proves what the run leaves
+        reboot_once(session, config.getoption("command_timeout"))
+    if case.check == Check.REBOOT_PROOF and case.control:
+        proof = proof_of(session, case.control)
+        fields["reboot_proof"] = proof.encoded()
+        result = proof_verdict(proof)
+    else:
+        result = _check_verdict(session, case)
     if case.control:
         fields["remediated"] = change.remediated(case.control.id)
         fields["audited"] = _audited(session.assessment(), case.control)
