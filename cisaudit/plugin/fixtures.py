@@ -65,6 +65,7 @@ PREFETCH_KEY = pytest.StashKey["Prefetch | None"]()
 def _warm(session: HostSession, config: pytest.Config) -> None:
     try:
         prepare(session, config)
+        _reboot(session, config)  # hosts reboot in parallel, PREFETCH at a time
         session.assessment()
     except HostError:
         pass  # cached in the session: each of the host's tests reports it
@@ -213,6 +214,12 @@ def _waive(result: Verdict, waiver: Waiver | None, on: dt.date, fields: dict[str
     return Verdict(Status.WAIVED, f"waived: {waiver.justification}", (result.summary, *result.evidence))
 
 
+def _reboot(session: HostSession, config: pytest.Config) -> None:
+    """--reboot-proof (host/reboot.py): once per host, after its change, so the boot proves what the run leaves."""
+    if config.getoption("reboot_proof"):
+        reboot_once(session, config.getoption("command_timeout"))
+
+
 def _judge(case: Case, session: HostSession, config: pytest.Config, fields: dict[str, Any]) -> Verdict:
     """The case's verdict; what the run changed on the host and the path audited go into `fields`."""
     if case.check == Check.BACKOUT:  # attempted even after a change that failed midway
@@ -221,8 +228,7 @@ def _judge(case: Case, session: HostSession, config: pytest.Config, fields: dict
         return result
     change = prepare(session, config)
     fields["change"] = change.summary()
-    if config.getoption("reboot_proof"):  # after the change: the boot proves what the run leaves
-        reboot_once(session, config.getoption("command_timeout"))
+    _reboot(session, config)
     if case.check == Check.REBOOT_PROOF and case.control:
         proof = proof_of(session, case.control)
         fields["reboot_proof"] = proof.encoded()
