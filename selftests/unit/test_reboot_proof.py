@@ -5,14 +5,23 @@ on a fake session."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 from cisaudit.host.reboot import RebootHow, how_for, render_reboot, send_reboot, wait_for_new_boot
+from cisaudit.host.shell import assignments, piece
 from cisaudit.host.transport import HostError
 from cisaudit.model.reboot_proof import Proof, proof_verdict
-from cisaudit.model.verdict import Status, Verdict
+from cisaudit.model.verdict import Check, Status, Verdict
+from cisaudit.outputs.record import CaseRecord
+from cisaudit.outputs.results import RunInfo, RunResults
+from cisaudit.outputs.results_json import render_json
+from cisaudit.outputs.xccdf import rule_result
 from cisaudit.plugin import options
 from cisaudit.plugin.options import OptionError, RebootProof
 
@@ -162,3 +171,53 @@ def test_ssm_sends_the_reboot_unframed() -> None:
     host = FakeHost("ssm://i-0123456789abcdef0", [])
     send_reboot(host, OLD)  # type: ignore[arg-type]
     assert not host.sent and len(host.unframed) == 1 and "RB_HOW=exit194" in host.unframed[0]
+
+
+def test_every_output_carries_the_proof_and_a_broken_one_fails_the_rule() -> None:
+    """results.json (schema 1.3) carries the proof's fields; XCCDF fails the control's rule."""
+    broken = Proof(OLD, NEW, PASS, FAIL)
+    host = "ssh://root@web1"
+    records = [
+        CaseRecord(host, "1.1.6", Check.LIVE, Status.FAIL, summary="no rule", started=1.8e9, finished=1.8e9),
+        CaseRecord(host, "1.1.6", Check.PERSISTED, Status.PASS, summary="rule", started=1.8e9, finished=1.8e9),
+        CaseRecord(
+            host,
+            "1.1.6",
+            Check.REBOOT_PROOF,
+            proof_verdict(broken).status,
+            summary=proof_verdict(broken).summary,
+            reboot_proof=broken.encoded(),
+            started=1.8e9,
+            finished=1.8e9,
+        ),
+    ]
+    assert CaseRecord.from_properties(records[2].properties()).reboot_proof == broken.encoded()
+    run = RunResults(RunInfo("pytest --reboot-proof", "audit", True, 1.8e9, 1.8e9, "0.1.0", "abc"), records, {}, {})
+    document = json.loads(render_json(run))
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(document)
+    (record,) = [r for r in document["results"] if r["check"] == "reboot-proof"]
+    assert record["reboot_proof"] == broken.fields() and record["verdict"] == "fail"
+    assert rule_result(records) == ("fail", False)
+
+
+def _script(tmp_path: Path, before: str, how: str) -> tuple[int, str, bool]:
+    """Run reboot.sh here with a fake systemctl first on PATH (it only records that it ran). Never
+    with this machine's boot id and `systemctl`: a PATH change must not reboot the test machine."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "systemctl").write_text(f'#!/bin/sh\necho "$*" > {tmp_path}/systemctl-called\n')
+    (fake / "systemctl").chmod(0o755)
+    script = assignments({"RB_BEFORE": before, "RB_HOW": how}) + piece("reboot.sh")
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=30)
+    return proc.returncode, proc.stdout + proc.stderr, (tmp_path / "systemctl-called").exists()
+
+
+def test_the_reboot_script_asks_once_and_only_in_the_boot_it_was_sent_for(tmp_path: Path) -> None:
+    now = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert _script(tmp_path, now, "exit194")[0] == 194  # the SSM agent's reboot request
+    rc, out, called = _script(tmp_path, OLD, "systemctl")  # e.g. the agent's re-run after the boot
+    assert (rc, called) == (0, False) and f"booted {now}" in out
+    rc, out, _ = _script(tmp_path, now, "halt")
+    assert rc == 2 and "unknown way to reboot" in out
