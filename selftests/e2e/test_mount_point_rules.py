@@ -15,9 +15,13 @@ host; this is what the model and --remediate must take into account (not done ye
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
 
+from selftests.e2e.scenarios import LOAD, benchmark_rules, rules_d
+from selftests.e2e.test_reboot import fresh_vm, kernel_rules
+from selftests.e2e.test_scenarios import audit
 from selftests.testhosts.fleet import Fleet
 
 pytestmark = pytest.mark.vm
@@ -69,3 +73,26 @@ def test_rules_on_a_mount_point_record_only_as_tree_watches_loaded_after_the_mou
     got = {name: int(count) for name, count in (line.split() for line in out.splitlines())}
     assert got == EXPECTED, out
     assert vm.run("auditctl -l | grep -c rbm_")[1].strip() == "0"
+
+
+def test_a_data_root_on_its_own_mount_fails_with_the_benchmarks_rule_and_passes_remediated(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """The suite on a VM whose /var/lib/docker is a mount point. With the benchmark's rules loaded
+    after the mount, 1.1.5 FAILs live and says why, and the kernel agrees (a chmod gets no
+    docker-key event). From no docker rules, --remediate writes a tree watch there, and it PASSes
+    with a recorded event (--verify-events). (Where the benchmark's path= rule is persisted already,
+    the plan takes it for the same rule: rule identities do not tell path= from dir=; not done.)"""
+    mounted = "mount -t tmpfs tmpfs /var/lib/docker\n"
+    vm = fresh_vm(fleet, mounted + rules_d(benchmark_rules(), "50-docker.rules") + LOAD)
+    before = audit(fleet, tmp_path / "before", [vm], "--controls=1.1.5")
+    live = before.case(vm.spec, "1.1.5", "live")
+    assert live.verdict == "fail" and "is a mount point (tmpfs)" in live.evidence, live.summary + live.evidence
+    assert vm.run("chmod 711 /var/lib/docker; sleep 1; ausearch --input-logs -k docker -f /var/lib/docker")[0] != 0
+    assert vm.run("rm /etc/audit/rules.d/50-docker.rules && " + LOAD)[0] == 0
+    fixed = audit(fleet, tmp_path / "fixed", [vm], "--controls=1.1.5", "--remediate", "--verify-events")
+    remediation = fixed.case(vm.spec, "host", "remediation")
+    for check in ("live", "persisted", "events"):
+        case = fixed.case(vm.spec, "1.1.5", check)
+        assert case.verdict == "pass", f"{check}: {case.summary}\n{case.evidence}\n{remediation.summary}"
+    assert "-w /var/lib/docker -p rwa -k docker" in kernel_rules(vm)
