@@ -164,7 +164,8 @@ def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
 
 
 # -- the kernel filter model's facts (probe.sh's "kernel filter model" section) --
-_KERNEL_FACTS = ("syscalls", "lsm", "lsm-label", "selinux")
+_KERNEL_FACTS = ("syscalls", "lsm", "lsm-label", "selinux", "boot-id")
+BOOT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _kernel_fact(snap: Snapshot, name: str, arg: str, text: str) -> None:
@@ -176,6 +177,8 @@ def _kernel_fact(snap: Snapshot, name: str, arg: str, text: str) -> None:
         snap.lsm_labelled = {"yes": True, "no": False}.get(text)
     elif name == "selinux":
         snap.selinux = {"yes": True, "no": False}.get(text)
+    elif name == "boot-id":  # anything but the kernel's UUID is no boot id (--reboot-proof fails closed)
+        snap.boot_id = text if BOOT_ID.fullmatch(text) else ""
 
 
 def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...] | None = None) -> Snapshot:

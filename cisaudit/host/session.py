@@ -13,6 +13,7 @@ from cisaudit.host.probe import (
     render_script,
     render_stat_script,
 )
+from cisaudit.host.reboot import Reboot
 from cisaudit.host.ssm.spool import Spool, SpoolError
 from cisaudit.host.transport import ConnectOptions, HostError, describe_error, open_host
 from cisaudit.model.catalogue import DEFAULT_VERSION, Control, controls
@@ -41,6 +42,7 @@ class HostSession:
     commands: int = 0  # remote commands sent to this host in this run
     events_output: str | None = None  # --verify-events: ausearch output, fetched once
     change: Change | None = None  # --remediate/--backout: what this run did to the host
+    reboot: Reboot | None = None  # --reboot-proof: the boot ids and verdicts before it (host/reboot.py)
     _host: object | None = None
     _assessment: Assessment | None = None
     _error: str | None = None
@@ -62,6 +64,16 @@ class HostSession:
         if check_ok and result.rc != 0:
             raise HostError(f"remote command failed (exit {result.rc}): {(err or out).strip()[-300:]}")
         return result.rc, out, err
+
+    def send_unframed(self, script: str) -> None:
+        """ssm:// only: send one script as it is, not awaited (its exit code means what the agent says)."""
+        try:
+            if self._host is None:
+                self._host = open_host(self.spec, self.options)
+            self.commands += 1
+            self._host.backend.send_unframed(script)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - every transport failure is this host's error
+            raise HostError(scrub(describe_error(exc), self.spec, self.options.ssh_identity_file)) from None
 
     def drop_connection(self) -> None:
         """Connect afresh for the next command (after a timeout or a lost connection)."""

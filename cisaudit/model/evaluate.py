@@ -21,10 +21,12 @@ from cisaudit.model.kernel import (
     Cell,
     FilterState,
     KernelFacts,
+    binds_hidden,
     exclusion_cell,
     host_losses,
     judge,
     kernel_facts,
+    mount_point_note,
 )
 from cisaudit.model.loader import (
     AUDIT_RULES,
@@ -220,7 +222,8 @@ class Assessment:
         real = real_path(target.path, self.snap)
         info = self.snap.paths.get(real) if real != target.path else target.info
         is_dir = bool(info and info.kind == "dir")
-        return AuditObject(real, target.control.style == "watch" and is_dir, self.boot.fstype(real))
+        mount_point = is_dir and any(m.point == real for m in self.boot.mounts)
+        return AuditObject(real, target.control.style == "watch" and is_dir, self.boot.fstype(real), mount_point)
 
     @property
     def persisted_sources(self) -> list[tuple[str, str]]:
@@ -314,7 +317,7 @@ class Assessment:
                 for kr in state.exit
                 if kr.note and kr.location and (obj.path.startswith(kr.location) or kr.location.startswith(obj.path))
             )
-        )
+        ) + tuple(dict.fromkeys(mount_point_note(obj) for kr in state.exit if binds_hidden(kr, obj)))
         if not problems:
             return Verdict(Status.PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
         summary = f"{what} needs -p {control.required_perms} {self.wanted}: " + "; ".join(problems)

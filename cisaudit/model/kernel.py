@@ -132,6 +132,7 @@ class AuditObject:
     path: str
     subtree: bool  # a directory whose whole subtree the control audits
     fstype: str = ""
+    mount_point: bool = False  # a filesystem is mounted on it (a data-root on its own mount, CIS 1.1.1)
 
 
 @dataclass(frozen=True)
@@ -294,11 +295,28 @@ def _path_reach(kr: KernelRule, obj: AuditObject) -> tuple[bool, bool]:
         if kind is WatchKind.TREE:
             every = _under(obj.path, kr.location)
             some = every or (obj.subtree and _under(kr.location, obj.path))
+        elif binds_hidden(kr, obj):  # never fires (docs/kernel-behaviour.md, "Mount points")
+            every, some = False, False
         else:
             every = kr.location == obj.path and not obj.subtree
             some = kr.location == obj.path or (obj.subtree and _under(kr.location, obj.path))
         sure, may = sure and every, may or some
     return sure, may
+
+
+def binds_hidden(kr: KernelRule, obj: AuditObject) -> bool:
+    """An inode rule (`-F path=`) on a mount point binds the directory the mount hides (the lookup
+    of its last component stops there), so no access to the mounted directory matches it: measured,
+    loaded before and after the mount (selftests/e2e/test_mount_point_rules.py)."""
+    return obj.mount_point and kr.location == obj.path and WatchKind.INODE in kr.kinds
+
+
+def mount_point_note(obj: AuditObject) -> str:
+    return (
+        f"{obj.path} is a mount point ({obj.fstype or 'its own filesystem'}): a -F path= rule on it binds the "
+        "directory the mount hides and records nothing; a tree watch (-w DIR, -F dir=DIR) loaded after the "
+        "mount records (docs/kernel-behaviour.md)"
+    )
 
 
 @cache

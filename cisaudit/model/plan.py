@@ -178,7 +178,7 @@ def _control_rules(assessment: Assessment, control: Control, located: Target, re
         if (info := assessment.snap.paths.get(path)) and info.exists
     ]
     states = [replace(s, silenced=[]) for s in (assessment.live_state, assessment.boot_state)]
-    own = control.rule_text(_spelling(assessment, real), assessment.key)
+    own = _own_rule(assessment, control, located, real)
     needed = any(assessment.object_problems(control, located, state)[1] for state in states)
     rules += [own] if needed else []
     return [rule for rule in rules if _identity(rule) not in persisted], needed and _identity(own) in persisted
@@ -409,6 +409,17 @@ def _grouped(retagged: list[tuple[str, _Retag]], kept: set[str]) -> tuple[str, .
         )
         for key, cites in rules.items()
     )
+
+
+def _own_rule(assessment: Assessment, control: Control, located: Target, real: str) -> str:
+    """The control's rule as the benchmark spells it, except on a mount point (a data-root on its own
+    filesystem), where the benchmark's `-F path=` binds the hidden directory and never records
+    (kernel.binds_hidden): there a tree watch with the same permissions, which records once loaded
+    after the mount, as the boot loads it after the local filesystems."""
+    spelled = _spelling(assessment, real)
+    if control.style == "syscall" and assessment.audit_object(located).mount_point:
+        return f"-w {spelled} -p {control.required_perms} -k {assessment.key}"
+    return control.rule_text(spelled, assessment.key)
 
 
 def _spelling(assessment: Assessment, real: str) -> str:

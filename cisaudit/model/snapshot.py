@@ -37,6 +37,7 @@ class Snapshot:
     audit_rules_unit: str = ""  # audit 4's separate rule-loading unit, when it exists
     auditd_enabled: str = ""  # `systemctl is-enabled auditd.service` ("" when unknown)
     cmdline: str = ""  # /proc/cmdline (audit=0 disables audit at boot)
+    boot_id: str = ""  # /proc/sys/kernel/random/boot_id: a new one each boot (--reboot-proof)
     mounts: str = ""  # /proc/self/mounts
     tmpfiles: list[tuple[str, str]] = field(default_factory=list)  # (path, text) of tmpfiles.d files
     # The kernel's rule list read over netlink, where python3 runs on the host: (list, action,

@@ -48,6 +48,7 @@ class CaseRecord:
     remote_commands: int = 0  # commands sent to the host so far
     host_facts: str = ""  # host checks only: probe facts for results.json, as JSON text
     audit_keys: str = ""  # the --audit-key mode a PASS required: keys comma-separated, or `any`
+    reboot_proof: str = ""  # reboot-proof checks: model/reboot_proof.py Proof.fields() as JSON text
     started: float = 0.0  # not properties: the report's own times
     finished: float = 0.0
 
@@ -103,6 +104,7 @@ class CaseRecord:
             remote_commands=int(get("remote_commands", "0")),
             host_facts=get("host_facts", ""),
             audit_keys=get("audit_keys", ""),
+            reboot_proof=get("reboot_proof", ""),
             started=started,
             finished=finished,
         )

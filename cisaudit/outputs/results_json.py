@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunResults
 
-SCHEMA_VERSION = "1.2"  # 1.1: "audited" per record; 1.2: run.scope, overall "partial scope" / "nothing checked"
+SCHEMA_VERSION = "1.3"  # 1.1: "audited" per record; 1.2: run.scope, overall "partial scope" / "nothing checked"
+# 1.3: check reboot-proof and "reboot_proof" per record (--reboot-proof)
 _RESULTS = "@@cisaudit-results@@"  # where iter_json writes the records
 
 
@@ -49,6 +50,7 @@ def _record(case: CaseRecord) -> dict[str, object]:
         "remediated": case.remediated,
         "change": case.change or None,
         "audit_keys": case.audit_keys or None,
+        "reboot_proof": json.loads(case.reboot_proof) if case.reboot_proof else None,
         "started": iso(case.started),
         "finished": iso(case.finished),
     }

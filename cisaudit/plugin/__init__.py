@@ -138,6 +138,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"with more hosts than this, one pytest item per host holds its cases; each case stays a "
         f"JUnit testcase and report row, -k/-m still select cases (default {AGGREGATE_ABOVE})",
     )
+    _add_reboot_proof_options(group)
     reports = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
     reports.addoption(
         "--compliance-report",
@@ -157,6 +158,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="XCCDF 1.2 Benchmark + TestResult per host (default reports/results.xccdf.xml)",
     )
+
+
+def _add_reboot_proof_options(group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--reboot-proof",
+        action="store_true",
+        help="audit, reboot each host through its transport (ssh: systemctl reboot; ssm: exit 194), wait for a "
+        "new boot id (--command-timeout), audit again: a control persisted before the boot must be live after "
+        "it (needs --require-all or --i-may-reboot)",
+    )
+    group.addoption("--i-may-reboot", action="store_true", help="permit --reboot-proof outside --require-all")
+
+
+def _check_reboot_proof(config: pytest.Config, hosts: list[str]) -> None:
+    option = config.getoption
+    given = options.RebootProof(
+        option("reboot_proof"), option("i_may_reboot"), option("require_all"), option("dry_run")
+    )
+    options.check_reboot_proof(given, hosts)
 
 
 def selected_controls(config: pytest.Config) -> list[Control]:
@@ -182,6 +202,7 @@ def _host_cases(config: pytest.Config) -> list[Case]:
 
 def _control_cases(config: pytest.Config) -> list[Case]:
     checks = CONTROL_CHECKS + ((Check.EVENTS,) if config.getoption("verify_events") else ())
+    checks += (Check.REBOOT_PROOF,) if config.getoption("reboot_proof") else ()
     return [Case(s, check, c) for s in config.stash[HOSTS_KEY] for c in selected_controls(config) for check in checks]
 
 
@@ -264,6 +285,7 @@ def _check_command_line(config: pytest.Config) -> dict[str, str]:
     options.check_numbers(options.Numbers(*(option(dest) for dest in numbers)))
     options.check_modes(option("remediate"), option("backout"), option("dry_run"))
     options.check_changes(list(hosts), option("remediate"), option("backout"))
+    _check_reboot_proof(config, given)
     try:
         config.option.ssm_max_concurrency = parse_concurrency(option("ssm_max_concurrency"))
     except ValueError as exc:

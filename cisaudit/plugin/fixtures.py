@@ -14,12 +14,14 @@ import pytest
 
 from cisaudit.host.events import recorded, render_script
 from cisaudit.host.hostspec import Capability, transport_of
+from cisaudit.host.reboot import proof_of, reboot_once
 from cisaudit.host.session import HostSession, unusable_output
 from cisaudit.host.transport import MIB, ConnectOptions, HostError, install_session_trust, remove_session_trust
 from cisaudit.model.catalogue import Control, benchmark
 from cisaudit.model.decisions import accesses_of, events_verdict, remediation_verdict
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.kernel import AuditKeys
+from cisaudit.model.reboot_proof import proof_verdict
 from cisaudit.model.verdict import Check, Status, Verdict
 from cisaudit.model.waivers import Waiver, applicable, today
 from cisaudit.outputs.record import CASES_PROPERTY, HOST_CONTROL, CaseRecord, encode_records
@@ -64,6 +66,7 @@ PREFETCH_KEY = pytest.StashKey["Prefetch | None"]()
 def _warm(session: HostSession, config: pytest.Config) -> None:
     try:
         prepare(session, config)
+        _reboot(session, config)  # hosts reboot in parallel, PREFETCH at a time
         session.assessment()
     except HostError:
         pass  # cached in the session: each of the host's tests reports it
@@ -195,6 +198,7 @@ def host_facts(session: HostSession) -> str:
             "audit_enabled": snap.status.get("enabled", ""),
             "auditd_running": snap.auditd_running,
             "systemd": snap.systemd,
+            "boot_id": snap.boot_id,
         }
     )
 
@@ -213,6 +217,12 @@ def _waive(result: Verdict, waiver: Waiver | None, on: dt.date, fields: dict[str
     return Verdict(Status.WAIVED, f"waived: {waiver.justification}", (result.summary, *result.evidence))
 
 
+def _reboot(session: HostSession, config: pytest.Config) -> None:
+    """--reboot-proof (host/reboot.py): once per host, after its change, so the boot proves what the run leaves."""
+    if config.getoption("reboot_proof"):
+        reboot_once(session, config.getoption("command_timeout"))
+
+
 def _judge(case: Case, session: HostSession, config: pytest.Config, fields: dict[str, Any]) -> Verdict:
     """The case's verdict; what the run changed on the host and the path audited go into `fields`."""
     if case.check == Check.BACKOUT:  # attempted even after a change that failed midway
@@ -221,7 +231,13 @@ def _judge(case: Case, session: HostSession, config: pytest.Config, fields: dict
         return result
     change = prepare(session, config)
     fields["change"] = change.summary()
-    result = _check_verdict(session, case)
+    _reboot(session, config)
+    if case.check == Check.REBOOT_PROOF and case.control:
+        proof = proof_of(session, case.control)
+        fields["reboot_proof"] = proof.encoded()
+        result = proof_verdict(proof)
+    else:
+        result = _check_verdict(session, case)
     if case.control:
         fields["remediated"] = change.remediated(case.control.id)
         fields["audited"] = _audited(session.assessment(), case.control)

@@ -145,3 +145,33 @@ def audit_keys(values: list[str] | None) -> AuditKeys:
         return AuditKeys.parse(values or ["docker"])
     except ValueError as exc:
         raise OptionError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class RebootProof:
+    """--reboot-proof and what permits it (cisaudit/host/reboot.py reboots each host)."""
+
+    reboot_proof: bool
+    i_may_reboot: bool
+    require_all: bool
+    dry_run: bool
+
+
+def check_reboot_proof(given: RebootProof, hosts: list[str]) -> None:
+    """--reboot-proof reboots every host: only with --require-all (a golden image) or an explicit
+    --i-may-reboot, never the machine running the suite, never in a dry run."""
+    if given.i_may_reboot and not given.reboot_proof:
+        raise OptionError("--i-may-reboot only permits --reboot-proof: add --reboot-proof, or leave it out")
+    if not given.reboot_proof:
+        return
+    if not (given.require_all or given.i_may_reboot):
+        raise OptionError(
+            "--reboot-proof reboots every host: add --require-all (golden image) or --i-may-reboot to allow it"
+        )
+    if given.dry_run:
+        raise OptionError("--reboot-proof reboots every host and --dry-run changes nothing: leave one out")
+    local = [h for h in hosts if h.split("://", 1)[0] == "local"]
+    if local:
+        raise OptionError(
+            f"--reboot-proof cannot reboot {local[0]}, the machine running the suite: audit it over ssh:// instead"
+        )

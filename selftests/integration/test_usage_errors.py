@@ -120,6 +120,10 @@ BAD = {  # arguments (the host is added unless they name --hosts) -> what the on
     ("--max-output-mb=0",): "--max-output-mb 0",
     ("--dry-run",): "add --remediate or --backout",
     ("--ssm-targets=web1",): "--ssm-targets: 'web1' is neither",
+    ("--reboot-proof",): "add --require-all (golden image) or --i-may-reboot",
+    ("--i-may-reboot",): "--i-may-reboot only permits --reboot-proof",
+    ("--reboot-proof", "--require-all", "--remediate", "--dry-run"): "--dry-run changes nothing",
+    ("--hosts=local://", "--reboot-proof", "--i-may-reboot"): "cannot reboot local://, the machine running",
 }
 
 

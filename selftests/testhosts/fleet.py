@@ -130,6 +130,11 @@ class Fleet:
         SSH-ready with the same host key and name; its port (and so vm.spec, known_hosts and
         ssh_config) changes only if another process took the port meanwhile."""
         vm.power_off(poweroff_timeout)
+        return self.boot_again(vm)
+
+    def boot_again(self, vm: VM) -> VM:
+        """After the guest ended its QEMU (poweroff, or a reboot under -no-reboot): boot the same
+        overlay again, SSH-ready, as reboot() does."""
         serial = vm.dir / "serial.log"
         if serial.exists():  # QEMU truncates it; keep the shutdown's messages
             serial.replace(vm.dir / "serial.prev.log")

@@ -58,6 +58,7 @@ fi
 
 sec auditd-enabled; systemctl is-enabled auditd.service 2>/dev/null; end
 dump cmdline /proc/cmdline
+dump boot-id /proc/sys/kernel/random/boot_id
 dump mounts /proc/self/mounts
 # tmpfiles.d in systemd's order: what exists on /run before auditd loads the rules at boot.
 for d in $TMPFILES_DIRS; do

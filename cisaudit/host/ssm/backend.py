@@ -145,8 +145,18 @@ class SsmBackend(BaseBackend):
             raise SsmTransportError(self.instance_id, None, f"instance is not Online (PingStatus={ping})")
         self._online = True
 
-    def _invoke(self, script: str, deadline: float) -> dict[str, Any]:
-        """Send one AWS-RunShellScript and wait for it to complete; return the invocation."""
+    def send_unframed(self, script: str) -> str:
+        """Send one AWS-RunShellScript as it is and return its command id without waiting: its exit
+        code means what the agent says (194: reboot the instance; --reboot-proof, host/reboot.py)."""
+        self._check_online()
+        self.send_command_calls += 1
+        try:
+            command_id: str = self.client.send_command(**self._params(script))["Command"]["CommandId"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(f"SendCommand failed: {exc}") from exc
+        return command_id
+
+    def _params(self, script: str) -> dict[str, Any]:
         params: dict[str, Any] = {
             "InstanceIds": [self.instance_id],
             "DocumentName": "AWS-RunShellScript",
@@ -159,12 +169,11 @@ class SsmBackend(BaseBackend):
         }
         if self.s3_bucket:
             params |= {"OutputS3BucketName": self.s3_bucket, "OutputS3KeyPrefix": S3_PREFIX}
-        self.send_command_calls += 1
-        try:
-            command_id = self.client.send_command(**params)["Command"]["CommandId"]
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(f"SendCommand failed: {exc}") from exc
-        return self._wait(command_id, deadline)
+        return params
+
+    def _invoke(self, script: str, deadline: float) -> dict[str, Any]:
+        """Send one AWS-RunShellScript and wait for it to complete; return the invocation."""
+        return self._wait(self.send_unframed(script), deadline)
 
     def _wait(self, command_id: str, deadline: float) -> dict[str, Any]:
         sent = time.monotonic()

@@ -1,0 +1,55 @@
+"""Issue 21.6: a data-root on its own mount. A `-F path=` rule on a mount point binds the
+directory the mount hides and never records (measured: selftests/e2e/test_mount_point_rules.py);
+the model must say FAIL, live and persisted, and say why; a tree watch on it records."""
+
+from __future__ import annotations
+
+from cisaudit.model.catalogue import controls
+from cisaudit.model.evaluate import Assessment
+from cisaudit.model.verdict import Check, Status
+from selftests.unit.test_evaluate import good_listing, good_rules, host
+
+DATA_ROOT_MOUNT = "/dev/vdb /var/lib/docker ext4 rw,relatime 0 0\n"
+C115 = next(c for c in controls() if c.id == "1.1.5")
+
+
+def verdict(snap, check):
+    return Assessment(snap, "docker").control_verdict(C115, check)
+
+
+def test_the_benchmarks_path_rule_on_a_mounted_data_root_records_nothing() -> None:
+    assert "-F path=/var/lib/docker" in good_rules()
+    plain = host(good_rules(), good_listing())
+    assert {verdict(plain, c).status for c in (Check.LIVE, Check.PERSISTED)} == {Status.PASS}
+    mounted = host(good_rules(), good_listing(), mounts=DATA_ROOT_MOUNT)
+    for check in (Check.LIVE, Check.PERSISTED):
+        got = verdict(mounted, check)
+        assert got.status == Status.FAIL, (check, got)
+        assert any("is a mount point (ext4): a -F path= rule on it binds the directory" in e for e in got.evidence)
+    others = {c.id for c in controls() if c.id != "1.1.5"}
+    a, b = Assessment(plain, "docker"), Assessment(mounted, "docker")
+    for c in (c for c in controls() if c.id in others):
+        assert a.control_verdict(c, Check.LIVE).status == b.control_verdict(c, Check.LIVE).status, c.id
+
+
+def test_a_tree_watch_on_the_mounted_data_root_records() -> None:
+    rules = good_rules().replace(
+        "-a exit,always -F path=/var/lib/docker -F perm=war -k docker", "-w /var/lib/docker -p war -k docker"
+    )
+    mounted = host(rules, good_listing(), mounts=DATA_ROOT_MOUNT)
+    assert verdict(mounted, Check.PERSISTED).status == Status.PASS
+
+
+def test_remediation_of_a_mounted_data_root_writes_a_tree_watch_that_records() -> None:
+    from cisaudit.model.plan import make_plan
+
+    mounted = host(good_rules().replace("-a exit,always -F path=/var/lib/docker -F perm=war -k docker", ""), "",
+                   mounts=DATA_ROOT_MOUNT)  # fmt: skip
+    plan = make_plan(Assessment(mounted, "docker"), [C115])
+    assert "-w /var/lib/docker -p rwa -k docker" in plan.rule_lines and not plan.left_alone, plan
+    assert not any("path=/var/lib/docker" in line for line in plan.rule_lines)
+    plain = host(good_rules().replace("-a exit,always -F path=/var/lib/docker -F perm=war -k docker", ""), "")
+    assert (
+        "-a exit,always -F path=/var/lib/docker -F perm=war -k docker"
+        in make_plan(Assessment(plain, "docker"), [C115]).rule_lines
+    )
