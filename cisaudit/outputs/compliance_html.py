@@ -13,6 +13,7 @@ import json
 from collections import defaultdict
 from html import escape
 
+from cisaudit.outputs.delta_report import changes_html
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import STATUSES, Overall, RunResults
 
@@ -208,6 +209,7 @@ def render_html(results: RunResults) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>CIS Docker compliance: {results.overall}</title><style>{STYLE}</style></head><body>"
         + _header(results)
+        + changes_html(results)  # --baseline: first, before the fleet's tables
         + "<section id='detail' hidden></section>"  # near the top: a host's detail shows where one looks
         + _fleet(results, anchors)
         + _hosts(results, anchors)

@@ -89,6 +89,8 @@ def _files(tmp_path: Path) -> dict[str, str]:
     latin1 = tmp_path / "waivers-latin1.yaml"
     latin1.write_bytes("1.1.4:\n  justification: géré ailleurs\n".encode("latin-1"))
     (tmp_path / "inventory.ini").write_text("[docker]\nweb1\n")
+    (tmp_path / "newer.json").write_text('{"schema_version": "2.0", "results": []}')
+    (tmp_path / "cut.json").write_text('{"schema_version": "1.3", "results": [{"host": "a"')
     return {
         "utf16": str(utf16),
         "latin1": str(latin1),
@@ -120,6 +122,10 @@ BAD = {  # arguments (the host is added unless they name --hosts) -> what the on
     ("--max-output-mb=0",): "--max-output-mb 0",
     ("--dry-run",): "add --remediate or --backout",
     ("--ssm-targets=web1",): "--ssm-targets: 'web1' is neither",
+    ("--baseline={tmp}/newer.json",): "schema version 2.0 is newer than this cisaudit reads (1.3)",
+    ("--baseline={tmp}/cut.json",): "--baseline: {tmp}/cut.json: truncated or not JSON at byte",
+    ("--baseline=",): "--baseline is empty",
+    ("--fail-on=old",): "--fail-on 'old': give any or new",
 }
 
 

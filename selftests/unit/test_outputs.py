@@ -272,7 +272,7 @@ def test_partial_scope_reaches_every_output() -> None:
     document = json.loads(render_json(run))
     schema = json.loads((REPO / "docs" / "results.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
-    assert document["schema_version"] == "1.2"
+    assert document["schema_version"] == "1.3"
     assert document["run"]["overall"] == "partial scope"
     assert document["run"]["scope"]["checked"] == ["1.1.13"] and not document["run"]["scope"]["complete"]
     assert "host" in document["run"]["scope"]["not_checked"]
