@@ -29,8 +29,9 @@ from cisaudit.outputs.results import Overall, RunInfo, RunResults, command_line,
 from cisaudit.outputs.results_json import iter_json
 from cisaudit.outputs.terminal import change_lines, error_lines, failure_blocks, overall_line
 from cisaudit.outputs.text import terminal_safe
+from cisaudit.outputs.waiver_register import unmatched_lines
 from cisaudit.outputs.xccdf import iter_xccdf
-from cisaudit.plugin import HOSTS_KEY, aggregated, audit_keys, baseline
+from cisaudit.plugin import HOSTS_KEY, WAIVERS_KEY, aggregated, audit_keys, baseline
 from cisaudit.plugin.aggregate import case_of
 from cisaudit.plugin.cases import case_name, host_of_nodeid
 
@@ -178,7 +179,8 @@ class ComplianceTally:
             benchmark(option("benchmark", DEFAULT_VERSION)),
             _given_hosts(config),
         )
-        return RunResults(info, self.cases, self.facts, dict(self.commands))
+        waivers = tuple(config.stash.get(WAIVERS_KEY, {}).values())
+        return RunResults(info, self.cases, self.facts, dict(self.commands), waivers=waivers)
 
 
 def _given_hosts(config: pytest.Config) -> tuple[str, ...]:
@@ -337,6 +339,8 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
             )
         )
     baseline.summary(terminalreporter, config)
+    for line in unmatched_lines(results):
+        write(terminal_safe(line), yellow=True)
     for cid, date, why in results.expired_waivers():
         write(f"expired waiver ignored: {cid} (expired {date}): {why}", yellow=True)
     colour = {Overall.COMPLIANT: "green", Overall.NOT_COMPLIANT: "red", Overall.ERRORS: "red"}.get(

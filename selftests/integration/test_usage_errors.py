@@ -89,6 +89,7 @@ def _files(tmp_path: Path) -> dict[str, str]:
     latin1 = tmp_path / "waivers-latin1.yaml"
     latin1.write_bytes("1.1.4:\n  justification: géré ailleurs\n".encode("latin-1"))
     (tmp_path / "inventory.ini").write_text("[docker]\nweb1\n")
+    (tmp_path / "unapproved.yaml").write_text("1.1.4:\n  justification: x\n  expiration_date: 2000-01-01\n")
     (tmp_path / "newer.json").write_text('{"schema_version": "2.0", "results": []}')
     (tmp_path / "cut.json").write_text('{"schema_version": "1.3", "results": [{"host": "a"')
     return {
@@ -125,6 +126,9 @@ BAD = {  # arguments (the host is added unless they name --hosts) -> what the on
     ("--baseline={tmp}/newer.json",): "schema version 2.0 is newer than this cisaudit reads (1.3)",
     ("--baseline={tmp}/cut.json",): "--baseline: {tmp}/cut.json: truncated or not JSON at byte",
     ("--baseline=",): "--baseline is empty",
+    ("--waivers={tmp}/unapproved.yaml", "--require-approved-waivers"): (
+        "--require-approved-waivers: {tmp}/unapproved.yaml:1: the waiver of 1.1.4 has no approved_by"
+    ),
     ("--fail-on=old",): "--fail-on 'old': give any or new",
 }
 
