@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from cisaudit.model.verdict import Check, Status
 
@@ -138,6 +139,11 @@ class Delta:
         for host in self.before.hosts:
             if host not in self.now.hosts:
                 yield from ((host, c, k) for c, k in self.before.keys(host))
+
+    @cached_property
+    def counted(self) -> Counter[DeltaClass]:
+        """counts(), computed once (every output asks)."""
+        return self.counts()
 
     def counts(self) -> Counter[DeltaClass]:
         counted: Counter[DeltaClass] = Counter()

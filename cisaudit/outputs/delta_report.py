@@ -30,7 +30,7 @@ def heading(info: BaselineInfo) -> str:
 
 
 def terminal_lines(delta: Delta) -> list[str]:
-    return [heading(delta.info), *(f"  {line}" for line in lines(delta.counts()))]
+    return [heading(delta.info), *(f"  {line}" for line in lines(delta.counted))]
 
 
 def json_member(delta: Delta) -> dict[str, object]:
@@ -41,7 +41,7 @@ def json_member(delta: Delta) -> dict[str, object]:
         "schema_version": info.schema_version,
         "started": info.started,
         "commit": info.commit,
-        "counts": {cls.value: n for cls, n in sorted(delta.counts().items())},
+        "counts": {cls.value: n for cls, n in sorted(delta.counted.items())},
         "hosts_gone": sorted({host for host, _, _ in delta.gone()}),
     }
 
@@ -63,7 +63,7 @@ def changes_html(results: RunResults) -> str:
     delta = results.delta
     if delta is None:
         return ""
-    counts, listed = delta.counts(), _listed(results, delta)
+    counts, listed = delta.counted, _listed(results, delta)
     rows = "".join(
         f"<tr><td>{escape(cls.value)}</td><td class='n'>{counts.get(cls, 0)}</td><td>"
         + "<br>".join(escape(item) for item in listed.get(cls, []))
