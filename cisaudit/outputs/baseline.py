@@ -18,6 +18,10 @@ from cisaudit.model.verdict import Check, Status
 
 CHUNK = 1 << 20
 MAX_VALUE = 64 << 20  # bytes of one JSON value (a record, or a head member such as `hosts`)
+# A host's statuses take a byte per distinct (control, check) of the file: a file naming a new
+# control per record would cost its square. A benchmark has ~20 controls x 3 checks + 7 host checks.
+MAX_CHECKS = 256
+MAX_HOSTS = 1_000_000
 _VERSION = re.compile(r"([0-9]{1,4})\.([0-9]{1,4})")
 _WS = " \t\r\n"
 
@@ -99,6 +103,11 @@ def _record(item: object, n: int, table: StatusTable) -> None:
         raise BaselineError(f"results[{n}] has no {exc.args[0]!r}") from None
     except (TypeError, ValueError):
         raise BaselineError(f"results[{n}]: host, control_id, check, status are not a known record") from None
+    if len(table.index) > MAX_CHECKS or len(table.hosts) > MAX_HOSTS:
+        raise BaselineError(
+            f"results[{n}]: more than {MAX_CHECKS} distinct (control, check) or {MAX_HOSTS} hosts: "
+            "not a cisaudit results.json"
+        )
 
 
 def _members(reader: _Reader, on_results: Callable[[], None], newest: str) -> dict[str, Any]:

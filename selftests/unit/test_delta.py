@@ -193,3 +193,13 @@ def test_unreadable_and_binary_baselines(tmp_path: Path) -> None:
     binary.write_bytes(b'{"x": "\xe9"}')
     with pytest.raises(BaselineError, match="not UTF-8"):
         load_baseline(str(binary), SCHEMA_VERSION)
+
+
+def test_a_file_that_would_cost_its_square_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new control and host per record would make every host's row as long as the file."""
+    monkeypatch.setattr(reader, "MAX_CHECKS", 50)
+    records = [{"host": f"h{n}", "control_id": f"9.{n}", "check": "live", "status": "pass"} for n in range(60)]
+    path = tmp_path / "square.json"
+    path.write_text(_with(results=records))
+    with pytest.raises(BaselineError, match=r"results\[50\]: more than 50 distinct \(control, check\)"):
+        load_baseline(str(path), SCHEMA_VERSION)
