@@ -480,7 +480,7 @@ def bench_baseline_file(sizes: list[int]) -> None:
                 f"baseline-file hosts={hosts} checks={len(now.cases)} baseline_mb={base.stat().st_size / 2**20:.1f} "
                 f"outputs_s={min(plain):.1f} delta_added_s={added:.1f} (read+classify {read:.1f}; best of 3 writes) "
                 f"delta_kept_mb={kept / 2**20:.1f} delta_peak_mb={peak / 2**20:.1f} "
-                f"classes={ {str(k): v for k, v in now.delta.counts().items() if v} }",
+                f"classes={ {str(k): v for k, v in now.delta.counted.items() if v} }",
                 flush=True,
             )
 

@@ -123,16 +123,34 @@ def classify(now: StatusTable, before: StatusTable, host: str, control_id: str, 
     return DeltaClass.NEW_FAILURE
 
 
+_CLASSES = tuple(DeltaClass)
+
+
 @dataclass
 class Delta:
-    """The current run against its baseline: classes on demand, counts once."""
+    """The current run against its baseline: every class computed once, a byte per case."""
 
     now: StatusTable
     before: StatusTable
     info: BaselineInfo
 
+    @cached_property
+    def _classes(self) -> dict[str, bytearray]:
+        """Host -> the class of each (control, check) slot of `now`, as positions in DeltaClass."""
+        found: dict[str, bytearray] = {}
+        for host, row in self.now.hosts.items():
+            classes = found[host] = bytearray(len(row))
+            for (control_id, check), slot in self.now.index.items():
+                if slot < len(row) and row[slot] != ABSENT:
+                    cls = classify(self.now, self.before, host, control_id, check)
+                    classes[slot] = _CLASSES.index(cls)
+        return found
+
     def of(self, host: str, control_id: str, check: str) -> DeltaClass:
-        return classify(self.now, self.before, host, control_id, check)
+        row, slot = self._classes.get(host), self.now.index.get((control_id, check))
+        if row is None or slot is None or slot >= len(row):
+            return classify(self.now, self.before, host, control_id, check)
+        return _CLASSES[row[slot]]
 
     def gone(self) -> Iterator[tuple[str, str, str]]:
         """(host, control, check) of the baseline's hosts this run does not have."""
@@ -142,13 +160,11 @@ class Delta:
 
     @cached_property
     def counted(self) -> Counter[DeltaClass]:
-        """counts(), computed once (every output asks)."""
-        return self.counts()
-
-    def counts(self) -> Counter[DeltaClass]:
+        """Checks per class, the baseline's gone hosts' included (computed once: every output asks)."""
         counted: Counter[DeltaClass] = Counter()
-        for host in self.now.hosts:
-            counted.update(self.of(host, c, k) for c, k in self.now.keys(host))
+        for host, classes in self._classes.items():
+            row = self.now.hosts[host]
+            counted.update(_CLASSES[c] for slot, c in enumerate(classes) if row[slot] != ABSENT)
         counted[DeltaClass.HOST_GONE] += sum(1 for _ in self.gone())
         return counted
 

@@ -73,7 +73,7 @@ def test_every_class_from_a_written_baseline() -> None:
     delta = _delta()
     assert {(c.host, c.control_id, c.check): delta.of(c.host, c.control_id, c.check) for c in NOW.cases} == EXPECTED
     assert list(delta.gone()) == [(B, "1.1.3", "live")]
-    counts = delta.counts()
+    counts = delta.counted
     assert counts[DeltaClass.HOST_GONE] == 1 and counts[DeltaClass.STILL_FAILING] == 2
     assert delta.fails_run()
     assert terminal_lines(delta)[1:] == [
