@@ -2,6 +2,7 @@
 
     python bench/benchmark.py [--runs 5] [--sizes 1,3,6] [--json bench/results.json] [--skip-vms]
     python bench/benchmark.py --fleet 100,1000,10000 [--baseline 100,1000]   (SSM fleet scale only)
+    python bench/benchmark.py --fleet 10000 --baseline-file   (--baseline's added time and memory)
 
 Every figure is a pytest subprocess run as a user would; CPU is user+sys of that process tree
 (os.wait4 rusage, reaped xdist workers included), max RSS the largest process in it. QEMU CPU
@@ -406,6 +407,84 @@ def bench_fleet_ssm(sizes: list[int], baseline: list[int], latency: float, throt
                 )
 
 
+def _synthetic_fleet(hosts: int, failing_every: int) -> Any:
+    """A fleet's RunResults as a 10,000-host run keeps them: every control live and persisted and the
+    host checks per host, with realistic text; 1.1.4 fails on every `failing_every`-th host."""
+    from cisaudit.model.catalogue import controls
+    from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check, Status
+    from cisaudit.outputs.record import CaseRecord
+    from cisaudit.outputs.results import RunInfo, RunResults
+
+    rule = "`-w /etc/docker -p rwxa -k docker` (/etc/audit/rules.d/60-cis-docker.rules:3)"
+    checks = [(c.id, k) for c in controls() for k in CONTROL_CHECKS] + [("host", k) for k in HOST_CHECKS]
+    cases = []
+    for n in range(hosts):
+        host = f"ssm://i-{n + 1:017x}"
+        for control_id, check in checks:
+            failing = control_id == "1.1.4" and n % failing_every == 0
+            status = Status.FAIL if failing else Status.PASS
+            summary = "no rule audits /run/containerd" if failing else f"live rule {rule}"
+            cases.append(CaseRecord(host, control_id, Check(check), status, summary, evidence=rule, title="t"))
+    return RunResults(RunInfo("pytest", "audit", False, 0.0, 1.0, "0", "bench"), cases)
+
+
+def _timed(run: Callable[..., None], *args: Any) -> float:
+    t0 = time.perf_counter()
+    run(*args)
+    return time.perf_counter() - t0
+
+
+def _write_outputs(results: Any, out: Path, html: Path) -> None:
+    """The outputs that carry the delta: results.json (streamed, as the run writes it), the report."""
+    from cisaudit.outputs.compliance_html import render_html
+    from cisaudit.outputs.results_json import iter_json
+
+    with out.open("w") as stream:
+        stream.writelines(iter_json(results))
+    html.write_text(render_html(results))
+
+
+def bench_baseline_file(sizes: list[int]) -> None:
+    """--baseline's cost at fleet size (issue 25), in process on a synthetic fleet: the outputs
+    that carry the delta (results.json, the compliance report) written with and without it; the
+    added time includes reading the baseline, classifying every check and the report's section.
+    Memory: the Python heap the delta keeps and peaks at while the baseline is read (tracemalloc)."""
+    import tracemalloc
+
+    from cisaudit.outputs.baseline import load_baseline
+    from cisaudit.outputs.delta_report import delta_of
+    from cisaudit.outputs.results_json import SCHEMA_VERSION, iter_json
+
+    for hosts in sizes:
+        before, now = _synthetic_fleet(hosts, 7), _synthetic_fleet(hosts, 5)
+        with tempfile.TemporaryDirectory() as d:
+            base, out, html = Path(d) / "baseline.json", Path(d) / "results.json", Path(d) / "compliance.html"
+            base.write_text("".join(iter_json(before)))
+            t0 = time.perf_counter()
+            delta = delta_of(now.cases, *load_baseline(str(base), SCHEMA_VERSION))
+            delta.counted  # noqa: B018 - the class counts, computed once per run
+            read = time.perf_counter() - t0
+            plain, carried = [], []  # writes without and with the delta, alternated (a loaded machine)
+            for _ in range(3):
+                now.delta = None
+                plain.append(_timed(_write_outputs, now, out, html))
+                now.delta = delta
+                carried.append(_timed(_write_outputs, now, out, html))
+            added = read + min(carried) - min(plain)
+            now.delta = None
+            tracemalloc.start()
+            now.delta = delta_of(now.cases, *load_baseline(str(base), SCHEMA_VERSION))
+            kept, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            print(
+                f"baseline-file hosts={hosts} checks={len(now.cases)} baseline_mb={base.stat().st_size / 2**20:.1f} "
+                f"outputs_s={min(plain):.1f} delta_added_s={added:.1f} (read+classify {read:.1f}; best of 3 writes) "
+                f"delta_kept_mb={kept / 2**20:.1f} delta_peak_mb={peak / 2**20:.1f} "
+                f"classes={ {str(k): v for k, v in now.delta.counted.items() if v} }",
+                flush=True,
+            )
+
+
 def table(rows: list[Row], baselines: dict[str, float]) -> str:
     head = (
         f"{'run':<34} {'hosts':>5} {'-n':>3} {'wall s':>7} {'xN/x1':>6} {'cpu s':>6} {'qemu s':>7} {'other s':>7} "
@@ -455,7 +534,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--baseline", default="100,1000", help="with --fleet: sizes of the per-host baseline runs")
     p.add_argument("--throttle-rate", type=float, default=20.0, help="with --fleet: API calls/s before throttling")
+    p.add_argument(
+        "--baseline-file",
+        action="store_true",
+        help="with --fleet: --baseline's added time and memory at these sizes (in process, a synthetic fleet)",
+    )
     a = p.parse_args(argv)
+    if a.fleet is not None and a.baseline_file:
+        bench_baseline_file(_sizes(a.fleet))
+        return 0
     if a.fleet is not None:
         bench_fleet_ssm(_sizes(a.fleet), _sizes(a.baseline), 0.2, a.throttle_rate)
         return 0

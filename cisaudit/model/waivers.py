@@ -1,12 +1,18 @@
-"""Waivers: InSpec's waiver file format (YAML), plus an optional `hosts` list of fnmatch patterns.
+"""Waivers: InSpec's waiver file format (YAML), governed: an approver, a ticket and a scope.
 
     1.1.4:
-      justification: "containerd runs rootless here; ticket SEC-12"   # required
-      expiration_date: 2027-06-30                                     # optional, YYYY-MM-DD
-      run: false                                                      # optional: do not check at all
-      hosts: ["10.0.0.*", "ssh://root@web1"]                          # optional (ours): only these
+      justification: "containerd runs rootless here"   # required (InSpec)
+      expiration_date: 2027-06-30                      # required, YYYY-MM-DD, at most MAX_DAYS ahead
+      run: false                                       # optional (InSpec): do not check at all
+      approved_by: jane.doe@example.com                # optional; --require-approved-waivers: required
+      ticket: SEC-12                                   # optional
+      scope:                                           # optional; a host any entry names is covered
+        hosts: ["10.0.0.*", "ssh://root@web1"]         #   fnmatch patterns on the spec or its address
+        instance_ids: [i-0123456789abcdef0]            #   SSM instances
+      hosts: ["10.0.0.*"]                              # optional: the older form of scope.hosts
 
-Errors carry the file's line, read from yaml.compose's marks, since a waiver file is edited by hand.
+InSpec reads such a file as its own (it ignores keys it does not know). Errors carry the file's
+line, read from yaml.compose's marks, since a waiver file is edited by hand.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from pathlib import Path
 
 import yaml
 
-KEYS = ("justification", "expiration_date", "run", "hosts")
+KEYS = ("justification", "expiration_date", "run", "hosts", "approved_by", "ticket", "scope")
+SCOPE_KEYS = ("hosts", "instance_ids")
+MAX_DAYS = 366  # an exception is reviewed at least yearly: expiration_date at most this many days ahead
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INSTANCE_ID = re.compile(r"(i|mi)-[0-9a-f]{8,17}")
 
 
 class WaiverError(ValueError):
@@ -34,14 +43,37 @@ class Waiver:
     line: int
     expiration_date: dt.date | None = None
     run: bool = True
-    hosts: tuple[str, ...] = ()  # fnmatch patterns; empty = every host
+    hosts: tuple[str, ...] = ()  # fnmatch patterns
+    instance_ids: tuple[str, ...] = ()  # SSM instance ids
+    approved_by: str = ""
+    ticket: str = ""
 
     def expired(self, today: dt.date) -> bool:
         """InSpec's rule: from the expiration date on, the waiver no longer applies."""
         return self.expiration_date is not None and today >= self.expiration_date
 
     def covers(self, spec: str) -> bool:
-        return not self.hosts or any(fnmatchcase(spec, p) or fnmatchcase(host_address(spec), p) for p in self.hosts)
+        """Whether the scope names this host; no scope: every host."""
+        if not self.hosts and not self.instance_ids:
+            return True
+        address = host_address(spec)
+        return address in self.instance_ids or any(fnmatchcase(spec, p) or fnmatchcase(address, p) for p in self.hosts)
+
+    def scope(self) -> str:
+        """The scope in one line, for the reports: `hosts 10.0.0.*; instances i-0abc...`."""
+        parts = ([f"hosts {', '.join(self.hosts)}"] if self.hosts else []) + (
+            [f"instances {', '.join(self.instance_ids)}"] if self.instance_ids else []
+        )
+        return "; ".join(parts) or "every host"
+
+    def reference(self) -> str:
+        return reference(self.approved_by, self.ticket)
+
+
+def reference(approved_by: str, ticket: str) -> str:
+    """Who approved a waiver and its ticket, as every output shows it: `approved by jane (SEC-12)`."""
+    approved = f"approved by {approved_by}" if approved_by else "no approver"
+    return approved + (f" ({ticket})" if ticket else "")
 
 
 def today() -> dt.date:
@@ -64,7 +96,50 @@ def _scalar(path: str, node: yaml.Node, what: str) -> str:
     return str(node.value)
 
 
-def _parse_one(path: str, control_id: str, id_node: yaml.Node, body: yaml.Node) -> Waiver:
+def _date(path: str, control_id: str, node: yaml.Node, on: dt.date) -> dt.date:
+    text = _scalar(path, node, "expiration_date")
+    try:  # fromisoformat alone also takes 20270630 and week dates (2027-W26-3)
+        date = dt.date.fromisoformat(text) if _DATE.fullmatch(text) else None
+    except ValueError:
+        date = None
+    if date is None:
+        raise _fail(path, node, f"waiver {control_id}: expiration_date must be YYYY-MM-DD")
+    if (date - on).days > MAX_DAYS:
+        raise _fail(
+            path,
+            node,
+            f"waiver {control_id}: expiration_date {date} is more than {MAX_DAYS} days ahead; renew it yearly",
+        )
+    return date
+
+
+def _list(path: str, control_id: str, node: yaml.Node, what: str) -> tuple[str, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise _fail(path, node, f"waiver {control_id}: {what} must be a non-empty list")
+    return tuple(_scalar(path, item, f"an entry of {what}") for item in node.value)
+
+
+def _scope(path: str, control_id: str, node: yaml.Node) -> dict[str, tuple[str, ...]]:
+    """scope: {hosts: [...], instance_ids: [...]}; SSM tags are not resolved (say so, one line)."""
+    if not isinstance(node, yaml.MappingNode) or not node.value:
+        raise _fail(path, node, f"waiver {control_id}: scope must be a mapping of {', '.join(SCOPE_KEYS)}")
+    found: dict[str, tuple[str, ...]] = {}
+    for key_node, value in node.value:
+        key = _scalar(path, key_node, "a key")
+        if key == "ssm_tags":
+            raise _fail(path, key_node, f"waiver {control_id}: scope by SSM tags is not supported; list instance_ids")
+        if key not in SCOPE_KEYS:
+            raise _fail(
+                path, key_node, f"waiver {control_id}: unknown scope {key!r} (expected {', '.join(SCOPE_KEYS)})"
+            )
+        found[key] = _list(path, control_id, value, f"scope.{key}")
+    bad = [i for i in found.get("instance_ids", ()) if not _INSTANCE_ID.fullmatch(i)]
+    if bad:
+        raise _fail(path, node, f"waiver {control_id}: {bad[0]!r} is not an instance id (i-0123456789abcdef0)")
+    return found
+
+
+def _fields(path: str, control_id: str, body: yaml.Node) -> dict[str, yaml.Node]:
     if not isinstance(body, yaml.MappingNode):
         raise _fail(path, body, f"waiver {control_id}: expected a mapping with justification")
     fields: dict[str, yaml.Node] = {}
@@ -73,36 +148,39 @@ def _parse_one(path: str, control_id: str, id_node: yaml.Node, body: yaml.Node) 
         if key not in KEYS:
             raise _fail(path, key_node, f"waiver {control_id}: unknown key {key!r} (expected {', '.join(KEYS)})")
         fields[key] = value
-    if "justification" not in fields:
-        raise _fail(path, id_node, f"waiver {control_id}: justification is required")
-    justification = _scalar(path, fields["justification"], "justification")
-    expiration_date: dt.date | None = None
+    return fields
+
+
+def _parse_one(path: str, control_id: str, id_node: yaml.Node, body: yaml.Node, on: dt.date) -> Waiver:
+    fields = _fields(path, control_id, body)
+    for required in ("justification", "expiration_date"):
+        if required not in fields:
+            raise _fail(path, id_node, f"waiver {control_id}: {required} is required")
     run = True
-    hosts: tuple[str, ...] = ()
-    if "expiration_date" in fields:
-        node = fields["expiration_date"]
-        text = _scalar(path, node, "expiration_date")
-        try:  # fromisoformat alone also takes 20270630 and week dates (2027-W26-3)
-            expiration_date = dt.date.fromisoformat(text) if _DATE.fullmatch(text) else None
-        except ValueError:
-            expiration_date = None
-        if expiration_date is None:
-            raise _fail(path, node, f"waiver {control_id}: expiration_date must be YYYY-MM-DD")
     if "run" in fields:
         node = fields["run"]
         if node.tag != "tag:yaml.org,2002:bool":  # compose resolved the plain scalar's type
             raise _fail(path, node, f"waiver {control_id}: run must be true or false")
         run = node.value.lower() in ("true", "yes", "on")
-    if "hosts" in fields:
-        node = fields["hosts"]
-        if not isinstance(node, yaml.SequenceNode) or not node.value:
-            raise _fail(path, node, f"waiver {control_id}: hosts must be a non-empty list of patterns")
-        hosts = tuple(_scalar(path, item, "a hosts pattern") for item in node.value)
-    return Waiver(control_id, justification, id_node.start_mark.line + 1, expiration_date, run, hosts)
+    scope = _scope(path, control_id, fields["scope"]) if "scope" in fields else {}
+    hosts = _list(path, control_id, fields["hosts"], "hosts") if "hosts" in fields else ()
+    text = {k: _scalar(path, fields[k], k) if k in fields else "" for k in ("approved_by", "ticket")}
+    return Waiver(
+        control_id,
+        _scalar(path, fields["justification"], "justification"),
+        id_node.start_mark.line + 1,
+        _date(path, control_id, fields["expiration_date"], on),
+        run,
+        hosts + scope.get("hosts", ()),
+        scope.get("instance_ids", ()),
+        text["approved_by"],
+        text["ticket"],
+    )
 
 
-def parse_waivers(text: str, path: str, known_ids: set[str]) -> dict[str, Waiver]:
-    """Control id -> waiver; anything malformed is a WaiverError with the line."""
+def parse_waivers(text: str, path: str, known_ids: set[str], on: dt.date | None = None) -> dict[str, Waiver]:
+    """Control id -> waiver; anything malformed is a WaiverError with the line. `on`: the run's
+    date (default today), from which an expiration_date may be at most MAX_DAYS ahead."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -125,7 +203,7 @@ def parse_waivers(text: str, path: str, known_ids: set[str]) -> dict[str, Waiver
             raise _fail(
                 path, id_node, f"control {control_id} is waived twice (first at line {waivers[control_id].line})"
             )
-        waivers[control_id] = _parse_one(path, control_id, id_node, body)
+        waivers[control_id] = _parse_one(path, control_id, id_node, body, on or today())
     return waivers
 
 
@@ -150,7 +228,27 @@ def load_waivers(path: str, known_ids: set[str]) -> dict[str, Waiver]:
     return parse_waivers(decode(data, path), path, known_ids)
 
 
-def applicable(waivers: dict[str, Waiver], control_id: str, spec: str) -> Waiver | None:
+def matching(waivers: dict[str, Waiver], spec: str, control_id: str) -> Waiver | None:
     """The waiver of this control on this host, expired or not."""
     waiver = waivers.get(control_id)
     return waiver if waiver is not None and waiver.covers(spec) else None
+
+
+def unapproved(waivers: dict[str, Waiver]) -> list[Waiver]:
+    """The waivers without approved_by (--require-approved-waivers refuses them)."""
+    return [w for w in waivers.values() if not w.approved_by]
+
+
+def unmatched(waivers: dict[str, Waiver], hosts: list[str], control_ids: set[str]) -> list[Waiver]:
+    """The waivers that apply to no (host, control) of the run: a control not checked, or a scope
+    that names none of the hosts (a typo in a pattern waives nothing, silently, without this)."""
+    return [w for w in waivers.values() if w.control_id not in control_ids or not any(w.covers(h) for h in hosts)]
+
+
+def record_fields(waiver: Waiver) -> dict[str, str]:
+    """The CaseRecord fields that name the waiver met on a case (cisaudit/outputs/record.py)."""
+    return {
+        "waiver_expiration": str(waiver.expiration_date or ""),
+        "waiver_approved_by": waiver.approved_by,
+        "waiver_ticket": waiver.ticket,
+    }

@@ -13,8 +13,10 @@ import json
 from collections import defaultdict
 from html import escape
 
+from cisaudit.outputs.delta_report import changes_html
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import STATUSES, Overall, RunResults
+from cisaudit.outputs.waiver_register import register_html
 
 LABELS = {
     "pass": "pass",
@@ -190,7 +192,7 @@ def _detail_data(results: RunResults) -> str:
                         c.summary,
                         (f"audited: {c.audited}\n" if c.audited else "") + c.evidence,
                         c.change,
-                        c.waiver,
+                        c.waiver and f"{c.waiver}; {c.waiver_reference}",
                     )
                 ]
                 for c in cases
@@ -208,9 +210,11 @@ def render_html(results: RunResults) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>CIS Docker compliance: {results.overall}</title><style>{STYLE}</style></head><body>"
         + _header(results)
+        + changes_html(results)  # --baseline: first, before the fleet's tables
         + "<section id='detail' hidden></section>"  # near the top: a host's detail shows where one looks
         + _fleet(results, anchors)
         + _hosts(results, anchors)
+        + register_html(results)  # --waivers: the exception register
         + "<noscript>Per-host detail needs JavaScript; "
         "results.json holds every record.</noscript>"
         + f"<script type='application/json' id='cases'>{_detail_data(results)}</script>"

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
 from cisaudit.model.verdict import Check, Status
+from cisaudit.model.waivers import reference
 
 HOST_CONTROL = "host"  # control_id of a host check
 CASES_PROPERTY = "cisaudit_cases"  # the records of an aggregated item, encode_records()
@@ -45,6 +46,8 @@ class CaseRecord:
     waiver: str = ""  # justification of the waiver applied
     waiver_expiration: str = ""
     waiver_expired: str = ""  # justification of an expired, ignored waiver
+    waiver_approved_by: str = ""  # the waiver met (applied or expired): its approver and ticket
+    waiver_ticket: str = ""
     remote_commands: int = 0  # commands sent to the host so far
     host_facts: str = ""  # host checks only: probe facts for results.json, as JSON text
     audit_keys: str = ""  # the --audit-key mode a PASS required: keys comma-separated, or `any`
@@ -56,6 +59,11 @@ class CaseRecord:
     def status(self) -> Status:
         """What the outputs count: a waiver applied makes the case waived."""
         return Status.WAIVED if self.waiver else self.verdict
+
+    @property
+    def waiver_reference(self) -> str:
+        """The approver and ticket of the waiver met, as the outputs show it."""
+        return reference(self.waiver_approved_by, self.waiver_ticket)
 
     @property
     def decided_by(self) -> str:
@@ -101,6 +109,8 @@ class CaseRecord:
             waiver=get("waiver", ""),
             waiver_expiration=get("waiver_expiration", ""),
             waiver_expired=get("waiver_expired", ""),
+            waiver_approved_by=get("waiver_approved_by", ""),
+            waiver_ticket=get("waiver_ticket", ""),
             remote_commands=int(get("remote_commands", "0")),
             host_facts=get("host_facts", ""),
             audit_keys=get("audit_keys", ""),

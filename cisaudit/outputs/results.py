@@ -18,7 +18,9 @@ from functools import cache, cached_property
 from pathlib import Path
 
 from cisaudit.model.catalogue import Benchmark, Control, benchmark, controls
+from cisaudit.model.delta import Delta
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check, Status
+from cisaudit.model.waivers import Waiver
 from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +95,8 @@ class RunResults:
     cases: list[CaseRecord]
     host_facts: dict[str, dict[str, object]] = field(default_factory=dict)
     remote_commands: dict[str, int] = field(default_factory=dict)
+    delta: Delta | None = None  # --baseline: this run against an earlier one (model/delta.py)
+    waivers: tuple[Waiver, ...] = ()  # --waivers: the exception register (outputs/waiver_register.py)
 
     @cached_property
     def by_host(self) -> dict[str, list[CaseRecord]]:

@@ -10,11 +10,14 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 
+from cisaudit.outputs.delta_report import json_member
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunResults
+from cisaudit.outputs.waiver_register import json_member as register_member
 
-SCHEMA_VERSION = "1.3"  # 1.1: "audited" per record; 1.2: run.scope, overall "partial scope" / "nothing checked"
+SCHEMA_VERSION = "1.4"  # 1.1: "audited" per record; 1.2: run.scope, overall "partial scope" / "nothing checked"
 # 1.3: check reboot-proof and "reboot_proof" per record (--reboot-proof)
+# 1.4: with --baseline, "baseline" and a "delta" class per record
 _RESULTS = "@@cisaudit-results@@"  # where iter_json writes the records
 
 
@@ -30,6 +33,8 @@ def _waiver(case: CaseRecord) -> dict[str, object] | None:
         "expiration_date": case.waiver_expiration or None,
         "applied": bool(case.waiver),
         "expired": bool(case.waiver_expired),
+        "approved_by": case.waiver_approved_by or None,
+        "ticket": case.waiver_ticket or None,
     }
 
 
@@ -98,10 +103,18 @@ def iter_json(results: RunResults) -> Iterator[str]:
             for cid, date, why in results.expired_waivers()
         ],
     }
+    delta = results.delta
+    if delta is not None:
+        document["baseline"] = json_member(delta)
+    if results.waivers:
+        document["waivers"] = register_member(results)
     head, _, tail = json.dumps(document, indent=1).partition(json.dumps(_RESULTS))
     yield head + "["
     for n, case in enumerate(results.cases):  # one line per record, written as it is made
-        yield ("\n  " if n == 0 else ",\n  ") + json.dumps(_record(case))
+        record = _record(case)
+        if delta is not None:
+            record["delta"] = delta.of(case.host, case.control_id, case.check).value
+        yield ("\n  " if n == 0 else ",\n  ") + json.dumps(record)
     yield ("\n ]" if results.cases else "]") + tail + "\n"
 
 

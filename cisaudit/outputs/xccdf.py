@@ -104,7 +104,7 @@ def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], wh
     )
     _sub(element, "result", result)
     for case in checks:
-        waived = f" (waived: {case.waiver})" if case.status == Status.WAIVED else ""
+        waived = f" (waived: {case.waiver}; {case.waiver_reference})" if case.status == Status.WAIVED else ""
         _sub(
             element,
             "message",

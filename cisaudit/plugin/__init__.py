@@ -16,7 +16,7 @@ from cisaudit.host.ssm.fanout import parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, CatalogueError, Control, controls, select
 from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
-from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
+from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today, unapproved
 from cisaudit.plugin import options, preflight
 from cisaudit.plugin.aggregate import HostCases, case_of, group_by_host
 from cisaudit.plugin.cases import Case, host_of_nodeid, level_marks
@@ -28,6 +28,7 @@ pytest_plugins = [
     "cisaudit.plugin.fleet_audit",
     "cisaudit.plugin.aggregate",
     "cisaudit.plugin.inifile",
+    "cisaudit.plugin.baseline",
 ]
 
 HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.host.hostspec): test ids, reports
@@ -121,7 +122,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--waivers",
         default=None,
-        help="InSpec-format waiver file (YAML): control id -> justification, expiration_date, run, hosts",
+        help="InSpec-format waiver file (YAML): control id -> justification, expiration_date (required), run, "
+        "approved_by, ticket, scope (hosts, instance_ids)",
+    )
+    group.addoption(
+        "--require-approved-waivers",
+        action="store_true",
+        help="refuse a waiver file with a waiver that has no approved_by",
     )
     group.addoption("--remediate", action="store_true", help="add the missing rules, load them, re-check")
     group.addoption(
@@ -321,6 +328,12 @@ def _waivers(config: pytest.Config) -> dict[str, Waiver]:
         waivers = load_waivers(path, {c.id for c in controls(config.getoption("benchmark"))})
     except WaiverError as exc:
         raise OptionError(f"--waivers: {exc}") from None
+    missing = unapproved(waivers) if config.getoption("require_approved_waivers") else []
+    if missing:
+        raise OptionError(
+            f"--require-approved-waivers: {path}:{missing[0].line}: the waiver of {missing[0].control_id} "
+            "has no approved_by; add its approver"
+        )
     for waiver in waivers.values():
         if waiver.expired(today()) and not hasattr(config, "workerinput"):
             config.issue_config_time_warning(

@@ -23,7 +23,7 @@ from cisaudit.model.evaluate import Assessment
 from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.reboot_proof import proof_verdict
 from cisaudit.model.verdict import Check, Status, Verdict
-from cisaudit.model.waivers import Waiver, applicable, today
+from cisaudit.model.waivers import Waiver, matching, record_fields, today
 from cisaudit.outputs.record import CASES_PROPERTY, HOST_CONTROL, CaseRecord, encode_records
 from cisaudit.outputs.text import printable, terminal_safe
 from cisaudit.plugin import CONNECT_SPECS_KEY, WAIVERS_KEY, audit_keys
@@ -207,7 +207,7 @@ def _waive(result: Verdict, waiver: Waiver | None, on: dt.date, fields: dict[str
     """A failure an unexpired waiver covers is reported waived; an expired one is only flagged."""
     if waiver is None:
         return result
-    fields["waiver_expiration"] = str(waiver.expiration_date or "")
+    fields |= record_fields(waiver)
     if waiver.expired(on):
         fields["waiver_expired"] = waiver.justification
         return result
@@ -269,14 +269,14 @@ def _judged(case: Case, session: HostSession, config: pytest.Config) -> tuple[Ve
     """The verdict the test asserts, the case's record, and the exception behind an ERROR."""
     started = time.time()
     fields = _about(case, session)
-    waiver = case.control and applicable(config.stash[WAIVERS_KEY], case.control.id, case.spec)
+    waiver = case.control and matching(config.stash[WAIVERS_KEY], case.spec, case.control.id)
     cause: Exception | None = None
     if waiver and not waiver.run and not waiver.expired(today()):  # InSpec's run: false: not checked at all
         fields |= {
             "verdict": Status.NOT_RUN,
             "summary": f"not run (waiver): {waiver.justification}",
             "waiver": waiver.justification,
-            "waiver_expiration": str(waiver.expiration_date or ""),
+            **record_fields(waiver),
         }
         shown = Verdict(Status.WAIVED, f"not run: {waiver.justification}")
     else:

@@ -29,8 +29,9 @@ from cisaudit.outputs.results import Overall, RunInfo, RunResults, command_line,
 from cisaudit.outputs.results_json import iter_json
 from cisaudit.outputs.terminal import change_lines, error_lines, failure_blocks, overall_line
 from cisaudit.outputs.text import terminal_safe
+from cisaudit.outputs.waiver_register import unmatched_lines
 from cisaudit.outputs.xccdf import iter_xccdf
-from cisaudit.plugin import HOSTS_KEY, aggregated, audit_keys
+from cisaudit.plugin import HOSTS_KEY, WAIVERS_KEY, aggregated, audit_keys, baseline
 from cisaudit.plugin.aggregate import case_of
 from cisaudit.plugin.cases import case_name, host_of_nodeid
 
@@ -178,7 +179,8 @@ class ComplianceTally:
             benchmark(option("benchmark", DEFAULT_VERSION)),
             _given_hosts(config),
         )
-        return RunResults(info, self.cases, self.facts, dict(self.commands))
+        waivers = tuple(config.stash.get(WAIVERS_KEY, {}).values())
+        return RunResults(info, self.cases, self.facts, dict(self.commands), waivers=waivers)
 
 
 def _given_hosts(config: pytest.Config) -> tuple[str, ...]:
@@ -205,7 +207,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if tally.junit is not None and Path(config.getoption("xmlpath")).exists():
         tally.junit.merge_into(Path(config.getoption("xmlpath")))
-    results = tally.results(config)
+    results = baseline.attach(config, tally.results(config))
     writers: dict[str, Callable[[RunResults], Iterable[str]]] = {
         "compliance_report": lambda r: (render_html(r),),
         "results_json": iter_json,  # in pieces: at fleet size the whole text would double the peak
@@ -227,8 +229,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             _write_host_xccdf(directory, results)
         except OSError as exc:
             unwritten["xccdf"] = f"cannot write {directory}/: {exc.strerror or exc}"
+    baseline.exit_status(session, results, _unshown_failures(config, tally))
     if unwritten and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an output asked for is missing
+
+
+def _unshown_failures(config: pytest.Config, tally: ComplianceTally) -> int:
+    """Failed or erred reports that carry no case of the suite (a user's test, a collection error)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", {})
+    return sum(1 for key in ("failed", "error") for r in stats.get(key, []) if id(r) not in tally.shown)
 
 
 def _write(path: Path, pieces: Iterable[str]) -> None:
@@ -328,6 +338,9 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
                 f"compliance {_compliance(counts)}, remote commands {tally.commands.get(host, 0)}"
             )
         )
+    baseline.summary(terminalreporter, config)
+    for line in unmatched_lines(results):
+        write(terminal_safe(line), yellow=True)
     for cid, date, why in results.expired_waivers():
         write(f"expired waiver ignored: {cid} (expired {date}): {why}", yellow=True)
     colour = {Overall.COMPLIANT: "green", Overall.NOT_COMPLIANT: "red", Overall.ERRORS: "red"}.get(

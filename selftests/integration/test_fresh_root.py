@@ -10,6 +10,7 @@ audits only read the audit rules (no --remediate). apt and pip caches are shared
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shlex
@@ -26,7 +27,8 @@ from selftests.testhosts import fresh_root
 pytestmark = pytest.mark.fresh_root
 
 CHECKOUT = "/opt/cisaudit"
-WAIVERS = '1.1.6:\n  justification: "ticket SEC-1"\n  run: false\n'
+EXPIRES = dt.date.today() + dt.timedelta(days=90)  # required, at most a year ahead
+WAIVERS = f'1.1.6:\n  justification: "ticket SEC-1"\n  run: false\n  expiration_date: {EXPIRES}\n'
 STEPS = f"""
 step() {{ # step NAME COMMAND...: its output in /root/logs/NAME, then "step NAME RC MILLISECONDS"
     name=$1 && shift && start=$(date +%s%N) && rc=0

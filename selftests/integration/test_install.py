@@ -4,6 +4,7 @@ suite runs from the checkout and from any other directory (every option written 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -143,7 +144,8 @@ def _waivers(tmp_path: Path) -> Path:
     """A waiver file outside the checkout, in a directory of its own (as /srv/waivers.yml)."""
     (tmp_path / "srv").mkdir()
     waivers = tmp_path / "srv" / "waivers.yml"
-    waivers.write_text('1.1.6:\n  justification: "ticket SEC-1"\n  run: false\n')
+    expires = dt.date.today() + dt.timedelta(days=90)  # required, at most a year ahead
+    waivers.write_text(f'1.1.6:\n  justification: "ticket SEC-1"\n  run: false\n  expiration_date: {expires}\n')
     return waivers
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from selftests.unit.test_outputs import oscap_validate
 
 pytestmark = pytest.mark.kernel
 HOST = "local://"
+EXPIRES = f"  expiration_date: {dt.date.today() + dt.timedelta(days=90)}\n"  # required, at most a year ahead
 
 
 def test_waived_failure_does_not_fail_the_run(kernel: KernelSandbox, tmp_path: Path) -> None:
@@ -26,7 +28,7 @@ def test_waived_failure_does_not_fail_the_run(kernel: KernelSandbox, tmp_path: P
     kernel.kernel("-w /etc/docker -p rwxa -k docker")
     waivers = tmp_path / "waivers.yaml"
     waivers.write_text(
-        "1.1.4:\n  justification: SEC-12 containerd socket audited elsewhere\n"
+        "1.1.4:\n  justification: SEC-12 containerd socket audited elsewhere\n" + EXPIRES + "  approved_by: jane\n"
         "1.1.6:\n  justification: old ticket\n  expiration_date: 2020-01-01\n"
     )
     run = run_suite(tmp_path, [HOST], "--controls=1.1.4", f"--waivers={waivers}")
@@ -42,6 +44,10 @@ def test_waived_failure_does_not_fail_the_run(kernel: KernelSandbox, tmp_path: P
     document = json.loads((tmp_path / "results.json").read_text())
     record = next(r for r in document["results"] if r["control_id"] == "1.1.4" and r["check"] == "live")
     assert record["status"] == "waived" and record["waiver"]["applied"]
+    assert record["waiver"]["approved_by"] == "jane" and live.waiver_approved_by == "jane"  # issue 25.2
+    assert [(w["control_id"], w["matches_nothing"]) for w in document["waivers"]] == [("1.1.4", False), ("1.1.6", True)]
+    assert "waiver of 1.1.6 (line 5, every host) matches nothing in this run" in run.output
+    assert "Exception register" in (tmp_path / "compliance.html").read_text()
     assert document["hosts"][0]["facts"]["loader_mode"] in ("augenrules", "auditctl")
     xccdf = (tmp_path / "results.xccdf.xml").read_text()
     assert 'role="unscored"' in xccdf and "SEC-12 containerd socket audited elsewhere" in xccdf
@@ -72,7 +78,7 @@ def test_a_selection_of_the_benchmark_is_never_compliant(kernel: KernelSandbox, 
     """Issue 22 item 4: `-k 1.1.13` (one not-applicable control) and `::test_host` (no control) read
     COMPLIANT, with an XCCDF file that selected all 16 rules."""
     waivers = tmp_path / "waivers.yaml"  # whatever this machine has at /etc/sysconfig/docker, 1.1.13 cannot fail
-    waivers.write_text("1.1.13:\n  justification: SEC-13 not a RHEL host\n")
+    waivers.write_text("1.1.13:\n  justification: SEC-13 not a RHEL host\n" + EXPIRES)
     (tmp_path / "k").mkdir()
     run = run_suite(tmp_path / "k", [HOST], "-k", "1.1.13", f"--waivers={waivers}")
     assert run.returncode == 0, run.output[-3000:]
@@ -97,7 +103,7 @@ def test_xccdf_files_per_host_validate_and_open_in_openscap(kernel: KernelSandbo
     of a fleet file shows only its last host, so each host has a file of its own."""
     kernel.make_path("/run/containerd", "dir")
     waivers = tmp_path / "waivers.yaml"
-    waivers.write_text("1.1.4:\n  justification: SEC-12 containerd audited elsewhere\n")
+    waivers.write_text("1.1.4:\n  justification: SEC-12 containerd audited elsewhere\n" + EXPIRES)
     other = "paramiko://127.0.0.1:1"
     run_suite(tmp_path, [HOST, other], "--controls=1.1.4,1.1.6", f"--waivers={waivers}")
     hosts = sorted((tmp_path / "results.xccdf.hosts").glob("*.xml"))

@@ -129,7 +129,14 @@ def test_json_matches_its_schema_and_records() -> None:
     assert (waived["status"], waived["verdict"], waived["waiver"]) == (
         "waived",
         "fail",
-        {"justification": "SEC-12 accepted", "expiration_date": "2099-01-01", "applied": True, "expired": False},
+        {
+            "justification": "SEC-12 accepted",
+            "expiration_date": "2099-01-01",
+            "applied": True,
+            "expired": False,
+            "approved_by": None,
+            "ticket": None,
+        },
     )
     passed = document["results"][0]
     assert (passed["rule"], passed["location"]) == ("-w /etc/docker -p rwxa -k docker", "/etc/audit/rules.d/60.rules:3")
@@ -161,7 +168,9 @@ def test_xccdf_results_fixed_waived_and_left_out() -> None:
     assert len(result) == 2 * 16  # every Rule of the benchmark: the 14 the run left out are notselected
     waived = found[(A, rule_id("1.1.6"))]  # checked and reported, not scored; no <override> (see xccdf.py)
     assert waived.get("role") == "unscored" and waived.find(f"{{{NS}}}override") is None
-    assert "persisted: waived (waived: SEC-12 accepted): no rule" in [m.text for m in waived.iter(f"{{{NS}}}message")]
+    assert "persisted: waived (waived: SEC-12 accepted; no approver): no rule" in [
+        m.text for m in waived.iter(f"{{{NS}}}message")
+    ]
     assert found[(A, rule_id("1.1.4"))].get("role") is None  # expired waiver: a scored failure
     root = ET.fromstring(render_xccdf(FLEET))
     run = next(p for p in root.iter(f"{{{NS}}}Profile") if p.get("id").endswith("this_run"))
@@ -272,7 +281,7 @@ def test_partial_scope_reaches_every_output() -> None:
     document = json.loads(render_json(run))
     schema = json.loads((REPO / "docs" / "results.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
-    assert document["schema_version"] == "1.3"
+    assert document["schema_version"] == "1.4"
     assert document["run"]["overall"] == "partial scope"
     assert document["run"]["scope"]["checked"] == ["1.1.13"] and not document["run"]["scope"]["complete"]
     assert "host" in document["run"]["scope"]["not_checked"]
