@@ -23,11 +23,11 @@ from _pytest.junitxml import bin_xml_escape, shorten_message
 from cisaudit.model.verdict import Status
 from cisaudit.outputs.files import replaced, scratch
 from cisaudit.outputs.record import CaseRecord
+from cisaudit.outputs.status import junit_outcome
 
 # Characters of one property value, and of a failure's, error's or skip's message and text; more is
 # cut with a note (results.json and the compliance report keep the whole text). README "Outputs".
 TEXT_CAP = 4096
-_OUTCOME = {Status.FAIL: "failures", Status.ERROR: "errors", Status.NOT_APPLICABLE: "skipped", Status.WAIVED: "skipped"}
 
 
 def capped(text: str, cap: int = TEXT_CAP) -> str:
@@ -53,11 +53,6 @@ def failure_text(record: CaseRecord) -> str:
     return capped("\n".join(filter(None, (record.summary, record.evidence))))
 
 
-def outcome(record: CaseRecord) -> str:
-    """The testsuite counter the case adds to besides `tests`: failures, errors, skipped or none."""
-    return _OUTCOME.get(record.status, "") if record.verdict != Status.NOT_RUN else "skipped"
-
-
 @lru_cache(maxsize=1 << 16)  # a fleet repeats the same values across hosts
 def _quoted(value: str) -> str:
     return quoteattr(bin_xml_escape(value))
@@ -74,7 +69,7 @@ def testcase(record: CaseRecord, classname: str, name: str, file: str, line: int
     parts += [f"<property{_attrs(name=key, value=capped(value))} />" for key, value in record.properties()]
     parts.append("</properties>")
     text = failure_text(record)
-    kind = outcome(record)
+    kind = junit_outcome(record)
     if kind == "failures":
         parts.append(f"<failure{_attrs(message=shorten_message(text))}>{escape(bin_xml_escape(text))}</failure>")
     elif kind == "errors":
@@ -102,7 +97,7 @@ class CaseSpool:
         for record, name in cases:
             self._file.write(testcase(record, classname(nodeid, record.host), name, file, line))
             self.counts["tests"] += 1
-            if kind := outcome(record):
+            if kind := junit_outcome(record):
                 self.counts[kind] += 1
 
     def merge_into(self, junit: Path) -> None:

@@ -22,8 +22,17 @@ from collections.abc import Iterator
 from cisaudit.model.catalogue import Control
 from cisaudit.model.verdict import Status
 from cisaudit.outputs.record import CaseRecord
-from cisaudit.outputs.results import REQUIRED_CHECKS, RunResults
+from cisaudit.outputs.results import RunResults
 from cisaudit.outputs.results_json import iso
+from cisaudit.outputs.status import (
+    PASSED,
+    REQUIRED_CHECKS,
+    SCORED,
+    UNSCORED,
+    XCCDF_RESULT,
+    ControlResult,
+    control_result,
+)
 from cisaudit.outputs.text import xml_safe
 
 NS = "http://checklists.nist.gov/xccdf/1.2"
@@ -69,30 +78,14 @@ def _profiles(benchmark: ET.Element, catalogue: tuple[Control, ...], selected: s
             _sub(profile, "select", idref=rule_id(control.id), selected="true" if control.id in ids else "false")
 
 
-def rule_result(checks: list[CaseRecord]) -> tuple[str, bool]:
-    """The rule's result from its checks on one host, and whether a waiver makes it unscored."""
-    verdicts = {c.status for c in checks}
-    waived = any(c.status == Status.WAIVED and c.verdict == Status.FAIL for c in checks)
-    if Status.ERROR in verdicts:
-        return "error", False
-    if Status.FAIL in verdicts:
-        return "fail", False
-    if waived:
-        return "fail", True
-    if verdicts == {Status.NOT_APPLICABLE}:
-        return "notapplicable", False
-    if any(c.verdict == Status.NOT_RUN for c in checks) or not {c.check for c in checks} >= REQUIRED_CHECKS:
-        return "notchecked", False
-    return ("fixed" if any(c.remediated for c in checks) else "pass"), False
-
-
-def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], when: str) -> str:
+def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], when: str) -> ControlResult:
+    result = control_result(checks)
     if not checks:  # in the run's selection, but not checked on this host
         element = _sub(test, "rule-result", idref=rule_id(control_id), time=when, severity="medium", weight="1.0")
-        _sub(element, "result", "notchecked")
+        _sub(element, "result", XCCDF_RESULT[result])
         _sub(element, "message", "not checked on this host in this run", severity="info")
-        return "notchecked"
-    result, unscored = rule_result(checks)
+        return result
+    unscored = result in UNSCORED
     element = _sub(
         test,
         "rule-result",
@@ -102,7 +95,7 @@ def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], wh
         severity="medium",
         weight="1.0",
     )
-    _sub(element, "result", result)
+    _sub(element, "result", XCCDF_RESULT[result])
     for case in checks:
         waived = f" (waived: {case.waiver})" if case.status == Status.WAIVED else ""
         _sub(
@@ -115,7 +108,7 @@ def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], wh
     missing = sorted(REQUIRED_CHECKS - {c.check for c in checks})
     if missing:
         _sub(element, "message", f"not checked in this run: {', '.join(missing)}", severity="info")
-    return "unscored" if unscored else result
+    return result
 
 
 def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResults) -> None:
@@ -146,8 +139,8 @@ def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResul
             _sub(element, "result", "notselected")
             continue
         result = _rule_result(test, control.id, by_control.get(control.id, []), end)
-        scored += result in ("pass", "fixed", "fail", "error")
-        passed += result in ("pass", "fixed")
+        scored += result in SCORED
+        passed += result in PASSED
     _sub(test, "score", f"{passed:.1f}", system="urn:xccdf:scoring:flat", maximum=f"{scored:.1f}")
 
 

@@ -8,7 +8,7 @@ import contextlib
 import json
 import re
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import replace
 from html import escape
@@ -27,6 +27,7 @@ from cisaudit.outputs.junit import CaseSpool, capped, capped_properties, classna
 from cisaudit.outputs.record import CASES_PROPERTY, CaseRecord, decode_records
 from cisaudit.outputs.results import Overall, RunInfo, RunResults, command_line, commit, describe_mode, tool_version
 from cisaudit.outputs.results_json import iter_json
+from cisaudit.outputs.status import compliance
 from cisaudit.outputs.terminal import change_lines, error_lines, failure_blocks, overall_line
 from cisaudit.outputs.text import terminal_safe
 from cisaudit.outputs.xccdf import iter_xccdf
@@ -192,11 +193,6 @@ def _tally(config: pytest.Config) -> ComplianceTally:
     return tally
 
 
-def _compliance(counts: Counter[str]) -> str:
-    applicable = counts["pass"] + counts["fail"]
-    return f"{100 * counts['pass'] / applicable:.0f}%" if applicable else "n/a"
-
-
 @pytest.hookimpl(trylast=True)  # after junitxml wrote its file: the cases of aggregated items go in it
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
@@ -266,7 +262,7 @@ def pytest_html_results_summary(
         rows.append(
             f"<tr><td>{escape(host)}</td><td>{counts['pass']}</td><td>{counts['fail']}</td>"
             f"<td>{counts['waived']}</td><td>{counts['not-applicable']}</td><td>{counts['error']}</td>"
-            f"<td>{_compliance(counts)}</td><td>{tally.commands.get(host, 0)}</td><td>{changes}</td></tr>"
+            f"<td>{compliance(counts)}</td><td>{tally.commands.get(host, 0)}</td><td>{changes}</td></tr>"
         )
     prefix.append(
         f"<p id='overall'><b>{escape(overall_line(results))}</b></p>"
@@ -325,7 +321,7 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
             terminal_safe(
                 f"{host}: {counts['pass']} passed, {counts['fail']} failed, {counts['waived']} waived, "
                 f"{counts['not-applicable']} not applicable, {counts['error']} errors, "
-                f"compliance {_compliance(counts)}, remote commands {tally.commands.get(host, 0)}"
+                f"compliance {compliance(counts)}, remote commands {tally.commands.get(host, 0)}"
             )
         )
     for cid, date, why in results.expired_waivers():
