@@ -13,6 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import IO
@@ -20,9 +21,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 from _pytest.junitxml import bin_xml_escape, shorten_message
 
-from cisaudit.model.verdict import Status
-from cisaudit.outputs.files import replaced, scratch
+from cisaudit.model.verdict import Check, Status
+from cisaudit.outputs.files import OutputError, replaced, scratch
 from cisaudit.outputs.record import CaseRecord
+from cisaudit.outputs.results import RunResults
 from cisaudit.outputs.status import junit_outcome
 
 # Characters of one property value, and of a failure's, error's or skip's message and text; more is
@@ -100,6 +102,13 @@ class CaseSpool:
             if kind := junit_outcome(record):
                 self.counts[kind] += 1
 
+    def add_case(self, record: CaseRecord, classname: str, name: str) -> None:
+        """A case no pytest item ran (a publication error), as its own testcase."""
+        self._file.write(testcase(record, classname, name, "", 0))
+        self.counts["tests"] += 1
+        if kind := junit_outcome(record):
+            self.counts[kind] += 1
+
     def merge_into(self, junit: Path) -> None:
         """Replace the aggregated items' testcases in pytest's file by every case's, counts updated."""
         self._file.close()
@@ -126,5 +135,28 @@ class CaseSpool:
         self.path.unlink()
 
 
+@dataclass
+class JunitOutput:
+    """The suite's part of pytest's JUnit file: the cases of aggregated items (`spool`, written as
+    they arrived) and the records no pytest item ran (publication errors), merged in at the end."""
+
+    name: str
+    path: Path
+    spool: CaseSpool | None = None
+
+    def write(self, results: RunResults) -> None:
+        added = [r for r in results.cases if r.check == Check.PUBLICATION]
+        if (self.spool is None and not added) or not self.path.exists():
+            return
+        spool = self.spool or CaseSpool(self.path)
+        for record in added:
+            spool.add_case(record, classname(PUBLICATION_FILE, record.host), f"publication[{record.host}]")
+        try:
+            spool.merge_into(self.path)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+
+PUBLICATION_FILE = "cisaudit/publication"  # the classname's file part of a publication error
 _COUNTER = {"failure": "failures", "error": "errors", "skipped": "skipped"}
 _PLACE = "cisaudit-cases"

@@ -94,6 +94,12 @@ class RunResults:
     host_facts: dict[str, dict[str, object]] = field(default_factory=dict)
     remote_commands: dict[str, int] = field(default_factory=dict)
 
+    def add(self, record: CaseRecord) -> None:
+        """One more record (a publication error, outputs/registry.py); what was derived is derived again."""
+        self.cases.append(record)
+        for name in [n for n, v in vars(type(self)).items() if isinstance(v, cached_property)]:
+            self.__dict__.pop(name, None)
+
     @cached_property
     def by_host(self) -> dict[str, list[CaseRecord]]:
         """Each host's cases, hosts in natural order."""
