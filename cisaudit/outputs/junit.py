@@ -10,6 +10,7 @@ give those the same capped text and classname (cisaudit/plugin/report.py).
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable
@@ -18,8 +19,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
-
-from _pytest.junitxml import bin_xml_escape, shorten_message
 
 from cisaudit.model.verdict import Check, Status
 from cisaudit.outputs.files import OutputError, replaced, scratch
@@ -30,6 +29,37 @@ from cisaudit.outputs.status import junit_outcome
 # Characters of one property value, and of a failure's, error's or skip's message and text; more is
 # cut with a note (results.json and the compliance report keep the whole text). README "Outputs".
 TEXT_CAP = 4096
+
+
+# pytest's junitxml conventions for what it writes itself (_pytest/junitxml.py, pytest 9.2), so that a
+# case of an aggregated item reads as its own item's testcase would; selftests/unit/test_pytest_private.py
+# compares both with pytest's.
+MESSAGE_BUDGET = 500  # characters of a failure's `message` attribute
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\u007e\u0080-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def bin_xml_escape(text: str) -> str:
+    """Characters XML cannot hold (and DEL) as visible `#xAB` text, as pytest's junitxml writes them."""
+    return _NOT_XML.sub(lambda m: f"#x{ord(m[0]):02X}" if ord(m[0]) <= 0xFF else f"#x{ord(m[0]):04X}", text)
+
+
+def shorten_message(msg: str, budget: int = MESSAGE_BUDGET) -> str:
+    """The `message` attribute as pytest's junitxml shortens it: whole lines within the budget, a
+    note of what was left out (the element's text has it all)."""
+    lines = msg.splitlines() or [""]
+    kept: list[str] = []
+    for line in lines:
+        if kept and sum(len(k) + 1 for k in kept) + len(line) + 1 > budget:
+            break
+        kept.append(line)
+    shortened = "\n".join(kept)
+    cut = len(shortened) > budget
+    shortened = shortened[:budget] + "..." if cut else shortened
+    left = len(lines) - len(kept)
+    if not left and not cut:
+        return msg
+    note = f"+{left} more line{'s' if left > 1 else ''}" if left else "truncated"
+    return f"{shortened}\n[{note}; full report in element text]"
 
 
 def capped(text: str, cap: int = TEXT_CAP) -> str:

@@ -13,8 +13,7 @@ from html import escape
 from typing import Any
 
 import pytest
-from _pytest.junitxml import xml_key
-from _pytest.terminal import TerminalReporter
+from pytest import TerminalReporter
 
 from cisaudit.host.hostspec import redact_args
 from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark
@@ -30,6 +29,7 @@ from cisaudit.outputs.text import terminal_safe
 from cisaudit.plugin import HOSTS_KEY, aggregated, audit_keys
 from cisaudit.plugin.aggregate import case_of
 from cisaudit.plugin.cases import case_name, host_of_nodeid
+from cisaudit.plugin.pytest_private import set_junit_classname
 
 UNWRITTEN_KEY = pytest.StashKey[dict[str, str]]()  # output name -> why it was not written
 OUTPUTS_KEY = pytest.StashKey[tuple[list[Publisher], list[Output]]]()  # built at configure (outputs/registry.py)
@@ -140,10 +140,8 @@ class ComplianceTally:
     def _junit_case(self, report: pytest.TestReport) -> None:
         """A case's own testcase: capped properties, the host's classname (outputs/junit.py)."""
         report.user_properties = capped_properties(list(report.user_properties))
-        junitxml = self.config.stash.get(xml_key, None) if self.config else None  # pytest's, with --junitxml
-        if junitxml is not None:  # as record_xml_attribute does, without its warning per test
-            name = classname(report.nodeid, host_of_nodeid(report.nodeid))
-            junitxml.node_reporter(report).add_attribute("classname", name)
+        if self.config is not None:
+            set_junit_classname(self.config, report, classname(report.nodeid, host_of_nodeid(report.nodeid)))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> Generator[None]:
@@ -314,7 +312,7 @@ def _written_lines(config: pytest.Config, write: Callable[..., None]) -> None:
     """Per file output: the file written, or why not (its option named)."""
     unwritten = config.stash.get(UNWRITTEN_KEY, {})
     for output in config.stash.get(OUTPUTS_KEY, ([], []))[1]:
-        flag = next((o.flag for o in registry.entry(output.name).options), "")
+        flag = next((o.flag for o in registry.entry(output.name).options), output.name)
         if output.name in unwritten:
             write(f"{flag}: {unwritten[output.name]}", red=True)
         elif isinstance(output, registry.FileOutput | registry.XccdfOutput):
