@@ -56,8 +56,9 @@ class Option:
     flag: str  # "--results-json"
     help: str
     default: str | None = None
-    metavar: str = "PATH"
+    metavar: str | None = "PATH"
     path: bool = True  # a file the output writes: checked writable before any host is touched
+    action: str | None = None  # argparse's, e.g. "store_true" (then no metavar)
 
     @property
     def dest(self) -> str:
@@ -168,24 +169,29 @@ def host_xccdf_dir(xccdf: Path) -> Path:
 
 @dataclass
 class XccdfOutput:
-    """The fleet's XCCDF file, then HOST.xml per host beside it (README "Outputs")."""
+    """The fleet's XCCDF file, then HOST.xml per host beside it (README "Outputs"), unless
+    `per_host` is off (above --aggregate-above without --fleet-reports: 20 kB per host)."""
 
     name: str
     path: Path
+    per_host: bool = True
 
     def write(self, results: RunResults) -> None:
         FileOutput(self.name, self.path, iter_xccdf).write(results)
         directory = host_xccdf_dir(self.path)
         try:
-            _write_host_xccdf(directory, results)
+            _write_host_xccdf(directory, results if self.per_host else None)
         except OSError as exc:
             raise OutputError(f"cannot write {directory}/: {exc.strerror or exc}") from None
 
 
-def _write_host_xccdf(directory: Path, results: RunResults) -> None:
-    """HOST.xml per host (the host's `/`, `:` and `@` as `_`), an earlier run's files removed."""
+def _write_host_xccdf(directory: Path, results: RunResults | None) -> None:
+    """HOST.xml per host (the host's `/`, `:` and `@` as `_`), an earlier run's files removed (only
+    removed without `results`)."""
     for old in directory.glob("*.xml") if directory.is_dir() else ():
         old.unlink()
+    if results is None:
+        return
     names: set[str] = set()
     for host in results.hosts:
         name = re.sub(r"[^A-Za-z0-9.-]+", "_", host).strip("_") or "host"
@@ -204,9 +210,26 @@ def _file(name: str, render: Callable[[RunResults], Iterable[str]], flag: str) -
     return made
 
 
+FLEET_REPORTS = Option(
+    "--fleet-reports",
+    "above --aggregate-above hosts, also write pytest-html's report (--html) and the per-host XCCDF "
+    "files, which are off there by default (their size grows with the fleet; the compliance report, "
+    "results.json, XCCDF and JUnit hold every case)",
+    None,
+    None,
+    path=False,
+    action="store_true",
+)
+
+
+def fleet_reports(settings: Settings) -> bool:
+    """Whether the outputs whose size grows per host are written: below the threshold, or when asked."""
+    return not settings.aggregated or bool(settings.option(FLEET_REPORTS.dest))
+
+
 def _xccdf(settings: Settings) -> Output | None:
     path = settings.option("xccdf")
-    return XccdfOutput("xccdf", Path(path)) if path else None
+    return XccdfOutput("xccdf", Path(path), fleet_reports(settings)) if path else None
 
 
 def _junit(settings: Settings) -> Output | None:
@@ -253,6 +276,7 @@ register(
                 "XCCDF 1.2 Benchmark + TestResult per host (default reports/results.xccdf.xml)",
                 "reports/results.xccdf.xml",
             ),
+            FLEET_REPORTS,
         ),
         _xccdf,
     )

@@ -45,17 +45,36 @@ def _record(report: pytest.TestReport, started: float = 0.0) -> CaseRecord | Non
     return record if report.when == record.decided_by else None
 
 
+HTML_OFF_KEY = pytest.StashKey[str]()  # pytest-html's path when it is off above --aggregate-above
+
+
+def _fleet_html(config: pytest.Config, wanted: bool) -> None:
+    """Above --aggregate-above, pytest-html's report (one row per item, 30 MB at 10,000 hosts) only
+    with --fleet-reports: its report object is unregistered before the run, so it writes nothing."""
+    path = config.getoption("htmlpath", None)
+    if wanted or not path:
+        return
+    for plugin in config.pluginmanager.get_plugins():
+        if type(plugin).__module__.startswith("pytest_html.") and hasattr(plugin, "pytest_sessionfinish"):
+            config.pluginmanager.unregister(plugin)
+            config.stash[HTML_OFF_KEY] = str(path)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Every output's options, from the registry (outputs/registry.py)."""
     reports = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
     for option in registry.options():
-        reports.addoption(option.flag, default=option.default, metavar=option.metavar, help=option.help)
+        shape: dict[str, Any] = {"action": option.action} if option.action else {"metavar": option.metavar}
+        reports.addoption(option.flag, default=option.default, help=option.help, **shape)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-html made its report object (_fleet_html)
 def pytest_configure(config: pytest.Config) -> None:
     built: tuple[list[Publisher], list[Output]] = ([], [])
     if not hasattr(config, "workerinput"):  # the controller publishes and writes
-        built = registry.build(registry.Settings(lambda dest: config.getoption(dest, None), aggregated(config)))
+        settings = registry.Settings(lambda dest: config.getoption(dest, None), aggregated(config))
+        built = registry.build(settings)
+        _fleet_html(config, registry.fleet_reports(settings))
     config.stash[OUTPUTS_KEY] = built
     spool = next((o.spool for o in built[1] if isinstance(o, JunitOutput)), None)
     config.pluginmanager.register(ComplianceTally(spool, config), "cisaudit-tally")
@@ -317,5 +336,13 @@ def _written_lines(config: pytest.Config, write: Callable[..., None]) -> None:
             write(f"{flag}: {unwritten[output.name]}", red=True)
         elif isinstance(output, registry.FileOutput | registry.XccdfOutput):
             write(f"wrote {output.path}")
-            if isinstance(output, registry.XccdfOutput):
+            if isinstance(output, registry.XccdfOutput) and output.per_host:
                 write(f"wrote {registry.host_xccdf_dir(output.path)}/ (one XCCDF file per host)")
+    skipped = [f"{flag} {config.stash[key]}" for flag, key in [("--html", HTML_OFF_KEY)] if key in config.stash]
+    skipped += [
+        f"the per-host XCCDF files ({registry.host_xccdf_dir(o.path)}/)"
+        for o in config.stash.get(OUTPUTS_KEY, ([], []))[1]
+        if isinstance(o, registry.XccdfOutput) and not o.per_host
+    ]
+    if skipped:
+        write(f"not written above --aggregate-above (--fleet-reports writes them): {', '.join(skipped)}")
