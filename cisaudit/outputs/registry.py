@@ -212,9 +212,9 @@ def _file(name: str, render: Callable[[RunResults], Iterable[str]], flag: str) -
 
 FLEET_REPORTS = Option(
     "--fleet-reports",
-    "above --aggregate-above hosts, also write pytest-html's report (--html) and the per-host XCCDF "
-    "files, which are off there by default (their size grows with the fleet; the compliance report, "
-    "results.json, XCCDF and JUnit hold every case)",
+    "above --aggregate-above hosts, also write pytest-html's report (--html), the per-host XCCDF files "
+    "and a JUnit testcase per case (by default there: one per host and test function); off by default "
+    "as their size grows with the fleet (the compliance report, results.json and XCCDF hold every case)",
     None,
     None,
     path=False,
@@ -238,7 +238,10 @@ def _junit(settings: Settings) -> Output | None:
     path = settings.option("xmlpath")
     if not path:
         return None
-    return JunitOutput("junit", Path(path), CaseSpool(Path(path)) if settings.aggregated else None)
+    # Above --aggregate-above the file is compact (one testcase per host and test function, as pytest
+    # writes the aggregated items) unless --fleet-reports asks for a testcase per case.
+    per_case = settings.aggregated and fleet_reports(settings)
+    return JunitOutput("junit", Path(path), CaseSpool(Path(path)) if per_case else None)
 
 
 register(
