@@ -81,7 +81,7 @@ def _profiles(benchmark: ET.Element, catalogue: tuple[Control, ...], selected: s
 def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], when: str) -> ControlResult:
     result = control_result(checks)
     if not checks:  # in the run's selection, but not checked on this host
-        element = _sub(test, "rule-result", idref=rule_id(control_id), time=when, severity="medium", weight="1.0")
+        element = _sub(test, "rule-result", idref=rule_id(control_id), time=when, severity="medium")
         _sub(element, "result", XCCDF_RESULT[result])
         _sub(element, "message", "not checked on this host in this run", severity="info")
         return result
@@ -93,7 +93,6 @@ def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], wh
         **({"role": "unscored"} if unscored else {}),
         time=iso(max(c.finished for c in checks)),
         severity="medium",
-        weight="1.0",
     )
     _sub(element, "result", XCCDF_RESULT[result])
     for case in checks:
@@ -135,7 +134,7 @@ def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResul
     scored = passed = 0
     for control in results.catalogue:
         if control.id not in selected:
-            element = _sub(test, "rule-result", idref=rule_id(control.id), time=end, severity="medium", weight="1.0")
+            element = _sub(test, "rule-result", idref=rule_id(control.id), time=end, severity="medium")
             _sub(element, "result", "notselected")
             continue
         result = _rule_result(test, control.id, by_control.get(control.id, []), end)
@@ -170,8 +169,7 @@ def iter_xccdf(results: RunResults, host: str | None = None) -> Iterator[str]:
         if host is not None and name != host:
             continue
         holder = ET.Element(f"{{{NS}}}Benchmark")  # the TestResult's parent while it is built
-        _test_result(holder, index, name, results)
-        ET.indent(holder, space=" ")
+        _test_result(holder, index, name, results)  # one line per TestResult: no indent at fleet size
         text = ET.tostring(holder[0], encoding="unicode").replace(f' xmlns="{NS}"', "", 1)  # declared above
         yield " " + text.rstrip() + "\n"
     yield tail.lstrip("\n") + "\n"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cisaudit.model.verdict import HOST_CHECKS
+from cisaudit.outputs.results_json import records
 from selftests.kernel import KernelSandbox
 from selftests.suite_runner import REPO, SuiteRun, run_suite, shown
 
@@ -40,7 +41,7 @@ def _cases(run: SuiteRun) -> dict[tuple[str, str, str], tuple[object, ...]]:
 
 def _records(path: Path) -> list[dict[str, object]]:
     document = json.loads((path / "results.json").read_text())
-    return [{k: v for k, v in r.items() if k not in ("started", "finished")} for r in document["results"]]
+    return [{k: v for k, v in r.items() if k not in ("started", "finished")} for r in records(document)]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from cisaudit.model.verdict import Check, Status
 from cisaudit.outputs import registry
 from cisaudit.outputs.junit import JunitOutput
 from cisaudit.outputs.results import Overall, RunResults
+from cisaudit.outputs.results_json import records, render_json
 from selftests.suite_runner import REPO
 from selftests.unit.test_junit_spool import PYTEST_FILE
 from selftests.unit.test_outputs import A, B, complete, results
@@ -80,7 +81,7 @@ def test_a_publication_error_is_the_hosts_error_record_in_every_output(tmp_path:
     document = json.loads((tmp_path / "r.json").read_text())
     schema = json.loads((REPO / "docs" / "results.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
-    (error,) = [r for r in document["results"] if r["status"] == "error"]
+    (error,) = [r for r in records(document) if r["status"] == "error"]
     assert (error["host"], error["check"], error["summary"]) == (
         B,
         Check.PUBLICATION,
@@ -99,3 +100,18 @@ def test_an_output_that_cannot_be_written_says_why_in_one_line(tmp_path: Path) -
     _, (output,) = registry.build(_settings(results_json=str(blocker / "r.json")))
     with pytest.raises(registry.OutputError, match=r"^cannot write .*/file/r.json: File exists$"):
         output.write(results(*complete(A)))
+
+
+def test_results_json_stores_an_outcome_shared_by_hosts_once() -> None:
+    """Issue 26.3: a fleet's hosts mostly carry the same evidence; schema 2.0 keeps each outcome once."""
+    hosts = [f"ssm://i-{n:017x}" for n in range(1, 51)]
+    run = results(*(c for h in hosts for c in complete(h, **{"1.1.6|live": "fail"})), hosts=tuple(hosts))
+    document = json.loads(render_json(run))
+    jsonschema.Draft202012Validator(json.loads((REPO / "docs" / "results.schema.json").read_text())).validate(document)
+    per_host = len(complete(A))
+    assert len(document["outcomes"]) == per_host and len(document["results"]) == 50
+    expanded = records(document)
+    assert len(expanded) == 50 * per_host
+    assert [(r["host"], r["control_id"], r["check"], r["verdict"]) for r in expanded] == [
+        (c.host, c.control_id, c.check, c.verdict) for cases in run.by_host.values() for c in cases
+    ]
