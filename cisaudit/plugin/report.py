@@ -32,6 +32,7 @@ from cisaudit.plugin.cases import case_name, host_of_nodeid
 from cisaudit.plugin.pytest_private import set_junit_classname
 
 UNWRITTEN_KEY = pytest.StashKey[dict[str, str]]()  # output name -> why it was not written
+RESULTS_KEY = pytest.StashKey[RunResults]()  # what the outputs were made from (publication errors included)
 OUTPUTS_KEY = pytest.StashKey[tuple[list[Publisher], list[Output]]]()  # built at configure (outputs/registry.py)
 COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
 
@@ -224,7 +225,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     tally = _tally(config)
     if hasattr(config, "workerinput") or not tally.ran:  # xdist workers: the controller writes
         return
-    results = tally.results(config)
+    results = config.stash[RESULTS_KEY] = tally.results(config)
     publishers, outputs = config.stash[OUTPUTS_KEY]
     published_ok = True
     for publisher in publishers:
@@ -285,7 +286,7 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
     tally = _tally(config)
     if not tally.ran:
         return
-    results = tally.results(config)
+    results = config.stash.get(RESULTS_KEY, None) or tally.results(config)  # with publication errors
     write = terminalreporter.write_line
     if config.option.tbstyle != "no":
         blocks = list(failure_blocks(results))
