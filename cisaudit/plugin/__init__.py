@@ -135,8 +135,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=AGGREGATE_ABOVE,
         metavar="HOSTS",
-        help=f"with more hosts than this, one pytest item per host holds its cases; each case stays a "
-        f"JUnit testcase and report row, -k/-m still select cases (default {AGGREGATE_ABOVE})",
+        help=f"with more hosts than this, one pytest item per host holds its cases; every case stays in the "
+        f"compliance report, results.json and XCCDF (JUnit: one testcase per item unless --fleet-reports), "
+        f"-k/-m still select cases (default {AGGREGATE_ABOVE})",
     )
     # the outputs' options: cisaudit/plugin/report.py, from the registry (cisaudit/outputs/registry.py)
 
