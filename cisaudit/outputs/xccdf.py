@@ -95,15 +95,19 @@ def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], wh
         severity="medium",
     )
     _sub(element, "result", XCCDF_RESULT[result])
+    audited = {c.audited for c in checks}
+    shared = audited.pop() if len(audited) == 1 else ""  # the checks' one path: said once, not per check
     for case in checks:
         waived = f" (waived: {case.waiver})" if case.status == Status.WAIVED else ""
         _sub(
             element,
             "message",
             f"{case.check}: {case.status}{waived}: {case.summary}"
-            + (f" (audited: {case.audited})" if case.audited else ""),
+            + (f" (audited: {case.audited})" if case.audited and not shared else ""),
             severity="error" if case.status in (Status.FAIL, Status.ERROR) else "info",
         )
+    if shared:
+        _sub(element, "message", f"audited: {shared}", severity="info")
     missing = sorted(REQUIRED_CHECKS - {c.check for c in checks})
     if missing:
         _sub(element, "message", f"not checked in this run: {', '.join(missing)}", severity="info")
