@@ -122,9 +122,19 @@ def build(settings: Settings) -> tuple[list[Publisher], list[Output]]:
         made = known.build(settings)
         if isinstance(made, Publisher):
             publishers.append(made)
-        elif made is not None:
+        elif isinstance(made, Output):
             outputs.append(made)
+        elif made is not None:
+            raise TypeError(f"output {known.name!r} built {type(made).__name__}: neither an Output nor a Publisher")
     return publishers, outputs
+
+
+def publish(publisher: Publisher, results: RunResults) -> Mapping[str, str]:
+    """The publisher's host errors; one that raises failed for every host (the files are still written)."""
+    try:
+        return publisher.publish(results)
+    except Exception as exc:  # noqa: BLE001 - a publisher's failure is every host's error, never a lost run
+        return dict.fromkeys(results.hosts, f"{type(exc).__name__}: {exc}")
 
 
 def publication_errors(results: RunResults, errors: Mapping[str, str], publisher: str, when: float) -> None:

@@ -229,7 +229,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     publishers, outputs = config.stash[OUTPUTS_KEY]
     published_ok = True
     for publisher in publishers:
-        errors = publisher.publish(results)
+        errors = registry.publish(publisher, results)
         registry.publication_errors(results, errors, publisher.name, time.time())
         published_ok = published_ok and not errors
     unwritten = config.stash[UNWRITTEN_KEY] = {}

@@ -115,3 +115,24 @@ def test_results_json_stores_an_outcome_shared_by_hosts_once() -> None:
     assert [(r["host"], r["control_id"], r["check"], r["verdict"]) for r in expanded] == [
         (c.host, c.control_id, c.check, c.verdict) for cases in run.by_host.values() for c in cases
     ]
+
+
+class Raising:
+    name = "raising"
+
+    def publish(self, results: RunResults) -> Mapping[str, str]:
+        raise ConnectionError("endpoint unreachable")
+
+
+def test_a_publisher_that_raises_failed_for_every_host_and_a_wrong_build_fails() -> None:
+    run = results(*complete(A), *complete(B))
+    assert registry.publish(Raising(), run) == {
+        B: "ConnectionError: endpoint unreachable",
+        A: "ConnectionError: endpoint unreachable",
+    }
+    registry.REGISTRY["wrong"] = registry.Entry("wrong", (), lambda settings: object())  # type: ignore[arg-type,return-value]
+    try:
+        with pytest.raises(TypeError, match="'wrong' built object: neither an Output nor a Publisher"):
+            registry.build(_settings())
+    finally:
+        del registry.REGISTRY["wrong"]
