@@ -339,15 +339,40 @@ def bench_report(runs: int, hosts: int) -> tuple[Row, Row]:
 
 
 FLEET_BUCKET = "cisaudit-bench"
-OUTPUTS = ("compliance.html", "results.json", "results.xccdf.xml", "junit.xml", "tests.html")
+OUTPUTS = ("compliance.html", "results.json", "results.xccdf.xml", "results.xccdf.hosts", "junit.xml", "tests.html")
+
+
+def output_sizes(tmp: Path) -> dict[str, list[int]]:
+    """Each output (a directory: the per-host XCCDF files) -> the sizes of its files, in bytes."""
+    sizes: dict[str, list[int]] = {}
+    for name in OUTPUTS:
+        path = tmp / name
+        files = sorted(path.iterdir()) if path.is_dir() else [path] if path.exists() else []
+        sizes[name] = [f.stat().st_size for f in files]
+    return sizes
+
+
+def size_fields(tmp: Path) -> str:
+    """`report_mb=.. largest_file_mb=..` for the ssm-fleet line: every output file, and the largest one."""
+    files = [size for sizes in output_sizes(tmp).values() for size in sizes]
+    return f"report_mb={sum(files) / 2**20:.1f} largest_file_mb={max(files, default=0) / 2**20:.1f}"
+
+
+def outputs_line(kind: str, hosts: int, tmp: Path) -> str:
+    """`outputs hosts=.. compliance.html=..MB ...`: each output's size (a directory: its files' total)."""
+    sizes = output_sizes(tmp)
+    return f"{kind}-outputs hosts={hosts} " + " ".join(
+        f"{name}={sum(found) / 2**20:.1f}MB" + (f"({len(found)}files)" if (tmp / name).is_dir() else "")
+        for name, found in sizes.items()
+        if found
+    )
 
 
 def fleet_line(kind: str, hosts: int, sample: Sample, requests: dict[str, int], throttled: int, tmp: Path) -> str:
-    report_mb = sum(f.stat().st_size for f in (tmp / name for name in OUTPUTS) if f.exists()) / 2**20
     return (
-        f"{kind} hosts={hosts} wall_s={sample.wall:.1f} ssm_calls={sum(requests.values())} "
-        f"send_command={requests.get('SendCommand', 0)} peak_rss_mb={sample.maxrss_mb:.0f} "
-        f"report_mb={report_mb:.1f} calls_per_host={sum(requests.values()) / hosts:.3f} throttled={throttled} "
+        f"{kind} hosts={hosts} wall_s={sample.wall:.1f} peak_rss_mb={sample.maxrss_mb:.0f} {size_fields(tmp)} "
+        f"ssm_calls={sum(requests.values())} send_command={requests.get('SendCommand', 0)} "
+        f"calls_per_host={sum(requests.values()) / hosts:.3f} throttled={throttled} "
         f"[{sample.summary.strip('= ')}]"
     )
 
@@ -405,6 +430,7 @@ def bench_fleet_ssm(sizes: list[int], baseline: list[int], latency: float, throt
                     + f" replayed={replayer.replayed}",
                     flush=True,
                 )
+                print(outputs_line(kind, hosts, tmp), flush=True)
 
 
 def _synthetic_fleet(hosts: int, failing_every: int) -> Any:

@@ -28,6 +28,7 @@ class Check(StrEnum):
     LOAD_HEALTH = "load-health"  # the boot-time load and the live listing agree, nothing lost
     EVENT_LOSS = "event-loss"  # rate limit and backlog settings, live and after boot, drop no records
     BACKOUT = "backout"  # --backout: the revert and its verification
+    PUBLICATION = "publication"  # a publisher (cisaudit/outputs/registry.py) could not publish the host's results
     # per control, last: results.json's enum order (docs/results.schema.json)
     REBOOT_PROOF = "reboot-proof"  # --reboot-proof: persisted before a real boot, live after it
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -90,41 +91,80 @@ class _Reader:
             return value
 
 
-def _record(item: object, n: int, table: StatusTable) -> None:
+Outcome = tuple[str, str, int]  # control_id, check, status code (model/delta.py `code`)
+
+
+def _outcome(item: object, where: str) -> Outcome:
+    """A schema 1 record or a schema 2 outcome: what the delta needs of it."""
     if not isinstance(item, dict):
-        raise BaselineError(f"results[{n}] is a {type(item).__name__}, not an object")
+        raise BaselineError(f"{where} is a {type(item).__name__}, not an object")
     try:
-        host, control_id, check, status = (item[k] for k in ("host", "control_id", "check", "status"))
+        control_id, check, status = (item[k] for k in ("control_id", "check", "status"))
         waiver = item.get("waiver") or {}
-        if not all(isinstance(v, str) for v in (host, control_id, check, status)) or not isinstance(waiver, dict):
+        if not all(isinstance(v, str) for v in (control_id, check, status)) or not isinstance(waiver, dict):
             raise TypeError
-        table.put(host, control_id, Check(check).value, code(Status(status), waiver.get("expired") is True))
+        return control_id, Check(check).value, code(Status(status), waiver.get("expired") is True)
     except KeyError as exc:
-        raise BaselineError(f"results[{n}] has no {exc.args[0]!r}") from None
+        raise BaselineError(f"{where} has no {exc.args[0]!r}") from None
     except (TypeError, ValueError):
-        raise BaselineError(f"results[{n}]: host, control_id, check, status are not a known record") from None
+        raise BaselineError(f"{where}: control_id, check, status are not a known record") from None
+
+
+def _put(table: StatusTable, host: object, outcome: Outcome, where: str) -> None:
+    if not isinstance(host, str):
+        raise BaselineError(f"{where}: host is not a string")
+    table.put(host, *outcome)
     if len(table.index) > MAX_CHECKS or len(table.hosts) > MAX_HOSTS:
         raise BaselineError(
-            f"results[{n}]: more than {MAX_CHECKS} distinct (control, check) or {MAX_HOSTS} hosts: "
+            f"{where}: more than {MAX_CHECKS} distinct (control, check) or {MAX_HOSTS} hosts: "
             "not a cisaudit results.json"
         )
 
 
-def _members(reader: _Reader, on_results: Callable[[], None], newest: str) -> dict[str, Any]:
-    """The top-level object's members but `results`, which on_results reads in place; the schema
-    version is checked as soon as it is read (before the records, as this suite writes it)."""
-    head: dict[str, Any] = {}
+def _record(item: object, n: int, table: StatusTable) -> None:
+    """Schema 1: one object per (host, control, check)."""
+    where = f"results[{n}]"
+    _put(table, item.get("host") if isinstance(item, dict) else None, _outcome(item, where), where)
+
+
+def _host_records(item: object, n: int) -> tuple[str, array[int]]:
+    """Schema 2: a host and its records' outcome indexes ([index, started, finished] each)."""
+    where = f"results[{n}]"
+    if not isinstance(item, dict) or not isinstance(item.get("host"), str) or not isinstance(item.get("records"), list):
+        raise BaselineError(f"{where} is not a host's records (host, records)")
+    indexes = array("I")
+    for record in item["records"]:
+        first = record[0] if isinstance(record, list) and record else None
+        if not isinstance(first, int) or isinstance(first, bool) or not 0 <= first < 1 << 32:
+            raise BaselineError(f"{where}: a record is not [outcome index, started, finished]")
+        indexes.append(first)
+    return item["host"], indexes
+
+
+def _resolve(hosts: list[tuple[str, array[int]]], outcomes: list[Outcome], table: StatusTable) -> None:
+    """Schema 2: each host's indexes to the outcomes read after them."""
+    for n, (host, indexes) in enumerate(hosts):
+        for index in indexes:
+            if index >= len(outcomes):
+                raise BaselineError(f"results[{n}] refers to outcome {index}, which the file does not have")
+            _put(table, host, outcomes[index], f"results[{n}]")
+
+
+def _members(reader: _Reader, arrays: dict[str, Callable[[object], None]], newest: str, head: dict[str, Any]) -> None:
+    """The top-level object's members into head, but the arrays, each of whose items goes to its
+    callback as it is read (head gets their lengths); the schema version is checked as soon as it is
+    read (before the arrays, as this suite writes it)."""
     reader.expect("{")
     if reader.char() == "}":
         reader.at += 1
-        return head
+        return
     while True:
         key = reader.value()
         if not isinstance(key, str):
             raise BaselineError("not a cisaudit results.json (a member name is not a string)")
         reader.expect(":")
-        if key == "results":
-            on_results()
+        if key in arrays:
+            head[key] = _array(reader, arrays[key])
         elif key in ("schema_version", "tool", "run"):
             head[key] = reader.value()
             if key == "schema_version":
@@ -132,33 +172,52 @@ def _members(reader: _Reader, on_results: Callable[[], None], newest: str) -> di
         else:
             reader.value()
         if reader.expect(",}") == "}":
-            return head
+            return
+
+
+def _array(reader: _Reader, each: Callable[[object], None]) -> int:
+    """An array read one item at a time; its length."""
+    reader.expect("[")
+    if reader.char() == "]":
+        reader.at += 1
+        return 0
+    n = 0
+    while True:
+        each(reader.value())
+        n += 1
+        if reader.expect(",]") == "]":
+            return n
 
 
 def read_baseline(stream: IO[str], path: str, newest: str) -> tuple[StatusTable, BaselineInfo]:
-    """The baseline's statuses and where it came from. A schema version newer than `newest` is refused."""
-    reader, table, seen = _Reader(stream), StatusTable(), [False]
+    """The baseline's statuses and where it came from. A schema version newer than `newest` is
+    refused; schema 1 (a record per check) and 2 (outcomes shared, referred to per host) are read."""
+    reader, table = _Reader(stream), StatusTable()
+    hosts: list[tuple[str, array[int]]] = []
+    outcomes: list[Outcome] = []
+    head: dict[str, Any] = {}
+    counted = [0]  # items of results read
 
-    def on_results() -> None:
-        seen[0] = True
-        reader.expect("[")
-        if reader.char() == "]":
-            reader.at += 1
-            return
-        n = 0
-        while True:
-            _record(reader.value(), n, table)
-            n += 1
-            if reader.expect(",]") == "]":
-                return
+    def on_result(item: object) -> None:  # by its shape: the schema version may come later
+        if isinstance(item, dict) and "records" in item:
+            hosts.append(_host_records(item, counted[0]))
+        else:
+            _record(item, counted[0], table)
+        counted[0] += 1
+
+    def on_outcome(item: object) -> None:
+        outcomes.append(_outcome(item, f"outcomes[{len(outcomes)}]"))
 
     if reader.char() != "{":
         raise BaselineError("not a JSON object: not a cisaudit results.json")
-    head = _members(reader, on_results, newest)
+    _members(reader, {"results": on_result, "outcomes": on_outcome}, newest, head)
     if reader.char():
         raise BaselineError(f"data after the document at byte {reader.offset + reader.at}")
-    if "schema_version" not in head or not seen[0]:
+    if "schema_version" not in head or "results" not in head:
         raise BaselineError("no schema_version or results: not a cisaudit results.json")
+    if hosts and "outcomes" not in head:
+        raise BaselineError("results per host without outcomes: not a cisaudit results.json")
+    _resolve(hosts, outcomes, table)
     return table, _info(head, path)
 
 

@@ -13,19 +13,13 @@ import json
 from collections import defaultdict
 from html import escape
 
+from cisaudit.model.verdict import Status
 from cisaudit.outputs.delta_report import changes_html
-from cisaudit.outputs.record import CaseRecord
-from cisaudit.outputs.results import STATUSES, Overall, RunResults
+from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
+from cisaudit.outputs.results import Overall, RunResults
+from cisaudit.outputs.status import LABEL, STATUSES, compliance
 from cisaudit.outputs.waiver_register import register_html
 
-LABELS = {
-    "pass": "pass",
-    "fail": "fail",
-    "waived": "waived",
-    "not-applicable": "not applicable",
-    "error": "error",
-    "not-run": "not run",
-}
 OVERALL_CLASS = {
     Overall.COMPLIANT: "ok",
     Overall.NOT_COMPLIANT: "bad",
@@ -97,7 +91,7 @@ def _header(results: RunResults) -> str:
         "Tool": f"cisaudit {info.tool_version}, commit {info.commit}",
         "Command": info.command,
         "Mode": info.mode,
-        "Checks": ", ".join(f"{totals.get(s, 0)} {LABELS[s]}" for s in STATUSES),
+        "Checks": ", ".join(f"{totals.get(s, 0)} {LABEL[s]}" for s in STATUSES),
     }
     return (
         f"<h1>CIS Docker audit compliance report</h1><p><span id='overall' class='{OVERALL_CLASS[results.overall]}'>"
@@ -124,7 +118,7 @@ def _fleet(results: RunResults, anchors: dict[str, str]) -> str:
         cells = []
         for status in STATUSES:
             found = per_control[control.id][status]  # control_status() follows the cases, hosts in order
-            if status in ("fail", "error", "waived") and found:
+            if status in (Status.FAIL, Status.ERROR, Status.WAIVED) and found:
                 links = " ".join(f"<a href='#{anchors[h]}'>{escape(h)}</a>" for h in found)
                 cells.append(f"<td class='n {status}'><details><summary>{len(found)}</summary>{links}</details></td>")
             else:
@@ -133,7 +127,7 @@ def _fleet(results: RunResults, anchors: dict[str, str]) -> str:
             f"<tr id='c{escape(control.id)}'><td>{escape(control.id)}</td><td>{escape(control.title)}</td>"
             f"<td>{control.level}</td><td>{control.assessment.capitalize()}</td>{''.join(cells)}</tr>"
         )
-    head = "".join(f"<th>{LABELS[s]}</th>" for s in STATUSES)
+    head = "".join(f"<th>{LABEL[s]}</th>" for s in STATUSES)
     return (
         "<h2>Per control: hosts</h2><table id='controls'><tr><th>control</th><th>title</th><th>level</th>"
         f"<th>assessment</th>{head}</tr>{''.join(rows)}</table>"
@@ -147,21 +141,20 @@ def _hosts(results: RunResults, anchors: dict[str, str]) -> str:
     rows = []
     for host in results.hosts:
         counts = results.counts(host=host)
-        applicable = counts["pass"] + counts["fail"]
-        score = f"{100 * counts['pass'] / applicable:.0f}%" if applicable else "n/a"
-        failing = " ".join(c.id for c in results.controls if status.get((host, c.id)) in ("fail", "error"))
+        bad = (Status.FAIL, Status.ERROR)
+        failing = " ".join(c.id for c in results.controls if status.get((host, c.id)) in bad)
         host_failures = ", ".join(
-            c.check for c in results.by_host[host] if c and c.control_id == "host" and c.status in ("fail", "error")
+            c.check for c in results.by_host[host] if c and c.control_id == HOST_CONTROL and c.status in bad
         )
         rows.append(
             f"<tr><td><a href='#{anchors[host]}'>{escape(host)}</a></td>"
             + "".join(f"<td class='n'>{counts[s]}</td>" for s in STATUSES)
-            + f"<td class='n'>{score}</td><td class='fail'>{escape(failing)}</td>"
+            + f"<td class='n'>{compliance(counts)}</td><td class='fail'>{escape(failing)}</td>"
             f"<td class='fail'>{escape(host_failures)}</td>"
             f"<td class='n'>{results.remote_commands.get(host, 0)}</td>"
             f"<td>{escape('; '.join(results.changes(host)))}</td></tr>"
         )
-    head = "".join(f"<th>{LABELS[s]}</th>" for s in STATUSES)
+    head = "".join(f"<th>{LABEL[s]}</th>" for s in STATUSES)
     return (
         "<h2>Per host: checks</h2><table id='hosts'><tr><th>host</th>"
         + head
@@ -173,7 +166,7 @@ def _hosts(results: RunResults, anchors: dict[str, str]) -> str:
 
 
 def _shown_status(case: CaseRecord) -> str:
-    return "waived (not run)" if case.verdict == "not-run" else case.status
+    return f"{Status.WAIVED} ({LABEL[Status.NOT_RUN]})" if case.verdict == Status.NOT_RUN else case.status
 
 
 def _detail_data(results: RunResults) -> str:

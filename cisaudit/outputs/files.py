@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import IO
 
 
+class OutputError(Exception):
+    """An output asked for could not be made: one line for the terminal; the run then fails."""
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

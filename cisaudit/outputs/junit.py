@@ -10,24 +10,56 @@ give those the same capped text and classname (cisaudit/plugin/report.py).
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
-from _pytest.junitxml import bin_xml_escape, shorten_message
-
-from cisaudit.model.verdict import Status
-from cisaudit.outputs.files import replaced, scratch
+from cisaudit.model.verdict import Check, Status
+from cisaudit.outputs.files import OutputError, replaced, scratch
 from cisaudit.outputs.record import CaseRecord
+from cisaudit.outputs.results import RunResults
+from cisaudit.outputs.status import junit_outcome
 
 # Characters of one property value, and of a failure's, error's or skip's message and text; more is
 # cut with a note (results.json and the compliance report keep the whole text). README "Outputs".
 TEXT_CAP = 4096
-_OUTCOME = {Status.FAIL: "failures", Status.ERROR: "errors", Status.NOT_APPLICABLE: "skipped", Status.WAIVED: "skipped"}
+
+
+# pytest's junitxml conventions for what it writes itself (_pytest/junitxml.py, pytest 9.2), so that a
+# case of an aggregated item reads as its own item's testcase would; selftests/unit/test_pytest_private.py
+# compares both with pytest's.
+MESSAGE_BUDGET = 500  # characters of a failure's `message` attribute
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\u007e\u0080-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def bin_xml_escape(text: str) -> str:
+    """Characters XML cannot hold (and DEL) as visible `#xAB` text, as pytest's junitxml writes them."""
+    return _NOT_XML.sub(lambda m: f"#x{ord(m[0]):02X}" if ord(m[0]) <= 0xFF else f"#x{ord(m[0]):04X}", text)
+
+
+def shorten_message(msg: str, budget: int = MESSAGE_BUDGET) -> str:
+    """The `message` attribute as pytest's junitxml shortens it: whole lines within the budget, a
+    note of what was left out (the element's text has it all)."""
+    lines = msg.splitlines() or [""]
+    kept: list[str] = []
+    for line in lines:
+        if kept and sum(len(k) + 1 for k in kept) + len(line) + 1 > budget:
+            break
+        kept.append(line)
+    shortened = "\n".join(kept)
+    cut = len(shortened) > budget
+    shortened = shortened[:budget] + "..." if cut else shortened
+    left = len(lines) - len(kept)
+    if not left and not cut:
+        return msg
+    note = f"+{left} more line{'s' if left > 1 else ''}" if left else "truncated"
+    return f"{shortened}\n[{note}; full report in element text]"
 
 
 def capped(text: str, cap: int = TEXT_CAP) -> str:
@@ -53,11 +85,6 @@ def failure_text(record: CaseRecord) -> str:
     return capped("\n".join(filter(None, (record.summary, record.evidence))))
 
 
-def outcome(record: CaseRecord) -> str:
-    """The testsuite counter the case adds to besides `tests`: failures, errors, skipped or none."""
-    return _OUTCOME.get(record.status, "") if record.verdict != Status.NOT_RUN else "skipped"
-
-
 @lru_cache(maxsize=1 << 16)  # a fleet repeats the same values across hosts
 def _quoted(value: str) -> str:
     return quoteattr(bin_xml_escape(value))
@@ -74,7 +101,7 @@ def testcase(record: CaseRecord, classname: str, name: str, file: str, line: int
     parts += [f"<property{_attrs(name=key, value=capped(value))} />" for key, value in record.properties()]
     parts.append("</properties>")
     text = failure_text(record)
-    kind = outcome(record)
+    kind = junit_outcome(record)
     if kind == "failures":
         parts.append(f"<failure{_attrs(message=shorten_message(text))}>{escape(bin_xml_escape(text))}</failure>")
     elif kind == "errors":
@@ -102,8 +129,15 @@ class CaseSpool:
         for record, name in cases:
             self._file.write(testcase(record, classname(nodeid, record.host), name, file, line))
             self.counts["tests"] += 1
-            if kind := outcome(record):
+            if kind := junit_outcome(record):
                 self.counts[kind] += 1
+
+    def add_case(self, record: CaseRecord, classname: str, name: str) -> None:
+        """A case no pytest item ran (a publication error), as its own testcase."""
+        self._file.write(testcase(record, classname, name, "", 0))
+        self.counts["tests"] += 1
+        if kind := junit_outcome(record):
+            self.counts[kind] += 1
 
     def merge_into(self, junit: Path) -> None:
         """Replace the aggregated items' testcases in pytest's file by every case's, counts updated."""
@@ -131,5 +165,28 @@ class CaseSpool:
         self.path.unlink()
 
 
+@dataclass
+class JunitOutput:
+    """The suite's part of pytest's JUnit file: the cases of aggregated items (`spool`, written as
+    they arrived) and the records no pytest item ran (publication errors), merged in at the end."""
+
+    name: str
+    path: Path
+    spool: CaseSpool | None = None
+
+    def write(self, results: RunResults) -> None:
+        added = [r for r in results.cases if r.check == Check.PUBLICATION]
+        if (self.spool is None and not added) or not self.path.exists():
+            return
+        spool = self.spool or CaseSpool(self.path)
+        for record in added:
+            spool.add_case(record, classname(PUBLICATION_FILE, record.host), f"publication[{record.host}]")
+        try:
+            spool.merge_into(self.path)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+
+PUBLICATION_FILE = "cisaudit/publication"  # the classname's file part of a publication error
 _COUNTER = {"failure": "failures", "error": "errors", "skipped": "skipped"}
 _PLACE = "cisaudit-cases"

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
 
 from cisaudit.model.verdict import Check, Status
 from cisaudit.model.waivers import reference
@@ -78,7 +79,7 @@ class CaseRecord:
     def properties(self) -> list[tuple[str, str]]:
         """As user_properties / JUnit properties: every set field, as text."""
         out = []
-        for name, default, always in _PROPERTY_FIELDS:
+        for name, default, always, _ in _PROPERTY_FIELDS:
             value = getattr(self, name)
             if always or value != default:
                 out.append((name, ("true" if value else "false") if isinstance(value, bool) else str(value)))
@@ -88,36 +89,14 @@ class CaseRecord:
     def from_properties(
         cls, props: Mapping[str, str] | Iterable[tuple[str, str]], started: float = 0.0, finished: float = 0.0
     ) -> CaseRecord:
-        # Interned: a fleet repeats the same titles, summaries and evidence across hosts, and the
-        # run keeps every record until the reports are written (README "At fleet size").
-        text = {name: sys.intern(str(value)) for name, value in dict(props).items()}
-        get = text.get
-        return cls(
-            host=text["host"],
-            control_id=text["control_id"],
-            check=Check(text["check"]),
-            verdict=Status(text["verdict"]),
-            summary=get("summary", ""),
-            evidence=get("evidence", ""),
-            benchmark=get("benchmark", ""),
-            title=get("title", ""),
-            level=get("level", ""),
-            assessment=get("assessment", ""),
-            audited=get("audited", ""),
-            change=get("change", ""),
-            remediated=get("remediated") == "true",
-            waiver=get("waiver", ""),
-            waiver_expiration=get("waiver_expiration", ""),
-            waiver_expired=get("waiver_expired", ""),
-            waiver_approved_by=get("waiver_approved_by", ""),
-            waiver_ticket=get("waiver_ticket", ""),
-            remote_commands=int(get("remote_commands", "0")),
-            host_facts=get("host_facts", ""),
-            audit_keys=get("audit_keys", ""),
-            reboot_proof=get("reboot_proof", ""),
-            started=started,
-            finished=finished,
-        )
+        # Every field from its property (_PROPERTY_FIELDS, made from the dataclass: none can be
+        # left out); text interned: a fleet repeats the same titles, summaries and evidence across
+        # hosts, and the run keeps every record until the reports are written (README "At fleet size").
+        text = dict(props)
+        values: dict[str, Any] = {
+            name: convert(str(text[name])) for name, _, _, convert in _PROPERTY_FIELDS if name in text
+        }
+        return cls(**values, started=started, finished=finished)
 
     @staticmethod
     def in_properties(props: Mapping[str, object] | Iterable[tuple[str, object]]) -> bool:
@@ -138,7 +117,28 @@ _NOT_PROPERTIES = frozenset({"started", "finished"})
 _ALWAYS = frozenset(
     {"host", "control_id", "check", "verdict", "summary", "evidence", "benchmark", "change", "remote_commands"}
 )
-# (name, default, always written) of each field that is a property, in field order
+# How a property's text becomes its field's value, by the field's type; a field of another type
+# fails when this module loads.
+_FROM_TEXT: dict[object, Callable[[str], object]] = {
+    str: sys.intern,
+    bool: lambda text: text == "true",
+    int: int,
+    Check: Check,
+    Status: Status,
+}
+_TYPES = get_type_hints(CaseRecord)
+
+
+def _from_text(name: str) -> Callable[[str], object]:
+    try:
+        return _FROM_TEXT[_TYPES[name]]
+    except KeyError:
+        raise TypeError(f"CaseRecord.{name}: {_TYPES[name]} has no conversion from property text") from None
+
+
+# (name, default, always written, from text) of each field that is a property, in field order
 _PROPERTY_FIELDS = tuple(
-    (f.name, f.default, f.name in _ALWAYS) for f in fields(CaseRecord) if f.name not in _NOT_PROPERTIES
+    (f.name, f.default, f.name in _ALWAYS, _from_text(f.name))
+    for f in fields(CaseRecord)
+    if f.name not in _NOT_PROPERTIES
 )

@@ -19,12 +19,13 @@ from pathlib import Path
 
 from cisaudit.model.catalogue import Benchmark, Control, benchmark, controls
 from cisaudit.model.delta import Delta
-from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check, Status
+from cisaudit.model.verdict import HOST_CHECKS, Check, Status
 from cisaudit.model.waivers import Waiver
 from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
+from cisaudit.outputs.status import FLEET_STATUS, REQUIRED_CHECKS, STATUSES, control_result
 
 REPO = Path(__file__).resolve().parents[2]
-STATUSES = (Status.PASS, Status.FAIL, Status.WAIVED, Status.NOT_APPLICABLE, Status.ERROR)  # report order
+__all__ = ["REQUIRED_CHECKS", "STATUSES"]  # re-exported: the outputs' readers import them from here too
 
 
 def natural_key(text: str) -> list[int | str]:
@@ -43,9 +44,8 @@ class Overall(StrEnum):
     NOTHING_CHECKED = "nothing checked"  # no control was checked on any host
 
 
-# What a complete run checks on each host: every control of the benchmark with these checks
+# What a complete run checks on each host: every control of the benchmark with REQUIRED_CHECKS
 # (--verify-events' `events` is extra), and the host checks under the control id `host`.
-REQUIRED_CHECKS = frozenset(CONTROL_CHECKS)
 REQUIRED_HOST_CHECKS = frozenset(HOST_CHECKS)
 
 
@@ -97,6 +97,12 @@ class RunResults:
     remote_commands: dict[str, int] = field(default_factory=dict)
     delta: Delta | None = None  # --baseline: this run against an earlier one (model/delta.py)
     waivers: tuple[Waiver, ...] = ()  # --waivers: the exception register (outputs/waiver_register.py)
+
+    def add(self, record: CaseRecord) -> None:
+        """One more record (a publication error, outputs/registry.py); what was derived is derived again."""
+        self.cases.append(record)
+        for name in [n for n, v in vars(type(self)).items() if isinstance(v, cached_property)]:
+            self.__dict__.pop(name, None)
 
     @cached_property
     def by_host(self) -> dict[str, list[CaseRecord]]:
@@ -158,13 +164,13 @@ class RunResults:
         )
 
     @cached_property
-    def control_status(self) -> dict[tuple[str, str], str]:
-        """(host, control id) -> one status from the control's checks on the host; hosts in natural order."""
-        statuses: dict[tuple[str, str], set[str]] = {}
+    def control_status(self) -> dict[tuple[str, str], Status]:
+        """(host, control id) -> the control's status in the fleet view (outputs/status.py); hosts in natural order."""
+        checks: dict[tuple[str, str], list[CaseRecord]] = {}
         for case in (c for cases in self.by_host.values() for c in cases):
             if case.control_id != HOST_CONTROL:
-                statuses.setdefault((case.host, case.control_id), set()).add(case.status)
-        return {key: combine(found) for key, found in statuses.items()}
+                checks.setdefault((case.host, case.control_id), []).append(case)
+        return {key: FLEET_STATUS[control_result(found)] for key, found in checks.items()}
 
     def counts(self, host: str | None = None) -> Counter[str]:
         return Counter(c.status for c in (self.cases if host is None else self.by_host.get(host, [])))
@@ -178,14 +184,6 @@ class RunResults:
             {(c.control_id, c.waiver_expiration, c.waiver_expired) for c in self.cases if c.waiver_expired},
             key=lambda w: natural_key(w[0]),
         )
-
-
-def combine(statuses: set[str]) -> str:
-    """A control's status on a host from its checks' statuses: the worst wins."""
-    for status in (Status.ERROR, Status.FAIL, Status.WAIVED, Status.PASS):
-        if status in statuses:
-            return status
-    return Status.NOT_APPLICABLE
 
 
 def describe_mode(remediate: bool, backout: bool, dry_run: bool, require_all: bool) -> str:

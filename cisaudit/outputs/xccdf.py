@@ -22,8 +22,17 @@ from collections.abc import Iterator
 from cisaudit.model.catalogue import Control
 from cisaudit.model.verdict import Status
 from cisaudit.outputs.record import CaseRecord
-from cisaudit.outputs.results import REQUIRED_CHECKS, RunResults
+from cisaudit.outputs.results import RunResults
 from cisaudit.outputs.results_json import iso
+from cisaudit.outputs.status import (
+    PASSED,
+    REQUIRED_CHECKS,
+    SCORED,
+    UNSCORED,
+    XCCDF_RESULT,
+    ControlResult,
+    control_result,
+)
 from cisaudit.outputs.text import xml_safe
 
 NS = "http://checklists.nist.gov/xccdf/1.2"
@@ -69,30 +78,14 @@ def _profiles(benchmark: ET.Element, catalogue: tuple[Control, ...], selected: s
             _sub(profile, "select", idref=rule_id(control.id), selected="true" if control.id in ids else "false")
 
 
-def rule_result(checks: list[CaseRecord]) -> tuple[str, bool]:
-    """The rule's result from its checks on one host, and whether a waiver makes it unscored."""
-    verdicts = {c.status for c in checks}
-    waived = any(c.status == Status.WAIVED and c.verdict == Status.FAIL for c in checks)
-    if Status.ERROR in verdicts:
-        return "error", False
-    if Status.FAIL in verdicts:
-        return "fail", False
-    if waived:
-        return "fail", True
-    if verdicts == {Status.NOT_APPLICABLE}:
-        return "notapplicable", False
-    if any(c.verdict == Status.NOT_RUN for c in checks) or not {c.check for c in checks} >= REQUIRED_CHECKS:
-        return "notchecked", False
-    return ("fixed" if any(c.remediated for c in checks) else "pass"), False
-
-
-def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], when: str) -> str:
+def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], when: str) -> ControlResult:
+    result = control_result(checks)
     if not checks:  # in the run's selection, but not checked on this host
-        element = _sub(test, "rule-result", idref=rule_id(control_id), time=when, severity="medium", weight="1.0")
-        _sub(element, "result", "notchecked")
+        element = _sub(test, "rule-result", idref=rule_id(control_id), time=when, severity="medium")
+        _sub(element, "result", XCCDF_RESULT[result])
         _sub(element, "message", "not checked on this host in this run", severity="info")
-        return "notchecked"
-    result, unscored = rule_result(checks)
+        return result
+    unscored = result in UNSCORED
     element = _sub(
         test,
         "rule-result",
@@ -100,22 +93,25 @@ def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], wh
         **({"role": "unscored"} if unscored else {}),
         time=iso(max(c.finished for c in checks)),
         severity="medium",
-        weight="1.0",
     )
-    _sub(element, "result", result)
+    _sub(element, "result", XCCDF_RESULT[result])
+    audited = {c.audited for c in checks}
+    shared = audited.pop() if len(audited) == 1 else ""  # the checks' one path: said once, not per check
     for case in checks:
         waived = f" (waived: {case.waiver}; {case.waiver_reference})" if case.status == Status.WAIVED else ""
         _sub(
             element,
             "message",
             f"{case.check}: {case.status}{waived}: {case.summary}"
-            + (f" (audited: {case.audited})" if case.audited else ""),
+            + (f" (audited: {case.audited})" if case.audited and not shared else ""),
             severity="error" if case.status in (Status.FAIL, Status.ERROR) else "info",
         )
+    if shared:
+        _sub(element, "message", f"audited: {shared}", severity="info")
     missing = sorted(REQUIRED_CHECKS - {c.check for c in checks})
     if missing:
         _sub(element, "message", f"not checked in this run: {', '.join(missing)}", severity="info")
-    return "unscored" if unscored else result
+    return result
 
 
 def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResults) -> None:
@@ -142,12 +138,12 @@ def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResul
     scored = passed = 0
     for control in results.catalogue:
         if control.id not in selected:
-            element = _sub(test, "rule-result", idref=rule_id(control.id), time=end, severity="medium", weight="1.0")
+            element = _sub(test, "rule-result", idref=rule_id(control.id), time=end, severity="medium")
             _sub(element, "result", "notselected")
             continue
         result = _rule_result(test, control.id, by_control.get(control.id, []), end)
-        scored += result in ("pass", "fixed", "fail", "error")
-        passed += result in ("pass", "fixed")
+        scored += result in SCORED
+        passed += result in PASSED
     _sub(test, "score", f"{passed:.1f}", system="urn:xccdf:scoring:flat", maximum=f"{scored:.1f}")
 
 
@@ -177,8 +173,7 @@ def iter_xccdf(results: RunResults, host: str | None = None) -> Iterator[str]:
         if host is not None and name != host:
             continue
         holder = ET.Element(f"{{{NS}}}Benchmark")  # the TestResult's parent while it is built
-        _test_result(holder, index, name, results)
-        ET.indent(holder, space=" ")
+        _test_result(holder, index, name, results)  # one line per TestResult: no indent at fleet size
         text = ET.tostring(holder[0], encoding="unicode").replace(f' xmlns="{NS}"', "", 1)  # declared above
         yield " " + text.rstrip() + "\n"
     yield tail.lstrip("\n") + "\n"

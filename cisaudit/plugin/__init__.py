@@ -142,29 +142,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=AGGREGATE_ABOVE,
         metavar="HOSTS",
-        help=f"with more hosts than this, one pytest item per host holds its cases; each case stays a "
-        f"JUnit testcase and report row, -k/-m still select cases (default {AGGREGATE_ABOVE})",
+        help=f"with more hosts than this, one pytest item per host holds its cases; every case stays in the "
+        f"compliance report, results.json and XCCDF (JUnit: one testcase per item unless --fleet-reports), "
+        f"-k/-m still select cases (default {AGGREGATE_ABOVE})",
     )
     _add_reboot_proof_options(group)
-    reports = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
-    reports.addoption(
-        "--compliance-report",
-        default="reports/compliance.html",
-        metavar="PATH",
-        help="the compliance report, self-contained HTML (default reports/compliance.html)",
-    )
-    reports.addoption(
-        "--results-json",
-        default="reports/results.json",
-        metavar="PATH",
-        help="machine-readable results, schema docs/results.schema.json (default reports/results.json)",
-    )
-    reports.addoption(
-        "--xccdf",
-        default="reports/results.xccdf.xml",
-        metavar="PATH",
-        help="XCCDF 1.2 Benchmark + TestResult per host (default reports/results.xccdf.xml)",
-    )
+    # the outputs' options: cisaudit/plugin/report.py, from the registry (cisaudit/outputs/registry.py)
 
 
 def _add_reboot_proof_options(group: pytest.OptionGroup) -> None:
@@ -300,7 +283,7 @@ def _check_command_line(config: pytest.Config) -> dict[str, str]:
     for dest, flag in preflight.INPUTS.items():
         preflight.check_input(flag, option(dest, None))
     if not hasattr(config, "workerinput"):  # the controller writes the outputs
-        preflight.check_outputs({dest: option(dest, None) for dest in preflight.OUTPUTS})
+        preflight.check_outputs({dest: option(dest, None) for dest in preflight.outputs()})
     return hosts
 
 

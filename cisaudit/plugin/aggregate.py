@@ -14,11 +14,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 import pytest
-from _pytest.mark import KeywordMatcher, MarkMatcher, _parse_expression
-from _pytest.mark.expression import Expression
 
 from cisaudit.outputs.record import HOST_CONTROL
 from cisaudit.plugin.cases import Case, case_id, level_marks
+from cisaudit.plugin.pytest_private import Expression, expression, item_keywords, keyword_matches, marks_match
 
 ALL = "*"  # the CONTROL and CHECK part of an aggregated item's id
 
@@ -64,21 +63,16 @@ def group_by_host(items: list[pytest.Item]) -> None:
         items[slot] = original[source]
 
 
-def _expression(text: str, option: str) -> Expression | None:
-    text = text.strip()
-    return _parse_expression(text, f"Wrong expression passed to '{option}'") if text else None
-
-
 def _selected(item: pytest.Item, group: HostCases, keyword: Expression | None, mark: Expression | None) -> HostCases:
     if keyword is None and mark is None:
         return group
-    names = set(KeywordMatcher.from_item(item)._names) - {item.name}
+    names = item_keywords(item)
     kept = []
     for case in group.cases:
         marks = [m.mark for m in level_marks(case)]
-        if keyword and not keyword.evaluate(KeywordMatcher(names | {group.case_name(case)} | {m.name for m in marks})):
+        if keyword and not keyword_matches(keyword, names | {group.case_name(case)} | {m.name for m in marks}):
             continue
-        if mark and not mark.evaluate(MarkMatcher.from_markers([*item.iter_markers(), *marks])):
+        if mark and not marks_match(mark, [*item.iter_markers(), *marks]):
             continue
         kept.append(case)
     return HostCases(group.spec, group.function, tuple(kept))
@@ -93,8 +87,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (yield)
     items[:] = [item for item in items if not host_cases(item)]
     result = yield
-    keyword = _expression(config.option.keyword, "-k")
-    mark = _expression(config.option.markexpr, "-m")
+    keyword = expression(config.option.keyword, "-k")
+    mark = expression(config.option.markexpr, "-m")
     kept, empty = [], []
     for item in groups:
         group = host_cases(item)

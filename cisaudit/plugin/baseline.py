@@ -6,7 +6,7 @@ the exit code."""
 from __future__ import annotations
 
 import pytest
-from _pytest.terminal import TerminalReporter
+from pytest import TerminalReporter
 
 from cisaudit.model.delta import BaselineInfo, Delta, FailOn, StatusTable
 from cisaudit.outputs.baseline import BaselineError, load_baseline

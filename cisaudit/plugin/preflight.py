@@ -9,21 +9,19 @@ import os
 import tempfile
 from pathlib import Path
 
+from cisaudit.outputs import registry
 from cisaudit.plugin.options import OptionError
 
-# option dest -> its flag; pytest's --junitxml and pytest-html's --html are outputs too
-OUTPUTS = {
-    "compliance_report": "--compliance-report",
-    "results_json": "--results-json",
-    "xccdf": "--xccdf",
-    "xmlpath": "--junitxml",
-    "htmlpath": "--html",
-}
 INPUTS = {
     "known_hosts": "--known-hosts",
     "ssh_config": "--ssh-config",
     "ssh_identity_file": "--ssh-identity-file",
 }
+
+
+def outputs() -> dict[str, str]:
+    """option dest -> flag of every file a run may write (outputs/registry.py), --junitxml and --html too."""
+    return registry.path_flags()
 
 
 def check_input(flag: str, path: str | None) -> None:
@@ -74,7 +72,7 @@ def check_outputs(paths: dict[str, str | None]) -> None:
     for dest, path in paths.items():
         if not path:
             continue
-        flag = OUTPUTS[dest]
+        flag = outputs()[dest]
         real = os.path.realpath(path)
         if real in seen:
             raise OptionError(f"{flag} and {seen[real]} both write {path}; give each its own PATH")

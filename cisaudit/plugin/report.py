@@ -4,38 +4,37 @@ Works under xdist: everything rides on report.user_properties."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Generator, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from html import escape
-from pathlib import Path
 from typing import Any
 
 import pytest
-from _pytest.junitxml import xml_key
-from _pytest.terminal import TerminalReporter
+from pytest import TerminalReporter
 
 from cisaudit.host.hostspec import redact_args
 from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark
-from cisaudit.outputs.compliance_html import render_html
-from cisaudit.outputs.files import replaced
-from cisaudit.outputs.junit import CaseSpool, capped, capped_properties, classname, failure_text
+from cisaudit.outputs import registry
+from cisaudit.outputs.files import OutputError
+from cisaudit.outputs.junit import CaseSpool, JunitOutput, capped, capped_properties, classname, failure_text
 from cisaudit.outputs.record import CASES_PROPERTY, CaseRecord, decode_records
+from cisaudit.outputs.registry import Output, Publisher
 from cisaudit.outputs.results import Overall, RunInfo, RunResults, command_line, commit, describe_mode, tool_version
-from cisaudit.outputs.results_json import iter_json
+from cisaudit.outputs.status import compliance
 from cisaudit.outputs.terminal import change_lines, error_lines, failure_blocks, overall_line
 from cisaudit.outputs.text import terminal_safe
 from cisaudit.outputs.waiver_register import unmatched_lines
-from cisaudit.outputs.xccdf import iter_xccdf
 from cisaudit.plugin import HOSTS_KEY, WAIVERS_KEY, aggregated, audit_keys, baseline
 from cisaudit.plugin.aggregate import case_of
 from cisaudit.plugin.cases import case_name, host_of_nodeid
+from cisaudit.plugin.pytest_private import set_junit_classname
 
-UNWRITTEN_KEY = pytest.StashKey[dict[str, str]]()  # output option -> why it was not written
+UNWRITTEN_KEY = pytest.StashKey[dict[str, str]]()  # output name -> why it was not written
+RESULTS_KEY = pytest.StashKey[RunResults]()  # what the outputs were made from (publication errors included)
+OUTPUTS_KEY = pytest.StashKey[tuple[list[Publisher], list[Output]]]()  # built at configure (outputs/registry.py)
 COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
 
 
@@ -48,9 +47,38 @@ def _record(report: pytest.TestReport, started: float = 0.0) -> CaseRecord | Non
     return record if report.when == record.decided_by else None
 
 
+HTML_OFF_KEY = pytest.StashKey[str]()  # pytest-html's path when it is off above --aggregate-above
+
+
+def _fleet_html(config: pytest.Config, wanted: bool) -> None:
+    """Above --aggregate-above, pytest-html's report (one row per item, 30 MB at 10,000 hosts) only
+    with --fleet-reports: its report object is unregistered before the run, so it writes nothing."""
+    path = config.getoption("htmlpath", None)
+    if wanted or not path:
+        return
+    for plugin in config.pluginmanager.get_plugins():
+        if type(plugin).__module__.startswith("pytest_html.") and hasattr(plugin, "pytest_sessionfinish"):
+            config.pluginmanager.unregister(plugin)
+            config.stash[HTML_OFF_KEY] = str(path)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Every output's options, from the registry (outputs/registry.py)."""
+    reports = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
+    for option in registry.options():
+        shape: dict[str, Any] = {"action": option.action} if option.action else {"metavar": option.metavar}
+        reports.addoption(option.flag, default=option.default, help=option.help, **shape)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-html made its report object (_fleet_html)
 def pytest_configure(config: pytest.Config) -> None:
-    junit = config.getoption("xmlpath", None)
-    spool = CaseSpool(Path(junit)) if junit and aggregated(config) and not hasattr(config, "workerinput") else None
+    built: tuple[list[Publisher], list[Output]] = ([], [])
+    if not hasattr(config, "workerinput"):  # the controller publishes and writes
+        settings = registry.Settings(lambda dest: config.getoption(dest, None), aggregated(config))
+        built = registry.build(settings)
+        _fleet_html(config, registry.fleet_reports(settings))
+    config.stash[OUTPUTS_KEY] = built
+    spool = next((o.spool for o in built[1] if isinstance(o, JunitOutput)), None)
     config.pluginmanager.register(ComplianceTally(spool, config), "cisaudit-tally")
 
 
@@ -133,10 +161,8 @@ class ComplianceTally:
     def _junit_case(self, report: pytest.TestReport) -> None:
         """A case's own testcase: capped properties, the host's classname (outputs/junit.py)."""
         report.user_properties = capped_properties(list(report.user_properties))
-        junitxml = self.config.stash.get(xml_key, None) if self.config else None  # pytest's, with --junitxml
-        if junitxml is not None:  # as record_xml_attribute does, without its warning per test
-            name = classname(report.nodeid, host_of_nodeid(report.nodeid))
-            junitxml.node_reporter(report).add_attribute("classname", name)
+        if self.config is not None:
+            set_junit_classname(self.config, report, classname(report.nodeid, host_of_nodeid(report.nodeid)))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> Generator[None]:
@@ -194,44 +220,32 @@ def _tally(config: pytest.Config) -> ComplianceTally:
     return tally
 
 
-def _compliance(counts: Counter[str]) -> str:
-    applicable = counts["pass"] + counts["fail"]
-    return f"{100 * counts['pass'] / applicable:.0f}%" if applicable else "n/a"
-
-
-@pytest.hookimpl(trylast=True)  # after junitxml wrote its file: the cases of aggregated items go in it
+@pytest.hookimpl(trylast=True)  # after junitxml wrote its file: the suite's cases go in it
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Publishers first (a host they fail for gets an ERROR record), then every file output."""
     config = session.config
     tally = _tally(config)
     if hasattr(config, "workerinput") or not tally.ran:  # xdist workers: the controller writes
         return
-    if tally.junit is not None and Path(config.getoption("xmlpath")).exists():
-        tally.junit.merge_into(Path(config.getoption("xmlpath")))
-    results = baseline.attach(config, tally.results(config))
-    writers: dict[str, Callable[[RunResults], Iterable[str]]] = {
-        "compliance_report": lambda r: (render_html(r),),
-        "results_json": iter_json,  # in pieces: at fleet size the whole text would double the peak
-        "xccdf": iter_xccdf,
-    }
+    results = config.stash[RESULTS_KEY] = baseline.attach(config, tally.results(config))
+    publishers, outputs = config.stash[OUTPUTS_KEY]
+    published_ok = True
+    for publisher in publishers:
+        errors = registry.publish(publisher, results)
+        registry.publication_errors(results, errors, publisher.name, time.time())
+        published_ok = published_ok and not errors
     unwritten = config.stash[UNWRITTEN_KEY] = {}
-    for option, render in writers.items():
-        path = config.getoption(option)
-        if path:
-            try:
-                _write(Path(path), render(results))
-            except OSError as exc:  # checked at start (plugin/preflight.py); a full disk still ends here
-                unwritten[option] = f"cannot write {path}: {exc.strerror or exc}"
-                with contextlib.suppress(OSError):  # no truncated file for a consumer to read
-                    Path(path).unlink()
-    if config.getoption("xccdf") and "xccdf" not in unwritten:
-        directory = host_xccdf_dir(Path(config.getoption("xccdf")))
+    for output in outputs:
         try:
-            _write_host_xccdf(directory, results)
-        except OSError as exc:
-            unwritten["xccdf"] = f"cannot write {directory}/: {exc.strerror or exc}"
+            output.write(results)
+        except OutputError as exc:
+            unwritten[output.name] = str(exc)
     baseline.exit_status(session, results, _unshown_failures(config, tally))
-    if unwritten and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an output asked for is missing
+    if (unwritten or not published_ok) and session.exitstatus in (
+        pytest.ExitCode.OK,
+        pytest.ExitCode.NO_TESTS_COLLECTED,
+    ):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an output asked for is missing, or a host's publication
 
 
 def _unshown_failures(config: pytest.Config, tally: ComplianceTally) -> int:
@@ -239,29 +253,6 @@ def _unshown_failures(config: pytest.Config, tally: ComplianceTally) -> int:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     stats = getattr(reporter, "stats", {})
     return sum(1 for key in ("failed", "error") for r in stats.get(key, []) if id(r) not in tally.shown)
-
-
-def _write(path: Path, pieces: Iterable[str]) -> None:
-    with replaced(path) as out:
-        out.writelines(pieces)
-
-
-def host_xccdf_dir(xccdf: Path) -> Path:
-    """reports/results.xccdf.xml -> reports/results.xccdf.hosts/: one XCCDF file per host."""
-    return xccdf.with_name(xccdf.name.removesuffix(".xml") + ".hosts")
-
-
-def _write_host_xccdf(directory: Path, results: RunResults) -> None:
-    """HOST.xml per host (the host's `/`, `:` and `@` as `_`), an earlier run's files removed."""
-    for old in directory.glob("*.xml") if directory.is_dir() else ():
-        old.unlink()
-    names: set[str] = set()
-    for host in results.hosts:
-        name = re.sub(r"[^A-Za-z0-9.-]+", "_", host).strip("_") or "host"
-        while name in names:
-            name += "_"
-        names.add(name)
-        _write(directory / f"{name}.xml", iter_xccdf(results, host))
 
 
 def pytest_html_results_summary(
@@ -276,7 +267,7 @@ def pytest_html_results_summary(
         rows.append(
             f"<tr><td>{escape(host)}</td><td>{counts['pass']}</td><td>{counts['fail']}</td>"
             f"<td>{counts['waived']}</td><td>{counts['not-applicable']}</td><td>{counts['error']}</td>"
-            f"<td>{_compliance(counts)}</td><td>{tally.commands.get(host, 0)}</td><td>{changes}</td></tr>"
+            f"<td>{compliance(counts)}</td><td>{tally.commands.get(host, 0)}</td><td>{changes}</td></tr>"
         )
     prefix.append(
         f"<p id='overall'><b>{escape(overall_line(results))}</b></p>"
@@ -305,7 +296,7 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
     tally = _tally(config)
     if not tally.ran:
         return
-    results = tally.results(config)
+    results = config.stash.get(RESULTS_KEY, None) or tally.results(config)  # with publication errors
     write = terminalreporter.write_line
     if config.option.tbstyle != "no":
         blocks = list(failure_blocks(results))
@@ -335,7 +326,7 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
             terminal_safe(
                 f"{host}: {counts['pass']} passed, {counts['fail']} failed, {counts['waived']} waived, "
                 f"{counts['not-applicable']} not applicable, {counts['error']} errors, "
-                f"compliance {_compliance(counts)}, remote commands {tally.commands.get(host, 0)}"
+                f"compliance {compliance(counts)}, remote commands {tally.commands.get(host, 0)}"
             )
         )
     baseline.summary(terminalreporter, config)
@@ -347,11 +338,25 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
         results.overall, "yellow"
     )
     write(overall_line(results), bold=True, **{colour: True})
+    _written_lines(config, write)
+
+
+def _written_lines(config: pytest.Config, write: Callable[..., None]) -> None:
+    """Per file output: the file written, or why not (its option named)."""
     unwritten = config.stash.get(UNWRITTEN_KEY, {})
-    for option in ("compliance_report", "results_json", "xccdf"):
-        if option in unwritten:
-            write(f"--{option.replace('_', '-')}: {unwritten[option]}", red=True)
-        elif config.getoption(option) and not hasattr(config, "workerinput"):
-            write(f"wrote {config.getoption(option)}")
-    if config.getoption("xccdf") and "xccdf" not in unwritten and not hasattr(config, "workerinput"):
-        write(f"wrote {host_xccdf_dir(Path(config.getoption('xccdf')))}/ (one XCCDF file per host)")
+    for output in config.stash.get(OUTPUTS_KEY, ([], []))[1]:
+        flag = next((o.flag for o in registry.entry(output.name).options), output.name)
+        if output.name in unwritten:
+            write(f"{flag}: {unwritten[output.name]}", red=True)
+        elif isinstance(output, registry.FileOutput | registry.XccdfOutput):
+            write(f"wrote {output.path}")
+            if isinstance(output, registry.XccdfOutput) and output.per_host:
+                write(f"wrote {registry.host_xccdf_dir(output.path)}/ (one XCCDF file per host)")
+    skipped = [f"{flag} {config.stash[key]}" for flag, key in [("--html", HTML_OFF_KEY)] if key in config.stash]
+    skipped += [
+        f"the per-host XCCDF files ({registry.host_xccdf_dir(o.path)}/)"
+        for o in config.stash.get(OUTPUTS_KEY, ([], []))[1]
+        if isinstance(o, registry.XccdfOutput) and not o.per_host
+    ]
+    if skipped:
+        write(f"not written above --aggregate-above (--fleet-reports writes them): {', '.join(skipped)}")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from cisaudit.outputs.results_json import records
 from selftests.e2e.scenarios import LOAD, VM_PATHS, benchmark_rules, rules_d
 from selftests.e2e.test_reboot import SETTLED, TMPFILES_ENTRY, fresh_vm, kernel_rules, listed_rule
 from selftests.e2e.test_scenarios import audit
@@ -106,7 +107,7 @@ def test_reboot_proof_holds_where_the_model_is_right_and_catches_a_rule_only_the
 def _proof(tmp_path: Path, spec: str, cid: str) -> dict[str, object]:
     """The control's reboot_proof as results.json carries it."""
     document = json.loads((tmp_path / "proof" / "results.json").read_text())
-    for record in document["results"]:
+    for record in records(document):
         if record["control_id"] == cid and record["check"] == "reboot-proof":
             return dict(record["reboot_proof"])
     raise AssertionError(f"no reboot-proof record of {cid} for {spec}")

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from cisaudit.model.verdict import HOST_CHECKS
+from cisaudit.outputs.results_json import records
 from selftests.kernel import KernelSandbox
 from selftests.suite_runner import REPO, SuiteRun, run_suite, shown
 
@@ -39,7 +41,7 @@ def _cases(run: SuiteRun) -> dict[tuple[str, str, str], tuple[object, ...]]:
 
 def _records(path: Path) -> list[dict[str, object]]:
     document = json.loads((path / "results.json").read_text())
-    return [{k: v for k, v in r.items() if k not in ("started", "finished")} for r in document["results"]]
+    return [{k: v for k, v in r.items() if k not in ("started", "finished")} for r in records(document)]
 
 
 @pytest.mark.parametrize(
@@ -62,7 +64,9 @@ def test_aggregated_items_report_every_case_as_per_case_items_do(
     assert kernel.load().returncode == 0
     hosts = [HOST, UNREACHABLE]
     per_case = run_suite(tmp_path / "per-case", hosts, "--accept-new-host-keys", *selection)
-    aggregated = run_suite(tmp_path / "aggregated", hosts, "--accept-new-host-keys", "--aggregate-above=0", *selection)
+    aggregated = run_suite(
+        tmp_path / "aggregated", hosts, "--accept-new-host-keys", "--aggregate-above=0", "--fleet-reports", *selection
+    )
     assert _cases(aggregated) == _cases(per_case)
     assert _records(tmp_path / "aggregated") == _records(tmp_path / "per-case")
     assert aggregated.returncode == per_case.returncode
@@ -85,3 +89,17 @@ def test_the_threshold_counts_hosts() -> None:
         for spec in (HOST, UNREACHABLE)
         for function, control in (("test_host", "host"), ("test_control", "*"))
     )
+
+
+def test_above_the_threshold_the_outputs_that_grow_per_host_are_compact(tmp_path: Path) -> None:
+    """Issue 26.3: without --fleet-reports, pytest-html and the per-host XCCDF files are off and JUnit
+    has one testcase per host and test function; results.json and XCCDF still hold every case."""
+    run = run_suite(tmp_path, [HOST, UNREACHABLE], "--accept-new-host-keys", "--aggregate-above=0", "--controls=1.1.4")
+    assert run.cases == {}  # no testcase per case
+    names = {c.get("name") for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")}
+    assert names == {
+        f"{f}[{shown(h)}|{c}|*]" for h in (HOST, UNREACHABLE) for f, c in (("test_host", "host"), ("test_control", "*"))
+    }
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "results.xccdf.hosts").exists()
+    assert "not written above --aggregate-above (--fleet-reports writes them): --html" in run.output
+    assert len(_records(tmp_path)) == 2 * (len(HOST_CHECKS) + 2)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cisaudit.outputs.results_json import records
 from selftests.kernel import KernelSandbox
 from selftests.suite_runner import REPO, run_suite
 
@@ -34,7 +35,7 @@ def test_audit_key_modes(kernel: KernelSandbox, tmp_path: Path, args: tuple[str,
     assert (live.verdict, live.audit_keys) == (verdict, mode), live.summary
     record = next(
         r
-        for r in json.loads((tmp_path / "results.json").read_text())["results"]
+        for r in records(json.loads((tmp_path / "results.json").read_text()))
         if (r["control_id"], r["check"]) == ("1.1.6", "live")
     )
     assert record["audit_keys"] == mode

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cisaudit.outputs.results_json import records
 from selftests.kernel import KernelSandbox
 from selftests.suite_runner import SuiteRun, run_suite
 
@@ -23,7 +24,7 @@ def _run(tmp_path: Path, name: str, *args: str) -> tuple[SuiteRun, dict]:
 
 
 def _classes(document: dict) -> dict[tuple[str, str], str]:
-    return {(r["control_id"], r["check"]): r["delta"] for r in document["results"]}
+    return {(r["control_id"], r["check"]): r["delta"] for r in records(document)}
 
 
 def test_fail_on_new_passes_a_run_whose_failures_the_baseline_had(kernel: KernelSandbox, tmp_path: Path) -> None:

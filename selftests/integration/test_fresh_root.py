@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from cisaudit.outputs.results_json import records
 from selftests.suite_runner import REPO, require
 from selftests.testhosts import fresh_root
 
@@ -102,7 +103,7 @@ def _prepare(root: Path, tarball: Path) -> None:
 
 def _expected_exit(results: Path) -> int:
     """The suite's exit code for what it found: 1 when an applicable control fails or the host errors."""
-    statuses = {r["status"] for r in json.loads(results.read_text())["results"]}
+    statuses = {r["status"] for r in records(json.loads(results.read_text()))}
     return 1 if statuses & {"fail", "error"} else 0
 
 
@@ -142,7 +143,7 @@ def test_readme_commands_on_a_fresh_debian_12(tmp_path: Path) -> None:
         elsewhere = logs["audit-elsewhere"]
         assert f"rootdir: {CHECKOUT}" in elsewhere and "configfile: pytest.ini" in elsewhere, elsewhere[-3000:]
         assert "cisaudit-0.1.0" in elsewhere, elsewhere[-3000:]  # pytest's plugin line: the entry point
-        waived = json.loads((root / "srv/reports/results.json").read_text())["results"]
+        waived = records(json.loads((root / "srv/reports/results.json").read_text()))
         assert {r["waiver"]["justification"] for r in waived if r["control_id"] == "1.1.6"} == {"ticket SEC-1"}
         venv = check("plugin-from-venv", 0).split()
         assert venv[:2] == [f"{CHECKOUT}/.venv", f"{CHECKOUT}/cisaudit/plugin/__init__.py"], venv

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cisaudit.model.verdict import HOST_CHECKS
+from cisaudit.outputs.results_json import records
 from cisaudit.outputs.xccdf import NS
 from selftests.kernel import KernelSandbox
 from selftests.suite_runner import REPO, run_suite
@@ -42,7 +43,7 @@ def test_waived_failure_does_not_fail_the_run(kernel: KernelSandbox, tmp_path: P
     assert 'message="waived: SEC-12 containerd socket audited elsewhere"' in junit
     assert "the waiver of 1.1.6 expired on 2020-01-01; it is ignored" in run.output
     document = json.loads((tmp_path / "results.json").read_text())
-    record = next(r for r in document["results"] if r["control_id"] == "1.1.4" and r["check"] == "live")
+    record = next(r for r in records(document) if r["control_id"] == "1.1.4" and r["check"] == "live")
     assert record["status"] == "waived" and record["waiver"]["applied"]
     assert record["waiver"]["approved_by"] == "jane" and live.waiver_approved_by == "jane"  # issue 25.2
     assert [(w["control_id"], w["matches_nothing"]) for w in document["waivers"]] == [("1.1.4", False), ("1.1.6", True)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cisaudit.outputs.results_json import records as json_records
 from selftests.kernel import KernelSandbox, sh
 from selftests.ssm_emulator import Faults, SsmEmulator
 from selftests.suite_runner import REPO, run_suite
@@ -89,7 +90,7 @@ def test_ssm_targets_not_audited_are_host_errors_everywhere(tmp_path: Path, work
         case = run.case(f"ssm://{instance_id}", "1.1.4", "live")
         assert case.verdict == "error" and case.outcome == "error" and why in case.summary, case
         document = json.loads((tmp_path / "results.json").read_text())
-        records = [r for r in document["results"] if r["host"] == f"ssm://{instance_id}"]
+        records = [r for r in json_records(document) if r["host"] == f"ssm://{instance_id}"]
         assert records and {r["verdict"] for r in records} == {"error"}, records
         assert document["run"]["overall"] != "pass"
         assert f"ssm://{instance_id}" in (tmp_path / "results.xccdf.xml").read_text()

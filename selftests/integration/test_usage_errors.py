@@ -90,7 +90,7 @@ def _files(tmp_path: Path) -> dict[str, str]:
     latin1.write_bytes("1.1.4:\n  justification: géré ailleurs\n".encode("latin-1"))
     (tmp_path / "inventory.ini").write_text("[docker]\nweb1\n")
     (tmp_path / "unapproved.yaml").write_text("1.1.4:\n  justification: x\n  expiration_date: 2000-01-01\n")
-    (tmp_path / "newer.json").write_text('{"schema_version": "2.0", "results": []}')
+    (tmp_path / "newer.json").write_text('{"schema_version": "3.0", "results": []}')
     (tmp_path / "cut.json").write_text('{"schema_version": "1.3", "results": [{"host": "a"')
     return {
         "utf16": str(utf16),
@@ -127,7 +127,7 @@ BAD = {  # arguments (the host is added unless they name --hosts) -> what the on
     ("--i-may-reboot",): "--i-may-reboot only permits --reboot-proof",
     ("--reboot-proof", "--require-all", "--remediate", "--dry-run"): "--dry-run changes nothing",
     ("--hosts=local://", "--reboot-proof", "--i-may-reboot"): "cannot reboot local://, the machine running",
-    ("--baseline={tmp}/newer.json",): "schema version 2.0 is newer than this cisaudit reads (1.4)",
+    ("--baseline={tmp}/newer.json",): "schema version 3.0 is newer than this cisaudit reads (2.0)",
     ("--baseline={tmp}/cut.json",): "--baseline: {tmp}/cut.json: truncated or not JSON at byte",
     ("--baseline=",): "--baseline is empty",
     ("--waivers={tmp}/unapproved.yaml", "--require-approved-waivers"): (

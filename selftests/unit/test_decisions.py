@@ -67,7 +67,7 @@ def test_every_host_check_has_its_own_judge() -> None:
 
 def test_enum_values_are_what_junit_and_json_carry() -> None:
     schema = json.loads((REPO / "docs" / "results.schema.json").read_text())
-    record = schema["properties"]["results"]["items"]["properties"]
+    record = schema["properties"]["outcomes"]["items"]["properties"]
     verdicts = record["verdict"]["enum"]
     assert list(Check) == record["check"]["enum"]
     assert set(Status) == set(schema["$defs"]["status"]["enum"]) | set(verdicts)

@@ -16,7 +16,7 @@ from cisaudit.outputs import baseline as reader
 from cisaudit.outputs.baseline import BaselineError, load_baseline, read_baseline
 from cisaudit.outputs.compliance_html import render_html
 from cisaudit.outputs.delta_report import delta_of, terminal_lines
-from cisaudit.outputs.results_json import SCHEMA_VERSION, render_json
+from cisaudit.outputs.results_json import SCHEMA_VERSION, records, render_json
 from selftests.suite_runner import REPO
 from selftests.unit.test_outputs import A, B, case, results
 
@@ -104,7 +104,7 @@ def test_outputs_carry_the_delta() -> None:
     document = json.loads(render_json(run))
     schema = json.loads((REPO / "docs" / "results.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
-    classes = {(r["host"], r["control_id"], r["check"]): r["delta"] for r in document["results"]}
+    classes = {(r["host"], r["control_id"], r["check"]): r["delta"] for r in records(document)}
     assert classes == {k: v.value for k, v in EXPECTED.items()}
     assert document["baseline"]["hosts_gone"] == [B] and document["baseline"]["commit"] == "abc123"
     html = render_html(run)
@@ -148,15 +148,23 @@ HOSTILE = {
     "no results": (json.dumps({"schema_version": "1.0"}), "no schema_version or results"),
     "version a number": (_with(schema_version=1.2), "schema_version 1.2 is not MAJOR.MINOR"),
     "newer major": (
-        _with(schema_version="2.0"),
-        f"schema version 2.0 is newer than this cisaudit reads ({SCHEMA_VERSION})",
+        _with(schema_version="3.0"),
+        f"schema version 3.0 is newer than this cisaudit reads ({SCHEMA_VERSION})",
     ),
-    "newer minor": (_with(schema_version="1.99"), "schema version 1.99 is newer"),
+    "newer minor": (_with(schema_version="2.99"), "schema version 2.99 is newer"),
+    "outcome index out of range": (
+        _with(results=[{"host": A, "records": [[7, "t", "t"]]}], outcomes=[]),
+        "results[0] refers to outcome 7, which the file does not have",
+    ),
+    "host records without outcomes": (
+        json.dumps({k: v for k, v in GOOD.items() if k != "outcomes"}),
+        "results per host without outcomes",
+    ),
     "record a string": (_with(results=["x"]), "results[0] is a str, not an object"),
     "record without status": (_with(results=[{"host": A, "control_id": "1", "check": "live"}]), "has no 'status'"),
     "status a number": (
         _with(results=[{"host": A, "control_id": "1", "check": "live", "status": 3}]),
-        "results[0]: host, control_id, check, status are not a known record",
+        "results[0]: control_id, check, status are not a known record",
     ),
     "unknown status": (
         _with(results=[{"host": A, "control_id": "1", "check": "live", "status": "ok"}]),

@@ -16,7 +16,7 @@ from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check, Status
 from cisaudit.outputs.compliance_html import render_html
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunInfo, RunResults, natural_key
-from cisaudit.outputs.results_json import render_json
+from cisaudit.outputs.results_json import records, render_json
 from cisaudit.outputs.terminal import error_lines, failure_blocks, overall_line
 from cisaudit.outputs.text import terminal_safe
 from cisaudit.outputs.xccdf import NS, iter_xccdf, render_xccdf, rule_id
@@ -124,7 +124,7 @@ def test_json_matches_its_schema_and_records() -> None:
     assert [h["host"] for h in document["hosts"]] == [B, A]
     assert document["hosts"][0]["facts"]["loader_mode"] == "augenrules"
     waived = next(
-        r for r in document["results"] if r["host"] == A and r["check"] == "persisted" and r["control_id"] == "1.1.6"
+        r for r in records(document) if r["host"] == A and r["check"] == "persisted" and r["control_id"] == "1.1.6"
     )
     assert (waived["status"], waived["verdict"], waived["waiver"]) == (
         "waived",
@@ -138,7 +138,7 @@ def test_json_matches_its_schema_and_records() -> None:
             "ticket": None,
         },
     )
-    passed = document["results"][0]
+    passed = records(document)[0]
     assert (passed["rule"], passed["location"]) == ("-w /etc/docker -p rwxa -k docker", "/etc/audit/rules.d/60.rules:3")
     assert passed["started"] == "2027-01-15T08:00:00Z"
     assert document["expired_waivers"] == [
@@ -257,7 +257,7 @@ def test_the_selected_benchmark_version_and_the_audited_path_reach_every_output(
     assert "CIS Docker Benchmark v1.8.0, Level 2" in render_html(run)
     assert audited in render_html(run)
     document = json.loads(render_json(run))
-    assert document["benchmark"]["version"] == "1.8.0" and document["results"][0]["audited"] == audited
+    assert document["benchmark"]["version"] == "1.8.0" and records(document)[0]["audited"] == audited
     assert document["controls"][0]["title"].endswith("docker.sock")
     schema = json.loads((REPO / "docs" / "results.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
@@ -281,7 +281,7 @@ def test_partial_scope_reaches_every_output() -> None:
     document = json.loads(render_json(run))
     schema = json.loads((REPO / "docs" / "results.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
-    assert document["schema_version"] == "1.4"
+    assert document["schema_version"] == "2.0"
     assert document["run"]["overall"] == "partial scope"
     assert document["run"]["scope"]["checked"] == ["1.1.13"] and not document["run"]["scope"]["complete"]
     assert "host" in document["run"]["scope"]["not_checked"]

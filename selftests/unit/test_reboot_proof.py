@@ -20,8 +20,8 @@ from cisaudit.model.reboot_proof import Proof, proof_verdict
 from cisaudit.model.verdict import Check, Status, Verdict
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunInfo, RunResults
-from cisaudit.outputs.results_json import render_json
-from cisaudit.outputs.xccdf import rule_result
+from cisaudit.outputs.results_json import records, render_json
+from cisaudit.outputs.status import XCCDF_RESULT, control_result
 from cisaudit.plugin import options
 from cisaudit.plugin.options import OptionError, RebootProof
 
@@ -177,7 +177,7 @@ def test_every_output_carries_the_proof_and_a_broken_one_fails_the_rule() -> Non
     """results.json (schema 1.3) carries the proof's fields; XCCDF fails the control's rule."""
     broken = Proof(OLD, NEW, PASS, FAIL)
     host = "ssh://root@web1"
-    records = [
+    cases = [
         CaseRecord(host, "1.1.6", Check.LIVE, Status.FAIL, summary="no rule", started=1.8e9, finished=1.8e9),
         CaseRecord(host, "1.1.6", Check.PERSISTED, Status.PASS, summary="rule", started=1.8e9, finished=1.8e9),
         CaseRecord(
@@ -191,14 +191,14 @@ def test_every_output_carries_the_proof_and_a_broken_one_fails_the_rule() -> Non
             finished=1.8e9,
         ),
     ]
-    assert CaseRecord.from_properties(records[2].properties()).reboot_proof == broken.encoded()
-    run = RunResults(RunInfo("pytest --reboot-proof", "audit", True, 1.8e9, 1.8e9, "0.1.0", "abc"), records, {}, {})
+    assert CaseRecord.from_properties(cases[2].properties()).reboot_proof == broken.encoded()
+    run = RunResults(RunInfo("pytest --reboot-proof", "audit", True, 1.8e9, 1.8e9, "0.1.0", "abc"), cases, {}, {})
     document = json.loads(render_json(run))
     schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
-    (record,) = [r for r in document["results"] if r["check"] == "reboot-proof"]
+    (record,) = [r for r in records(document) if r["check"] == "reboot-proof"]
     assert record["reboot_proof"] == broken.fields() and record["verdict"] == "fail"
-    assert rule_result(records) == ("fail", False)
+    assert XCCDF_RESULT[control_result(cases)] == "fail"
 
 
 def _script(tmp_path: Path, before: str, how: str) -> tuple[int, str, bool]:
