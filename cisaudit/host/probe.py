@@ -307,6 +307,16 @@ def _file_sections() -> dict[str, _Handler]:
     }
 
 
+def _process_starts(p: _Parsing, arg: str, body: str) -> None:
+    """`NAME PID START` lines (probe.sh, cisaudit/model/unaudited.py); a line that is not one is left out."""
+    for line in body.split("\n"):
+        name, _, rest = line.partition(" ")
+        pid, _, start = rest.partition(" ")
+        pid_number, start_number = _int(pid), _int(start)
+        if name and pid_number is not None and start_number is not None:
+            p.snap.process_starts.append((name, pid_number, start_number))
+
+
 def _kernel_fact_sections() -> dict[str, _Handler]:
     """The kernel filter model's facts (probe.sh's "kernel filter model" section)."""
     return {
@@ -314,6 +324,7 @@ def _kernel_fact_sections() -> dict[str, _Handler]:
         "lsm": lambda p, arg, body: setattr(p.snap, "lsm_list", body.strip()),
         "lsm-label": lambda p, arg, body: setattr(p.snap, "lsm_labelled", _YES_NO.get(body.strip())),
         "selinux": lambda p, arg, body: setattr(p.snap, "selinux", _YES_NO.get(body.strip())),
+        "process-starts": _process_starts,
     }
 
 
