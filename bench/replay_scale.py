@@ -1,26 +1,46 @@
-"""How the cost of judging one host grows with its number of rules (issue 10.10): a script that
-prints figures, not a timed test. Each size is a host whose rules.d holds N rules (STIG-like
-watches and syscall rules on other paths, plus the 16 benchmark rules) and whose kernel lists the
-same N; the figure is the median wall time of parsing, replaying the boot-time load and judging
-every control's live and persisted checks, in this process.
+"""How the cost of judging one host grows with its number of rules: a script that prints figures,
+not a timed test.
 
-    python3 bench/replay_scale.py [--sizes 16,1000,5000,10000] [--runs 5]
+Model only (the default): each size is a host whose rules.d holds N rules (STIG-like watches and
+syscall rules on other paths, plus the 16 benchmark rules) and whose kernel lists the same N; the
+figure is the median wall time of parsing, replaying the boot-time load and judging every
+control's live and persisted checks, in this process.
+
+    .venv/bin/python bench/replay_scale.py [--sizes 16,1000,5000,10000] [--runs 5]
+
+Whole audit (`--whole`, root, this machine's kernel): each size's rules are written to
+/etc/audit/rules.d and loaded into the kernel (watches of absent paths and per-binary syscall
+rules, as STIG writes them, plus the benchmark's rules for the paths this machine has), then
+`pytest --hosts=local://` runs as a user runs it, probe included; the figure is the median wall
+time of the whole run, and `ratio` is it against 16 rules. Holds the kernel lock
+(/run/lock/cisaudit-selftest.lock) and restores the rules and /etc/audit afterwards.
+
+    .venv/bin/python bench/replay_scale.py --whole [--sizes 16,5000,10000] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from filelock import FileLock
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from cisaudit.host.session import HostSession  # noqa: E402
+from cisaudit.host.transport import ConnectOptions  # noqa: E402
 from cisaudit.model.catalogue import controls  # noqa: E402
 from cisaudit.model.evaluate import Assessment  # noqa: E402
 from cisaudit.model.snapshot import PathInfo, Snapshot  # noqa: E402
 from cisaudit.model.verdict import CONTROL_CHECKS, Check  # noqa: E402
+from selftests.kernel import KernelSandbox, sh  # noqa: E402
 from selftests.snapshots import audited_host  # noqa: E402
 
 UNIT = (
@@ -73,11 +93,88 @@ def judge_all(snap: Snapshot) -> None:
     assessment.host_verdict(Check.LOAD_HEALTH)
 
 
+def filler_rules(count: int) -> list[str]:
+    """Rules that load on any Linux host: watches of absent files in /etc, and STIG's per-binary
+    privileged-command rules on absent files in /usr/bin (a path= rule needs only the parent)."""
+    return [
+        f"-w /etc/cisaudit-scale-{i}.conf -p wa -k site"
+        if i % 2
+        else f"-a always,exit -F arch=b64 -S execve -F path=/usr/bin/cisaudit-scale-{i} -F perm=x "
+        "-F auid>=1000 -F auid!=unset -k privileged"
+        for i in range(count)
+    ]
+
+
+def audit_once(workdir: Path) -> tuple[float, float]:
+    """One `pytest --hosts=local://` run with every output, as a user runs it: its wall time, and
+    the CPU time of it and its children (the probe), which a loaded machine disturbs less."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--hosts=local://",
+        "-q",
+        f"--junitxml={workdir / 'junit.xml'}",
+        f"--html={workdir / 'tests.html'}",
+        f"--compliance-report={workdir / 'compliance.html'}",
+        f"--results-json={workdir / 'results.json'}",
+        f"--xccdf={workdir / 'results.xccdf.xml'}",
+    ]
+    start, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"the suite failed to run (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-2000:]}")
+    return elapsed, cpu
+
+
+def own_rules() -> list[str]:
+    """The benchmark's rules for the objects this machine has (others would stop the load)."""
+    assessment = Assessment(HostSession("local://", ConnectOptions(), "docker").probe(), "docker")
+    targets = [assessment.target(c) for c in controls()]
+    return [t.control.rule_text(assessment.audit_object(t).path) for t in targets if t.exists]
+
+
+def whole_audit(sizes: list[int], runs: int) -> None:
+    """The whole local audit per size, with that many rules persisted and loaded."""
+    with FileLock("/run/lock/cisaudit-selftest.lock"):
+        sandbox = KernelSandbox()
+        try:
+            own = own_rules()
+            base = cpu_base = None
+            for size in sizes:
+                rules = own + filler_rules(max(size - len(own), 0))
+                sandbox.write_rules_d("60-scale.rules", "\n".join(rules) + "\n")
+                loaded = sandbox.load()
+                listed = len(sh("auditctl -l").stdout.splitlines())
+                if loaded.returncode != 0 or listed != len(rules):
+                    raise SystemExit(f"loading {len(rules)} rules failed ({listed} listed): {loaded.stderr[-500:]}")
+                with tempfile.TemporaryDirectory(prefix="cisaudit-scale-") as work:
+                    walls, cpus = zip(*(audit_once(Path(work)) for _ in range(runs)), strict=True)
+                median, cpu = statistics.median(walls), statistics.median(cpus)
+                base, cpu_base = base or median, cpu_base or cpu
+                print(
+                    f"whole-audit rules={size} median_s={median:.2f} min_s={min(walls):.2f} "
+                    f"max_s={max(walls):.2f} ratio={median / base:.2f} cpu_s={cpu:.2f} cpu_ratio={cpu / cpu_base:.2f}",
+                    flush=True,
+                )
+        finally:
+            sandbox.restore()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="16,1000,5000,10000")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", default=None, help="rule counts (default 16,1000,5000,10000; --whole 16,5000,10000)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per size (default 5; --whole 3)")
+    parser.add_argument("--whole", action="store_true", help="the whole local audit on this kernel (root)")
     args = parser.parse_args()
+    if args.whole:
+        whole_audit([int(s) for s in (args.sizes or "16,5000,10000").split(",")], args.runs or 3)
+        return 0
+    args.sizes = args.sizes or "16,1000,5000,10000"
+    args.runs = args.runs or 5
     base = None
     for size in (int(s) for s in args.sizes.split(",")):
         snap = host(size)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cisaudit.host.shell import compose
@@ -68,15 +70,21 @@ def _records(body: str) -> list[str]:
     return parts[:-1]
 
 
-def parse_stat_sections(paths: str, targets: str, modes: str) -> dict[str, PathInfo]:
-    """Pair kinds, readlink -m targets and modes with their paths; a count that does not add
-    up (readlink failed on a path: a symlink loop) leaves every target unknown, never shifted."""
-    kinds = _records(paths)
-    pairs = list(zip(kinds[0::2], kinds[1::2], strict=False))
+def _paired_targets(targets: str, count: int) -> list[str]:
+    """readlink -m's NUL-terminated targets and its exit code; a count that does not add up
+    (readlink failed on a path: a symlink loop) leaves every target unknown, never shifted."""
     resolved = targets.split("\0")
     rc = resolved.pop().strip() if resolved else "1"
-    if rc != "0" or len(resolved) != len(pairs):
-        resolved = [""] * len(pairs)
+    if rc != "0" or len(resolved) != count:
+        return [""] * count
+    return resolved
+
+
+def parse_stat_sections(paths: str, targets: str, modes: str) -> dict[str, PathInfo]:
+    """Pair kinds, readlink -m targets and modes with their paths (the test-builtin form)."""
+    kinds = _records(paths)
+    pairs = list(zip(kinds[0::2], kinds[1::2], strict=False))
+    resolved = _paired_targets(targets, len(pairs))
     owners: dict[str, str] = {}
     for record in _records(modes):
         fields = record.split(" ", 3)
@@ -88,12 +96,41 @@ def parse_stat_sections(paths: str, targets: str, modes: str) -> dict[str, PathI
     }
 
 
+# stat's %F (LC_ALL=C) as the test builtins name kinds; every other type is a file.
+_STAT_KINDS = {"directory": "dir", "symbolic link": "symlink", "socket": "socket"}
+
+
+def parse_lstat_sections(args: str, lstat: str, targets: str) -> dict[str, PathInfo]:
+    """The one-stat form: every argument, and `KIND MODE UID GID`, PATH records for those that
+    exist (a path stat did not print is absent)."""
+    paths = _records(args)
+    records = _records(lstat)
+    found: dict[str, tuple[str, str]] = {}
+    for head, path in zip(records[0::2], records[1::2], strict=False):
+        fields = head.rsplit(" ", 3)
+        if len(fields) == 4:
+            found[path] = (_STAT_KINDS.get(fields[0], "file"), " ".join(fields[1:]))
+    resolved = _paired_targets(targets, len(paths))
+    return {
+        path: PathInfo(path, kind, target, owner)
+        for path, target in zip(paths, resolved, strict=True)
+        for kind, owner in (found.get(path, ("absent", "")),)
+    }
+
+
+def _stat_paths(bodies: dict[str, str]) -> dict[str, PathInfo]:
+    """stat_paths' sections (probe-lib.sh), in whichever form the host could give."""
+    if "args" in bodies:
+        return parse_lstat_sections(bodies["args"], bodies.get("lstat", ""), bodies.get("targets", ""))
+    return parse_stat_sections(bodies.get("paths", ""), bodies.get("targets", ""), bodies.get("modes", ""))
+
+
 def parse_stat_output(output: str, nonce: str) -> dict[str, PathInfo]:
     """The follow-up stat command's output."""
     sections = {name: body for name, _, body in _sections(output, nonce)}
     if "done" not in sections:
         raise ProbeError("stat output is incomplete (connection lost or output truncated)")
-    return parse_stat_sections(sections.get("paths", ""), sections.get("targets", ""), sections.get("modes", ""))
+    return _stat_paths(sections)
 
 
 def _kernel_rules(body: str) -> list[tuple[str, str, str, str]] | None:
@@ -163,22 +200,168 @@ def _sections(output: str, nonce: str) -> list[tuple[str, str, str]]:
     return sections
 
 
-# -- the kernel filter model's facts (probe.sh's "kernel filter model" section) --
-_KERNEL_FACTS = ("syscalls", "lsm", "lsm-label", "selinux", "boot-id")
+# -- sections, each read by one handler (probe.sh's sections, by name) -------------------------
+
+
+@dataclass
+class _Parsing:
+    """The snapshot being filled, and what only the whole output decides (read at the end)."""
+
+    snap: Snapshot
+    catalogue: tuple[Control, ...]
+    unit_parts: list[str] = field(default_factory=list)  # auditd's unit: its text or its files, in order
+    order: list[str] = field(default_factory=list)  # rules.d names in augenrules' order
+    files: dict[str, str] = field(default_factory=dict)  # rules.d path -> text
+    stat_bodies: dict[str, str] = field(default_factory=dict)  # paths, targets, modes
+    auditd_pid: str = ""  # the kernel's auditd pid (auditctl -s), alive and root's
+    dockerd: tuple[str, list[str]] = ("", [])  # root's dockerd: its cmdline file and argv
+
+
+_Handler = Callable[[_Parsing, str, str], None]  # (parsing, arg, body)
+# Sections whose stripped text is a Snapshot field as is, or None when empty; and whose body is.
+_TEXT = {
+    "arch": "arch",
+    "awk": "awk",
+    "auditd-enabled": "auditd_enabled",
+    "audit-version": "audit_version",
+    "audit-rules-stat": "audit_rules_stat",
+}
+_TEXT_OR_NONE = {"auditctl": "auditctl", "auditd": "auditd"}
+_BODY = {
+    "cmdline": "cmdline",
+    "mounts": "mounts",
+    "augenrules": "augenrules_script",
+    "audit-rules": "audit_rules",
+    "daemon-json": "daemon_json",
+    "subuid": "subuid",
+    "subgid": "subgid",
+    "containerd-config": "containerd_config",
+}
+_YES_NO = {"yes": True, "no": False}
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0]
+
+
+def _audit_sections() -> dict[str, _Handler]:
+    """auditctl, auditd and its unit: how the host records and loads."""
+
+    def status(p: _Parsing, arg: str, body: str) -> None:
+        p.snap.status_rc, p.snap.status_text = _int(arg), body
+
+    def listing(p: _Parsing, arg: str, body: str) -> None:
+        p.snap.listing_rc, p.snap.listing_text = _int(arg), body
+
+    def rules_unit(p: _Parsing, arg: str, body: str) -> None:
+        p.snap.audit_rules_unit = body if arg == "0" else ""
+
+    return {
+        "uid": lambda p, arg, body: setattr(p.snap, "uid", _int(body.strip())),
+        "auditctl-s": status,
+        "auditctl-l": listing,
+        "kernel-rules": lambda p, arg, body: setattr(p.snap, "kernel_rules", _kernel_rules(body)),
+        "auditd-pid": lambda p, arg, body: setattr(p, "auditd_pid", body.strip()),
+        "systemd": lambda p, arg, body: setattr(p.snap, "systemd", body.strip() == "running"),
+        "auditd-unit": lambda p, arg, body: p.unit_parts.append(body if arg == "0" else ""),
+        "auditd-unit-file": lambda p, arg, body: p.unit_parts.append(body),
+        "audit-rules-unit": rules_unit,
+    }
+
+
+def _file_sections() -> dict[str, _Handler]:
+    """Files and where things are: rules files, tmpfiles.d, units, sockets, binaries, stat."""
+
+    def unit(p: _Parsing, arg: str, body: str) -> None:
+        if body.strip():
+            p.snap.units[arg] = _first_line(body.strip())
+
+    def units(p: _Parsing, arg: str, body: str) -> None:  # systemctl show: a FragmentPath per unit, in UNITS order
+        p.snap.units.update((u, f) for u, f in zip(_unit_names(p.catalogue), body.split("\n"), strict=False) if f)
+
+    def binary(p: _Parsing, arg: str, body: str) -> None:
+        if body.strip():
+            p.snap.binaries[arg] = _first_line(body.strip())
+
+    def dockerd(p: _Parsing, arg: str, body: str) -> None:
+        p.dockerd = (arg, body.split("\0")[:-1] if "\0" in body else body.split())
+
+    def stat(name: str) -> _Handler:
+        return lambda p, arg, body: p.stat_bodies.__setitem__(name, body)
+
+    return {
+        "tmpfiles-file": lambda p, arg, body: p.snap.tmpfiles.append((arg, body)),
+        "tmpfiles-masked": lambda p, arg, body: p.snap.tmpfiles.append((arg, "")),
+        "unit": unit,
+        "units": units,
+        "rules-d-order": lambda p, arg, body: setattr(p, "order", [n for n in body.split("\n") if n]),
+        "rules-file": lambda p, arg, body: p.files.__setitem__(arg, body),
+        "rules-d-special": lambda p, arg, body: p.snap.rules_d_special.append(arg),
+        "rules-d-word": lambda p, arg, body: p.snap.rules_d_words.__setitem__(arg, body),
+        "dockerd-cmdline": dockerd,
+        "dockerd-ignored": lambda p, arg, body: p.snap.ignored_dockerd.append((arg, body.strip())),
+        "socket-unit": lambda p, arg, body: p.snap.socket_units.__setitem__(arg, body),
+        "binary": binary,
+        **{name: stat(name) for name in ("paths", "targets", "modes", "args", "lstat")},
+    }
+
+
+def _process_starts(p: _Parsing, arg: str, body: str) -> None:
+    """`NAME PID START` lines (probe.sh, cisaudit/model/unaudited.py); a line that is not one is left out."""
+    for line in body.split("\n"):
+        name, _, rest = line.partition(" ")
+        pid, _, start = rest.partition(" ")
+        pid_number, start_number = _int(pid), _int(start)
+        if name and pid_number is not None and start_number is not None:
+            p.snap.process_starts.append((name, pid_number, start_number))
+
+
+def _kernel_fact_sections() -> dict[str, _Handler]:
+    """The kernel filter model's facts (probe.sh's "kernel filter model" section)."""
+    return {
+        "syscalls": lambda p, arg, body: p.snap.syscall_tables.__setitem__(arg, body.strip()),
+        "lsm": lambda p, arg, body: setattr(p.snap, "lsm_list", body.strip()),
+        "lsm-label": lambda p, arg, body: setattr(p.snap, "lsm_labelled", _YES_NO.get(body.strip())),
+        "selinux": lambda p, arg, body: setattr(p.snap, "selinux", _YES_NO.get(body.strip())),
+        "process-starts": _process_starts,
+        "boot-id": _boot_id,
+    }
+
+
 BOOT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _kernel_fact(snap: Snapshot, name: str, arg: str, text: str) -> None:
-    if name == "syscalls":
-        snap.syscall_tables[arg] = text
-    elif name == "lsm":
-        snap.lsm_list = text
-    elif name == "lsm-label":
-        snap.lsm_labelled = {"yes": True, "no": False}.get(text)
-    elif name == "selinux":
-        snap.selinux = {"yes": True, "no": False}.get(text)
-    elif name == "boot-id":  # anything but the kernel's UUID is no boot id (--reboot-proof fails closed)
-        snap.boot_id = text if BOOT_ID.fullmatch(text) else ""
+def _boot_id(p: _Parsing, arg: str, body: str) -> None:
+    """Anything but the kernel's UUID is no boot id (--reboot-proof fails closed)."""
+    text = body.strip()
+    p.snap.boot_id = text if BOOT_ID.fullmatch(text) else ""
+
+
+def _field_sections() -> dict[str, _Handler]:
+    """Sections that are one Snapshot field each (_TEXT, _TEXT_OR_NONE, _BODY)."""
+
+    def text(attr: str) -> _Handler:
+        return lambda p, arg, body: setattr(p.snap, attr, body.strip())
+
+    def text_or_none(attr: str) -> _Handler:
+        return lambda p, arg, body: setattr(p.snap, attr, body.strip() or None)
+
+    def whole(attr: str) -> _Handler:
+        return lambda p, arg, body: setattr(p.snap, attr, body)
+
+    return {
+        **{name: text(attr) for name, attr in _TEXT.items()},
+        **{name: text_or_none(attr) for name, attr in _TEXT_OR_NONE.items()},
+        **{name: whole(attr) for name, attr in _BODY.items()},
+    }
+
+
+_SECTIONS: dict[str, _Handler] = {
+    **_field_sections(),
+    **_audit_sections(),
+    **_file_sections(),
+    **_kernel_fact_sections(),
+}
 
 
 def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...] | None = None) -> Snapshot:
@@ -191,108 +374,39 @@ def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...] | None =
         raise ProbeError(f"unreadable probe output ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
+def _read_section(parsing: _Parsing, name: str, arg: str, body: str) -> None:
+    """One section into the snapshot; `NAME-error` is a file the probe could not read, and a
+    name no handler knows is ignored (an older or newer probe)."""
+    handler = _SECTIONS.get(name)
+    if handler is not None:
+        handler(parsing, arg, body)
+    elif name.endswith("-error"):
+        parsing.snap.unreadable.append(arg)
+
+
+def _finish(parsing: _Parsing) -> Snapshot:
+    """What only the whole output decides: auditd's pid against the kernel's, root's dockerd,
+    the stat sections paired, auditd's unit, rules.d in augenrules' order."""
+    snap = parsing.snap
+    snap.auditd_running = bool(parsing.auditd_pid) and parsing.auditd_pid == snap.status.get("pid", "").strip()
+    cmdline_file, argv = parsing.dockerd
+    if cmdline_file not in {f"/proc/{pid}/cmdline" for pid, _ in snap.ignored_dockerd}:
+        snap.dockerd_args = argv
+    snap.paths = _stat_paths(parsing.stat_bodies)
+    snap.auditd_unit = "\n".join(parsing.unit_parts)
+    files = parsing.files
+    by_name = {Path(p).name: p for p in files}
+    ordered = [by_name[n] for n in parsing.order if n in by_name]
+    ordered += sorted(set(files) - set(ordered))
+    snap.rules_d = [(p, files[p]) for p in ordered]
+    return snap
+
+
 def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Snapshot:
     sections = _sections(output, nonce)
     if not sections or sections[-1][0] != "done":
         raise ProbeError("probe output is incomplete (connection lost or output truncated)")
-    snap = Snapshot()
-    unit_parts: list[str] = []
-    order: list[str] = []
-    files: dict[str, str] = {}
-    stat_bodies: dict[str, str] = {}
-    auditd_pid = ""
-    dockerd: tuple[str, list[str]] = ("", [])
+    parsing = _Parsing(Snapshot(), catalogue)
     for name, arg, body in sections:
-        text = body.strip()
-        if name == "uid":
-            snap.uid = _int(text)
-        elif name == "arch":
-            snap.arch = text
-        elif name == "auditctl":
-            snap.auditctl = text or None
-        elif name == "auditctl-s":
-            snap.status_rc, snap.status_text = _int(arg), body
-        elif name == "auditctl-l":
-            snap.listing_rc, snap.listing_text = _int(arg), body
-        elif name == "auditd":
-            snap.auditd = text or None
-        elif name == "awk":
-            snap.awk = text
-        elif name == "auditd-pid":  # the kernel's auditd pid (auditctl -s), alive and root's
-            auditd_pid = text
-        elif name == "systemd":
-            snap.systemd = text == "running"
-        elif name == "auditd-unit":
-            unit_parts.append(body if arg == "0" else "")
-        elif name == "auditd-unit-file":
-            unit_parts.append(body)
-        elif name == "audit-rules-unit":
-            snap.audit_rules_unit = body if arg == "0" else ""
-        elif name == "auditd-enabled":
-            snap.auditd_enabled = text
-        elif name == "cmdline":
-            snap.cmdline = body
-        elif name == "mounts":
-            snap.mounts = body
-        elif name == "tmpfiles-file":
-            snap.tmpfiles.append((arg, body))
-        elif name == "kernel-rules":
-            snap.kernel_rules = _kernel_rules(body)
-        elif name == "tmpfiles-masked":
-            snap.tmpfiles.append((arg, ""))
-        elif name == "unit":
-            if text:
-                snap.units[arg] = text.splitlines()[0]
-        elif name == "units":  # systemctl show: one FragmentPath line per unit, in UNITS order
-            snap.units.update((u, f) for u, f in zip(_unit_names(catalogue), body.split("\n"), strict=False) if f)
-        elif name == "rules-d-order":
-            order = [n for n in body.split("\n") if n]
-        elif name == "rules-file":
-            files[arg] = body
-        elif name == "rules-d-special":
-            snap.rules_d_special.append(arg)
-        elif name == "rules-d-word":
-            snap.rules_d_words[arg] = body
-        elif name == "audit-version":
-            snap.audit_version = text
-        elif name == "augenrules":
-            snap.augenrules_script = body
-        elif name == "audit-rules-stat":
-            snap.audit_rules_stat = text
-        elif name.endswith("-error"):
-            snap.unreadable.append(arg)
-        elif name == "audit-rules":
-            snap.audit_rules = body
-        elif name == "daemon-json":
-            snap.daemon_json = body
-        elif name == "dockerd-cmdline":
-            dockerd = (arg, body.split("\0")[:-1] if "\0" in body else body.split())
-        elif name == "dockerd-ignored":  # a process named dockerd that is not root's
-            snap.ignored_dockerd.append((arg, text))
-        elif name == "subuid":
-            snap.subuid = body
-        elif name == "subgid":
-            snap.subgid = body
-        elif name == "socket-unit":
-            snap.socket_units[arg] = body
-        elif name == "containerd-config":
-            snap.containerd_config = body
-        elif name == "binary":
-            if text:
-                snap.binaries[arg] = text.splitlines()[0]
-        elif name in ("paths", "targets", "modes"):
-            stat_bodies[name] = body
-        elif name in _KERNEL_FACTS:
-            _kernel_fact(snap, name, arg, text)
-    snap.auditd_running = bool(auditd_pid) and auditd_pid == snap.status.get("pid", "").strip()
-    if dockerd[0] not in {f"/proc/{pid}/cmdline" for pid, _ in snap.ignored_dockerd}:
-        snap.dockerd_args = dockerd[1]
-    snap.paths = parse_stat_sections(
-        stat_bodies.get("paths", ""), stat_bodies.get("targets", ""), stat_bodies.get("modes", "")
-    )
-    snap.auditd_unit = "\n".join(unit_parts)
-    by_name = {Path(p).name: p for p in files}
-    ordered = [by_name[n] for n in order if n in by_name]
-    ordered += sorted(set(files) - set(ordered))
-    snap.rules_d = [(p, files[p]) for p in ordered]
-    return snap
+        _read_section(parsing, name, arg, body)
+    return _finish(parsing)

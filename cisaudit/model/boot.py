@@ -108,7 +108,17 @@ class BootModel:
     def created(self) -> dict[str, bool]:
         return _tmpfiles_created(self.snap.tmpfiles) if self.tmpfiles_first else {}
 
+    @cached_property
+    def _mount_of(self) -> dict[str, Mount | None]:
+        return {}
+
     def mount_of(self, real: str) -> Mount | None:
+        """The mount `real` is on (the longest mount point above it), once per path."""
+        if real not in self._mount_of:
+            self._mount_of[real] = self._find_mount(real)
+        return self._mount_of[real]
+
+    def _find_mount(self, real: str) -> Mount | None:
         best = None
         for mount in self.mounts:
             if (real == mount.point or real.startswith(mount.point.rstrip("/") + "/")) and (

@@ -44,6 +44,7 @@ from cisaudit.model.locate import Target, resolve
 from cisaudit.model.loss import BACKLOG_FLOOR, KERNEL_DEFAULT, STATUS_FIELD, Setting, c_ulong, problems
 from cisaudit.model.rules import AuditRule, RuleLine, lines_of, machine_abis
 from cisaudit.model.snapshot import Snapshot
+from cisaudit.model.unaudited import unaudited_daemons
 from cisaudit.model.userspace import Userspace, userspace
 from cisaudit.model.verdict import Check, Status, Verdict, dispatch
 
@@ -159,6 +160,7 @@ class Assessment:
     def _live(self) -> tuple[FilterState, list[RuleLine]]:
         state, unreadable = live_state(self.snap, self.persisted_lines)
         state.silenced += self._silenced_now()
+        state.unaudited = unaudited_daemons(self.snap.cmdline, self.snap.process_starts)
         state.facts = self.facts
         origins: dict[tuple[object, ...], str] = {}
         for line in self.persisted_lines:

@@ -196,6 +196,7 @@ class FilterState:
     exclude: list[KernelRule] = field(default_factory=list)
     filesystem: list[KernelRule] = field(default_factory=list)
     silenced: list[str] = field(default_factory=list)  # why nothing at all is recorded (-e 0, no auditd)
+    unaudited: list[str] = field(default_factory=list)  # processes never audited (cisaudit/model/unaudited.py)
     facts: KernelFacts | None = None  # syscall numbering and LSMs; None: the model's own for the machine
 
 
@@ -479,7 +480,7 @@ def _describe(conditions: Iterable[Condition]) -> str:
 
 def host_losses(state: FilterState, obj: AuditObject) -> list[str]:
     """Reasons that make accesses to the object unrecorded whatever the exit list says."""
-    reasons = list(state.silenced)
+    reasons = list(state.silenced) + state.unaudited
     for kr in state.task:
         if kr.actions == {"always"} and not kr.rule.conditions:
             break  # the task list's first match: every later process is audited

@@ -237,6 +237,8 @@ def lines_of(text: str) -> list[str]:
 def tokens_of(text: str) -> list[str]:
     """auditctl -R's split of a line: on spaces, where `\\ ` is a space inside a token and `\\\\` a
     backslash (src/auditctl.c preprocess()/postprocess(), every version this suite knows)."""
+    if "\\" not in text:  # no escapes: a plain split (thousands of rules per host)
+        return [token for token in text.split(" ") if token]
     tokens: list[str] = []
     current: list[str] = []
     i = 0

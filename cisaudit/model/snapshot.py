@@ -67,6 +67,9 @@ class Snapshot:
     lsm_list: str | None = None  # /sys/kernel/security/lsm (None: unreadable, securityfs not mounted)
     lsm_labelled: bool | None = None  # the probe's process has an LSM label (/proc/self/attr/current)
     selinux: bool | None = None  # selinuxfs is mounted (SELinux enabled)
+    # (name, pid, start in ticks since boot) of the kernel's auditd and root's dockerd and containerd
+    # (cisaudit/model/unaudited.py); lines the probe could not read are left out.
+    process_starts: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def status(self) -> dict[str, str]:

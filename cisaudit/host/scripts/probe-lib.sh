@@ -47,23 +47,34 @@ dump() {  # dump NAME FILE: a file's bytes, or why it could not be read
   elif [ -e "$2" ]; then sec "$1-error" "$2"; echo "not a readable regular file"; end
   fi
 }
-# stat_paths P...: every argument is a path (any byte but NUL). Three sections, NUL-separated so
-# that no byte in a path can shift a record (docs/kernel-behaviour.md, "Probe"):
-#   paths    KIND\0PATH\0 per argument (test builtins: forks are dear in an emulated guest)
-#   targets  readlink -m of every argument, NUL-terminated, in order, then readlink's exit code
+# stat_paths P...: every argument is a path (any byte but NUL). NUL-separated sections, so that
+# no byte in a path can shift a record (docs/kernel-behaviour.md, "Probe"). With GNU stat, each
+# path is stat'ed once (a host with thousands of rules names thousands of paths):
+#   args     PATH\0 per argument, in order
+#   lstat    KIND MODE UID GID\0PATH\0 for those that exist (stat's %F, not following a last symlink)
+# Without it (busybox), one test builtin per path and kind (forks are dear in an emulated guest):
+#   paths    KIND\0PATH\0 per argument
 #   modes    MODE UID GID PATH\0 for those that exist (for tmpfiles.d entries)
+# And in both:
+#   targets  readlink -m of every argument, NUL-terminated, in order, then readlink's exit code
 stat_paths() {
-  sec paths
-  for p in "$@"; do
-    if [ -L "$p" ]; then k=symlink
-    elif [ -d "$p" ]; then k=dir
-    elif [ -S "$p" ]; then k=socket
-    elif [ -e "$p" ]; then k='file'
-    else k=absent
-    fi
-    printf '%s\0%s\0' "$k" "$p"
-  done
-  end
+  if stat --printf '' -- / 2>/dev/null; then
+    sec args; printf '%s\0' "$@"; end
+    sec lstat; stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null; end
+  else
+    sec paths
+    for p in "$@"; do
+      if [ -L "$p" ]; then k=symlink
+      elif [ -d "$p" ]; then k=dir
+      elif [ -S "$p" ]; then k=socket
+      elif [ -e "$p" ]; then k='file'
+      else k=absent
+      fi
+      printf '%s\0%s\0' "$k" "$p"
+    done
+    end
+    sec modes; stat --printf '%a %u %g %n\0' -- "$@" 2>/dev/null; end
+  fi
   sec targets
   if readlink -z -m -- / >/dev/null 2>&1; then
     readlink -z -m -- "$@" 2>/dev/null; printf '%s' "$?"
@@ -71,5 +82,4 @@ stat_paths() {
     for p in "$@"; do printf '%s\0' "$(readlink -f "$p" 2>/dev/null)"; done; printf 0
   fi
   end
-  sec modes; stat --printf '%a %u %g %n\0' -- "$@" 2>/dev/null; end
 }

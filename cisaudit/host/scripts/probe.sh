@@ -179,6 +179,20 @@ done
 if [ -r /sys/kernel/security/lsm ]; then sec lsm; cat /sys/kernel/security/lsm; end; fi
 sec lsm-label; if cat /proc/self/attr/current >/dev/null 2>&1; then echo yes; else echo no; fi; end
 sec selinux; if [ -e /sys/fs/selinux/enforce ]; then echo yes; else echo no; fi; end
+# --- processes auditing may never see (cisaudit/model/unaudited.py) ---
+# A task forked while audit was never enabled has no audit context, for life (kernel/auditsc.c
+# audit_alloc). Start times (ticks since boot, /proc/PID/stat field 22) of the kernel's auditd and
+# of root's dockerd and containerd; the comm field may hold spaces and parentheses.
+sec process-starts
+for p in $kernel_pid; do
+  if root_process "$p"; then echo "auditd $p $(sed -n 's/.*) //p' "/proc/$p/stat" | cut -d' ' -f20)"; fi
+done
+for n in dockerd containerd; do
+  for p in $(pidof "$n" 2>/dev/null); do
+    if root_process "$p"; then echo "$n $p $(sed -n 's/.*) //p' "/proc/$p/stat" | cut -d' ' -f20)"; fi
+  done
+done
+end
 # --- end of the kernel filter model's section --------------------------------------------------
 IFS='
 '
