@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from cisaudit.model.boot import VOLATILE_FS, bound_location, real_path
-from cisaudit.model.catalogue import Benchmark, Control, benchmark, exclusion_rule
+from cisaudit.model.catalogue import Benchmark, Control, exclusion_rule
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.kernel import PERM_NAMES, AuditObject, KernelRule, WatchKind, exit_reach
 from cisaudit.model.loader import boot_state
@@ -185,9 +185,9 @@ def _control_rules(assessment: Assessment, control: Control, located: Target, re
     return [rule for rule in rules if _identity(rule) not in persisted], needed and _identity(own) in persisted
 
 
-def make_plan(assessment: Assessment, selected: list[Control], version: Benchmark | None = None) -> Plan:
-    plan = _make_plan(assessment, selected)
-    return replace(plan, benchmark=version or benchmark())
+def make_plan(assessment: Assessment, selected: list[Control], version: Benchmark) -> Plan:
+    """The plan for the selected controls of benchmark `version`, which the plan names."""
+    return replace(_make_plan(assessment, selected), benchmark=version)
 
 
 def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:

@@ -20,7 +20,7 @@ from _pytest.junitxml import xml_key
 from _pytest.terminal import TerminalReporter
 
 from cisaudit.host.hostspec import redact_args
-from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark
+from cisaudit.model.catalogue import benchmark
 from cisaudit.outputs.compliance_html import render_html
 from cisaudit.outputs.files import replaced
 from cisaudit.outputs.junit import CaseSpool, capped, capped_properties, classname, failure_text
@@ -175,8 +175,8 @@ class ComplianceTally:
             time.time(),
             tool_version(),
             commit(),
-            benchmark(option("benchmark", DEFAULT_VERSION)),
             _given_hosts(config),
+            benchmark=benchmark(option("benchmark")),
         )
         return RunResults(info, self.cases, self.facts, dict(self.commands))
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cisaudit.host.probe import render_script
+from cisaudit.host.probe import render_probe
 from cisaudit.model.catalogue import AssessmentStatus, benchmark, check_version, controls, select
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.locate import resolve, unknown_paths
@@ -58,8 +58,8 @@ def test_selection_is_per_version_and_an_unknown_version_is_refused():
 
 
 def test_the_probe_asks_for_the_socket_unit_and_the_exclusions_only_in_1_8_0():
-    v17, _ = render_script(catalogue=controls("1.7.0"))
-    v18, _ = render_script(catalogue=controls("1.8.0"))
+    v17, _ = render_probe(controls("1.7.0"))
+    v18, _ = render_probe(controls("1.8.0"))
     assert "SOCKETS=''\nEXCLUDES=''" in v17
     assert "SOCKETS=docker.socket\nEXCLUDES='overlay2 volumes'" in v18
 
@@ -193,14 +193,14 @@ def test_the_plan_writes_the_exclusions_before_the_data_root_rule():
 
 
 def test_the_plan_adds_only_missing_exclusions_and_never_a_copy():
-    plan = make_plan(Assessment(host((NEVER_VOLUMES,)), "docker"), [V18["1.1.5"]])
+    plan = make_plan(Assessment(host((NEVER_VOLUMES,)), "docker"), [V18["1.1.5"]], benchmark("1.8.0"))
     assert plan.rule_lines == [NEVER_OVERLAY, INODE]
 
 
 def test_an_exclusion_that_would_come_after_a_site_watch_is_left_alone():
     """00-base.rules sorts before the managed file: after its tree watch the exclusion would do nothing."""
     snap = host(rules_d=[("/etc/audit/rules.d/00-base.rules", TREE + "\n")], listing=LISTED[TREE])
-    plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]])
+    plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]], benchmark("1.8.0"))
     assert plan.rules == () and "keeps it failing" in plan.left_alone[0][1]
     assert "place `-a exit,never -F dir=/var/lib/docker/volumes` before it" in plan.left_alone[0][1]
 
@@ -211,5 +211,5 @@ def test_an_exclusion_never_narrows_a_later_site_rule(key):
     snap = host(
         rules_d=[("/etc/audit/rules.d/90-site.rules", f"-w {ROOT} -k {key}\n")], listing=f"-w {ROOT} -p rwxa -k {key}"
     )
-    plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]])
+    plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]], benchmark("1.8.0"))
     assert plan.rules == () and f"would stop `-w /var/lib/docker -k {key}`" in plan.left_alone[0][1]
