@@ -63,9 +63,9 @@ def judge_case(case: Case, session: HostSession, ctx: RunContext) -> Judged:
 
 def _outcome(case: Case, session: HostSession, ctx: RunContext) -> Outcome:
     entry = CHECKS[case.check]
+    control = entry.control_of(case)  # a case that does not fit its check is our bug, not the host's
     change = ""
     try:
-        control = entry.control_of(case)
         if not entry.after_change:
             verdict = entry.judging(case, session, ctx)
             return Outcome(verdict, session.change.summary() if session.change else "")
