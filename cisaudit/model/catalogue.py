@@ -13,7 +13,15 @@ from typing import Any
 STYLE_PERMS = {"watch": "rwxa", "syscall": "rwa"}
 DEFAULT_KEY = "docker"
 BENCHMARKS = Path(__file__).with_name("benchmarks")
-VERSIONS = ("1.7.0", "1.8.0")
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """1.10.0 sorts after 1.9.0."""
+    return tuple(int(part) for part in version.split("."))
+
+
+# Every catalogue file is a version --benchmark accepts: adding benchmarks/1.9.0.toml adds v1.9.0.
+VERSIONS = tuple(sorted((p.stem for p in BENCHMARKS.glob("*.toml")), key=version_key))
 DEFAULT_VERSION = "1.7.0"
 
 

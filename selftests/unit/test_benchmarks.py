@@ -2,11 +2,22 @@
 exclusions judged by the kernel's first-match order, the docker socket by ListenStream (docs/benchmarks.md)."""
 
 import json
+import re
 
 import pytest
 
 from cisaudit.host.probe import render_probe
-from cisaudit.model.catalogue import AssessmentStatus, benchmark, check_version, controls, select
+from cisaudit.model.catalogue import (
+    BENCHMARKS,
+    DEFAULT_VERSION,
+    VERSIONS,
+    AssessmentStatus,
+    benchmark,
+    check_version,
+    controls,
+    select,
+    version_key,
+)
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.locate import resolve, unknown_paths
 from cisaudit.model.plan import MANAGED_FILE, make_plan
@@ -51,10 +62,17 @@ def test_only_the_issue_s_controls_differ_between_versions():
 def test_selection_is_per_version_and_an_unknown_version_is_refused():
     assert [c.id for c in select("1.1.9", "1.8.0")] == ["1.1.9"]
     assert select("1.1.9", "1.8.0")[0].title.endswith("docker.sock")
-    with pytest.raises(ValueError, match="unknown benchmark version '1.9.0'"):
-        check_version("1.9.0")
-    with pytest.raises(ValueError, match="unknown benchmark version"):
-        controls("1.6.0")
+    for unknown in ("1.6.0", "1.8", "../1.7.0"):  # no catalogue file of that name
+        with pytest.raises(ValueError, match=f"unknown benchmark version '{re.escape(unknown)}'"):
+            check_version(unknown)
+        with pytest.raises(ValueError, match="unknown benchmark version"):
+            controls(unknown)
+
+
+def test_the_versions_are_the_catalogue_files():
+    """Adding benchmarks/1.9.0.toml is the whole of adding v1.9 (docs/architecture.md, recipes)."""
+    assert tuple(sorted((p.stem for p in BENCHMARKS.glob("*.toml")), key=version_key)) == VERSIONS
+    assert list(VERSIONS) == sorted(VERSIONS, key=version_key) and DEFAULT_VERSION in VERSIONS
 
 
 def test_the_probe_asks_for_the_socket_unit_and_the_exclusions_only_in_1_8_0():

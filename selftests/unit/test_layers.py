@@ -65,3 +65,12 @@ def test_imports_follow_the_layers(path: Path) -> None:
 def test_the_judging_layer_is_checked() -> None:
     """The rule above has modules to apply to (a renamed folder would pass it vacuously)."""
     assert {p.name for p in _modules() if _layer(p) == "run"} >= {"context.py", "checks.py", "judge.py"}
+
+
+def test_the_checkout_imports_as_no_other_package() -> None:
+    """A top-level package of the checkout would shadow a PyPI package of the same name in a user's
+    own tests run from it (a `fixtures/` folder once shadowed PyPI's `fixtures`). The suite's
+    fixtures come from the plugin (README, "your own tests")."""
+    root = PACKAGE.parent
+    packages = {p.parent.name for p in root.glob("*/__init__.py")}
+    assert packages == {"cisaudit", "selftests"}
