@@ -163,7 +163,7 @@ def _boot_fixes(assessment: Assessment, selected: list[Control]) -> tuple[Assess
         if why or not lines or set(lines) <= set(fixes):
             break
         fixes += lines
-        snap = with_rules(assessment.snap, assessment.mode.mode, MANAGED_FILE, [], lines)
+        snap = with_rules(assessment.snap, assessment.mode.loader, MANAGED_FILE, [], lines)
         assessment = Assessment(snap, assessment.key, assessment.require_all)
     return assessment, fixes
 
@@ -202,7 +202,7 @@ class _Decision:
 def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
     """Decide each control on the host as the tmpfiles.d fixes would leave it, then keep what the
     simulation verifies (_verified)."""
-    mode = assessment.mode.mode
+    mode = assessment.mode.loader
     target = MANAGED_FILE if mode == "augenrules" else AUDIT_RULES
     if mode == "none":  # nowhere the boot reads: a rule written anywhere would be lost
         return Plan(mode, target, (), tuple((c.id, assessment.mode.reason) for c in selected))

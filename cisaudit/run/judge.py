@@ -124,7 +124,7 @@ def host_facts(session: HostSession) -> str:
     snap = assessment.snap
     return json.dumps(
         {
-            "loader_mode": assessment.mode.mode,
+            "loader_mode": assessment.mode.loader,
             "arch": snap.arch,
             "audit_enabled": snap.status.get("enabled", ""),
             "auditd_running": snap.auditd_running,

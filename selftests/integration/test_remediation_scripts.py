@@ -276,7 +276,7 @@ def test_augenrules_apply_then_backout_restores_files_and_kernel(host: Host) -> 
     merged = AUDIT_RULES.read_text().splitlines()
     assert all(rule in merged for rule in rules), merged
     # The kernel gained exactly the two canonical forms, at the head of the list in the plan's
-    # order (issue 20.1: the first matching rule gives an access its key); nothing else changed.
+    # order (the first matching rule gives an access its key); nothing else changed.
     assert klist() == [
         f"-w {host.sandbox}/etc/docker -p rwxa -k docker",
         f"-w {host.sandbox}/run/containerd -p rwa -k docker",
@@ -372,7 +372,7 @@ def test_second_apply_is_a_noop(host: Host) -> None:
     ],
 )
 def test_auditctl_mode_changes_only_the_managed_block(host: Host, original: bytes, before: bytes | None) -> None:
-    """The block goes first (issue 20.1, cisaudit/model/plan.py _block_at): after -D/-b, before
+    """The block goes first (cisaudit/model/plan.py _block_at): after -D/-b, before
     the first rule line, else before the -e line, else at the end; later runs add to it."""
     target = Path(host.dir("etc/audit")) / "audit.rules"
     target.write_bytes(original)
@@ -774,7 +774,7 @@ def test_scripts_are_posix_sh() -> None:
 @KERNEL
 @pytest.mark.parametrize("existing", [None, b"# site\nd /run/site 0755 root root -\n"], ids=["new", "existing"])
 def test_tmpfiles_entry_is_journaled_merged_and_backed_out_exactly(host: Host, existing: bytes | None) -> None:
-    """Issue 9.3: the tmpfiles.d entry that makes a rule's parent exist at boot is a change like any
+    """The tmpfiles.d entry that makes a rule's parent exist at boot is a change like any
     other: journaled first, merged with what the file held, undone byte for byte."""
     conf = Path(host.dir("tmpfiles.d")) / "cisaudit-docker.conf"
     if existing is not None:
