@@ -76,7 +76,7 @@ def _data(version: str) -> dict[str, Any]:
     return tomllib.loads((BENCHMARKS / f"{check_version(version)}.toml").read_text())
 
 
-def benchmark(version: str = DEFAULT_VERSION) -> Benchmark:
+def benchmark(version: str) -> Benchmark:
     """The benchmark a version's catalogue implements (reports and XCCDF name it)."""
     return Benchmark(**_data(version)["benchmark"])
 
@@ -100,7 +100,7 @@ def controls(version: str = DEFAULT_VERSION) -> tuple[Control, ...]:
     return tuple(loaded)
 
 
-def select(ids_csv: str, version: str = DEFAULT_VERSION) -> list[Control]:
+def select(ids_csv: str, version: str) -> list[Control]:
     """The controls a comma list of ids names (all when empty); unknown ids are a ValueError."""
     wanted = {c.strip() for c in ids_csv.split(",") if c.strip()}
     unknown = wanted - {c.id for c in controls(version)}

@@ -168,7 +168,7 @@ def test_dry_run_says_what_it_would_add_in_clean_text() -> None:
     """A dry run's summary reads as one: no "applied run ...: dry-run", no "would CIS Docker Benchmark v1.7.0: add"."""
     tmpfiles = "d /run/containerd 0711 0 0 -"
     added = [RULE, f"tmpfiles.d: {tmpfiles}"]
-    plan = dataclasses.replace(PLAN, benchmark=benchmark())
+    plan = dataclasses.replace(PLAN, benchmark=benchmark("1.7.0"))
     change = Change(plan, result(ChangeStatus.DRY_RUN, added=added, fields={"target": PLAN.target}))
     assert change.summary() == (
         f"dry run, nothing changed: would add 1 rule(s) to {PLAN.target}: {RULE}; would write tmpfiles.d: {tmpfiles}"
