@@ -29,8 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 sys.path.insert(0, str(REPO))
 
-from cisaudit.host.probe import render_script  # noqa: E402
+from cisaudit.host.probe import render_probe  # noqa: E402
 from cisaudit.host.transport import ConnectOptions  # noqa: E402
+from cisaudit.model.catalogue import controls  # noqa: E402
 from selftests.s3_store import MotoS3  # noqa: E402
 from selftests.ssm_emulator import Faults, SsmEmulator  # noqa: E402
 from selftests.ssm_replay import Replayer, record_local  # noqa: E402
@@ -192,7 +193,7 @@ def bench_local(runs: int) -> list[Row]:
 
 def probe_alone(vms: Sequence[Any], runs: int) -> dict[str, float]:
     """The probe command by itself over a warm SSH connection: per VM alone, and all at once."""
-    script, _ = render_script()
+    script, _ = render_probe(controls("1.7.0"))
     alone = []
     for vm in vms:
         times = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from cisaudit.host import events, probe
+from cisaudit.model.catalogue import controls
 from cisaudit.model.decisions import Accesses
 from selftests.attacker import attacked
 from selftests.integration.test_local_attackers import FORGED, NL, PROCESS, READ_MARKER, SWAPPER, verdicts
@@ -24,14 +25,14 @@ PROBE_ATTACKS = {
 
 def probe_attack(attacker: str, runs: int) -> tuple[int, int]:
     """(runs, runs whose verdicts differ from an idle attacker's)."""
-    script, nonce = probe.render_script()
+    script, nonce = probe.render_probe(controls("1.7.0"))
     [idle] = attacked(script, "touch /tmp/.ready\nsleep 600\n").outputs
-    baseline = verdicts(probe.parse_probe(idle, nonce))
+    baseline = verdicts(probe.parse_probe(idle, nonce, controls("1.7.0")))
     outs = attacked(script, attacker + "touch /tmp/.ready\nsleep 600\n", runs=runs).outputs
     changed = 0
     for out in outs:
         try:
-            changed += verdicts(probe.parse_probe(out, nonce)) != baseline
+            changed += verdicts(probe.parse_probe(out, nonce, controls("1.7.0"))) != baseline
         except probe.ProbeError:
             changed += 1  # a forged probe that makes the host unreadable is a changed verdict too
     return len(outs), changed

@@ -18,8 +18,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cisaudit.host.probe import render_script
+from cisaudit.host.probe import render_probe
 from cisaudit.host.ssm import frame
+from cisaudit.model.catalogue import controls
 
 _PROBE_NONCE = re.compile(r"@@cisaudit-[0-9a-f]{16}")
 # The wrapper's values, as frame.wrapper_script assigns them (shlex leaves these unquoted).
@@ -40,7 +41,7 @@ class Recording:
 
 def record_local() -> Recording:
     """Run the real probe on this machine, as root would over any transport."""
-    script, nonce = render_script()
+    script, nonce = render_probe(controls("1.7.0"))
     t0 = time.perf_counter()
     proc = subprocess.run(["sh", "-c", script], stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     return Recording(nonce, proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0)

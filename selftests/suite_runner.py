@@ -77,24 +77,40 @@ def parse_junit(path: Path) -> dict[tuple[str, str, str], JunitCase]:
     return cases
 
 
+def output_args(directory: Path) -> list[str]:
+    """Every output of a run into `directory`: JUnit, pytest-html and the suite's three reports."""
+    return [
+        f"--junitxml={directory / 'junit.xml'}",
+        f"--html={directory / 'report.html'}",
+        f"--compliance-report={directory / 'compliance.html'}",
+        f"--results-json={directory / 'results.json'}",
+        f"--xccdf={directory / 'results.xccdf.xml'}",
+    ]
+
+
+def run_pytest(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The one way the self-tests run the suite: `python -m pytest ARGS` from the checkout's root
+    (its pytest.ini loads the plugin), output captured as text, `env` over this process's."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=check,
+    )
+
+
 def run_suite(
     tmp_path: Path, hosts: list[str], *args: str, timeout: float = 900, env: dict[str, str] | None = None
 ) -> SuiteRun:
-    junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *([f"--hosts={','.join(hosts)}"] if hosts else []),
-        f"--junitxml={junit}",
-        f"--html={html}",
-        f"--compliance-report={tmp_path / 'compliance.html'}",
-        f"--results-json={tmp_path / 'results.json'}",
-        f"--xccdf={tmp_path / 'results.xccdf.xml'}",
-        *args,
-    ]
-    proc = subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    """run_pytest with every output in tmp_path, the verdicts read back from its JUnit XML."""
+    junit = tmp_path / "junit.xml"
+    proc = run_pytest(
+        *([f"--hosts={','.join(hosts)}"] if hosts else []), *output_args(tmp_path), *args, timeout=timeout, env=env
     )
     output = proc.stdout + proc.stderr
     assert junit.exists(), f"suite wrote no JUnit XML:\n{output[-3000:]}"

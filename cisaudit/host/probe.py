@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cisaudit.host.shell import compose
 from cisaudit.model.boot import TMPFILES_DIRS
-from cisaudit.model.catalogue import Control, controls
+from cisaudit.model.catalogue import Control
 from cisaudit.model.kernel import CLASS_SYSCALLS
 from cisaudit.model.loader import AUDIT_RULES
 from cisaudit.model.locate import DEFAULT_DATA_ROOT, UNIT_DIRS, ProbeList, probe_names
@@ -34,11 +34,9 @@ def _nonce() -> str:
     return "@@cisaudit-" + secrets.token_hex(8)
 
 
-def render_script(
-    extra_paths: list[str] | None = None, catalogue: tuple[Control, ...] | None = None
-) -> tuple[str, str]:
-    """The probe command for a benchmark version's controls, and the nonce that frames its sections."""
-    catalogue = catalogue or controls()
+def render_probe(catalogue: tuple[Control, ...], extra_paths: list[str] | None = None) -> tuple[str, str]:
+    """The probe command for a benchmark version's controls (`catalogue`), and the nonce that frames
+    its sections."""
     nonce = _nonce()
     paths = sorted({c.path for c in catalogue} | set(extra_paths or ()))
     excludes = sorted({sub for c in catalogue for sub in c.exclude})
@@ -364,10 +362,10 @@ _SECTIONS: dict[str, _Handler] = {
 }
 
 
-def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...] | None = None) -> Snapshot:
+def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Snapshot:
     """The host's Snapshot; any output it cannot read is a ProbeError (that host's error), never a crash."""
     try:
-        return _parse_probe(output, nonce, catalogue or controls())
+        return _parse_probe(output, nonce, catalogue)
     except ProbeError:
         raise
     except Exception as exc:  # noqa: BLE001 - hostile output must stay this host's problem

@@ -11,6 +11,7 @@ parse_result() reads.
 from __future__ import annotations
 
 from cisaudit.host.shell import SCRIPTS, compose
+from cisaudit.model.catalogue import Benchmark
 from cisaudit.model.decisions import ChangeStatus, RemediationResult
 from cisaudit.model.loader import AUDIT_RULES
 
@@ -32,14 +33,16 @@ def render_apply(
     target: str,
     rules: list[str],
     dry_run: bool,
+    benchmark: Benchmark,
     *,
     journal_root: str | None = None,
     tmpfiles: list[str] | None = None,
 ) -> str:
-    """The apply command: add `rules` to `target` (persisted) and to the live kernel."""
+    """The apply command: add `rules` to `target` (persisted) and to the live kernel; the files it
+    writes name `benchmark`, the version the rules implement."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    for rule in [*rules, *(tmpfiles or ())]:
+    for rule in [*rules, *(tmpfiles or ()), benchmark.title, benchmark.version]:
         if "\n" in rule or "\r" in rule:
             raise ValueError(f"line spans lines: {rule!r}")
     values = {
@@ -50,6 +53,7 @@ def render_apply(
         "CISAUDIT_TMPFILES": "\n".join(tmpfiles or ()),
         "CISAUDIT_DRY_RUN": "1" if dry_run else "0",
         "CISAUDIT_AUDIT_RULES": AUDIT_RULES,
+        "CISAUDIT_BENCHMARK": f"{benchmark.title} v{benchmark.version}",
     }
     if journal_root is not None:
         values["CISAUDIT_JOURNAL_ROOT"] = journal_root

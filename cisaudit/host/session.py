@@ -10,13 +10,13 @@ from cisaudit.host.probe import (
     ProbeError,
     parse_probe,
     parse_stat_output,
-    render_script,
+    render_probe,
     render_stat_script,
 )
 from cisaudit.host.reboot import Reboot
 from cisaudit.host.ssm.spool import Spool, SpoolError
 from cisaudit.host.transport import ConnectOptions, HostError, describe_error, open_host
-from cisaudit.model.catalogue import DEFAULT_VERSION, Control, controls
+from cisaudit.model.catalogue import Control, check_version, controls
 from cisaudit.model.decisions import Change
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.kernel import AuditKeys
@@ -30,13 +30,20 @@ def unusable_output(exc: BaseException) -> str:
     return f"cannot use this host's output: {type(exc).__name__}: {detail}"
 
 
+def probe_command(version: str) -> tuple[str, str]:
+    """The probe of a benchmark version's controls and its nonce: what HostSession runs, and what
+    the SSM fleet fan-out sends to every instance at once (plugin/fleet_audit.py), so that each
+    host's session parses a fanned-out probe exactly as one it ran itself."""
+    return render_probe(controls(version))
+
+
 @dataclass
 class HostSession:
     spec: str
     options: ConnectOptions
     key: str  # the key rules are written with (remediation)
     require_all: bool = False
-    version: str = DEFAULT_VERSION  # the benchmark version whose controls are checked
+    version: str = field(kw_only=True)  # the benchmark version whose controls are checked (required)
     fanned_out: Spool | None = None  # an ssm:// host whose probe the fleet fan-out ran (ssm/fleet.py)
     keys: AuditKeys | None = None  # the keys that count as recorded (--audit-key); None: `key`
     commands: int = 0  # remote commands sent to this host in this run
@@ -47,6 +54,9 @@ class HostSession:
     _assessment: Assessment | None = None
     _error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        check_version(self.version)  # an unknown version fails here, not at the first probe
 
     def run(self, command: str, *, check_ok: bool = False) -> tuple[int, str, str]:
         """Run one remote command; any transport failure becomes HostError."""
@@ -88,7 +98,7 @@ class HostSession:
     def _probe_output(self) -> tuple[int, str, str, str]:
         """(rc, stdout, stderr, nonce) of the probe: run now, or taken from the fleet fan-out."""
         if self.fanned_out is None:
-            script, nonce = render_script(catalogue=self.controls)
+            script, nonce = probe_command(self.version)
             return (*self.run(script), nonce)
         self.commands += 1
         try:

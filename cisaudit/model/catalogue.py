@@ -15,7 +15,15 @@ from cisaudit.model.locate import parse_locate
 STYLE_PERMS = {"watch": "rwxa", "syscall": "rwa"}
 DEFAULT_KEY = "docker"
 BENCHMARKS = Path(__file__).with_name("benchmarks")
-VERSIONS = ("1.7.0", "1.8.0")
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """1.10.0 sorts after 1.9.0."""
+    return tuple(int(part) for part in version.split("."))
+
+
+# Every catalogue file is a version --benchmark accepts: adding benchmarks/1.9.0.toml adds v1.9.0.
+VERSIONS = tuple(sorted((p.stem for p in BENCHMARKS.glob("*.toml")), key=version_key))
 DEFAULT_VERSION = "1.7.0"
 
 
@@ -70,7 +78,7 @@ def _data(version: str) -> dict[str, Any]:
     return tomllib.loads((BENCHMARKS / f"{check_version(version)}.toml").read_text())
 
 
-def benchmark(version: str = DEFAULT_VERSION) -> Benchmark:
+def benchmark(version: str) -> Benchmark:
     """The benchmark a version's catalogue implements (reports and XCCDF name it)."""
     return Benchmark(**_data(version)["benchmark"])
 
@@ -108,7 +116,7 @@ def controls(version: str = DEFAULT_VERSION) -> tuple[Control, ...]:
     return tuple(loaded)
 
 
-def select(ids_csv: str, version: str = DEFAULT_VERSION) -> list[Control]:
+def select(ids_csv: str, version: str) -> list[Control]:
     """The controls a comma list of ids names (all when empty); unknown ids are a ValueError."""
     wanted = {c.strip() for c in ids_csv.split(",") if c.strip()}
     unknown = wanted - {c.id for c in controls(version)}

@@ -71,7 +71,7 @@ class RemediationResult:
 
 @dataclass
 class Change:
-    """What this run did to one host (cisaudit/plugin/change.py makes it)."""
+    """What this run did to one host (cisaudit/run/change.py makes it)."""
 
     plan: Plan | None = None
     applied: RemediationResult | None = None

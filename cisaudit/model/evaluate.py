@@ -30,6 +30,7 @@ from cisaudit.model.kernel import (
 )
 from cisaudit.model.loader import (
     AUDIT_RULES,
+    Loader,
     LoaderMode,
     Replay,
     augenrules_files,
@@ -209,9 +210,9 @@ class Assessment:
     @cached_property
     def load_evidence(self) -> tuple[str, ...]:
         """How the host loads its persisted rules at boot, and every line that fails to load then."""
-        skipped = augenrules_files(self.snap, self.userspace)[1] if self.mode.mode == "augenrules" else []
+        skipped = augenrules_files(self.snap, self.userspace)[1] if self.mode.loader == Loader.AUGENRULES else []
         return (
-            f"loader: {self.mode.mode} ({self.mode.reason})",
+            f"loader: {self.mode.loader} ({self.mode.reason})",
             *self.userspace.evidence(),
             *skipped,
             *(f"at boot {l.where}: {l.text}: {err}" for l, err in self.persisted.failures),
@@ -229,7 +230,7 @@ class Assessment:
 
     @property
     def persisted_sources(self) -> list[tuple[str, str]]:
-        if self.mode.mode == "augenrules":
+        if self.mode.loader == Loader.AUGENRULES:
             return self.snap.rules_d
         return [(AUDIT_RULES, self.snap.audit_rules or "")]
 

@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from cisaudit.model.boot import BootModel, bound_location
 from cisaudit.model.kernel import FilterState, KernelRule, WatchKind
@@ -26,9 +27,17 @@ _EXEC_RE = re.compile(r"^\s*(ExecStartPost|ExecStart)\s*=\s*(.*)$")
 _BOTH = frozenset({WatchKind.INODE, WatchKind.TREE})
 
 
+class Loader(StrEnum):
+    """What loads the persisted rules at boot."""
+
+    AUGENRULES = "augenrules"  # merges /etc/audit/rules.d into audit.rules, then auditctl -R
+    AUDITCTL = "auditctl"  # auditctl -R /etc/audit/audit.rules
+    NONE = "none"  # nothing: no rule written anywhere loads at boot
+
+
 @dataclass(frozen=True)
 class LoaderMode:
-    mode: str  # "augenrules", "auditctl" or "none"
+    loader: Loader
     reason: str
     unit: str = ""  # the unit text that runs the loader (its After= decides what exists then)
 
@@ -54,15 +63,15 @@ def loader_mode(snap: Snapshot) -> LoaderMode:
     ]
     for unit, command in candidates:
         if "augenrules" in command and "--load" in command:
-            return LoaderMode("augenrules", f"the audit unit runs `{command.strip()}`", unit)
+            return LoaderMode(Loader.AUGENRULES, f"the audit unit runs `{command.strip()}`", unit)
         if "auditctl" in command and "-R" in command:
-            return LoaderMode("auditctl", f"the audit unit runs `{command.strip()}`", unit)
+            return LoaderMode(Loader.AUDITCTL, f"the audit unit runs `{command.strip()}`", unit)
     if not (snap.auditd_unit + snap.audit_rules_unit).strip():
         if snap.rules_d:
-            return LoaderMode("augenrules", "no auditd unit found; /etc/audit/rules.d has rules files")
-        return LoaderMode("auditctl", "no auditd unit found and no /etc/audit/rules.d files")
+            return LoaderMode(Loader.AUGENRULES, "no auditd unit found; /etc/audit/rules.d has rules files")
+        return LoaderMode(Loader.AUDITCTL, "no auditd unit found and no /etc/audit/rules.d files")
     return LoaderMode(
-        "none", "the audit units run neither `augenrules --load` nor `auditctl -R`: no rules load at boot"
+        Loader.NONE, "the audit units run neither `augenrules --load` nor `auditctl -R`: no rules load at boot"
     )
 
 
@@ -177,7 +186,7 @@ def _file_refusal(snap: Snapshot, mode: LoaderMode, us: Userspace, merged: str |
     if len(fields) != 2 or not all(f.isdigit() for f in fields):
         return None  # not probed (or absent): the file checks cannot be judged
     bits, uid = int(fields[0], 8), int(fields[1])
-    if mode.mode == "augenrules" and merged is not None and merged != snap.audit_rules:
+    if mode.loader == Loader.AUGENRULES and merged is not None and merged != snap.audit_rules:
         bits = 0o640
     if us.does(Behaviour.OWNER_CHECK) and uid != 0:
         return f"Error - {AUDIT_RULES} isn't owned by root (uid {uid}): auditctl -R loads nothing"
@@ -190,10 +199,10 @@ def persisted_lines(snap: Snapshot, mode: LoaderMode, us: Userspace | None = Non
     """The lines the loader feeds to `auditctl -R`, in order, each naming its own file:line; a
     file `auditctl -R` refuses is one failing line before all of them."""
     us = us or userspace(snap.audit_version, snap.augenrules_script)
-    if mode.mode == "none":
+    if mode.loader == Loader.NONE:
         return []
     merged = None
-    if mode.mode == "augenrules":
+    if mode.loader == Loader.AUGENRULES:
         files, _ = augenrules_files(snap, us)
         mawk, strip_cr = "mawk" in snap.awk, us.does(Behaviour.STRIPS_CR)
         merged = augenrules_output(files, mawk, strip_cr)

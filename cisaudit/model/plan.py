@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from cisaudit.model.boot import VOLATILE_FS, bound_location, real_path
-from cisaudit.model.catalogue import Benchmark, Control, benchmark, exclusion_rule
+from cisaudit.model.catalogue import Benchmark, Control, exclusion_rule
 from cisaudit.model.evaluate import Assessment
-from cisaudit.model.kernel import PERM_NAMES, AuditObject, KernelRule, WatchKind, exit_reach
-from cisaudit.model.loader import AUDIT_RULES, boot_state
+from cisaudit.model.kernel import PERM_NAMES, AuditObject, FilterState, KernelRule, WatchKind, exit_reach
+from cisaudit.model.loader import AUDIT_RULES, Loaded, boot_state
 from cisaudit.model.locate import Target
 from cisaudit.model.rules import AuditRule, parse_rule
 from cisaudit.model.snapshot import Snapshot
@@ -162,7 +162,7 @@ def _boot_fixes(assessment: Assessment, selected: list[Control]) -> tuple[Assess
         if why or not lines or set(lines) <= set(fixes):
             break
         fixes += lines
-        snap = with_rules(assessment.snap, assessment.mode.mode, MANAGED_FILE, [], lines)
+        snap = with_rules(assessment.snap, assessment.mode.loader, MANAGED_FILE, [], lines)
         assessment = Assessment(snap, assessment.key, assessment.require_all)
     return assessment, fixes
 
@@ -184,80 +184,97 @@ def _control_rules(assessment: Assessment, control: Control, located: Target, re
     return [rule for rule in rules if _identity(rule) not in persisted], needed and _identity(own) in persisted
 
 
-def make_plan(assessment: Assessment, selected: list[Control], version: Benchmark | None = None) -> Plan:
-    plan = _make_plan(assessment, selected)
-    return replace(plan, benchmark=version or benchmark())
+def make_plan(assessment: Assessment, selected: list[Control], version: Benchmark) -> Plan:
+    """The plan for the selected controls of benchmark `version`, which the plan names."""
+    return replace(_make_plan(assessment, selected), benchmark=version)
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """One failing control's part of the plan: its rules and tmpfiles.d lines, or why it is left alone."""
+
+    rules: tuple[str, ...] = ()
+    tmpfiles: tuple[str, ...] = ()
+    left_alone: str | None = None
 
 
 def _make_plan(assessment: Assessment, selected: list[Control]) -> Plan:
-    mode = assessment.mode.mode
+    """Decide each control on the host as the tmpfiles.d fixes would leave it, then keep what the
+    simulation verifies (_verified)."""
+    mode = assessment.mode.loader
     target = MANAGED_FILE if mode == "augenrules" else AUDIT_RULES
-    planned: list[tuple[str, str]] = []
-    left: list[tuple[str, str]] = []
     if mode == "none":  # nowhere the boot reads: a rule written anywhere would be lost
         return Plan(mode, target, (), tuple((c.id, assessment.mode.reason) for c in selected))
-    original = assessment
-    assessment, tmpfiles = _boot_fixes(assessment, selected)
+    fixed, tmpfiles = _boot_fixes(assessment, selected)
+    planned: list[tuple[str, str]] = []
+    left: list[tuple[str, str]] = []
     for control in selected:
-        live = assessment.control_verdict(control, Check.LIVE)
-        persisted = assessment.control_verdict(control, Check.PERSISTED)
-        statuses = {live.status, persisted.status}
-        if statuses == {Status.PASS} or Status.NOT_APPLICABLE in statuses:
+        decision = _decide(fixed, control)
+        if decision is None:
             continue
-        if Status.ERROR in statuses:
-            left.append((control.id, (live if live.status == Status.ERROR else persisted).summary))
+        if decision.left_alone is not None:
+            left.append((control.id, decision.left_alone))
             continue
-        located = assessment.target(control)
-        real = assessment.audit_object(located).path
-        if _UNSAFE_PATH.search(real):
-            left.append(
-                (
-                    control.id,
-                    f"{real!r} contains whitespace, '#' or control characters: auditctl splits "
-                    "rule lines on blanks, so no rule can name it exactly",
-                )
-            )
-            continue
-        stopped = assessment.persisted.stopped_at
-        unreached = [
-            l for l in assessment.persisted.never_loaded if getattr(l.item, "path", None) in {*located.aliases, real}
-        ]
-        if stopped and unreached:  # adding a copy would duplicate it; the broken line is the fault
-            left.append(
-                (
-                    control.id,
-                    f"persisted at {unreached[0].where} but never loads at boot: loading stops "
-                    f"at {stopped[0].where} ({stopped[1]}); fix that line",
-                )
-            )
-            continue
-        if live.status == Status.FAIL and persisted.status == Status.PASS:
-            left.append(
-                (
-                    control.id,
-                    "; ".join(assessment.live_state.silenced)
-                    or "persisted but not in the kernel: reload the rules (augenrules --load) or reboot",
-                )
-            )
-            continue
-        rules, own_persisted = _control_rules(assessment, control, located, real)
-        if own_persisted or not rules:
-            # Persisted already: a second copy would stop the boot-time load ("Rule exists").
-            left.append(
-                (
-                    control.id,
-                    f"its rule is persisted already{_earlier_run(assessment, control, real)}; what keeps it "
-                    "failing: " + (persisted.summary if persisted.status == Status.FAIL else live.summary),
-                )
-            )
-            continue
-        extra, why = _tmpfiles_for(assessment, real)
-        if why:
-            left.append((control.id, why))
-            continue
-        planned += [(control.id, rule) for rule in rules]
-        tmpfiles += [t for t in extra if t not in tmpfiles]
-    return _verified(original, mode, target, planned, tmpfiles, left, selected)
+        planned += [(control.id, rule) for rule in decision.rules]
+        tmpfiles += [t for t in decision.tmpfiles if t not in tmpfiles]
+    return _verified(assessment, mode, target, planned, tmpfiles, left, selected)
+
+
+def _decide(assessment: Assessment, control: Control) -> _Decision | None:
+    """The control's rules, or why the tool leaves it alone; None when it needs nothing."""
+    live = assessment.control_verdict(control, Check.LIVE)
+    persisted = assessment.control_verdict(control, Check.PERSISTED)
+    statuses = {live.status, persisted.status}
+    if statuses == {Status.PASS} or Status.NOT_APPLICABLE in statuses:
+        return None
+    if Status.ERROR in statuses:
+        return _Decision(left_alone=(live if live.status == Status.ERROR else persisted).summary)
+    located = assessment.target(control)
+    real = assessment.audit_object(located).path
+    why = _unwritable(real) or _not_for_a_new_rule(assessment, located, real, live.status, persisted.status)
+    if why:
+        return _Decision(left_alone=why)
+    rules, own_persisted = _control_rules(assessment, control, located, real)
+    if own_persisted or not rules:
+        # Persisted already: a second copy would stop the boot-time load ("Rule exists").
+        keeps_failing = persisted.summary if persisted.status == Status.FAIL else live.summary
+        return _Decision(
+            left_alone=f"its rule is persisted already{_earlier_run(assessment, control, real)}; what keeps it "
+            "failing: " + keeps_failing
+        )
+    extra, why = _tmpfiles_for(assessment, real)
+    return _Decision(left_alone=why) if why else _Decision(tuple(rules), tuple(extra))
+
+
+def _unwritable(real: str) -> str | None:
+    """Why no rule can name the path, if none can."""
+    if not _UNSAFE_PATH.search(real):
+        return None
+    return (
+        f"{real!r} contains whitespace, '#' or control characters: auditctl splits "
+        "rule lines on blanks, so no rule can name it exactly"
+    )
+
+
+def _not_for_a_new_rule(
+    assessment: Assessment, located: Target, real: str, live: Status, persisted: Status
+) -> str | None:
+    """Why a new rule would not fix the control (a broken line, rules not loaded), if so."""
+    stopped = assessment.persisted.stopped_at
+    unreached = [
+        l for l in assessment.persisted.never_loaded if getattr(l.item, "path", None) in {*located.aliases, real}
+    ]
+    if stopped and unreached:  # adding a copy would duplicate it; the broken line is the fault
+        return (
+            f"persisted at {unreached[0].where} but never loads at boot: loading stops "
+            f"at {stopped[0].where} ({stopped[1]}); fix that line"
+        )
+    if live == Status.FAIL and persisted == Status.PASS:
+        return (
+            "; ".join(assessment.live_state.silenced)
+            or "persisted but not in the kernel: reload the rules (augenrules --load) or reboot"
+        )
+    return None
 
 
 def _overlaps(ours: KernelRule, theirs: KernelRule, assessment: Assessment) -> bool:
@@ -336,6 +353,58 @@ def _judged(
     return None, [_retag(kr, mine, simulated) for kr in taken]
 
 
+@dataclass(frozen=True)
+class _Simulation:
+    """The host as the planned rules would leave it: judged live and after the next boot, host-wide
+    silence (auditd stopped, -e 0) set aside, since the checks report it and rules still belong."""
+
+    assessment: Assessment
+    live: FilterState
+    boot: FilterState
+    boot_rules: list[KernelRule]  # the exit list after the boot-time load
+    dropped: list[Loaded]  # rules that loaded at boot before and no longer would
+
+
+def _simulate(
+    assessment: Assessment, mode: str, target: str, planned: list[tuple[str, str]], tmpfiles: list[str]
+) -> _Simulation:
+    after = _simulated(assessment, mode, target, [rule for _, rule in planned], tmpfiles)
+    simulated = Assessment(after, assessment.key, assessment.require_all)
+    after_boot = simulated.persisted
+    booted = {x.rule.identity for x in after_boot.rules}  # once, not per rule: per rule made the plan quadratic
+    return _Simulation(
+        simulated,
+        replace(simulated.live_state, silenced=[]),
+        replace(simulated.boot_state, silenced=[]),
+        boot_state(after, after_boot).exit,
+        [l for l in assessment.persisted.rules if l.rule.identity not in booted],
+    )
+
+
+def _rule_problem(
+    sim: _Simulation, control: Control, rule: str, ours: set[str], target: str
+) -> tuple[str | None, list[_Retag]]:
+    """(why the planned rule cannot be kept, or None; what it retags) on the simulated host."""
+    located = sim.assessment.target(control)
+    _, live_problems = sim.assessment.judge(control, located, sim.live)
+    _, boot_problems = sim.assessment.judge(control, located, sim.boot)
+    why, taken = _judged(sim.assessment, rule, sim.boot_rules, ours, target)
+    if sim.dropped:
+        first = sim.dropped[0]
+        return f"adding the rules would stop `{first.line.text}` ({first.line.where}) from loading at boot", taken
+    if why is None and (live_problems or boot_problems):
+        why = "an existing rule the tool did not write keeps it failing: " + "; ".join(live_problems or boot_problems)
+    return why, taken
+
+
+def _used_tmpfiles(snap: Snapshot, sim: _Simulation, keep: list[tuple[str, str]], tmpfiles: list[str]) -> list[str]:
+    """The tmpfiles.d lines a kept rule's parent, or a persisted rule's, still needs."""
+    parents = {bound_location(_rule_path(r), snap).rpartition("/")[0] or "/" for _, r in keep}
+    rules = sim.assessment.persisted.rules
+    fixed_lines = {bound_location(l.rule.path, snap).rpartition("/")[0] for l in rules if l.rule.path}
+    return [t for t in tmpfiles if t.split()[1] in parents or t.split()[1] in fixed_lines]
+
+
 def _verified(
     assessment: Assessment,
     mode: str,
@@ -345,31 +414,14 @@ def _verified(
     left: list[tuple[str, str]],
     selected: list[Control],
 ) -> Plan:
-    """Keep only rules that make their control pass now and after the boot, placed first."""
-    snap = assessment.snap
-    after = _simulated(assessment, mode, target, [rule for _, rule in planned], tmpfiles)
-    simulated = Assessment(after, assessment.key, assessment.require_all)
-    after_boot = simulated.persisted
-    booted = {x.rule.identity for x in after_boot.rules}  # once: per rule it made the plan quadratic (issue 21.10)
-    dropped = [l for l in assessment.persisted.rules if l.rule.identity not in booted]
+    """Keep only rules that make their control pass now and after the boot, placed first; what is
+    left after dropping some must pass the same simulation again, on its own."""
+    sim = _simulate(assessment, mode, target, planned, tmpfiles)
     by_id = {c.id: c for c in selected}
-    # Host-wide silence (auditd stopped, -e 0) is reported by the checks; rules still belong in place.
-    live = replace(simulated.live_state, silenced=[])
-    boot = replace(simulated.boot_state, silenced=[])
-    boot_rules = boot_state(after, after_boot).exit
     ours = {r for _, r in planned}
     keep, retagged = [], []
     for cid, rule in planned:
-        located = simulated.target(by_id[cid])
-        _, live_problems = simulated.judge(by_id[cid], located, live)
-        _, boot_problems = simulated.judge(by_id[cid], located, boot)
-        why, taken = _judged(simulated, rule, boot_rules, ours, target)
-        if dropped:
-            why = f"adding the rules would stop `{dropped[0].line.text}` ({dropped[0].line.where}) from loading at boot"
-        elif why is None and (live_problems or boot_problems):
-            why = "an existing rule the tool did not write keeps it failing: " + "; ".join(
-                live_problems or boot_problems
-            )
+        why, taken = _rule_problem(sim, by_id[cid], rule, ours, target)
         if why:
             left.append((cid, why))
         else:
@@ -377,10 +429,8 @@ def _verified(
             retagged += [(cid, t) for t in taken]
     failed = {cid for cid, _ in left}  # a control's rules are kept together or not at all
     keep = [(cid, rule) for cid, rule in keep if cid not in failed]
-    parents = {bound_location(_rule_path(r), snap).rpartition("/")[0] or "/" for _, r in keep}
-    fixed_lines = {bound_location(l.rule.path, snap).rpartition("/")[0] for l in after_boot.rules if l.rule.path}
-    used = [t for t in tmpfiles if t.split()[1] in parents or t.split()[1] in fixed_lines]
-    if len(keep) < len(planned) and keep:  # what is left must pass the same simulation on its own
+    used = _used_tmpfiles(assessment.snap, sim, keep, tmpfiles)
+    if len(keep) < len(planned) and keep:
         again = _verified(assessment, mode, target, keep, used, [], selected)
         return replace(again, left_alone=tuple(left) + again.left_alone)
     kept = {cid for cid, _ in keep}

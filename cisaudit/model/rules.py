@@ -132,13 +132,6 @@ class AuditRule:
             tuple(sorted(c.canonical for c in self.conditions)),
         )
 
-    @property
-    def unconditional(self) -> bool:
-        return self.syscalls is None and not self.conditions
-
-    def describe_perms(self) -> str:
-        return "".join(p for p in "rwxa" if p in self.perms)
-
 
 @dataclass(frozen=True)
 class Directive:

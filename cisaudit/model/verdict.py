@@ -1,7 +1,7 @@
 """The names a verdict is made of: which check, which status, and the verdict itself.
 
 Both enums are `StrEnum`s whose values are what JUnit properties, results.json and the reports
-carry (docs/results.md), so a value read back from any output converts with `Check(text)` or
+carry (docs/results.schema.json), so a value read back from any output converts with `Check(text)` or
 `Status(text)`, and an unknown name raises instead of being judged as something else.
 """
 

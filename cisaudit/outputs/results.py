@@ -17,7 +17,7 @@ from enum import StrEnum
 from functools import cache, cached_property
 from pathlib import Path
 
-from cisaudit.model.catalogue import Benchmark, Control, benchmark, controls
+from cisaudit.model.catalogue import Benchmark, Control, controls
 from cisaudit.model.delta import Delta
 from cisaudit.model.verdict import HOST_CHECKS, Check, Status
 from cisaudit.model.waivers import Waiver
@@ -85,8 +85,8 @@ class RunInfo:
     finished: float
     tool_version: str = ""
     commit: str = ""
-    benchmark: Benchmark = field(default_factory=benchmark)
     hosts: tuple[str, ...] = ()  # the hosts the run was given (empty: those with a case)
+    benchmark: Benchmark = field(kw_only=True)  # the version checked: every output names it
 
 
 @dataclass

@@ -7,30 +7,11 @@ A test id is `FILE::FUNCTION[SPEC|CONTROL|CHECK]`: SPEC is the host as reports s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
-from cisaudit.model.catalogue import Control
-from cisaudit.model.verdict import Check
-from cisaudit.outputs.record import HOST_CONTROL
+from cisaudit.run.case import SEPARATOR, Case, case_id
 
-SEPARATOR = "|"  # never in CONTROL or CHECK; SPEC may hold one (a path option), so ids split from the right
-
-
-@dataclass(frozen=True)
-class Case:
-    spec: str
-    check: Check
-    control: Control | None = None
-
-    @property
-    def id(self) -> str:
-        return case_id(self.spec, self.control.id if self.control else HOST_CONTROL, self.check)
-
-
-def case_id(spec: str, control_id: str, check: str) -> str:
-    return SEPARATOR.join((spec, control_id, check))
+__all__ = ["SEPARATOR", "Case", "case_id", "case_name", "host_of_nodeid", "level_marks"]
 
 
 def case_name(nodeid: str, spec: str, control_id: str, check: str) -> str:

@@ -1,36 +1,29 @@
-"""The suite's fixtures (registered by cisaudit.plugin): one HostSession per host spec per worker,
-and the verdict of each test's case."""
+"""The suite's fixtures (registered by cisaudit.plugin): pytest's side of a run. Options become the
+judging layer's RunContext (cisaudit/run); one HostSession per host spec per worker, probed ahead
+(Prefetch) and released after its host's last test; each test's case judged by cisaudit.run.judge,
+its CaseRecord put in the test's user_properties."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 import pytest
 
-from cisaudit.host.events import recorded, render_script
 from cisaudit.host.hostspec import Capability, transport_of
-from cisaudit.host.reboot import proof_of, reboot_once
-from cisaudit.host.session import HostSession, unusable_output
+from cisaudit.host.session import HostSession
 from cisaudit.host.transport import MIB, ConnectOptions, HostError, install_session_trust, remove_session_trust
-from cisaudit.model.catalogue import Control, benchmark
-from cisaudit.model.decisions import accesses_of, events_verdict, remediation_verdict
-from cisaudit.model.evaluate import Assessment
-from cisaudit.model.kernel import AuditKeys
-from cisaudit.model.reboot_proof import proof_verdict
-from cisaudit.model.verdict import Check, Status, Verdict
-from cisaudit.model.waivers import Waiver, matching, record_fields, today
-from cisaudit.outputs.record import CASES_PROPERTY, HOST_CONTROL, CaseRecord, encode_records
+from cisaudit.model.verdict import Status, Verdict
+from cisaudit.model.waivers import Waiver, today
+from cisaudit.outputs.record import CASES_PROPERTY, encode_records
 from cisaudit.outputs.text import printable, terminal_safe
-from cisaudit.plugin import CONNECT_SPECS_KEY, WAIVERS_KEY, audit_keys
+from cisaudit.plugin import CONNECT_SPECS_KEY, WAIVERS_KEY, audit_keys, selected_controls
 from cisaudit.plugin.aggregate import HostCases, case_of
 from cisaudit.plugin.cases import Case, host_of_nodeid
-from cisaudit.plugin.change import backout, prepare
 from cisaudit.plugin.fleet_audit import spool_for
+from cisaudit.run.change import prepared
+from cisaudit.run.context import Mode, RunContext
+from cisaudit.run.judge import judge_case
 
 
 def connect_options(config: pytest.Config) -> ConnectOptions:
@@ -61,12 +54,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 PREFETCH = 32  # hosts probed ahead of their tests, at most (Prefetch)
 PREFETCH_KEY = pytest.StashKey["Prefetch | None"]()
+RUN_CONTEXT_KEY = pytest.StashKey[RunContext]()
 
 
-def _warm(session: HostSession, config: pytest.Config) -> None:
+def _warm(session: HostSession, ctx: RunContext) -> None:
     try:
-        prepare(session, config)
-        _reboot(session, config)  # hosts reboot in parallel, PREFETCH at a time
+        prepared(session, ctx)  # hosts change and reboot (--reboot-proof) in parallel, PREFETCH at a time
         session.assessment()
     except HostError:
         pass  # cached in the session: each of the host's tests reports it
@@ -92,7 +85,7 @@ class Prefetch:
         end = min(len(self.order), self.position[spec] + PREFETCH + 1)
         while self.submitted < end:
             ahead = self.sessions[self.order[self.submitted]]
-            self.futures[self.order[self.submitted]] = self.pool.submit(_warm, ahead, self.config)
+            self.futures[self.order[self.submitted]] = self.pool.submit(_warm, ahead, run_context(self.config))
             self.submitted += 1
         future = self.futures.pop(spec, None)
         if future is not None:
@@ -107,16 +100,16 @@ def host_sessions(request: pytest.FixtureRequest) -> Iterator[dict[str, HostSess
     """A session per host (see Prefetch)."""
     config = request.config
     spool = spool_for(config)
-    keys = audit_keys(config)
+    ctx = run_context(config)
     sessions = {
         shown: HostSession(
             spec,
             connect_options(config),
-            keys.names[0] if keys.names else "docker",
-            config.getoption("require_all"),
-            config.getoption("benchmark"),
+            ctx.key,
+            ctx.require_all,
+            version=ctx.version,
             fanned_out=spool if spool and transport_of(spec).can(Capability.FLEET_API) else None,
-            keys=keys,
+            keys=ctx.keys,
         )
         for shown, spec in config.stash[CONNECT_SPECS_KEY].items()
     }
@@ -149,147 +142,26 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         sessions[case.spec].release()
 
 
-def _events_verdict(session: HostSession, control: Control) -> Verdict:
-    """Make the accesses of every control whose live rule passes in one command, once per host."""
-    assessment = session.assessment()
-    if session.events_output is None and assessment.control_verdict(control, Check.LIVE).status == Status.PASS:
-        accesses = {
-            a.path: a
-            for a in (
-                accesses_of(assessment, c)
-                for c in session.controls
-                if assessment.control_verdict(c, Check.LIVE).status == Status.PASS
-            )
-        }
-        _, out, _ = session.run(render_script(list(accesses.values()), session.keys or session.key))
-        session.events_output = out
-    return events_verdict(assessment, control, session.keys or session.key, recorded(session.events_output or ""))
-
-
-def _check_verdict(session: HostSession, case: Case) -> Verdict:
-    if refused := session.assessment().refused(case.check):  # the transport cannot see what it reads
-        return refused
-    if case.control is None:
-        if case.check == Check.REMEDIATION:
-            assert session.change is not None  # prepare() made it
-            return remediation_verdict(session.change, session.assessment(), session.version)
-        return session.assessment().host_verdict(case.check)
-    if case.check == Check.EVENTS:
-        return _events_verdict(session, case.control)
-    return session.assessment().control_verdict(case.control, case.check)
-
-
-def _audited(assessment: Assessment, control: Control) -> str:
-    """What path was audited and how it was found (docs/benchmarks.md), for the reports."""
-    target = assessment.target(control)
-    real = assessment.audit_object(target).path
-    text = f"{target.path} ({target.how})" + (f", which is {real}" if real != target.path else "")
-    return text + "".join(f"; excluded: {path}" for path in target.exclusions)
-
-
-def host_facts(session: HostSession) -> str:
-    """Probe facts for results.json (JSON text, so it rides on user_properties under xdist)."""
-    assessment = session.assessment()
-    snap = assessment.snap
-    return json.dumps(
-        {
-            "loader_mode": assessment.mode.mode,
-            "arch": snap.arch,
-            "audit_enabled": snap.status.get("enabled", ""),
-            "auditd_running": snap.auditd_running,
-            "systemd": snap.systemd,
-            "boot_id": snap.boot_id,
-        }
-    )
-
-
-def _waive(result: Verdict, waiver: Waiver | None, on: dt.date, fields: dict[str, Any]) -> Verdict:
-    """A failure an unexpired waiver covers is reported waived; an expired one is only flagged."""
-    if waiver is None:
-        return result
-    fields |= record_fields(waiver)
-    if waiver.expired(on):
-        fields["waiver_expired"] = waiver.justification
-        return result
-    if result.status != Status.FAIL:
-        return result
-    fields["waiver"] = waiver.justification
-    return Verdict(Status.WAIVED, f"waived: {waiver.justification}", (result.summary, *result.evidence))
-
-
-def _reboot(session: HostSession, config: pytest.Config) -> None:
-    """--reboot-proof (host/reboot.py): once per host, after its change, so the boot proves what the run leaves."""
-    if config.getoption("reboot_proof"):
-        reboot_once(session, config.getoption("command_timeout"))
-
-
-def _judge(case: Case, session: HostSession, config: pytest.Config, fields: dict[str, Any]) -> Verdict:
-    """The case's verdict; what the run changed on the host and the path audited go into `fields`."""
-    if case.check == Check.BACKOUT:  # attempted even after a change that failed midway
-        result = backout(session, config)
-        fields["change"] = session.change.summary() if session.change else ""
-        return result
-    change = prepare(session, config)
-    fields["change"] = change.summary()
-    _reboot(session, config)
-    if case.check == Check.REBOOT_PROOF and case.control:
-        proof = proof_of(session, case.control)
-        fields["reboot_proof"] = proof.encoded()
-        result = proof_verdict(proof)
-    else:
-        result = _check_verdict(session, case)
-    if case.control:
-        fields["remediated"] = change.remediated(case.control.id)
-        fields["audited"] = _audited(session.assessment(), case.control)
-    elif result.status != Status.ERROR:
-        fields["host_facts"] = host_facts(session)
-    return result
-
-
-def _about(case: Case, session: HostSession) -> dict[str, Any]:
-    """The CaseRecord fields known before the case is judged."""
-    named = benchmark(session.version)
-    fields: dict[str, Any] = {
-        "host": case.spec,
-        "control_id": case.control.id if case.control else HOST_CONTROL,
-        "check": case.check,
-        "benchmark": f"{named.title} v{named.version}",
-        "audit_keys": (session.keys or AuditKeys.of(session.key)).mode,
-    }
-    if case.control:
-        fields |= {
-            "title": case.control.title,
-            "level": str(case.control.level),
-            "assessment": case.control.assessment.value,
-        }
-    return fields
-
-
-def _judged(case: Case, session: HostSession, config: pytest.Config) -> tuple[Verdict, CaseRecord, Exception | None]:
-    """The verdict the test asserts, the case's record, and the exception behind an ERROR."""
-    started = time.time()
-    fields = _about(case, session)
-    waiver = case.control and matching(config.stash[WAIVERS_KEY], case.spec, case.control.id)
-    cause: Exception | None = None
-    if waiver and not waiver.run and not waiver.expired(today()):  # InSpec's run: false: not checked at all
-        fields |= {
-            "verdict": Status.NOT_RUN,
-            "summary": f"not run (waiver): {waiver.justification}",
-            "waiver": waiver.justification,
-            **record_fields(waiver),
-        }
-        shown = Verdict(Status.WAIVED, f"not run: {waiver.justification}")
-    else:
-        try:
-            result = _judge(case, session, config, fields)
-        except HostError as exc:
-            result = Verdict(Status.ERROR, str(exc))
-        except Exception as exc:  # judging this host's data raised: its error, traceback kept as the cause
-            result, cause = Verdict(Status.ERROR, unusable_output(exc)), exc
-        shown = result if result.status == Status.ERROR else _waive(result, waiver or None, today(), fields)
-        fields |= {"verdict": result.status, "summary": result.summary, "evidence": "\n".join(result.evidence)}
-    record = CaseRecord(**fields, remote_commands=session.commands, started=started, finished=time.time())
-    return shown, record, cause
+def run_context(config: pytest.Config) -> RunContext:
+    """The run's options as the judging layer's RunContext (cisaudit/run), made once per process;
+    pytest_configure (cisaudit/plugin/__init__.py) has checked them, so an error here is a bug."""
+    ctx = config.stash.get(RUN_CONTEXT_KEY, None)
+    if ctx is None:
+        option = config.getoption
+        waivers: dict[str, Waiver] = config.stash[WAIVERS_KEY]
+        ctx = RunContext(
+            option("benchmark"),
+            tuple(selected_controls(config)),
+            audit_keys(config),
+            option("require_all"),
+            waivers,
+            Mode.of(option("remediate"), option("backout")),
+            option("dry_run"),
+            today(),
+            reboot_wait=option("command_timeout") if option("reboot_proof") else None,
+        )
+        config.stash[RUN_CONTEXT_KEY] = ctx
+    return ctx
 
 
 def _host_cases_verdict(group: HostCases, session: HostSession, request: pytest.FixtureRequest) -> Verdict:
@@ -297,9 +169,9 @@ def _host_cases_verdict(group: HostCases, session: HostSession, request: pytest.
     item errors in setup when a case errors, fails when one fails, skips when all skip."""
     records, shown = [], []
     for case in group.cases:
-        verdict, record, _ = _judged(case, session, request.config)
-        records.append(record)
-        shown.append(verdict)
+        judged = judge_case(case, session, run_context(request.config))
+        records.append(judged.record)
+        shown.append(judged.shown)
     request.node.user_properties.append((CASES_PROPERTY, encode_records(records)))
     errors = [r for r in records if r.verdict == Status.ERROR]
     if errors:
@@ -325,8 +197,8 @@ def verdict(cis_case: Case | HostCases, host_session: HostSession, request: pyte
     a host or access problem is raised here, so pytest shows an ERROR."""
     if isinstance(cis_case, HostCases):
         return printable(_host_cases_verdict(cis_case, host_session, request))
-    verdict, record, cause = _judged(cis_case, host_session, request.config)
-    request.node.user_properties += record.properties()
-    if record.verdict == Status.ERROR:
-        raise HostError(terminal_safe(f"{cis_case.spec}: {record.summary}")) from cause
-    return printable(verdict)
+    judged = judge_case(cis_case, host_session, run_context(request.config))
+    request.node.user_properties += judged.record.properties()
+    if judged.record.verdict == Status.ERROR:
+        raise HostError(terminal_safe(f"{cis_case.spec}: {judged.record.summary}")) from judged.cause
+    return printable(judged.shown)

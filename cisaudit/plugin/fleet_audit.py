@@ -43,12 +43,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def _fleet_probe(config: pytest.Config, ids: list[str]) -> Path:
-    from cisaudit.host.probe import render_script
+    from cisaudit.host.session import probe_command
     from cisaudit.host.ssm.backend import discover_targets  # boto3 only for SSM runs
     from cisaudit.host.ssm.fanout import plan_batches
     from cisaudit.host.ssm.fleet import FleetOptions, FleetProbe
-    from cisaudit.model.catalogue import controls
-    from cisaudit.plugin.fixtures import connect_options
+    from cisaudit.plugin.fixtures import connect_options, run_context
 
     spool = Spool(Path(tempfile.mkdtemp(prefix="cisaudit-fleet-")))
     region, profile = config.getoption("ssm_region"), config.getoption("aws_profile")
@@ -75,7 +74,7 @@ def _fleet_probe(config: pytest.Config, ids: list[str]) -> Path:
     )
     tags: dict[tuple[str, str], list[str]] = config.stash.get(SSM_TAGS_KEY, {})
     batches = plan_batches(ids, tags)
-    script, nonce = render_script(catalogue=controls(config.getoption("benchmark")))  # as HostSession.probe
+    script, nonce = probe_command(run_context(config).version)
     spool.set_nonce(nonce)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter:

@@ -16,7 +16,7 @@ import pytest
 from pytest import TerminalReporter
 
 from cisaudit.host.hostspec import redact_args
-from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark
+from cisaudit.model.catalogue import benchmark
 from cisaudit.outputs import registry
 from cisaudit.outputs.files import OutputError
 from cisaudit.outputs.junit import CaseSpool, JunitOutput, capped, capped_properties, classname, failure_text
@@ -202,8 +202,8 @@ class ComplianceTally:
             time.time(),
             tool_version(),
             commit(),
-            benchmark(option("benchmark", DEFAULT_VERSION)),
             _given_hosts(config),
+            benchmark=benchmark(option("benchmark")),
         )
         waivers = tuple(config.stash.get(WAIVERS_KEY, {}).values())
         return RunResults(info, self.cases, self.facts, dict(self.commands), waivers=waivers)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cisaudit.host import probe
 from cisaudit.host.events import recorded, render_script
-from cisaudit.model.catalogue import Control
+from cisaudit.model.catalogue import Control, controls
 from cisaudit.model.decisions import Accesses, Trigger
 from cisaudit.model.evaluate import Assessment
 
@@ -68,9 +68,9 @@ def build_access32(out_dir: Path) -> Path | None:
 
 def assessment_of(control: Control) -> Assessment:
     """The suite's assessment of this machine, from one real probe that also looks at the control's path."""
-    script, nonce = probe.render_script(extra_paths=[control.path])
+    script, nonce = probe.render_probe(controls("1.7.0"), [control.path])
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
-    return Assessment(probe.parse_probe(out, nonce), KEY)
+    return Assessment(probe.parse_probe(out, nonce, controls("1.7.0")), KEY)
 
 
 def suite_verdicts(control: Control, checks: tuple[str, ...] = ("live", "persisted")) -> dict[str, str]:

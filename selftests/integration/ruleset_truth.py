@@ -125,7 +125,7 @@ def boot_load() -> str:
 
 
 def assess() -> Assessment:
-    return Assessment(HostSession("local://", ConnectOptions(), KEY).probe(), KEY)
+    return Assessment(HostSession("local://", ConnectOptions(), KEY, version="1.7.0").probe(), KEY)
 
 
 def applicable(assessment: Assessment) -> list[Control]:

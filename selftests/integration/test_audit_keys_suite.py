@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cisaudit.outputs.results_json import records
 from selftests.kernel import KernelSandbox
-from selftests.suite_runner import REPO, run_suite
+from selftests.suite_runner import run_pytest, run_suite
 
 HOST = "local://"
 
@@ -55,12 +53,6 @@ def test_verify_events_with_several_keys_or_any(kernel: KernelSandbox, tmp_path:
 
 @pytest.mark.parametrize("value", ["any,docker", "docker,,x", ""])
 def test_bad_audit_key_is_a_usage_error(value: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", f"--audit-key={value}", "--collect-only", "-q"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_pytest(f"--audit-key={value}", "--collect-only", "-q")
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "--audit-key" in proc.stderr and "Traceback" not in proc.stderr

@@ -63,9 +63,9 @@ def data_root() -> Iterator[Path]:
 def suite_verdicts(root: Path) -> dict[str, str]:
     """v1.8.0 1.1.5 on `root`, from one real probe (Docker's own config on this machine ignored)."""
     control = dataclasses.replace(V18["1.1.5"], path=str(root), locate="file")
-    script, nonce = probe.render_script([str(root), f"{root}/volumes", f"{root}/overlay2"])
+    script, nonce = probe.render_probe(controls("1.7.0"), [str(root), f"{root}/volumes", f"{root}/overlay2"])
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
-    snap = dataclasses.replace(probe.parse_probe(out, nonce), daemon_json=None, dockerd_args=[])
+    snap = dataclasses.replace(probe.parse_probe(out, nonce, controls("1.7.0")), daemon_json=None, dockerd_args=[])
     assessment = Assessment(snap, KEY)
     return {check: assessment.control_verdict(control, check).status for check in ("live", "persisted")}
 
@@ -112,7 +112,7 @@ MANAGED = Path(MANAGED_FILE)
 
 
 def _data_root_here() -> tuple[str, tuple[str, ...]]:
-    script, nonce = probe.render_script(catalogue=controls("1.8.0"))
+    script, nonce = probe.render_probe(controls("1.8.0"))
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
     target = resolve(V18["1.1.5"], probe.parse_probe(out, nonce, controls("1.8.0")))
     return target.path, target.exclusions

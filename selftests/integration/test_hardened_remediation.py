@@ -1,4 +1,4 @@
-"""Remediation on a CIS-hardened host, on this machine's real kernel (issue 20.1).
+"""Remediation on a CIS-hardened host, on this machine's real kernel.
 
 The CIS Linux benchmark's own rules (selftests/rulesets/cis-ubuntu22-ansible-lockdown.rules, the
 ansible-lockdown role's 99_auditd.rules without its `-e 2`, which this shared kernel must never

@@ -36,9 +36,9 @@ FORGED = (
 
 
 def probed(attacker: str, runs: int = 1) -> list[Snapshot]:
-    script, nonce = probe.render_script()
+    script, nonce = probe.render_probe(controls("1.7.0"))
     result = attacked(script, attacker + "\ntouch /tmp/.ready\nsleep 600\n", runs=runs)
-    return [probe.parse_probe(out, nonce) for out in result.outputs]
+    return [probe.parse_probe(out, nonce, controls("1.7.0")) for out in result.outputs]
 
 
 def verdicts(snap: Snapshot) -> dict[tuple[str, str], Status]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from cisaudit.model.verdict import HOST_CHECKS
 from cisaudit.outputs.results_json import records
 from cisaudit.outputs.xccdf import NS
 from selftests.kernel import KernelSandbox
-from selftests.suite_runner import REPO, run_suite
+from selftests.suite_runner import run_pytest, run_suite
 from selftests.unit.test_outputs import oscap_validate
 
 pytestmark = pytest.mark.kernel
@@ -60,13 +59,7 @@ def test_waived_failure_does_not_fail_the_run(kernel: KernelSandbox, tmp_path: P
 def test_malformed_waiver_file_is_a_usage_error(tmp_path: Path) -> None:
     waivers = tmp_path / "waivers.yaml"
     waivers.write_text("1.1.4:\n  justification: x\n  expiration_date: 30/06/2027\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", f"--waivers={waivers}", "--collect-only", "-q"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_pytest(f"--waivers={waivers}", "--collect-only", "-q")
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert f"--waivers: {waivers}:3: waiver 1.1.4: expiration_date must be YYYY-MM-DD" in proc.stderr
 
@@ -156,14 +149,13 @@ def test_a_selection_of_no_case_replaces_earlier_reports(tmp_path: Path) -> None
     (tmp_path / "results.json").write_text('{"run": {"overall": "compliant"}}')
     (tmp_path / "results.xccdf.hosts").mkdir()
     (tmp_path / "results.xccdf.hosts" / "old.xml").write_text("<old/>")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-k", "no-case-has-this-name", f"--results-json={tmp_path / 'results.json'}"]
-        + [f"--xccdf={tmp_path / 'results.xccdf.xml'}", f"--compliance-report={tmp_path / 'c.html'}"]
-        + ["-p", "no:cacheprovider", f"--junitxml={tmp_path / 'junit.xml'}", f"--html={tmp_path / 't.html'}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = run_pytest(
+        "-k",
+        "no-case-has-this-name",
+        f"--results-json={tmp_path / 'results.json'}",
+        f"--xccdf={tmp_path / 'results.xccdf.xml'}",
+        f"--compliance-report={tmp_path / 'c.html'}",
+        *("-p", "no:cacheprovider", f"--junitxml={tmp_path / 'junit.xml'}", f"--html={tmp_path / 't.html'}"),
     )
     assert proc.returncode == 5, proc.stdout[-2000:]  # pytest's "no tests ran"
     assert _document(tmp_path)["run"]["overall"] == "nothing checked"

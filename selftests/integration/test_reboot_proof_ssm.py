@@ -30,7 +30,9 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[SsmEmulator]:
 
 
 def test_the_reboot_is_one_unframed_exit_194_and_no_new_boot_is_the_hosts_error(emulator: SsmEmulator) -> None:
-    session = HostSession(f"ssm://{IID}", ConnectOptions(ssm_region="us-east-1", command_timeout=120), "docker")
+    session = HostSession(
+        f"ssm://{IID}", ConnectOptions(ssm_region="us-east-1", command_timeout=120), "docker", version="1.7.0"
+    )
     boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     started = time.monotonic()
     with pytest.raises(HostError, match=f"did not answer with a new boot id within 8 s .*boot id before: {boot_id}"):

@@ -37,6 +37,7 @@ from cisaudit.host.remediation_io import (
     render_apply,
     render_backout,
 )
+from cisaudit.model.catalogue import benchmark
 from selftests.kernel import known_etc_audit
 from selftests.suite_runner import require
 
@@ -48,6 +49,7 @@ AUDIT_RULES = AUDIT_DIR / "audit.rules"
 TEST_LOCK = "/run/lock/cisaudit-selftest.lock"
 BEGIN = b"## BEGIN cisaudit managed block"
 END = b"## END cisaudit managed block\n"
+BENCHMARK = benchmark("1.8.0")  # not the first version: the header must name the one passed
 
 
 def _auditctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -160,12 +162,14 @@ class Host:
         dry_run: bool = False,
         env: dict[str, str] | None = None,
     ) -> Run:
-        script = render_apply(run_id or new_run_id(), mode, target, rules, dry_run, journal_root=str(self.journal))
+        script = render_apply(
+            run_id or new_run_id(), mode, target, rules, dry_run, BENCHMARK, journal_root=str(self.journal)
+        )
         return self.finish(self.start(script, env), time.monotonic(), f"apply {mode}")
 
     def start_apply(self, rules: list[str], target: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
         run_id = new_run_id()
-        script = render_apply(run_id, "auditctl", target, rules, False, journal_root=str(self.journal))
+        script = render_apply(run_id, "auditctl", target, rules, False, BENCHMARK, journal_root=str(self.journal))
         return self.start(script, env), run_id
 
     def backout(
@@ -267,11 +271,12 @@ def test_augenrules_apply_then_backout_restores_files_and_kernel(host: Host) -> 
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 0, 0)
     text = Path(TARGET).read_text()
     assert f"last changed by run {run.result.run_id} at " in text
+    assert "(CIS Docker Benchmark v1.8.0 section 1.1)" in text.splitlines()[1]  # the version passed, not v1.7
     assert text.splitlines()[2:4] == rules
     merged = AUDIT_RULES.read_text().splitlines()
     assert all(rule in merged for rule in rules), merged
     # The kernel gained exactly the two canonical forms, at the head of the list in the plan's
-    # order (issue 20.1: the first matching rule gives an access its key); nothing else changed.
+    # order (the first matching rule gives an access its key); nothing else changed.
     assert klist() == [
         f"-w {host.sandbox}/etc/docker -p rwxa -k docker",
         f"-w {host.sandbox}/run/containerd -p rwa -k docker",
@@ -367,7 +372,7 @@ def test_second_apply_is_a_noop(host: Host) -> None:
     ],
 )
 def test_auditctl_mode_changes_only_the_managed_block(host: Host, original: bytes, before: bytes | None) -> None:
-    """The block goes first (issue 20.1, cisaudit/model/plan.py _block_at): after -D/-b, before
+    """The block goes first (cisaudit/model/plan.py _block_at): after -D/-b, before
     the first rule line, else before the -e line, else at the end; later runs add to it."""
     target = Path(host.dir("etc/audit")) / "audit.rules"
     target.write_bytes(original)
@@ -514,7 +519,7 @@ def test_apply_whose_caller_is_gone_runs_to_its_end(host: Host) -> None:
     rules = [host.watch("etc/docker")]
     files_before, kernel_before = files_state(*AUGEN_FILES), klist()
     run_id = new_run_id()
-    script = render_apply(run_id, "augenrules", TARGET, rules, False, journal_root=str(host.journal))
+    script = render_apply(run_id, "augenrules", TARGET, rules, False, BENCHMARK, journal_root=str(host.journal))
     read, write = os.pipe()
     os.close(read)  # the caller is gone before the first line: every write fails with EPIPE
     try:
@@ -705,7 +710,7 @@ def test_non_rule_lines_are_refused_before_any_change(host: Host, bad: str) -> N
 
 def test_render_quotes_every_value_for_the_shell() -> None:
     rules = ["-w /run/containerd -k docker", '-w /tmp/it\'s $(reboot) `x` -k "q"']
-    script = render_apply("r1", "auditctl", "/etc/audit/audit.rules", rules, True, journal_root="/j k")
+    script = render_apply("r1", "auditctl", "/etc/audit/audit.rules", rules, True, BENCHMARK, journal_root="/j k")
     common = (SCRIPT_DIR / "common.sh").read_text()
     head = script[: script.index(common)]
     shown = subprocess.run(
@@ -723,9 +728,9 @@ def test_render_quotes_every_value_for_the_shell() -> None:
     for text in (script, render_backout(None, False)):
         assert subprocess.run(["dash", "-n"], input=text, text=True, check=False).returncode == 0
     with pytest.raises(ValueError):
-        render_apply("r1", "load", "/x", [], False)
+        render_apply("r1", "load", "/x", [], False, BENCHMARK)
     with pytest.raises(ValueError):
-        render_apply("r1", "auditctl", "/x", ["-w /a\n-D"], False)
+        render_apply("r1", "auditctl", "/x", ["-w /a\n-D"], False, BENCHMARK)
 
 
 def test_parse_result_reads_lines_and_fields() -> None:
@@ -769,7 +774,7 @@ def test_scripts_are_posix_sh() -> None:
 @KERNEL
 @pytest.mark.parametrize("existing", [None, b"# site\nd /run/site 0755 root root -\n"], ids=["new", "existing"])
 def test_tmpfiles_entry_is_journaled_merged_and_backed_out_exactly(host: Host, existing: bytes | None) -> None:
-    """Issue 9.3: the tmpfiles.d entry that makes a rule's parent exist at boot is a change like any
+    """The tmpfiles.d entry that makes a rule's parent exist at boot is a change like any
     other: journaled first, merged with what the file held, undone byte for byte."""
     conf = Path(host.dir("tmpfiles.d")) / "cisaudit-docker.conf"
     if existing is not None:
@@ -777,13 +782,13 @@ def test_tmpfiles_entry_is_journaled_merged_and_backed_out_exactly(host: Host, e
     env = {"CISAUDIT_TMPFILES_CONF": str(conf)}
     line = f"d {host.sandbox}/run/containerd 0711 0 0 -"
     script = render_apply(
-        new_run_id(), "augenrules", TARGET, [], False, journal_root=str(host.journal), tmpfiles=[line]
+        new_run_id(), "augenrules", TARGET, [], False, BENCHMARK, journal_root=str(host.journal), tmpfiles=[line]
     )
     run = host.finish(host.start(script, env), time.monotonic(), "apply tmpfiles")
     assert_ok(run, "applied")
     assert run.result.added == [f"tmpfiles.d: {line}"] and run.result.fields["tmpfiles"] == "1"
     body = conf.read_text().splitlines()
-    assert body[0].startswith("## Managed by cisaudit") and body[-1] == line
+    assert body[0].startswith("## Managed by cisaudit (CIS Docker Benchmark v1.8.0 section 1.1)") and body[-1] == line
     if existing is not None:
         assert "d /run/site 0755 root root -" in body
     assert stat.S_IMODE(conf.stat().st_mode) == 0o644
@@ -801,6 +806,7 @@ def test_tmpfiles_lines_are_checked_before_anything_is_written(host: Host) -> No
         TARGET,
         [],
         False,
+        BENCHMARK,
         journal_root=str(host.journal),
         tmpfiles=["D /run/containerd 0711 0 0 -"],
     )

@@ -6,10 +6,8 @@ records the SSH client's first line, so the test sees which client --connection 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +15,8 @@ from types import TracebackType
 
 import pytest
 
-from selftests.suite_runner import require
+from selftests.suite_runner import output_args, require, run_pytest
 
-REPO = Path(__file__).resolve().parents[2]
 OUTPUTS = ("compliance.html", "results.json", "results.xccdf.xml", "junit.xml", "report.html")
 
 
@@ -60,26 +57,7 @@ def listener() -> Iterator[Listener]:
 
 
 def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        f"--junitxml={out / 'junit.xml'}",
-        f"--html={out / 'report.html'}",
-        f"--compliance-report={out / 'compliance.html'}",
-        f"--results-json={out / 'results.json'}",
-        f"--xccdf={out / 'results.xccdf.xml'}",
-        *args,
-    ]
-    return subprocess.run(
-        cmd,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HOME": str(tmp_path), **(env or {})},
-    )
+    return run_pytest(*output_args(tmp_path / "out"), *args, timeout=300, env={"HOME": str(tmp_path), **(env or {})})
 
 
 def _files(tmp_path: Path) -> dict[str, str]:
@@ -218,13 +196,7 @@ def test_an_output_that_fails_at_the_end_is_one_line_and_the_others_are_written(
 
 
 def test_help_shows_hosts_with_the_suite(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--help", "--hosts=", "--ssm-targets=tag:Role=x"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_pytest("--help", "--hosts=", "--ssm-targets=tag:Role=x")
     assert proc.returncode == 0, proc.stderr  # --help is not refused for the other options
     ours = proc.stdout.split("CIS Docker audit-rule checks:", 1)[1].split("\n\n", 1)[0]
     hosts = " ".join(ours.split("--benchmark", 1)[0].split())

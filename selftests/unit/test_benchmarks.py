@@ -2,11 +2,22 @@
 exclusions judged by the kernel's first-match order, the docker socket by ListenStream (docs/benchmarks.md)."""
 
 import json
+import re
 
 import pytest
 
-from cisaudit.host.probe import render_script
-from cisaudit.model.catalogue import AssessmentStatus, benchmark, check_version, controls, select
+from cisaudit.host.probe import render_probe
+from cisaudit.model.catalogue import (
+    BENCHMARKS,
+    DEFAULT_VERSION,
+    VERSIONS,
+    AssessmentStatus,
+    benchmark,
+    check_version,
+    controls,
+    select,
+    version_key,
+)
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.locate import resolve, unknown_paths
 from cisaudit.model.plan import MANAGED_FILE, make_plan
@@ -51,15 +62,22 @@ def test_only_the_issue_s_controls_differ_between_versions():
 def test_selection_is_per_version_and_an_unknown_version_is_refused():
     assert [c.id for c in select("1.1.9", "1.8.0")] == ["1.1.9"]
     assert select("1.1.9", "1.8.0")[0].title.endswith("docker.sock")
-    with pytest.raises(ValueError, match="unknown benchmark version '1.9.0'"):
-        check_version("1.9.0")
-    with pytest.raises(ValueError, match="unknown benchmark version"):
-        controls("1.6.0")
+    for unknown in ("1.6.0", "1.8", "../1.7.0"):  # no catalogue file of that name
+        with pytest.raises(ValueError, match=f"unknown benchmark version '{re.escape(unknown)}'"):
+            check_version(unknown)
+        with pytest.raises(ValueError, match="unknown benchmark version"):
+            controls(unknown)
+
+
+def test_the_versions_are_the_catalogue_files():
+    """Adding benchmarks/1.9.0.toml is the whole of adding v1.9 (docs/architecture.md, recipes)."""
+    assert tuple(sorted((p.stem for p in BENCHMARKS.glob("*.toml")), key=version_key)) == VERSIONS
+    assert list(VERSIONS) == sorted(VERSIONS, key=version_key) and DEFAULT_VERSION in VERSIONS
 
 
 def test_the_probe_asks_for_the_socket_unit_and_the_exclusions_only_in_1_8_0():
-    v17, _ = render_script(catalogue=controls("1.7.0"))
-    v18, _ = render_script(catalogue=controls("1.8.0"))
+    v17, _ = render_probe(controls("1.7.0"))
+    v18, _ = render_probe(controls("1.8.0"))
     assert "SOCKETS=''\nEXCLUDES=''" in v17
     assert "SOCKETS=docker.socket\nEXCLUDES='overlay2 volumes'" in v18
 
@@ -193,14 +211,14 @@ def test_the_plan_writes_the_exclusions_before_the_data_root_rule():
 
 
 def test_the_plan_adds_only_missing_exclusions_and_never_a_copy():
-    plan = make_plan(Assessment(host((NEVER_VOLUMES,)), "docker"), [V18["1.1.5"]])
+    plan = make_plan(Assessment(host((NEVER_VOLUMES,)), "docker"), [V18["1.1.5"]], benchmark("1.8.0"))
     assert plan.rule_lines == [NEVER_OVERLAY, INODE]
 
 
 def test_an_exclusion_that_would_come_after_a_site_watch_is_left_alone():
     """00-base.rules sorts before the managed file: after its tree watch the exclusion would do nothing."""
     snap = host(rules_d=[("/etc/audit/rules.d/00-base.rules", TREE + "\n")], listing=LISTED[TREE])
-    plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]])
+    plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]], benchmark("1.8.0"))
     assert plan.rules == () and "keeps it failing" in plan.left_alone[0][1]
     assert "place `-a exit,never -F dir=/var/lib/docker/volumes` before it" in plan.left_alone[0][1]
 
@@ -211,5 +229,5 @@ def test_an_exclusion_never_narrows_a_later_site_rule(key):
     snap = host(
         rules_d=[("/etc/audit/rules.d/90-site.rules", f"-w {ROOT} -k {key}\n")], listing=f"-w {ROOT} -p rwxa -k {key}"
     )
-    plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]])
+    plan = make_plan(Assessment(snap, "docker"), [V18["1.1.5"]], benchmark("1.8.0"))
     assert plan.rules == () and f"would stop `-w /var/lib/docker -k {key}`" in plan.left_alone[0][1]

@@ -120,7 +120,7 @@ def test_events_in_a_watched_directory_count_and_a_neighbour_does_not() -> None:
 
 
 def test_a_refused_access_is_an_error_not_a_fail() -> None:
-    """Issue 21.4: a path another user could redirect is not accessed, and the verdict says so."""
+    """A path another user could redirect is not accessed, and the verdict says so."""
     found = {Trigger("refused", 0, "/etc/docker"): [], Trigger("r", 2, "/etc/docker/x"): ["syscall=257"]}
     verdict = events_verdict(assessment(), DOCKER_DIR, "docker", found)
     assert verdict.status == Status.ERROR and verdict.summary.startswith("not accessed: /etc/docker is missing, or")
@@ -165,10 +165,10 @@ def test_remediation_statuses(status: ChangeStatus, want: Status, start: str) ->
 
 
 def test_dry_run_says_what_it_would_add_in_clean_text() -> None:
-    """Issue 22 item 12: no "applied run ...: dry-run", no "would CIS Docker Benchmark v1.7.0: add"."""
+    """A dry run's summary reads as one: no "applied run ...: dry-run", no "would CIS Docker Benchmark v1.7.0: add"."""
     tmpfiles = "d /run/containerd 0711 0 0 -"
     added = [RULE, f"tmpfiles.d: {tmpfiles}"]
-    plan = dataclasses.replace(PLAN, benchmark=benchmark())
+    plan = dataclasses.replace(PLAN, benchmark=benchmark("1.7.0"))
     change = Change(plan, result(ChangeStatus.DRY_RUN, added=added, fields={"target": PLAN.target}))
     assert change.summary() == (
         f"dry run, nothing changed: would add 1 rule(s) to {PLAN.target}: {RULE}; would write tmpfiles.d: {tmpfiles}"
@@ -184,7 +184,7 @@ def test_dry_run_says_what_it_would_add_in_clean_text() -> None:
 
 @pytest.mark.parametrize("status", [ChangeStatus.APPLIED, ChangeStatus.REBOOT_REQUIRED, ChangeStatus.DRY_RUN])
 def test_remediation_says_which_site_rules_now_give_their_accesses_the_key(status: ChangeStatus) -> None:
-    """Issue 20.1: placed first, the rules take accesses a site rule recorded under its own key."""
+    """Placed first, the rules take accesses a site rule recorded under its own key."""
     retag = "key perm_mod, from `-a always,exit -S chmod -k perm_mod` (/etc/audit/rules.d/99.rules:1): ..."
     plan = Plan("augenrules", PLAN.target, PLAN.rules, (), retagged=(retag,))
     verdict = remediation_verdict(Change(plan, result(status, added=[RULE])), assessment(), "1.7.0")

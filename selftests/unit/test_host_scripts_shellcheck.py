@@ -11,11 +11,12 @@ import pytest
 
 from cisaudit.host import events, probe, remediation_io
 from cisaudit.host.ssm import frame
+from cisaudit.model.catalogue import benchmark, controls
 from cisaudit.model.decisions import Accesses
 from selftests.suite_runner import require
 
 RENDERED = {
-    "probe": lambda: probe.render_script(["/srv/x y"])[0],
+    "probe": lambda: probe.render_probe(controls("1.7.0"), ["/srv/x y"])[0],
     "probe-stat": lambda: probe.render_stat_script(["/etc/docker", "/a b"])[0],
     "apply": lambda: remediation_io.render_apply(
         "20261202T000000Z-abcdef",
@@ -23,6 +24,7 @@ RENDERED = {
         "/etc/audit/rules.d/50-cisaudit-docker.rules",
         ["-w /etc/docker -k docker"],
         False,
+        benchmark("1.8.0"),
         tmpfiles=["d /run/containerd 0711 root root -"],
     ),
     "backout": lambda: remediation_io.render_backout(None, False),

@@ -14,11 +14,14 @@ ALLOWED = {
     "model": {"model"},
     "host": {"model", "host"},
     "outputs": {"model", "outputs"},
-    "plugin": {"model", "host", "outputs", "plugin"},
+    "run": {"model", "host", "outputs", "run"},
+    "plugin": {"model", "host", "outputs", "run", "plugin"},
 }
 # I/O and harness modules the pure model never imports (function-level imports included)
 NOT_IN_MODEL = {"subprocess", "socket", "threading", "paramiko", "boto3", "botocore", "testinfra", "pytest", "_pytest"}
-HARNESSES = {"selftests", "bench", "tests", "fixtures", "conftest"}
+# The judging layer runs without pytest: its unit tests judge cases with no test harness around them.
+NOT_IN_RUN = {"pytest", "_pytest", "xdist", "pluggy"}
+HARNESSES = {"selftests", "bench", "tests", "conftest"}
 
 
 def _modules() -> list[Path]:
@@ -55,3 +58,19 @@ def test_imports_follow_the_layers(path: Path) -> None:
             assert parts[1] in ALLOWED[layer], f"{name}: the {layer} layer may import {sorted(ALLOWED[layer])}"
         if layer == "model":
             assert parts[0] not in NOT_IN_MODEL, f"{name}: the pure model does no I/O"
+        if layer == "run":
+            assert parts[0] not in NOT_IN_RUN, f"{name}: the judging layer runs without pytest"
+
+
+def test_the_judging_layer_is_checked() -> None:
+    """The rule above has modules to apply to (a renamed folder would pass it vacuously)."""
+    assert {p.name for p in _modules() if _layer(p) == "run"} >= {"context.py", "checks.py", "judge.py"}
+
+
+def test_the_checkout_imports_as_no_other_package() -> None:
+    """A top-level package of the checkout would shadow a PyPI package of the same name in a user's
+    own tests run from it (a `fixtures/` folder once shadowed PyPI's `fixtures`). The suite's
+    fixtures come from the plugin (README, "your own tests")."""
+    root = PACKAGE.parent
+    packages = {p.parent.name for p in root.glob("*/__init__.py")}
+    assert packages == {"cisaudit", "selftests"}

@@ -46,7 +46,7 @@ MODES = {
 
 @pytest.mark.parametrize(("unit", "rules_d", "mode"), MODES.values(), ids=MODES.keys())
 def test_loader_mode(unit, rules_d, mode):
-    assert loader_mode(Snapshot(auditd_unit=unit, rules_d=rules_d)).mode == mode
+    assert loader_mode(Snapshot(auditd_unit=unit, rules_d=rules_d)).loader == mode
 
 
 def merged(*files):

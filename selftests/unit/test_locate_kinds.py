@@ -70,7 +70,7 @@ def test_each_kind_s_probe_names_and_model_agree(kind: str) -> None:
     listed = KINDS[kind].probe_list
     arg = FOUND[listed][2] if listed else ""
     control = Control("9.9", "t", 1, "/cis/path", "watch", f"{kind}:{arg}" if listed else kind)
-    script, _ = probe.render_script(catalogue=(control,))
+    script, _ = probe.render_probe((control,))
     for name in ProbeList:
         assert f"{name}={arg}\n" in script if name == listed else f"{name}=''\n" in script
     assert "/cis/path" in script.split("PATHS=", 1)[1].split("\n", 1)[0]

@@ -4,7 +4,7 @@ the model must say FAIL, live and persisted, and say why; a tree watch on it rec
 
 from __future__ import annotations
 
-from cisaudit.model.catalogue import controls
+from cisaudit.model.catalogue import benchmark, controls
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.verdict import Check, Status
 from selftests.unit.test_evaluate import good_listing, good_rules, host
@@ -45,11 +45,11 @@ def test_remediation_of_a_mounted_data_root_writes_a_tree_watch_that_records() -
 
     mounted = host(good_rules().replace("-a exit,always -F path=/var/lib/docker -F perm=war -k docker", ""), "",
                    mounts=DATA_ROOT_MOUNT)  # fmt: skip
-    plan = make_plan(Assessment(mounted, "docker"), [C115])
+    plan = make_plan(Assessment(mounted, "docker"), [C115], benchmark("1.7.0"))
     assert "-w /var/lib/docker -p rwa -k docker" in plan.rule_lines and not plan.left_alone, plan
     assert not any("path=/var/lib/docker" in line for line in plan.rule_lines)
     plain = host(good_rules().replace("-a exit,always -F path=/var/lib/docker -F perm=war -k docker", ""), "")
     assert (
         "-a exit,always -F path=/var/lib/docker -F perm=war -k docker"
-        in make_plan(Assessment(plain, "docker"), [C115]).rule_lines
+        in make_plan(Assessment(plain, "docker"), [C115], benchmark("1.7.0")).rule_lines
     )

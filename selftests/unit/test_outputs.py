@@ -33,7 +33,9 @@ def case(host: str, control_id: str, check: str, verdict: str, **kw) -> CaseReco
 
 def results(*cases: CaseRecord, mode: str = "audit", hosts: tuple[str, ...] = ()) -> RunResults:
     return RunResults(
-        RunInfo("pytest --hosts=x", mode, False, T0, T0 + 5, "0.1.0", "abc123", hosts=hosts),
+        RunInfo(
+            "pytest --hosts=x", mode, False, T0, T0 + 5, "0.1.0", "abc123", hosts=hosts, benchmark=benchmark("1.7.0")
+        ),
         list(cases),
         {
             B: {
@@ -251,7 +253,7 @@ def test_the_selected_benchmark_version_and_the_audited_path_reach_every_output(
     """--benchmark 1.8.0: header, results.json, XCCDF id/version/Rules, and the path audited (docs/benchmarks.md)."""
     audited = "/run/docker.sock (ListenStream= of docker.socket)"
     run = RunResults(
-        RunInfo("pytest --benchmark 1.8.0", "audit", False, T0, T0 + 5, "0.1.0", "abc", benchmark("1.8.0")),
+        RunInfo("pytest --benchmark 1.8.0", "audit", False, T0, T0 + 5, "0.1.0", "abc", benchmark=benchmark("1.8.0")),
         [case(A, "1.1.9", "live", "pass", summary=PASS_RULE, audited=audited, level="2")],
     )
     assert "CIS Docker Benchmark v1.8.0, Level 2" in render_html(run)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.model.catalogue import controls
+from cisaudit.model.catalogue import benchmark, controls
 from cisaudit.model.evaluate import Assessment
 from cisaudit.model.plan import MANAGED_FILE, after_apply, make_plan, with_rules
 from cisaudit.model.rules import AuditRule
@@ -16,6 +16,7 @@ from selftests.snapshots import audited_host
 AUGENRULES_UNIT = "[Service]\nExecStartPost=-/sbin/augenrules --load\n"
 AUDITCTL_UNIT = "[Service]\nExecStartPost=-/sbin/auditctl -R /etc/audit/audit.rules\n"
 BASE = ("/etc/audit/rules.d/audit.rules", "-D\n-b 8192\n")
+V17 = benchmark("1.7.0")
 DOCKER = [c for c in controls() if c.id == "1.1.6"]  # /etc/docker, watch style
 
 
@@ -33,7 +34,7 @@ def host(files=(), listing="No rules", unit=AUGENRULES_UNIT, audit_rules="", sta
 
 
 def plan_for(snap):
-    return make_plan(Assessment(snap, "docker"), DOCKER)
+    return make_plan(Assessment(snap, "docker"), DOCKER, V17)
 
 
 def test_empty_host_gets_the_benchmark_rule_in_the_managed_file():
@@ -186,7 +187,7 @@ def test_a_persisted_socket_rule_that_stops_the_boot_load_is_fixed_by_tmpfiles_a
     before = Assessment(snap, "docker")
     assert before.control_verdict(controls_[1], "persisted").status == "fail"
     assert "at boot /run/containerd does not exist yet" in before.control_verdict(controls_[1], "persisted").summary
-    plan = make_plan(before, controls_)
+    plan = make_plan(before, controls_, V17)
     assert plan.rules == () and plan.tmpfiles == ("d /run/containerd 0711 0 0 -",)
     after = Assessment(with_rules(snap, plan.mode, plan.target, [], list(plan.tmpfiles)), "docker")
     assert [after.control_verdict(c, "persisted").status for c in controls_] == ["pass", "pass"]
@@ -197,11 +198,11 @@ def test_socket_under_run_gets_a_tmpfiles_entry():
     """Issue 9.3: /run/containerd is made by containerd after auditd loads the rules at boot."""
     sock = next(c for c in controls() if c.id == "1.1.8")
     snap = _run_host()
-    plan = make_plan(Assessment(snap, "docker"), [sock])
+    plan = make_plan(Assessment(snap, "docker"), [sock], V17)
     assert plan.rules == (("1.1.8", "-w /run/containerd/containerd.sock -k docker"),)
     assert plan.tmpfiles == ("d /run/containerd 0711 0 0 -",)
     snap.auditd_unit = AUGENRULES_UNIT  # a loader that may run before tmpfiles: nothing can be planned
-    assert make_plan(Assessment(snap, "docker"), [sock]).rules == ()
+    assert make_plan(Assessment(snap, "docker"), [sock], V17).rules == ()
 
 
 def test_a_unit_that_loads_nothing_gets_no_rules():
@@ -223,7 +224,7 @@ def test_a_data_root_auditctl_would_split_is_refused(root):
     snap.daemon_json = json.dumps({"data-root": root})
     snap.paths[root] = PathInfo(root, "dir", root)
     snap.paths["/srv"] = PathInfo("/srv", "dir", "/srv")
-    plan = make_plan(Assessment(snap, "docker"), [data_root])
+    plan = make_plan(Assessment(snap, "docker"), [data_root], V17)
     assert plan.rules == () and "whitespace, '#' or control characters" in plan.left_alone[0][1]
 
 
@@ -273,7 +274,7 @@ def test_a_cis_hardened_host_is_fixed_by_rules_placed_first(extra):
     assert {before.control_verdict(c, check).status for c in selected for check in ("live", "persisted")} == {"fail"}
     persisted = before.control_verdict(selected[0], "persisted").summary
     assert "-k perm_mod` (/etc/audit/rules.d/99_auditd.rules:" in persisted and "-k access`" in persisted
-    plan = make_plan(before, selected)
+    plan = make_plan(before, selected, V17)
     assert plan.target == MANAGED_FILE and plan.left_alone == ()
     assert [cid for cid, _ in plan.rules] == list(HARDENED)
     after = Assessment(after_apply(before, plan), "docker")
@@ -303,7 +304,7 @@ def test_a_rule_an_earlier_version_wrote_after_cis_rules_says_how_to_move_it():
     old = ("/etc/audit/rules.d/50-cisaudit-docker.rules", "-w /etc/docker -k docker\n")
     snap = _hardened_host((old,))
     snap.rules_d = sorted((p.replace("99_auditd", "30-stig"), t) for p, t in snap.rules_d)
-    plan = make_plan(Assessment(snap, "docker"), selected)
+    plan = make_plan(Assessment(snap, "docker"), selected, V17)
     assert plan.rules == ()
     assert "by an earlier cisaudit run: back that run out (--backout)" in plan.left_alone[0][1]
 
@@ -329,6 +330,6 @@ def test_the_plan_is_linear_in_the_hosts_rules(monkeypatch: pytest.MonkeyPatch) 
         own = "".join(c.rule_text(c.path) + "\n" for c in controls() if c.id != "1.1.13")
         snap = replace(snap, rules_d=[(f, t.replace(own, "")) for f, t in snap.rules_d])
         calls = 0
-        assert make_plan(Assessment(snap, "docker"), list(controls())).rules
+        assert make_plan(Assessment(snap, "docker"), list(controls()), V17).rules
         work.append(calls)
     assert work[1] < 2.5 * work[0], work

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.host.probe import render_script
+from cisaudit.host.probe import render_probe
 from cisaudit.host.shell import SCRIPTS, piece
 from cisaudit.model.boot import TMPFILES_DIRS
 from cisaudit.model.catalogue import controls
@@ -93,5 +93,5 @@ def test_shared_concepts_are_python_values_the_probe_is_given(value: str, spelle
     the model once, passed to the shell as values, spelled in no host-side script."""
     assert not [p.name for p in SCRIPTS.glob("*.sh") if spelled in p.read_text()]
     assert [p.name for p in PACKAGE.rglob("*.py") if f'"{spelled}"' in p.read_text()] == [home]
-    script, _ = render_script()
+    script, _ = render_probe(controls("1.7.0"))
     assert f"={value}\n" in script or f"='{value}'\n" in script

@@ -11,15 +11,17 @@ from cisaudit.host.probe import (
     parse_probe,
     parse_stat_output,
     parse_stat_sections,
-    render_script,
+    render_probe,
     render_stat_script,
 )
 from cisaudit.host.shell import piece
+from cisaudit.model.catalogue import controls
 from selftests import probe_frames
 from selftests.suite_runner import require
 
 NONCE = "@@cisaudit-0123456789abcdef"
 FAKE = "@@cisaudit-fedcba9876543210"
+V17 = controls("1.7.0")
 FILES = {
     "no-trailing-newline": "-w /etc/docker -k docker",
     "trailing-newline": "-w /etc/docker -k docker\n",
@@ -49,6 +51,7 @@ def test_file_bodies_are_exact(content):
             section("daemon-json", "/etc/docker/daemon.json", content),
         ),
         NONCE,
+        V17,
     )
     assert snap.rules_d == [("/etc/audit/rules.d/a.rules", content)]
     assert (snap.audit_rules, snap.daemon_json) == (content, content)
@@ -76,7 +79,7 @@ def shell_output(tmp_path, contents):
 
 def test_real_shell_framing_round_trips(tmp_path):
     contents = list(FILES.values())
-    snap = parse_probe(shell_output(tmp_path, contents), NONCE)
+    snap = parse_probe(shell_output(tmp_path, contents), NONCE, V17)
     assert [text for _, text in snap.rules_d] == contents
     assert snap.listing_rc == 0 and snap.listing_text == "-w /etc/docker -p rwxa -k docker"  # $(...) drops \n
     assert snap.audit_rules is None
@@ -95,10 +98,10 @@ def test_real_shell_framing_round_trips(tmp_path):
 )
 def test_truncated_output_raises(cut):
     full = output(section("uid", body="0"), section("rules-file", "/r/a.rules", FILES["fake-marker"]))
-    assert parse_probe(full, NONCE).uid == 0
+    assert parse_probe(full, NONCE, V17).uid == 0
     truncated = full[:cut]
     with pytest.raises(ProbeError):
-        parse_probe(truncated, NONCE)
+        parse_probe(truncated, NONCE, V17)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +116,7 @@ def test_truncated_output_raises(cut):
 )
 def test_foreign_markers_are_not_sections(text):
     with pytest.raises(ProbeError):
-        parse_probe(text, NONCE)
+        parse_probe(text, NONCE, V17)
 
 
 def test_rules_d_follow_ls_v_order():
@@ -126,6 +129,7 @@ def test_rules_d_follow_ls_v_order():
             section("rules-file", "/etc/audit/rules.d/zz-late.rules", ""),
         ),
         NONCE,
+        V17,
     )
     assert [p.rsplit("/", 1)[1] for p, _ in snap.rules_d] == names + ["zz-late.rules"]
 
@@ -152,6 +156,7 @@ def test_scalar_sections():
             section("targets", body="/etc/docker\0/usr/sbin/runc\0" + "0"),
         ),
         NONCE,
+        V17,
     )
     assert (snap.uid, snap.arch, snap.auditctl, snap.auditd, snap.auditd_running, snap.systemd) == (
         0,
@@ -185,12 +190,12 @@ def test_scalar_sections():
     ids=["systemctl-cat-failed", "unit-files-without-systemd"],
 )
 def test_auditd_unit(sections, unit):
-    assert parse_probe(output(*sections), NONCE).auditd_unit == unit
+    assert parse_probe(output(*sections), NONCE, V17).auditd_unit == unit
 
 
 @pytest.mark.parametrize(("uid", "expected"), [("0", 0), ("1000\n", 1000), ("", None), ("root", None)])
 def test_uid(uid, expected):
-    assert parse_probe(output(section("uid", body=uid)), NONCE).uid == expected
+    assert parse_probe(output(section("uid", body=uid)), NONCE, V17).uid == expected
 
 
 def test_stat_records_pair_by_position_and_a_failed_readlink_resolves_nothing():
@@ -223,30 +228,30 @@ def test_newline_in_a_symlink_target_cannot_shift_other_paths(tmp_path):
 @pytest.mark.parametrize("body", ["x", "²", "9" * 5000, "-1"])
 def test_crafted_numbers_never_raise(body):
     """Issue 10.9: a hostile host's exit codes and uid are unreadable, not a crash."""
-    snap = parse_probe(output(section("uid", body=body), section("auditctl-s", body, "enabled 1")), NONCE)
+    snap = parse_probe(output(section("uid", body=body), section("auditctl-s", body, "enabled 1")), NONCE, V17)
     assert snap.uid is None and snap.status_rc is None
 
 
-def test_render_script_frames_with_its_nonce():
-    script, nonce = render_script(["/srv/docker"])
+def test_render_probe_frames_with_its_nonce():
+    script, nonce = render_probe(V17, ["/srv/docker"])
     assert nonce.startswith("@@cisaudit-") and f"M={nonce}\n" in script and "/srv/docker" in script
-    assert render_script()[1] != nonce
+    assert render_probe(V17)[1] != nonce
 
 
 def test_kernel_rules_section_is_read_only_when_complete():
     body = "exit never path 2f746d702f78\nexit always dir 2f6574632f646f636b6572\ndone"
-    assert parse_probe(output(section("kernel-rules", body=body)), NONCE).kernel_rules == [
+    assert parse_probe(output(section("kernel-rules", body=body)), NONCE, V17).kernel_rules == [
         ("exit", "never", "path", "/tmp/x"),
         ("exit", "always", "dir", "/etc/docker"),
     ]
-    assert parse_probe(output(section("kernel-rules", body="exit never path 2f")), NONCE).kernel_rules is None
-    assert parse_probe(output(section("kernel-rules", body="x y\ndone")), NONCE).kernel_rules is None
+    assert parse_probe(output(section("kernel-rules", body="exit never path 2f")), NONCE, V17).kernel_rules is None
+    assert parse_probe(output(section("kernel-rules", body="x y\ndone")), NONCE, V17).kernel_rules is None
 
 
 def test_a_repeated_section_is_an_error_never_an_override():
     """Issue 21.1: a second `auditd-pid` (or any section) must not replace the first."""
     with pytest.raises(ProbeError, match="repeats section"):
-        parse_probe(output(section("auditd-pid", body=""), section("auditd-pid", body="1")), NONCE)
+        parse_probe(output(section("auditd-pid", body=""), section("auditd-pid", body="1")), NONCE, V17)
 
 
 @pytest.mark.parametrize(
@@ -260,7 +265,7 @@ def test_a_repeated_section_is_an_error_never_an_override():
 )
 def test_unframed_text_is_refused(text):
     with pytest.raises(ProbeError):
-        parse_probe(text, NONCE)
+        parse_probe(text, NONCE, V17)
 
 
 def test_host_text_holding_the_whole_marker_stays_a_body(tmp_path):
@@ -270,7 +275,7 @@ def test_host_text_holding_the_whole_marker_stays_a_body(tmp_path):
     marker = out.split(" ", 1)[0]
     assert marker.startswith(nonce + ".") and marker.split(".")[-1] not in script
     forged = f"x\n{marker} done\n\n{marker} auditd-pid\n1\n"
-    snap = parse_probe(output(section("rules-file", "/r/a.rules", forged), section("auditd-pid", body="")), NONCE)
+    snap = parse_probe(output(section("rules-file", "/r/a.rules", forged), section("auditd-pid", body="")), NONCE, V17)
     assert snap.rules_d == [("/r/a.rules", forged)] and not snap.auditd_running
 
 
@@ -281,7 +286,7 @@ def test_host_text_holding_the_whole_marker_stays_a_body(tmp_path):
 def test_auditd_runs_only_as_the_kernels_pid(pid, status, running):
     """Issue 21.2: the probe prints the kernel's auditd pid only when it is alive and root's."""
     snap = parse_probe(
-        output(section("auditctl-s", "0", f"enabled 1\n{status}"), section("auditd-pid", body=pid)), NONCE
+        output(section("auditctl-s", "0", f"enabled 1\n{status}"), section("auditd-pid", body=pid)), NONCE, V17
     )
     assert snap.auditd_running is running
 
@@ -294,9 +299,10 @@ def test_a_dockerd_that_is_not_roots_informs_nothing():
             section("dockerd-ignored", "9", "65534"),
         ),
         NONCE,
+        V17,
     )
     assert snap.dockerd_args == [] and snap.ignored_dockerd == [("9", "65534")]
-    snap = parse_probe(output(section("dockerd-cmdline", "/proc/8/cmdline", "dockerd\0-H\0fd://\0")), NONCE)
+    snap = parse_probe(output(section("dockerd-cmdline", "/proc/8/cmdline", "dockerd\0-H\0fd://\0")), NONCE, V17)
     assert snap.dockerd_args == ["dockerd", "-H", "fd://"]
 
 
@@ -321,6 +327,7 @@ def test_loader_version_sections():
             section("audit-rules-stat", body="640 0"),
         ),
         NONCE,
+        V17,
     )
     assert snap.unreadable == []
     assert snap.rules_d_special == ["/etc/audit/rules.d/50.rules"]
@@ -339,18 +346,19 @@ def test_kernel_filter_facts_are_parsed():
             section("selinux", "", "yes"),
         ),
         NONCE,
+        V17,
     )
     assert snap.syscall_tables == {"x86_64": "90 chmod\n159 adjtimex", "i386": "15 chmod"}
     assert (snap.lsm_list, snap.lsm_labelled, snap.selinux) == ("lockdown,capability,selinux", True, True)
-    unknown = parse_probe(output(section("lsm-label", "", "maybe")), NONCE)
+    unknown = parse_probe(output(section("lsm-label", "", "maybe")), NONCE, V17)
     assert (unknown.lsm_list, unknown.lsm_labelled, unknown.selinux) == (None, None, None)
 
 
 def test_probe_reads_this_hosts_syscall_numbers():
     """The rendered probe asks ausyscall for the class syscalls and every -S name of the rules."""
     require(shutil.which("ausyscall") is not None, "needs ausyscall (apt-get install auditd)")
-    script, nonce = render_script()
-    snap = parse_probe(subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout, nonce)
+    script, nonce = render_probe(V17)
+    snap = parse_probe(subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout, nonce, V17)
     assert snap.syscall_tables, "no syscall table from this host's ausyscall"
     for text in snap.syscall_tables.values():
         names = {line.split()[1] for line in text.splitlines()}

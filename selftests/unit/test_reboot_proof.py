@@ -16,6 +16,7 @@ import pytest
 from cisaudit.host.reboot import RebootHow, how_for, render_reboot, send_reboot, wait_for_new_boot
 from cisaudit.host.shell import assignments, piece
 from cisaudit.host.transport import HostError
+from cisaudit.model.catalogue import benchmark
 from cisaudit.model.reboot_proof import Proof, proof_verdict
 from cisaudit.model.verdict import Check, Status, Verdict
 from cisaudit.outputs.record import CaseRecord
@@ -192,7 +193,12 @@ def test_every_output_carries_the_proof_and_a_broken_one_fails_the_rule() -> Non
         ),
     ]
     assert CaseRecord.from_properties(cases[2].properties()).reboot_proof == broken.encoded()
-    run = RunResults(RunInfo("pytest --reboot-proof", "audit", True, 1.8e9, 1.8e9, "0.1.0", "abc"), cases, {}, {})
+    run = RunResults(
+        RunInfo("pytest --reboot-proof", "audit", True, 1.8e9, 1.8e9, "0.1.0", "abc", benchmark=benchmark("1.7.0")),
+        cases,
+        {},
+        {},
+    )
     document = json.loads(render_json(run))
     schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)

@@ -89,7 +89,8 @@ def test_benchmark_literal_rule(control, key):
     rule = parse_rule(control.rule_text(control.path, key))
     assert isinstance(rule, AuditRule)
     assert (rule.filter, rule.action, rule.path, rule.keys) == ("exit", "always", control.path, (key,))
-    assert rule.describe_perms() == control.required_perms and rule.unconditional and rule.arch is None
+    assert rule.perms == frozenset(control.required_perms)
+    assert (rule.syscalls, rule.conditions, rule.arch) == (None, (), None)  # every syscall, no condition
 
 
 FIELDS = {

@@ -12,14 +12,17 @@ import pytest
 from cisaudit.host import events, probe, remediation_io
 from cisaudit.host.shell import PREAMBLE, SCRIPTS, assignments, compose, piece
 from cisaudit.host.ssm import frame
+from cisaudit.model.catalogue import benchmark, controls
 from cisaudit.model.decisions import Accesses
 from cisaudit.model.locate import UNIT_DIRS
 
 PACKAGE = Path(__file__).resolve().parents[2] / "cisaudit"
 RENDERED = {
-    "probe": lambda: probe.render_script(["/srv/x y"])[0],
+    "probe": lambda: probe.render_probe(controls("1.7.0"), ["/srv/x y"])[0],
     "probe-stat": lambda: probe.render_stat_script(["/etc/docker", "/a b"])[0],
-    "apply": lambda: remediation_io.render_apply("r1", "augenrules", "/etc/audit/rules.d/x.rules", [], True),
+    "apply": lambda: remediation_io.render_apply(
+        "r1", "augenrules", "/etc/audit/rules.d/x.rules", [], True, benchmark("1.7.0")
+    ),
     "backout": lambda: remediation_io.render_backout(None, True),
     "events": lambda: events.render_script([Accesses("/etc/docker", "rwa")], "docker"),
     "ssm-wrapper": lambda: frame.wrapper_script("true", "n0nce"),

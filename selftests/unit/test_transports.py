@@ -99,7 +99,7 @@ def test_a_docker_host_s_session_refuses_persisted_and_judges_live(
     fake.write_text('#!/bin/sh\n[ "$1 $2" = "exec web" ] || exit 99\nshift 2\nexec "$@"\n')
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    session = HostSession("docker://web", ConnectOptions(command_timeout=120), "docker")
+    session = HostSession("docker://web", ConnectOptions(command_timeout=120), "docker", version="1.7.0")
     assessment = session.assessment()
     control = controls()[0]
     assert assessment.control_verdict(control, Check.PERSISTED).summary == f"not checked: {BLIND}"

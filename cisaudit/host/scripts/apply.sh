@@ -37,6 +37,8 @@ ap_inputs() {
 		ca_die "bad run id '$CA_RUN_ID' (want [A-Za-z0-9._-], no leading dot, at most 100 chars)"
 	AP_MODE="${CISAUDIT_MODE:-}"
 	AP_TARGET="${CISAUDIT_TARGET:-}"
+	AP_BENCHMARK="${CISAUDIT_BENCHMARK:-}" # the benchmark the rules implement, named in each file written
+	[ -n "$AP_BENCHMARK" ] || ca_die "no benchmark named (CISAUDIT_BENCHMARK): the files written must name it"
 	AP_AUDIT_RULES="$CISAUDIT_AUDIT_RULES" # augenrules' fixed output file (model/loader.py AUDIT_RULES)
 	case "$AP_TARGET" in
 	/*) ;;
@@ -154,8 +156,8 @@ ap_render() {
 # The block: markers, a header naming the run, old block lines, new rules.
 ap_block() {
 	printf '%s\n' "$CA_BEGIN"
-	printf '%s (CIS Docker Benchmark v1.7 section 1.1): last changed by run %s at %s\n' \
-		"$CA_HEADER_PREFIX" "$CA_RUN_ID" "$(ca_now)"
+	printf '%s (%s section 1.1): last changed by run %s at %s\n' \
+		"$CA_HEADER_PREFIX" "$AP_BENCHMARK" "$CA_RUN_ID" "$(ca_now)"
 	if [ $# -eq 3 ]; then
 		sed -n "$(($2 + 1)),$(($3 - 1))p" "$1" | grep -vF -e "$CA_HEADER_PREFIX"
 	fi
@@ -247,7 +249,7 @@ ap_write_tmpfiles() {
 	[ -s "$CA_TMP/tmpfiles" ] || return 0
 	mkdir -p "$(dirname "$CA_TMPFILES_CONF")" || ap_rollback "cannot create $(dirname "$CA_TMPFILES_CONF")"
 	{
-		printf '%s\n' "$CA_HEADER_PREFIX: paths audit rules need at boot; undo with cisaudit backout"
+		printf '%s\n' "$CA_HEADER_PREFIX ($AP_BENCHMARK section 1.1): paths audit rules need at boot; undo with cisaudit backout"
 		{ [ -f "$CA_TMPFILES_CONF" ] && grep -v '^#' "$CA_TMPFILES_CONF"; cat "$CA_TMP/tmpfiles"; } | awk 'NF && !seen[$0]++'
 	} >"$CA_TMP/tmpfiles.new"
 	if [ "$(ca_sha256 "$CA_TMPFILES_CONF")" = "$(ca_sha256 "$CA_TMP/tmpfiles.new")" ]; then
