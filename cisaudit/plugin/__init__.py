@@ -15,6 +15,7 @@ from cisaudit.host.hostspec import INSTANCE_ID, SpecError, parse_spec
 from cisaudit.host.ssm.fanout import parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, Control, controls, select
 from cisaudit.model.kernel import AuditKeys
+from cisaudit.model.shard import Shard
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today
 from cisaudit.plugin import options, preflight
@@ -138,6 +139,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"with more hosts than this, one pytest item per host holds its cases; each case stays a "
         f"JUnit testcase and report row, -k/-m still select cases (default {AGGREGATE_ABOVE})",
     )
+    add_shard_option(parser)
     reports = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
     reports.addoption(
         "--compliance-report",
@@ -238,9 +240,12 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         hosts = _check_command_line(config)
+        shard = options.shard(config.getoption("shard"))
         config.stash[WAIVERS_KEY] = _waivers(config)
         if config.getoption("ssm_targets"):
             _add_hosts(hosts, _discover_ssm_hosts(config))
+        if shard is not None:
+            hosts = _shard_hosts(config, shard, hosts)
     except (OptionError, SpecError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONNECT_SPECS_KEY] = hosts
@@ -331,6 +336,28 @@ def _discover_ssm_hosts(config: pytest.Config) -> list[str]:
     config.stash[SSM_TARGETS_KEY] = specs = [f"ssm://{i}" for i in [*found.online, *unaudited]]
     config.stash[SSM_TAGS_KEY] = found.tags
     return specs
+
+
+def add_shard_option(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cisaudit-shard", "cisaudit across CI jobs (README: Past one runner)")
+    group.addoption(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="audit only shard K of N (1 <= K <= N): the hosts and --ssm-targets instances whose id hashes "
+        "to K, whatever their order; join the shards' results.json with python -m cisaudit.plugin.merge",
+    )
+
+
+def _shard_hosts(config: pytest.Config, shard: Shard, hosts: dict[str, str]) -> dict[str, str]:
+    """This shard's share of the hosts (model/shard.py), and of what --ssm-targets discovered."""
+    if SSM_TARGETS_KEY in config.stash:
+        online, targets = config.stash[SSM_HOSTS_KEY], config.stash[SSM_TARGETS_KEY]
+        tags = config.stash[SSM_TAGS_KEY]
+        config.stash[SSM_HOSTS_KEY], config.stash[SSM_TARGETS_KEY] = shard.hosts(online), shard.hosts(targets)
+        # A tag that reaches other shards' instances goes by instance ids (fanout.plan_batches).
+        config.stash[SSM_TAGS_KEY] = shard.whole_tags(tags)
+    return {shown: spec for shown, spec in hosts.items() if shard.owns(shown)}
 
 
 @pytest.hookimpl(optionalhook=True)

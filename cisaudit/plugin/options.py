@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cisaudit.host.hostspec import INSTANCE_ID
 from cisaudit.model.kernel import AuditKeys
+from cisaudit.model.shard import Shard
 
 SCHEMES = ("local", "ssh", "paramiko", "ssm")  # what the suite connects over (host/transport.py)
 DEFAULT_HOST = "local://"
@@ -133,3 +134,13 @@ def audit_keys(values: list[str] | None) -> AuditKeys:
         return AuditKeys.parse(values or ["docker"])
     except ValueError as exc:
         raise OptionError(str(exc)) from None
+
+
+def shard(text: str | None) -> Shard | None:
+    """--shard K/N (model/shard.py), or None without it."""
+    if text is None:
+        return None
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise OptionError(f"--shard: {exc}") from None
