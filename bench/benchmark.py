@@ -341,12 +341,19 @@ FLEET_BUCKET = "cisaudit-bench"
 OUTPUTS = ("compliance.html", "results.json", "results.xccdf.xml", "junit.xml", "tests.html")
 
 
+def output_mb(tmp: Path) -> tuple[float, float]:
+    """(all the outputs, the largest file) in MiB: every file the run wrote under `tmp`."""
+    sizes = [f.stat().st_size for f in tmp.rglob("*") if f.is_file()] or [0]
+    return sum(sizes) / 2**20, max(sizes) / 2**20
+
+
 def fleet_line(kind: str, hosts: int, sample: Sample, requests: dict[str, int], throttled: int, tmp: Path) -> str:
-    report_mb = sum(f.stat().st_size for f in (tmp / name for name in OUTPUTS) if f.exists()) / 2**20
+    report_mb, largest_mb = output_mb(tmp)
     return (
-        f"{kind} hosts={hosts} wall_s={sample.wall:.1f} ssm_calls={sum(requests.values())} "
+        f"{kind} hosts={hosts} wall_s={sample.wall:.1f} cpu_s={sample.cpu:.1f} ssm_calls={sum(requests.values())} "
         f"send_command={requests.get('SendCommand', 0)} peak_rss_mb={sample.maxrss_mb:.0f} "
-        f"report_mb={report_mb:.1f} calls_per_host={sum(requests.values()) / hosts:.3f} throttled={throttled} "
+        f"report_mb={report_mb:.1f} largest_file_mb={largest_mb:.1f} "
+        f"calls_per_host={sum(requests.values()) / hosts:.3f} throttled={throttled} load={sample.load:.1f} "
         f"[{sample.summary.strip('= ')}]"
     )
 
