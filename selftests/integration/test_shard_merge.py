@@ -115,3 +115,12 @@ def test_merge_refuses_a_missing_or_doubled_shard_in_one_line(
     assert merge.main([files[0], files[0], files[1], f"--out={tmp_path / 'out'}"]) == 4
     assert "given twice" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_shard_with_no_host_of_its_own_writes_empty_outputs_and_passes(tmp_path: Path) -> None:
+    """local:// hashes to shard 7 of 8: shard 1 has nothing; its job passes and its results.json
+    joins the others' (a CI matrix has a job per shard whatever the fleet's size)."""
+    empty = run_suite(tmp_path / "shard1", ["local://"], "--controls=1.1.4", "--shard=1/8")
+    assert empty.returncode == 0 and not empty.cases, empty.output[-3000:]
+    doc = json.loads((tmp_path / "shard1" / "results.json").read_text())
+    assert doc["results"] == [] and doc["hosts"] == []
