@@ -2,6 +2,7 @@
 
     python bench/benchmark.py [--runs 5] [--sizes 1,3,6] [--json bench/results.json] [--skip-vms]
     python bench/benchmark.py --fleet 100,1000,10000 [--baseline 100,1000]   (SSM fleet scale only)
+    python bench/benchmark.py --shards 100000/8   (the fleet as 8 --shard runs, one after another, and the merge)
 
 Every figure is a pytest subprocess run as a user would; CPU is user+sys of that process tree
 (os.wait4 rusage, reaped xdist workers included), max RSS the largest process in it. QEMU CPU
@@ -413,6 +414,57 @@ def bench_fleet_ssm(sizes: list[int], baseline: list[int], latency: float, throt
                 )
 
 
+def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float) -> None:
+    """`ssm-shards`: N emulated instances audited as `shards` `--shard K/N` runs, one after another
+    (a CI runs them side by side), then `python -m cisaudit.plugin.merge` over their results.json."""
+    rec = record_local()
+    ids = [f"i-{n + 1:017x}" for n in range(hosts)]
+    walls, rss = [], []
+    with (
+        MotoS3(FLEET_BUCKET) as s3,
+        SsmEmulator(
+            dict.fromkeys(ids),
+            tags=dict.fromkeys(ids, {"Role": "docker-host"}),
+            faults=Faults(latency=latency, throttle_rate=throttle_rate),
+            s3_endpoint=s3.endpoint_url,
+            runner=Replayer(dict.fromkeys(ids, rec)),
+        ) as emu,
+        tempfile.TemporaryDirectory() as d,
+    ):
+        for k in range(1, shards + 1):
+            out = Path(d) / f"shard-{k}"
+            cmd = [
+                PY,
+                "-m",
+                "pytest",
+                "--ssm-targets=tag:Role=docker-host",
+                "--ssm-region=us-east-1",
+                f"--ssm-s3-bucket={FLEET_BUCKET}",
+                f"--shard={k}/{shards}",
+                f"--junitxml={out}/junit.xml",
+                f"--compliance-report={out}/compliance.html",
+                f"--results-json={out}/results.json",
+                f"--xccdf={out}/results.xccdf.xml",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+            ]
+            sample = measure(cmd, emu.environ | s3.environ)
+            walls.append(sample.wall)
+            rss.append(sample.maxrss_mb)
+            print(
+                f"# shard {k}/{shards}: wall_s={sample.wall:.1f} peak_rss_mb={sample.maxrss_mb:.0f} "
+                f"load={sample.load:.1f}"
+            )
+        merge = [PY, "-m", "cisaudit.plugin.merge", *(f"{d}/shard-{k}/results.json" for k in range(1, shards + 1))]
+        merged = measure([*merge, f"--out={d}/merged"])
+    print(
+        f"ssm-shards hosts={hosts} shards={shards} max_shard_wall_s={max(walls):.1f} "
+        f"max_shard_rss_mb={max(rss):.0f} merge_s={merged.wall:.1f} merge_rss_mb={merged.maxrss_mb:.0f}",
+        flush=True,
+    )
+
+
 def table(rows: list[Row], baselines: dict[str, float]) -> str:
     head = (
         f"{'run':<34} {'hosts':>5} {'-n':>3} {'wall s':>7} {'xN/x1':>6} {'cpu s':>6} {'qemu s':>7} {'other s':>7} "
@@ -462,7 +514,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--baseline", default="100,1000", help="with --fleet: sizes of the per-host baseline runs")
     p.add_argument("--throttle-rate", type=float, default=20.0, help="with --fleet: API calls/s before throttling")
+    p.add_argument("--shards", default=None, metavar="HOSTS/N", help="only the sharded fleet run, e.g. 100000/8")
     a = p.parse_args(argv)
+    if a.shards is not None:
+        total, _, count = a.shards.partition("/")
+        bench_shards(int(total), int(count), 0.2, a.throttle_rate)
+        return 0
     if a.fleet is not None:
         bench_fleet_ssm(_sizes(a.fleet), _sizes(a.baseline), 0.2, a.throttle_rate)
         return 0
