@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from cisaudit.plugin import merge
 from selftests.s3_store import MotoS3
 from selftests.ssm_emulator import Faults, SsmEmulator
 from selftests.ssm_replay import Replayer, record_local
-from selftests.suite_runner import run_suite
+from selftests.suite_runner import REPO, run_suite
 
 BUCKET = "cisaudit-shards"
 IDS = [f"i-{n:017x}" for n in range(1, 10)]  # given order = natural order: a single run's record order
@@ -124,3 +126,15 @@ def test_a_shard_with_no_host_of_its_own_writes_empty_outputs_and_passes(tmp_pat
     assert empty.returncode == 0 and not empty.cases, empty.output[-3000:]
     doc = json.loads((tmp_path / "shard1" / "results.json").read_text())
     assert doc["results"] == [] and doc["hosts"] == []
+
+
+def test_a_bad_shard_is_a_usage_error_before_any_host() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--shard=9/8", "-p", "no:cacheprovider", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == "ERROR: --shard: '9/8': K must be between 1 and N; give e.g. 1/8"
