@@ -3,6 +3,7 @@
     python bench/benchmark.py [--runs 5] [--sizes 1,3,6] [--json bench/results.json] [--skip-vms]
     python bench/benchmark.py --fleet 100,1000,10000 [--baseline 100,1000]   (SSM fleet scale only)
     python bench/benchmark.py --fleet 10000 --baseline-file   (--baseline's added time and memory)
+    python bench/benchmark.py --shards 100000/8   (the fleet as 8 --shard runs, one after another, and the merge)
 
 Every figure is a pytest subprocess run as a user would; CPU is user+sys of that process tree
 (os.wait4 rusage, reaped xdist workers included), max RSS the largest process in it. QEMU CPU
@@ -372,8 +373,8 @@ def outputs_line(kind: str, hosts: int, tmp: Path) -> str:
 def fleet_line(kind: str, hosts: int, sample: Sample, requests: dict[str, int], throttled: int, tmp: Path) -> str:
     return (
         f"{kind} hosts={hosts} wall_s={sample.wall:.1f} peak_rss_mb={sample.maxrss_mb:.0f} {size_fields(tmp)} "
-        f"ssm_calls={sum(requests.values())} send_command={requests.get('SendCommand', 0)} "
-        f"calls_per_host={sum(requests.values()) / hosts:.3f} throttled={throttled} "
+        f"cpu_s={sample.cpu:.1f} ssm_calls={sum(requests.values())} send_command={requests.get('SendCommand', 0)} "
+        f"calls_per_host={sum(requests.values()) / hosts:.3f} throttled={throttled} load={sample.load:.1f} "
         f"[{sample.summary.strip('= ')}]"
     )
 
@@ -512,6 +513,57 @@ def bench_baseline_file(sizes: list[int]) -> None:
             )
 
 
+def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float) -> None:
+    """`ssm-shards`: N emulated instances audited as `shards` `--shard K/N` runs, one after another
+    (a CI runs them side by side), then `python -m cisaudit.plugin.merge` over their results.json."""
+    rec = record_local()
+    ids = [f"i-{n + 1:017x}" for n in range(hosts)]
+    walls, rss = [], []
+    with (
+        MotoS3(FLEET_BUCKET) as s3,
+        SsmEmulator(
+            dict.fromkeys(ids),
+            tags=dict.fromkeys(ids, {"Role": "docker-host"}),
+            faults=Faults(latency=latency, throttle_rate=throttle_rate),
+            s3_endpoint=s3.endpoint_url,
+            runner=Replayer(dict.fromkeys(ids, rec)),
+        ) as emu,
+        tempfile.TemporaryDirectory() as d,
+    ):
+        for k in range(1, shards + 1):
+            out = Path(d) / f"shard-{k}"
+            cmd = [
+                PY,
+                "-m",
+                "pytest",
+                "--ssm-targets=tag:Role=docker-host",
+                "--ssm-region=us-east-1",
+                f"--ssm-s3-bucket={FLEET_BUCKET}",
+                f"--shard={k}/{shards}",
+                f"--junitxml={out}/junit.xml",
+                f"--compliance-report={out}/compliance.html",
+                f"--results-json={out}/results.json",
+                f"--xccdf={out}/results.xccdf.xml",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+            ]
+            sample = measure(cmd, emu.environ | s3.environ)
+            walls.append(sample.wall)
+            rss.append(sample.maxrss_mb)
+            print(
+                f"# shard {k}/{shards}: wall_s={sample.wall:.1f} peak_rss_mb={sample.maxrss_mb:.0f} "
+                f"load={sample.load:.1f}"
+            )
+        merge = [PY, "-m", "cisaudit.plugin.merge", *(f"{d}/shard-{k}/results.json" for k in range(1, shards + 1))]
+        merged = measure([*merge, f"--out={d}/merged"])
+    print(
+        f"ssm-shards hosts={hosts} shards={shards} max_shard_wall_s={max(walls):.1f} "
+        f"max_shard_rss_mb={max(rss):.0f} merge_s={merged.wall:.1f} merge_rss_mb={merged.maxrss_mb:.0f}",
+        flush=True,
+    )
+
+
 def table(rows: list[Row], baselines: dict[str, float]) -> str:
     head = (
         f"{'run':<34} {'hosts':>5} {'-n':>3} {'wall s':>7} {'xN/x1':>6} {'cpu s':>6} {'qemu s':>7} {'other s':>7} "
@@ -566,7 +618,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --fleet: --baseline's added time and memory at these sizes (in process, a synthetic fleet)",
     )
+    p.add_argument("--shards", default=None, metavar="HOSTS/N", help="only the sharded fleet run, e.g. 100000/8")
     a = p.parse_args(argv)
+    if a.shards is not None:
+        total, _, count = a.shards.partition("/")
+        bench_shards(int(total), int(count), 0.2, a.throttle_rate)
+        return 0
     if a.fleet is not None and a.baseline_file:
         bench_baseline_file(_sizes(a.fleet))
         return 0

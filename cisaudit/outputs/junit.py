@@ -94,11 +94,16 @@ def _attrs(**values: str) -> str:
     return "".join(f" {name}={_quoted(value)}" for name, value in values.items())
 
 
+@lru_cache(maxsize=1 << 16)  # most of a case's properties are the same on every host
+def _property(key: str, value: str) -> str:
+    return f"<property{_attrs(name=key, value=capped(value))} />"
+
+
 def testcase(record: CaseRecord, classname: str, name: str, file: str, line: int) -> str:
     """One case as a `<testcase>` element (text; characters XML cannot hold escaped as pytest does)."""
     seconds = f"{max(record.finished - record.started, 0):.3f}"
     parts = [f"<testcase{_attrs(classname=classname, name=name, file=file, line=str(line), time=seconds)}><properties>"]
-    parts += [f"<property{_attrs(name=key, value=capped(value))} />" for key, value in record.properties()]
+    parts += [_property(key, value) for key, value in record.properties()]
     parts.append("</properties>")
     text = failure_text(record)
     kind = junit_outcome(record)

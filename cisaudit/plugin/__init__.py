@@ -15,6 +15,7 @@ from cisaudit.host.hostspec import INSTANCE_ID, TRANSPORTS, SpecError, parse_spe
 from cisaudit.host.ssm.fanout import parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, CatalogueError, Control, controls, select
 from cisaudit.model.kernel import AuditKeys
+from cisaudit.model.shard import Shard
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today, unapproved
 from cisaudit.plugin import options, preflight
@@ -147,6 +148,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"-k/-m still select cases (default {AGGREGATE_ABOVE})",
     )
     _add_reboot_proof_options(group)
+    add_shard_option(parser)
     # the outputs' options: cisaudit/plugin/report.py, from the registry (cisaudit/outputs/registry.py)
 
 
@@ -249,9 +251,12 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         hosts = _check_command_line(config)
+        shard = options.shard(config.getoption("shard"))
         config.stash[WAIVERS_KEY] = _waivers(config)
         if config.getoption("ssm_targets"):
             _add_hosts(hosts, _discover_ssm_hosts(config))
+        if shard is not None:
+            hosts = _shard_hosts(config, shard, hosts)
     except (OptionError, SpecError, CatalogueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONNECT_SPECS_KEY] = hosts
@@ -350,6 +355,35 @@ def _discover_ssm_hosts(config: pytest.Config) -> list[str]:
     config.stash[SSM_TARGETS_KEY] = specs = [f"ssm://{i}" for i in [*found.online, *unaudited]]
     config.stash[SSM_TAGS_KEY] = found.tags
     return specs
+
+
+def add_shard_option(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cisaudit-shard", "cisaudit across CI jobs (README: Past one runner)")
+    group.addoption(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="audit only shard K of N (1 <= K <= N): the hosts and --ssm-targets instances whose id hashes "
+        "to K, whatever their order; join the shards' results.json with python -m cisaudit.plugin.merge",
+    )
+
+
+def _shard_hosts(config: pytest.Config, shard: Shard, hosts: dict[str, str]) -> dict[str, str]:
+    """This shard's share of the hosts (model/shard.py), and of what --ssm-targets discovered."""
+    if SSM_TARGETS_KEY in config.stash:
+        online, targets = config.stash[SSM_HOSTS_KEY], config.stash[SSM_TARGETS_KEY]
+        tags = config.stash[SSM_TAGS_KEY]
+        config.stash[SSM_HOSTS_KEY], config.stash[SSM_TARGETS_KEY] = shard.hosts(online), shard.hosts(targets)
+        # A tag that reaches other shards' instances goes by instance ids (fanout.plan_batches).
+        config.stash[SSM_TAGS_KEY] = shard.whole_tags(tags)
+    return {shown: spec for shown, spec in hosts.items() if shard.owns(shown)}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A --shard with no host of its own checked nothing and failed nothing: its CI job passes."""
+    if session.config.getoption("shard", None) and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
 
 
 @pytest.hookimpl(optionalhook=True)

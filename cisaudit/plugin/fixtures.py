@@ -172,7 +172,8 @@ def _host_cases_verdict(group: HostCases, session: HostSession, request: pytest.
         judged = judge_case(case, session, run_context(request.config))
         records.append(judged.record)
         shown.append(judged.shown)
-    request.node.user_properties.append((CASES_PROPERTY, encode_records(records)))
+    in_process = not hasattr(request.config, "workerinput")  # the controller reads them itself
+    request.node.user_properties.append((CASES_PROPERTY, encode_records(records, in_process)))
     errors = [r for r in records if r.verdict == Status.ERROR]
     if errors:
         raise HostError(

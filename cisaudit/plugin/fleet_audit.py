@@ -1,14 +1,16 @@
 """pytest hooks of the fleet audit over SSM (README: AWS Systems Manager, fleet audits): on the
-controller, before xdist starts its workers, one Run Command fan-out probes every ssm:// host
-(cisaudit/host/ssm/fleet.py) into a spool directory; each host's session then reads its probe result
-from there (cisaudit.plugin.fixtures), on whichever worker it runs. Registered by cisaudit.plugin."""
+controller, before xdist starts its workers, one Run Command fan-out starts probing every ssm://
+host (cisaudit/host/ssm/fleet.py) into a spool directory, in a thread beside the tests; each host's
+session reads its probe result from there as soon as the fan-out publishes it
+(cisaudit.plugin.fixtures), on whichever worker it runs. Registered by cisaudit.plugin."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -16,7 +18,12 @@ from cisaudit.host.hostspec import Capability, address, transport_of
 from cisaudit.host.ssm.spool import Spool
 from cisaudit.plugin import CONNECT_SPECS_KEY, SSM_HOSTS_KEY, SSM_TAGS_KEY
 
+if TYPE_CHECKING:
+    from cisaudit.host.ssm.fanout import Batch
+    from cisaudit.host.ssm.fleet import FleetProbe
+
 FLEET_SPOOL_KEY = pytest.StashKey[str]()  # directory of the fan-out's per-instance probe results
+FLEET_THREAD_KEY = pytest.StashKey[threading.Thread]()  # the fan-out, run beside the tests
 XDIST_FLEET_SPOOL = "cisaudit_fleet_spool"  # workerinput key
 
 
@@ -82,11 +89,28 @@ def _fleet_probe(config: pytest.Config, ids: list[str]) -> Path:
             f"cisaudit: probing {len(ids)} SSM instance(s) by Run Command fan-out, "
             f"{len(batches)} SendCommand(s), MaxConcurrency {concurrency}"
         )
-    fleet.run(batches, script)
+    thread = threading.Thread(target=_fan_out, args=(fleet, batches, script, ids), name="cisaudit-fan-out", daemon=True)
+    config.stash[FLEET_THREAD_KEY] = thread
+    thread.start()  # the hosts' sessions read each result as the fan-out publishes it (Spool.take)
     return spool.directory
 
 
+def _fan_out(fleet: FleetProbe, batches: list[Batch], script: str, ids: list[str]) -> None:
+    """The fan-out, beside the tests; every instance ends with a result or an error either way."""
+    try:
+        fleet.run(batches, script)
+    except Exception as exc:  # noqa: BLE001 - each host still ends with its one-line error
+        for instance_id in ids:
+            if not (fleet.spool.directory / f"{instance_id}.json").exists():
+                fleet.spool.put_error(instance_id, f"ssm://{instance_id}: the fleet probe stopped: {exc!r}")
+    finally:
+        fleet.spool.finish()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    thread = config.stash.get(FLEET_THREAD_KEY, None)
+    if thread is not None:
+        thread.join()
     if not hasattr(config, "workerinput") and FLEET_SPOOL_KEY in config.stash:
         shutil.rmtree(config.stash[FLEET_SPOOL_KEY], ignore_errors=True)
 

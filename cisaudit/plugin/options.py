@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cisaudit.host.hostspec import INSTANCE_ID, TRANSPORTS, Capability, transport_of
 from cisaudit.model.kernel import AuditKeys
+from cisaudit.model.shard import Shard
 
 SCHEMES = tuple(TRANSPORTS)  # what the suite connects over (host/hostspec.py TRANSPORTS)
 DEFAULT_HOST = "local://"
@@ -175,3 +176,13 @@ def check_reboot_proof(given: RebootProof, hosts: list[str]) -> None:
         raise OptionError(
             f"--reboot-proof cannot reboot {local[0]}, the machine running the suite: audit it over ssh:// instead"
         )
+
+
+def shard(text: str | None) -> Shard | None:
+    """--shard K/N (model/shard.py), or None without it."""
+    if text is None:
+        return None
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise OptionError(f"--shard: {exc}") from None

@@ -128,8 +128,9 @@ class ComplianceTally:
     @property
     def ran(self) -> bool:
         """Whether this run is the suite's: it has cases, or its selection left them all out
-        (then the outputs say NOTHING CHECKED instead of an earlier run's files staying)."""
-        return bool(self.cases) or self.deselected
+        (then the outputs say NOTHING CHECKED instead of an earlier run's files staying), or it is
+        a --shard whose share of the fleet is empty (its outputs are still a shard's to merge)."""
+        return bool(self.cases) or self.deselected or bool(self.config and self.config.getoption("shard", None))
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml and pytest-html keep the reports
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

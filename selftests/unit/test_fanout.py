@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -114,10 +115,33 @@ def test_spool_gives_back_results_and_errors(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     spool.set_nonce("@@cisaudit-0123456789abcdef")
     spool.put_result("i-1", 3, b"out\xff", b"err")
+    spool.publish("i-1")
     spool.put_error("i-2", "ssm://i-2 command c: command did not complete (Status=Failed, StatusDetails=Undeliverable)")
+    spool.finish()
     assert spool.nonce == "@@cisaudit-0123456789abcdef"
     assert spool.take("i-1") == (3, "out\ufffd", "err")
     with pytest.raises(SpoolError, match="Undeliverable"):
         spool.take("i-2")
     with pytest.raises(SpoolError, match="ssm://i-3: no result from the fleet probe"):
         spool.take("i-3")
+
+
+def test_a_session_waits_for_a_result_until_the_service_bound_it(tmp_path: Path) -> None:
+    """The fan-out runs beside the tests: a result read from S3 is not the session's until the
+    service's report binds it (`publish`); an error replaces it; the end of the fan-out ends the wait."""
+    spool = Spool(tmp_path)
+    spool.put_result("i-1", 0, b"unbound", b"")
+    spool.put_result("i-2", 0, b"another writer's", b"")
+    spool.put_error("i-2", "ssm://i-2: not the output SSM reports for it")
+    taken: list[object] = []
+    reader = threading.Thread(target=lambda: taken.append(spool.take("i-1")))
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive() and not taken  # not published yet
+    spool.publish("i-1")
+    reader.join(5)
+    assert taken == [(0, "unbound", "")]
+    spool.finish()
+    with pytest.raises(SpoolError, match="not the output SSM reports"):
+        spool.take("i-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done", "i-1.json", "i-2.json"]

@@ -28,6 +28,9 @@ from cisaudit.host.ssm.spool import Spool
 _Read = tuple[str | None, frame.Header | None]  # (the problem, or None; the frame's header)
 _GRACE = 5.0  # past our own timeouts, so the service can report its TimedOut first
 _READERS = 16
+_PAGE = 50  # ListCommandInvocations' MaxResults with Details
+_END = "\0end"  # _Command.cursor once every page is finished
+_LISTING_PAUSE = 3.0  # a listing of the command's S3 prefix is followed by 3x its duration without one
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class _Command:
     last_progress: float = field(default_factory=time.monotonic)
     stall: float = 5.0
     next_page: float = 0.0  # no paging before this (monotonic)
+    cursor: str | None = None  # ListCommandInvocations token of the first page not finished (_advance)
+    advanced: int = 0  # reads there were when _advance last stopped
+    next_listing: float = 0.0  # no S3 listing before this (monotonic)
     backoff: float = 1.0  # wait after a paging that found S3 objects ahead of their statuses (doubles)
 
 
@@ -142,8 +148,14 @@ class FleetProbe:
 
     def _round(self, command: _Command, nonce: str, pool: ThreadPoolExecutor) -> None:
         now = time.monotonic()
+        if now < command.next_listing and now <= command.deadline:
+            return
         if self._new_objects(command, nonce, pool):
             command.last_progress = now
+        # A listing of the whole prefix grows with the fleet: list again only after _LISTING_PAUSE
+        # times its own duration, so that the rollout's listings stay linear in the fleet.
+        command.next_listing = time.monotonic() + _LISTING_PAUSE * (time.monotonic() - now)
+        self._advance(command, nonce, pool)
         everything = command.pending <= command.reads.keys()
         stalled = now - command.last_progress >= command.stall
         if not (now > command.deadline or (now >= command.next_page and (everything or stalled))):
@@ -163,14 +175,24 @@ class FleetProbe:
 
     def _settle(self, command: _Command, nonce: str, pool: ThreadPoolExecutor) -> int:
         """Page the command's invocations; finish every pending instance that is terminal."""
-        settled = 0
         pages = self.ssm.get_paginator("list_command_invocations").paginate(
-            CommandId=command.command_id, Details=True, MaxResults=50
+            CommandId=command.command_id, Details=True, MaxResults=_PAGE
         )
         try:
             invocations = [inv for page in pages for inv in page["CommandInvocations"]]
         except (ClientError, BotoCoreError):  # throttled past botocore's retries: page again next time
             return 0
+        settled = self._finish(command, invocations, nonce, pool)
+        if settled:
+            command.last_progress = time.monotonic()
+        return settled
+
+    def _finish(
+        self, command: _Command, invocations: list[dict[str, Any]], nonce: str, pool: ThreadPoolExecutor
+    ) -> int:
+        """Finish every pending instance these invocations say is terminal: its result bound to
+        the service's report is published to its session, or it gets its one-line error."""
+        settled = 0
         for inv in invocations:
             instance_id = inv.get("InstanceId", "")
             if instance_id not in command.pending or not fanout.terminal(inv):
@@ -183,8 +205,28 @@ class FleetProbe:
             problem = fanout.invocation_problem(inv) or read_problem
             if problem:
                 self._error(instance_id, command.command_id, problem, inv)
+            else:
+                self.spool.publish(instance_id)
             command.pending.discard(instance_id)
             settled += 1
-        if settled:
-            command.last_progress = time.monotonic()
         return settled
+
+    def _advance(self, command: _Command, nonce: str, pool: ThreadPoolExecutor) -> None:
+        """While the rollout goes on: finish the invocations page by page, in the service's order,
+        so that sessions judge the first hosts while the last are probed. A page with an instance
+        still running is asked again later (its token kept); what this misses, `_settle` finds."""
+        while command.cursor != _END and len(command.reads) - command.advanced >= _PAGE:
+            params: dict[str, Any] = {"CommandId": command.command_id, "Details": True, "MaxResults": _PAGE}
+            if command.cursor:
+                params["NextToken"] = command.cursor
+            try:
+                page = self.ssm.list_command_invocations(**params)
+            except (ClientError, BotoCoreError):
+                return
+            invocations = page.get("CommandInvocations", [])
+            if self._finish(command, invocations, nonce, pool):
+                command.last_progress = time.monotonic()
+            if any(inv.get("InstanceId") in command.pending for inv in invocations):
+                command.advanced = len(command.reads)  # ask for this page again when more came
+                return
+            command.cursor = page.get("NextToken") or _END
