@@ -181,6 +181,13 @@ class Capability(StrEnum):
     REMEDIATE = "remediate"  # --remediate and --backout may change the host through it
 
 
+class RebootHow(StrEnum):
+    """How --reboot-proof reboots a host of the transport (host/reboot.py, scripts/reboot.sh)."""
+
+    SYSTEMCTL = "systemctl"  # `systemctl reboot` through the connection
+    EXIT_194 = "exit194"  # SSM: the command exits 194 and the agent reboots the instance
+
+
 _EVERYTHING = frozenset({Capability.HOST_FILES, Capability.REMEDIATE})
 
 
@@ -227,6 +234,7 @@ class Transport:
     connect: Callable[[ConnectOptions], dict[str, Any]]  # the run's options as the backend's keyword arguments
     capabilities: frozenset[Capability] = _EVERYTHING
     blind: str = ""  # without HOST_FILES: why checks that read the host's files are not judged
+    reboot: RebootHow | None = None  # --reboot-proof: how to reboot its hosts; None: it cannot
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -238,7 +246,13 @@ TRANSPORTS: dict[str, Transport] = {
     for t in (
         Transport("local", "local://", _check_local, _SUDO, f"{_BACKENDS}.TimedLocalBackend", _common),
         Transport(
-            "ssh", "ssh://[USER@]HOST[:PORT]", _check_remote, _SSH_OPTIONS, f"{_BACKENDS}.VerifiedSshBackend", _ssh
+            "ssh",
+            "ssh://[USER@]HOST[:PORT]",
+            _check_remote,
+            _SSH_OPTIONS,
+            f"{_BACKENDS}.VerifiedSshBackend",
+            _ssh,
+            reboot=RebootHow.SYSTEMCTL,
         ),
         Transport(
             "paramiko",
@@ -247,6 +261,7 @@ TRANSPORTS: dict[str, Transport] = {
             _SSH_OPTIONS,
             f"{_BACKENDS}.VerifiedParamikoBackend",
             _ssh,
+            reboot=RebootHow.SYSTEMCTL,
         ),
         Transport(
             "ssm",
@@ -256,6 +271,7 @@ TRANSPORTS: dict[str, Transport] = {
             "cisaudit.host.ssm.backend.SsmBackend",
             _ssm,
             _EVERYTHING | {Capability.FLEET_API},
+            reboot=RebootHow.EXIT_194,
         ),
         Transport(
             "docker",

@@ -15,9 +15,9 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol
 
+from cisaudit.host.hostspec import TRANSPORTS, RebootHow
 from cisaudit.host.probe import BOOT_ID
 from cisaudit.host.shell import compose
 from cisaudit.host.transport import HostError
@@ -29,19 +29,14 @@ from cisaudit.model.verdict import Check, Verdict
 POLL_SECONDS = 3.0
 
 
-class RebootHow(StrEnum):
-    SYSTEMCTL = "systemctl"  # ssh://, paramiko://
-    EXIT_194 = "exit194"  # ssm://: the agent reboots the instance
-
-
 def how_for(spec: str) -> RebootHow:
-    """The way to reboot the host spec's transport; local:// is refused (options.check_reboot_proof)."""
+    """The way to reboot the host spec's transport (hostspec.TRANSPORTS); one without a way is
+    refused before any host (options.check_reboot_proof)."""
     scheme = spec.split("://", 1)[0] if "://" in spec else "paramiko"
-    if scheme == "ssm":
-        return RebootHow.EXIT_194
-    if scheme in ("ssh", "paramiko"):
-        return RebootHow.SYSTEMCTL
-    raise HostError(f"--reboot-proof cannot reboot a {scheme}:// host")
+    transport = TRANSPORTS.get(scheme)
+    if transport is None or transport.reboot is None:
+        raise HostError(f"--reboot-proof cannot reboot a {scheme}:// host")
+    return transport.reboot
 
 
 def render_reboot(boot_id: str, how: RebootHow) -> str:

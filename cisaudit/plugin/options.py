@@ -171,11 +171,15 @@ def check_reboot_proof(given: RebootProof, hosts: list[str]) -> None:
         )
     if given.dry_run:
         raise OptionError("--reboot-proof reboots every host and --dry-run changes nothing: leave one out")
-    local = [h for h in hosts if h.split("://", 1)[0] == "local"]
-    if local:
-        raise OptionError(
-            f"--reboot-proof cannot reboot {local[0]}, the machine running the suite: audit it over ssh:// instead"
-        )
+    for host in hosts:
+        transport = transport_of(host if "://" in host else f"paramiko://{host}")
+        if transport.reboot is None:
+            why = (
+                "the machine running the suite: audit it over ssh:// instead"
+                if transport.scheme == "local"
+                else f"{transport.scheme}:// has no way to reboot a host"
+            )
+            raise OptionError(f"--reboot-proof cannot reboot {host}, {why}")
 
 
 def shard(text: str | None) -> Shard | None:

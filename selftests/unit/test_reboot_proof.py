@@ -13,7 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from cisaudit.host.reboot import RebootHow, how_for, render_reboot, send_reboot, wait_for_new_boot
+from cisaudit.host.hostspec import RebootHow
+from cisaudit.host.reboot import how_for, render_reboot, send_reboot, wait_for_new_boot
 from cisaudit.host.shell import assignments, piece
 from cisaudit.host.transport import HostError
 from cisaudit.model.catalogue import benchmark
