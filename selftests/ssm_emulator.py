@@ -56,6 +56,7 @@ import dataclasses
 import datetime
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -89,6 +90,7 @@ class Faults:
     latency: float = 0.0  # s added to every API call
     undeliverable: frozenset[str] = frozenset()  # instance ids whose commands are Undeliverable
     fail: frozenset[str] = frozenset()  # instance ids whose commands end Failed without running
+    deny_compliance: frozenset[str] = frozenset()  # instance ids whose PutComplianceItems is AccessDenied
 
 
 class ApiError(Exception):
@@ -183,6 +185,7 @@ class SsmEmulator:
         self.throttled: collections.Counter[str] = collections.Counter()
         self.requests: collections.Counter[str] = collections.Counter()  # API calls per operation, throttled too
         self.reboots = 0
+        self.compliance = ComplianceStore(self)
         self._lock = threading.Lock()
         self._hosts: dict[str, Any] = {}
         self._hosts_lock = threading.Lock()  # connecting can be slow: do not block the API
@@ -217,6 +220,7 @@ class SsmEmulator:
                 "requests": dict(self.requests),
                 "throttled": dict(self.throttled),
                 "reboots": self.reboots,
+                "compliance": dict(self.compliance.counts),
             }
 
     def __enter__(self) -> "SsmEmulator":
@@ -239,6 +243,8 @@ class SsmEmulator:
             "ListCommandInvocations": self._list_command_invocations,
             "DescribeInstanceInformation": self._describe_instance_information,
             "CancelCommand": self._cancel_command,
+            "PutComplianceItems": self.compliance.put,
+            "ListComplianceItems": self.compliance.list,
         }.get(op)
         if handler is None:
             return 400, {"__type": "UnknownOperationException", "message": f"unknown {target!r}"}
@@ -590,6 +596,99 @@ class SsmEmulator:
             stdout=result.stdout_bytes.decode("utf-8", "replace"),
             stderr=result.stderr_bytes.decode("utf-8", "replace"),
         )
+
+
+# SSM Compliance quotas. From botocore's ssm model: at most 10,000 items per call (validated by the
+# client), Details keys <= 64 and values <= 4,096 characters. From the API reference's errors:
+# ComplianceTypeCountLimitExceededException "You specified too many custom compliance types. You
+# can specify a maximum of 10 different types." The byte limits of ItemSizeLimitExceededException
+# and TotalSizeLimitExceededException are not documented: the two below are guesses.
+CUSTOM_TYPES_MAX = 10
+ITEM_BYTES_MAX = 64 << 10  # guess
+TOTAL_BYTES_MAX = 4 << 20  # guess
+_TYPE = re.compile(r"([A-Za-z0-9_\-]\w+|Custom:[a-zA-Z0-9_\-]\w+)")
+
+
+class ComplianceStore:
+    """PutComplianceItems / ListComplianceItems: per (instance, type) the items of the last
+    COMPLETE upload; an upload whose ItemContentHash equals the stored one is ignored ("If the
+    content hashes match, the request to put compliance information is ignored": API reference)."""
+
+    def __init__(self, emulator: "SsmEmulator") -> None:
+        self.emulator = emulator
+        self.items: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.hashes: dict[tuple[str, str], str] = {}
+        self.counts: collections.Counter[str] = collections.Counter()  # stored, unchanged, refused
+        self._lock = threading.Lock()
+
+    def put(self, req: dict[str, Any]) -> dict[str, Any]:
+        instance, ctype = req["ResourceId"], req["ComplianceType"]
+        self.emulator._count("PutComplianceItems", [instance])
+        try:
+            self._check(req)
+        except ApiError:
+            with self._lock:
+                self.counts["refused"] += 1
+            raise
+        key = (instance, ctype)
+        with self._lock:
+            if req.get("ItemContentHash") and self.hashes.get(key) == req["ItemContentHash"]:
+                self.counts["unchanged"] += 1
+                return {}
+            summary = req["ExecutionSummary"]
+            self.items[key] = [
+                {"ComplianceType": ctype, "ResourceType": req["ResourceType"], "ResourceId": instance}
+                | item
+                | {"ExecutionSummary": summary}
+                for item in req["Items"]
+            ]
+            self.hashes[key] = req.get("ItemContentHash", "")
+            self.counts["stored"] += 1
+        return {}
+
+    def _check(self, req: dict[str, Any]) -> None:
+        instance, ctype = req["ResourceId"], req["ComplianceType"]
+        if req["ResourceType"] != "ManagedInstance":
+            raise ApiError("InvalidResourceType", "ManagedInstance is the only supported resource type")
+        if instance not in self.emulator.instances:
+            raise ApiError("InvalidResourceId", f"{instance} is not a managed instance")
+        if instance in self.emulator.faults.deny_compliance:
+            raise ApiError(
+                "AccessDeniedException", f"not authorized to perform: ssm:PutComplianceItems on instance/{instance}"
+            )
+        if not _TYPE.fullmatch(ctype):
+            raise ApiError("ValidationException", f"invalid ComplianceType {ctype!r}")
+        if req.get("UploadType") == "PARTIAL" and ctype != "Association":
+            raise ApiError("InvalidItemContentException", "PARTIAL is only valid for association compliance")
+        with self._lock:
+            custom = {t for _, t in self.items if t.startswith("Custom:")} | {ctype}
+        if ctype.startswith("Custom:") and len(custom) > CUSTOM_TYPES_MAX:
+            raise ApiError(
+                "ComplianceTypeCountLimitExceededException",
+                f"You specified too many custom compliance types. You can specify a maximum of {CUSTOM_TYPES_MAX}.",
+            )
+        sizes = [len(json.dumps(item)) for item in req["Items"]]
+        if any(size > ITEM_BYTES_MAX for size in sizes):
+            raise ApiError("ItemSizeLimitExceededException", "The inventory item size has exceeded the size limit.")
+        if sum(sizes) > TOTAL_BYTES_MAX:
+            raise ApiError(
+                "TotalSizeLimitExceededException", "The size of inventory data has exceeded the total size limit."
+            )
+
+    def list(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.emulator._count("ListComplianceItems", req.get("ResourceIds") or ["*"])
+        ids = req.get("ResourceIds")
+        filters = {f["Key"]: f.get("Values", []) for f in req.get("Filters", [])}
+        with self._lock:
+            found = [
+                item
+                for (instance, ctype), items in self.items.items()
+                if (not ids or instance in ids) and ctype in filters.get("ComplianceType", [ctype])
+                for item in items
+                if item["Status"] in filters.get("Status", [item["Status"]])
+            ]
+        page, token = _page(found, req, default=50)
+        return {"ComplianceItems": page} | ({"NextToken": token} if token else {})
 
 
 def _page(items: list[Any], req: dict[str, Any], default: int) -> tuple[list[Any], str | None]:

@@ -28,6 +28,7 @@ class Check(StrEnum):
     LOAD_HEALTH = "load-health"  # the boot-time load and the live listing agree, nothing lost
     EVENT_LOSS = "event-loss"  # rate limit and backlog settings, live and after boot, drop no records
     BACKOUT = "backout"  # --backout: the revert and its verification
+    PUBLISH = "publish"  # --ssm-compliance / --security-hub: the host's result reached AWS (cisaudit/publish)
 
 
 class Status(StrEnum):

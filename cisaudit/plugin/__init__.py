@@ -28,6 +28,7 @@ pytest_plugins = [
     "cisaudit.plugin.fleet_audit",
     "cisaudit.plugin.aggregate",
     "cisaudit.plugin.inifile",
+    "cisaudit.plugin.publish",
 ]
 
 HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.host.hostspec): test ids, reports
