@@ -62,7 +62,7 @@ def test_a_waived_failure_is_compliant_with_its_waiver_and_not_applicable_says_s
     )
     waived = got["1.1.6-live"]
     assert waived["Status"] == "COMPLIANT"
-    assert "CHG-42: dockerd replaced by podman (expires 2027-06-30)" == waived["Details"]["Waiver"]  # type: ignore[index]
+    assert waived["Details"]["Waiver"] == "CHG-42: dockerd replaced by podman (expires 2027-06-30)"  # type: ignore[index]
     assert got["1.1.4-live"]["Status"] == "COMPLIANT"
     assert "absent" in got["1.1.4-live"]["Details"]["NotApplicable"]  # type: ignore[index]
     assert got["1.1.5-live"]["Status"] == "NON_COMPLIANT"
