@@ -9,11 +9,13 @@ report say it and the exit code fails.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
 import pytest
 
 from cisaudit.model.verdict import Check, Status
+from cisaudit.outputs.junit import CaseSpool
 from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
 from cisaudit.outputs.results import RunResults
 from cisaudit.plugin.options import OptionError
@@ -114,3 +116,14 @@ def publication_errors(config: pytest.Config, results: RunResults) -> list[CaseR
         for host, error in publisher.publish(results).items():
             errors.setdefault(host or "aws", []).append(f"{publisher.name}: {error}")
     return error_records(errors, results)
+
+
+def junit_spool(config: pytest.Config, spool: CaseSpool | None, records: list[CaseRecord]) -> CaseSpool | None:
+    """The publish errors as JUnit testcases too (merged into --junitxml's file with the spool)."""
+    junit = config.getoption("xmlpath", None)
+    if not junit or not Path(junit).exists():
+        return spool
+    spool = spool or CaseSpool(Path(junit))
+    named = [(r, f"test_publish[{r.host}]") for r in records]
+    spool.add(named, "cisaudit::publish", "cisaudit/plugin/publish.py", 0)
+    return spool

@@ -33,7 +33,7 @@ from cisaudit.outputs.xccdf import iter_xccdf
 from cisaudit.plugin import HOSTS_KEY, aggregated, audit_keys
 from cisaudit.plugin.aggregate import case_of
 from cisaudit.plugin.cases import case_name, host_of_nodeid
-from cisaudit.plugin.publish import publication_errors
+from cisaudit.plugin.publish import junit_spool, publication_errors
 
 UNWRITTEN_KEY = pytest.StashKey[dict[str, str]]()  # output option -> why it was not written
 COLUMNS = ("control", "title", "level", "host", "check", "verdict", "evidence")
@@ -204,15 +204,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     tally = _tally(config)
     if hasattr(config, "workerinput") or not tally.ran:  # xdist workers: the controller writes
         return
+    published = publication_errors(config, tally.results(config))  # AWS, before the writers (plugin/publish.py)
+    if published:
+        tally.junit = junit_spool(config, tally.junit, published)
+        tally._add(published)
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if tally.junit is not None and Path(config.getoption("xmlpath")).exists():
         tally.junit.merge_into(Path(config.getoption("xmlpath")))
     results = tally.results(config)
-    published = publication_errors(config, results)  # AWS publishers, before the writers (plugin/publish.py)
-    if published:
-        tally._add(published)
-        results = tally.results(config)
-        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     writers: dict[str, Callable[[RunResults], Iterable[str]]] = {
         "compliance_report": lambda r: (render_html(r),),
         "results_json": iter_json,  # in pieces: at fleet size the whole text would double the peak

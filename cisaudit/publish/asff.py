@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from cisaudit.model.verdict import Status
+from cisaudit.model.verdict import Check, Status
 from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
 from cisaudit.outputs.results import RunResults
 from cisaudit.publish.compliance_items import instance_of, run_id
@@ -28,6 +28,7 @@ TYPES = ["Software and Configuration Checks/Industry and Regulatory Standards/CI
 CHUNK_FINDINGS = 100  # BatchImportFindings: at most 100 findings
 CHUNK_BYTES = 6 << 20  # and 6 MB per call
 DESCRIPTION_MAX = 1024
+ERROR_CHECK = "error"  # the Id's check of a host's one error finding
 
 
 class ComplianceStatus(StrEnum):
@@ -139,13 +140,32 @@ def finding(record: CaseRecord, instance: str, results: RunResults, place: Place
     }
 
 
+def error_finding(errors: list[CaseRecord], instance: str, results: RunResults, place: Place) -> dict[str, object]:
+    """A host's ERROR checks as one finding (`host/error`), NOT_AVAILABLE; none: PASSED, which
+    resolves an earlier one. The checks it names keep their findings as they were."""
+    if not errors:
+        solved = CaseRecord("", HOST_CONTROL, Check.PUBLISH, Status.PASS, summary="every check could be judged")
+        item = finding(solved, instance, results, place)
+    else:
+        reasons = "; ".join(dict.fromkeys(f"{r.control_id} {r.check.value}: {r.summary}" for r in errors))
+        item = finding(replace(errors[0], summary=reasons), instance, results, place)
+    return item | {
+        "Id": finding_id(place, instance, HOST_CONTROL, ERROR_CHECK),
+        "Title": f"cisaudit could not judge {len(errors)} check(s) on this instance"
+        if errors
+        else "cisaudit judged every check",
+    }
+
+
 def findings(results: RunResults, place: Place) -> Iterator[dict[str, object]]:
-    """Every record of every ssm:// host as a finding, hosts in report order."""
+    """Every ssm:// host's judged records as findings, and its errors as one; hosts in report order."""
     for host, records in results.by_host.items():
         instance = instance_of(host)
         if instance is not None:
             for record in records:
-                yield finding(record, instance, results, place)
+                if record.status != Status.ERROR:
+                    yield finding(record, instance, results, place)
+            yield error_finding([r for r in records if r.status == Status.ERROR], instance, results, place)
 
 
 def passed(item: Mapping[str, object]) -> bool:

@@ -147,3 +147,12 @@ def test_publish_errors_become_host_error_records() -> None:
     records = error_records({HOST: ["ssm-compliance: AccessDeniedException"]}, results())
     assert [(r.host, r.control_id, r.check, r.status) for r in records] == [(HOST, "host", Check.PUBLISH, Status.ERROR)]
     assert replace(records[0], started=0.0).summary == "ssm-compliance: AccessDeniedException"
+
+
+def test_host_errors_are_one_finding_and_leave_the_checks_findings_alone() -> None:
+    unreachable = results(*[case(c, "live", "error", summary="not Online") for c in ("1.1.3", "1.1.4")])
+    found = list(asff.findings(unreachable, PLACE))
+    assert [f["Id"] for f in found] == ["cisaudit/eu-west-1/123456789012/i-0123456789abcdef0/host/error"]
+    assert found[0]["Compliance"]["Status"] == "NOT_AVAILABLE" and "not Online" in str(found[0]["Description"])  # type: ignore[index]
+    judged = list(asff.findings(results(case("1.1.3", "live", "fail")), PLACE))
+    assert asff.passed(judged[-1]) and str(judged[-1]["Id"]).endswith("/host/error")  # resolves an earlier one
