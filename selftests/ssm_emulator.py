@@ -166,6 +166,7 @@ class SsmEmulator:
         connect_options: ConnectOptions | None = None,
         s3_endpoint: str | None = None,
         runner: Callable[[str, str], tuple[int, str, str]] | None = None,
+        documents: Mapping[str, dict[str, Any]] | None = None,
     ):
         self.instances = {i: _Instance(spec) for i, spec in mapping.items()}
         for instance_id in offline:
@@ -179,6 +180,7 @@ class SsmEmulator:
         self.connect_options = connect_options or ConnectOptions()
         self.s3_endpoint = s3_endpoint
         self.runner = runner
+        self.documents = dict(documents or {})  # name -> a Command document (schema 2.2) registered
         self._s3: Any = None
         self.commands: dict[str, dict[str, _Invocation]] = {}
         self.calls: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
@@ -302,13 +304,16 @@ class SsmEmulator:
         raise ApiError("InvalidFilterKey", f"unsupported filter key {key!r}")
 
     def _send_command(self, req: dict[str, Any]) -> dict[str, Any]:
-        if req.get("DocumentName") != "AWS-RunShellScript":
-            raise ApiError("InvalidDocument", "only AWS-RunShellScript is emulated")
         params = req.get("Parameters", {})
-        if not params.get("commands"):
+        if req.get("DocumentName") in self.documents:
+            script, params = _document_script(self.documents[req["DocumentName"]], params)
+        elif req.get("DocumentName") != "AWS-RunShellScript":
+            raise ApiError("InvalidDocument", "only AWS-RunShellScript and the registered documents are emulated")
+        elif not params.get("commands"):
             raise ApiError("InvalidParameters", "commands is required")
+        else:
+            script = "\n".join(params["commands"])
         ids = self._targets(req)
-        script = "\n".join(params["commands"])
         execution_timeout = float(params.get("executionTimeout", ["3600"])[0])
         if self.faults.execution_timeout is not None:
             execution_timeout = min(execution_timeout, self.faults.execution_timeout)
@@ -596,6 +601,35 @@ class SsmEmulator:
             stdout=result.stdout_bytes.decode("utf-8", "replace"),
             stderr=result.stderr_bytes.decode("utf-8", "replace"),
         )
+
+
+def _document_script(document: dict[str, Any], given: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
+    """A registered Command document's one aws:runShellScript step with its parameters put in:
+    each given value checked against allowedValues / allowedPattern, the rest defaulted, then
+    every `{{ name }}` replaced (SSM's parameter syntax; other steps or actions are not emulated)."""
+    if document.get("schemaVersion") != "2.2":
+        raise ApiError("InvalidDocument", "only schemaVersion 2.2 documents are emulated")
+    declared = document.get("parameters", {})
+    unknown = set(given) - set(declared)
+    if unknown:
+        raise ApiError("InvalidParameters", f"document has no parameters {sorted(unknown)}")
+    values: dict[str, str] = {}
+    for name, spec in declared.items():
+        value = given[name][0] if name in given else spec.get("default")
+        if value is None:
+            raise ApiError("InvalidParameters", f"parameter {name} is required")
+        if "allowedValues" in spec and value not in spec["allowedValues"]:
+            raise ApiError("InvalidParameters", f"{name}={value!r} is not one of {spec['allowedValues']}")
+        if "allowedPattern" in spec and not re.search(spec["allowedPattern"], value):
+            raise ApiError("InvalidParameters", f"{name}={value!r} does not match {spec['allowedPattern']}")
+        values[name] = value
+    (step,) = document["mainSteps"]
+    if step["action"] != "aws:runShellScript":
+        raise ApiError("InvalidDocument", f"step action {step['action']!r} is not emulated")
+    script = "\n".join(step["inputs"]["runCommand"])
+    script = re.sub(r"\{\{ *(\w+) *\}\}", lambda m: values[m.group(1)], script)
+    timeout = step["inputs"].get("timeoutSeconds", "3600")
+    return script, {name: [value] for name, value in values.items()} | {"executionTimeout": [str(timeout)]}
 
 
 # SSM Compliance quotas. From botocore's ssm model: at most 10,000 items per call (validated by the

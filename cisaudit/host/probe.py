@@ -38,12 +38,16 @@ def render_script(
     extra_paths: list[str] | None = None, catalogue: tuple[Control, ...] | None = None
 ) -> tuple[str, str]:
     """The probe command for a benchmark version's controls, and the nonce that frames its sections."""
-    catalogue = catalogue or controls()
     nonce = _nonce()
+    values = {"M": nonce, **probe_values(catalogue or controls(), extra_paths)}
+    return compose(values, "probe-lib.sh", "probe.sh"), nonce
+
+
+def probe_values(catalogue: tuple[Control, ...], extra_paths: list[str] | None = None) -> dict[str, str]:
+    """The probe's values but its nonce M (the SSM document sets M itself: host/ssm/document.py)."""
     paths = sorted({c.path for c in catalogue} | set(extra_paths or ()))
     excludes = sorted({sub for c in catalogue for sub in c.exclude})
-    values = {
-        "M": nonce,
+    return {
         "BINARIES": " ".join(_names(catalogue, "binary")),
         "UNITS": " ".join(_unit_names(catalogue)),
         "SOCKETS": " ".join(_names(catalogue, "socket")),
@@ -53,7 +57,6 @@ def render_script(
         "UNIT_DIRS": " ".join(UNIT_DIRS),
         "CLASS_SYSCALLS": " ".join(sorted(CLASS_SYSCALLS)),
     }
-    return compose(values, "probe-lib.sh", "probe.sh"), nonce
 
 
 def render_stat_script(paths: list[str]) -> tuple[str, str]:

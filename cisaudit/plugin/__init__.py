@@ -29,6 +29,7 @@ pytest_plugins = [
     "cisaudit.plugin.aggregate",
     "cisaudit.plugin.inifile",
     "cisaudit.plugin.publish",
+    "cisaudit.plugin.ssm_document",
 ]
 
 HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.host.hostspec): test ids, reports
