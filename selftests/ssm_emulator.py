@@ -45,7 +45,13 @@ Authentication is a per-run secret instead of SigV4: the endpoint URL's path is 
 (`endpoint_url`, `environ`) and any other request is refused with UnrecognizedClientException and
 runs nothing; the emulator runs commands as its own user (root), so another local user who can
 reach 127.0.0.1 must not be able to send it commands. Signatures are ignored.
-Not modelled: CloudWatch output, other documents, and stopping a command at its execution timeout (it runs on until
+- PutComplianceItems / ListComplianceItems (`ComplianceStore`): COMPLETE replaces a type's items,
+  an equal ItemContentHash is ignored, the quotas and refusals as below; `deny_compliance` makes
+  an instance's upload AccessDenied.
+- `documents`: registered Command documents (schema 2.2, one aws:runShellScript step) whose
+  script runs as AWS-RunShellScript's does, parameters checked by allowedValues / allowedPattern
+  and put in for `{{ name }}`.
+Not modelled: CloudWatch output, other documents and steps, and stopping a command at its execution timeout (it runs on until
 the transport's command_timeout, and its result is dropped).
 """
 
