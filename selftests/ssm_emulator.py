@@ -51,8 +51,8 @@ reach 127.0.0.1 must not be able to send it commands. Signatures are ignored.
 - `documents`: registered Command documents (schema 2.2, one aws:runShellScript step) whose
   script runs as AWS-RunShellScript's does, parameters checked by allowedValues / allowedPattern
   and put in for `{{ name }}`.
-Not modelled: CloudWatch output, other documents and steps, and stopping a command at its execution timeout (it runs on until
-the transport's command_timeout, and its result is dropped).
+Not modelled: CloudWatch output, other documents and steps, and stopping a command at its
+execution timeout (it runs on until the transport's command_timeout, and its result is dropped).
 """
 
 import argparse
