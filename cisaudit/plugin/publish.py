@@ -9,6 +9,7 @@ report say it and the exit code fails.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -110,11 +111,16 @@ def error_records(errors: Mapping[str, list[str]], results: RunResults) -> list[
 
 
 def publication_errors(config: pytest.Config, results: RunResults) -> list[CaseRecord]:
-    """Run the publishers; their host errors as ERROR records (empty: all published)."""
+    """Run the publishers, side by side; their host errors as ERROR records (empty: all published)."""
+    chosen = publishers(config)
+    if not chosen:
+        return []
+    with ThreadPoolExecutor(len(chosen), thread_name_prefix="publish") as pool:  # each API has its own quota
+        answers = list(pool.map(lambda p: (p.name, p.publish(results)), chosen))
     errors: dict[str, list[str]] = {}
-    for publisher in publishers(config):
-        for host, error in publisher.publish(results).items():
-            errors.setdefault(host or "aws", []).append(f"{publisher.name}: {error}")
+    for name, failed in answers:
+        for host, error in failed.items():
+            errors.setdefault(host or "aws", []).append(f"{name}: {error}")
     return error_records(errors, results)
 
 
