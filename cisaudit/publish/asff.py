@@ -173,13 +173,13 @@ def passed(item: Mapping[str, object]) -> bool:
     return isinstance(compliance, Mapping) and compliance.get("Status") == ComplianceStatus.PASSED
 
 
-def to_import(all_findings: Iterable[dict[str, object]], unresolved: set[str]) -> list[dict[str, object]]:
+def to_import(all_findings: Iterable[dict[str, object]], unresolved: set[str]) -> Iterator[dict[str, object]]:
     """What BatchImportFindings sends: every finding not passed, and a passed one whose id
     Security Hub holds as not passed (`unresolved`, read back with GetFindings)."""
-    return [f for f in all_findings if not passed(f) or f["Id"] in unresolved]
+    return (f for f in all_findings if not passed(f) or f["Id"] in unresolved)
 
 
-def chunks(items: list[dict[str, object]]) -> Iterator[list[dict[str, object]]]:
+def chunks(items: Iterable[dict[str, object]]) -> Iterator[list[dict[str, object]]]:
     """At most CHUNK_FINDINGS findings and CHUNK_BYTES of JSON per call."""
     chunk: list[dict[str, object]] = []
     size = 2

@@ -10,11 +10,12 @@ call refused, or a finding that breaks the model is its host's error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,8 @@ class SecurityHubPublisher:
         self._last_call = 0.0
 
     def publish(self, results: RunResults) -> Mapping[str, str]:
+        """Two passes over the findings, made one at a time (a fleet's worth would not fit in
+        memory): check each against the model and write the ASFF file; then import."""
         hosts = {i: h for h in results.hosts if (i := instance_of(h)) is not None}
         if not hosts:
             return {}
@@ -81,21 +84,14 @@ class SecurityHubPublisher:
             place = self._place()
         except (ClientError, BotoCoreError) as exc:
             return dict.fromkeys(hosts.values(), f"Security Hub: the account is unknown (STS GetCallerIdentity: {exc})")
-        errors: dict[str, str] = {}
-        found = list(asff.findings(results, place))
-        for item in found:
-            problem = model_errors(item)
-            if problem:
-                errors.setdefault(asff.host_of(item, hosts), f"ASFF finding {item['Id']} breaks the model: {problem}")
-        if errors:
-            return errors
-        if self.asff_path:
-            try:
-                self._write(Path(self.asff_path), found)
-            except OSError as exc:  # checked at start (plugin/publish.py); a full disk still ends here
-                errors = dict.fromkeys(hosts.values(), f"cannot write {self.asff_path}: {exc.strerror or exc}")
+        try:
+            errors, broken = self._check_and_write(results, place, hosts)
+        except OSError as exc:  # checked at start (plugin/publish.py); a full disk still ends here
+            return dict.fromkeys(hosts.values(), f"cannot write {self.asff_path}: {exc.strerror or exc}")
         if self.import_findings:
-            errors.update(self._import(found, hosts, place))
+            found = (f for f in asff.findings(results, place) if f["Id"] not in broken)
+            for host, error in self._import(found, hosts, place).items():
+                errors.setdefault(host, error)
         return errors
 
     def _place(self) -> asff.Place:
@@ -103,17 +99,35 @@ class SecurityHubPublisher:
         self.calls["GetCallerIdentity"] += 1
         identity = sts.get_caller_identity()
         region = self.region or aws_client("securityhub", self.region, self.profile).meta.region_name
-        partition = str(identity["Arn"]).split(":")[1] if str(identity.get("Arn", "")).count(":") > 2 else "aws"
-        return asff.Place(str(identity["Account"]), str(region), partition)
+        arn = str(identity.get("Arn", ""))
+        return asff.Place(str(identity["Account"]), str(region), arn.split(":")[1] if arn.count(":") > 2 else "aws")
 
-    @staticmethod
-    def _write(path: Path, found: list[dict[str, object]]) -> None:
-        with replaced(path) as out:
-            out.write('{"Findings": [\n')
-            out.write(",\n".join(json.dumps(item, sort_keys=True) for item in found))
-            out.write("\n]}\n")
+    def _check_and_write(
+        self, results: RunResults, place: asff.Place, hosts: dict[str, str]
+    ) -> tuple[dict[str, str], set[object]]:
+        """host -> error and the ids of the findings that break botocore's model; the others
+        written to --asff's file when given."""
+        errors: dict[str, str] = {}
+        broken: set[object] = set()
+        with replaced(Path(self.asff_path)) if self.asff_path else contextlib.nullcontext(None) as out:
+            if out is not None:
+                out.write('{"Findings": [\n')
+            separator = ""
+            for item in asff.findings(results, place):
+                problem = model_errors(item)
+                if problem:
+                    broken.add(item["Id"])
+                    errors.setdefault(
+                        asff.host_of(item, hosts), f"ASFF finding {item['Id']} breaks the model: {problem}"
+                    )
+                elif out is not None:
+                    out.write(separator + json.dumps(item, sort_keys=True))
+                    separator = ",\n"
+            if out is not None:
+                out.write("\n]}\n")
+        return errors, broken
 
-    def _import(self, found: list[dict[str, object]], hosts: dict[str, str], place: asff.Place) -> dict[str, str]:
+    def _import(self, found: Iterable[dict[str, object]], hosts: dict[str, str], place: asff.Place) -> dict[str, str]:
         client = aws_client("securityhub", self.region, self.profile)
         try:
             unresolved = {str(f["Id"]) for f in self._existing(client, place) if asff.host_of(f, hosts)}
