@@ -9,14 +9,16 @@ item too large) is that host's error, never a silent success.
 from __future__ import annotations
 
 import datetime
+import itertools
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cisaudit.host.ssm.backend import aws_client
-from cisaudit.outputs.results import RunResults
-from cisaudit.publish.compliance_items import HostUpload, run_id, uploads
+from cisaudit.outputs.record import CaseRecord
+from cisaudit.outputs.results import RunInfo, RunResults
+from cisaudit.publish.compliance_items import HostUpload, host_upload, run_id
 
 
 class SsmCompliancePublisher:
@@ -32,17 +34,29 @@ class SsmCompliancePublisher:
         self.calls = 0
 
     def publish(self, results: RunResults) -> Mapping[str, str]:
-        """host -> why its items were not stored (empty: every ssm:// host published)."""
-        todo = uploads(results.by_host, results.info)
-        self.calls += len(todo)
+        """host -> why its items were not stored (empty: every ssm:// host published). Hosts go
+        in batches, each host's items made in its worker: never a fleet's worth in memory."""
         summary = {
             "ExecutionTime": datetime.datetime.fromtimestamp(results.info.started, datetime.UTC),
             "ExecutionId": run_id(results.info),
             "ExecutionType": "Command",
         }
+        errors: dict[str, str] = {}
+        hosts = iter(results.by_host.items())
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="ssm-compliance") as pool:
-            outcomes = list(pool.map(lambda u: (u.host, self._put(u, summary)), todo))
-        return {host: error for host, error in outcomes if error}
+            while batch := list(itertools.islice(hosts, 4 * self.concurrency)):
+                for host, error in pool.map(lambda h: self._publish_host(h[0], h[1], results.info, summary), batch):
+                    self.calls += error is not None
+                    if error:
+                        errors[host] = error
+        return errors
+
+    def _publish_host(
+        self, host: str, records: list[CaseRecord], info: RunInfo, summary: dict[str, object]
+    ) -> tuple[str, str | None]:
+        """(host, None) for a host that is not ssm://, else (host, '' or the reason)."""
+        upload = host_upload(host, records, info)
+        return host, None if upload is None else self._put(upload, summary)
 
     def _put(self, upload: HostUpload, summary: dict[str, object]) -> str:
         """'' when stored, else the reason."""
