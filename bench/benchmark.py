@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from cisaudit.host.probe import render_probe  # noqa: E402
 from cisaudit.host.transport import ConnectOptions  # noqa: E402
-from cisaudit.model.catalogue import controls  # noqa: E402
+from cisaudit.model.catalogue import benchmark, controls  # noqa: E402
 from selftests.s3_store import MotoS3  # noqa: E402
 from selftests.ssm_emulator import Faults, SsmEmulator  # noqa: E402
 from selftests.ssm_replay import Replayer, record_local  # noqa: E402
@@ -453,7 +453,7 @@ def _synthetic_fleet(hosts: int, failing_every: int) -> Any:
             status = Status.FAIL if failing else Status.PASS
             summary = "no rule audits /run/containerd" if failing else f"live rule {rule}"
             cases.append(CaseRecord(host, control_id, Check(check), status, summary, evidence=rule, title="t"))
-    return RunResults(RunInfo("pytest", "audit", False, 0.0, 1.0, "0", "bench"), cases)
+    return RunResults(RunInfo("pytest", "audit", False, 0.0, 1.0, "0", "bench", benchmark=benchmark("1.7.0")), cases)
 
 
 def _timed(run: Callable[..., None], *args: Any) -> float:
@@ -564,6 +564,72 @@ def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float) 
     )
 
 
+def bench_publish(hosts: int, latency: float, throttle_rate: float, publish: list[str]) -> None:
+    """The fleet audit of `hosts` emulated instances (as bench_fleet_ssm), without and then with the
+    AWS publishers (`publish`: --ssm-compliance, --security-hub): the wall time and API calls they
+    add. SSM Compliance goes to the SSM emulator (same latency and throttling); Security Hub to
+    selftests/securityhub_standin.py (same latency, 10 calls/s): moto's import is quadratic at this
+    size; STS to moto's server. Said in every line: emulated, not AWS."""
+    from selftests.securityhub_standin import SecurityHubStandin
+
+    rec = record_local()
+    ids = [f"i-{n + 1:017x}" for n in range(hosts)]
+    print(
+        f"# publish: {hosts} emulated instances, latency {latency} s per call, throttling above "
+        f"{throttle_rate:g} SSM calls/s and 10 Security Hub calls/s (emulator + stand-in, not AWS)",
+        flush=True,
+    )
+    walls: dict[str, float] = {}
+    with MotoS3(FLEET_BUCKET) as s3:
+        for kind, extra in (("audit", []), ("audit+publish", publish)):
+            faults = Faults(latency=latency, throttle_rate=throttle_rate)
+            with (
+                SsmEmulator(
+                    dict.fromkeys(ids),
+                    tags=dict.fromkeys(ids, {"Role": "docker-host"}),
+                    faults=faults,
+                    s3_endpoint=s3.endpoint_url,
+                    runner=Replayer(dict.fromkeys(ids, rec)),
+                ) as emu,
+                SecurityHubStandin(latency=latency, rate=10) as hub,
+                tempfile.TemporaryDirectory() as d,
+            ):
+                env = (
+                    emu.environ
+                    | s3.environ
+                    | {"AWS_ENDPOINT_URL_SECURITYHUB": hub.endpoint_url, "AWS_ENDPOINT_URL_STS": s3.endpoint_url}
+                )
+                cmd = [
+                    PY,
+                    "-m",
+                    "pytest",
+                    "--ssm-targets=tag:Role=docker-host",
+                    "--ssm-region=us-east-1",
+                    f"--ssm-s3-bucket={FLEET_BUCKET}",
+                    f"--results-json={d}/results.json",
+                    "--compliance-report=",
+                    "--xccdf=",
+                    "-p",
+                    "no:cacheprovider",
+                    "-q",
+                    *extra,
+                ]
+                sample = measure(cmd, env)
+                walls[kind] = sample.wall
+                stats = emu.stats()
+                print(
+                    f"{kind} hosts={hosts} wall_s={sample.wall:.1f} peak_rss_mb={sample.maxrss_mb:.0f} "
+                    f"put_compliance_items={stats['requests'].get('PutComplianceItems', 0)} "
+                    f"compliance={stats['compliance']} security_hub_calls={dict(hub.requests)} "
+                    f"findings_held={len(hub.findings)} [{sample.summary.strip('= ')}]",
+                    flush=True,
+                )
+    added = walls["audit+publish"] - walls["audit"]
+    print(
+        f"publish added_s={added:.1f} added_pct={100 * added / walls['audit']:.0f}% (one run each: noisy)", flush=True
+    )
+
+
 def table(rows: list[Row], baselines: dict[str, float]) -> str:
     head = (
         f"{'run':<34} {'hosts':>5} {'-n':>3} {'wall s':>7} {'xN/x1':>6} {'cpu s':>6} {'qemu s':>7} {'other s':>7} "
@@ -619,7 +685,14 @@ def main(argv: list[str] | None = None) -> int:
         help="with --fleet: --baseline's added time and memory at these sizes (in process, a synthetic fleet)",
     )
     p.add_argument("--shards", default=None, metavar="HOSTS/N", help="only the sharded fleet run, e.g. 100000/8")
+    p.add_argument("--ssm-compliance", action="store_true", help="with --fleet N: the time SSM Compliance adds")
+    p.add_argument("--security-hub", action="store_true", help="with --fleet N: the time Security Hub adds")
     a = p.parse_args(argv)
+    if a.fleet and (a.ssm_compliance or a.security_hub):
+        publish = ["--ssm-compliance"] * a.ssm_compliance + ["--security-hub"] * a.security_hub
+        for hosts in _sizes(a.fleet):
+            bench_publish(hosts, 0.2, a.throttle_rate, publish)
+        return 0
     if a.shards is not None:
         total, _, count = a.shards.partition("/")
         bench_shards(int(total), int(count), 0.2, a.throttle_rate)

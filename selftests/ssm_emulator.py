@@ -45,8 +45,14 @@ Authentication is a per-run secret instead of SigV4: the endpoint URL's path is 
 (`endpoint_url`, `environ`) and any other request is refused with UnrecognizedClientException and
 runs nothing; the emulator runs commands as its own user (root), so another local user who can
 reach 127.0.0.1 must not be able to send it commands. Signatures are ignored.
-Not modelled: CloudWatch output, other documents, and stopping a command at its execution timeout (it runs on until
-the transport's command_timeout, and its result is dropped).
+- PutComplianceItems / ListComplianceItems (`ComplianceStore`): COMPLETE replaces a type's items,
+  an equal ItemContentHash is ignored, the quotas and refusals as below; `deny_compliance` makes
+  an instance's upload AccessDenied.
+- `documents`: registered Command documents (schema 2.2, one aws:runShellScript step) whose
+  script runs as AWS-RunShellScript's does, parameters checked by allowedValues / allowedPattern
+  and put in for `{{ name }}`.
+Not modelled: CloudWatch output, other documents and steps, and stopping a command at its
+execution timeout (it runs on until the transport's command_timeout, and its result is dropped).
 """
 
 import argparse
@@ -56,6 +62,7 @@ import dataclasses
 import datetime
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -89,6 +96,7 @@ class Faults:
     latency: float = 0.0  # s added to every API call
     undeliverable: frozenset[str] = frozenset()  # instance ids whose commands are Undeliverable
     fail: frozenset[str] = frozenset()  # instance ids whose commands end Failed without running
+    deny_compliance: frozenset[str] = frozenset()  # instance ids whose PutComplianceItems is AccessDenied
 
 
 class ApiError(Exception):
@@ -164,6 +172,7 @@ class SsmEmulator:
         connect_options: ConnectOptions | None = None,
         s3_endpoint: str | None = None,
         runner: Callable[[str, str], tuple[int, str, str]] | None = None,
+        documents: Mapping[str, dict[str, Any]] | None = None,
     ):
         self.instances = {i: _Instance(spec) for i, spec in mapping.items()}
         for instance_id in offline:
@@ -177,12 +186,14 @@ class SsmEmulator:
         self.connect_options = connect_options or ConnectOptions()
         self.s3_endpoint = s3_endpoint
         self.runner = runner
+        self.documents = dict(documents or {})  # name -> a Command document (schema 2.2) registered
         self._s3: Any = None
         self.commands: dict[str, dict[str, _Invocation]] = {}
         self.calls: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self.throttled: collections.Counter[str] = collections.Counter()
         self.requests: collections.Counter[str] = collections.Counter()  # API calls per operation, throttled too
         self.reboots = 0
+        self.compliance = ComplianceStore(self)
         self._lock = threading.Lock()
         self._hosts: dict[str, Any] = {}
         self._hosts_lock = threading.Lock()  # connecting can be slow: do not block the API
@@ -217,6 +228,7 @@ class SsmEmulator:
                 "requests": dict(self.requests),
                 "throttled": dict(self.throttled),
                 "reboots": self.reboots,
+                "compliance": dict(self.compliance.counts),
             }
 
     def __enter__(self) -> "SsmEmulator":
@@ -239,6 +251,8 @@ class SsmEmulator:
             "ListCommandInvocations": self._list_command_invocations,
             "DescribeInstanceInformation": self._describe_instance_information,
             "CancelCommand": self._cancel_command,
+            "PutComplianceItems": self.compliance.put,
+            "ListComplianceItems": self.compliance.list,
         }.get(op)
         if handler is None:
             return 400, {"__type": "UnknownOperationException", "message": f"unknown {target!r}"}
@@ -296,13 +310,16 @@ class SsmEmulator:
         raise ApiError("InvalidFilterKey", f"unsupported filter key {key!r}")
 
     def _send_command(self, req: dict[str, Any]) -> dict[str, Any]:
-        if req.get("DocumentName") != "AWS-RunShellScript":
-            raise ApiError("InvalidDocument", "only AWS-RunShellScript is emulated")
         params = req.get("Parameters", {})
-        if not params.get("commands"):
+        if req.get("DocumentName") in self.documents:
+            script, params = _document_script(self.documents[req["DocumentName"]], params)
+        elif req.get("DocumentName") != "AWS-RunShellScript":
+            raise ApiError("InvalidDocument", "only AWS-RunShellScript and the registered documents are emulated")
+        elif not params.get("commands"):
             raise ApiError("InvalidParameters", "commands is required")
+        else:
+            script = "\n".join(params["commands"])
         ids = self._targets(req)
-        script = "\n".join(params["commands"])
         execution_timeout = float(params.get("executionTimeout", ["3600"])[0])
         if self.faults.execution_timeout is not None:
             execution_timeout = min(execution_timeout, self.faults.execution_timeout)
@@ -590,6 +607,128 @@ class SsmEmulator:
             stdout=result.stdout_bytes.decode("utf-8", "replace"),
             stderr=result.stderr_bytes.decode("utf-8", "replace"),
         )
+
+
+def _document_script(document: dict[str, Any], given: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
+    """A registered Command document's one aws:runShellScript step with its parameters put in:
+    each given value checked against allowedValues / allowedPattern, the rest defaulted, then
+    every `{{ name }}` replaced (SSM's parameter syntax; other steps or actions are not emulated)."""
+    if document.get("schemaVersion") != "2.2":
+        raise ApiError("InvalidDocument", "only schemaVersion 2.2 documents are emulated")
+    declared = document.get("parameters", {})
+    unknown = set(given) - set(declared)
+    if unknown:
+        raise ApiError("InvalidParameters", f"document has no parameters {sorted(unknown)}")
+    values: dict[str, str] = {}
+    for name, spec in declared.items():
+        value = given[name][0] if name in given else spec.get("default")
+        if value is None:
+            raise ApiError("InvalidParameters", f"parameter {name} is required")
+        if "allowedValues" in spec and value not in spec["allowedValues"]:
+            raise ApiError("InvalidParameters", f"{name}={value!r} is not one of {spec['allowedValues']}")
+        if "allowedPattern" in spec and not re.search(spec["allowedPattern"], value):
+            raise ApiError("InvalidParameters", f"{name}={value!r} does not match {spec['allowedPattern']}")
+        values[name] = value
+    (step,) = document["mainSteps"]
+    if step["action"] != "aws:runShellScript":
+        raise ApiError("InvalidDocument", f"step action {step['action']!r} is not emulated")
+    script = "\n".join(step["inputs"]["runCommand"])
+    script = re.sub(r"\{\{ *(\w+) *\}\}", lambda m: values[m.group(1)], script)
+    timeout = step["inputs"].get("timeoutSeconds", "3600")
+    return script, {name: [value] for name, value in values.items()} | {"executionTimeout": [str(timeout)]}
+
+
+# SSM Compliance quotas. From botocore's ssm model: at most 10,000 items per call (validated by the
+# client), Details keys <= 64 and values <= 4,096 characters. From the API reference's errors:
+# ComplianceTypeCountLimitExceededException "You specified too many custom compliance types. You
+# can specify a maximum of 10 different types." The byte limits of ItemSizeLimitExceededException
+# and TotalSizeLimitExceededException are not documented: the two below are guesses.
+CUSTOM_TYPES_MAX = 10
+ITEM_BYTES_MAX = 64 << 10  # guess
+TOTAL_BYTES_MAX = 4 << 20  # guess
+_TYPE = re.compile(r"([A-Za-z0-9_\-]\w+|Custom:[a-zA-Z0-9_\-]\w+)")
+
+
+class ComplianceStore:
+    """PutComplianceItems / ListComplianceItems: per (instance, type) the items of the last
+    COMPLETE upload; an upload whose ItemContentHash equals the stored one is ignored ("If the
+    content hashes match, the request to put compliance information is ignored": API reference)."""
+
+    def __init__(self, emulator: "SsmEmulator") -> None:
+        self.emulator = emulator
+        self.items: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.hashes: dict[tuple[str, str], str] = {}
+        self.counts: collections.Counter[str] = collections.Counter()  # stored, unchanged, refused
+        self._lock = threading.Lock()
+
+    def put(self, req: dict[str, Any]) -> dict[str, Any]:
+        instance, ctype = req["ResourceId"], req["ComplianceType"]
+        self.emulator._count("PutComplianceItems", [instance])
+        try:
+            self._check(req)
+        except ApiError:
+            with self._lock:
+                self.counts["refused"] += 1
+            raise
+        key = (instance, ctype)
+        with self._lock:
+            if req.get("ItemContentHash") and self.hashes.get(key) == req["ItemContentHash"]:
+                self.counts["unchanged"] += 1
+                return {}
+            summary = req["ExecutionSummary"]
+            self.items[key] = [
+                {"ComplianceType": ctype, "ResourceType": req["ResourceType"], "ResourceId": instance}
+                | item
+                | {"ExecutionSummary": summary}
+                for item in req["Items"]
+            ]
+            self.hashes[key] = req.get("ItemContentHash", "")
+            self.counts["stored"] += 1
+        return {}
+
+    def _check(self, req: dict[str, Any]) -> None:
+        instance, ctype = req["ResourceId"], req["ComplianceType"]
+        if req["ResourceType"] != "ManagedInstance":
+            raise ApiError("InvalidResourceType", "ManagedInstance is the only supported resource type")
+        if instance not in self.emulator.instances:
+            raise ApiError("InvalidResourceId", f"{instance} is not a managed instance")
+        if instance in self.emulator.faults.deny_compliance:
+            raise ApiError(
+                "AccessDeniedException", f"not authorized to perform: ssm:PutComplianceItems on instance/{instance}"
+            )
+        if not _TYPE.fullmatch(ctype):
+            raise ApiError("ValidationException", f"invalid ComplianceType {ctype!r}")
+        if req.get("UploadType") == "PARTIAL" and ctype != "Association":
+            raise ApiError("InvalidItemContentException", "PARTIAL is only valid for association compliance")
+        with self._lock:
+            custom = {t for _, t in self.items if t.startswith("Custom:")} | {ctype}
+        if ctype.startswith("Custom:") and len(custom) > CUSTOM_TYPES_MAX:
+            raise ApiError(
+                "ComplianceTypeCountLimitExceededException",
+                f"You specified too many custom compliance types. You can specify a maximum of {CUSTOM_TYPES_MAX}.",
+            )
+        sizes = [len(json.dumps(item)) for item in req["Items"]]
+        if any(size > ITEM_BYTES_MAX for size in sizes):
+            raise ApiError("ItemSizeLimitExceededException", "The inventory item size has exceeded the size limit.")
+        if sum(sizes) > TOTAL_BYTES_MAX:
+            raise ApiError(
+                "TotalSizeLimitExceededException", "The size of inventory data has exceeded the total size limit."
+            )
+
+    def list(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.emulator._count("ListComplianceItems", req.get("ResourceIds") or ["*"])
+        ids = req.get("ResourceIds")
+        filters = {f["Key"]: f.get("Values", []) for f in req.get("Filters", [])}
+        with self._lock:
+            found = [
+                item
+                for (instance, ctype), items in self.items.items()
+                if (not ids or instance in ids) and ctype in filters.get("ComplianceType", [ctype])
+                for item in items
+                if item["Status"] in filters.get("Status", [item["Status"]])
+            ]
+        page, token = _page(found, req, default=50)
+        return {"ComplianceItems": page} | ({"NextToken": token} if token else {})
 
 
 def _page(items: list[Any], req: dict[str, Any], default: int) -> tuple[list[Any], str | None]:

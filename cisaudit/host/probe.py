@@ -29,6 +29,9 @@ def _unit_names(catalogue: tuple[Control, ...]) -> list[str]:
     return probe_names(catalogue, ProbeList.UNITS)
 
 
+PROBE_PIECES = ("probe-lib.sh", "probe-guess.sh", "probe.sh")  # scripts/ the probe is composed of, in order
+
+
 def _nonce() -> str:
     """The public half of the section marker; the host adds a secret half (probe-lib.sh)."""
     return "@@cisaudit-" + secrets.token_hex(8)
@@ -38,10 +41,14 @@ def render_probe(catalogue: tuple[Control, ...], extra_paths: list[str] | None =
     """The probe command for a benchmark version's controls (`catalogue`), and the nonce that frames
     its sections."""
     nonce = _nonce()
+    return compose({"M": nonce, **probe_values(catalogue, extra_paths)}, *PROBE_PIECES), nonce
+
+
+def probe_values(catalogue: tuple[Control, ...], extra_paths: list[str] | None = None) -> dict[str, str]:
+    """The probe's values but its nonce M (the SSM document sets M itself: host/ssm/document.py)."""
     paths = sorted({c.path for c in catalogue} | set(extra_paths or ()))
     excludes = sorted({sub for c in catalogue for sub in c.exclude})
-    values = {
-        "M": nonce,
+    return {
         **{name.value: " ".join(probe_names(catalogue, name)) for name in ProbeList},  # BINARIES, UNITS, SOCKETS
         "EXCLUDES": " ".join(excludes),
         "PATHS": " ".join(paths),
@@ -52,7 +59,6 @@ def render_probe(catalogue: tuple[Control, ...], extra_paths: list[str] | None =
         "AUDIT_RULES": AUDIT_RULES,
         "CLASS_SYSCALLS": " ".join(sorted(CLASS_SYSCALLS)),
     }
-    return compose(values, "probe-lib.sh", "probe-guess.sh", "probe.sh"), nonce
 
 
 def render_stat_script(paths: list[str]) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -55,10 +56,13 @@ class Option:
 
     flag: str  # "--results-json"
     help: str
-    default: str | None = None
+    default: str | int | None = None
     metavar: str | None = "PATH"
     path: bool = True  # a file the output writes: checked writable before any host is touched
     action: str | None = None  # argparse's, e.g. "store_true" (then no metavar)
+    nargs: str | None = None  # argparse's, e.g. "?" with `const`: a flag with an optional value
+    const: str | None = None
+    type: Callable[[str], Any] | None = None  # argparse's: the value's type (text by default)
 
     @property
     def dest(self) -> str:
@@ -135,6 +139,14 @@ def publish(publisher: Publisher, results: RunResults) -> Mapping[str, str]:
         return publisher.publish(results)
     except Exception as exc:  # noqa: BLE001 - a publisher's failure is every host's error, never a lost run
         return dict.fromkeys(results.hosts, f"{type(exc).__name__}: {exc}")
+
+
+def publish_all(publishers: list[Publisher], results: RunResults) -> list[tuple[str, Mapping[str, str]]]:
+    """Every publisher's host errors, the publishers side by side (each API has its own quota)."""
+    if not publishers:
+        return []
+    with ThreadPoolExecutor(len(publishers), thread_name_prefix="publish") as pool:
+        return list(pool.map(lambda p: (p.name, publish(p, results)), publishers))
 
 
 def publication_errors(results: RunResults, errors: Mapping[str, str], publisher: str, when: float) -> None:

@@ -23,13 +23,15 @@ from cisaudit.plugin.aggregate import HostCases, case_of, group_by_host
 from cisaudit.plugin.cases import Case, host_of_nodeid, level_marks
 from cisaudit.plugin.options import OptionError
 
-pytest_plugins = [
+pytest_plugins = [  # publish before report: its outputs register before report adds the registry's options
     "cisaudit.plugin.fixtures",
+    "cisaudit.plugin.publish",
     "cisaudit.plugin.report",
     "cisaudit.plugin.fleet_audit",
     "cisaudit.plugin.aggregate",
     "cisaudit.plugin.inifile",
     "cisaudit.plugin.baseline",
+    "cisaudit.plugin.ssm_document",
 ]
 
 HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.host.hostspec): test ids, reports

@@ -67,6 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     reports = parser.getgroup("cisaudit-reports", "cisaudit outputs (an empty PATH writes none)")
     for option in registry.options():
         shape: dict[str, Any] = {"action": option.action} if option.action else {"metavar": option.metavar}
+        shape |= {k: v for k, v in (("nargs", option.nargs), ("const", option.const), ("type", option.type)) if v}
         reports.addoption(option.flag, default=option.default, help=option.help, **shape)
 
 
@@ -231,9 +232,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     results = config.stash[RESULTS_KEY] = baseline.attach(config, tally.results(config))
     publishers, outputs = config.stash[OUTPUTS_KEY]
     published_ok = True
-    for publisher in publishers:
-        errors = registry.publish(publisher, results)
-        registry.publication_errors(results, errors, publisher.name, time.time())
+    for name, errors in registry.publish_all(publishers, results):
+        registry.publication_errors(results, errors, name, time.time())
         published_ok = published_ok and not errors
     unwritten = config.stash[UNWRITTEN_KEY] = {}
     for output in outputs:

@@ -1,0 +1,181 @@
+"""The SSM Command document in remediation/ (schema 2.2), built from the scripts the suite sends,
+and the reader of its output (`--ssm-document-results`).
+
+The document runs, on an instance, without this runner: action `audit` runs the probe
+(probe.PROBE_PIECES with the benchmark version's values, host/probe.py probe_values);
+`backout` runs backout.sh (common.sh) for the run id. Its output is one header line
+(`cisaudit-document: ...`) and the frame ssm-wrapper.sh prints, as for every SSM command.
+`--remediate` needs the plan made from the probe (model/plan.py): it stays the suite's.
+Regenerate after a script changes: `python -m cisaudit.host.ssm.document > remediation/cisaudit-docker.ssm.json`
+(selftests/unit/test_ssm_document.py fails while the committed file differs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cisaudit.host.shell import assignments, compose, piece
+from cisaudit.model.catalogue import DEFAULT_KEY, DEFAULT_VERSION, VERSIONS, controls
+
+ACTIONS = ("audit", "backout")
+HEADER = re.compile(
+    r"^cisaudit-document: action=(?P<action>\S+) benchmark=(?P<benchmark>\S*) key=(?P<key>\S*) run-id=(?P<run_id>\S+)$",
+    re.M,
+)
+RUN_ID_PATTERN = "^[A-Za-z0-9._:-]{0,64}$"
+KEY_PATTERN = "^[A-Za-z0-9_-]{1,31}$"
+PARAMETERS: dict[str, tuple[str, dict[str, object]]] = {
+    "action": ("CISAUDIT_DOC_ACTION", {"type": "String", "allowedValues": list(ACTIONS), "default": "audit"}),
+    "benchmark": (
+        "CISAUDIT_DOC_BENCHMARK",
+        {"type": "String", "allowedValues": list(VERSIONS), "default": DEFAULT_VERSION},
+    ),
+    "auditKey": ("CISAUDIT_DOC_KEY", {"type": "String", "allowedPattern": KEY_PATTERN, "default": DEFAULT_KEY}),
+    "runId": ("CISAUDIT_DOC_RUN_ID", {"type": "String", "allowedPattern": RUN_ID_PATTERN, "default": ""}),
+}
+_DESCRIPTIONS = {
+    "action": "audit: run the cisaudit probe; backout: undo a cisaudit remediation (runId; empty: the latest)",
+    "benchmark": "CIS Docker Benchmark version whose controls the probe looks at",
+    "auditKey": "the audit key the rules must give (the suite judges with it)",
+    "runId": "names this run (and the remediation to back out); empty: made on the instance",
+}
+
+
+@dataclass(frozen=True)
+class Header:
+    action: str
+    benchmark: str
+    key: str
+    run_id: str
+
+
+def nonces(run_id: str) -> tuple[str, str]:
+    """(probe's public marker, frame nonce) from the run id, as ssm-document.sh makes them."""
+    digest = hashlib.sha256(run_id.encode()).hexdigest()
+    return "@@cisaudit-" + digest[:16], digest[16:48]
+
+
+def _joined(*names: str) -> str:
+    return "".join(t if t.endswith("\n") else t + "\n" for t in map(piece, names))
+
+
+def script_values() -> dict[str, str]:
+    """What the document's script is made of: every version's probe values, the scripts whole."""
+    from cisaudit.host.probe import PROBE_PIECES, probe_values
+    from cisaudit.host.ssm import frame
+
+    values = {"CISAUDIT_FRAME_MAGIC": frame.MAGIC, "CISAUDIT_FRAME_CHUNK": str(frame.CHUNK)}
+    for version in VERSIONS:
+        values["CISAUDIT_DOC_VALUES_" + version.replace(".", "_")] = assignments(probe_values(controls(version)))
+    values["CISAUDIT_DOC_PROBE"] = _joined("preamble.sh", *PROBE_PIECES)
+    values["CISAUDIT_DOC_BACKOUT"] = _joined("preamble.sh", "common.sh", "backout.sh")
+    return values
+
+
+def parameter_lines() -> str:
+    """The document's parameters as shell assignments (each value checked by its pattern first)."""
+    return "".join(f"{var}='{{{{ {name} }}}}'\n" for name, (var, _) in PARAMETERS.items())
+
+
+def document_script(wrapper: str = "ssm-wrapper.sh") -> str:
+    return parameter_lines() + compose(script_values(), "ssm-document.sh", wrapper)
+
+
+def build_document() -> dict[str, Any]:
+    return {
+        "schemaVersion": "2.2",
+        "description": "cisaudit: CIS Docker Benchmark section 1.1 audit controls (audit, backout); "
+        'the output is read back with `pytest --ssm-document-results=COMMAND_ID` (README "AWS")',
+        "parameters": {name: spec | {"description": _DESCRIPTIONS[name]} for name, (_, spec) in PARAMETERS.items()},
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "cisaudit",
+                "precondition": {"StringEquals": ["platformType", "Linux"]},
+                "inputs": {"timeoutSeconds": "600", "runCommand": document_script().splitlines()},
+            }
+        ],
+    }
+
+
+def render_document() -> str:
+    return json.dumps(build_document(), indent=0) + "\n"  # no indent: SSM documents are at most 64 KB
+
+
+def parse_header(stdout: str) -> Header | None:
+    match = HEADER.search(stdout)
+    return Header(**match.groupdict()) if match else None
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_document())
+
+
+def read_results(
+    command_id: str,
+    instance_ids: list[str],
+    spool: Any,
+    version: str,
+    keys: Any,
+    region: str | None,
+    profile: str | None,
+) -> None:
+    """Each instance's audit output of the document run `command_id` into the spool, as a fleet
+    fan-out leaves its probe results (or the instance's one-line error); the spool's nonce is the
+    run's probe marker. The run must be an audit of `version` with a key the suite judges with."""
+    run_ids: set[str] = set()
+    for instance in instance_ids:
+        try:
+            header, (rc, out, err) = _read_one(command_id, instance, region, profile)
+        except RuntimeError as exc:
+            spool.put_error(instance, f"ssm://{instance}: {exc}")
+            continue
+        problem = _mismatch(header, version, keys, run_ids)
+        if problem:
+            spool.put_error(instance, f"ssm://{instance}: document run {command_id}: {problem}")
+            continue
+        run_ids.add(header.run_id)
+        spool.put_result(instance, rc, out, err)
+    spool.set_nonce(nonces(next(iter(run_ids)))[0] if run_ids else "@@cisaudit-none")
+
+
+def _mismatch(header: Header, version: str, keys: Any, run_ids: set[str]) -> str:
+    if header.action != "audit":
+        return f"action {header.action}, not audit: only an audit's output can be judged"
+    if header.benchmark != version:
+        return f"ran for benchmark {header.benchmark}; give --benchmark={header.benchmark}"
+    if not keys.any and header.key not in keys.names:
+        return f"ran with auditKey {header.key}; give --audit-key={header.key}"
+    if run_ids and header.run_id not in run_ids:
+        return "its instances ran with different run ids: send the document with one runId parameter"
+    return ""
+
+
+def _read_one(
+    command_id: str, instance: str, region: str | None, profile: str | None
+) -> tuple[Header, tuple[int, bytes, bytes]]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from cisaudit.host.ssm.backend import SsmBackend
+
+    backend = SsmBackend(instance, region, profile)
+    try:
+        inv = backend.client.get_command_invocation(CommandId=command_id, InstanceId=instance)
+    except (ClientError, BotoCoreError) as exc:
+        raise RuntimeError(f"GetCommandInvocation {command_id}: {exc}") from None
+    if inv.get("Status") not in ("Success", "Failed"):
+        raise RuntimeError(f"document run {command_id} is {inv.get('Status')} ({inv.get('StatusDetails')})")
+    header = parse_header(inv.get("StandardOutputContent", ""))
+    if header is None:
+        raise RuntimeError(f"{command_id}'s output has no cisaudit-document header: not this document's run")
+    return header, backend._collect(inv, nonces(header.run_id)[1], time.monotonic() + 600)
