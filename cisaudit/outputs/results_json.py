@@ -67,28 +67,34 @@ def _outcome(case: CaseRecord, delta: Delta | None) -> dict[str, object]:
     return outcome
 
 
-def iter_json(results: RunResults) -> Iterator[str]:
-    """The document in pieces: every record is encoded only when written (memory stays flat)."""
+def _run(results: RunResults) -> dict[str, object]:
+    """The run: its command, mode, times, the overall verdict and what it checked."""
+    info, scope = results.info, results.scope
+    return {
+        "command": info.command,
+        "mode": info.mode,
+        "require_all": info.require_all,
+        "started": iso(info.started),
+        "finished": iso(info.finished),
+        "overall": results.overall,
+        "scope": {
+            "complete": scope.complete,
+            "benchmark_controls": scope.benchmark_controls,
+            "checked": list(scope.checked),
+            "not_checked": list(scope.not_checked),
+            "hosts_not_checked": list(scope.hosts_not_checked),
+        },
+    }
+
+
+def _head(results: RunResults) -> dict[str, object]:
+    """Every member but the records, which iter_json writes where the placeholders are."""
     info = results.info
-    document = {
+    document: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "cisaudit", "version": info.tool_version, "commit": info.commit},
         "benchmark": {"title": info.benchmark.title, "version": info.benchmark.version, "profile": results.profile},
-        "run": {
-            "command": info.command,
-            "mode": info.mode,
-            "require_all": info.require_all,
-            "started": iso(info.started),
-            "finished": iso(info.finished),
-            "overall": results.overall,
-            "scope": {
-                "complete": results.scope.complete,
-                "benchmark_controls": results.scope.benchmark_controls,
-                "checked": list(results.scope.checked),
-                "not_checked": list(results.scope.not_checked),
-                "hosts_not_checked": list(results.scope.hosts_not_checked),
-            },
-        },
+        "run": _run(results),
         "controls": [
             {"id": c.id, "title": c.title, "level": c.level, "assessment": c.assessment, "path": c.path}
             for c in results.controls
@@ -114,18 +120,19 @@ def iter_json(results: RunResults) -> Iterator[str]:
         document["baseline"] = json_member(results.delta)
     if results.waivers:
         document["waivers"] = register_member(results)
-    head, _, rest = json.dumps(document, indent=1).partition(json.dumps(_RESULTS))
+    return document
+
+
+def iter_json(results: RunResults) -> Iterator[str]:
+    """The document in pieces: every record is encoded only when written (memory stays flat)."""
+    head, _, rest = json.dumps(_head(results), indent=1).partition(json.dumps(_RESULTS))
     middle, _, tail = rest.partition(json.dumps(_OUTCOMES))
     outcomes: dict[str, int] = {}  # an outcome's JSON text -> its index
     delta = results.delta
     yield head + "["
     for n, (host, cases) in enumerate(results.by_host.items()):  # one line per host, written as it is made
         records = [
-            [
-                outcomes.setdefault(json.dumps(_outcome(c, delta)), len(outcomes)),
-                iso(c.started),
-                iso(c.finished),
-            ]
+            [outcomes.setdefault(json.dumps(_outcome(c, delta)), len(outcomes)), iso(c.started), iso(c.finished)]
             for c in cases
         ]
         yield ("\n  " if n == 0 else ",\n  ") + json.dumps({"host": host, "records": records}, separators=(",", ":"))
