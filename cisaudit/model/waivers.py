@@ -9,7 +9,13 @@
       scope:                                           # optional; a host any entry names is covered
         hosts: ["10.0.0.*", "ssh://root@web1"]         #   fnmatch patterns on the spec or its address
         instance_ids: [i-0123456789abcdef0]            #   SSM instances
+        ssm_tags: {Env: prod, Team: web}               #   ssm:// instances carrying every pair
       hosts: ["10.0.0.*"]                              # optional: the older form of scope.hosts
+
+A scope's kinds combine by "any": a host is covered when a glob, an instance id or the tag set
+names it (within ssm_tags, every pair must match). Tags are known only through the AWS API: the
+controller resolves each tag set to instance ids (plugin/waiver_tags.py) and with_tagged() hands
+them to the waivers, so covering stays pure; a host that is not ssm:// never matches ssm_tags.
 
 InSpec reads such a file as its own (it ignores keys it does not know). Errors carry the file's
 line, read from yaml.compose's marks, since a waiver file is edited by hand.
@@ -19,14 +25,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 import yaml
 
 KEYS = ("justification", "expiration_date", "run", "hosts", "approved_by", "ticket", "scope")
-SCOPE_KEYS = ("hosts", "instance_ids")
+SCOPE_KEYS = ("hosts", "instance_ids", "ssm_tags")
+TagSet = tuple[tuple[str, str], ...]  # ssm_tags' (key, value) pairs, sorted
 MAX_DAYS = 366  # an exception is reviewed at least yearly: expiration_date at most this many days ahead
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INSTANCE_ID = re.compile(r"(i|mi)-[0-9a-f]{8,17}")
@@ -47,6 +55,8 @@ class Waiver:
     instance_ids: tuple[str, ...] = ()  # SSM instance ids
     approved_by: str = ""
     ticket: str = ""
+    ssm_tags: TagSet = ()  # every pair must match
+    tagged_ids: tuple[str, ...] = ()  # the instances that carry ssm_tags, resolved on the controller
 
     def expired(self, today: dt.date) -> bool:
         """InSpec's rule: from the expiration date on, the waiver no longer applies."""
@@ -54,16 +64,23 @@ class Waiver:
 
     def covers(self, spec: str) -> bool:
         """Whether the scope names this host; no scope: every host."""
-        if not self.hosts and not self.instance_ids:
+        if not self.hosts and not self.instance_ids and not self.ssm_tags:
             return True
         address = host_address(spec)
-        return address in self.instance_ids or any(fnmatchcase(spec, p) or fnmatchcase(address, p) for p in self.hosts)
+        tagged = spec.startswith("ssm://") and address in self.tagged_ids
+        return (
+            tagged
+            or address in self.instance_ids
+            or any(fnmatchcase(spec, p) or fnmatchcase(address, p) for p in self.hosts)
+        )
 
     def scope(self) -> str:
         """The scope in one line, for the reports: `hosts 10.0.0.*; instances i-0abc...`."""
         parts = ([f"hosts {', '.join(self.hosts)}"] if self.hosts else []) + (
             [f"instances {', '.join(self.instance_ids)}"] if self.instance_ids else []
         )
+        if self.ssm_tags:
+            parts.append(f"SSM tags {', '.join(f'{k}={v}' for k, v in self.ssm_tags)}")
         return "; ".join(parts) or "every host"
 
     def reference(self) -> str:
@@ -119,24 +136,39 @@ def _list(path: str, control_id: str, node: yaml.Node, what: str) -> tuple[str, 
     return tuple(_scalar(path, item, f"an entry of {what}") for item in node.value)
 
 
-def _scope(path: str, control_id: str, node: yaml.Node) -> dict[str, tuple[str, ...]]:
-    """scope: {hosts: [...], instance_ids: [...]}; SSM tags are not resolved (say so, one line)."""
+def _tags(path: str, control_id: str, node: yaml.Node) -> TagSet:
+    """ssm_tags: {Key: Value, ...}: a non-empty mapping of non-empty scalars."""
+    if not isinstance(node, yaml.MappingNode) or not node.value:
+        raise _fail(path, node, f"waiver {control_id}: scope.ssm_tags must be a mapping of Key: Value")
+    pairs: dict[str, str] = {}
+    for key_node, value in node.value:
+        key = _scalar(path, key_node, "an SSM tag key")
+        if key in pairs:
+            raise _fail(path, key_node, f"waiver {control_id}: SSM tag {key!r} is given twice")
+        pairs[key] = _scalar(path, value, f"the value of SSM tag {key!r}")
+    return tuple(sorted(pairs.items()))
+
+
+def _scope(path: str, control_id: str, node: yaml.Node) -> tuple[dict[str, tuple[str, ...]], TagSet]:
+    """scope: {hosts: [...], instance_ids: [...], ssm_tags: {K: V}}: the lists, and the tag set."""
     if not isinstance(node, yaml.MappingNode) or not node.value:
         raise _fail(path, node, f"waiver {control_id}: scope must be a mapping of {', '.join(SCOPE_KEYS)}")
     found: dict[str, tuple[str, ...]] = {}
+    tags: TagSet = ()
     for key_node, value in node.value:
         key = _scalar(path, key_node, "a key")
-        if key == "ssm_tags":
-            raise _fail(path, key_node, f"waiver {control_id}: scope by SSM tags is not supported; list instance_ids")
         if key not in SCOPE_KEYS:
             raise _fail(
                 path, key_node, f"waiver {control_id}: unknown scope {key!r} (expected {', '.join(SCOPE_KEYS)})"
             )
-        found[key] = _list(path, control_id, value, f"scope.{key}")
+        if key == "ssm_tags":
+            tags = _tags(path, control_id, value)
+        else:
+            found[key] = _list(path, control_id, value, f"scope.{key}")
     bad = [i for i in found.get("instance_ids", ()) if not _INSTANCE_ID.fullmatch(i)]
     if bad:
         raise _fail(path, node, f"waiver {control_id}: {bad[0]!r} is not an instance id (i-0123456789abcdef0)")
-    return found
+    return found, tags
 
 
 def _fields(path: str, control_id: str, body: yaml.Node) -> dict[str, yaml.Node]:
@@ -162,7 +194,7 @@ def _parse_one(path: str, control_id: str, id_node: yaml.Node, body: yaml.Node, 
         if node.tag != "tag:yaml.org,2002:bool":  # compose resolved the plain scalar's type
             raise _fail(path, node, f"waiver {control_id}: run must be true or false")
         run = node.value.lower() in ("true", "yes", "on")
-    scope = _scope(path, control_id, fields["scope"]) if "scope" in fields else {}
+    scope, tags = _scope(path, control_id, fields["scope"]) if "scope" in fields else ({}, ())
     hosts = _list(path, control_id, fields["hosts"], "hosts") if "hosts" in fields else ()
     text = {k: _scalar(path, fields[k], k) if k in fields else "" for k in ("approved_by", "ticket")}
     return Waiver(
@@ -175,6 +207,7 @@ def _parse_one(path: str, control_id: str, id_node: yaml.Node, body: yaml.Node, 
         scope.get("instance_ids", ()),
         text["approved_by"],
         text["ticket"],
+        tags,
     )
 
 
@@ -232,6 +265,18 @@ def matching(waivers: dict[str, Waiver], spec: str, control_id: str) -> Waiver |
     """The waiver of this control on this host, expired or not."""
     waiver = waivers.get(control_id)
     return waiver if waiver is not None and waiver.covers(spec) else None
+
+
+def tag_sets(waivers: Mapping[str, Waiver]) -> list[TagSet]:
+    """The distinct ssm_tags of the waivers, each to resolve once."""
+    return list(dict.fromkeys(w.ssm_tags for w in waivers.values() if w.ssm_tags))
+
+
+def with_tagged(waivers: Mapping[str, Waiver], tagged: Mapping[TagSet, Sequence[str]]) -> dict[str, Waiver]:
+    """The waivers with the instance ids their ssm_tags resolved to (a tag set absent: none)."""
+    return {
+        cid: replace(w, tagged_ids=tuple(tagged.get(w.ssm_tags, ()))) if w.ssm_tags else w for cid, w in waivers.items()
+    }
 
 
 def unapproved(waivers: dict[str, Waiver]) -> list[Waiver]:

@@ -18,7 +18,7 @@ from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.shard import Shard
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today, unapproved
-from cisaudit.plugin import options, preflight
+from cisaudit.plugin import options, preflight, waiver_tags
 from cisaudit.plugin.aggregate import HostCases, case_of, group_by_host
 from cisaudit.plugin.cases import Case, host_of_nodeid, level_marks
 from cisaudit.plugin.options import OptionError
@@ -32,6 +32,7 @@ pytest_plugins = [  # publish before report: its outputs register before report 
     "cisaudit.plugin.inifile",
     "cisaudit.plugin.baseline",
     "cisaudit.plugin.ssm_document",
+    "cisaudit.plugin.waiver_tags",
 ]
 
 HOSTS_KEY = pytest.StashKey[list[str]]()  # display specs (cisaudit.host.hostspec): test ids, reports
@@ -259,6 +260,7 @@ def pytest_configure(config: pytest.Config) -> None:
             _add_hosts(hosts, _discover_ssm_hosts(config))
         if shard is not None:
             hosts = _shard_hosts(config, shard, hosts)
+        config.stash[WAIVERS_KEY] = waiver_tags.resolve(config, config.stash[WAIVERS_KEY], list(hosts))
     except (OptionError, SpecError, CatalogueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONNECT_SPECS_KEY] = hosts

@@ -13,8 +13,10 @@ from cisaudit.model.waivers import (
     load_waivers,
     matching,
     parse_waivers,
+    tag_sets,
     unapproved,
     unmatched,
+    with_tagged,
 )
 
 IDS = {"1.1.4", "1.1.13"}
@@ -207,8 +209,24 @@ def test_waiver_that_matches_nothing() -> None:
         ("1.1.4:\n  justification: x\n" + E + "  scope: [web1]\n", "w.yaml:4: waiver 1.1.4: scope must be a mapping"),
         ("1.1.4:\n  justification: x\n" + E + "  scope: {}\n", "w.yaml:4: waiver 1.1.4: scope must be a mapping"),
         (
-            "1.1.4:\n  justification: x\n" + E + "  scope:\n    ssm_tags: {Env: prod}\n",
-            "w.yaml:5: waiver 1.1.4: scope by SSM tags is not supported; list instance_ids",
+            "1.1.4:\n  justification: x\n" + E + "  scope:\n    ssm_tags: [Env]\n",
+            "w.yaml:5: waiver 1.1.4: scope.ssm_tags must be a mapping of Key: Value",
+        ),
+        (
+            "1.1.4:\n  justification: x\n" + E + "  scope:\n    ssm_tags: {}\n",
+            "w.yaml:5: waiver 1.1.4: scope.ssm_tags must be a mapping of Key: Value",
+        ),
+        (
+            "1.1.4:\n  justification: x\n" + E + "  scope:\n    ssm_tags: {Env: }\n",
+            "w.yaml:5: the value of SSM tag 'Env' must be a non-empty",
+        ),
+        (
+            "1.1.4:\n  justification: x\n" + E + "  scope:\n    ssm_tags: {Env: [a]}\n",
+            "w.yaml:5: the value of SSM tag 'Env' must be a non-empty",
+        ),
+        (
+            "1.1.4:\n  justification: x\n" + E + "  scope:\n    ssm_tags:\n      Env: a\n      Env: b\n",
+            "w.yaml:7: waiver 1.1.4: SSM tag 'Env' is given twice",
         ),
         (
             "1.1.4:\n  justification: x\n" + E + "  scope:\n    host: [a]\n",
@@ -230,3 +248,54 @@ def test_governed_grammar_errors_name_the_line(text: str, message: str) -> None:
     with pytest.raises(WaiverError) as caught:
         parse_waivers(text, "w.yaml", IDS, ON)
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+TAGGED = """\
+1.1.4:
+  justification: containerd audited by the host agent
+  expiration_date: 2027-06-30
+  scope:
+    ssm_tags: {Team: web, Env: prod}
+1.1.13:
+  justification: RHEL only
+  expiration_date: 2027-06-30
+  scope:
+    hosts: ["web*"]
+    ssm_tags: {Env: prod, Team: web}
+"""
+WEB = "i-0123456789abcdef0"  # carries Env=prod and Team=web
+OTHER = "i-0123456789abcdef1"
+
+
+def test_scope_by_ssm_tags_parses_to_sorted_pairs() -> None:
+    """Issue 25 item 2: scope.ssm_tags, every pair to match; one tag set to resolve for both waivers."""
+    waivers = parse_waivers(TAGGED, "w.yaml", IDS, ON)
+    assert waivers["1.1.4"].ssm_tags == (("Env", "prod"), ("Team", "web")) == waivers["1.1.13"].ssm_tags
+    assert waivers["1.1.4"].scope() == "SSM tags Env=prod, Team=web"
+    assert waivers["1.1.13"].scope() == "hosts web*; SSM tags Env=prod, Team=web"
+    assert tag_sets(waivers) == [(("Env", "prod"), ("Team", "web"))]
+
+
+@pytest.mark.parametrize(
+    ("spec", "covered"),
+    [
+        (f"ssm://{WEB}", True),
+        (f"ssm://{OTHER}", False),
+        (f"paramiko://{WEB}", False),  # not ssm://: tags are SSM's, never matched
+        ("local://", False),
+    ],
+)
+def test_tag_scope_covers_the_resolved_ssm_instances_only(spec: str, covered: bool) -> None:
+    waivers = with_tagged(parse_waivers(TAGGED, "w.yaml", IDS, ON), {(("Env", "prod"), ("Team", "web")): [WEB]})
+    assert (matching(waivers, spec, "1.1.4") is not None) is covered
+
+
+def test_unresolved_tag_scope_covers_nothing_and_kinds_combine_by_any() -> None:
+    waivers = parse_waivers(TAGGED, "w.yaml", IDS, ON)
+    assert matching(waivers, f"ssm://{WEB}", "1.1.4") is None  # never resolved: waives nothing
+    assert unmatched(waivers, [f"ssm://{WEB}"], {"1.1.4", "1.1.13"}) == list(waivers.values())
+    resolved = with_tagged(waivers, {(("Env", "prod"), ("Team", "web")): [WEB]})
+    assert unmatched(resolved, [f"ssm://{WEB}"], {"1.1.4", "1.1.13"}) == []
+    assert matching(resolved, "ssh://web2", "1.1.13") is not None  # the glob, or
+    assert matching(resolved, f"ssm://{WEB}", "1.1.13") is not None  # the tags
+    assert matching(resolved, f"ssm://{OTHER}", "1.1.13") is None

@@ -345,3 +345,15 @@ def discover_targets(targets: str, region: str | None = None, profile: str | Non
             problems.append(f"{instance_id}: not a managed instance in this account and region")
     problems += [f"{i}: offline (PingStatus={p})" for i, p in pings.items() if p != "Online"]
     return Discovery([i for i, p in pings.items() if p == "Online"], problems, tags)
+
+
+def instances_tagged(
+    tag_sets: list[tuple[tuple[str, str], ...]], region: str | None = None, profile: str | None = None
+) -> dict[tuple[tuple[str, str], ...], list[str]]:
+    """Each tag set (a waiver's scope.ssm_tags) -> the managed instances that carry every pair: one
+    DescribeInstanceInformation listing per set, its tag:KEY filters ANDed by the API."""
+    ssm = aws_client("ssm", region, profile)
+    return {
+        tags: [i["InstanceId"] for i in _describe(ssm, [{"Key": f"tag:{k}", "Values": [v]} for k, v in tags])]
+        for tags in tag_sets
+    }
