@@ -146,7 +146,9 @@ def read_results(
             continue
         run_ids.add(header.run_id)
         spool.put_result(instance, rc, out, err)
+        spool.publish(instance)  # the run is finished: its output is the instance's
     spool.set_nonce(nonces(next(iter(run_ids)))[0] if run_ids else "@@cisaudit-none")
+    spool.finish()  # every instance has its result or error: no session waits for more
 
 
 def _mismatch(header: Header, version: str, keys: Any, run_ids: set[str]) -> str:
