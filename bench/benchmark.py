@@ -370,6 +370,10 @@ def outputs_line(kind: str, hosts: int, tmp: Path) -> str:
     )
 
 
+# The fleet runs' pytest command, every instance by its tag through the emulator (bench_* below).
+FLEET_PYTEST = (PY, "-m", "pytest", "--ssm-targets=tag:Role=docker-host", "--ssm-region=us-east-1")
+
+
 def fleet_line(kind: str, hosts: int, sample: Sample, requests: dict[str, int], throttled: int, tmp: Path) -> str:
     return (
         f"{kind} hosts={hosts} wall_s={sample.wall:.1f} peak_rss_mb={sample.maxrss_mb:.0f} {size_fields(tmp)} "
@@ -410,11 +414,7 @@ def bench_fleet_ssm(sizes: list[int], baseline: list[int], latency: float, throt
             ):
                 tmp = Path(d)
                 cmd = [
-                    PY,
-                    "-m",
-                    "pytest",
-                    "--ssm-targets=tag:Role=docker-host",
-                    "--ssm-region=us-east-1",
+                    *FLEET_PYTEST,
                     f"--junitxml={tmp}/junit.xml",
                     f"--html={tmp}/tests.html",
                     f"--compliance-report={tmp}/compliance.html",
@@ -533,11 +533,7 @@ def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float) 
         for k in range(1, shards + 1):
             out = Path(d) / f"shard-{k}"
             cmd = [
-                PY,
-                "-m",
-                "pytest",
-                "--ssm-targets=tag:Role=docker-host",
-                "--ssm-region=us-east-1",
+                *FLEET_PYTEST,
                 f"--ssm-s3-bucket={FLEET_BUCKET}",
                 f"--shard={k}/{shards}",
                 f"--junitxml={out}/junit.xml",
@@ -600,11 +596,7 @@ def bench_publish(hosts: int, latency: float, throttle_rate: float, publish: lis
                     | {"AWS_ENDPOINT_URL_SECURITYHUB": hub.endpoint_url, "AWS_ENDPOINT_URL_STS": s3.endpoint_url}
                 )
                 cmd = [
-                    PY,
-                    "-m",
-                    "pytest",
-                    "--ssm-targets=tag:Role=docker-host",
-                    "--ssm-region=us-east-1",
+                    *FLEET_PYTEST,
                     f"--ssm-s3-bucket={FLEET_BUCKET}",
                     f"--results-json={d}/results.json",
                     "--compliance-report=",
