@@ -53,6 +53,11 @@ sys.exit(code)
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+def main_text(minimum: tuple[int, int]) -> str:
+    """The zipapp's __main__.py, refusing pythons older than `minimum`."""
+    return MAIN.format(min=minimum, want=".".join(map(str, minimum)))
+
+
 def member_paths() -> list[Path]:
     found: set[Path] = set()
     for pattern in MEMBERS:
@@ -75,8 +80,7 @@ def build_bundle() -> bytes:
     buffer = io.BytesIO()
     buffer.write(b"#!/usr/bin/env python3\n")
     with zipfile.ZipFile(buffer, "w") as archive:
-        want = ".".join(map(str, MIN_PYTHON))
-        _add(archive, "__main__.py", MAIN.format(min=MIN_PYTHON, want=want).encode())
+        _add(archive, "__main__.py", main_text(MIN_PYTHON).encode())
         for path in member_paths():
             _add(archive, path.relative_to(PACKAGE).as_posix(), path.read_bytes())
     return buffer.getvalue()
