@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import secrets
 import shutil
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from cisaudit.host.ssm import frame
 from cisaudit.host.ssm.bundle import build_bundle
-from cisaudit.host.ssm.document import nonces
+from cisaudit.host.ssm.document import nonces, parse_header
 from cisaudit.host.ssm.remediate_document import BUNDLE_DIR
 from selftests.kernel import AUDIT_DIR, KernelSandbox, sh
 from selftests.s3_store import MotoS3
@@ -69,8 +68,8 @@ def _plan_lines(stdout: str) -> list[str]:
     return [line.removeprefix("cisaudit-plan-rule: ") for line in stdout.splitlines() if "cisaudit-plan-rule: " in line]
 
 
-def _unframed(stdout: str, run_id: str) -> str:
-    header = frame.read_result(stdout, nonces(run_id)[1])
+def _unframed(stdout: str, sent_run_id: str) -> str:
+    header = frame.read_result(stdout, nonces(sent_run_id)[1])
     assert header.size == len(header.first), "the frame did not fit in one response"
     return frame.decode(header.first, header.sha256, 10 << 20)[1].decode()
 
@@ -87,7 +86,7 @@ def test_the_documents_remediate_is_the_suites(kernel: KernelSandbox, tmp_path: 
     kernel.write_rules_d("60-cis.rules", "-a exit,always -F path=/run/containerd -F perm=war -k docker\n")
     kernel.load()
     files_before, kernel_before = _files("-"), _listing()
-    bundle, run_id = build_bundle(), f"doc-{secrets.token_hex(4)}"  # the journal outlives the test
+    bundle = build_bundle()
     with (
         MotoS3("cisaudit-bundles") as s3,
         SsmEmulator({ID: "local://"}, s3_endpoint=s3.endpoint_url, documents=DOCUMENTS) as emu,
@@ -104,13 +103,17 @@ def test_the_documents_remediate_is_the_suites(kernel: KernelSandbox, tmp_path: 
         )
         assert _files("-") == files_before and _listing() == kernel_before
 
-        parameters = {"runId": [run_id], "controls": [CONTROLS], "bundleUrl": [URL]}
+        # as a State Manager association sends it: no runId (each instance makes its own)
+        parameters = {"controls": [CONTROLS], "bundleUrl": [URL]}
         sha = hashlib.sha256(bundle).hexdigest()
         command_id, inv = _send(emu, "cisaudit-docker-remediate", parameters | {"bundleSha256": [sha]})
         assert inv.status == "Success", inv.stderr
+        header = parse_header(inv.stdout)
+        assert header is not None and header.sent == "", inv.stdout[:300]
+        run_id = header.run_id
         doc_files, doc_kernel = _files(run_id), _listing()
         read = run_suite(tmp_path / "doc", [HOST], *base, f"--ssm-document-results={command_id}", env=emu.environ)
-        plan = _plan_lines(_unframed(inv.stdout, run_id))
+        plan = _plan_lines(_unframed(inv.stdout, ""))
         _, backout = _send(emu, "cisaudit-docker", {"action": ["backout"], "runId": [run_id]})
         restored_files, restored_kernel = _files("-"), _listing()
         _, forged = _send(emu, "cisaudit-docker-remediate", parameters | {"bundleSha256": ["0" * 64]})

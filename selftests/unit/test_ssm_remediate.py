@@ -74,7 +74,7 @@ def test_the_step_runs_the_bundle_only_when_its_sha256_matches(tmp_path: Path) -
     marker, _ = nonces("run-7")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.splitlines() == [
-        "cisaudit-document: action=remediate benchmark=1.7.0 key=docker run-id=run-7",
+        "cisaudit-document: action=remediate benchmark=1.7.0 key=docker run-id=run-7 sent-run-id=run-7",
         f"exec '{sys.executable}' '{tmp_path}/cisaudit.pyz' remediate --benchmark='1.7.0' --key='docker' "
         f"--run-id='run-7' --controls='1.1.4' --marker={marker}",
     ]

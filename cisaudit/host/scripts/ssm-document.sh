@@ -37,5 +37,5 @@ $CISAUDIT_DOC_BACKOUT"
   exit 2
   ;;
 esac
-printf 'cisaudit-document: action=%s benchmark=%s key=%s run-id=%s\n' \
-  "$CISAUDIT_DOC_ACTION" "$CISAUDIT_DOC_BENCHMARK" "$CISAUDIT_DOC_KEY" "$CISAUDIT_DOC_RUN_ID"
+printf 'cisaudit-document: action=%s benchmark=%s key=%s run-id=%s sent-run-id=%s\n' \
+  "$CISAUDIT_DOC_ACTION" "$CISAUDIT_DOC_BENCHMARK" "$CISAUDIT_DOC_KEY" "$CISAUDIT_DOC_RUN_ID" "$CISAUDIT_DOC_SENT_ID"

@@ -27,5 +27,5 @@ fi
 CISAUDIT_FRAME_COMMAND="exec '$CISAUDIT_DOC_PYTHON' '$bundle' remediate --benchmark='$CISAUDIT_DOC_BENCHMARK' \
 --key='$CISAUDIT_DOC_KEY' --run-id='$CISAUDIT_DOC_RUN_ID' --controls='$CISAUDIT_DOC_CONTROLS' \
 --marker=@@cisaudit-$(printf '%s' "$CISAUDIT_DOC_HASH" | cut -c1-16)"
-printf 'cisaudit-document: action=%s benchmark=%s key=%s run-id=%s\n' \
-  "$CISAUDIT_DOC_ACTION" "$CISAUDIT_DOC_BENCHMARK" "$CISAUDIT_DOC_KEY" "$CISAUDIT_DOC_RUN_ID"
+printf 'cisaudit-document: action=%s benchmark=%s key=%s run-id=%s sent-run-id=%s\n' \
+  "$CISAUDIT_DOC_ACTION" "$CISAUDIT_DOC_BENCHMARK" "$CISAUDIT_DOC_KEY" "$CISAUDIT_DOC_RUN_ID" "$CISAUDIT_DOC_SENT_ID"

@@ -29,7 +29,7 @@ from cisaudit.model.catalogue import DEFAULT_KEY, DEFAULT_VERSION, VERSIONS, con
 ACTIONS = ("audit", "backout")
 DOCUMENT_FILE = "cisaudit-docker.ssm.json"
 HEADER = re.compile(
-    r"^cisaudit-document: action=(?P<action>\S+) benchmark=(?P<benchmark>\S*) key=(?P<key>\S*) run-id=(?P<run_id>\S+)$",
+    r"^cisaudit-document: action=(?P<action>\S+) benchmark=(?P<benchmark>\S*) key=(?P<key>\S*) run-id=(?P<run_id>\S+) sent-run-id=(?P<sent>\S*)$",
     re.M,
 )
 RUN_ID_PATTERN = "^[A-Za-z0-9._:-]{0,64}$"
@@ -56,11 +56,12 @@ class Header:
     action: str
     benchmark: str
     key: str
-    run_id: str
+    run_id: str  # this instance's (the runId parameter, or made on the instance when it was empty)
+    sent: str  # the runId parameter as sent, the same on every instance: the nonces come from it
 
 
 def nonces(run_id: str) -> tuple[str, str]:
-    """(probe's public marker, frame nonce) from the run id, as ssm-document.sh makes them."""
+    """(probe's public marker, frame nonce) from the runId sent, as ssm-runid.sh makes them."""
     digest = hashlib.sha256(run_id.encode()).hexdigest()
     return "@@cisaudit-" + digest[:16], digest[16:48]
 
@@ -162,18 +163,18 @@ def read_results(
     fan-out leaves its probe results (or the instance's one-line error); the spool's nonce is the
     run's probe marker. The run must be an audit, or a remediate (its re-probe after the change),
     of `version` with a key the suite judges with."""
-    run_ids: set[str] = set()
+    sent_ids: set[str] = set()  # the runId parameters sent (one per command)
     for instance in instance_ids:
         try:
             header, (rc, out, err) = _read_one(command_id, instance, region, profile)
         except RuntimeError as exc:
             spool.put_error(instance, f"ssm://{instance}: {exc}")
             continue
-        problem = _mismatch(header, version, keys, run_ids)
+        problem = _mismatch(header, version, keys, sent_ids)
         if problem:
             spool.put_error(instance, f"ssm://{instance}: document run {command_id}: {problem}")
             continue
-        run_ids.add(header.run_id)
+        sent_ids.add(header.sent)
         if header.action == "remediate":  # judge what the change left: its re-probe
             out, problem = _remediated_probe(out, err)
             if problem:
@@ -181,7 +182,7 @@ def read_results(
                 continue
         spool.put_result(instance, rc, out, err)
         spool.publish(instance)  # the run is finished: its output is the instance's
-    spool.set_nonce(nonces(next(iter(run_ids)))[0] if run_ids else "@@cisaudit-none")
+    spool.set_nonce(nonces(next(iter(sent_ids)))[0] if sent_ids else "@@cisaudit-none")
     spool.finish()  # every instance has its result or error: no session waits for more
 
 
@@ -193,15 +194,15 @@ def _remediated_probe(out: bytes, err: bytes) -> tuple[bytes, str]:
     return probe.encode(), problem + (f" ({said[-1][:300]})" if problem and said else "")
 
 
-def _mismatch(header: Header, version: str, keys: Any, run_ids: set[str]) -> str:
+def _mismatch(header: Header, version: str, keys: Any, sent_ids: set[str]) -> str:
     if header.action not in ("audit", "remediate"):
         return f"action {header.action}, not audit or remediate: only those leave a probe to judge"
     if header.benchmark != version:
         return f"ran for benchmark {header.benchmark}; give --benchmark={header.benchmark}"
     if not keys.any and header.key not in keys.names:
         return f"ran with auditKey {header.key}; give --audit-key={header.key}"
-    if run_ids and header.run_id not in run_ids:
-        return "its instances ran with different run ids: send the document with one runId parameter"
+    if sent_ids and header.sent not in sent_ids:
+        return "its instances were sent different runId parameters: read one command's output"
     return ""
 
 
@@ -222,4 +223,4 @@ def _read_one(
     header = parse_header(inv.get("StandardOutputContent", ""))
     if header is None:
         raise RuntimeError(f"{command_id}'s output has no cisaudit-document header: not this document's run")
-    return header, backend._collect(inv, nonces(header.run_id)[1], time.monotonic() + 600)
+    return header, backend._collect(inv, nonces(header.sent)[1], time.monotonic() + 600)
