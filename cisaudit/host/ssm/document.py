@@ -29,7 +29,8 @@ from cisaudit.model.catalogue import DEFAULT_KEY, DEFAULT_VERSION, VERSIONS, con
 ACTIONS = ("audit", "backout")
 DOCUMENT_FILE = "cisaudit-docker.ssm.json"
 HEADER = re.compile(
-    r"^cisaudit-document: action=(?P<action>\S+) benchmark=(?P<benchmark>\S*) key=(?P<key>\S*) run-id=(?P<run_id>\S+) sent-run-id=(?P<sent>\S*)$",
+    r"^cisaudit-document: action=(?P<action>\S+) benchmark=(?P<benchmark>\S*) key=(?P<key>\S*)"
+    r" run-id=(?P<run_id>\S+) sent-run-id=(?P<sent>\S*)$",
     re.M,
 )
 RUN_ID_PATTERN = "^[A-Za-z0-9._:-]{0,64}$"
