@@ -26,8 +26,9 @@ $values
 $CISAUDIT_DOC_PROBE"
   ;;
 backout)
+  # The runId as sent: empty backs out the latest run (a made id would name no run).
   # shellcheck disable=SC2034 # read by ssm-wrapper.sh
-  CISAUDIT_FRAME_COMMAND="CISAUDIT_RUN_ID=$CISAUDIT_DOC_RUN_ID
+  CISAUDIT_FRAME_COMMAND="CISAUDIT_RUN_ID=$CISAUDIT_DOC_SENT_ID
 CISAUDIT_DRY_RUN=0
 CISAUDIT_FORCE=0
 $CISAUDIT_DOC_BACKOUT"
