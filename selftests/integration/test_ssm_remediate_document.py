@@ -2,7 +2,8 @@
 aws:downloadContent brings the zipapp (host/ssm/bundle.py) from an S3 store, the shell step
 checks its sha256 and runs it, and it makes the same plan, writes the same files and loads the
 same rules as the suite's own `--remediate`; `--ssm-document-results` judges what it left with
-the suite's verdicts, and the audit document's backout restores files and kernel exactly."""
+the suite's verdicts, and the audit document's backout restores files and kernel exactly; a
+forged bundle does not run, and a change apply.sh refuses is the host's error when read back."""
 
 from __future__ import annotations
 
@@ -117,6 +118,10 @@ def test_the_documents_remediate_is_the_suites(kernel: KernelSandbox, tmp_path: 
         _, backout = _send(emu, "cisaudit-docker", {"action": ["backout"], "runId": [run_id]})
         restored_files, restored_kernel = _files("-"), _listing()
         _, forged = _send(emu, "cisaudit-docker-remediate", parameters | {"bundleSha256": ["0" * 64]})
+        # a run id is used once per host: apply.sh refuses it, and the suite says so, not a verdict
+        again, _ = _send(emu, "cisaudit-docker-remediate", parameters | {"bundleSha256": [sha], "runId": [run_id]})
+        refused = run_suite(tmp_path / "again", [HOST], *base, f"--ssm-document-results={again}", env=emu.environ)
+        unchanged = _files("-") == files_before and _listing() == kernel_before
     shutil.rmtree(BUNDLE_DIR, ignore_errors=True)
     assert doc_files == own_files and doc_kernel == own_kernel  # the same rules, files and kernel
     assert plan and all(f": {rule}" in remediation.summary for rule in plan), (plan, remediation.summary)
@@ -125,3 +130,6 @@ def test_the_documents_remediate_is_the_suites(kernel: KernelSandbox, tmp_path: 
     assert read.verdict(HOST, "1.1.6", "live") == "pass" and read.verdict(HOST, "1.1.10", "persisted") == "pass"
     assert backout.status == "Success" and restored_files == files_before and restored_kernel == kernel_before
     assert forged.status == "Failed" and "sha256 is not bundleSha256" in forged.stderr, forged.stderr
+    case = refused.case(HOST, "1.1.6", "live")
+    assert case.verdict == "error" and "remediation failed" in case.summary and "already used" in case.summary, case
+    assert unchanged
