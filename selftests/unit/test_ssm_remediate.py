@@ -73,11 +73,16 @@ def test_the_step_runs_the_bundle_only_when_its_sha256_matches(tmp_path: Path) -
     ran = _step(tmp_path, sha)
     marker, _ = nonces("run-7")
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.splitlines() == [
-        "cisaudit-document: action=remediate benchmark=1.7.0 key=docker run-id=run-7 sent-run-id=run-7",
-        f"exec '{sys.executable}' '{tmp_path}/cisaudit.pyz' remediate --benchmark='1.7.0' --key='docker' "
-        f"--run-id='run-7' --controls='1.1.4' --marker={marker}",
-    ]
+    header, command = ran.stdout.split("\n", 1)
+    assert header == "cisaudit-document: action=remediate benchmark=1.7.0 key=docker run-id=run-7 sent-run-id=run-7"
+    private = command.split("'")[3].removesuffix("/cisaudit.pyz")  # the checked copy, not the download
+    assert private != str(tmp_path) and Path(private, "cisaudit.pyz").read_bytes() == _bundle(tmp_path).read_bytes()
+    assert command == (
+        f"'{sys.executable}' -I '{private}/cisaudit.pyz' remediate --benchmark='1.7.0' --key='docker' "
+        f"--run-id='run-7' --controls='1.1.4' --marker={marker}\nrc=$?\nrm -rf '{private}'\nexit $rc\n"
+    )
+    proc = subprocess.run(["sh", "-c", command.replace("remediate --", "remediate --help #", 1)], capture_output=True)
+    assert proc.returncode == 0 and not Path(private).exists()  # the copy goes once the bundle ran
     forged = _step(tmp_path, "0" * 64)
     assert forged.returncode == 2 and forged.stdout == "" and "sha256 is not bundleSha256" in forged.stderr
 

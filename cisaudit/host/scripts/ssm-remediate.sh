@@ -10,22 +10,32 @@
 #       none can hold a quote or a blank)
 #   CISAUDIT_DOC_BUNDLE_DIR  aws:downloadContent's destinationPath (the bundle is the URL's last name)
 # shellcheck shell=sh
-bundle="$CISAUDIT_DOC_BUNDLE_DIR/${CISAUDIT_DOC_BUNDLE_URL##*/}"
 if [ "$CISAUDIT_DOC_ACTION" != remediate ]; then
   echo "cisaudit document: unknown action $CISAUDIT_DOC_ACTION (remediate; audit and backout: cisaudit-docker)" >&2
   exit 2
 fi
-if ! printf '%s  %s\n' "$CISAUDIT_DOC_BUNDLE_SHA256" "$bundle" | sha256sum -c --status 2>/dev/null; then
-  echo "cisaudit document: $bundle is missing or its sha256 is not bundleSha256: give the sha256 that python -m cisaudit.host.ssm.document --bundle printed for the file at bundleUrl" >&2
+# A private copy is checked and run (no one can swap the file between the check and the run).
+downloaded="$CISAUDIT_DOC_BUNDLE_DIR/${CISAUDIT_DOC_BUNDLE_URL##*/}"
+private=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit-bundle.XXXXXXXX") || exit 2
+bundle="$private/cisaudit.pyz"
+if ! cp "$downloaded" "$bundle" 2>/dev/null ||
+  ! printf '%s  %s\n' "$CISAUDIT_DOC_BUNDLE_SHA256" "$bundle" | sha256sum -c --status 2>/dev/null; then
+  rm -rf "$private"
+  echo "cisaudit document: $downloaded is missing or its sha256 is not bundleSha256: give the sha256 that python -m cisaudit.host.ssm.document --bundle printed for the file at bundleUrl" >&2
   exit 2
 fi
 if ! command -v "$CISAUDIT_DOC_PYTHON" >/dev/null 2>&1; then
+  rm -rf "$private"
   echo "cisaudit document: no $CISAUDIT_DOC_PYTHON on this instance: install Python 3.11 or later and give its path as pythonPath" >&2
   exit 2
 fi
 # shellcheck disable=SC2034 # read by ssm-wrapper.sh
-CISAUDIT_FRAME_COMMAND="exec '$CISAUDIT_DOC_PYTHON' '$bundle' remediate --benchmark='$CISAUDIT_DOC_BENCHMARK' \
+# -I: no PYTHONPATH, user site or current directory on the instance changes what runs.
+CISAUDIT_FRAME_COMMAND="'$CISAUDIT_DOC_PYTHON' -I '$bundle' remediate --benchmark='$CISAUDIT_DOC_BENCHMARK' \
 --key='$CISAUDIT_DOC_KEY' --run-id='$CISAUDIT_DOC_RUN_ID' --controls='$CISAUDIT_DOC_CONTROLS' \
---marker=@@cisaudit-$(printf '%s' "$CISAUDIT_DOC_HASH" | cut -c1-16)"
+--marker=@@cisaudit-$(printf '%s' "$CISAUDIT_DOC_HASH" | cut -c1-16)
+rc=\$?
+rm -rf '$private'
+exit \$rc"
 printf 'cisaudit-document: action=%s benchmark=%s key=%s run-id=%s sent-run-id=%s\n' \
   "$CISAUDIT_DOC_ACTION" "$CISAUDIT_DOC_BENCHMARK" "$CISAUDIT_DOC_KEY" "$CISAUDIT_DOC_RUN_ID" "$CISAUDIT_DOC_SENT_ID"
