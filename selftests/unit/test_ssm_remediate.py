@@ -4,6 +4,7 @@ only, one line for what stops it, and read back only when the change went as pla
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import subprocess
@@ -49,6 +50,7 @@ def test_the_bundle_needs_only_the_standard_library(tmp_path: Path) -> None:
 
 
 def test_an_older_python_is_told_in_one_line(tmp_path: Path) -> None:
+    ast.parse(main_text((3, 11)), feature_version=(3, 4))  # the refusal itself parses on old pythons
     main = tmp_path / "main.py"
     main.write_text(main_text((99, 0)))
     proc = subprocess.run([sys.executable, main], capture_output=True, text=True)
