@@ -51,6 +51,12 @@ reach 127.0.0.1 must not be able to send it commands. Signatures are ignored.
 - `documents`: registered Command documents (schema 2.2, one aws:runShellScript step) whose
   script runs as AWS-RunShellScript's does, parameters checked by allowedValues / allowedPattern
   and put in for `{{ name }}`.
+- aws:downloadContent steps (sourceType S3) in a registered document: stands in for the agent
+  fetching an S3 object before the shell step runs. The object named by sourceInfo's https URL
+  (path-style: /bucket/key) is read from the emulator's S3 store (`s3_endpoint`) and written on
+  the host as <destinationPath>/<the URL's last name> (assumed: the agent keeps the object's
+  name inside a destination directory), in base64 chunks through the host's transport. A
+  download that fails ends the invocation Failed without running the shell step.
 Not modelled: CloudWatch output, other documents and steps, and stopping a command at its
 execution timeout (it runs on until the transport's command_timeout, and its result is dropped).
 """
@@ -79,6 +85,8 @@ PLUGIN_OUTPUT_LIMIT = 2_500
 REBOOT_EXIT_CODE = 194
 STOPPED_EXIT_CODE = 137
 PLUGIN = "aws:runShellScript"
+DOWNLOAD_PLUGIN = "aws:downloadContent"
+DOWNLOAD_CHUNK = 60_000  # base64 characters per command: under Linux's 128 KiB for one argument
 
 
 @dataclasses.dataclass
@@ -141,6 +149,7 @@ class _Rollout:
     bucket: str = ""
     prefix: str = ""
     errors: int = 0
+    downloads: tuple[tuple[str, str], ...] = ()  # (S3 URL, destination dir) fetched before the script
 
 
 def _limit(text: str | None, targets: int, default: int) -> int:
@@ -313,12 +322,15 @@ class SsmEmulator:
         params = req.get("Parameters", {})
         if req.get("DocumentName") in self.documents:
             script, params = _document_script(self.documents[req["DocumentName"]], params)
+            downloads = _document_downloads(self.documents[req["DocumentName"]], params)
         elif req.get("DocumentName") != "AWS-RunShellScript":
             raise ApiError("InvalidDocument", "only AWS-RunShellScript and the registered documents are emulated")
         elif not params.get("commands"):
             raise ApiError("InvalidParameters", "commands is required")
         else:
             script = "\n".join(params["commands"])
+        if req.get("DocumentName") not in self.documents:
+            downloads = ()
         ids = self._targets(req)
         execution_timeout = float(params.get("executionTimeout", ["3600"])[0])
         if self.faults.execution_timeout is not None:
@@ -335,6 +347,7 @@ class SsmEmulator:
             max_errors=_limit(req.get("MaxErrors"), len(ids), 0),
             bucket=bucket,
             prefix=req.get("OutputS3KeyPrefix") or "",
+            downloads=downloads,
         )
         command_id = str(uuid.uuid4())
         now, wall = time.monotonic(), time.time()
@@ -525,6 +538,12 @@ class SsmEmulator:
         """Upload the whole stdout where the agent would, before the status says it ended."""
         if not rollout.bucket or not stdout:
             return
+        prefix = f"{rollout.prefix}/" if rollout.prefix else ""
+        key = f"{prefix}{inv.command_id}/{inv.instance_id}/awsrunShellScript/0.awsrunShellScript/stdout"
+        self._s3_client().put_object(Bucket=rollout.bucket, Key=key, Body=stdout.encode())
+        inv.stdout_url = f"{self.s3_endpoint}/{rollout.bucket}/{key}"
+
+    def _s3_client(self) -> Any:
         if self._s3 is None:
             import boto3
 
@@ -535,10 +554,25 @@ class SsmEmulator:
                 aws_access_key_id="emulator",
                 aws_secret_access_key="emulator",
             )
-        prefix = f"{rollout.prefix}/" if rollout.prefix else ""
-        key = f"{prefix}{inv.command_id}/{inv.instance_id}/awsrunShellScript/0.awsrunShellScript/stdout"
-        self._s3.put_object(Bucket=rollout.bucket, Key=key, Body=stdout.encode())
-        inv.stdout_url = f"{self.s3_endpoint}/{rollout.bucket}/{key}"
+        return self._s3
+
+    def _download(self, instance_id: str, url: str, directory: str) -> None:
+        """aws:downloadContent (S3): the object at `url` (path-style) into `directory` on the host."""
+        import base64
+        import shlex
+        import urllib.parse
+
+        bucket, _, key = urllib.parse.urlsplit(url).path.lstrip("/").partition("/")
+        if not self.s3_endpoint:
+            raise RuntimeError("aws:downloadContent: this emulator was started without an S3 store")
+        data = base64.b64encode(self._s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()).decode()
+        final = shlex.quote(f"{directory}/{key.rsplit('/', 1)[-1]}")
+        host, part = self._host(instance_id), shlex.quote(f"{directory}/.cisaudit-download")
+        host.run_expect([0], "sh -c %s", f"mkdir -p {shlex.quote(directory)} && : >{part}")
+        for start in range(0, len(data), DOWNLOAD_CHUNK):
+            chunk = data[start : start + DOWNLOAD_CHUNK]
+            host.run_expect([0], "sh -c %s", f"printf %s {chunk} | base64 -d >>{part}")
+        host.run_expect([0], "sh -c %s", f"mv -f {part} {final}")
 
     def _execute(self, inv: _Invocation, rollout: _Rollout) -> None:
         f = self.faults
@@ -565,7 +599,9 @@ class SsmEmulator:
             self._finish(inv, "Failed", "Failed", 1, "", "emulator: forced failure\n")
             return
         outcome: dict[str, Any] = {}
-        worker = threading.Thread(target=self._run, args=(inv.instance_id, rollout.script, outcome), daemon=True)
+        worker = threading.Thread(
+            target=self._run, args=(inv.instance_id, rollout.script, outcome, rollout.downloads), daemon=True
+        )
         worker.start()
         deadline = time.monotonic() + execution
         while worker.is_alive() and time.monotonic() < deadline and not inv.cancel.is_set():
@@ -592,8 +628,12 @@ class SsmEmulator:
                     status, err = "Failed", f"{err}\nemulator: S3 upload failed: {exc!r}\n"
                 self._finish(inv, status, status, rc, out, err)
 
-    def _run(self, instance_id: str, script: str, outcome: dict[str, Any]) -> None:
+    def _run(
+        self, instance_id: str, script: str, outcome: dict[str, Any], downloads: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         try:
+            for url, directory in downloads:  # the document's aws:downloadContent steps, first
+                self._download(instance_id, url, directory)
             if self.runner is not None:
                 outcome.update(zip(("rc", "stdout", "stderr"), self.runner(instance_id, script), strict=True))
                 return
@@ -629,13 +669,28 @@ def _document_script(document: dict[str, Any], given: dict[str, list[str]]) -> t
         if "allowedPattern" in spec and not re.search(spec["allowedPattern"], value):
             raise ApiError("InvalidParameters", f"{name}={value!r} does not match {spec['allowedPattern']}")
         values[name] = value
-    (step,) = document["mainSteps"]
+    (step,) = [s for s in document["mainSteps"] if s["action"] != DOWNLOAD_PLUGIN]
     if step["action"] != "aws:runShellScript":
         raise ApiError("InvalidDocument", f"step action {step['action']!r} is not emulated")
     script = "\n".join(step["inputs"]["runCommand"])
     script = re.sub(r"\{\{ *(\w+) *\}\}", lambda m: values[m.group(1)], script)
     timeout = step["inputs"].get("timeoutSeconds", "3600")
     return script, {name: [value] for name, value in values.items()} | {"executionTimeout": [str(timeout)]}
+
+
+def _document_downloads(document: dict[str, Any], params: dict[str, list[str]]) -> tuple[tuple[str, str], ...]:
+    """(URL, destinationPath) of each aws:downloadContent step (sourceType S3), parameters put in."""
+    downloads = []
+    for step in document["mainSteps"]:
+        if step["action"] != DOWNLOAD_PLUGIN:
+            continue
+        inputs = json.loads(re.sub(r"\{\{ *(\w+) *\}\}", lambda m: params[m.group(1)][0], json.dumps(step["inputs"])))
+        if inputs.get("sourceType") != "S3":
+            raise ApiError(
+                "InvalidDocument", f"aws:downloadContent sourceType {inputs.get('sourceType')!r} is not emulated"
+            )
+        downloads.append((json.loads(inputs["sourceInfo"])["path"], inputs["destinationPath"]))
+    return tuple(downloads)
 
 
 # SSM Compliance quotas. From botocore's ssm model: at most 10,000 items per call (validated by the

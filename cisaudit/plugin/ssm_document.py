@@ -20,7 +20,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--ssm-document-results",
         default=None,
         metavar="COMMAND_ID",
-        help="judge the output of the cisaudit SSM document run COMMAND_ID (remediation/) on each ssm:// host",
+        help="judge the output of the cisaudit SSM document run COMMAND_ID (remediation/: an audit, or what a "
+        "remediate left) on each ssm:// host",
     )
 
 
@@ -32,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
     clashes = [flag for flag in ("remediate", "backout", "ssm_s3_bucket") if config.getoption(flag)]
     if clashes:
         flag = "--" + clashes[0].replace("_", "-")
-        raise pytest.UsageError(f"--ssm-document-results judges a finished audit: leave out {flag}")
+        raise pytest.UsageError(f"--ssm-document-results judges a finished document run: leave out {flag}")
     if not command_id.strip():
         raise pytest.UsageError("--ssm-document-results is empty: give the document run's CommandId")
 

@@ -55,6 +55,24 @@ def test_the_document_runs_the_probe_the_suite_sends(version: str, tmp_path: Pat
     assert command == compose({"M": marker, **probe_values(controls(version))}, *PROBE_PIECES)
     parsed = parse_header(header)
     assert parsed is not None and (parsed.action, parsed.benchmark, parsed.run_id) == ("audit", version, "run-42")
+    assert parsed.sent == "run-42"
+
+
+def test_a_backout_without_run_id_undoes_the_latest_run(tmp_path: Path) -> None:
+    """runId empty: backout.sh gets an empty CISAUDIT_RUN_ID (the latest run not yet undone), not
+    a run id made on the instance, which names no run (backout.sh then cancelled that id)."""
+    command, _ = _composed("backout", "1.7.0", "", tmp_path)
+    assert command == render_backout(None, dry_run=False).replace("CISAUDIT_RUN_ID=''\n", "CISAUDIT_RUN_ID=\n")
+
+
+def test_an_association_without_run_id_gives_every_instance_the_same_nonces(tmp_path: Path) -> None:
+    """A State Manager association sends runId empty: each instance makes its own run id (its
+    journal's), and the nonces come from the runId as sent, so one command's instances are read
+    back together (read_results used to refuse them: "different run ids")."""
+    command, header = _composed("audit", "1.7.0", "", tmp_path)
+    parsed = parse_header(header)
+    assert parsed is not None and parsed.sent == "" and parsed.run_id != ""
+    assert command.startswith(f"M={nonces('')[0]}\n")
 
 
 def test_the_document_runs_the_backout_the_suite_sends(tmp_path: Path) -> None:

@@ -1,21 +1,14 @@
 # cisaudit SSM Command document (remediation/cisaudit-docker.ssm.json): choose the action's
 # command and print the header that --ssm-document-results reads, then ssm-wrapper.sh frames it.
 # POSIX sh. cisaudit/host/ssm/document.py composes: the document's parameters, assignments,
-# preamble.sh, this file, ssm-wrapper.sh. The assignments:
+# preamble.sh, ssm-runid.sh, this file, ssm-wrapper.sh. The assignments:
 #   CISAUDIT_DOC_ACTION, CISAUDIT_DOC_BENCHMARK, CISAUDIT_DOC_KEY, CISAUDIT_DOC_RUN_ID  the
 #       document's parameters (SSM substitutes them; each is checked by its allowedPattern)
 #   CISAUDIT_DOC_VALUES_<version with _>  the probe's assignments for that benchmark version
 #   CISAUDIT_DOC_PROBE                     preamble.sh, then host/probe.py PROBE_PIECES
 #   CISAUDIT_DOC_BACKOUT                   preamble.sh, common.sh, backout.sh
-# The nonces come from the run id (the probe adds its own secret half, probe-lib.sh):
-#   sha256(run id) = 16 hex of the probe's public marker, then 32 hex of the frame's nonce.
+# The run id and nonces: ssm-runid.sh, composed before this file.
 # shellcheck shell=sh
-if [ -z "$CISAUDIT_DOC_RUN_ID" ]; then
-  CISAUDIT_DOC_RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
-fi
-h=$(printf '%s' "$CISAUDIT_DOC_RUN_ID" | sha256sum | cut -c1-48)
-# shellcheck disable=SC2034 # read by ssm-wrapper.sh, composed after this file
-CISAUDIT_FRAME_NONCE=$(printf '%s' "$h" | cut -c17-48)
 version_values() {
   case "$1" in '' | *[!0-9.]*) return ;; esac
   eval "printf '%s' \"\$CISAUDIT_DOC_VALUES_$(printf '%s' "$1" | tr . _)\""
@@ -28,13 +21,14 @@ audit)
     exit 2
   fi
   # shellcheck disable=SC2034 # read by ssm-wrapper.sh
-  CISAUDIT_FRAME_COMMAND="M=@@cisaudit-$(printf '%s' "$h" | cut -c1-16)
+  CISAUDIT_FRAME_COMMAND="M=@@cisaudit-$(printf '%s' "$CISAUDIT_DOC_HASH" | cut -c1-16)
 $values
 $CISAUDIT_DOC_PROBE"
   ;;
 backout)
+  # The runId as sent: empty backs out the latest run (a made id would name no run).
   # shellcheck disable=SC2034 # read by ssm-wrapper.sh
-  CISAUDIT_FRAME_COMMAND="CISAUDIT_RUN_ID=$CISAUDIT_DOC_RUN_ID
+  CISAUDIT_FRAME_COMMAND="CISAUDIT_RUN_ID=$CISAUDIT_DOC_SENT_ID
 CISAUDIT_DRY_RUN=0
 CISAUDIT_FORCE=0
 $CISAUDIT_DOC_BACKOUT"
@@ -44,5 +38,5 @@ $CISAUDIT_DOC_BACKOUT"
   exit 2
   ;;
 esac
-printf 'cisaudit-document: action=%s benchmark=%s key=%s run-id=%s\n' \
-  "$CISAUDIT_DOC_ACTION" "$CISAUDIT_DOC_BENCHMARK" "$CISAUDIT_DOC_KEY" "$CISAUDIT_DOC_RUN_ID"
+printf 'cisaudit-document: action=%s benchmark=%s key=%s run-id=%s sent-run-id=%s\n' \
+  "$CISAUDIT_DOC_ACTION" "$CISAUDIT_DOC_BENCHMARK" "$CISAUDIT_DOC_KEY" "$CISAUDIT_DOC_RUN_ID" "$CISAUDIT_DOC_SENT_ID"

@@ -5,9 +5,12 @@ The document runs, on an instance, without this runner: action `audit` runs the 
 (probe.PROBE_PIECES with the benchmark version's values, host/probe.py probe_values);
 `backout` runs backout.sh (common.sh) for the run id. Its output is one header line
 (`cisaudit-document: ...`) and the frame ssm-wrapper.sh prints, as for every SSM command.
-`--remediate` needs the plan made from the probe (model/plan.py): it stays the suite's.
-Regenerate after a script changes: `python -m cisaudit.host.ssm.document > remediation/cisaudit-docker.ssm.json`
-(selftests/unit/test_ssm_document.py fails while the committed file differs).
+The second document, remediation/cisaudit-docker-remediate.ssm.json, runs `action=remediate`:
+aws:downloadContent fetches the zipapp of this package (host/ssm/bundle.py) from S3, the shell
+step checks it against the bundleSha256 parameter, and host/ssm/onhost.py plans from the probe
+with the suite's own model, applies under the host lock and probes again (README "AWS" says why
+two documents). Regenerate after a script changes: `python -m cisaudit.host.ssm.document --write
+remediation` (selftests/unit/test_ssm_document.py fails while a committed file differs).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from cisaudit.host.shell import assignments, compose, piece
 from cisaudit.model.catalogue import DEFAULT_KEY, DEFAULT_VERSION, VERSIONS, controls
 
 ACTIONS = ("audit", "backout")
+DOCUMENT_FILE = "cisaudit-docker.ssm.json"
 HEADER = re.compile(
-    r"^cisaudit-document: action=(?P<action>\S+) benchmark=(?P<benchmark>\S*) key=(?P<key>\S*) run-id=(?P<run_id>\S+)$",
+    r"^cisaudit-document: action=(?P<action>\S+) benchmark=(?P<benchmark>\S*) key=(?P<key>\S*)"
+    r" run-id=(?P<run_id>\S+) sent-run-id=(?P<sent>\S*)$",
     re.M,
 )
 RUN_ID_PATTERN = "^[A-Za-z0-9._:-]{0,64}$"
@@ -52,11 +57,12 @@ class Header:
     action: str
     benchmark: str
     key: str
-    run_id: str
+    run_id: str  # this instance's (the runId parameter, or made on the instance when it was empty)
+    sent: str  # the runId parameter as sent, the same on every instance: the nonces come from it
 
 
 def nonces(run_id: str) -> tuple[str, str]:
-    """(probe's public marker, frame nonce) from the run id, as ssm-document.sh makes them."""
+    """(probe's public marker, frame nonce) from the runId sent, as ssm-runid.sh makes them."""
     digest = hashlib.sha256(run_id.encode()).hexdigest()
     return "@@cisaudit-" + digest[:16], digest[16:48]
 
@@ -84,7 +90,7 @@ def parameter_lines() -> str:
 
 
 def document_script(wrapper: str = "ssm-wrapper.sh") -> str:
-    return parameter_lines() + compose(script_values(), "ssm-document.sh", wrapper)
+    return parameter_lines() + compose(script_values(), "ssm-runid.sh", "ssm-document.sh", wrapper)
 
 
 def build_document() -> dict[str, Any]:
@@ -117,8 +123,32 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Print the audit/backout document; --write DIR: write both committed documents there;
+    --bundle PATH: build the remediate document's zipapp and print its sha256."""
+    import argparse
+    from pathlib import Path
+
+    from cisaudit.host.ssm import remediate_document
+
+    parser = argparse.ArgumentParser(prog="python -m cisaudit.host.ssm.document")
+    parser.add_argument("--write", metavar="DIR", type=Path, help="write both documents into DIR (remediation/)")
+    parser.add_argument("--bundle", metavar="PATH", type=Path, help="build the remediate document's zipapp")
+    args = parser.parse_args(argv)
+    if args.bundle:
+        from cisaudit.host.ssm.bundle import write_bundle
+
+        print(write_bundle(args.bundle))
+    if args.write:
+        (args.write / DOCUMENT_FILE).write_text(render_document())
+        (args.write / remediate_document.DOCUMENT_FILE).write_text(remediate_document.render())
+    if not (args.bundle or args.write):
+        sys.stdout.write(render_document())
+    return 0
+
+
 if __name__ == "__main__":
-    sys.stdout.write(render_document())
+    sys.exit(main())
 
 
 def read_results(
@@ -130,36 +160,50 @@ def read_results(
     region: str | None,
     profile: str | None,
 ) -> None:
-    """Each instance's audit output of the document run `command_id` into the spool, as a fleet
+    """Each instance's probe output of the document run `command_id` into the spool, as a fleet
     fan-out leaves its probe results (or the instance's one-line error); the spool's nonce is the
-    run's probe marker. The run must be an audit of `version` with a key the suite judges with."""
-    run_ids: set[str] = set()
+    run's probe marker. The run must be an audit, or a remediate (its re-probe after the change),
+    of `version` with a key the suite judges with."""
+    sent_ids: set[str] = set()  # the runId parameters sent (one per command)
     for instance in instance_ids:
         try:
             header, (rc, out, err) = _read_one(command_id, instance, region, profile)
         except RuntimeError as exc:
             spool.put_error(instance, f"ssm://{instance}: {exc}")
             continue
-        problem = _mismatch(header, version, keys, run_ids)
+        problem = _mismatch(header, version, keys, sent_ids)
         if problem:
             spool.put_error(instance, f"ssm://{instance}: document run {command_id}: {problem}")
             continue
-        run_ids.add(header.run_id)
+        sent_ids.add(header.sent)
+        if header.action == "remediate":  # judge what the change left: its re-probe
+            out, problem = _remediated_probe(out, err)
+            if problem:
+                spool.put_error(instance, f"ssm://{instance}: document run {command_id}: {problem}")
+                continue
         spool.put_result(instance, rc, out, err)
         spool.publish(instance)  # the run is finished: its output is the instance's
-    spool.set_nonce(nonces(next(iter(run_ids)))[0] if run_ids else "@@cisaudit-none")
+    spool.set_nonce(nonces(next(iter(sent_ids)))[0] if sent_ids else "@@cisaudit-none")
     spool.finish()  # every instance has its result or error: no session waits for more
 
 
-def _mismatch(header: Header, version: str, keys: Any, run_ids: set[str]) -> str:
-    if header.action != "audit":
-        return f"action {header.action}, not audit: only an audit's output can be judged"
+def _remediated_probe(out: bytes, err: bytes) -> tuple[bytes, str]:
+    from cisaudit.host.ssm.remediate_document import probe_part
+
+    probe, problem = probe_part(out.decode("utf-8", "replace"))
+    said = err.decode("utf-8", "replace").strip().splitlines()
+    return probe.encode(), problem + (f" ({said[-1][:300]})" if problem and said else "")
+
+
+def _mismatch(header: Header, version: str, keys: Any, sent_ids: set[str]) -> str:
+    if header.action not in ("audit", "remediate"):
+        return f"action {header.action}, not audit or remediate: only those leave a probe to judge"
     if header.benchmark != version:
         return f"ran for benchmark {header.benchmark}; give --benchmark={header.benchmark}"
     if not keys.any and header.key not in keys.names:
         return f"ran with auditKey {header.key}; give --audit-key={header.key}"
-    if run_ids and header.run_id not in run_ids:
-        return "its instances ran with different run ids: send the document with one runId parameter"
+    if sent_ids and header.sent not in sent_ids:
+        return "its instances were sent different runId parameters: read one command's output"
     return ""
 
 
@@ -180,4 +224,4 @@ def _read_one(
     header = parse_header(inv.get("StandardOutputContent", ""))
     if header is None:
         raise RuntimeError(f"{command_id}'s output has no cisaudit-document header: not this document's run")
-    return header, backend._collect(inv, nonces(header.run_id)[1], time.monotonic() + 600)
+    return header, backend._collect(inv, nonces(header.sent)[1], time.monotonic() + 600)
