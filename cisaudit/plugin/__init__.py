@@ -12,7 +12,7 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 from cisaudit.host.hostspec import INSTANCE_ID, TRANSPORTS, SpecError, parse_spec
-from cisaudit.host.ssm.fanout import parse_concurrency
+from cisaudit.host.ssm.fanout import DEFAULT_MAX_CONCURRENCY, parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, CatalogueError, Control, controls, select
 from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.shard import Shard
@@ -120,8 +120,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--ssm-max-concurrency",
-        default="50",
-        help="fan-out audit: instances probing at once, a count or a percentage (default 50)",
+        default=DEFAULT_MAX_CONCURRENCY,
+        help="fan-out audit: instances probing at once, a count or a percentage (default "
+        f"{DEFAULT_MAX_CONCURRENCY}; the API's own default is 50)",
     )
     group.addoption(
         "--waivers",

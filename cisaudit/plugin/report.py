@@ -31,6 +31,7 @@ from cisaudit.plugin import HOSTS_KEY, WAIVERS_KEY, aggregated, audit_keys, base
 from cisaudit.plugin.aggregate import case_of
 from cisaudit.plugin.cases import case_name, host_of_nodeid
 from cisaudit.plugin.pytest_private import set_junit_classname
+from cisaudit.publish.stream import HostPublisher, HostStream
 
 UNWRITTEN_KEY = pytest.StashKey[dict[str, str]]()  # output name -> why it was not written
 RESULTS_KEY = pytest.StashKey[RunResults]()  # what the outputs were made from (publication errors included)
@@ -80,7 +81,18 @@ def pytest_configure(config: pytest.Config) -> None:
         _fleet_html(config, registry.fleet_reports(settings))
     config.stash[OUTPUTS_KEY] = built
     spool = next((o.spool for o in built[1] if isinstance(o, JunitOutput)), None)
-    config.pluginmanager.register(ComplianceTally(spool, config), "cisaudit-tally")
+    tally = ComplianceTally(spool, config)
+    tally.stream = _host_stream(config, built[0], tally)
+    config.pluginmanager.register(tally, "cisaudit-tally")
+
+
+def _host_stream(config: pytest.Config, publishers: list[Publisher], tally: ComplianceTally) -> HostStream | None:
+    """Each host to the publishers that take one host at a time, as soon as its tests are over
+    (publish/stream.py); not under xdist, whose workers' reports interleave hosts."""
+    early = [p for p in publishers if isinstance(p, HostPublisher)]
+    if not early or config.getoption("numprocesses", None):
+        return None
+    return HostStream(early, lambda: tally.run_info(config))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -122,6 +134,7 @@ class ComplianceTally:
         self._setup_start: dict[str, float] = {}
         self.shown: set[int] = set()  # id() of the failed reports whose cases the terminal shows itself
         self.deselected = False  # the selection left every case of the suite out: still "nothing checked"
+        self.stream: HostStream | None = None  # each host's records to the publishers, as the run goes
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.deselected = self.deselected or any(case_of(item) is not None for item in items)
@@ -188,10 +201,16 @@ class ComplianceTally:
             if record.host_facts:
                 self.facts[record.host] = json.loads(record.host_facts)
             self.cases.append(replace(record, host_facts="") if record.host_facts else record)
+            if self.stream is not None:
+                self.stream.add(self.cases[-1])
 
     def results(self, config: pytest.Config) -> RunResults:
+        waivers = tuple(config.stash.get(WAIVERS_KEY, {}).values())
+        return RunResults(self.run_info(config), self.cases, self.facts, dict(self.commands), waivers=waivers)
+
+    def run_info(self, config: pytest.Config) -> RunInfo:
         option = config.getoption
-        info = RunInfo(
+        return RunInfo(
             command_line(redact_args(config.invocation_params.args)),
             describe_mode(
                 option("remediate", False),
@@ -207,8 +226,6 @@ class ComplianceTally:
             _given_hosts(config),
             benchmark=benchmark(option("benchmark")),
         )
-        waivers = tuple(config.stash.get(WAIVERS_KEY, {}).values())
-        return RunResults(info, self.cases, self.facts, dict(self.commands), waivers=waivers)
 
 
 def _given_hosts(config: pytest.Config) -> tuple[str, ...]:
@@ -229,6 +246,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     tally = _tally(config)
     if hasattr(config, "workerinput") or not tally.ran:  # xdist workers: the controller writes
         return
+    if tally.stream is not None:
+        tally.stream.close()  # the last host to the publishers too
     results = config.stash[RESULTS_KEY] = baseline.attach(config, tally.results(config))
     publishers, outputs = config.stash[OUTPUTS_KEY]
     published_ok = True

@@ -75,3 +75,52 @@ def test_a_refused_upload_is_the_hosts_error(monkeypatch: pytest.MonkeyPatch) ->
         assert SsmCompliancePublisher("Custom:T1x", "us-east-1").publish(results) == {}
     assert list(errors) == [f"ssm://{INSTANCE}"]
     assert "ComplianceTypeCountLimitExceededException" in errors[f"ssm://{INSTANCE}"]
+
+
+def _two_hosts() -> tuple[RunResults, list[CaseRecord], list[CaseRecord]]:
+    info = RunInfo("pytest", "audit", False, 1.8e9, 1.8e9 + 1, "0.1.0", benchmark=benchmark("1.7.0"))
+    first = [CaseRecord(f"ssm://{INSTANCE}", "1.1.6", Check.LIVE, Status.PASS, title="Audit /etc/docker", level="1")]
+    second = [CaseRecord(f"ssm://{OTHER}", "1.1.6", Check.LIVE, Status.FAIL, title="Audit /etc/docker", level="1")]
+    return RunResults(info, first + second, {}), first, second
+
+
+OTHER = "i-0123456789abcdef1"
+
+
+def test_a_host_sent_early_is_not_sent_again_and_its_refusal_is_still_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """host_done sends each host while the run goes on (publish/stream.py); publish then returns
+    those calls' outcomes without calling again: one request per host, the refusal in the errors."""
+    from selftests.ssm_emulator import Faults
+
+    results, first, second = _two_hosts()
+    faults = Faults(deny_compliance=frozenset({OTHER}))
+    with SsmEmulator({INSTANCE: None, OTHER: None}, faults=faults) as emu:  # type: ignore[dict-item]
+        for name, value in emu.environ.items():
+            monkeypatch.setenv(name, value)
+        publisher = SsmCompliancePublisher("Custom:CISDockerAudit", "us-east-1")
+        publisher.host_done(f"ssm://{INSTANCE}", first, results.info)
+        publisher.host_done(f"ssm://{OTHER}", second, results.info)
+        errors = publisher.publish(results)
+        requests = emu.stats()["requests"]["PutComplianceItems"]
+    assert requests == 2
+    assert list(errors) == [f"ssm://{OTHER}"] and "AccessDenied" in errors[f"ssm://{OTHER}"]
+
+
+def test_a_host_whose_records_changed_after_it_was_sent_is_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host sent early with fewer records than it ends with (its records were not together) is
+    sent again whole: the service ends with every item."""
+    results, first, _ = _two_hosts()
+    extra = CaseRecord(f"ssm://{INSTANCE}", "1.1.6", Check.PERSISTED, Status.FAIL, title="Audit /etc/docker")
+    results = RunResults(results.info, [*first, extra], {})
+    with SsmEmulator({INSTANCE: None}) as emu:  # type: ignore[dict-item]
+        for name, value in emu.environ.items():
+            monkeypatch.setenv(name, value)
+        publisher = SsmCompliancePublisher("Custom:CISDockerAudit", "us-east-1")
+        publisher.host_done(f"ssm://{INSTANCE}", first, results.info)
+        assert publisher.publish(results) == {}
+        listed = _client(emu).list_compliance_items(ResourceIds=[INSTANCE])["ComplianceItems"]
+        requests = emu.stats()["requests"]["PutComplianceItems"]
+    assert sorted(i["Id"] for i in listed) == ["1.1.6-live", "1.1.6-persisted"]
+    assert requests == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def test_concurrency_is_a_count_or_a_percentage(text: str, expected: str) -> Non
     assert fanout.parse_concurrency(text) == expected
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "101%", "ten", "5.5", ""])
+@pytest.mark.parametrize("text", ["0", "-1", "101%", "ten", "5.5", "", "10000000"])
 def test_other_concurrency_values_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="expected a number"):
         fanout.parse_concurrency(text)
@@ -145,3 +146,12 @@ def test_a_session_waits_for_a_result_until_the_service_bound_it(tmp_path: Path)
     with pytest.raises(SpoolError, match="not the output SSM reports"):
         spool.take("i-2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done", "i-1.json", "i-2.json"]
+
+
+def test_the_default_concurrency_is_a_value_the_api_takes_and_rolls_10000_out_in_20_rounds() -> None:
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("ssm").shape_for("MaxConcurrency")
+    assert re.fullmatch(shape.metadata["pattern"], fanout.DEFAULT_MAX_CONCURRENCY)
+    assert fanout.parse_concurrency("9999999") == "9999999"  # the model's longest
+    assert fanout.waves(10_000, fanout.DEFAULT_MAX_CONCURRENCY) == 20

@@ -21,6 +21,11 @@ MAX_IDS_PER_COMMAND = 50
 # plugin (aws:runShellScript) and step 0 (SSM user guide, "Output S3 key").
 STDOUT_PATH = "awsrunShellScript/0.awsrunShellScript/stdout"
 MAX_ERRORS = "100%"
+# --ssm-max-concurrency's default. The API's is 50 (SendCommand, MaxConcurrency), which rolls 10,000
+# instances out in 200 rounds of the probe's run time; the probe only reads, and each instance runs
+# it on its own, so 500 at once (20 rounds) costs the fleet nothing and its output is the same. Any
+# count the API takes (up to 7 digits) or a percentage can be given instead.
+DEFAULT_MAX_CONCURRENCY = "500"
 MAX_DELIVERY_TIMEOUT = 2_592_000  # SendCommand's TimeoutSeconds upper bound
 RUNNING = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 COMPLETED = frozenset({"Success", "Failed"})
@@ -28,7 +33,8 @@ COMPLETED = frozenset({"Success", "Failed"})
 BROKEN_DETAILS = frozenset(
     {"DeliveryTimedOut", "ExecutionTimedOut", "Undeliverable", "Terminated", "Cancelled", "Cancelling"}
 )
-_CONCURRENCY = re.compile(r"([1-9][0-9]*)(%?)")
+# botocore's ssm model: MaxConcurrency is 1-7 characters, ^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$
+_CONCURRENCY = re.compile(r"([1-9][0-9]{0,6})(%?)")
 
 
 @dataclass(frozen=True)
