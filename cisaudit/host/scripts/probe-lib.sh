@@ -60,7 +60,7 @@ dump() {  # dump NAME FILE: a file's bytes, or why it could not be read
 stat_paths() {
   if stat --printf '' -- / 2>/dev/null; then
     sec args; printf '%s\0' "$@"; end
-    sec lstat; stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null; end
+    sec lstat; lstat_all "$@"; end
   else
     sec paths
     for p in "$@"; do
@@ -81,5 +81,39 @@ stat_paths() {
   else  # no GNU readlink (busybox): one call per path
     for p in "$@"; do printf '%s\0' "$(readlink -f "$p" 2>/dev/null)"; done; printf 0
   fi
+  end
+}
+# lstat_all P...: stat's records of the paths that exist. stdbuf: each absent path's error in one
+# write(), not four (every system call pays the kernel's walk of thousands of rules).
+lstat_all() {
+  stdbuf -eL stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null
+  if [ "$?" -ge 125 ]; then  # stdbuf could not run stat
+    exec >"$probe_tmp/body"; stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null
+  fi
+}
+# stat_lines P...: stat_paths for newline-free paths that come with all their ancestors (the
+# probe's list); readlink -m only of paths that are or lie below a symlink (`links`, then their
+# `targets`). The others resolve to themselves (cisaudit/host/probe.py lexical_target).
+stat_lines() {
+  if ! stat --printf '' -- / 2>/dev/null || ! readlink -z -m -- / >/dev/null 2>&1; then
+    stat_paths "$@"
+    return
+  fi
+  sec args; printf '%s\0' "$@"; end
+  sec lstat; lstat_all "$@"
+  tr '\0' '\n' <"$probe_tmp/body" | awk 'NR % 2 { l = /^symbolic link / } !(NR % 2) && l' >"$probe_tmp/symlinks"
+  end
+  under=$(printf '%s\n' "$@" | awk 'FNR == NR { link[$0]; next }
+    { p = $0; while (p != "") { if (p in link) { print; next }; if (!sub(/\/[^\/]*$/, "", p)) next } }' "$probe_tmp/symlinks" -)
+  set -f
+  IFS='
+'
+  # shellcheck disable=SC2086 # one path per line, globbing off
+  set -- $under
+  unset IFS
+  set +f
+  sec links; printf '%s\0' "$@"; end
+  sec targets
+  if [ "$#" -gt 0 ]; then readlink -z -m -- "$@" 2>/dev/null; printf '%s' "$?"; else printf 0; fi
   end
 }
