@@ -120,7 +120,7 @@ def lexical_target(path: str) -> str:
 def parse_lstat_sections(args: str, lstat: str, targets: str, links: str | None = None) -> dict[str, PathInfo]:
     """The one-stat form: every argument, and `KIND MODE UID GID`, PATH records for those that
     exist (a path stat did not print is absent). Targets pair with every argument, or, with
-    `links` (stat_lines), with those paths only: every other one has no symlink in it."""
+    `links` (stat_lines), with the symlinks among them only."""
     paths = _records(args)
     records = _records(lstat)
     found: dict[str, tuple[str, str]] = {}
@@ -132,12 +132,29 @@ def parse_lstat_sections(args: str, lstat: str, targets: str, links: str | None 
         resolved = dict(zip(paths, _paired_targets(targets, len(paths)), strict=True))
     else:
         linked = _records(links)
-        resolved = dict(zip(linked, _paired_targets(targets, len(linked)), strict=True))
+        resolved = _below_links(paths, dict(zip(linked, _paired_targets(targets, len(linked)), strict=True)))
     return {
-        path: PathInfo(path, kind, resolved[path] if path in resolved else lexical_target(path), owner)
+        path: PathInfo(path, kind, resolved[path], owner)
         for path in paths
         for kind, owner in (found.get(path, ("absent", "")),)
     }
+
+
+def _below_links(paths: list[str], links: dict[str, str]) -> dict[str, str]:
+    """readlink -m of each path, from the targets of the symlinks alone (stat_lines: every
+    ancestor of a path is among the paths, so no component below its nearest symlink ancestor,
+    or in it when it has none, is a symlink). A link whose target is unknown leaves those below
+    it unknown."""
+    resolved = {}
+    for path in paths:
+        head, below = path, []
+        while head and head not in links:
+            head, _, name = head.rpartition("/")
+            below.append(name)
+        base = links[head] if head else ""
+        below.reverse()
+        resolved[path] = lexical_target("/".join([base, *below])) if base or not head else ""
+    return resolved
 
 
 def _stat_paths(bodies: dict[str, str]) -> dict[str, PathInfo]:

@@ -47,16 +47,10 @@ dump() {  # dump NAME FILE: a file's bytes, or why it could not be read
   elif [ -e "$2" ]; then sec "$1-error" "$2"; echo "not a readable regular file"; end
   fi
 }
-# stat_paths P...: every argument is a path (any byte but NUL). NUL-separated sections, so that
-# no byte in a path can shift a record (docs/kernel-behaviour.md, "Probe"). With GNU stat, each
-# path is stat'ed once (a host with thousands of rules names thousands of paths):
-#   args     PATH\0 per argument, in order
-#   lstat    KIND MODE UID GID\0PATH\0 for those that exist (stat's %F, not following a last symlink)
-# Without it (busybox), one test builtin per path and kind (forks are dear in an emulated guest):
-#   paths    KIND\0PATH\0 per argument
-#   modes    MODE UID GID PATH\0 for those that exist (for tmpfiles.d entries)
-# And in both:
-#   targets  readlink -m of every argument, NUL-terminated, in order, then readlink's exit code
+# stat_paths P...: paths (any byte but NUL) in NUL-framed sections (kernel-behaviour.md, "Probe").
+# GNU stat: `args` (PATH\0 each), `lstat` (KIND MODE UID GID\0PATH\0 of those that exist, %F).
+# busybox: `paths` (KIND\0PATH\0 each, test builtins), `modes` (MODE UID GID PATH\0 that exist).
+# Both: `targets`, each one's readlink -m\0 in order, then readlink's exit code.
 stat_paths() {
   if stat --printf '' -- / 2>/dev/null; then
     sec args; printf '%s\0' "$@"; end
@@ -83,37 +77,59 @@ stat_paths() {
   fi
   end
 }
-# lstat_all P...: stat's records of the paths that exist. stdbuf: each absent path's error in one
-# write(), not four (every system call pays the kernel's walk of thousands of rules).
+# lstat_all P...: stat's records of those that exist (stdbuf: an absent one's error in 1 write).
 lstat_all() {
   stdbuf -eL stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null
-  if [ "$?" -ge 125 ]; then  # stdbuf could not run stat
-    exec >"$probe_tmp/body"; stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null
-  fi
+  [ "$?" -lt 125 ] || { exec >"$probe_tmp/body"; stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null; }
 }
-# stat_lines P...: stat_paths for newline-free paths that come with all their ancestors (the
-# probe's list); readlink -m only of paths that are or lie below a symlink (`links`, then their
-# `targets`). The others resolve to themselves (cisaudit/host/probe.py lexical_target).
+# stat_lines P...: stat_paths for the probe's paths (newline-free, with their ancestors): those
+# listed_absent finds get no stat; readlink -m only of symlinks (`links`, `targets`): probe.py
+# resolves the rest. Each failed lookup walks every rule on an absent path (kernel-behaviour.md).
 stat_lines() {
   if ! stat --printf '' -- / 2>/dev/null || ! readlink -z -m -- / >/dev/null 2>&1; then
     stat_paths "$@"
     return
   fi
   sec args; printf '%s\0' "$@"; end
-  sec lstat; lstat_all "$@"
-  tr '\0' '\n' <"$probe_tmp/body" | awk 'NR % 2 { l = /^symbolic link / } !(NR % 2) && l' >"$probe_tmp/symlinks"
+  printf '%s\n' "$@" >"$probe_tmp/paths"
+  listed_absent "$probe_tmp/paths" >"$probe_tmp/absent"
+  sec lstat
+  by_line lstat_all "$(awk 'FILENAME == ARGV[1] { a[$0]; next } !($0 in a)' "$probe_tmp/absent" "$probe_tmp/paths")"
+  tr '\0' '\n' <"$probe_tmp/body" | awk 'NR % 2 { l = /^symbolic link / } !(NR % 2) && l' >"$probe_tmp/links"
   end
-  under=$(printf '%s\n' "$@" | awk 'FNR == NR { link[$0]; next }
-    { p = $0; while (p != "") { if (p in link) { print; next }; if (!sub(/\/[^\/]*$/, "", p)) next } }' "$probe_tmp/symlinks" -)
+  by_line resolve_links "$(cat "$probe_tmp/links")"
+}
+by_line() {  # CMD LINES: CMD with one argument per line (globbing off)
+  c=$1
   set -f
   IFS='
 '
-  # shellcheck disable=SC2086 # one path per line, globbing off
-  set -- $under
+  # shellcheck disable=SC2086
+  set -- $2
   unset IFS
   set +f
-  sec links; printf '%s\0' "$@"; end
+  "$c" "$@"
+}
+resolve_links() {
+  sec links; [ "$#" -eq 0 ] || printf '%s\0' "$@"; end
   sec targets
   if [ "$#" -gt 0 ]; then readlink -z -m -- "$@" 2>/dev/null; printf '%s' "$?"; else printf 0; fi
   end
+}
+# listed_absent FILE: the plain paths of FILE (a line each; no //, . or ..) that the listing of
+# their directory lacks, when it holds over LIST_ABOVE of them; none if find reports an error.
+# shellcheck disable=SC2016 # an awk program
+plain='/^(\/[^\/]+)+$/ && !/\/\.\.?(\/|$)/ { d = $0; sub(/\/[^\/]*$/, "", d); if (d == "") d = "/";'
+listed_absent() {
+  awk -v above="${LIST_ABOVE:-32}" "$plain"' if (++n[d] == above + 1) print d }' "$1" >"$probe_tmp/crowded"
+  by_line list_dirs "$(cat "$probe_tmp/crowded")" >"$probe_tmp/dirs" || return 0
+  awk "FILENAME == ARGV[1] { dir[\$0]; next } FILENAME == ARGV[2] { there[\$0]; next } $plain"'
+    if ((d in dir) && !($0 in there)) print }' "$probe_tmp/dirs" "$probe_tmp/entries" "$1"
+}
+list_dirs() {  # DIR...: those that are readable directories, their entries in $probe_tmp/entries
+  [ "$#" -gt 0 ] && by_line list_entries "$(find -H "$@" -maxdepth 0 -type d -readable -print 2>/dev/null)"
+}
+list_entries() {
+  [ "$#" -gt 0 ] && find -H "$@" -mindepth 1 -maxdepth 1 -printf '%p\n' >"$probe_tmp/entries" 2>"$probe_tmp/errors" &&
+    ! [ -s "$probe_tmp/errors" ] && printf '%s\n' "$@"
 }
