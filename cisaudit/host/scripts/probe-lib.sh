@@ -82,9 +82,8 @@ lstat_all() {
   stdbuf -eL stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null
   [ "$?" -lt 125 ] || { exec >"$probe_tmp/body"; stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null; }
 }
-# stat_lines P...: stat_paths for the probe's paths (newline-free, with their ancestors): those
-# listed_absent finds get no stat; readlink -m only of symlinks (`links`, `targets`): probe.py
-# resolves the rest. Each failed lookup walks every rule on an absent path (kernel-behaviour.md).
+# stat_lines P...: stat_paths for newline-free paths with their ancestors; no stat of what
+# listed_absent finds; readlink -m only of symlinks (`links`, `targets`; probe.py does the rest).
 stat_lines() {
   if ! stat --printf '' -- / 2>/dev/null || ! readlink -z -m -- / >/dev/null 2>&1; then
     stat_paths "$@"
@@ -116,8 +115,8 @@ resolve_links() {
   if [ "$#" -gt 0 ]; then readlink -z -m -- "$@" 2>/dev/null; printf '%s' "$?"; else printf 0; fi
   end
 }
-# listed_absent FILE: the plain paths of FILE (a line each; no //, . or ..) that the listing of
-# their directory lacks, when it holds over LIST_ABOVE of them; none if find reports an error.
+# listed_absent FILE: plain paths of FILE (a line each; no //, . or ..) missing from the listing
+# of their directory, if it holds over LIST_ABOVE of them; none if find reports an error.
 # shellcheck disable=SC2016 # an awk program
 plain='/^(\/[^\/]+)+$/ && !/\/\.\.?(\/|$)/ { d = $0; sub(/\/[^\/]*$/, "", d); if (d == "") d = "/";'
 listed_absent() {
