@@ -173,6 +173,7 @@ def _normalize_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+@lru_cache(maxsize=64)
 def _perms(value: str) -> frozenset[str]:
     perms = frozenset(value)
     if not perms or not perms <= ALL_PERMS:

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from cisaudit.host.probe import KERNEL_RULES
+from cisaudit.model.boot import BootModel
 from cisaudit.model.evaluate import _mentions
 from cisaudit.model.rules import AuditRule, lines_of, parse_rule
+from cisaudit.model.snapshot import Snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,3 +126,21 @@ def test_the_kernel_list_reader_makes_one_receive_per_rule_and_nothing_else(monk
     exec(compile(KERNEL_RULES.read_text(), str(KERNEL_RULES), "exec"), {"__name__": "kernel_rules"})
     assert capsys.readouterr().out == "exit always path 2f6574632f61\nexit always path 2f6574632f62\ndone\n"
     assert sockets[0].options == [(socket.SOL_SOCKET, socket.SO_RCVTIMEO)] and not sockets[0].messages
+
+
+def _scanned_mount(mounts, real):
+    """The scan _find_mount replaced: every mount tested, the longest (last of equals) kept."""
+    best = None
+    for mount in mounts:
+        if (real == mount.point or real.startswith(mount.point.rstrip("/") + "/")) and (
+            best is None or len(mount.point) >= len(best.point)
+        ):
+            best = mount
+    return best
+
+
+def test_a_paths_mount_is_found_from_its_ancestors_as_the_scan_of_every_mount_found_it():
+    mounts = "/dev/vda / ext4 rw 0 0\ntmpfs /run tmpfs rw 0 0\nover /run ext4 rw 0 0\nx /run/a/b xfs rw 0 0\n"
+    boot = BootModel(Snapshot(mounts=mounts), "")
+    for real in ("/", "/run", "/run/a", "/run/a/b", "/run/a/bc", "/run/a/b/c", "/runx", "/etc", "rel", ""):
+        assert boot.mount_of(real) == _scanned_mount(boot.mounts, real), real
