@@ -15,12 +15,16 @@ rules, as STIG writes them, plus the benchmark's rules for the paths this machin
 time of the whole run, and `ratio` is it against 16 rules. Holds the kernel lock
 (/run/lock/cisaudit-selftest.lock) and restores the rules and /etc/audit afterwards.
 
-    .venv/bin/python bench/replay_scale.py --whole [--sizes 16,5000,10000] [--runs 3]
+    .venv/bin/python bench/replay_scale.py --whole [--sizes 16,5000,10000] [--runs 3] [--root-path]
+
+--root-path runs pytest with a root login's PATH instead of the caller's: a pyenv `python3` shim
+first on PATH costs the probe's kernel-list reader 0.4-0.8 s at 5,000 rules (docs/kernel-behaviour.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -105,9 +109,14 @@ def filler_rules(count: int) -> list[str]:
     ]
 
 
-def audit_once(workdir: Path) -> tuple[float, float]:
+# A root login's PATH on Debian (--root-path): no pyenv or cargo directories before the system's.
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def audit_once(workdir: Path, path: str | None = None) -> tuple[float, float]:
     """One `pytest --hosts=local://` run with every output, as a user runs it: its wall time, and
-    the CPU time of it and its children (the probe), which a loaded machine disturbs less."""
+    the CPU time of it and its children (the probe), which a loaded machine disturbs less. `path`:
+    the PATH it runs with (default the caller's)."""
     cmd = [
         sys.executable,
         "-m",
@@ -121,7 +130,8 @@ def audit_once(workdir: Path) -> tuple[float, float]:
         f"--xccdf={workdir / 'results.xccdf.xml'}",
     ]
     start, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    env = {**os.environ, "PATH": path} if path else None
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False, env=env)
     elapsed = time.perf_counter() - start
     now = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
@@ -137,7 +147,7 @@ def own_rules() -> list[str]:
     return [t.control.rule_text(assessment.audit_object(t).path) for t in targets if t.exists]
 
 
-def whole_audit(sizes: list[int], runs: int) -> None:
+def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
     """The whole local audit per size, with that many rules persisted and loaded."""
     with FileLock("/run/lock/cisaudit-selftest.lock"):
         sandbox = KernelSandbox()
@@ -152,7 +162,7 @@ def whole_audit(sizes: list[int], runs: int) -> None:
                 if loaded.returncode != 0 or listed != len(rules):
                     raise SystemExit(f"loading {len(rules)} rules failed ({listed} listed): {loaded.stderr[-500:]}")
                 with tempfile.TemporaryDirectory(prefix="cisaudit-scale-") as work:
-                    walls, cpus = zip(*(audit_once(Path(work)) for _ in range(runs)), strict=True)
+                    walls, cpus = zip(*(audit_once(Path(work), path) for _ in range(runs)), strict=True)
                 median, cpu = statistics.median(walls), statistics.median(cpus)
                 base, cpu_base = base or median, cpu_base or cpu
                 print(
@@ -169,9 +179,13 @@ def main() -> int:
     parser.add_argument("--sizes", default=None, help="rule counts (default 16,1000,5000,10000; --whole 16,5000,10000)")
     parser.add_argument("--runs", type=int, default=None, help="runs per size (default 5; --whole 3)")
     parser.add_argument("--whole", action="store_true", help="the whole local audit on this kernel (root)")
+    parser.add_argument(
+        "--root-path", action="store_true", help=f"--whole: run pytest with PATH={ROOT_PATH} (not the caller's)"
+    )
     args = parser.parse_args()
     if args.whole:
-        whole_audit([int(s) for s in (args.sizes or "16,5000,10000").split(",")], args.runs or 3)
+        sizes = [int(s) for s in (args.sizes or "16,5000,10000").split(",")]
+        whole_audit(sizes, args.runs or 3, ROOT_PATH if args.root_path else None)
         return 0
     args.sizes = args.sizes or "16,1000,5000,10000"
     args.runs = args.runs or 5

@@ -37,12 +37,13 @@ def rule_line(data):  # type: (bytes) -> str
 
 def main():  # type: () -> None
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 9)  # NETLINK_AUDIT
-    sock.settimeout(5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 5, 0))
     sock.bind((0, 0))
     sock.send(struct.pack("=IHHII", 16, AUDIT_LIST_RULES, 0x1 | 0x4, 1, 0))  # NLM_F_REQUEST | NLM_F_ACK
     lines = []  # type: list[str]
+    buf = bytearray(1 << 20)
     while True:
-        chunk = sock.recv(1 << 20)
+        chunk = bytes(buf[: sock.recv_into(buf)])
         while len(chunk) >= 16:
             length, kind = struct.unpack_from("=IH", chunk, 0)
             if length < 16:

@@ -104,9 +104,23 @@ def parse_stat_sections(paths: str, targets: str, modes: str) -> dict[str, PathI
 _STAT_KINDS = {"directory": "dir", "symbolic link": "symlink", "socket": "socket"}
 
 
-def parse_lstat_sections(args: str, lstat: str, targets: str) -> dict[str, PathInfo]:
+def lexical_target(path: str) -> str:
+    """What `readlink -m` prints for a path none of whose components is a symlink: `.` and empty
+    components dropped, `..` taking the one before it (the root's parent is the root)."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def parse_lstat_sections(args: str, lstat: str, targets: str, links: str | None = None) -> dict[str, PathInfo]:
     """The one-stat form: every argument, and `KIND MODE UID GID`, PATH records for those that
-    exist (a path stat did not print is absent)."""
+    exist (a path stat did not print is absent). Targets pair with every argument, or, with
+    `links` (stat_lines), with the symlinks among them only."""
     paths = _records(args)
     records = _records(lstat)
     found: dict[str, tuple[str, str]] = {}
@@ -114,18 +128,41 @@ def parse_lstat_sections(args: str, lstat: str, targets: str) -> dict[str, PathI
         fields = head.rsplit(" ", 3)
         if len(fields) == 4:
             found[path] = (_STAT_KINDS.get(fields[0], "file"), " ".join(fields[1:]))
-    resolved = _paired_targets(targets, len(paths))
+    if links is None:
+        resolved = dict(zip(paths, _paired_targets(targets, len(paths)), strict=True))
+    else:
+        linked = _records(links)
+        resolved = _below_links(paths, dict(zip(linked, _paired_targets(targets, len(linked)), strict=True)))
     return {
-        path: PathInfo(path, kind, target, owner)
-        for path, target in zip(paths, resolved, strict=True)
+        path: PathInfo(path, kind, resolved[path], owner)
+        for path in paths
         for kind, owner in (found.get(path, ("absent", "")),)
     }
 
 
+def _below_links(paths: list[str], links: dict[str, str]) -> dict[str, str]:
+    """readlink -m of each path, from the targets of the symlinks alone (stat_lines: every
+    ancestor of a path is among the paths, so no component below its nearest symlink ancestor,
+    or in it when it has none, is a symlink). A link whose target is unknown leaves those below
+    it unknown."""
+    resolved = {}
+    for path in paths:
+        head, below = path, []
+        while head and head not in links:
+            head, _, name = head.rpartition("/")
+            below.append(name)
+        base = links[head] if head else ""
+        below.reverse()
+        resolved[path] = lexical_target("/".join([base, *below])) if base or not head else ""
+    return resolved
+
+
 def _stat_paths(bodies: dict[str, str]) -> dict[str, PathInfo]:
-    """stat_paths' sections (probe-lib.sh), in whichever form the host could give."""
+    """stat_paths' or stat_lines' sections (probe-lib.sh), in whichever form the host could give."""
     if "args" in bodies:
-        return parse_lstat_sections(bodies["args"], bodies.get("lstat", ""), bodies.get("targets", ""))
+        return parse_lstat_sections(
+            bodies["args"], bodies.get("lstat", ""), bodies.get("targets", ""), bodies.get("links")
+        )
     return parse_stat_sections(bodies.get("paths", ""), bodies.get("targets", ""), bodies.get("modes", ""))
 
 
@@ -306,7 +343,7 @@ def _file_sections() -> dict[str, _Handler]:
         "dockerd-ignored": lambda p, arg, body: p.snap.ignored_dockerd.append((arg, body.strip())),
         "socket-unit": lambda p, arg, body: p.snap.socket_units.__setitem__(arg, body),
         "binary": binary,
-        **{name: stat(name) for name in ("paths", "targets", "modes", "args", "lstat")},
+        **{name: stat(name) for name in ("paths", "targets", "modes", "args", "lstat", "links")},
     }
 
 

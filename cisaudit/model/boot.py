@@ -118,14 +118,20 @@ class BootModel:
             self._mount_of[real] = self._find_mount(real)
         return self._mount_of[real]
 
+    @cached_property
+    def _points(self) -> dict[str, Mount]:
+        """Each mount point's last mount (the one on top)."""
+        return {mount.point.rstrip("/") or "/": mount for mount in self.mounts}
+
     def _find_mount(self, real: str) -> Mount | None:
-        best = None
-        for mount in self.mounts:
-            if (real == mount.point or real.startswith(mount.point.rstrip("/") + "/")) and (
-                best is None or len(mount.point) >= len(best.point)
-            ):
-                best = mount
-        return best
+        """The longest mount point that is `real` or above it: its ancestors looked up, not every
+        mount scanned (a host with thousands of rules asks for thousands of paths)."""
+        here = real
+        while here:
+            if here in self._points:
+                return self._points[here]
+            here = here.rpartition("/")[0]
+        return self._points.get("/") if real.startswith("/") else None
 
     def fstype(self, real: str) -> str:
         mount = self.mount_of(real)

@@ -9,8 +9,10 @@ names the rule that records each class, or the rule that takes the accesses, and
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, replace
 from functools import cached_property
+from itertools import accumulate
 
 from cisaudit.model.boot import BootModel, real_path
 from cisaudit.model.catalogue import Control
@@ -103,10 +105,24 @@ def _mentions(texts: list[tuple[str, str]], paths: set[str]) -> list[str]:
     """Every line that names one of the paths, even commented or a longer neighbour."""
     seen = []
     for source, text in texts:
-        for lineno, line in enumerate(lines_of(text), 1):
-            if any(p in line for p in paths):
-                seen.append(f"{source}:{lineno}: {line.strip()}")
+        lines = lines_of(text)
+        seen += [f"{source}:{i + 1}: {lines[i].strip()}" for i in sorted(_lines_naming(text, lines, paths))]
     return seen
+
+
+def _lines_naming(text: str, lines: list[str], paths: set[str]) -> set[int]:
+    """The indexes of the lines holding one of the paths: each path found in the whole text (a
+    host with thousands of rules has thousands of lines, and a control a few paths)."""
+    if "" in paths:
+        return set(range(len(lines)))
+    starts = [0, *accumulate(len(line) + 1 for line in lines)]
+    found = set()
+    for path in paths - {p for p in paths if "\n" in p}:  # a line holds no newline
+        at = text.find(path)
+        while at != -1:
+            found.add(bisect_right(starts, at) - 1)
+            at = text.find(path, at + 1)
+    return found
 
 
 @dataclass
@@ -419,7 +435,7 @@ class Assessment:
         result = self.persisted
         state = self.live_state
         live = {
-            replace(kr.rule, action=action).identity
+            kr.rule.identity if action == kr.rule.action else replace(kr.rule, action=action).identity
             for kr in (*state.exit, *state.task, *state.exclude, *state.filesystem)
             for action in kr.actions
         }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
 ALL_PERMS = frozenset("rwxa")
 # Fields holding a uid or gid, where auditctl reads `unset` and -1 as (u32)-1 (lib/fieldtab.h).
@@ -82,7 +83,7 @@ class Condition:
     def __str__(self) -> str:
         return f"{self.name}{self.op}{self.value}"
 
-    @property
+    @cached_property  # a host with thousands of rules asks often (frozen: computed once)
     def canonical(self) -> str:
         """The condition as the kernel holds it, so a rules file's spelling and `auditctl -l`'s compare
         equal: `-C euid!=uid` lists as `uid!=euid` (one comparison, either order), `auid!=unset` as
@@ -117,7 +118,7 @@ class AuditRule:
     prepend: bool = False  # -A: inserted at the head of the list
     text: str = field(default="", compare=False)
 
-    @property
+    @cached_property  # a host with thousands of rules asks often (frozen: computed once)
     def identity(self) -> tuple[object, ...]:
         """What the kernel compares for "Rule exists" and for `-d`/`-W` deletion."""
         arch = ARCH_FAMILY.get(self.arch, self.arch) if self.arch else None
@@ -172,6 +173,7 @@ def _normalize_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+@lru_cache(maxsize=64)
 def _perms(value: str) -> frozenset[str]:
     perms = frozenset(value)
     if not perms or not perms <= ALL_PERMS:
@@ -354,6 +356,7 @@ def _list_rule(opt: str, value: str, parts: _Parts, text: str) -> Item:
     return Deletion(rule) if opt == "-d" else rule
 
 
+@lru_cache(maxsize=1 << 15)  # items are immutable; a rules file and the listing (and a fleet's hosts) repeat lines
 def parse_rule(text: str) -> Item:
     """Parse one non-comment line into a rule, deletion or directive: split it as auditctl does,
     take a directive as one, else gather the options of its one watch or list rule."""

@@ -321,7 +321,7 @@ def test_the_plan_is_linear_in_the_hosts_rules(monkeypatch: pytest.MonkeyPatch) 
     def counted(rule: AuditRule) -> tuple[object, ...]:
         nonlocal calls
         calls += 1
-        return identity.fget(rule)  # type: ignore[misc]
+        return identity.func(rule)  # type: ignore[attr-defined]
 
     monkeypatch.setattr(AuditRule, "identity", property(counted))
     work = []

@@ -47,20 +47,14 @@ dump() {  # dump NAME FILE: a file's bytes, or why it could not be read
   elif [ -e "$2" ]; then sec "$1-error" "$2"; echo "not a readable regular file"; end
   fi
 }
-# stat_paths P...: every argument is a path (any byte but NUL). NUL-separated sections, so that
-# no byte in a path can shift a record (docs/kernel-behaviour.md, "Probe"). With GNU stat, each
-# path is stat'ed once (a host with thousands of rules names thousands of paths):
-#   args     PATH\0 per argument, in order
-#   lstat    KIND MODE UID GID\0PATH\0 for those that exist (stat's %F, not following a last symlink)
-# Without it (busybox), one test builtin per path and kind (forks are dear in an emulated guest):
-#   paths    KIND\0PATH\0 per argument
-#   modes    MODE UID GID PATH\0 for those that exist (for tmpfiles.d entries)
-# And in both:
-#   targets  readlink -m of every argument, NUL-terminated, in order, then readlink's exit code
+# stat_paths P...: paths (any byte but NUL) in NUL-framed sections (kernel-behaviour.md, "Probe").
+# GNU stat: `args` (PATH\0 each), `lstat` (KIND MODE UID GID\0PATH\0 of those that exist, %F).
+# busybox: `paths` (KIND\0PATH\0 each, test builtins), `modes` (MODE UID GID PATH\0 that exist).
+# Both: `targets`, each one's readlink -m\0 in order, then readlink's exit code.
 stat_paths() {
   if stat --printf '' -- / 2>/dev/null; then
     sec args; printf '%s\0' "$@"; end
-    sec lstat; stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null; end
+    sec lstat; lstat_all "$@"; end
   else
     sec paths
     for p in "$@"; do
@@ -82,4 +76,59 @@ stat_paths() {
     for p in "$@"; do printf '%s\0' "$(readlink -f "$p" 2>/dev/null)"; done; printf 0
   fi
   end
+}
+# lstat_all P...: stat's records of those that exist (stdbuf: an absent one's error in 1 write).
+lstat_all() {
+  stdbuf -eL stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null
+  [ "$?" -lt 125 ] || { exec >"$probe_tmp/body"; stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null; }
+}
+# stat_lines P...: stat_paths for newline-free paths with their ancestors; no stat of what
+# listed_absent finds; readlink -m only of symlinks (`links`, `targets`; probe.py does the rest).
+stat_lines() {
+  if ! stat --printf '' -- / 2>/dev/null || ! readlink -z -m -- / >/dev/null 2>&1; then
+    stat_paths "$@"
+    return
+  fi
+  sec args; printf '%s\0' "$@"; end
+  printf '%s\n' "$@" >"$probe_tmp/paths"
+  listed_absent "$probe_tmp/paths" >"$probe_tmp/absent"
+  sec lstat
+  by_line lstat_all "$(awk 'FILENAME == ARGV[1] { a[$0]; next } !($0 in a)' "$probe_tmp/absent" "$probe_tmp/paths")"
+  tr '\0' '\n' <"$probe_tmp/body" | awk 'NR % 2 { l = /^symbolic link / } !(NR % 2) && l' >"$probe_tmp/links"
+  end
+  by_line resolve_links "$(cat "$probe_tmp/links")"
+}
+by_line() {  # CMD LINES: CMD with one argument per line (globbing off)
+  c=$1
+  set -f
+  IFS='
+'
+  # shellcheck disable=SC2086
+  set -- $2
+  unset IFS
+  set +f
+  "$c" "$@"
+}
+resolve_links() {
+  sec links; [ "$#" -eq 0 ] || printf '%s\0' "$@"; end
+  sec targets
+  if [ "$#" -gt 0 ]; then readlink -z -m -- "$@" 2>/dev/null; printf '%s' "$?"; else printf 0; fi
+  end
+}
+# listed_absent FILE: plain paths of FILE (a line each; no //, . or ..) missing from the listing
+# of their directory, if it holds over LIST_ABOVE of them; none if find reports an error.
+# shellcheck disable=SC2016 # an awk program
+plain='/^(\/[^\/]+)+$/ && !/\/\.\.?(\/|$)/ { d = $0; sub(/\/[^\/]*$/, "", d); if (d == "") d = "/";'
+listed_absent() {
+  awk -v above="${LIST_ABOVE:-32}" "$plain"' if (++n[d] == above + 1) print d }' "$1" >"$probe_tmp/crowded"
+  by_line list_dirs "$(cat "$probe_tmp/crowded")" >"$probe_tmp/dirs" || return 0
+  awk "FILENAME == ARGV[1] { dir[\$0]; next } FILENAME == ARGV[2] { there[\$0]; next } $plain"'
+    if ((d in dir) && !($0 in there)) print }' "$probe_tmp/dirs" "$probe_tmp/entries" "$1"
+}
+list_dirs() {  # DIR...: those that are readable directories, their entries in $probe_tmp/entries
+  [ "$#" -gt 0 ] && by_line list_entries "$(find -H "$@" -maxdepth 0 -type d -readable -print 2>/dev/null)"
+}
+list_entries() {
+  [ "$#" -gt 0 ] && find -H "$@" -mindepth 1 -maxdepth 1 -printf '%p\n' >"$probe_tmp/entries" 2>"$probe_tmp/errors" &&
+    ! [ -s "$probe_tmp/errors" ] && printf '%s\n' "$@"
 }

@@ -8,7 +8,7 @@
 #                      (the file auditctl -R loads at boot: model/loader.py)
 # Output: sections, framed by probe-lib.sh (each body line escaped, the marker secret).
 # cisaudit/host/probe.py composes: assignments, preamble.sh (PATH), probe-lib.sh (sec, end, run,
-# dump, stat_paths), probe-guess.sh (guess_data_root, guess_containerd_socket), this file.
+# dump, stat_paths, stat_lines), probe-guess.sh (guess_data_root, guess_containerd_socket), this file.
 LC_ALL=C
 export LC_ALL
 sec uid; id -u; end
@@ -200,5 +200,5 @@ IFS='
 set -- $all_paths
 unset IFS
 set +f
-stat_paths "$@"
+stat_lines "$@"
 sec 'done'; end
