@@ -21,6 +21,7 @@ from cisaudit.model.kernel import (
     Cell,
     FilterState,
     KernelFacts,
+    WatchKind,
     binds_hidden,
     exclusion_cell,
     host_losses,
@@ -419,11 +420,12 @@ class Assessment:
         result = self.persisted
         state = self.live_state
         live = {
-            replace(kr.rule, action=action).identity
+            replace(kr.rule, action=action).held(kind == WatchKind.TREE)
             for kr in (*state.exit, *state.task, *state.exclude, *state.filesystem)
             for action in kr.actions
+            for kind in kr.kinds
         }
-        missing = [l for l in result.rules if l.rule.identity not in live]
+        missing = [l for l in result.rules if l.held not in live]
         evidence = list(self.load_evidence)
         if result.stopped_at:
             line, err = result.stopped_at

@@ -223,6 +223,11 @@ class Loaded:
     line: RuleLine
     kind: WatchKind = WatchKind.INODE
 
+    @property
+    def held(self) -> tuple[object, ...]:
+        """The identity the kernel compares for "Rule exists" and deletions (AuditRule.held)."""
+        return self.rule.held(self.kind == WatchKind.TREE)
+
 
 @dataclass
 class Replay:
@@ -253,32 +258,29 @@ def replay(lines: list[RuleLine], add: AddRule) -> Replay:
             if item.option == "-D":  # with a key (-D -k KEY): only the rules carrying it
                 gone = [r for r in result.rules if item.value is None or item.value in r.rule.keys]
                 result.rules = [r for r in result.rules if r not in gone]
-                present.subtract(r.rule.identity for r in gone)
+                present.subtract(r.held for r in gone)
             if item.option in LOSS_SETTINGS:
                 result.settings[item.option] = line
             if item.option == "-e":
                 result.enabled = item.value
                 immutable |= item.value == "2"
         elif isinstance(item, Deletion):
-            match = (
-                next((r for r in result.rules if r.rule.identity == item.rule.identity), None)
-                if present[item.rule.identity]
-                else None
-            )
+            held = item.rule.held(add(item.rule)[1] == WatchKind.TREE)  # `-W DIR` deletes the dir= rule
+            match = next((r for r in result.rules if r.held == held), None) if present[held] else None
             if match is None:
                 error = "no such rule to delete (No such file or directory)"
             else:
                 result.rules.remove(match)
-                present[item.rule.identity] -= 1
+                present[held] -= 1
         elif isinstance(item, AuditRule):
-            if present[item.identity]:
+            error, kind = add(item)
+            held = item.held(kind == WatchKind.TREE)
+            if present[held]:
                 error = "Rule exists"
-            else:
-                error, kind = add(item)
-                if error is None:
-                    loaded = Loaded(item, line, kind)
-                    result.rules.insert(0, loaded) if item.prepend else result.rules.append(loaded)
-                    present[item.identity] += 1
+            elif error is None:
+                loaded = Loaded(item, line, kind)
+                result.rules.insert(0, loaded) if item.prepend else result.rules.append(loaded)
+                present[held] += 1
         if error is not None:
             result.failures.append((line, error))
             if not keep_going:
