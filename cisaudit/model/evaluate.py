@@ -325,6 +325,8 @@ class Assessment:
         if not problems:
             return Verdict(Status.PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
         summary = f"{what} needs -p {control.required_perms} {self.wanted}: " + "; ".join(problems)
+        unsettled = [kr.note for kr in state.exit if kr.unsettled and kr.note in notes]
+        summary = f"{unsettled[0]}; {summary}" if unsettled else summary  # the one thing that settles it
         lines = looked_at or ["no line names the path"]
         facts = (f"syscall numbers: {self.facts.numbers_from}", f"LSMs matching audit fields: {self._lsms()}")
         return Verdict(

@@ -299,10 +299,13 @@ def _simulated(assessment: Assessment, mode: str, target: str, rules: list[str],
     live_now = {kr.rule.held(kind == WatchKind.TREE) for kr in assessment.live_state.exit for kind in kr.kinds}
     loaded = [r for r in rules if _held_rule(after, r) not in live_now]
     listing = after.listing_text.replace("No rules", "").lstrip("\n")
-    kernel = after.kernel_rules
+    kernel, births = after.kernel_rules, after.watch_births
     if kernel is not None:  # the kernel's own list (netlink) gains the same rules, at its head
         kernel = [_kernel_entry(after, r) for r in loaded] + kernel
-    return replace(after, listing_text="".join(r + "\n" for r in loaded) + listing, kernel_rules=kernel)
+    if births is not None and after.boot_time:  # no reader: apply.sh loads them with their directories there
+        births = {**births, **{_rule_path(r): after.boot_time - 1 for r in loaded}}
+    text = "".join(r + "\n" for r in loaded) + listing
+    return replace(after, listing_text=text, kernel_rules=kernel, watch_births=births)
 
 
 def after_apply(assessment: Assessment, plan: Plan) -> Snapshot:
