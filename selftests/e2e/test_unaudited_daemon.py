@@ -4,7 +4,7 @@ audited (kernel/auditsc.c audit_alloc), and the suite's live verdict says so.
 The test VMs boot without `audit=1` (selftests/testhosts/qemu.py APPEND), so audit is first enabled
 when auditd starts. A stand-in daemon named dockerd, started by a unit ordered before
 auditd.service, reads /etc/docker/daemon.json itself (a shell redirection opens the file in its own
-process) whenever asked. One boot: 1.1.6 is live FAIL with the reason, and the kernel agrees (the
+process) whenever asked; it is dash under the name dockerd (pidof does not find scripts). One boot: 1.1.6 is live FAIL with the reason, and the kernel agrees (the
 daemon's read gives no event, the same read by another process does); after a restart of the
 daemon, 1.1.6 is live PASS and its read is recorded with the key.
 """
@@ -25,21 +25,20 @@ pytestmark = pytest.mark.vm
 
 UNIT = "cisaudit-early-dockerd.service"
 EARLY_DOCKERD = f"""mkdir -p /etc/docker && echo '{{}}' > /etc/docker/daemon.json
-cat > /usr/local/sbin/dockerd <<'EOF'
-#!/bin/sh
+cp /bin/dash /usr/local/sbin/dockerd
+cat > /usr/local/lib/early-dockerd.sh <<'EOF'
 while :; do
 	if [ -e /run/cisaudit-poke ]; then read -r _ < /etc/docker/daemon.json; rm -f /run/cisaudit-poke; fi
 	sleep 0.2
 done
 EOF
-chmod 755 /usr/local/sbin/dockerd
 cat > /etc/systemd/system/{UNIT} <<'EOF'
 [Unit]
 DefaultDependencies=no
 After=local-fs.target
 Before=auditd.service
 [Service]
-ExecStart=/usr/local/sbin/dockerd
+ExecStart=/usr/local/sbin/dockerd /usr/local/lib/early-dockerd.sh
 [Install]
 WantedBy=sysinit.target
 EOF
@@ -50,7 +49,8 @@ POKE = f"""pid=$(systemctl show -p MainPID --value {UNIT})
 touch /run/cisaudit-poke
 for i in $(seq 50); do [ -e /run/cisaudit-poke ] || break; sleep 0.2; done
 sleep 1
-echo "$pid $(ausearch --input-logs -k docker -p "$pid" -f /etc/docker/daemon.json 2>/dev/null | grep -c '^type=SYSCALL')"
+n=$(ausearch --input-logs -k docker -p "$pid" -f /etc/docker/daemon.json 2>/dev/null | grep -c '^type=SYSCALL')
+echo "$pid $n"
 """
 OTHER_READ = """sh -c 'read -r _ < /etc/docker/daemon.json; echo $$' > /tmp/reader; sleep 1
 ausearch --input-logs -k docker -p "$(cat /tmp/reader)" -f /etc/docker/daemon.json 2>/dev/null | grep -c '^type=SYSCALL'
