@@ -2,11 +2,11 @@
 audited (kernel/auditsc.c audit_alloc), and the suite's live verdict says so.
 
 The test VMs boot without `audit=1` (selftests/testhosts/qemu.py APPEND), so audit is first enabled
-when auditd starts. A stand-in daemon named dockerd, started by a unit ordered before
-auditd.service, reads /etc/docker/daemon.json itself (a shell redirection opens the file in its own
-process) whenever asked; it is dash under the name dockerd (pidof does not find scripts). One boot: 1.1.6 is live FAIL with the reason, and the kernel agrees (the
-daemon's read gives no event, the same read by another process does); after a restart of the
-daemon, 1.1.6 is live PASS and its read is recorded with the key.
+when auditd starts. A stand-in daemon named dockerd (dash under that name: pidof finds no
+scripts), started by a unit ordered before auditd.service, reads /etc/docker/daemon.json itself (a
+shell redirection opens the file in its own process) whenever asked. One boot: 1.1.6 is live FAIL
+with the reason, and the kernel agrees (the daemon's read gives no event, the same read by another
+process does); after a restart of the daemon, 1.1.6 is live PASS and its read is recorded.
 """
 
 from __future__ import annotations
