@@ -52,13 +52,31 @@ def probe_values(catalogue: tuple[Control, ...], extra_paths: list[str] | None =
         **{name.value: " ".join(probe_names(catalogue, name)) for name in ProbeList},  # BINARIES, UNITS, SOCKETS
         "EXCLUDES": " ".join(excludes),
         "PATHS": " ".join(paths),
-        "KERNEL_RULES_PY": KERNEL_RULES.read_text(),
+        "KERNEL_RULES_PY": kernel_rules_py(),
+        "KERNEL_RULES_PL": kernel_rules_pl(),
         "UNIT_DIRS": " ".join(UNIT_DIRS),
         "TMPFILES_DIRS": " ".join(TMPFILES_DIRS),
         "DEFAULT_DATA_ROOT": DEFAULT_DATA_ROOT,
         "AUDIT_RULES": AUDIT_RULES,
         "CLASS_SYSCALLS": " ".join(sorted(CLASS_SYSCALLS)),
     }
+
+
+def kernel_rules_pl() -> str:
+    """The perl reader as the probe sends it: no comments, no indentation (an SSM document holds at
+    most 64 KB, and the probe is in it). Its only `#` characters are comments."""
+    lines = (
+        re.sub(r"\s+#\s.*$", "", line).strip() for line in KERNEL_RULES.with_suffix(".pl").read_text().splitlines()
+    )
+    return re.sub(r"\s*([-=,;{}()<>?:|&+!~/])\s*", r"\1", "".join(line for line in lines if not line.startswith("#")))
+
+
+def kernel_rules_py() -> str:
+    """The python3 reader as the probe sends it: without its docstring and comments (see above)."""
+    text = KERNEL_RULES.read_text()
+    text = text[text.index('"""', 3) + 3 :]  # the module docstring
+    lines = (re.sub(r"\s+#\s.*$", "", line).rstrip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line.strip() and not line.lstrip().startswith("#")) + "\n"
 
 
 def render_stat_script(paths: list[str]) -> tuple[str, str]:
@@ -191,6 +209,22 @@ def _kernel_rules(body: str) -> list[tuple[str, str, str, str]] | None:
     return rules
 
 
+def _kernel_rules_section(p: _Parsing, arg: str, body: str) -> None:
+    p.snap.kernel_rules = _kernel_rules(body)
+    if p.snap.kernel_rules is None:
+        p.snap.watch_births = {}  # the reader failed: no watch's kind is known (model/loader.py)
+
+
+def _births(body: str) -> dict[str, int]:
+    """`stat -c '%W %n'` lines: path -> birth time in seconds (0: unknown, as stat prints `-`, `?`)."""
+    births = {}
+    for line in body.split("\n"):
+        born, _, path = line.partition(" ")
+        if path:
+            births[path] = _int(born) or 0
+    return births
+
+
 def _int(text: str) -> int | None:
     """A decimal the host printed; anything else (a crafted `²`, a 5000-digit number) is None."""
     text = text.strip()
@@ -301,7 +335,9 @@ def _audit_sections() -> dict[str, _Handler]:
         "uid": lambda p, arg, body: setattr(p.snap, "uid", _int(body.strip())),
         "auditctl-s": status,
         "auditctl-l": listing,
-        "kernel-rules": lambda p, arg, body: setattr(p.snap, "kernel_rules", _kernel_rules(body)),
+        "kernel-rules": _kernel_rules_section,
+        "boot-time": lambda p, arg, body: setattr(p.snap, "boot_time", _int(body)),
+        "watch-births": lambda p, arg, body: setattr(p.snap, "watch_births", _births(body)),
         "auditd-pid": lambda p, arg, body: setattr(p, "auditd_pid", body.strip()),
         "systemd": lambda p, arg, body: setattr(p.snap, "systemd", body.strip() == "running"),
         "auditd-unit": lambda p, arg, body: p.unit_parts.append(body if arg == "0" else ""),

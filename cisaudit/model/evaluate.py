@@ -23,6 +23,7 @@ from cisaudit.model.kernel import (
     Cell,
     FilterState,
     KernelFacts,
+    WatchKind,
     binds_hidden,
     exclusion_cell,
     host_losses,
@@ -340,6 +341,8 @@ class Assessment:
         if not problems:
             return Verdict(Status.PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
         summary = f"{what} needs -p {control.required_perms} {self.wanted}: " + "; ".join(problems)
+        unsettled = [kr.note for kr in state.exit if kr.unsettled and kr.note in notes]
+        summary = f"{unsettled[0]}; {summary}" if unsettled else summary  # the one thing that settles it
         lines = looked_at or ["no line names the path"]
         facts = (f"syscall numbers: {self.facts.numbers_from}", f"LSMs matching audit fields: {self._lsms()}")
         return Verdict(
@@ -435,11 +438,12 @@ class Assessment:
         result = self.persisted
         state = self.live_state
         live = {
-            kr.rule.identity if action == kr.rule.action else replace(kr.rule, action=action).identity
+            (kr.rule if action == kr.rule.action else replace(kr.rule, action=action)).held(kind == WatchKind.TREE)
             for kr in (*state.exit, *state.task, *state.exclude, *state.filesystem)
             for action in kr.actions
+            for kind in kr.kinds
         }
-        missing = [l for l in result.rules if l.rule.identity not in live]
+        missing = [l for l in result.rules if l.held not in live]
         evidence = list(self.load_evidence)
         if result.stopped_at:
             line, err = result.stopped_at

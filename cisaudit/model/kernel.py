@@ -115,6 +115,7 @@ class KernelRule:
     actions: frozenset[str] = frozenset({"always"})
     note: str = ""  # how an ambiguity of the listing was settled
     origin: str = ""  # a listed rule's twin in the persisted files (file:line): where it comes from
+    unsettled: bool = False  # its watch kind is unknown and nothing on the host can say (note: how to settle)
 
     def cite(self) -> str:
         origin = f", persisted at {self.origin}" if self.origin else ""

@@ -223,6 +223,11 @@ class Loaded:
     line: RuleLine
     kind: WatchKind = WatchKind.INODE
 
+    @property
+    def held(self) -> tuple[object, ...]:
+        """The identity the kernel compares for "Rule exists" and deletions (AuditRule.held)."""
+        return self.rule.held(self.kind == WatchKind.TREE)
+
 
 @dataclass
 class Replay:
@@ -253,32 +258,29 @@ def replay(lines: list[RuleLine], add: AddRule) -> Replay:
             if item.option == "-D":  # with a key (-D -k KEY): only the rules carrying it
                 gone = [r for r in result.rules if item.value is None or item.value in r.rule.keys]
                 result.rules = [r for r in result.rules if r not in gone]
-                present.subtract(r.rule.identity for r in gone)
+                present.subtract(r.held for r in gone)
             if item.option in LOSS_SETTINGS:
                 result.settings[item.option] = line
             if item.option == "-e":
                 result.enabled = item.value
                 immutable |= item.value == "2"
         elif isinstance(item, Deletion):
-            match = (
-                next((r for r in result.rules if r.rule.identity == item.rule.identity), None)
-                if present[item.rule.identity]
-                else None
-            )
+            held = item.rule.held(add(item.rule)[1] == WatchKind.TREE)  # `-W DIR` deletes the dir= rule
+            match = next((r for r in result.rules if r.held == held), None) if present[held] else None
             if match is None:
                 error = "no such rule to delete (No such file or directory)"
             else:
                 result.rules.remove(match)
-                present[item.rule.identity] -= 1
+                present[held] -= 1
         elif isinstance(item, AuditRule):
-            if present[item.identity]:
+            error, kind = add(item)
+            held = item.held(kind == WatchKind.TREE)
+            if present[held]:
                 error = "Rule exists"
-            else:
-                error, kind = add(item)
-                if error is None:
-                    loaded = Loaded(item, line, kind)
-                    result.rules.insert(0, loaded) if item.prepend else result.rules.append(loaded)
-                    present[item.identity] += 1
+            elif error is None:
+                loaded = Loaded(item, line, kind)
+                result.rules.insert(0, loaded) if item.prepend else result.rules.append(loaded)
+                present[held] += 1
         if error is not None:
             result.failures.append((line, error))
             if not keep_going:
@@ -359,6 +361,35 @@ def _kernel_view(
     return view
 
 
+UNKNOWN_WATCH = (
+    "`{line}` is a tree watch only if {path} was a directory when the rule was added, which neither "
+    "the listing nor the directory's birth time (after this boot, or unknown) says, and the kernel's "
+    "own list could not be read: install python3 or perl on the host (the probe then reads it), or "
+    "reboot if {path} is on a disk filesystem (then it was born before the boot)"
+)
+
+
+def added_on_a_directory(snap: Snapshot, path: str) -> bool | None:
+    """Whether a `-w PATH` in the listing was added while PATH was a directory (a tree watch; an
+    inode watch otherwise, docs/kernel-behaviour.md). A directory born before this boot was one
+    whenever any rule was loaded; born later (or birth unknown: busybox stat), it is not known
+    (None). Without the probe's births (a snapshot built by hand) the directory as it is now says."""
+    info = snap.paths.get(path)
+    if not (info and info.kind == "dir"):
+        return False
+    births = snap.watch_births if snap.watch_births is not None else {} if snap.kernel_rules is not None else None
+    if births is None:
+        return True
+    born, boot = births.get(path, 0), snap.boot_time
+    return True if born and boot and born < boot else None
+
+
+def _twin_kinds(rule: AuditRule, tree: bool | None) -> frozenset[WatchKind]:
+    if rule.path_field == "dir" or (rule.path_field == "watch" and tree):
+        return frozenset({WatchKind.TREE})
+    return _BOTH if rule.path_field == "watch" and tree is None else frozenset({WatchKind.INODE})
+
+
 def _listing_identity(rule: AuditRule) -> tuple[object, ...]:
     return rule.identity[:1] + rule.identity[2:]  # everything but the action
 
@@ -386,7 +417,7 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
             continue
         location = bound_location(rule.path, snap) if rule.path else None
         kinds = frozenset({WatchKind.TREE if rule.path_field == "dir" else WatchKind.INODE})
-        actions, note = frozenset({rule.action}), ""
+        actions, note, unsettled = frozenset({rule.action}), "", False
         if rule.path_field == "watch" and id(line) in kernel:
             action, kind = kernel[id(line)]
             kinds, actions = frozenset({kind}), frozenset({action})
@@ -394,21 +425,18 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
         elif rule.path_field == "watch":
             found = twins.get(_listing_identity(rule), [])
             if found and len(found) >= alike[_listing_identity(rule)]:
-                now_dir = bool(rule.path and (info := snap.paths.get(rule.path)) and info.kind == "dir")
-                kinds = frozenset(
-                    WatchKind.TREE
-                    if r.path_field == "dir" or (r.path_field == "watch" and now_dir)
-                    else WatchKind.INODE
-                    for r in found
-                )
+                tree = added_on_a_directory(snap, rule.path or "")
+                kinds = frozenset(k for r in found for k in _twin_kinds(r, tree))
                 actions = frozenset(r.action for r in found)
                 note = (
                     "the listing cannot tell path=/dir= or always/never apart; persisted "
                     + ", ".join(f"`{r.text}`" for r in found)
                     + " says which"
                 )
+                if tree is None and any(r.path_field == "watch" for r in found):
+                    note, unsettled = UNKNOWN_WATCH.format(line=line.text, path=rule.path), True
             else:
                 kinds, actions = _BOTH, frozenset({"always", "never"})
                 note = "the listing cannot tell path=/dir= or always/never apart and no persisted rule says which"
-        rules.append(KernelRule(rule, line, location, kinds, actions, note))
+        rules.append(KernelRule(rule, line, location, kinds, actions, note, unsettled=unsettled))
     return _by_filter(rules), unreadable

@@ -171,7 +171,8 @@ def _control_rules(assessment: Assessment, control: Control, located: Target, re
     """The benchmark's rules a failing control lacks, in the order to write and load them: its
     exclusions first (the first matching exit rule takes an access, docs/kernel-behaviour.md),
     then its own rule where its object is not recorded; and whether that rule is persisted already."""
-    persisted = {l.item.identity for l in assessment.persisted_lines if isinstance(l.item, AuditRule)}
+    snap = assessment.snap
+    persisted = {_held_now(snap, l.item) for l in assessment.persisted_lines if isinstance(l.item, AuditRule)}
     rules = [
         exclusion_rule(real_path(path, assessment.snap))
         for path in located.exclusions
@@ -181,7 +182,7 @@ def _control_rules(assessment: Assessment, control: Control, located: Target, re
     own = _own_rule(assessment, control, located, real)
     needed = any(assessment.object_problems(control, located, state)[1] for state in states)
     rules += [own] if needed else []
-    return [rule for rule in rules if _identity(rule) not in persisted], needed and _identity(own) in persisted
+    return [r for r in rules if _held_rule(snap, r) not in persisted], needed and _held_rule(snap, own) in persisted
 
 
 def make_plan(assessment: Assessment, selected: list[Control], version: Benchmark) -> Plan:
@@ -295,10 +296,16 @@ def _simulated(assessment: Assessment, mode: str, target: str, rules: list[str],
     the head of the exit list, in the plan's order (apply.sh prepends them last-first with
     auditctl -A); a rule already live stays where it is (apply.sh finds it with "Rule exists")."""
     after = with_rules(assessment.snap, mode, target, rules, tmpfiles)
-    live_now = {kr.rule.identity for kr in assessment.live_state.exit}
-    loaded = [r for r in rules if (item := parse_rule(r)) and getattr(item, "identity", None) not in live_now]
+    live_now = {kr.rule.held(kind == WatchKind.TREE) for kr in assessment.live_state.exit for kind in kr.kinds}
+    loaded = [r for r in rules if _held_rule(after, r) not in live_now]
     listing = after.listing_text.replace("No rules", "").lstrip("\n")
-    return replace(after, listing_text="".join(r + "\n" for r in loaded) + listing)
+    kernel, births = after.kernel_rules, after.watch_births
+    if kernel is not None:  # the kernel's own list (netlink) gains the same rules, at its head
+        kernel = [_kernel_entry(after, r) for r in loaded] + kernel
+    if births is not None and after.boot_time:  # no reader: apply.sh loads them with their directories there
+        births = {**births, **{_rule_path(r): after.boot_time - 1 for r in loaded}}
+    text = "".join(r + "\n" for r in loaded) + listing
+    return replace(after, listing_text=text, kernel_rules=kernel, watch_births=births)
 
 
 def after_apply(assessment: Assessment, plan: Plan) -> Snapshot:
@@ -371,13 +378,13 @@ def _simulate(
     after = _simulated(assessment, mode, target, [rule for _, rule in planned], tmpfiles)
     simulated = Assessment(after, assessment.key, assessment.require_all)
     after_boot = simulated.persisted
-    booted = {x.rule.identity for x in after_boot.rules}  # once, not per rule: per rule made the plan quadratic
+    booted = {x.held for x in after_boot.rules}  # once, not per rule: per rule made the plan quadratic
     return _Simulation(
         simulated,
         replace(simulated.live_state, silenced=[]),
         replace(simulated.boot_state, silenced=[]),
         boot_state(after, after_boot).exit,
-        [l for l in assessment.persisted.rules if l.rule.identity not in booted],
+        [l for l in assessment.persisted.rules if l.held not in booted],
     )
 
 
@@ -480,6 +487,25 @@ def _spelling(assessment: Assessment, real: str) -> str:
         if kr.location == real and assessment.key in kr.keys and kr.rule.path and not _UNSAFE_PATH.search(kr.rule.path):
             return kr.rule.path
     return real
+
+
+def _held_now(snap: Snapshot, rule: AuditRule) -> tuple[object, ...]:
+    """The rule's kernel identity (AuditRule.held) if added now: `-w` on a directory is a tree watch."""
+    info = snap.paths.get(rule.path) if rule.path else None
+    return rule.held(rule.path_field == "dir" or (rule.path_field == "watch" and bool(info and info.kind == "dir")))
+
+
+def _held_rule(snap: Snapshot, rule: str) -> tuple[object, ...]:
+    item = parse_rule(rule)
+    return _held_now(snap, item) if isinstance(item, AuditRule) else ()
+
+
+def _kernel_entry(snap: Snapshot, rule: str) -> tuple[str, str, str, str]:
+    """A planned rule as the probe's kernel-rules section shows it once apply.sh loaded it."""
+    item = parse_rule(rule)
+    assert isinstance(item, AuditRule)
+    tree = _held_now(snap, item)[-1] == "dir"
+    return item.filter, item.action, "dir" if tree else "path" if item.path else "none", item.path or ""
 
 
 def _identity(rule: str) -> tuple[object, ...]:

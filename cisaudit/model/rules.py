@@ -133,6 +133,15 @@ class AuditRule:
             tuple(sorted(c.canonical for c in self.conditions)),
         )
 
+    def held(self, tree: bool) -> tuple[object, ...]:
+        """The identity the kernel compares once the rule is added (`tree`: added as a tree watch).
+        `identity` is what `auditctl -l` shows, and there `path=` and `dir=` look alike; in the kernel
+        they are different fields. auditctl sends `-w DIR` on an existing directory as `dir=DIR`, and
+        `-w` on anything else as `path=`. Measured (auditctl 3.0.9): `-w DIR -p rwa` beside
+        `-a exit,always -F path=DIR -F perm=rwa` loads (two rules); beside `-F dir=DIR -F perm=rwa` it
+        is "Rule exists"; `-w FILE -p rwa` beside `-F path=FILE -F perm=rwa` is "Rule exists"."""
+        return (*self.identity, ("dir" if tree else "path") if self.path else None)
+
 
 @dataclass(frozen=True)
 class Directive:

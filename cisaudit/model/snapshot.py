@@ -43,6 +43,10 @@ class Snapshot:
     # The kernel's rule list read over netlink, where python3 runs on the host: (list, action,
     # kind, path) per rule in the listing's order; None when it could not be read.
     kernel_rules: list[tuple[str, str, str, str]] | None = None
+    # Where it could not: the birth time (`stat %W`, 0 when unknown) of each `-w` line's path, and
+    # the boot time (/proc/stat btime), in seconds since the epoch. None: not probed (no probe ran).
+    watch_births: dict[str, int] | None = None
+    boot_time: int | None = None
     units: dict[str, str] = field(default_factory=dict)
     rules_d: list[tuple[str, str]] = field(default_factory=list)  # (path, text) in loader order
     rules_d_special: list[str] = field(default_factory=list)  # *.rules entries that are no regular file

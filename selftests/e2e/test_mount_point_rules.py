@@ -9,7 +9,7 @@ rule is loaded, and a lookup of a mount point's last component stops at the dire
 (the hidden one): the rule never fires, loaded before the mount or after it. `-w DIR` (a tree
 watch, as auditctl makes it of a directory) and `-F dir=DIR` fire when loaded after the mount, and
 not when loaded before it. The benchmark's own 1.1.5 rule (`path=`) is therefore silent on such a
-host; this is what the model and --remediate must take into account (not done yet: docs/kernel-behaviour.md).
+host; the model and --remediate take it into account (docs/kernel-behaviour.md).
 """
 
 from __future__ import annotations
@@ -80,19 +80,20 @@ def test_a_data_root_on_its_own_mount_fails_with_the_benchmarks_rule_and_passes_
 ) -> None:
     """The suite on a VM whose /var/lib/docker is a mount point. With the benchmark's rules loaded
     after the mount, 1.1.5 FAILs live and says why, and the kernel agrees (a chmod gets no
-    docker-key event). From no docker rules, --remediate writes a tree watch there, and it PASSes
-    with a recorded event (--verify-events). (Where the benchmark's path= rule is persisted already,
-    the plan takes it for the same rule: rule identities do not tell path= from dir=; not done.)"""
+    docker-key event). With the benchmark's path= rule still persisted and loaded, --remediate
+    writes a tree watch beside it (in the kernel `-w DIR` is a dir= rule, another rule than
+    path=DIR), keeps the user's rule, and 1.1.5 PASSes live and persisted with a recorded event
+    (--verify-events)."""
     mounted = "mount -t tmpfs tmpfs /var/lib/docker\n"
     vm = fresh_vm(fleet, mounted + rules_d(benchmark_rules(), "50-docker.rules") + LOAD)
     before = audit(fleet, tmp_path / "before", [vm], "--controls=1.1.5")
     live = before.case(vm.spec, "1.1.5", "live")
     assert live.verdict == "fail" and "is a mount point (tmpfs)" in live.evidence, live.summary + live.evidence
     assert vm.run("chmod 711 /var/lib/docker; sleep 1; ausearch --input-logs -k docker -f /var/lib/docker")[0] != 0
-    assert vm.run("rm /etc/audit/rules.d/50-docker.rules && " + LOAD)[0] == 0
     fixed = audit(fleet, tmp_path / "fixed", [vm], "--controls=1.1.5", "--remediate", "--verify-events")
     remediation = fixed.case(vm.spec, "host", "remediation")
     for check in ("live", "persisted", "events"):
         case = fixed.case(vm.spec, "1.1.5", check)
         assert case.verdict == "pass", f"{check}: {case.summary}\n{case.evidence}\n{remediation.summary}"
-    assert "-w /var/lib/docker -p rwa -k docker" in kernel_rules(vm)
+    assert kernel_rules(vm).count("-w /var/lib/docker -p rwa -k docker") == 2  # the user's path= rule and ours
+    assert "-F path=/var/lib/docker" in vm.run("cat /etc/audit/rules.d/50-docker.rules")[1]

@@ -206,6 +206,17 @@ LOADS = {
         "-w /run/containerd -k docker\n-a exit,always -F path=/run/containerd -F perm=war -k docker",
         ["-w /run/containerd -k docker", "-a exit,always -F path=/run/containerd -F perm=war -k docker"],
     ),
+    # Issue 21.6: on a directory, `-w DIR` is a dir= rule and `-F path=DIR` another rule: both load
+    # (measured, auditctl 3.0.9), and `-W DIR` deletes the dir= one only.
+    "tree-watch-beside-path-rule": (
+        "-a exit,always -F path=/run/containerd -F perm=war -k docker\n-w /run/containerd -p rwa -k docker",
+        ["-a exit,always -F path=/run/containerd -F perm=war -k docker", "-w /run/containerd -p rwa -k docker"],
+    ),
+    "W-deletes-the-tree-watch-only": (
+        "-a exit,always -F path=/run/containerd -F perm=war -k docker\n-w /run/containerd -p rwa -k docker\n"
+        "-W /run/containerd -p rwa -k docker",
+        ["-a exit,always -F path=/run/containerd -F perm=war -k docker"],
+    ),
     "directives-load": ("-b 8192\n-f 1\n-r 100\n--backlog_wait_time 60000\n--loginuid-immutable\n-w /a", ["-w /a"]),
     "e2-last": ("-w /a\n-e 2", ["-w /a"]),
 }
@@ -219,8 +230,13 @@ def test_replay_loads(text, rules):
 
 STOPS = {
     "duplicate": ("-w /a -k k\n-w /a/ -p rwxa -k k\n-w /b -k k", 2, "Rule exists"),
-    "benchmark-twin-duplicate": (
-        "-w /run/containerd -p rwa -k docker\n-a exit,always -F path=/run/containerd -F perm=war -k docker\n-w /b",
+    "benchmark-twin-duplicate": (  # /a is no directory: `-w /a` is a path= rule (measured, auditctl 3.0.9)
+        "-w /a -p rwa -k docker\n-a exit,always -F path=/a -F perm=war -k docker\n-w /b",
+        2,
+        "Rule exists",
+    ),
+    "dir-twin-duplicate": (  # `-w DIR` on a directory is a dir= rule
+        "-w /run/containerd -p rwa -k docker\n-a exit,always -F dir=/run/containerd -F perm=war -k docker\n-w /b",
         2,
         "Rule exists",
     ),

@@ -53,3 +53,36 @@ def test_remediation_of_a_mounted_data_root_writes_a_tree_watch_that_records() -
         "-a exit,always -F path=/var/lib/docker -F perm=war -k docker"
         in make_plan(Assessment(plain, "docker"), [C115], benchmark("1.7.0")).rule_lines
     )
+
+
+def _kernel_list(listing: str, snap) -> list[tuple[str, str, str, str]]:
+    """The probe's kernel-rules section for good_listing(): the benchmark's `-w` rules (perms rwxa)
+    on directories are dir= rules, its `-F path=` rules (perms rwa) path= rules."""
+    rules = []
+    for line in listing.splitlines():
+        _, path, _, perms, *_ = line.split()
+        info = snap.paths.get(path)
+        rules.append(("exit", "always", "dir" if perms == "rwxa" and info and info.kind == "dir" else "path", path))
+    return rules
+
+
+def test_remediation_writes_the_tree_watch_beside_a_persisted_path_rule_on_a_mounted_data_root() -> None:
+    """Issue 21.6: the benchmark's `path=` rule is persisted and loaded on the mount point. In the
+    kernel, `-w DIR` on a directory is a `dir=` rule, another rule than `-F path=DIR` (measured:
+    both load; "Rule exists" only for dir= and -w). The plan writes the tree watch beside the user's
+    rule, keeps the user's rule, and the host passes live and persisted afterwards."""
+    from cisaudit.model.plan import after_apply, make_plan
+
+    listing = good_listing()
+    mounted = host(good_rules(), listing, mounts=DATA_ROOT_MOUNT)
+    mounted.kernel_rules = _kernel_list(listing, mounted)
+    before = Assessment(mounted, "docker")
+    assert verdict(mounted, Check.LIVE).status == Status.FAIL
+    plan = make_plan(before, [C115], benchmark("1.7.0"))
+    assert plan.rule_lines == ["-w /var/lib/docker -p rwa -k docker"] and not plan.left_alone, plan
+    after = after_apply(before, plan)
+    kept = "-a exit,always -F path=/var/lib/docker -F perm=war -k docker"
+    assert any(kept in text for _, text in after.rules_d), after.rules_d  # the user's rule: nothing lost
+    for check in (Check.LIVE, Check.PERSISTED):
+        got = verdict(after, check)
+        assert got.status == Status.PASS, (check, got)

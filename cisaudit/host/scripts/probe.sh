@@ -2,6 +2,7 @@
 # The caller prepends: M='@@<nonce>' BINARIES='dockerd ...' UNITS='docker.service ...'
 #                      SOCKETS='docker.socket' EXCLUDES='volumes overlay2' (data-root subdirectories)
 #                      PATHS='/run/containerd ...' KERNEL_RULES_PY='<cisaudit/host/kernel_rules.py>'
+#                      KERNEL_RULES_PL='<cisaudit/host/kernel_rules.pl>'
 #                      UNIT_DIRS='/etc/systemd/system ...' (systemd's unit search path, in order:
 #                      cisaudit/model/locate.py UNIT_DIRS), TMPFILES_DIRS (tmpfiles.d's, in order:
 #                      cisaudit/model/boot.py), DEFAULT_DATA_ROOT (model/locate.py), AUDIT_RULES
@@ -16,8 +17,20 @@ sec arch; uname -m; end
 sec auditctl; command -v auditctl; end
 status=$(auditctl -s 2>&1); sec auditctl-s "$?"; printf '%s' "$status"; end
 listing=$(auditctl -l 2>&1); sec auditctl-l "$?"; printf '%s' "$listing"; end
-# The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot).
-if command -v python3 >/dev/null 2>&1; then sec kernel-rules; python3 -c "$KERNEL_RULES_PY" 2>/dev/null; end; fi
+# The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot):
+# python3, else perl (kernel_rules.py, .pl: the same output).
+if command -v python3 >/dev/null 2>&1; then sec kernel-rules; python3 -c "$KERNEL_RULES_PY" 2>/dev/null; end
+elif command -v perl >/dev/null 2>&1; then sec kernel-rules; perl -e "$KERNEL_RULES_PL" 2>/dev/null; end
+else
+  # Neither: births of -w paths and the boot time (model/loader.py added_on_a_directory)
+  sec boot-time; sed -n 's/^btime //p' /proc/stat; end
+  sec watch-births
+  printf '%s\n' "$listing" | sed -n 's/^-w \(.*\) -p [rwxa]*\( -k .*\)\{0,1\}$/\1/p' | {
+    set --; while IFS= read -r w; do set -- "$@" "$w"; done
+    [ $# -eq 0 ] || stat -c '%W %n' -- "$@" 2>/dev/null
+  }
+  end
+fi
 sec auditd; command -v auditd; end
 sec awk; readlink -f "$(command -v awk)"; end
 # The process the kernel sends its records to (auditctl -s: pid), when it is alive and root's: any
