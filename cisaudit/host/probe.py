@@ -48,10 +48,8 @@ def probe_values(catalogue: tuple[Control, ...], extra_paths: list[str] | None =
     """The probe's values but its nonce M (the SSM document sets M itself: host/ssm/document.py)."""
     paths = sorted({c.path for c in catalogue} | set(extra_paths or ()))
     excludes = sorted({sub for c in catalogue for sub in c.exclude})
+    # What every benchmark version shares comes first: the SSM document holds it once (document.py).
     return {
-        **{name.value: " ".join(probe_names(catalogue, name)) for name in ProbeList},  # BINARIES, UNITS, SOCKETS
-        "EXCLUDES": " ".join(excludes),
-        "PATHS": " ".join(paths),
         "KERNEL_RULES_PY": kernel_rules_py(),
         "KERNEL_RULES_PL": kernel_rules_pl(),
         "UNIT_DIRS": " ".join(UNIT_DIRS),
@@ -59,6 +57,9 @@ def probe_values(catalogue: tuple[Control, ...], extra_paths: list[str] | None =
         "DEFAULT_DATA_ROOT": DEFAULT_DATA_ROOT,
         "AUDIT_RULES": AUDIT_RULES,
         "CLASS_SYSCALLS": " ".join(sorted(CLASS_SYSCALLS)),
+        **{name.value: " ".join(probe_names(catalogue, name)) for name in ProbeList},  # BINARIES, UNITS, SOCKETS
+        "EXCLUDES": " ".join(excludes),
+        "PATHS": " ".join(paths),
     }
 
 

@@ -4,7 +4,8 @@
 # preamble.sh, ssm-runid.sh, this file, ssm-wrapper.sh. The assignments:
 #   CISAUDIT_DOC_ACTION, CISAUDIT_DOC_BENCHMARK, CISAUDIT_DOC_KEY, CISAUDIT_DOC_RUN_ID  the
 #       document's parameters (SSM substitutes them; each is checked by its allowedPattern)
-#   CISAUDIT_DOC_VALUES_<version with _>  the probe's assignments for that benchmark version
+#   CISAUDIT_DOC_VALUES_COMMON            the probe's assignments every benchmark version shares
+#   CISAUDIT_DOC_VALUES_<version with _>  the rest of them for that benchmark version
 #   CISAUDIT_DOC_PROBE                     preamble.sh, then host/probe.py PROBE_PIECES
 #   CISAUDIT_DOC_BACKOUT                   preamble.sh, common.sh, backout.sh
 # The run id and nonces: ssm-runid.sh, composed before this file.
@@ -22,7 +23,7 @@ audit)
   fi
   # shellcheck disable=SC2034 # read by ssm-wrapper.sh
   CISAUDIT_FRAME_COMMAND="M=@@cisaudit-$(printf '%s' "$CISAUDIT_DOC_HASH" | cut -c1-16)
-$values
+$CISAUDIT_DOC_VALUES_COMMON$values
 $CISAUDIT_DOC_PROBE"
   ;;
 backout)

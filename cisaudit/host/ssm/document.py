@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -77,8 +78,13 @@ def script_values() -> dict[str, str]:
     from cisaudit.host.ssm import frame
 
     values = {"CISAUDIT_FRAME_MAGIC": frame.MAGIC, "CISAUDIT_FRAME_CHUNK": str(frame.CHUNK)}
-    for version in VERSIONS:
-        values["CISAUDIT_DOC_VALUES_" + version.replace(".", "_")] = assignments(probe_values(controls(version)))
+    per_version = {version: assignments(probe_values(controls(version))) for version in VERSIONS}
+    # The assignments all versions share, once (64 KB): a version's are COMMON followed by its own.
+    common = os.path.commonprefix(list(per_version.values()))
+    common = common[: common.rfind("\n") + 1]
+    values["CISAUDIT_DOC_VALUES_COMMON"] = common
+    for version, text in per_version.items():
+        values["CISAUDIT_DOC_VALUES_" + version.replace(".", "_")] = text[len(common) :]
     values["CISAUDIT_DOC_PROBE"] = _joined("preamble.sh", *PROBE_PIECES)
     values["CISAUDIT_DOC_BACKOUT"] = _joined("preamble.sh", "common.sh", "backout.sh")
     return values
