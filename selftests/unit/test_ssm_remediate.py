@@ -99,3 +99,15 @@ def test_only_a_change_that_went_as_planned_is_judged() -> None:
     )
     assert remediate_document.probe_part(failed) == ("", "remediation failed: journal busy")
     assert remediate_document.probe_part(plan)[1].startswith("the remediate run ended before its re-probe")
+
+
+def test_the_bundle_holds_every_data_file_the_probe_sends(tmp_path: Path) -> None:
+    """The probe sends both kernel-list readers as text (probe.kernel_rules_py/_pl): a bundle
+    without one made the instance's remediate plan from a failed probe."""
+    import zipfile
+
+    from cisaudit.host import probe
+
+    names = zipfile.ZipFile(_bundle(tmp_path)).namelist()
+    for reader in (probe.KERNEL_RULES, probe.KERNEL_RULES.with_suffix(".pl")):
+        assert f"cisaudit/host/{reader.name}" in names

@@ -23,6 +23,7 @@ MEMBERS = (
     "cisaudit/host/shell.py",
     "cisaudit/host/probe.py",
     "cisaudit/host/kernel_rules.py",  # not imported: the probe sends its text (probe.KERNEL_RULES)
+    "cisaudit/host/kernel_rules.pl",  # the same, for hosts without python3
     "cisaudit/host/remediation_io.py",
     "cisaudit/host/ssm/__init__.py",
     "cisaudit/host/ssm/onhost.py",
