@@ -73,12 +73,15 @@ class SsmCompliancePublisher:
     def _final(
         self, host: str, records: list[CaseRecord], info: RunInfo, summary: dict[str, object]
     ) -> tuple[str, str | None]:
-        """The outcome of the host's early call when it sent exactly these records, else a call now.
-        (The early calls were queued before any of these: none waits on a call not yet started.)"""
+        """The outcome of the host's early call when it sent exactly these records, else a call now,
+        made after the early call ended: each upload is COMPLETE and replaces the one before, so the
+        early one must not land last. (The early calls were queued before any of these: none waits
+        on a call not yet started.)"""
         sent, outcome = self._early.get(host, ((), None))
-        same = len(sent) == len(records) and all(a is b for a, b in zip(sent, records, strict=True))
-        if outcome is not None and same:
-            return host, outcome.result()
+        if outcome is not None:
+            early = outcome.result()
+            if len(sent) == len(records) and all(a is b for a, b in zip(sent, records, strict=True)):
+                return host, early
         return self._publish_host(host, records, info, summary)
 
     def _publish_host(
