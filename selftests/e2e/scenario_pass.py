@@ -132,7 +132,7 @@ def audited_in_parallel_and_serially(fleet, tmp_path: Path, number: int, pairs: 
         expected = scenario.expected()
         wrong = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
         if wrong:
-            details = {k: parallel.case(vm.spec, *k).get("summary") for k in wrong}
+            details = {k: parallel.case(vm.spec, *k).summary for k in wrong}
             problems.append(f"{scenario.name}: expected/got {wrong}\n  {details}")
     return serial
 

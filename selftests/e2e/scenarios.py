@@ -181,12 +181,13 @@ SCENARIOS = [
         persisted="fail",
         host={"load-health": "fail"},
     ),
-    # The listing prints these like `never` rules and nothing persisted says which: not proven.
+    # The listing prints these like `never` rules and nothing persisted says which, but the kernel's
+    # own list does: the VM has no python3, and the probe reads it with perl (issue 21.7).
     Scenario(
         "live-not-persisted",
         "".join(f"auditctl {line}\n" for line in benchmark_rules().splitlines()),
-        live="fail",
         persisted="fail",
+        overrides=_both(["1.1.18"], "fail"),  # the runc rule is on the link, as written
     ),
     Scenario(
         "persisted-not-loaded",
@@ -218,7 +219,8 @@ SCENARIOS = [
         + "EOF\n"
         + "auditctl -D >/dev/null\nauditctl -R /etc/audit/audit.rules >/dev/null\n"
         + "auditctl -w /etc/docker -k docker\n",
-        overrides={**_persisted(BOOT_LOST), **_both(["1.1.6", "1.1.18"], "fail")},
+        # /etc/docker's live watch has no persisted twin; the kernel's list (perl) proves it live.
+        overrides={**_persisted(BOOT_LOST), **_persisted(["1.1.6"]), **_both(["1.1.18"], "fail")},
         host={"load-health": "fail"},
     ),
     Scenario("immutable", rules_d(benchmark_rules(VM_RULE_PATHS) + "-e 2\n") + EARLY_RUN_CONTAINERD + LOAD),
