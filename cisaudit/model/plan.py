@@ -378,7 +378,14 @@ def _simulate(
     after = _simulated(assessment, mode, target, [rule for _, rule in planned], tmpfiles)
     simulated = Assessment(after, assessment.key, assessment.require_all)
     after_boot = simulated.persisted
-    booted = {x.held for x in after_boot.rules}  # once, not per rule: per rule made the plan quadratic
+    # Once, not per rule: per rule made the plan quadratic. A `-w` that boots as the other kind of
+    # watch (its path absent or present at boot, unlike now) is loaded, not lost; what it covers
+    # is the after-boot verdict's to judge.
+    booted = {
+        x.rule.held(tree) if x.rule.path_field == "watch" else x.held
+        for x in after_boot.rules
+        for tree in (True, False)
+    }
     return _Simulation(
         simulated,
         replace(simulated.live_state, silenced=[]),
