@@ -17,6 +17,11 @@ time of the whole run, and `ratio` is it against 16 rules. Holds the kernel lock
 
     .venv/bin/python bench/replay_scale.py --whole [--sizes 16,5000,10000] [--runs 3] [--root-path]
 
+QEMU test VM (`--vm`, root): one VM (selftests/testhosts; CISAUDIT_TESTHOSTS_CACHE names the image
+cache), N rules written and loaded there, the whole audit over SSH; wall time only. Holds the VM lock.
+
+    .venv/bin/python bench/replay_scale.py --vm [--sizes 16,5000] [--runs 3]
+
 --root-path runs pytest with a root login's PATH instead of the caller's: a pyenv `python3` shim
 first on PATH costs the probe's kernel-list reader 0.4-0.8 s at 5,000 rules (docs/kernel-behaviour.md).
 """
@@ -113,15 +118,15 @@ def filler_rules(count: int) -> list[str]:
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def audit_once(workdir: Path, path: str | None = None) -> tuple[float, float]:
+def audit_once(workdir: Path, path: str | None = None, args: list[str] | None = None) -> tuple[float, float]:
     """One `pytest --hosts=local://` run with every output, as a user runs it: its wall time, and
     the CPU time of it and its children (the probe), which a loaded machine disturbs less. `path`:
-    the PATH it runs with (default the caller's)."""
+    the PATH it runs with (default the caller's); `args`: the hosts to audit instead of local://."""
     cmd = [
         sys.executable,
         "-m",
         "pytest",
-        "--hosts=local://",
+        *(args or ["--hosts=local://"]),
         "-q",
         f"--junitxml={workdir / 'junit.xml'}",
         f"--html={workdir / 'tests.html'}",
@@ -147,6 +152,17 @@ def own_rules() -> list[str]:
     return [t.control.rule_text(assessment.audit_object(t).path) for t in targets if t.exists]
 
 
+def _listed(expected: int) -> int:
+    """How many rules `auditctl -l` lists; asked again when short (on a loaded machine a 10,000-rule
+    listing came back cut twice: 9,998 and 0 lines, with the rules loaded)."""
+    listed = 0
+    for _ in range(3):
+        listed = len(sh("auditctl -l").stdout.splitlines())
+        if listed == expected:
+            break
+    return listed
+
+
 def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
     """The whole local audit per size, with that many rules persisted and loaded."""
     with FileLock("/run/lock/cisaudit-selftest.lock"):
@@ -158,7 +174,7 @@ def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
                 rules = own + filler_rules(max(size - len(own), 0))
                 sandbox.write_rules_d("60-scale.rules", "\n".join(rules) + "\n")
                 loaded = sandbox.load()
-                listed = len(sh("auditctl -l").stdout.splitlines())
+                listed = _listed(len(rules))
                 if loaded.returncode != 0 or listed != len(rules):
                     raise SystemExit(f"loading {len(rules)} rules failed ({listed} listed): {loaded.stderr[-500:]}")
                 with tempfile.TemporaryDirectory(prefix="cisaudit-scale-") as work:
@@ -174,6 +190,39 @@ def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
             sandbox.restore()
 
 
+# Written on the VM by its own shell (no 10,000-line command over SSH): filler_rules(N), in order.
+VM_RULES = (
+    'i=0; while [ $i -lt {n} ]; do if [ $((i % 2)) = 1 ]; then echo "-w /etc/cisaudit-scale-$i.conf -p wa -k site"; '
+    'else echo "-a always,exit -F arch=b64 -S execve -F path=/usr/bin/cisaudit-scale-$i -F perm=x -F auid>=1000 '
+    '-F auid!=unset -k privileged"; fi; i=$((i + 1)); done >/etc/audit/rules.d/60-scale.rules && '
+    "augenrules --load >/dev/null 2>&1; for t in 1 2 3; do c=$(auditctl -l 2>/dev/null | grep -c scale); "
+    "[ $c = {n} ] && break; done; echo $c"  # a listing of thousands can fail with ENOBUFS: asked again
+)
+
+
+def vm_audit(sizes: list[int], runs: int) -> None:
+    """The whole audit of one QEMU test VM over SSH (selftests/testhosts), with N rules persisted and
+    loaded there; wall time only (the probe's CPU is the VM's). Holds the VM lock."""
+    from selftests.testhosts.fleet import Fleet  # noqa: PLC0415 (boots QEMU: only in this mode)
+
+    with FileLock("/run/lock/cisaudit-vm.lock"), Fleet(1) as fleet:
+        vm, base = fleet[0], None
+        for size in sizes:
+            rc, out, err = vm.run(VM_RULES.format(n=size), timeout=600)
+            if out.strip() != str(size):
+                raise SystemExit(f"loading {size} rules on the VM failed ({out.strip()} listed): {err[-500:]}")
+            with tempfile.TemporaryDirectory(prefix="cisaudit-scale-") as work:
+                args = [f"--hosts={vm.spec}", f"--known-hosts={fleet.known_hosts}"]
+                walls = [audit_once(Path(work), args=args)[0] for _ in range(runs)]
+            median = statistics.median(walls)
+            base = base or median
+            print(
+                f"vm-audit rules={size} median_s={median:.2f} min_s={min(walls):.2f} max_s={max(walls):.2f} "
+                f"ratio={median / base:.2f}",
+                flush=True,
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=None, help="rule counts (default 16,1000,5000,10000; --whole 16,5000,10000)")
@@ -182,7 +231,11 @@ def main() -> int:
     parser.add_argument(
         "--root-path", action="store_true", help=f"--whole: run pytest with PATH={ROOT_PATH} (not the caller's)"
     )
+    parser.add_argument("--vm", action="store_true", help="the whole audit of one QEMU test VM over SSH")
     args = parser.parse_args()
+    if args.vm:
+        vm_audit([int(s) for s in (args.sizes or "16,5000").split(",")], args.runs or 3)
+        return 0
     if args.whole:
         sizes = [int(s) for s in (args.sizes or "16,5000,10000").split(",")]
         whole_audit(sizes, args.runs or 3, ROOT_PATH if args.root_path else None)

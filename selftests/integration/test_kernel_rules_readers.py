@@ -106,3 +106,18 @@ def test_the_probe_reads_watch_kinds_with_perl_or_birth_times_without_python3(
     # VMs the image's directories have theirs (selftests/unit/test_unaudited.py has both cases).
     born = neither.watch_births["/usr/share"]
     assert added_on_a_directory(neither, "/usr/share") is (True if 0 < born < neither.boot_time else None)
+
+
+def test_a_python3_first_on_the_callers_path_is_not_what_reads_the_kernels_list(tmp_path: Path) -> None:
+    """Issue 26.1: the probe takes the system's python3 (-I -S) before one first on the caller's PATH
+    (a pyenv shim there walked hundreds of absent paths, each dear on a host with thousands of rules).
+    Read-only: the kernel's list is read, not changed."""
+    shim, ran = tmp_path / "python3", tmp_path / "shim-ran"
+    shim.write_text(f"#!/bin/sh\ntouch {ran}\nexit 1\n")
+    shim.chmod(0o755)
+    script, nonce = probe.render_probe(controls("1.7.0"))
+    env = {"PATH": f"{tmp_path}:{STANDARD_PATH}", "PYTHONPATH": str(tmp_path)}
+    run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    assert probe.parse_probe(run.stdout, nonce, controls("1.7.0")).kernel_rules is not None
+    assert not ran.exists()

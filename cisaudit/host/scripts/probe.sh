@@ -12,15 +12,18 @@
 # dump, stat_paths, stat_lines), probe-guess.sh (guess_data_root, guess_containerd_socket), this file.
 LC_ALL=C
 export LC_ALL
+hash awk stat find tr ls pidof cut cat 2>/dev/null  # once: subshells inherit (kernel-behaviour.md)
 sec uid; id -u; end
 sec arch; uname -m; end
 sec auditctl; command -v auditctl; end
 status=$(auditctl -s 2>&1); sec auditctl-s "$?"; printf '%s' "$status"; end
 listing=$(auditctl -l 2>&1); sec auditctl-l "$?"; printf '%s' "$listing"; end
 # The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot):
-# python3, else perl (kernel_rules.py, .pl: the same output).
-if command -v python3 >/dev/null 2>&1; then sec kernel-rules; python3 -c "$KERNEL_RULES_PY" 2>/dev/null; end
-elif command -v perl >/dev/null 2>&1; then sec kernel-rules; perl -e "$KERNEL_RULES_PL" 2>/dev/null; end
+# python3 -I -S, else perl (kernel_rules.py, .pl: the same output), the system's before PATH's
+# (a pyenv shim's lookups are dear with thousands of rules: docs/kernel-behaviour.md).
+sys_cmd() { PATH=/usr/bin:/bin command -v "$1" || command -v "$1"; }
+if py=$(sys_cmd python3); then sec kernel-rules; "$py" -I -S -c "$KERNEL_RULES_PY" 2>/dev/null; end
+elif pl=$(sys_cmd perl); then sec kernel-rules; "$pl" -e "$KERNEL_RULES_PL" 2>/dev/null; end
 else
   # Neither: births of -w paths and the boot time (model/loader.py added_on_a_directory)
   sec boot-time; sed -n 's/^btime //p' /proc/stat; end
@@ -115,7 +118,8 @@ sec audit-rules-stat; stat -L -c '%a %u' "$AUDIT_RULES" 2>/dev/null; end
 # dockerd's own command line (--data-root, --userns-remap) and the remap ranges (docs/benchmarks.md).
 # Only root's daemon: any user can run a process named dockerd with a --data-root of its choosing.
 # Checked before and after the read, so a pid that changed hands in between is ignored too.
-for p in $(pidof dockerd 2>/dev/null); do
+dockerd_pids=$(pidof dockerd 2>/dev/null)
+for p in $dockerd_pids; do
   if root_process "$p"; then
     dump dockerd-cmdline "/proc/$p/cmdline"
     if root_process "$p"; then break; fi
@@ -140,7 +144,9 @@ $text"
 done
 dump containerd-config /etc/containerd/config.toml
 
-for b in $BINARIES; do sec binary "$b"; command -v "$b"; end; done
+bins=''
+for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
+"; sec binary "$b"; [ -z "$w" ] || echo "$w"; end; done
 
 # Paths to stat: the benchmark's, the ones the host's config names, every path a rules file or
 # the kernel's listing names (a rule on a missing path breaks loading), and each one's parent.
@@ -159,7 +165,7 @@ all_paths=$({
         if ($i == "-w" || $i == "-W") print $(i + 1)
         if ($i == "-F" && $(i + 1) ~ /^(path|dir)=/) { v = $(i + 1); sub(/^[a-z]*=/, "", v); print v }
     } }'
-  for b in $BINARIES; do command -v "$b"; done
+  printf '%s' "$bins"
   for u in $UNITS; do for d in $UNIT_DIRS; do
     echo "$d/$u"; done; done
 } | awk '/^\// { p = $0; while (p != "" && !seen[p]++) { print p; sub(/\/[^\/]*$/, "", p) } }')
@@ -196,15 +202,13 @@ sec selinux; if [ -e /sys/fs/selinux/enforce ]; then echo yes; else echo no; fi;
 # A task forked while audit was never enabled has no audit context, for life (kernel/auditsc.c
 # audit_alloc). Start times (ticks since boot, /proc/PID/stat field 22) of the kernel's auditd and
 # of root's dockerd and containerd; the comm field may hold spaces and parentheses.
+starts() {  # NAME PID...
+  n=$1; shift
+  for p; do if root_process "$p"; then echo "$n $p $(sed -n 's/.*) //p' "/proc/$p/stat" | cut -d' ' -f20)"; fi; done
+}
 sec process-starts
-for p in $kernel_pid; do
-  if root_process "$p"; then echo "auditd $p $(sed -n 's/.*) //p' "/proc/$p/stat" | cut -d' ' -f20)"; fi
-done
-for n in dockerd containerd; do
-  for p in $(pidof "$n" 2>/dev/null); do
-    if root_process "$p"; then echo "$n $p $(sed -n 's/.*) //p' "/proc/$p/stat" | cut -d' ' -f20)"; fi
-  done
-done
+# shellcheck disable=SC2046,SC2086 # pids, one per word
+{ starts auditd $kernel_pid; starts dockerd $dockerd_pids; starts containerd $(pidof containerd 2>/dev/null); }
 end
 # --- end of the kernel filter model's section --------------------------------------------------
 IFS='
