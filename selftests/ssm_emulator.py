@@ -11,6 +11,10 @@ What it models, and where each fact comes from:
 - SendCommand (InstanceIds, or Targets by InstanceIds / tag:Key / tag-key), GetCommandInvocation,
   ListCommandInvocations (Details, paging), DescribeInstanceInformation (Filters InstanceIds,
   PingStatus, tag:Key, tag-key; paging), CancelCommand: shapes from botocore's SSM service model.
+  A SendCommand by tag reaches the instances tagged when it is sent. A DescribeInstanceInformation
+  listing is matched at its first page and its NextToken pages through that match (the API's
+  tokens are opaque; what a listing shows of a fleet that changes while it pages is not
+  documented): a listing of 100,000 instances costs one pass over them, not one per page.
 - Errors as HTTP 400 with {"__type": code, "message": ...}, which botocore's JSON parser turns
   into ClientError / modeled exceptions (InvocationDoesNotExist, InvalidInstanceId, ...).
 - Status Pending -> (Delayed) -> InProgress -> Success | Failed | TimedOut | Cancelled, with

@@ -18,6 +18,7 @@ to a SendCommand, and such small commands are followed by their invocations' pag
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import secrets
 import threading
@@ -218,7 +219,9 @@ class FleetProbe:
             self.spool.put_result(instance_id, rc, out, err, source=command_id)
         except (frame.FrameError, ClientError, BotoCoreError) as exc:
             return f"no intact result in s3://{o.bucket}/ ({exc})", None
-        return None, header
+        # Spooled: the body is on disk. What binds it (`frame.bound`) is the header alone; a body
+        # kept per instance until the binding was 50 KB each, half a gigabyte at 10,000.
+        return None, dataclasses.replace(header, first="")
 
     def _bound_read(self, inv: dict[str, Any], read: _Read) -> str | None:
         """The problem with an instance's read frame, or None when it is the frame the service
