@@ -74,9 +74,9 @@ def test_a_tag_command_goes_before_the_listing_and_what_changed_between_is_repor
 ) -> None:
     """Between the tag's SendCommand and its listing one instance loses the tag (the command
     probed it; the listing does not name it: reported, not audited) and one gains it (listed, not
-    reached: sent by id and audited)."""
+    reached: sent by id and audited), while the tag's command still waits on an offline instance."""
     ids = [f"i-{n:017x}" for n in range(1, 61)]  # two pages of the listing
-    lost, gained = ids[0], "i-000000000000000ff"
+    lost, gained, offline = ids[0], "i-000000000000000ff", "i-000000000000000fe"
 
     def drift(emu: SsmEmulator) -> None:
         emu.instances[lost].tags.clear()
@@ -84,6 +84,7 @@ def test_a_tag_command_goes_before_the_listing_and_what_changed_between_is_repor
 
     with _fleet(ids, recording, s3, on_first_listing=drift) as emu:
         emu.instances[gained] = type(emu.instances[lost])(None)
+        emu.instances[offline] = type(emu.instances[lost])(None, "ConnectionLost", {"Role": "docker-host"})
         emu.runner.recordings = dict.fromkeys([*ids, gained], recording)  # type: ignore[union-attr]
         run = run_suite(tmp_path, [], *ARGS, env=emu.environ | s3.environ)
     assert emu.sends[0][1]["Targets"] == [{"Key": "tag:Role", "Values": ["docker-host"]}], emu.sends
@@ -91,6 +92,7 @@ def test_a_tag_command_goes_before_the_listing_and_what_changed_between_is_repor
     assert [s["InstanceIds"] for _, s in emu.sends[1:]] == [[gained]], emu.sends
     assert run.verdict(f"ssm://{gained}", "1.1.4", "live") != "error", run.output[-3000:]
     assert all(run.verdict(f"ssm://{i}", "1.1.4", "live") != "error" for i in ids[1:])
+    assert "offline (PingStatus=ConnectionLost)" in run.case(f"ssm://{offline}", "1.1.4", "live").summary
     assert not run.verdicts(f"ssm://{lost}"), "an instance the listing did not name is not audited"
     assert f"not in the tag's listing (tagged after SendCommand?), not audited: {lost}" in run.output, run.output[
         -3000:

@@ -303,7 +303,7 @@ class FleetProbe:
 
     def _settle(self, command: _Command, pool: ThreadPoolExecutor) -> int:
         """Page the command's invocations; finish every pending instance that is terminal. Once
-        every invocation is terminal, a member the command never reached is sent by id."""
+        every member it reached is done, a member it never reached is sent by id."""
         pages = self.ssm.get_paginator("list_command_invocations").paginate(
             CommandId=command.command_id, Details=True, MaxResults=_PAGE
         )
@@ -315,7 +315,9 @@ class FleetProbe:
         if settled:
             command.last_progress = time.monotonic()
         unreached = sorted(command.pending - command.seen)
-        if command.tag is not None and unreached and all(fanout.terminal(inv) for inv in invocations):
+        # Every member it reached is done (an offline instance's invocation may wait for days):
+        # the others it will not reach.
+        if command.tag is not None and unreached and not command.pending & command.seen:
             command.pending -= set(unreached)  # e.g. tagged after the command was sent, before the listing
             self.add([fanout.Batch(tuple(unreached[n : n + _PAGE])) for n in range(0, len(unreached), _PAGE)])
         return settled
