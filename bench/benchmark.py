@@ -530,9 +530,10 @@ def bench_baseline_file(sizes: list[int]) -> None:
             )
 
 
-def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float) -> None:
+def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float, only: list[int] | None = None) -> None:
     """`ssm-shards`: N emulated instances audited as `shards` `--shard K/N` runs, one after another
-    (a CI runs them side by side), then `python -m cisaudit.plugin.merge` over their results.json."""
+    (a CI runs them side by side), then `python -m cisaudit.plugin.merge` over their results.json.
+    `only`: run just these shards (no merge then: it needs every shard; the line says `ran=`)."""
     rec = record_quiet()
     ids = [f"i-{n + 1:017x}" for n in range(hosts)]
     walls, rss = [], []
@@ -547,7 +548,7 @@ def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float) 
         ) as emu,
         tempfile.TemporaryDirectory() as d,
     ):
-        for k in range(1, shards + 1):
+        for k in only or range(1, shards + 1):
             out = Path(d) / f"shard-{k}"
             cmd = [
                 *FLEET_PYTEST,
@@ -568,6 +569,13 @@ def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float) 
                 f"# shard {k}/{shards}: wall_s={sample.wall:.1f} peak_rss_mb={sample.maxrss_mb:.0f} "
                 f"load={sample.load:.1f}"
             )
+        if only:
+            print(
+                f"ssm-shards hosts={hosts} shards={shards} max_shard_wall_s={max(walls):.1f} "
+                f"max_shard_rss_mb={max(rss):.0f} merge_s=- merge_rss_mb=- ran={','.join(map(str, only))}",
+                flush=True,
+            )
+            return
         merge = [PY, "-m", "cisaudit.plugin.merge", *(f"{d}/shard-{k}/results.json" for k in range(1, shards + 1))]
         merged = measure([*merge, f"--out={d}/merged"])
     print(
@@ -694,6 +702,9 @@ def main(argv: list[str] | None = None) -> int:
         help="with --fleet: --baseline's added time and memory at these sizes (in process, a synthetic fleet)",
     )
     p.add_argument("--shards", default=None, metavar="HOSTS/N", help="only the sharded fleet run, e.g. 100000/8")
+    p.add_argument(
+        "--shard-runs", default=None, metavar="K,...", help="with --shards: run only these shards (no merge then)"
+    )
     p.add_argument("--ssm-compliance", action="store_true", help="with --fleet N: the time SSM Compliance adds")
     p.add_argument("--security-hub", action="store_true", help="with --fleet N: the time Security Hub adds")
     p.add_argument(
@@ -709,7 +720,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.shards is not None:
         total, _, count = a.shards.partition("/")
-        bench_shards(int(total), int(count), 0.2, a.throttle_rate)
+        only = _sizes(a.shard_runs) if a.shard_runs else None
+        bench_shards(int(total), int(count), 0.2, a.throttle_rate, only)
         return 0
     if a.fleet is not None and a.baseline_file:
         bench_baseline_file(_sizes(a.fleet))

@@ -11,6 +11,10 @@ What it models, and where each fact comes from:
 - SendCommand (InstanceIds, or Targets by InstanceIds / tag:Key / tag-key), GetCommandInvocation,
   ListCommandInvocations (Details, paging), DescribeInstanceInformation (Filters InstanceIds,
   PingStatus, tag:Key, tag-key; paging), CancelCommand: shapes from botocore's SSM service model.
+  A SendCommand by tag reaches the instances tagged when it is sent. A DescribeInstanceInformation
+  listing is matched at its first page and its NextToken pages through that match (the API's
+  tokens are opaque; what a listing shows of a fleet that changes while it pages is not
+  documented): a listing of 100,000 instances costs one pass over them, not one per page.
 - Errors as HTTP 400 with {"__type": code, "message": ...}, which botocore's JSON parser turns
   into ClientError / modeled exceptions (InvocationDoesNotExist, InvalidInstanceId, ...).
 - Status Pending -> (Delayed) -> InProgress -> Success | Failed | TimedOut | Cancelled, with
@@ -198,6 +202,7 @@ class SsmEmulator:
         self.documents = dict(documents or {})  # name -> a Command document (schema 2.2) registered
         self._s3: Any = None
         self.commands: dict[str, dict[str, _Invocation]] = {}
+        self._listings: dict[str, list[str]] = {}  # DescribeInstanceInformation listing -> its instances
         self.calls: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self.throttled: collections.Counter[str] = collections.Counter()
         self.requests: collections.Counter[str] = collections.Counter()  # API calls per operation, throttled too
@@ -454,8 +459,11 @@ class SsmEmulator:
         filters = list(req.get("Filters", []))
         # The deprecated filter list uses lower-case keys.
         filters += [{"Key": f["key"], "Values": f["valueSet"]} for f in req.get("InstanceInformationFilterList", [])]
-        ids = [i for i in self.instances if all(self._matches(i, f) for f in filters)]
-        page, token = _page(ids, req, default=10)  # small, so clients must page
+        ids = self._listing(req.get("NextToken"), filters)
+        listing, _, offset = (req.get("NextToken") or "").partition(":")
+        page, token = _page(ids, req | {"NextToken": offset}, default=10)  # small, so clients must page
+        if token:
+            token = f"{listing or self._listed(ids)}:{token}"
         infos = [
             {
                 "InstanceId": i,
@@ -467,6 +475,25 @@ class SsmEmulator:
             for i in page
         ]
         return {"InstanceInformationList": infos} | ({"NextToken": token} if token else {})
+
+    def _listing(self, token: str | None, filters: list[dict[str, Any]]) -> list[str]:
+        """The instances a listing pages through: matched once, at its first page (a token names
+        that listing and an offset), so that paging 100,000 instances costs the service (this
+        process, on the benchmark's cores) one pass over them, not one per page."""
+        if token:
+            listing, _, offset = token.partition(":")
+            with self._lock:
+                ids = self._listings.get(listing)
+            if ids is None or not offset.isdigit():
+                raise ApiError("InvalidNextToken", "the token is not valid")
+            return ids
+        return [i for i in self.instances if all(self._matches(i, f) for f in filters)]
+
+    def _listed(self, ids: list[str]) -> str:
+        listing = secrets.token_hex(8)
+        with self._lock:
+            self._listings[listing] = ids
+        return listing
 
     def _cancel_command(self, req: dict[str, Any]) -> dict[str, Any]:
         ids = req.get("InstanceIds") or None

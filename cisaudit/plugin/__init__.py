@@ -271,7 +271,7 @@ def pytest_configure(config: pytest.Config) -> None:
         shard = options.shard(config.getoption("shard"))
         config.stash[WAIVERS_KEY] = _waivers(config)
         if config.getoption("ssm_targets"):
-            _add_hosts(hosts, _discover_ssm_hosts(config))
+            _add_hosts(hosts, _discover_ssm_hosts(config, shard))
         if shard is not None:
             hosts = _shard_hosts(config, shard, hosts)
         config.stash[WAIVERS_KEY] = waiver_tags.resolve(config, config.stash[WAIVERS_KEY], list(hosts))
@@ -352,19 +352,39 @@ def _waivers(config: pytest.Config) -> dict[str, Waiver]:
     return waivers
 
 
-def _discover_ssm_hosts(config: pytest.Config) -> list[str]:
+def _discover_ssm_hosts(config: pytest.Config, shard: Shard | None = None) -> list[str]:
     """Resolve --ssm-targets to ssm:// specs (controller only; workers get the list). A target
     asked for and not audited (agent offline, id not managed) stays a host: its sessions report
     why, in every output and the exit code, as the same host given as --hosts=ssm://... would; a
-    tag no managed instance has is a usage error."""
+    tag no managed instance has is a usage error. A fan-out starts before the listing and probes
+    beside it (plugin/fleet_audit.py)."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         return list(workerinput[XDIST_SSM_HOSTS])
     from cisaudit.host.ssm.backend import discover_targets  # boto3 only for SSM runs
+    from cisaudit.plugin.fleet_audit import start_before_discovery
 
-    found = discover_targets(
-        config.getoption("ssm_targets"), config.getoption("ssm_region"), config.getoption("aws_profile")
-    )
+    targets = config.getoption("ssm_targets")
+    early = start_before_discovery(config, targets, shard)
+    try:
+        found = discover_targets(
+            targets,
+            config.getoption("ssm_region"),
+            config.getoption("aws_profile"),
+            early.on_page if early else None,
+        )
+        specs = _ssm_specs(config, found)
+    except BaseException:
+        if early:
+            early.abort()
+        raise
+    if early:
+        early.bind(found)
+    return specs
+
+
+def _ssm_specs(config: pytest.Config, found: Any) -> list[str]:
+    """--ssm-targets' hosts from what discovery found (`_discover_ssm_hosts`)."""
     unaudited = [p.split(":", 1)[0] for p in found.problems if INSTANCE_ID.fullmatch(p.split(":", 1)[0])]
     targets = [p for p in found.problems if p.split(":", 1)[0] not in unaudited]  # e.g. a tag nothing has
     if targets:

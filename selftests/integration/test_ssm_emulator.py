@@ -163,7 +163,7 @@ def test_discovery_by_tag_pages_and_reports_offline(start: Start) -> None:
     other, offline, unknown = "i-0000000000000f00f", "i-00000000000000f10", "i-00000000000000f11"
     tags = {i: {"Role": "docker"} for i in [*docker, offline]} | {other: {"Role": "web"}}
     emu = start(dict.fromkeys([*docker, other], "local://"), tags=tags, offline=[offline])
-    online, problems, _ = ssm.discover_targets(f"tag:Role=docker,{other},{unknown}", None, None)
+    online, problems, *_ = ssm.discover_targets(f"tag:Role=docker,{other},{unknown}", None, None)
     assert online == [*docker, other]
     assert problems == [
         f"{unknown}: not a managed instance in this account and region",

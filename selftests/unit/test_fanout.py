@@ -155,3 +155,18 @@ def test_the_default_concurrency_is_a_value_the_api_takes_and_rolls_10000_out_in
     assert re.fullmatch(shape.metadata["pattern"], fanout.DEFAULT_MAX_CONCURRENCY)
     assert fanout.parse_concurrency("9999999") == "9999999"  # the model's longest
     assert fanout.waves(10_000, fanout.DEFAULT_MAX_CONCURRENCY) == 20
+
+
+def test_streamed_ids_go_50_to_a_command_and_the_rest_at_close(tmp_path: Path) -> None:
+    """A --shard's instances, streamed as the listing pages (plugin/fleet_audit.py): a command as
+    soon as 50 are in, the rest once nothing more comes, each id once and watched."""
+    from cisaudit.host.ssm.fleet import FleetOptions, FleetProbe
+
+    fleet = FleetProbe(FleetOptions("bucket", "us-east-1"), Spool(tmp_path), "true")
+    fleet.stream(IDS[:70])
+    fleet.stream(IDS[70:120])
+    assert [b.members for b in fleet._take_batches()] == [tuple(IDS[:50]), tuple(IDS[50:100])]
+    assert fleet._take_batches() == []
+    fleet.close()
+    assert [b.members for b in fleet._take_batches()] == [tuple(IDS[100:120])]
+    assert fleet.watched() == sorted(IDS[:120]) and all(b.tag is None for b in fleet._take_batches())

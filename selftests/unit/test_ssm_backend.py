@@ -329,7 +329,7 @@ def test_discover_targets_pages_tags_and_names_problems(env: None) -> None:
             [{"Key": "InstanceIds", "Values": [ids[2], ids[3]]}],
             [{"InstanceId": ids[2], "PingStatus": "Online"}],
         )
-        online_ids, problems, tags = ssm.discover_targets(
+        online_ids, problems, tags, _ = ssm.discover_targets(
             f"tag:Role=docker, {ids[2]},{ids[3]},tag:Role=none,web1,tag:oops", "us-east-1"
         )
     assert online_ids == [ids[0], ids[2]]
@@ -349,7 +349,7 @@ def test_discover_targets_names_ids_the_api_rejects(env: None) -> None:
         stub.add_client_error("describe_instance_information", "InvalidInstanceId")
         _describe(stub, [{"Key": "InstanceIds", "Values": [good]}], [{"InstanceId": good, "PingStatus": "Online"}])
         stub.add_client_error("describe_instance_information", "InvalidInstanceId")
-        assert ssm.discover_targets(f"{good},{bad}", "us-east-1") == (
+        assert ssm.discover_targets(f"{good},{bad}", "us-east-1")[:3] == (
             [good],
             [f"{bad}: not a managed instance in this account and region"],
             {},

@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import boto3
@@ -289,9 +290,18 @@ def read_s3_stdout(url_or_key: str, bucket: str, max_output_bytes: int, region: 
     return body.decode("utf-8", "replace")
 
 
-def _describe(ssm: BaseClient, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    pages = ssm.get_paginator("describe_instance_information").paginate(Filters=filters, MaxResults=50)
-    return [info for page in pages for info in page["InstanceInformationList"]]
+_Page = Callable[[list[dict[str, Any]]], None]
+
+
+def _describe(ssm: BaseClient, filters: list[dict[str, Any]], on_page: _Page | None = None) -> list[dict[str, Any]]:
+    """Every managed instance the filters match, 50 to a page (the API's most); `on_page` sees
+    each page as it comes (a fan-out can send to its instances while the listing goes on)."""
+    infos: list[dict[str, Any]] = []
+    for page in ssm.get_paginator("describe_instance_information").paginate(Filters=filters, MaxResults=50):
+        if on_page is not None:
+            on_page(page["InstanceInformationList"])
+        infos += page["InstanceInformationList"]
+    return infos
 
 
 def _describe_ids(ssm: BaseClient, ids: list[str]) -> list[dict[str, Any]]:
@@ -309,26 +319,42 @@ def _describe_ids(ssm: BaseClient, ids: list[str]) -> list[dict[str, Any]]:
         return [info for one in ids for info in _describe_ids(ssm, [one])]
 
 
+def parse_tag(target: str) -> tuple[str, str] | None:
+    """An --ssm-targets item "tag:Key=Value" as (Key, Value); None for anything else."""
+    key, sep, value = target.strip().removeprefix("tag:").partition("=")
+    return (key, value) if target.strip().startswith("tag:") and key and sep else None
+
+
 class Discovery(NamedTuple):
     online: list[str]  # Online managed instance ids
     problems: list[str]  # one line per target that is not audited
     tags: dict[tuple[str, str], list[str]]  # (key, value) of each tag target -> its Online instances
+    listed: dict[tuple[str, str], list[str]] = {}  # each tag target -> every instance listed for it
 
 
-def discover_targets(targets: str, region: str | None = None, profile: str | None = None) -> Discovery:
-    """Resolve "i-...,tag:Role=docker,..." to the Online managed instances and the problems."""
+def discover_targets(
+    targets: str,
+    region: str | None = None,
+    profile: str | None = None,
+    on_page: _Page | None = None,
+) -> Discovery:
+    """Resolve "i-...,tag:Role=docker,..." to the Online managed instances and the problems;
+    `on_page` sees each page of a tag's listing as it comes."""
     ssm = aws_client("ssm", region, profile)
     pings: dict[str, str] = {}
     problems: list[str] = []
     ids: list[str] = []
     tags: dict[tuple[str, str], list[str]] = {}
+    listed: dict[tuple[str, str], list[str]] = {}
     for item in filter(None, (t.strip() for t in targets.split(","))):
         if item.startswith("tag:"):
-            key, sep, value = item[4:].partition("=")
-            if not key or not sep:
+            tag = parse_tag(item)
+            if tag is None:
                 problems.append(f"{item}: expected tag:Key=Value")
                 continue
-            infos = _describe(ssm, [{"Key": f"tag:{key}", "Values": [value]}])
+            key, value = tag
+            infos = _describe(ssm, [{"Key": f"tag:{key}", "Values": [value]}], on_page)
+            listed[(key, value)] = [i["InstanceId"] for i in infos]
             if not infos:
                 problems.append(f"{item}: no managed instance has this tag")
             pings.update((i["InstanceId"], i.get("PingStatus", "")) for i in infos)
@@ -344,7 +370,7 @@ def discover_targets(targets: str, region: str | None = None, profile: str | Non
         else:
             problems.append(f"{instance_id}: not a managed instance in this account and region")
     problems += [f"{i}: offline (PingStatus={p})" for i, p in pings.items() if p != "Online"]
-    return Discovery([i for i, p in pings.items() if p == "Online"], problems, tags)
+    return Discovery([i for i, p in pings.items() if p == "Online"], problems, tags, listed)
 
 
 def instances_tagged(

@@ -35,19 +35,21 @@ class Spool:
         tmp.write_text(json.dumps(record))
         os.replace(tmp, self.directory / f"{instance_id}.json")
 
-    def put_result(self, instance_id: str, rc: int, stdout: bytes, stderr: bytes) -> None:
-        """Keep a result aside until `publish` (the service's report has not bound it yet)."""
+    def put_result(self, instance_id: str, rc: int, stdout: bytes, stderr: bytes, source: str = "") -> None:
+        """Keep a result aside until `publish` (the service's report has not bound it yet);
+        `source` (the command) keeps apart what two commands probed on one instance."""
         # Decoded as HostSession.run decodes any host's output.
         out, err = (b.decode("utf-8", errors="replace") for b in (stdout, stderr))
-        self._write(f".{instance_id}.unbound", {"rc": rc, "stdout": out, "stderr": err})
+        self._write(f".{instance_id}.{source}.unbound", {"rc": rc, "stdout": out, "stderr": err})
 
-    def publish(self, instance_id: str) -> None:
-        """The result kept aside is the instance's: its session may read it now."""
-        os.replace(self.directory / f".{instance_id}.unbound.json", self.directory / f"{instance_id}.json")
+    def publish(self, instance_id: str, source: str = "") -> None:
+        """The result kept aside from `source` is the instance's: its session may read it now."""
+        os.replace(self.directory / f".{instance_id}.{source}.unbound.json", self.directory / f"{instance_id}.json")
 
     def put_error(self, instance_id: str, message: str) -> None:
         self._write(instance_id, {"error": message})
-        (self.directory / f".{instance_id}.unbound.json").unlink(missing_ok=True)
+        for kept in self.directory.glob(f".{instance_id}.*.unbound.json"):
+            kept.unlink(missing_ok=True)
 
     def finish(self) -> None:
         """The fan-out is over: an instance without a file now has no result."""
