@@ -39,6 +39,7 @@ from cisaudit.model.loader import (
     augenrules_files,
     boot_adder,
     boot_state,
+    listing_shortfall,
     live_state,
     loader_mode,
     persisted_lines,
@@ -356,9 +357,17 @@ class Assessment:
         named = "unknown" if lsms is None else ", ".join(sorted(lsms)) or "none"
         return f"{named} ({self.facts.lsms_from})"
 
-    def _live_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
+    def _listing_error(self, limit: int | None) -> Verdict | None:
+        """An ERROR when `auditctl -l` failed or is not the whole of the kernel's rules."""
         if self.snap.listing_rc != 0:
-            return Verdict(Status.ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()[:300]}")
+            return Verdict(Status.ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()[:limit]}")
+        if shortfall := listing_shortfall(self.snap):
+            return Verdict(Status.ERROR, shortfall)
+        return None
+
+    def _live_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
+        if error := self._listing_error(300):
+            return error
         looked_at = _mentions([("auditctl -l", self.snap.listing_text)], set(target.aliases))
         extra = tuple(f"unreadable listing line {l.where}: {l.text} ({l.error})" for l in self.unreadable_listing)
         return self._verdict(control, target, self.live_state, looked_at, extra + notes)
@@ -433,8 +442,8 @@ class Assessment:
     def _load_health_verdict(self) -> Verdict:
         if error := self._access_error():
             return error
-        if self.snap.listing_rc != 0:
-            return Verdict(Status.ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()}")
+        if error := self._listing_error(None):
+            return error
         result = self.persisted
         state = self.live_state
         live = {

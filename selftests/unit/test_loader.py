@@ -3,21 +3,24 @@
 import pytest
 
 from cisaudit.model.boot import BootModel
+from cisaudit.model.catalogue import controls
 from cisaudit.model.kernel import WatchKind
 from cisaudit.model.loader import (
     augenrules_files,
     augenrules_merge,
     augenrules_output,
     boot_adder,
+    listing_shortfall,
     live_state,
     loader_mode,
     persisted_lines,
     replay,
 )
 from cisaudit.model.plan import with_rules
-from cisaudit.model.rules import parse_rules
+from cisaudit.model.rules import AuditRule, parse_rules
 from cisaudit.model.snapshot import PathInfo, Snapshot
 from cisaudit.model.userspace import Behaviour, userspace
+from selftests.unit.test_evaluate import ABSENT, expected, good_listing, good_rules, host, verdicts
 
 DEBIAN_UNIT = """# /lib/systemd/system/auditd.service
 [Service]
@@ -488,3 +491,34 @@ def test_delete_by_key_under_continue_deletes_the_rules_with_that_key() -> None:
     )
     assert texts(result) == ["-w /etc/site -k site", "-w /tmp/x -k docker"]
     assert not result.failures
+
+
+# -- a listing auditctl cut short (issue 26.1: thousand-rule hosts) ---------------------------
+ENOBUFS = "Error receiving audit netlink packet (No buffer space available)"
+
+
+def _whole_kernel_list(listing):
+    rules = [l.item for l in parse_rules(listing, "auditctl -l") if isinstance(l.item, AuditRule)]
+    return [("exit", "always", "dir", r.path or "") for r in rules]
+
+
+def test_a_listing_shorter_than_the_kernels_own_list_is_an_error_not_a_verdict():
+    """auditctl -l ignores a failed receive and exits 0 with what it got (src/auditctl.c get_reply):
+    measured on a test VM with 5,000 rules, it printed ENOBUFS and 4,999 rules. A `never` rule it
+    dropped would make the live verdict PASS what the kernel does not record."""
+    whole = "-a never,exit -F path=/usr/bin/dockerd -F perm=x\n" + good_listing()
+    short = good_listing() + "\n" + ENOBUFS
+    snap = host(good_rules(), short, kernel_rules=_whole_kernel_list(whole))
+    assert listing_shortfall(snap) is not None and "listed 15 rules, the kernel's own list 16" in listing_shortfall(
+        snap
+    )
+    present = {c.id for c in controls()} - ABSENT
+    assert verdicts(snap, "live") == expected(error=present)
+    assert verdicts(snap, "persisted") == expected()  # the files say what loads at boot
+
+
+@pytest.mark.parametrize("kernel", [None, "whole"], ids=["no-kernel-list", "same-count"])
+def test_a_listing_is_believed_when_nothing_says_it_is_short(kernel):
+    listing = good_listing()
+    snap = host("", listing, kernel_rules=_whole_kernel_list(listing) if kernel else None)
+    assert listing_shortfall(snap) is None
