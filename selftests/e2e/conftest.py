@@ -19,15 +19,6 @@ def scenario_findings(fleet, tmp_path_factory: pytest.TempPathFactory, pytestcon
     return found
 
 
-@pytest.hookimpl(tryfirst=True)  # before -m deselects
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests that read the scenario pass `scenario_pass`: .ci/run runs them in one
-    session and the other VM tests in another beside it (`-m "not scenario_pass"`)."""
-    for item in items:
-        if "scenario_findings" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.scenario_pass)
-
-
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     if TIMINGS in config.stash:
         terminalreporter.write_line(config.stash[TIMINGS])
