@@ -361,9 +361,14 @@ class Assessment:
         """An ERROR when `auditctl -l` failed or is not the whole of the kernel's rules."""
         if self.snap.listing_rc != 0:
             return Verdict(Status.ERROR, f"auditctl -l failed: {self.snap.listing_text.strip()[:limit]}")
-        if shortfall := listing_shortfall(self.snap):
-            return Verdict(Status.ERROR, shortfall)
+        if self._listing_shortfall:
+            return Verdict(Status.ERROR, self._listing_shortfall)
         return None
+
+    @cached_property
+    def _listing_shortfall(self) -> str | None:
+        """Once per host: every control's live verdict asks (a listing of thousands of rules)."""
+        return listing_shortfall(self.snap)
 
     def _live_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
         if error := self._listing_error(300):
