@@ -15,6 +15,8 @@ from pathlib import Path
 SCRIPTS = Path(__file__).with_name("scripts")
 PREAMBLE = "preamble.sh"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A whole-line comment that may go (kept: `#!` and `# shellcheck` directives).
+_COMMENT_LINE = re.compile(r"^[ \t]*#(?!!| shellcheck ).*\n", re.M)
 
 
 def piece(name: str) -> str:
@@ -30,7 +32,16 @@ def assignments(values: dict[str, str]) -> str:
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
 
 
-def compose(values: dict[str, str], *pieces: str) -> str:
-    """The assignments, preamble.sh, then each named piece in order."""
+def compose(values: dict[str, str], *pieces: str, terse: bool = False) -> str:
+    """The assignments, preamble.sh, then each named piece in order (`terse`: without their comment lines)."""
     texts = [piece(name) for name in (PREAMBLE, *pieces)]
+    texts = [without_comment_lines(t) for t in texts] if terse else texts
     return assignments(values) + "".join(t if t.endswith("\n") else t + "\n" for t in texts)
+
+
+def without_comment_lines(script: str) -> str:
+    """`script` without its whole-line comments, for the SSM document (at most 64 KB, a third of it
+    the scripts' comments). Only pieces are stripped, never a value, and no piece has a line that
+    starts with `#` inside a quoted string: selftests/unit/test_shell_compose.py proves with bash's
+    own parser that every piece means the same without them."""
+    return _COMMENT_LINE.sub("", script)

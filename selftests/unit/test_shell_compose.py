@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cisaudit.host import events, probe, remediation_io
-from cisaudit.host.shell import PREAMBLE, SCRIPTS, assignments, compose, piece
+from cisaudit.host.shell import PREAMBLE, SCRIPTS, assignments, compose, piece, without_comment_lines
 from cisaudit.host.ssm import frame
 from cisaudit.model.catalogue import benchmark, controls
 from cisaudit.model.decisions import Accesses
@@ -68,3 +68,25 @@ def test_every_piece_ships_with_the_package() -> None:
     pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
     assert '"host/scripts/*.sh"' in pyproject
     assert {p.suffix for p in SCRIPTS.iterdir() if p.is_file()} == {".sh"}
+
+
+def _as_bash_parses_it(script: str) -> str:
+    """`script` as bash prints it back from its parse tree (`declare -f`), comments gone."""
+    wrapped = f"__cisaudit_piece() {{\n{script}\n}}\ndeclare -f __cisaudit_piece\n"
+    return subprocess.run(["bash", "-c", wrapped], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SCRIPTS.glob("*.sh")))
+def test_a_piece_without_its_comment_lines_means_the_same_to_the_shell(name: str) -> None:
+    """The SSM document holds the pieces without their comment lines (64 KB): dropping one that is
+    not a comment (a line of a quoted string that starts with `#`) changes what bash parses."""
+    text = piece(name)
+    terse = without_comment_lines(text)
+    assert _as_bash_parses_it(terse) == _as_bash_parses_it(text)
+    assert not re.search(r"^\s*#(?!!| shellcheck )", terse, re.M)
+
+
+def test_dropping_a_hash_line_of_a_quoted_string_is_seen() -> None:
+    """The proof above would catch a line of data taken for a comment."""
+    script = "awk '\n# not a comment: awk reads it\n{ print }' /dev/null\n"
+    assert _as_bash_parses_it(without_comment_lines(script)) != _as_bash_parses_it(script)

@@ -1,6 +1,7 @@
 """The SSM document in remediation/ is what host/ssm/document.py makes from the scripts the
 suite sends, and its shell composes byte for byte the probe (and backout) command the suite
-composes (host/shell.py), with the nonces Python derives from the run id."""
+composes (host/shell.py) without the pieces' comment lines, with the nonces Python derives from
+the run id. test_shell_compose.py proves that those lines are comments to the shell."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from cisaudit.host.probe import PROBE_PIECES, probe_values
 from cisaudit.host.remediation_io import render_backout
-from cisaudit.host.shell import SCRIPTS, compose
+from cisaudit.host.shell import SCRIPTS, compose, piece, without_comment_lines
 from cisaudit.host.ssm.document import PARAMETERS, document_script, nonces, parse_header, render_document
 from cisaudit.model.catalogue import controls
 
@@ -40,7 +41,7 @@ def _composed(action: str, benchmark: str, run_id: str, tmp_path: Path) -> tuple
     script = document_script()
     script = script.replace("{{ action }}", action).replace("{{ benchmark }}", benchmark)
     script = script.replace("{{ auditKey }}", "docker").replace("{{ runId }}", run_id)
-    head = script[: script.index("# cisaudit SSM wrapper")] + stub.read_text()
+    head = script[: script.index(without_comment_lines(piece("ssm-wrapper.sh")))] + stub.read_text()
     out = tmp_path / "command"
     proc = subprocess.run(
         ["sh", "-c", head], capture_output=True, text=True, env={"CISAUDIT_OUT": str(out)}, check=True
@@ -52,7 +53,7 @@ def _composed(action: str, benchmark: str, run_id: str, tmp_path: Path) -> tuple
 def test_the_document_runs_the_probe_the_suite_sends(version: str, tmp_path: Path) -> None:
     command, header = _composed("audit", version, "run-42", tmp_path)
     marker, _ = nonces("run-42")
-    assert command == compose({"M": marker, **probe_values(controls(version))}, *PROBE_PIECES)
+    assert command == compose({"M": marker, **probe_values(controls(version))}, *PROBE_PIECES, terse=True)
     parsed = parse_header(header)
     assert parsed is not None and (parsed.action, parsed.benchmark, parsed.run_id) == ("audit", version, "run-42")
     assert parsed.sent == "run-42"
@@ -62,7 +63,8 @@ def test_a_backout_without_run_id_undoes_the_latest_run(tmp_path: Path) -> None:
     """runId empty: backout.sh gets an empty CISAUDIT_RUN_ID (the latest run not yet undone), not
     a run id made on the instance, which names no run (backout.sh then cancelled that id)."""
     command, _ = _composed("backout", "1.7.0", "", tmp_path)
-    assert command == render_backout(None, dry_run=False).replace("CISAUDIT_RUN_ID=''\n", "CISAUDIT_RUN_ID=\n")
+    expected = render_backout(None, dry_run=False).replace("CISAUDIT_RUN_ID=''\n", "CISAUDIT_RUN_ID=\n")
+    assert command == without_comment_lines(expected)  # its values are one line each
 
 
 def test_an_association_without_run_id_gives_every_instance_the_same_nonces(tmp_path: Path) -> None:
@@ -77,4 +79,4 @@ def test_an_association_without_run_id_gives_every_instance_the_same_nonces(tmp_
 
 def test_the_document_runs_the_backout_the_suite_sends(tmp_path: Path) -> None:
     command, _ = _composed("backout", "1.7.0", "20261205T000000Z-abcdef", tmp_path)
-    assert command == render_backout("20261205T000000Z-abcdef", dry_run=False)
+    assert command == without_comment_lines(render_backout("20261205T000000Z-abcdef", dry_run=False))

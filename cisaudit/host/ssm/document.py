@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cisaudit.host.shell import assignments, compose, piece
+from cisaudit.host.shell import assignments, compose, piece, without_comment_lines
 from cisaudit.model.catalogue import DEFAULT_KEY, DEFAULT_VERSION, VERSIONS, controls
 
 ACTIONS = ("audit", "backout")
@@ -69,7 +69,8 @@ def nonces(run_id: str) -> tuple[str, str]:
 
 
 def _joined(*names: str) -> str:
-    return "".join(t if t.endswith("\n") else t + "\n" for t in map(piece, names))
+    texts = (without_comment_lines(piece(name)) for name in names)
+    return "".join(t if t.endswith("\n") else t + "\n" for t in texts)
 
 
 def script_values() -> dict[str, str]:
@@ -96,7 +97,8 @@ def parameter_lines() -> str:
 
 
 def document_script(wrapper: str = "ssm-wrapper.sh") -> str:
-    return parameter_lines() + compose(script_values(), "ssm-runid.sh", "ssm-document.sh", wrapper)
+    # Without the scripts' comment lines: the document is at most 64 KB (shell.without_comment_lines).
+    return parameter_lines() + compose(script_values(), "ssm-runid.sh", "ssm-document.sh", wrapper, terse=True)
 
 
 def build_document() -> dict[str, Any]:
