@@ -291,12 +291,42 @@ ap_augenrules() {
 	done <"$CA_TMP/foreign"
 }
 
+# The rule as `auditctl -A` adds it at the head of the exit list: for the kernel the same rule
+# (measured: after `-A exit,always -F dir=D -F perm=rwxa -k K`, `-w D -k K` is "Rule exists", and
+# `-d` with either text deletes it). A watch becomes `-F dir=` on a directory and `-F path=`
+# otherwise, as auditctl -w decides; its perms default to rwxa, as auditctl's do.
+# Sets AP_PREPEND.
+ap_prepend_form() {
+	AP_PREPEND=''
+	set -f
+	# shellcheck disable=SC2086
+	set -- $1
+	set +f
+	case "$1" in
+	-a | -A)
+		shift
+		AP_PREPEND="-A $*"
+		;;
+	-w)
+		ap_pf_field=path
+		[ -d "$2" ] && ap_pf_field=dir
+		ap_pf_path=$2 ap_pf_perm=rwxa
+		shift 2
+		if [ "${1:-}" = -p ]; then
+			ap_pf_perm=$2
+			shift 2
+		fi
+		AP_PREPEND="-A exit,always -F $ap_pf_field=$ap_pf_path -F perm=$ap_pf_perm $*"
+		;;
+	esac
+}
+
 # Add the rules live, one auditctl call each, so each gets its own verdict, at the HEAD of the
 # exit list, where the persisted file puts them at boot (cisaudit/model/plan.py): the kernel gives
 # an access to the first matching rule. `auditctl -A` never answers "Rule exists" (the kernel
 # compares its prepend flag; measured), so each rule is first added as written: "Rule exists" means
 # it is live already and stays where it is; otherwise that appended copy is deleted again and the
-# rule prepended (ca_prepend_form). Prepended last-first, the rules keep the plan's order. The
+# rule prepended (ap_prepend_form). Prepended last-first, the rules keep the plan's order. The
 # journal keeps each rule as written: for a delete (-W/-d) both forms are one rule (measured), and
 # the prepended copy, first in the list, is the one deleted. live.pending names the rule in
 # flight: if the run dies mid-way, backout can settle whether it was added (see ca_undo_pending).
@@ -324,8 +354,8 @@ ap_load() {
 			esac
 			continue
 		fi
-		ca_prepend_form "$ap_r"
-		ap_first=$CA_PREPEND
+		ap_prepend_form "$ap_r"
+		ap_first=$AP_PREPEND
 		ca_rule_cmd "$ap_r" DEL || ap_rollback "cannot move '$ap_r' to the head of the list: $CA_AUDITCTL_ERR"
 		ca_rule_cmd "$ap_first" ADD || ap_rollback "auditctl refused '$ap_first': $CA_AUDITCTL_ERR"
 		printf '%s\n' "$ap_r" >>"$CA_JDIR/rules.live-added"

@@ -410,37 +410,6 @@ ca_rule_cmd() {
 	CA_AUDITCTL_ERR=$(auditctl "$@" 2>&1 </dev/null)
 }
 
-# The rule as `auditctl -A` adds it at the head of the exit list: for the kernel the same rule
-# (measured: after `-A exit,always -F dir=D -F perm=rwxa -k K`, `-w D -k K` is "Rule exists", and
-# `-d` with either text deletes it). A watch becomes `-F dir=` on a directory and `-F path=`
-# otherwise, as auditctl -w decides; its perms default to rwxa, as auditctl's do.
-# Sets CA_PREPEND.
-# shellcheck disable=SC2034 # read by apply.sh
-ca_prepend_form() {
-	CA_PREPEND=''
-	set -f
-	# shellcheck disable=SC2086
-	set -- $1
-	set +f
-	case "$1" in
-	-a | -A)
-		shift
-		CA_PREPEND="-A $*"
-		;;
-	-w)
-		ca_pf_field=path
-		[ -d "$2" ] && ca_pf_field=dir
-		ca_pf_path=$2 ca_pf_perm=rwxa
-		shift 2
-		if [ "${1:-}" = -p ]; then
-			ca_pf_perm=$2
-			shift 2
-		fi
-		CA_PREPEND="-A exit,always -F $ca_pf_field=$ca_pf_path -F perm=$ca_pf_perm $*"
-		;;
-	esac
-}
-
 # Delete one rule. 0 = deleted, 1 = was not live, 2 = error.
 ca_delete_rule() {
 	ca_rule_cmd "$1" DEL && return 0
