@@ -1,8 +1,9 @@
 """What the probe, the remediation and the backout cost inside one QEMU test VM: a script that
 prints figures, not a timed test.
 
-Each named scenario (selftests/e2e/scenarios.py) is set up on a VM restored from the saved state;
-then the probe, the apply of the plan the suite would make, the probe again and the backout run
+First the milliseconds one run of each tool the scripts start costs, timed inside the guest. Then
+each named scenario (selftests/e2e/scenarios.py) is set up on a VM restored from the saved state,
+and the probe, the apply of the plan the suite would make, the probe again and the backout run
 over SSH one after another. Per step: wall seconds, the guest's CPU-seconds (its /proc/stat, busy
 jiffies) and the processes it started (its pid counter, /proc/sys/kernel/ns_last_pid; the SSH
 channel itself starts about 3). Under TCG each process costs the guest milliseconds, so these
@@ -39,6 +40,24 @@ def counters(vm: VM) -> tuple[int, float]:
     pid, cpu = vm.run(COUNTERS)[1].splitlines()[:2]
     jiffies = [int(x) for x in cpu.split()[1:]]
     return int(pid), (sum(jiffies) - jiffies[3] - jiffies[4]) / 100  # not idle, not iowait
+
+
+TOOLS = {
+    "true": "/bin/true",
+    "auditctl-l": "auditctl -l",
+    "systemctl-cat": "systemctl cat auditd.service",
+    "systemctl-is-enabled": "systemctl is-enabled auditd.service",
+    "augenrules": "augenrules",
+    "python3": "python3 -I -S -c pass",
+    "sha256sum": "sha256sum </etc/passwd",
+}
+
+
+def tool_costs(vm: VM) -> None:
+    """Milliseconds of one run of each tool the scripts start, timed inside the guest."""
+    for name, command in TOOLS.items():
+        timed = f"t=$(date +%s%N); {command} >/dev/null 2>&1; echo $((($(date +%s%N) - t) / 1000000))"
+        print(f"guest-cost tool={name} ms={vm.run(timed)[1].strip()}")
 
 
 def step(vm: VM, label: str, command: str) -> str:
@@ -83,6 +102,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown scenario(s) {sorted(unknown)}; see selftests/e2e/scenarios.py")
     with Fleet(1) as fleet:
+        tool_costs(fleet[0])
         for _ in range(args.runs):
             for name in names:
                 measure(fleet, fleet[0], name)
