@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 packages="auditd openssh-client"
 requirements=requirements.txt
 if [ "${1:-}" = "--test" ]; then
-  packages="$packages openssh-server sudo qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dash gcc libc6-dev chromium fonts-liberation openscap-scanner shellcheck"
+  packages="$packages openssh-server sudo qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dash gcc libc6-dev chromium fonts-liberation openscap-scanner shellcheck strace"
   requirements="requirements-dev.txt"
 fi
 updated=""

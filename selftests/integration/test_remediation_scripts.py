@@ -882,3 +882,44 @@ def test_unsafe_lock_directory_is_refused(unsafe: str, tmp_path: Path) -> None:
     assert run.returncode == 1 and result.status == "failed", run
     assert any(m.startswith(f"refusing lock directory {lock_dir}: ") for m in result.messages), result.messages
     assert not (lock_dir / "cisaudit.lock").exists()
+
+
+# ------------------------------------------------------------- processes per run
+
+FORK = re.compile(r"^\d+ +(clone3?|v?fork)\(", re.M)
+
+
+def processes(host: Host, script: str) -> tuple[Run, int]:
+    """Run script under `strace -f` and count the processes it started (each fork or clone)."""
+    log = host.sandbox / f"strace.{uuid.uuid4().hex[:6]}"
+    cmd = ["strace", "-f", "-qq", "-e", "trace=clone,clone3,fork,vfork", "-o", str(log), "dash", "-c", script]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=host.env(None), timeout=120, check=False)
+    return Run(proc.returncode, proc.stdout, proc.stderr, 0.0), len(FORK.findall(log.read_text()))
+
+
+def apply_and_backout(host: Host, names: list[str]) -> tuple[int, int]:
+    rules = [host.watch(f"budget/{name}") for name in names]
+    run_id = new_run_id()
+    script = render_apply(run_id, "augenrules", TARGET, rules, False, BENCHMARK, journal_root=str(host.journal))
+    run, applied = processes(host, script)
+    assert_ok(run, "applied")
+    back, backed_out = processes(host, render_backout(run_id, False, journal_root=str(host.journal)))
+    assert_ok(back, "restored")
+    return applied, backed_out
+
+
+@KERNEL
+def test_apply_and_backout_start_few_processes(host: Host) -> None:
+    """An emulated guest (the CI's QEMU VMs) pays about 20 ms per process the scripts start: each
+    rule costs its three auditctl calls, the pending marker's rm and one sorted listing (8
+    processes; 16 before they were counted), a run's fixed part 123 (153), a backout's 51 (84)
+    and one auditctl per rule."""
+    require(shutil.which("strace") is not None, "needs strace (apt-get install strace)")
+    one_apply, one_backout = apply_and_backout(host, ["a"])
+    seven_apply, seven_backout = apply_and_backout(host, [f"b{i}" for i in range(7)])
+    per_rule, per_backout = (seven_apply - one_apply) / 6, (seven_backout - one_backout) / 6
+    print(f"processes: apply {one_apply} + {per_rule:.1f}/rule, backout {one_backout} + {per_backout:.1f}/rule")
+    assert per_rule <= 8, (one_apply, seven_apply)
+    assert one_apply - per_rule <= 135, one_apply
+    assert per_backout <= 1, (one_backout, seven_backout)
+    assert one_backout - per_backout <= 60, one_backout

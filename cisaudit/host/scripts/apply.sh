@@ -98,41 +98,44 @@ ap_plan() {
 			[ -f "$ap_f" ] && [ "$ap_f" != "$AP_TARGET" ] && ca_normalize <"$ap_f" >>"$CA_TMP/held.other"
 		done
 	fi
+	# One awk, not a grep or two per rule (see common.sh on processes).
+	awk 'FILENAME == ARGV[1] { t[$0] = 1; next } FILENAME == ARGV[2] { o[$0] = 1; next }
+		{ print (($0 in t) ? "target" : ($0 in o) ? "other" : "persist") " " $0 }' \
+		"$CA_TMP/held.target" "$CA_TMP/held.other" "$CA_TMP/requested" >"$CA_TMP/placed"
 	while IFS= read -r ap_r; do
-		if grep -qxF -e "$ap_r" "$CA_TMP/held.target"; then
-			ca_msg "already in $AP_TARGET: $ap_r"
-		elif grep -qxF -e "$ap_r" "$CA_TMP/held.other"; then
-			ca_msg "already persisted in another $(dirname "$AP_TARGET") file: $ap_r"
-		else
-			printf '%s\n' "$ap_r" >>"$CA_TMP/persist"
-		fi
-	done <"$CA_TMP/requested"
+		case "$ap_r" in
+		'target '*) ca_msg "already in $AP_TARGET: ${ap_r#target }" ;;
+		'other '*) ca_msg "already persisted in another $(dirname "$AP_TARGET") file: ${ap_r#other }" ;;
+		*) printf '%s\n' "${ap_r#persist }" >>"$CA_TMP/persist" ;;
+		esac
+	done <"$CA_TMP/placed"
 }
 
 # Write to $2 the content of $1 with the managed block holding its old rule
 # lines plus those in $CA_TMP/persist. Bytes outside the block are copied
 # with head/tail, which keep them exactly (CRLF, no final newline, ...).
 ap_render() {
-	ap_t=$1
+	ap_t=$1 ap_to=$2
 	ap_b=0 ap_e=0 ap_x=0
 	if [ -f "$ap_t" ]; then
-		ap_nb=$(grep -cxF -e "$CA_BEGIN" "$ap_t")
-		ap_ne=$(grep -cxF -e "$CA_END" "$ap_t")
-		if [ "$ap_nb" -gt 1 ] || [ "$ap_nb" != "$ap_ne" ]; then
-			ca_msg "$ap_t has $ap_nb begin and $ap_ne end markers of the managed block; fix by hand"
+		# Count and line of the markers; where a new block goes (cisaudit/model/plan.py _block_at):
+		# before the first rule line, so the kernel sees its rules before every other rule (first
+		# match wins) and after -D/-b/-f (a -D after it would delete it); with no rule line,
+		# before the first -e (after -e 2 the kernel refuses rule changes).
+		# shellcheck disable=SC2046
+		set -- $(CA_B="$CA_BEGIN" CA_E="$CA_END" awk '
+			$0 == ENVIRON["CA_B"] { nb++; b = NR }
+			$0 == ENVIRON["CA_E"] { ne++; e = NR }
+			!r && /^[[:space:]]*-[waA]([[:space:]]|$)/ { r = NR }
+			!x && /^[[:space:]]*-e([[:space:]]|$)/ { x = NR }
+			END { print nb + 0, ne + 0, b + 0, e + 0, (r ? r : x + 0) }' "$ap_t")
+		[ $# -eq 5 ] || { ca_msg "cannot read $ap_t"; return 1; }
+		if [ "$1" -gt 1 ] || [ "$1" != "$2" ]; then
+			ca_msg "$ap_t has $1 begin and $2 end markers of the managed block; fix by hand"
 			return 1
 		fi
-		ap_b=$(grep -nxF -e "$CA_BEGIN" "$ap_t" | cut -d: -f1)
-		ap_e=$(grep -nxF -e "$CA_END" "$ap_t" | cut -d: -f1)
-		ap_b=${ap_b:-0} ap_e=${ap_e:-0}
+		ap_b=$3 ap_e=$4 ap_x=$5
 		[ "$ap_e" -ge "$ap_b" ] || { ca_msg "managed block end before begin in $ap_t"; return 1; }
-		# A new block goes first (cisaudit/model/plan.py _block_at): before the first rule line, so
-		# the kernel sees its rules before every other rule (first match wins) and after -D/-b/-f
-		# (a -D after it would delete it); with no rule line, before the first -e (after -e 2 the
-		# kernel refuses rule changes).
-		ap_x=$(grep -nE '^[[:space:]]*-[waA]([[:space:]]|$)' "$ap_t" | head -n 1 | cut -d: -f1)
-		[ -n "$ap_x" ] || ap_x=$(grep -nE '^[[:space:]]*-e([[:space:]]|$)' "$ap_t" | head -n 1 | cut -d: -f1)
-		ap_x=${ap_x:-0}
 	fi
 	{
 		if [ "$ap_b" -gt 0 ]; then
@@ -150,7 +153,7 @@ ap_render() {
 			fi
 			ap_block
 		fi
-	} >"$2"
+	} >"$ap_to"
 }
 
 # The block: markers, a header naming the run, old block lines, new rules.
@@ -270,10 +273,9 @@ ap_augenrules() {
 	augenrules >"$CA_TMP/augenrules.out" 2>&1 ||
 		ap_rollback "augenrules failed: $(tr '\n' ' ' <"$CA_TMP/augenrules.out")"
 	ca_normalize <"$AP_AUDIT_RULES" >"$CA_TMP/audit.rules.now"
-	while IFS= read -r ap_r; do
-		grep -qxF -e "$ap_r" "$CA_TMP/audit.rules.now" ||
-			ap_rollback "augenrules output $AP_AUDIT_RULES lacks $ap_r"
-	done <"$CA_TMP/persist"
+	ap_r=$(awk 'FILENAME == ARGV[1] { now[$0] = 1; next } !($0 in now) { print; exit }' \
+		"$CA_TMP/audit.rules.now" "$CA_TMP/persist")
+	[ -z "$ap_r" ] || ap_rollback "augenrules output $AP_AUDIT_RULES lacks $ap_r"
 	# augenrules also merges rules.d edits nobody regenerated, and drops
 	# hand edits of audit.rules: say so, they are not this run's doing.
 	ca_normalize <"$CA_TMP/audit.rules.old" | cat - "$CA_TMP/persist" >"$CA_TMP/expected"
@@ -289,12 +291,42 @@ ap_augenrules() {
 	done <"$CA_TMP/foreign"
 }
 
+# The rule as `auditctl -A` adds it at the head of the exit list: for the kernel the same rule
+# (measured: after `-A exit,always -F dir=D -F perm=rwxa -k K`, `-w D -k K` is "Rule exists", and
+# `-d` with either text deletes it). A watch becomes `-F dir=` on a directory and `-F path=`
+# otherwise, as auditctl -w decides; its perms default to rwxa, as auditctl's do.
+# Sets AP_PREPEND.
+ap_prepend_form() {
+	AP_PREPEND=''
+	set -f
+	# shellcheck disable=SC2086
+	set -- $1
+	set +f
+	case "$1" in
+	-a | -A)
+		shift
+		AP_PREPEND="-A $*"
+		;;
+	-w)
+		ap_pf_field=path
+		[ -d "$2" ] && ap_pf_field=dir
+		ap_pf_path=$2 ap_pf_perm=rwxa
+		shift 2
+		if [ "${1:-}" = -p ]; then
+			ap_pf_perm=$2
+			shift 2
+		fi
+		AP_PREPEND="-A exit,always -F $ap_pf_field=$ap_pf_path -F perm=$ap_pf_perm $*"
+		;;
+	esac
+}
+
 # Add the rules live, one auditctl call each, so each gets its own verdict, at the HEAD of the
 # exit list, where the persisted file puts them at boot (cisaudit/model/plan.py): the kernel gives
 # an access to the first matching rule. `auditctl -A` never answers "Rule exists" (the kernel
 # compares its prepend flag; measured), so each rule is first added as written: "Rule exists" means
 # it is live already and stays where it is; otherwise that appended copy is deleted again and the
-# rule prepended (ca_prepend_form). Prepended last-first, the rules keep the plan's order. The
+# rule prepended (ap_prepend_form). Prepended last-first, the rules keep the plan's order. The
 # journal keeps each rule as written: for a delete (-W/-d) both forms are one rule (measured), and
 # the prepended copy, first in the list, is the one deleted. live.pending names the rule in
 # flight: if the run dies mid-way, backout can settle whether it was added (see ca_undo_pending).
@@ -308,7 +340,9 @@ ap_load() {
 		return 0
 	fi
 	[ "$AP_ENABLED" = 0 ] && ca_msg "auditing is disabled (enabled 0): rules loaded but not enforced until enabled"
-	cp "$CA_JDIR/kernel.before.list" "$CA_TMP/k.cur"
+	# Sorted listings k.0/k.1: after one rule, before the next (ca_added_lines sorts both).
+	sort "$CA_JDIR/kernel.before.list" >"$CA_TMP/k.0"
+	ap_cur=0 ap_next=1
 	ca_reverse "$CA_TMP/requested" >"$CA_TMP/load-order"
 	while IFS= read -r ap_r; do
 		printf '%s\n' "$ap_r" >"$CA_JDIR/live.pending"
@@ -320,16 +354,19 @@ ap_load() {
 			esac
 			continue
 		fi
-		ap_first=$(ca_prepend_form "$ap_r")
+		ap_prepend_form "$ap_r"
+		ap_first=$AP_PREPEND
 		ca_rule_cmd "$ap_r" DEL || ap_rollback "cannot move '$ap_r' to the head of the list: $CA_AUDITCTL_ERR"
 		ca_rule_cmd "$ap_first" ADD || ap_rollback "auditctl refused '$ap_first': $CA_AUDITCTL_ERR"
 		printf '%s\n' "$ap_r" >>"$CA_JDIR/rules.live-added"
 		rm -f "$CA_JDIR/live.pending"
-		ca_klist "$CA_TMP/k.next" || ap_rollback "auditctl -l failed"
-		ca_added_lines "$CA_TMP/k.cur" "$CA_TMP/k.next" >"$CA_TMP/k.new"
+		ca_klist "$CA_TMP/k.list" || ap_rollback "auditctl -l failed"
+		sort "$CA_TMP/k.list" >"$CA_TMP/k.$ap_next"
+		comm -13 "$CA_TMP/k.$ap_cur" "$CA_TMP/k.$ap_next" >"$CA_TMP/k.new"
 		[ -s "$CA_TMP/k.new" ] || ap_rollback "auditctl accepted but does not list: $ap_first"
-		head -n 1 "$CA_TMP/k.new" >>"$CA_JDIR/rules.live-canonical"
-		mv -f "$CA_TMP/k.next" "$CA_TMP/k.cur"
+		IFS= read -r ap_c <"$CA_TMP/k.new"
+		printf '%s\n' "$ap_c" >>"$CA_JDIR/rules.live-canonical"
+		ap_cur=$ap_next ap_next=$((1 - ap_next))
 		ca_log "loaded first: $ap_first"
 	done <"$CA_TMP/load-order"
 	ca_state loaded
@@ -339,13 +376,17 @@ ap_load() {
 # repeats) and nothing may have vanished. Foreign changes are only reported.
 ap_verify() {
 	ca_klist "$CA_JDIR/kernel.after.list" || ap_rollback "auditctl -l failed"
-	ca_added_lines "$CA_JDIR/kernel.before.list" "$CA_JDIR/kernel.after.list" >"$CA_TMP/gained"
-	ca_added_lines "$CA_JDIR/kernel.after.list" "$CA_JDIR/kernel.before.list" >"$CA_TMP/lost"
-	ca_added_lines "$CA_TMP/gained" "$CA_JDIR/rules.live-canonical" >"$CA_TMP/missing"
+	# ca_added_lines, each file sorted once (`comm -23 A B` is `comm -13 B A`)
+	sort "$CA_JDIR/kernel.before.list" >"$CA_TMP/v.before"
+	sort "$CA_JDIR/kernel.after.list" >"$CA_TMP/v.after"
+	sort "$CA_JDIR/rules.live-canonical" >"$CA_TMP/v.canonical"
+	comm -13 "$CA_TMP/v.before" "$CA_TMP/v.after" >"$CA_TMP/gained"
+	comm -23 "$CA_TMP/v.before" "$CA_TMP/v.after" >"$CA_TMP/lost"
+	comm -13 "$CA_TMP/gained" "$CA_TMP/v.canonical" >"$CA_TMP/missing"
 	if [ -s "$CA_TMP/missing" ]; then
 		ap_rollback "added rules missing from auditctl -l: $(tr '\n' ';' <"$CA_TMP/missing")"
 	fi
-	ca_added_lines "$CA_JDIR/rules.live-canonical" "$CA_TMP/gained" >"$CA_TMP/foreign"
+	comm -23 "$CA_TMP/gained" "$CA_TMP/v.canonical" >"$CA_TMP/foreign"
 	while IFS= read -r ap_r; do
 		ca_msg "kernel gained a rule not from this run (another tool?): $ap_r"
 	done <"$CA_TMP/foreign"

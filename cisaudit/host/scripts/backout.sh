@@ -69,6 +69,13 @@ bo_select() {
 
 # Refuse to undo over later work: restoring old bytes would silently drop a
 # later run's or a person's changes. CISAUDIT_FORCE=1 overrides.
+# bo_read DIR: a journaled file's path and hash before the run.
+bo_read() {
+	bo_p='' bo_before=''
+	IFS= read -r bo_p <"$1/path"
+	IFS= read -r bo_before <"$1/sha256.before"
+}
+
 bo_check() {
 	bo_conflicts=0
 	if [ -f "$CA_JOURNAL_ROOT/index" ]; then
@@ -82,13 +89,15 @@ bo_check() {
 	fi
 	for bo_d in "$CA_JDIR"/files/*; do
 		[ -f "$bo_d/existed" ] || continue
-		bo_p=$(cat "$bo_d/path")
+		bo_read "$bo_d"
 		bo_now=$(ca_sha256 "$bo_p")
-		[ "$bo_now" = "$(cat "$bo_d/sha256.before")" ] && continue
+		[ "$bo_now" = "$bo_before" ] && continue
 		# No "after" hash: the run was cut short while writing; its own
 		# half-done write is what we are here to undo.
 		[ -f "$bo_d/sha256.after" ] || continue
-		[ "$bo_now" = "$(cat "$bo_d/sha256.after")" ] && continue
+		bo_after=''
+		IFS= read -r bo_after <"$bo_d/sha256.after"
+		[ "$bo_now" = "$bo_after" ] && continue
 		ca_msg "$bo_p changed after run $CA_RUN_ID wrote it (sha256 $bo_now)"
 		bo_conflicts=$((bo_conflicts + 1))
 	done
@@ -101,8 +110,8 @@ bo_check() {
 bo_dry_run() {
 	for bo_d in "$CA_JDIR"/files/*; do
 		[ -f "$bo_d/existed" ] || continue
-		bo_p=$(cat "$bo_d/path")
-		[ "$(ca_sha256 "$bo_p")" = "$(cat "$bo_d/sha256.before")" ] ||
+		bo_read "$bo_d"
+		[ "$(ca_sha256 "$bo_p")" = "$bo_before" ] ||
 			ca_emit "cisaudit-restored: $bo_p"
 	done
 	bo_n=0
@@ -126,10 +135,10 @@ bo_verify() {
 	bo_mm=0
 	for bo_d in "$CA_JDIR"/files/*; do
 		[ -f "$bo_d/existed" ] || continue
-		bo_p=$(cat "$bo_d/path")
+		bo_read "$bo_d"
 		bo_now=$(ca_sha256 "$bo_p")
-		if [ "$bo_now" != "$(cat "$bo_d/sha256.before")" ]; then
-			ca_emit "cisaudit-mismatch: file $bo_p sha256 $bo_now, before the run $(cat "$bo_d/sha256.before")"
+		if [ "$bo_now" != "$bo_before" ]; then
+			ca_emit "cisaudit-mismatch: file $bo_p sha256 $bo_now, before the run $bo_before"
 			bo_mm=$((bo_mm + 1))
 		fi
 	done

@@ -1,0 +1,114 @@
+"""What the probe, the remediation and the backout cost inside one QEMU test VM: a script that
+prints figures, not a timed test.
+
+First the milliseconds one run of each tool the scripts start costs, timed inside the guest. Then
+each named scenario (selftests/e2e/scenarios.py) is set up on a VM restored from the saved state,
+and the probe, the apply of the plan the suite would make, the probe again and the backout run
+over SSH one after another. Per step: wall seconds, the guest's CPU-seconds (its /proc/stat, busy
+jiffies) and the processes it started (its pid counter, /proc/sys/kernel/ns_last_pid; the SSH
+channel itself starts about 3). Under TCG each process costs the guest milliseconds, so these
+counts are the CI's scenario pass's main cost (README, "The project's own tests").
+
+    CISAUDIT_TESTHOSTS_CACHE=... flock /run/lock/cisaudit-vm.lock \\
+        .venv/bin/python bench/guest_cost.py [--scenarios empty,benchmark-rules] [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cisaudit.host.remediation_io import parse_result, render_apply, render_backout  # noqa: E402
+from cisaudit.host.session import HostSession, probe_command  # noqa: E402
+from cisaudit.host.transport import ConnectOptions  # noqa: E402
+from cisaudit.model.catalogue import DEFAULT_VERSION, benchmark, controls  # noqa: E402
+from cisaudit.model.plan import make_plan  # noqa: E402
+from selftests.e2e.scenarios import BASELINE, SCENARIOS  # noqa: E402
+from selftests.testhosts.fleet import Fleet  # noqa: E402
+from selftests.testhosts.vm import VM  # noqa: E402
+
+COUNTERS = "cat /proc/sys/kernel/ns_last_pid; head -n 1 /proc/stat"
+RUN_ID = "guest-cost-1"
+
+
+def counters(vm: VM) -> tuple[int, float]:
+    """(last pid, busy CPU-seconds) of the guest."""
+    pid, cpu = vm.run(COUNTERS)[1].splitlines()[:2]
+    jiffies = [int(x) for x in cpu.split()[1:]]
+    return int(pid), (sum(jiffies) - jiffies[3] - jiffies[4]) / 100  # not idle, not iowait
+
+
+TOOLS = {
+    "true": "/bin/true",
+    "auditctl-l": "auditctl -l",
+    "systemctl-cat": "systemctl cat auditd.service",
+    "systemctl-is-enabled": "systemctl is-enabled auditd.service",
+    "augenrules": "augenrules",
+    "python3": "python3 -I -S -c pass",
+    "sha256sum": "sha256sum </etc/passwd",
+}
+
+
+def tool_costs(vm: VM) -> None:
+    """Milliseconds of one run of each tool the scripts start, timed inside the guest (its second
+    run: the first reads the tool from disk into a VM just restored)."""
+    for name, command in TOOLS.items():
+        once = f"{command} >/dev/null 2>&1"
+        timed = f"{once}; t=$(date +%s%N); {once}; echo $((($(date +%s%N) - t) / 1000000))"
+        print(f"guest-cost tool={name} ms={vm.run(timed)[1].strip()}")
+
+
+def step(vm: VM, label: str, command: str) -> str:
+    pid0, cpu0 = counters(vm)
+    start = time.monotonic()
+    rc, out, _ = vm.run(command, timeout=600)
+    wall = time.monotonic() - start
+    pid1, cpu1 = counters(vm)
+    print(f"guest-cost step={label} wall_s={wall:.2f} guest_cpu_s={cpu1 - cpu0:.2f} processes={pid1 - pid0} rc={rc}")
+    return out
+
+
+def measure(fleet: Fleet, vm: VM, name: str) -> None:
+    scenario = next(s for s in SCENARIOS if s.name == name)
+    fleet.reset(vm)
+    rc, out, err = vm.run((BASELINE if scenario.baseline else "set -e\n") + scenario.setup, timeout=180)
+    assert rc == 0, out + err
+    probe, _ = probe_command(DEFAULT_VERSION)
+    step(vm, f"{name}:probe", probe)
+    session = HostSession(
+        vm.spec, ConnectOptions(known_hosts=str(fleet.known_hosts)), "docker", version=DEFAULT_VERSION
+    )
+    version = benchmark(DEFAULT_VERSION)
+    plan = make_plan(session.assessment(), list(controls()), version)
+    print(f"guest-cost scenario={name} rules={len(plan.rule_lines)} tmpfiles={len(plan.tmpfiles)}")
+    if plan.rule_lines or plan.tmpfiles:
+        apply = render_apply(
+            RUN_ID, plan.mode, plan.target, plan.rule_lines, False, version, tmpfiles=list(plan.tmpfiles)
+        )
+        print(f"  apply: {parse_result(step(vm, f'{name}:apply', apply)).status}")
+        step(vm, f"{name}:probe-again", probe)
+        print(f"  backout: {parse_result(step(vm, f'{name}:backout', render_backout(RUN_ID, False))).status}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default="empty,benchmark-rules")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    names = args.scenarios.split(",")
+    unknown = set(names) - {s.name for s in SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenario(s) {sorted(unknown)}; see selftests/e2e/scenarios.py")
+    with Fleet(1) as fleet:
+        tool_costs(fleet[0])
+        for _ in range(args.runs):
+            for name in names:
+                measure(fleet, fleet[0], name)
+
+
+if __name__ == "__main__":
+    main()
