@@ -24,8 +24,7 @@ trap 'flush; rm -rf "$probe_tmp"' EXIT
 trap 'exit 129' HUP INT TERM  # a lost connection: still remove the temp dir
 exec 3>&1 >/dev/null
 # sec NAME [ARG]: the marker line; the body goes to a private file until `end`. With a secret,
-# all sections go to one file between <SECRET and >SECRET lines, framed by one sed at exit (a
-# sed per section: 4 failed lookups each, dear on a host with thousands of rules).
+# one file holds every section (body between <SECRET and >SECRET), framed by one sed at exit.
 if [ -n "$secret" ]; then
   sec() { printf '%s %s\n<%s\n' "$M" "$*" "$secret" >>"$probe_tmp/all"; exec >>"$probe_tmp/all"; }
   end() { printf '>%s\n' "$secret"; exec >/dev/null; }
@@ -95,7 +94,7 @@ stat_paths() {
   fi
   end
 }
-# lstat_all P...: stat's records of those that exist, kept in $probe_tmp/lstat (stdbuf: an
+# lstat_all P...: stat's records of those that exist, also in $probe_tmp/lstat (stdbuf: an
 # absent one's error in 1 write).
 lstat_all() {
   stdbuf -eL stat --printf '%F %a %u %g\0%n\0' -- "$@" >"$probe_tmp/lstat" 2>/dev/null
