@@ -259,7 +259,7 @@ TRANSPORTS: dict[str, Transport] = {
             "paramiko://[USER@]HOST[:PORT]",
             _check_remote,
             _SSH_OPTIONS,
-            f"{_BACKENDS}.VerifiedParamikoBackend",
+            "cisaudit.host.paramiko_backend.VerifiedParamikoBackend",
             _ssh,
             reboot=RebootHow.SYSTEMCTL,
         ),

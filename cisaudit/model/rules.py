@@ -18,6 +18,8 @@ ID_FIELDS = frozenset(
 UNSET_IDS = frozenset({"unset", "-1", "4294967295"})
 FILTER_LISTS = {"task", "exit", "user", "exclude", "filesystem", "io_uring"}
 ACTIONS = {"always", "never"}
+_COMPARED = re.compile(r"([^!=]+)(!=|=)([^!=]+)")
+_NUMBER = re.compile(r"-?(0x[0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")  # auditctl's strtoul base 0
 FIELD_RE = re.compile(r"^([A-Za-z0-9_]+)(!=|<=|>=|&=|=|<|>|&)(.*)$")
 # `-F arch=` spellings auditctl accepts, per machine (`uname -m`), and the ABI each means there:
 # a name is only valid on its own machine (x86_64 is no ABI of an aarch64 host), docs/kernel-behaviour.md.
@@ -89,13 +91,13 @@ class Condition:
         equal: `-C euid!=uid` lists as `uid!=euid` (one comparison, either order), `auid!=unset` as
         `auid!=-1` (unset is (u32)-1), `a0=0` as `a0=0x0` and `a2&0100` as `a2&0x40` (auditctl reads
         numbers with strtoul base 0)."""
-        compared = re.fullmatch(r"([^!=]+)(!=|=)([^!=]+)", self.value) if self.name == "compare" else None
+        compared = _COMPARED.fullmatch(self.value) if self.name == "compare" else None
         if compared:
             return f"compare:{compared[2]}:" + ",".join(sorted((compared[1], compared[3])))
         value = self.value
         if self.name in ID_FIELDS and value in UNSET_IDS:
             value = "unset"
-        elif re.fullmatch(r"-?(0x[0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", value):
+        elif _NUMBER.fullmatch(value):
             sign, digits = ("-", value[1:]) if value.startswith("-") else ("", value)
             base = 16 if digits[:2].lower() == "0x" else 8 if digits.startswith("0") else 10
             value = sign + str(int(digits, base))
@@ -202,9 +204,12 @@ def _list_action(value: str) -> tuple[str, str]:
     raise RuleSyntaxError(f"unknown list or action: {value!r}")
 
 
+_TAKES_VALUE = frozenset({"-w", "-W", "-p", "-k", "-a", "-A", "-d", "-F", "-S", "-C"} | DIRECTIVES_WITH_VALUE)
+
+
 def _split_options(tokens: list[str]) -> list[tuple[str, str | None]]:
     """Pair options with their values; accept `-Fpath=x` as getopt does."""
-    takes_value = {"-w", "-W", "-p", "-k", "-a", "-A", "-d", "-F", "-S", "-C"} | DIRECTIVES_WITH_VALUE
+    takes_value = _TAKES_VALUE
     pairs: list[tuple[str, str | None]] = []
     i = 0
     while i < len(tokens):

@@ -214,21 +214,20 @@ def tool_version() -> str:
 
 @cache
 def commit() -> str:
-    """The checkout's commit ("+dirty" with local changes), or "unknown" outside git."""
+    """The checkout's commit ("+dirty" with local changes), or "unknown" outside git. One `git
+    status --porcelain=v2 --branch` gives both (`# branch.oid SHA`, then a line per change)."""
     try:
-        head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+        status = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return head + ("+dirty" if dirty else "")
+    oid = next((line.split()[2] for line in status if line.startswith("# branch.oid ")), "")
+    if not re.fullmatch(r"[0-9a-f]{40,64}", oid):  # "(initial)": no commit yet
+        return "unknown"
+    dirty = any(not line.startswith("#") for line in status)
+    return oid[:12] + ("+dirty" if dirty else "")

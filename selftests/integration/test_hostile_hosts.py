@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cisaudit.host import transport
+from cisaudit.host import paramiko_backend, transport
 from selftests.hostile_ssh import HostileServer, Reply, hostile_ssh_server
 from selftests.kernel import KernelSandbox
 from selftests.probe_frames import framed
@@ -73,7 +73,7 @@ def test_host_that_never_answers_exec_ends_with_timeout(tmp_path: Path) -> None:
 def test_idle_paramiko_connection_sends_keepalives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: no keepalive was set, so a half-dead connection between commands went unnoticed.
     The interval is shortened to 1 s; the server counts the keepalives arriving while the client idles."""
-    monkeypatch.setattr(transport, "KEEPALIVE_S", 1)
+    monkeypatch.setattr(paramiko_backend, "KEEPALIVE_S", 1)
     for server in hostile(tmp_path, lambda command: (0, b"ok\n")):
         options = transport.ConnectOptions(known_hosts=str(server.known_hosts), connect_timeout=5, command_timeout=5)
         host = transport.open_host(server.spec(), options)

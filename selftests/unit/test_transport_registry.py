@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,13 @@ from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.backend.ssh import SafeSshBackend, SshBackend
 
+from cisaudit.host.paramiko_backend import SessionParamikoBackend, VerifiedParamikoBackend
 from cisaudit.host.ssm.backend import SsmBackend
 from cisaudit.host.transport import (
     ConnectOptions,
-    SessionParamikoBackend,
     SessionSafeSshBackend,
     SessionSshBackend,
     TimedLocalBackend,
-    VerifiedParamikoBackend,
     VerifiedSshBackend,
     install_session_trust,
     open_host,
@@ -100,3 +100,31 @@ def test_known_hosts_path_reaches_ssh_as_one_file(path: str) -> None:
     ).stdout
     line = next(x for x in shown.splitlines() if x.startswith("userknownhostsfile "))
     assert line == f"userknownhostsfile {path} {Path.home()}/.ssh/known_hosts"
+
+
+def test_paramiko_is_imported_only_by_its_backend() -> None:
+    """Regression: cisaudit.host.transport imported paramiko (and cryptography) on every run, about
+    0.1 s and a few hundred path lookups a local:// or ssh:// audit never needed."""
+    code = (
+        "import importlib, pkgutil, sys, cisaudit\n"
+        "for m in pkgutil.walk_packages(cisaudit.__path__, 'cisaudit.'):\n"
+        "    if m.name != 'cisaudit.host.paramiko_backend' and not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
+        "from cisaudit.host.transport import ConnectOptions, open_host\n"
+        "open_host('local://', ConnectOptions()).run('true')\n"
+        "sys.stderr.write(' '.join(sorted(n for n in sys.modules if n.split('.')[0] == 'paramiko')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr == ""
+
+
+def test_paramiko_errors_are_described_once_its_backend_is_loaded() -> None:
+    import paramiko  # noqa: PLC0415 (the backend's own import)
+
+    from cisaudit.host.paramiko_backend import describe_paramiko_error  # noqa: PLC0415
+    from cisaudit.host.transport import describe_error  # noqa: PLC0415
+
+    assert describe_error(paramiko.AuthenticationException("no key")) == "authentication failed: no key"
+    assert describe_error(paramiko.SSHException("kex failed")) == "cannot connect: kex failed"
+    assert describe_error(TimeoutError("slow")) == "connection timed out: slow"
+    assert describe_paramiko_error(OSError("x")) is None

@@ -11,7 +11,8 @@
 # every byte the probe prints is framed.
 LC_ALL=C
 export LC_ALL
-M="$M.$(od -An -N16 -tx1 /dev/urandom 2>/dev/null | tr -d ' \n')"
+secret=$(od -An -N16 -tx1 /dev/urandom 2>/dev/null | tr -d ' \n')
+M="$M.$secret"
 # A private directory for the section being written (mktemp: a random name, mode 0700); a
 # read-only /tmp falls back to /dev/shm, then /run.
 probe_tmp=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit-probe.XXXXXXXX" 2>/dev/null ||
@@ -19,15 +20,31 @@ probe_tmp=$(mktemp -d "${TMPDIR:-/tmp}/cisaudit-probe.XXXXXXXX" 2>/dev/null ||
   echo 'cisaudit probe: cannot create a temp dir' >&2
   exit 1
 }
-trap 'rm -rf "$probe_tmp"' EXIT
+trap 'flush; rm -rf "$probe_tmp"' EXIT
 trap 'exit 129' HUP INT TERM  # a lost connection: still remove the temp dir
 exec 3>&1 >/dev/null
-# sec NAME [ARG]: the marker line; the body goes to a private file until `end`.
-sec() { printf '%s %s\n' "$M" "$*" >&3; exec >"$probe_tmp/body"; }
-end() {
-  exec >/dev/null
-  if [ -s "$probe_tmp/body" ]; then sed 's/^/|/' "$probe_tmp/body" >&3; fi
-  printf '\n' >&3
+# sec NAME [ARG]: the marker line; the body goes to a private file until `end`. With a secret,
+# one file holds every section (body between <SECRET and >SECRET), framed by one sed at exit.
+if [ -n "$secret" ]; then
+  sec() { printf '%s %s\n<%s\n' "$M" "$*" "$secret" >>"$probe_tmp/all"; exec >>"$probe_tmp/all"; }
+  end() { printf '>%s\n' "$secret"; exec >/dev/null; }
+else
+  sec() { printf '%s %s\n' "$M" "$*" >&3; exec >"$probe_tmp/body"; }
+  end() {
+    exec >/dev/null
+    if [ -s "$probe_tmp/body" ]; then sed 's/^/|/' "$probe_tmp/body" >&3; fi
+    printf '\n' >&3
+  }
+fi
+flush() {  # a body's last line ends in >SECRET: "|" before it unless nothing else is on it
+  [ ! -f "$probe_tmp/all" ] || sed "/^<$secret\$/,/>$secret\$/{
+/^<$secret\$/d
+/>$secret\$/{
+s/>$secret\$//
+/^\$/b
+}
+s/^/|/
+}" "$probe_tmp/all" >&3
 }
 # root_process PID: the process exists, every uid of it is 0 and its program is root's: a process
 # another user runs (whatever it calls itself) is not.
@@ -77,10 +94,12 @@ stat_paths() {
   fi
   end
 }
-# lstat_all P...: stat's records of those that exist (stdbuf: an absent one's error in 1 write).
+# lstat_all P...: stat's records of those that exist, also in $probe_tmp/lstat (stdbuf: an
+# absent one's error in 1 write).
 lstat_all() {
-  stdbuf -eL stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null
-  [ "$?" -lt 125 ] || { exec >"$probe_tmp/body"; stat --printf '%F %a %u %g\0%n\0' -- "$@" 2>/dev/null; }
+  stdbuf -eL stat --printf '%F %a %u %g\0%n\0' -- "$@" >"$probe_tmp/lstat" 2>/dev/null
+  [ "$?" -lt 125 ] || stat --printf '%F %a %u %g\0%n\0' -- "$@" >"$probe_tmp/lstat" 2>/dev/null
+  cat "$probe_tmp/lstat"
 }
 # stat_lines P...: stat_paths for newline-free paths with their ancestors; no stat of what
 # listed_absent finds; readlink -m only of symlinks (`links`, `targets`; probe.py does the rest).
@@ -94,7 +113,7 @@ stat_lines() {
   listed_absent "$probe_tmp/paths" >"$probe_tmp/absent"
   sec lstat
   by_line lstat_all "$(awk 'FILENAME == ARGV[1] { a[$0]; next } !($0 in a)' "$probe_tmp/absent" "$probe_tmp/paths")"
-  tr '\0' '\n' <"$probe_tmp/body" | awk 'NR % 2 { l = /^symbolic link / } !(NR % 2) && l' >"$probe_tmp/links"
+  tr '\0' '\n' <"$probe_tmp/lstat" | awk 'NR % 2 { l = /^symbolic link / } !(NR % 2) && l' >"$probe_tmp/links"
   end
   by_line resolve_links "$(cat "$probe_tmp/links")"
 }

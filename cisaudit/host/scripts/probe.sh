@@ -8,8 +8,7 @@
 #                      cisaudit/model/boot.py), DEFAULT_DATA_ROOT (model/locate.py), AUDIT_RULES
 #                      (the file auditctl -R loads at boot: model/loader.py)
 # Output: sections, framed by probe-lib.sh (each body line escaped, the marker secret).
-# cisaudit/host/probe.py composes: assignments, preamble.sh (PATH), probe-lib.sh (sec, end, run,
-# dump, stat_paths, stat_lines), probe-guess.sh (guess_data_root, guess_containerd_socket), this file.
+# host/probe.py composes: assignments, preamble.sh, probe-lib.sh, probe-guess.sh, this file.
 LC_ALL=C
 export LC_ALL
 hash awk stat find tr ls pidof cut cat 2>/dev/null  # once: subshells inherit (kernel-behaviour.md)
@@ -148,6 +147,18 @@ bins=''
 for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
 "; sec binary "$b"; [ -z "$w" ] || echo "$w"; end; done
 
+# The paths and -S names of the rules files and the listing, in one pass.
+# shellcheck disable=SC2154 # probe-lib.sh's
+named=$probe_tmp
+: >"$named/rule-paths"; : >"$named/rule-syscalls"
+{ cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" 2>/dev/null; printf '%s\n' "$listing"; } |
+  P="$named/rule-paths" S="$named/rule-syscalls" awk '
+  BEGIN { p = ENVIRON["P"]; s = ENVIRON["S"] }
+  { for (i = 1; i < NF; i++) {
+      if ($i == "-w" || $i == "-W") print $(i + 1) > p
+      if ($i == "-F" && $(i + 1) ~ /^(path|dir)=/) { v = $(i + 1); sub(/^[a-z]*=/, "", v); print v > p }
+      if ($i == "-S") { n = split($(i + 1), a, ","); for (j = 1; j <= n; j++) print a[j] > s }
+  } }'
 # Paths to stat: the benchmark's, the ones the host's config names, every path a rules file or
 # the kernel's listing names (a rule on a missing path breaks loading), and each one's parent.
 # All of these are single-line tokens; paths from elsewhere go to a follow-up stat_paths.
@@ -160,11 +171,7 @@ all_paths=$({
   printf '%s\n' $PATHS "$data_root" "$sock"
   for x in $EXCLUDES; do printf '%s\n' "${data_root:-$DEFAULT_DATA_ROOT}/$x"; done
   printf '%s\n' "$sockets_text" | sed -n 's/^[[:space:]]*ListenStream[[:space:]]*=[[:space:]]*\(\/.*\)/\1/p'
-  { cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" 2>/dev/null; printf '%s\n' "$listing"; } | awk '
-    { for (i = 1; i < NF; i++) {
-        if ($i == "-w" || $i == "-W") print $(i + 1)
-        if ($i == "-F" && $(i + 1) ~ /^(path|dir)=/) { v = $(i + 1); sub(/^[a-z]*=/, "", v); print v }
-    } }'
+  cat "$named/rule-paths"
   printf '%s' "$bins"
   for u in $UNITS; do for d in $UNIT_DIRS; do
     echo "$d/$u"; done; done
@@ -184,8 +191,7 @@ case $(uname -m) in
 esac
 # shellcheck disable=SC2086 # CLASS_SYSCALLS: one name per word
 wanted=$({ printf '%s\n' $CLASS_SYSCALLS
-  { cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" 2>/dev/null; printf '%s\n' "$listing"; } | awk '
-    { for (i = 1; i < NF; i++) if ($i == "-S") { n = split($(i + 1), s, ","); for (j = 1; j <= n; j++) print s[j] } }'
+  cat "$named/rule-syscalls"
 } | sort -u)
 for t in $tables; do
   sec syscalls "$t"
