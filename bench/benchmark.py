@@ -3,7 +3,7 @@
     python bench/benchmark.py [--runs 5] [--sizes 1,3,6] [--json bench/results.json] [--skip-vms]
     python bench/benchmark.py --fleet 100,1000,10000 [--baseline 100,1000]   (SSM fleet scale only)
     python bench/benchmark.py --fleet 10000 --baseline-file   (--baseline's added time and memory)
-    python bench/benchmark.py --shards 100000/8   (the fleet as 8 --shard runs, one after another, and the merge)
+    python bench/benchmark.py --shards 100000/8   (a list job, 8 --shard runs one after another, the merge)
 
 Every figure is a pytest subprocess run as a user would; CPU is user+sys of that process tree
 (os.wait4 rusage, reaped xdist workers included), max RSS the largest process in it. QEMU CPU
@@ -531,8 +531,10 @@ def bench_baseline_file(sizes: list[int]) -> None:
 
 
 def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float, only: list[int] | None = None) -> None:
-    """`ssm-shards`: N emulated instances audited as `shards` `--shard K/N` runs, one after another
-    (a CI runs them side by side), then `python -m cisaudit.plugin.merge` over their results.json.
+    """`ssm-shards`: N emulated instances audited as CI would: one list job (`python -m
+    cisaudit.plugin.ssm_list`, timed as `list_s`) pages the tag once and writes the ids; then
+    `shards` `--shard K/N --ssm-instances-file` runs, one after another (a CI runs them side by
+    side), then `python -m cisaudit.plugin.merge` over their results.json.
     `only`: run just these shards (no merge then: it needs every shard; the line says `ran=`)."""
     rec = record_quiet()
     ids = [f"i-{n + 1:017x}" for n in range(hosts)]
@@ -548,41 +550,51 @@ def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float, 
         ) as emu,
         tempfile.TemporaryDirectory() as d,
     ):
+        instances = Path(d) / "instances.txt"
+        listing = measure([*SSM_LIST, f"--out={instances}"], emu.environ | s3.environ)
+        print(f"# list job: list_s={listing.wall:.1f} list_rss_mb={listing.maxrss_mb:.0f} load={listing.load:.1f}")
         for k in only or range(1, shards + 1):
-            out = Path(d) / f"shard-{k}"
-            cmd = [
-                *FLEET_PYTEST,
-                f"--ssm-s3-bucket={FLEET_BUCKET}",
-                f"--shard={k}/{shards}",
-                f"--junitxml={out}/junit.xml",
-                f"--compliance-report={out}/compliance.html",
-                f"--results-json={out}/results.json",
-                f"--xccdf={out}/results.xccdf.xml",
-                "-p",
-                "no:cacheprovider",
-                "-q",
-            ]
-            sample = measure(cmd, emu.environ | s3.environ)
+            before = emu.stats()["requests"]
+            sample = measure(shard_cmd(Path(d), instances, k, shards), emu.environ | s3.environ)
             walls.append(sample.wall)
             rss.append(sample.maxrss_mb)
+            calls = {op: n - before.get(op, 0) for op, n in emu.stats()["requests"].items()}
             print(
                 f"# shard {k}/{shards}: wall_s={sample.wall:.1f} peak_rss_mb={sample.maxrss_mb:.0f} "
-                f"load={sample.load:.1f}"
-            )
-        if only:
-            print(
-                f"ssm-shards hosts={hosts} shards={shards} max_shard_wall_s={max(walls):.1f} "
-                f"max_shard_rss_mb={max(rss):.0f} merge_s=- merge_rss_mb=- ran={','.join(map(str, only))}",
+                f"load={sample.load:.1f} ssm_calls={sum(calls.values())} "
+                f"describe_calls={calls.get('DescribeInstanceInformation', 0)} [{sample.summary.strip('= ')}]",
                 flush=True,
             )
+        head = (
+            f"ssm-shards hosts={hosts} shards={shards} list_s={listing.wall:.1f} list_rss_mb={listing.maxrss_mb:.0f} "
+            f"max_shard_wall_s={max(walls):.1f} max_shard_rss_mb={max(rss):.0f}"
+        )
+        if only:
+            print(f"{head} merge_s=- merge_rss_mb=- ran={','.join(map(str, only))}", flush=True)
             return
         merge = [PY, "-m", "cisaudit.plugin.merge", *(f"{d}/shard-{k}/results.json" for k in range(1, shards + 1))]
         merged = measure([*merge, f"--out={d}/merged"])
-    print(
-        f"ssm-shards hosts={hosts} shards={shards} max_shard_wall_s={max(walls):.1f} "
-        f"max_shard_rss_mb={max(rss):.0f} merge_s={merged.wall:.1f} merge_rss_mb={merged.maxrss_mb:.0f}",
-        flush=True,
-    )
+    print(f"{head} merge_s={merged.wall:.1f} merge_rss_mb={merged.maxrss_mb:.0f}", flush=True)
+
+
+SSM_LIST = (PY, "-m", "cisaudit.plugin.ssm_list", "--ssm-targets=tag:Role=docker-host", "--ssm-region=us-east-1")
+
+
+def shard_cmd(tmp: Path, instances: Path, k: int, shards: int) -> list[str]:
+    """Shard k of `shards` over the list job's ids (README "Past one runner"): no tag listing."""
+    out = tmp / f"shard-{k}"
+    return [
+        *(PY, "-m", "pytest", f"--ssm-instances-file={instances}", "--ssm-region=us-east-1"),
+        f"--ssm-s3-bucket={FLEET_BUCKET}",
+        f"--shard={k}/{shards}",
+        f"--junitxml={out}/junit.xml",
+        f"--compliance-report={out}/compliance.html",
+        f"--results-json={out}/results.json",
+        f"--xccdf={out}/results.xccdf.xml",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    ]
 
 
 def bench_publish(hosts: int, latency: float, throttle_rate: float, publish: list[str]) -> None:

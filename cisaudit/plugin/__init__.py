@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from functools import partial
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.shard import Shard
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today, unapproved
-from cisaudit.plugin import options, preflight, waiver_tags
+from cisaudit.plugin import instance_list, options, preflight, waiver_tags
 from cisaudit.plugin.aggregate import HostCases, case_of, group_by_host
 from cisaudit.plugin.cases import Case, host_of_nodeid, level_marks
 from cisaudit.plugin.options import OptionError
@@ -166,6 +167,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     _add_reboot_proof_options(group)
     add_shard_option(parser)
+    instance_list.add_option(parser)
     # the outputs' options: cisaudit/plugin/report.py, from the registry (cisaudit/outputs/registry.py)
 
 
@@ -272,6 +274,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[WAIVERS_KEY] = _waivers(config)
         if config.getoption("ssm_targets"):
             _add_hosts(hosts, _discover_ssm_hosts(config, shard))
+        if config.getoption("ssm_instances_file") is not None:  # listed once by a job before the shards
+            _add_hosts(hosts, instance_list.discover(config, shard))
         if shard is not None:
             hosts = _shard_hosts(config, shard, hosts)
         config.stash[WAIVERS_KEY] = waiver_tags.resolve(config, config.stash[WAIVERS_KEY], list(hosts))
@@ -289,7 +293,9 @@ def _check_command_line(config: pytest.Config) -> dict[str, str]:
     options.refused_testinfra({dest: option(dest, None) for dest in options.REFUSED_TESTINFRA})
     config.option.ssm_targets = ",".join(options.ssm_targets(option("ssm_targets")))
     hosts: dict[str, str] = {}
-    given = options.host_list(option("hosts", None), option("connection", None), bool(option("ssm_targets")))
+    instance_list.check(config)
+    ssm = bool(option("ssm_targets")) or option("ssm_instances_file") is not None
+    given = options.host_list(option("hosts", None), option("connection", None), ssm)
     _add_hosts(hosts, given)
     known = [c.id for c in controls(option("benchmark"))]
     config.option.controls = ",".join(options.control_ids(option("controls"), known))
@@ -362,25 +368,14 @@ def _discover_ssm_hosts(config: pytest.Config, shard: Shard | None = None) -> li
     if workerinput is not None:
         return list(workerinput[XDIST_SSM_HOSTS])
     from cisaudit.host.ssm.backend import discover_targets  # boto3 only for SSM runs
-    from cisaudit.plugin.fleet_audit import start_before_discovery
+    from cisaudit.plugin.fleet_audit import discovered, start_before_discovery
 
     targets = config.getoption("ssm_targets")
     early = start_before_discovery(config, targets, shard)
-    try:
-        found = discover_targets(
-            targets,
-            config.getoption("ssm_region"),
-            config.getoption("aws_profile"),
-            early.on_page if early else None,
-        )
-        specs = _ssm_specs(config, found)
-    except BaseException:
-        if early:
-            early.abort()
-        raise
-    if early:
-        early.bind(found)
-    return specs
+    region, profile = config.getoption("ssm_region"), config.getoption("aws_profile")
+    return discovered(
+        early, lambda on_page: discover_targets(targets, region, profile, on_page), partial(_ssm_specs, config)
+    )
 
 
 def _ssm_specs(config: pytest.Config, found: Any) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,23 @@ class EarlyFleet:
         for command in self.commands.values():
             self.fleet.bind(command, (), ())
         self.fleet.close()
+
+
+def discovered(
+    early: EarlyFleet | None, find: Callable[[Any], Discovery], specs: Callable[[Discovery], list[str]]
+) -> list[str]:
+    """Discovery (`find`, given the fan-out's page callback) beside a fan-out started before it:
+    the fan-out is bound to what it found, or aborted when discovery or `specs` fails."""
+    try:
+        found = find(early.on_page if early else None)
+        hosts = specs(found)
+    except BaseException:
+        if early:
+            early.abort()
+        raise
+    if early:
+        early.bind(found)
+    return hosts
 
 
 def start_before_discovery(config: pytest.Config, targets: str, shard: Shard | None) -> EarlyFleet | None:

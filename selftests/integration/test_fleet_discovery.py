@@ -6,6 +6,9 @@ instance the listing did not name is audited: it is reported."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from cisaudit.model.shard import Shard
 from selftests.s3_store import MotoS3
@@ -32,6 +36,7 @@ class Recorded(SsmEmulator):
         super().__init__(*args, **kwargs)
         self.sends: list[tuple[float, dict[str, Any]]] = []
         self.pages: list[float] = []
+        self.filters: list[list[dict[str, Any]]] = []  # each DescribeInstanceInformation call's Filters
         self._first = on_first_listing
         self._once = threading.Lock()
 
@@ -44,12 +49,16 @@ class Recorded(SsmEmulator):
             if self._first and not self.pages and any(f["Key"].startswith("tag:") for f in req.get("Filters", [])):
                 self._first(self)
         self.pages.append(time.monotonic())
+        self.filters.append(list(req.get("Filters", [])))
         return super()._describe_instance_information(req)
 
 
 @pytest.fixture(scope="module")
 def recording() -> Recording:
-    return record_local()
+    """This machine's probe, recorded while no other session changes the kernel's rules (another
+    session's thousand-rule test made every replayed host an error)."""
+    with FileLock("/run/lock/cisaudit-selftest.lock"):
+        return record_local()
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +120,58 @@ def test_a_shard_sends_its_own_instances_by_id_while_the_listing_pages(
     assert emu.sends[0][0] < emu.pages[-1], "the shard's first command must go while the listing pages"
     assert {h for h, _, _ in run.cases} == {f"ssm://{i}" for i in mine}
     assert all(c.verdict != "error" for c in run.cases.values()), run.output[-3000:]
+
+
+def _list_step(emu: SsmEmulator, s3: MotoS3, out: Path) -> subprocess.CompletedProcess[str]:
+    """The job before the shards: `python -m cisaudit.plugin.ssm_list`, as a CI runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "cisaudit.plugin.ssm_list", "--ssm-targets=tag:Role=docker-host"]
+        + ["--ssm-region=us-east-1", f"--out={out}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **emu.environ, **s3.environ},
+        check=False,
+    )
+
+
+def test_a_shard_given_the_list_files_ids_lists_no_tag_and_audits_exactly_its_share(
+    recording: Recording, s3: MotoS3, tmp_path: Path
+) -> None:
+    """The list step pages the tag once (its offline member included); each shard then asks only
+    about its own ids, 50 to a call, never by tag, sends them by id and audits exactly its share:
+    an id of the file that went offline or was never managed is that host's error, not dropped."""
+    ids = [f"i-{n:017x}" for n in range(1, 201)]
+    shard = Shard(1, 2)
+    offline = next(i for i in (f"i-{n:017x}" for n in range(300, 400)) if shard.instances([i]))
+    unknown = next(i for i in (f"i-{n:017x}" for n in range(400, 500)) if shard.instances([i]))
+    with _fleet(ids, recording, s3) as emu:
+        emu.instances[offline] = type(emu.instances[ids[0]])(None, "ConnectionLost", {"Role": "docker-host"})
+        listing = _list_step(emu, s3, tmp_path / "instances.txt")
+        assert listing.returncode == 0, listing.stderr
+        text = (tmp_path / "instances.txt").read_text().replace("count=201", "count=202") + f"{unknown}\n"
+        (tmp_path / "instances.txt").write_text(text)
+        pages_before = len(emu.pages)
+        emu.filters.clear()
+        run = run_suite(
+            tmp_path / "out",
+            [],
+            *[a for a in ARGS if not a.startswith("--ssm-targets")],
+            f"--ssm-instances-file={tmp_path / 'instances.txt'}",
+            "--shard=1/2",
+            env=emu.environ | s3.environ,
+        )
+    mine = shard.instances([*ids, offline, unknown])
+    assert pages_before >= 5, "the list step pages the tag (201 instances, 50 a page)"
+    assert all(not f or f[0]["Key"] == "InstanceIds" for f in emu.filters), emu.filters
+    assert all(len(f[0]["Values"]) <= 50 for f in emu.filters)
+    assert {i for f in emu.filters for i in f[0]["Values"]} == set(mine), "only its own ids"
+    sent = [i for _, s in emu.sends for i in s["InstanceIds"] or ()]
+    assert all(not s["Targets"] for _, s in emu.sends) and sorted(sent) == sorted(set(mine) - {offline, unknown})
+    assert {h for h, _, _ in run.cases} == {f"ssm://{i}" for i in mine}, "exactly its share, none dropped"
+    assert "offline (PingStatus=ConnectionLost)" in run.case(f"ssm://{offline}", "1.1.4", "live").summary
+    assert "not a managed instance" in run.case(f"ssm://{unknown}", "1.1.4", "live").summary
+    assert run.verdict(f"ssm://{unknown}", "1.1.4", "live") == "error" and run.returncode == 1
+    assert all(
+        c.verdict != "error" for (h, _, _), c in run.cases.items() if h not in (f"ssm://{offline}", f"ssm://{unknown}")
+    )

@@ -468,3 +468,53 @@ def test_a_frame_is_bound_only_to_the_header_the_service_reports() -> None:
     assert not frame.bound(header, other[:2500], NONCE)  # another mktemp dir
     assert not frame.bound(header, out.replace(NONCE, "1" * 32), NONCE)
     assert not frame.bound(header, "", NONCE)
+
+
+def test_ids_are_asked_50_to_a_call_never_by_listing_the_whole_fleet(env: None) -> None:
+    """A shard's ids (--ssm-instances-file, or --hosts over 50 ssm:// ids) cost their own calls:
+    a listing of every managed instance was 2,000 pages at 100,000 instances, in every shard."""
+    ids = [f"i-{n:017x}" for n in range(1, 121)]
+    pages: list[list[str]] = []
+    with Stubber(ssm.aws_client("ssm", "us-east-1", None)) as stub:
+        for chunk in (ids[:50], ids[50:100], ids[100:]):
+            infos = [{"InstanceId": i, "PingStatus": "Online" if i != ids[7] else "ConnectionLost"} for i in chunk]
+            _describe(stub, [{"Key": "InstanceIds", "Values": chunk}], infos[:-1] if chunk[-1] == ids[-1] else infos)
+        found = ssm.describe_instances(
+            ids, "us-east-1", None, lambda page: pages.append([i["InstanceId"] for i in page])
+        )
+        stub.assert_no_pending_responses()
+    assert found.online == [i for i in ids[:-1] if i != ids[7]] and found.tags == {}
+    assert found.problems == [
+        f"{ids[-1]}: not a managed instance in this account and region",
+        f"{ids[7]}: offline (PingStatus=ConnectionLost)",
+    ]
+    assert [len(p) for p in pages] == [50, 50, 19]
+
+
+def test_an_id_the_api_rejects_is_found_by_halves(env: None) -> None:
+    ids = [f"i-{n:017x}" for n in range(1, 5)]
+    online = [{"InstanceId": i, "PingStatus": "Online"} for i in ids]
+    with Stubber(ssm.aws_client("ssm", "us-east-1", None)) as stub:
+        stub.add_client_error("describe_instance_information", "InvalidInstanceId")  # all four
+        _describe(stub, [{"Key": "InstanceIds", "Values": ids[:2]}], online[:2])
+        stub.add_client_error("describe_instance_information", "InvalidInstanceId")  # ids[2:]
+        _describe(stub, [{"Key": "InstanceIds", "Values": ids[2:3]}], online[2:3])
+        stub.add_client_error("describe_instance_information", "InvalidInstanceId")  # ids[3]
+        found = ssm.describe_instances(ids, "us-east-1")
+        stub.assert_no_pending_responses()
+    assert found.online == ids[:3]
+    assert found.problems == [f"{ids[3]}: not a managed instance in this account and region"]
+
+
+def test_over_50_ids_as_targets_are_asked_50_to_a_call(env: None) -> None:
+    """--hosts/--ssm-targets with 60 ids: two calls by id (was one listing of every managed instance)."""
+    ids = [f"i-{n:017x}" for n in range(1, 61)]
+    with Stubber(ssm.aws_client("ssm", "us-east-1", None)) as stub:
+        for chunk in (ids[:50], ids[50:]):
+            _describe(
+                stub,
+                [{"Key": "InstanceIds", "Values": chunk}],
+                [{"InstanceId": i, "PingStatus": "Online"} for i in chunk],
+            )
+        assert ssm.discover_targets(",".join(ids), "us-east-1").online == ids
+        stub.assert_no_pending_responses()

@@ -304,19 +304,29 @@ def _describe(ssm: BaseClient, filters: list[dict[str, Any]], on_page: _Page | N
     return infos
 
 
-def _describe_ids(ssm: BaseClient, ids: list[str]) -> list[dict[str, Any]]:
-    if len(ids) > 50:  # a fleet: one paginated listing of every managed instance, not one call per 50
-        wanted = set(ids)
-        return [info for info in _describe(ssm, []) if info["InstanceId"] in wanted]
+def _describe_ids(ssm: BaseClient, ids: list[str], on_page: _Page | None = None) -> list[dict[str, Any]]:
+    """The managed instances among `ids`, 50 to a call (the InstanceIds filter): a shard's share of
+    a 100,000-instance fleet costs its own ids' calls, never a listing of the whole fleet."""
+    infos: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 50):
+        page = _describe_chunk(ssm, ids[start : start + 50])
+        if on_page is not None:
+            on_page(page)
+        infos += page
+    return infos
+
+
+def _describe_chunk(ssm: BaseClient, ids: list[str]) -> list[dict[str, Any]]:
     try:
         return _describe(ssm, [{"Key": "InstanceIds", "Values": ids}])
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "InvalidInstanceId":
             raise
-        # One unknown id can fail the whole request; ask one by one to name it.
+        # One unknown id can fail the whole request; halves name it in a few calls.
         if len(ids) == 1:
             return []
-        return [info for one in ids for info in _describe_ids(ssm, [one])]
+        half = len(ids) // 2
+        return _describe_chunk(ssm, ids[:half]) + _describe_chunk(ssm, ids[half:])
 
 
 def parse_tag(target: str) -> tuple[str, str] | None:
@@ -363,14 +373,38 @@ def discover_targets(
             ids.append(item)
         else:
             problems.append(f"{item}: neither an instance id (i-...) nor tag:Key=Value")
-    found = {i["InstanceId"]: i.get("PingStatus", "") for i in _describe_ids(ssm, ids)} if ids else {}
+    _ping_ids(ssm, ids, pings, problems)
+    return _discovery(pings, problems, tags, listed)
+
+
+def _discovery(
+    pings: dict[str, str], problems: list[str], tags: dict[tuple[str, str], list[str]], listed: dict[Any, list[str]]
+) -> Discovery:
+    offline = [f"{i}: offline (PingStatus={p})" for i, p in pings.items() if p != "Online"]
+    return Discovery([i for i, p in pings.items() if p == "Online"], problems + offline, tags, listed)
+
+
+def _ping_ids(
+    ssm: BaseClient, ids: list[str], pings: dict[str, str], problems: list[str], on_page: _Page | None = None
+) -> None:
+    """Each of `ids`' PingStatus into pings; an id no call names is a problem (not managed here)."""
+    found = {i["InstanceId"]: i.get("PingStatus", "") for i in _describe_ids(ssm, ids, on_page)} if ids else {}
     for instance_id in ids:
         if instance_id in found:
             pings[instance_id] = found[instance_id]
         else:
             problems.append(f"{instance_id}: not a managed instance in this account and region")
-    problems += [f"{i}: offline (PingStatus={p})" for i, p in pings.items() if p != "Online"]
-    return Discovery([i for i, p in pings.items() if p == "Online"], problems, tags, listed)
+
+
+def describe_instances(
+    ids: list[str], region: str | None = None, profile: str | None = None, on_page: _Page | None = None
+) -> Discovery:
+    """The instances an --ssm-instances-file names (plugin/instance_list.py), as `discover_targets`
+    finds them but by id only, 50 to a call: no tag is listed; `on_page` sees each call's answer."""
+    pings: dict[str, str] = {}
+    problems: list[str] = []
+    _ping_ids(aws_client("ssm", region, profile), ids, pings, problems, on_page)
+    return _discovery(pings, problems, {}, {})
 
 
 def instances_tagged(
