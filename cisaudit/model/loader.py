@@ -366,8 +366,9 @@ def listing_shortfall(snap: Snapshot) -> str | None:
 
     auditctl ignores a receive that fails (ENOBUFS when its socket overflows, measured with 5,000
     rules on a test VM) and exits 0 with the rules it got (audit-userspace src/auditctl.c,
-    get_reply), so a listing can lack a rule, a `never` one too, silently. The kernel's own list,
-    read whole (its reader printed `done`), counts them; auditctl prints one `-a`/`-w` line a rule."""
+    get_reply), so a listing can lack a rule, a `never` one too, silently. The probe asks again when
+    auditctl said so, twice at most (probe.sh). The kernel's own list, read whole (its reader
+    printed `done`), counts them; auditctl prints one `-a`/`-w` line a rule."""
     if snap.kernel_rules is None:
         return None
     listed = sum(1 for line in snap.listing_text.split("\n") if line.lstrip().startswith(("-a ", "-w ")))

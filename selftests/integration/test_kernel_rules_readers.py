@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from filelock import FileLock
+
 from cisaudit.host import probe
 from cisaudit.host.probe import kernel_rules_pl, kernel_rules_py
 from cisaudit.model.catalogue import controls
@@ -121,3 +123,29 @@ def test_a_python3_first_on_the_callers_path_is_not_what_reads_the_kernels_list(
     assert run.returncode == 0, run.stderr
     assert probe.parse_probe(run.stdout, nonce, controls("1.7.0")).kernel_rules is not None
     assert not ran.exists()
+
+
+def test_a_listing_auditctl_says_it_could_not_receive_is_asked_for_again(tmp_path: Path) -> None:
+    """auditctl exits 0 with the rules it got when a receive fails ("Error receiving audit netlink
+    packet", lib/netlink.c audit_get_reply; ENOBUFS with 5,000 rules on a test VM): the probe asks
+    again, so the listing is whole instead of an ERROR (model/loader.py listing_shortfall).
+    A fake auditctl first on PATH fails its first `-l` so; the real one answers the rest. Read-only."""
+    real, calls = shutil.which("auditctl", path=STANDARD_PATH), tmp_path / "calls"
+    assert real is not None
+    fake = tmp_path / "auditctl"
+    fake.write_text(
+        f'#!/bin/sh\n[ "$1" = -l ] && echo l >>{calls} && [ "$(wc -l <{calls})" -eq 1 ] && {{\n'
+        "  echo 'Error receiving audit netlink packet (No buffer space available)' >&2\n"
+        "  echo '-w /etc/docker -p wa -k do'; exit 0\n}\n"
+        f'exec {real} "$@"\n'
+    )
+    fake.chmod(0o755)
+    script, nonce = probe.render_probe(controls("1.7.0"))
+    env = {"PATH": f"{tmp_path}:{STANDARD_PATH}"}
+    with FileLock("/run/lock/cisaudit-selftest.lock"):  # no other session changes the rules meanwhile
+        run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120, env=env)
+        whole = subprocess.run([real, "-l"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    snap = probe.parse_probe(run.stdout, nonce, controls("1.7.0"))
+    assert calls.read_text().count("l") == 2
+    assert snap.listing_text.strip() == (whole.stdout + whole.stderr).strip()

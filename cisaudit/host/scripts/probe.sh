@@ -11,12 +11,21 @@
 # host/probe.py composes: assignments, preamble.sh, probe-lib.sh, probe-guess.sh, this file.
 LC_ALL=C
 export LC_ALL
-hash awk stat find tr ls pidof cut cat 2>/dev/null  # once: subshells inherit (kernel-behaviour.md)
+hash awk stat find tr ls pidof cut cat sed uname 2>/dev/null  # once: subshells inherit (kernel-behaviour.md)
 sec uid; id -u; end
 sec arch; uname -m; end
 sec auditctl; command -v auditctl; end
 status=$(auditctl -s 2>&1); sec auditctl-s "$?"; printf '%s' "$status"; end
-listing=$(auditctl -l 2>&1); sec auditctl-l "$?"; printf '%s' "$listing"; end
+# auditctl ignores a receive that fails (ENOBUFS, thousands of rules) and lists what it got, exit 0
+# (model/loader.py listing_shortfall): asked again, twice at most, when it said so.
+listing=$(auditctl -l 2>&1); rc=$?
+for _ in 1 2; do
+  case $listing in
+    *"Error receiving audit netlink packet"*) listing=$(auditctl -l 2>&1); rc=$? ;;
+    *) break ;;
+  esac
+done
+sec auditctl-l "$rc"; printf '%s' "$listing"; end
 # The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot):
 # python3 -I -S, else perl (kernel_rules.py, .pl: the same output), the system's before PATH's
 # (a pyenv shim's lookups are dear with thousands of rules: docs/kernel-behaviour.md).
