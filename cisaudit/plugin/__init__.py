@@ -272,10 +272,8 @@ def pytest_configure(config: pytest.Config) -> None:
         hosts = _check_command_line(config)
         shard = options.shard(config.getoption("shard"))
         config.stash[WAIVERS_KEY] = _waivers(config)
-        if config.getoption("ssm_targets"):
+        if config.getoption("ssm_targets") or config.getoption("ssm_instances_file") is not None:
             _add_hosts(hosts, _discover_ssm_hosts(config, shard))
-        if config.getoption("ssm_instances_file") is not None:  # listed once by a job before the shards
-            _add_hosts(hosts, instance_list.discover(config, shard))
         if shard is not None:
             hosts = _shard_hosts(config, shard, hosts)
         config.stash[WAIVERS_KEY] = waiver_tags.resolve(config, config.stash[WAIVERS_KEY], list(hosts))
@@ -359,7 +357,8 @@ def _waivers(config: pytest.Config) -> dict[str, Waiver]:
 
 
 def _discover_ssm_hosts(config: pytest.Config, shard: Shard | None = None) -> list[str]:
-    """Resolve --ssm-targets to ssm:// specs (controller only; workers get the list). A target
+    """Resolve --ssm-targets, or the ids of --ssm-instances-file (plugin/instance_list.py: listed
+    once by a job before the shards), to ssm:// specs (controller only; workers get the list). A target
     asked for and not audited (agent offline, id not managed) stays a host: its sessions report
     why, in every output and the exit code, as the same host given as --hosts=ssm://... would; a
     tag no managed instance has is a usage error. A fan-out starts before the listing and probes
@@ -367,6 +366,8 @@ def _discover_ssm_hosts(config: pytest.Config, shard: Shard | None = None) -> li
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         return list(workerinput[XDIST_SSM_HOSTS])
+    if config.getoption("ssm_instances_file") is not None:
+        return instance_list.discover(config, shard, partial(_ssm_specs, config))
     from cisaudit.host.ssm.backend import discover_targets  # boto3 only for SSM runs
     from cisaudit.plugin.fleet_audit import discovered, start_before_discovery
 

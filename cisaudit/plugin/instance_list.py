@@ -12,16 +12,18 @@ reported, as for `--ssm-targets` (plugin `_ssm_specs`). Parsing here is pure; `r
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from cisaudit.host.hostspec import INSTANCE_ID
 from cisaudit.model.shard import Shard
 from cisaudit.plugin.options import OptionError
+
+if TYPE_CHECKING:
+    from cisaudit.host.ssm.backend import Discovery  # boto3: imported only by SSM runs
 
 OPTION = "--ssm-instances-file"
 MAX_BYTES = 64 << 20  # about 3 million ids; more is not a list of instances
@@ -103,15 +105,11 @@ def check(config: pytest.Config) -> None:
         )
 
 
-def discover(config: pytest.Config, shard: Shard | None) -> list[str]:
-    """The file's instances (this shard's share) as ssm:// specs, their status asked 50 ids to a
-    DescribeInstanceInformation call and never by tag; the fan-out sends each call's Online ids
-    as it comes (plugin/fleet_audit.py). Controller only; workers get the list."""
-    from cisaudit.plugin import XDIST_SSM_HOSTS, _ssm_specs
-
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        return list(workerinput[XDIST_SSM_HOSTS])
+def discover(config: pytest.Config, shard: Shard | None, specs: Callable[[Discovery], list[str]]) -> list[str]:
+    """The file's instances (this shard's share) as ssm:// specs (`specs`, the plugin's for every
+    SSM run), their status asked 50 ids to a DescribeInstanceInformation call and never by tag;
+    the fan-out sends each call's Online ids as it comes (plugin/fleet_audit.py). Controller only:
+    the plugin hands workers the list."""
     ids = read(config.getoption("ssm_instances_file"))
     mine = shard.instances(ids) if shard is not None else ids
     if not mine:
@@ -122,6 +120,4 @@ def discover(config: pytest.Config, shard: Shard | None) -> list[str]:
     # Every id asked about is this run's: the fan-out sends it by id as its call answers.
     early = start_before_discovery(config, "", shard or Shard(1, 1))
     region, profile = config.getoption("ssm_region"), config.getoption("aws_profile")
-    return discovered(
-        early, lambda on_page: describe_instances(mine, region, profile, on_page), partial(_ssm_specs, config)
-    )
+    return discovered(early, lambda on_page: describe_instances(mine, region, profile, on_page), specs)
