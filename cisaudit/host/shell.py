@@ -34,9 +34,13 @@ def assignments(values: dict[str, str]) -> str:
 
 def compose(values: dict[str, str], *pieces: str, terse: bool = False) -> str:
     """The assignments, preamble.sh, then each named piece in order (`terse`: without their comment lines)."""
-    texts = [piece(name) for name in (PREAMBLE, *pieces)]
-    texts = [without_comment_lines(t) for t in texts] if terse else texts
-    return assignments(values) + "".join(t if t.endswith("\n") else t + "\n" for t in texts)
+    return assignments(values) + joined((PREAMBLE, *pieces), terse)
+
+
+def joined(names: tuple[str, ...], terse: bool = False) -> str:
+    """The named pieces one after another, each ending in a newline (`terse`: without comment lines)."""
+    texts = (without_comment_lines(piece(n)) if terse else piece(n) for n in names)
+    return "".join(t if t.endswith("\n") else t + "\n" for t in texts)
 
 
 def without_comment_lines(script: str) -> str:

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cisaudit.host.shell import assignments, compose, piece, without_comment_lines
+from cisaudit.host.shell import assignments, compose, joined
 from cisaudit.model.catalogue import DEFAULT_KEY, DEFAULT_VERSION, VERSIONS, controls
 
 ACTIONS = ("audit", "backout")
@@ -68,11 +68,6 @@ def nonces(run_id: str) -> tuple[str, str]:
     return "@@cisaudit-" + digest[:16], digest[16:48]
 
 
-def _joined(*names: str) -> str:
-    texts = (without_comment_lines(piece(name)) for name in names)
-    return "".join(t if t.endswith("\n") else t + "\n" for t in texts)
-
-
 def script_values() -> dict[str, str]:
     """What the document's script is made of: every version's probe values, the scripts whole."""
     from cisaudit.host.probe import PROBE_PIECES, probe_values
@@ -86,8 +81,8 @@ def script_values() -> dict[str, str]:
     values["CISAUDIT_DOC_VALUES_COMMON"] = common
     for version, text in per_version.items():
         values["CISAUDIT_DOC_VALUES_" + version.replace(".", "_")] = text[len(common) :]
-    values["CISAUDIT_DOC_PROBE"] = _joined("preamble.sh", *PROBE_PIECES)
-    values["CISAUDIT_DOC_BACKOUT"] = _joined("preamble.sh", "common.sh", "backout.sh")
+    values["CISAUDIT_DOC_PROBE"] = joined(("preamble.sh", *PROBE_PIECES), terse=True)
+    values["CISAUDIT_DOC_BACKOUT"] = joined(("preamble.sh", "common.sh", "backout.sh"), terse=True)
     return values
 
 
