@@ -209,17 +209,16 @@ _TAKES_VALUE = frozenset({"-w", "-W", "-p", "-k", "-a", "-A", "-d", "-F", "-S", 
 
 def _split_options(tokens: list[str]) -> list[tuple[str, str | None]]:
     """Pair options with their values; accept `-Fpath=x` as getopt does."""
-    takes_value = _TAKES_VALUE
     pairs: list[tuple[str, str | None]] = []
     i = 0
     while i < len(tokens):
         tok = tokens[i]
-        if tok in takes_value:
+        if tok in _TAKES_VALUE:
             if i + 1 >= len(tokens):
                 raise RuleSyntaxError(f"option {tok} needs a value")
             pairs.append((tok, tokens[i + 1]))
             i += 2
-        elif tok[:2] in takes_value and len(tok) > 2 and not tok.startswith("--"):
+        elif tok[:2] in _TAKES_VALUE and len(tok) > 2 and not tok.startswith("--"):
             pairs.append((tok[:2], tok[2:]))
             i += 1
         elif tok in DIRECTIVES_FLAG:

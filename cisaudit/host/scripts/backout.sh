@@ -67,8 +67,6 @@ bo_select() {
 	CA_JDIR="$CA_JOURNAL_ROOT/$CA_RUN_ID"
 }
 
-# Refuse to undo over later work: restoring old bytes would silently drop a
-# later run's or a person's changes. CISAUDIT_FORCE=1 overrides.
 # bo_read DIR: a journaled file's path and hash before the run.
 bo_read() {
 	bo_p='' bo_before=''
@@ -76,6 +74,8 @@ bo_read() {
 	IFS= read -r bo_before <"$1/sha256.before"
 }
 
+# Refuse to undo over later work: restoring old bytes would silently drop a
+# later run's or a person's changes. CISAUDIT_FORCE=1 overrides.
 bo_check() {
 	bo_conflicts=0
 	if [ -f "$CA_JOURNAL_ROOT/index" ]; then
