@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 import sys
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from cisaudit.host.hostspec import INSTANCE_ID, TRANSPORTS, SpecError, parse_spec
+from cisaudit.host.hostspec import TRANSPORTS, SpecError, parse_spec
 from cisaudit.host.ssm.fanout import DEFAULT_MAX_CONCURRENCY, parse_concurrency
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS, CatalogueError, Control, controls, select
 from cisaudit.model.kernel import AuditKeys
@@ -25,6 +25,9 @@ from cisaudit.plugin import instance_list, options, preflight, waiver_tags
 from cisaudit.plugin.aggregate import HostCases, case_of, group_by_host
 from cisaudit.plugin.cases import Case, host_of_nodeid, level_marks
 from cisaudit.plugin.options import OptionError
+
+if TYPE_CHECKING:
+    from cisaudit.host.ssm.backend import Discovery  # boto3: imported only by SSM runs
 
 pytest_plugins = [  # publish before report: its outputs register before report adds the registry's options
     "cisaudit.plugin.fixtures",
@@ -379,10 +382,10 @@ def _discover_ssm_hosts(config: pytest.Config, shard: Shard | None = None) -> li
     )
 
 
-def _ssm_specs(config: pytest.Config, found: Any) -> list[str]:
+def _ssm_specs(config: pytest.Config, found: Discovery) -> list[str]:
     """--ssm-targets' hosts from what discovery found (`_discover_ssm_hosts`)."""
-    unaudited = [p.split(":", 1)[0] for p in found.problems if INSTANCE_ID.fullmatch(p.split(":", 1)[0])]
-    targets = [p for p in found.problems if p.split(":", 1)[0] not in unaudited]  # e.g. a tag nothing has
+    unaudited = [p.target for p in found.problems if not p.why.refuses_run]  # each that instance's ERROR
+    targets = [p for p in found.problems if p.why.refuses_run]  # e.g. a tag nothing has
     if targets:
         raise OptionError(f"--ssm-targets: {targets[0]}; correct the target, or leave it out")
     config.stash[SSM_HOSTS_KEY] = [f"ssm://{i}" for i in found.online]  # checked Online: not asked again

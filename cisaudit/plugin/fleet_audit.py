@@ -168,7 +168,7 @@ def _fleet_probe(config: pytest.Config, ids: list[str], early: EarlyFleet, start
     if named:
         found = discover_targets(",".join(named), region, profile)
         for problem in found.problems:
-            spool.put_error(problem.split(":", 1)[0], f"ssm://{problem}")
+            spool.put_error(problem.target, f"ssm://{problem}")
         ids = [i for i in ids if i not in named or i in found.online]
     tags: dict[tuple[str, str], list[str]] = config.stash.get(SSM_TAGS_KEY, {})
     batches = plan_batches([i for i in ids if i not in early.covered], tags)

@@ -33,7 +33,7 @@ def listed(targets: list[str], region: str | None, profile: str | None) -> list[
     tags = [t for t in targets if not INSTANCE_ID.fullmatch(t)]
     found = discover_targets(",".join(tags), region, profile) if tags else None
     ids = [i for instances in (found.listed.values() if found else ()) for i in instances]
-    refused = [p for p in (found.problems if found else ()) if not INSTANCE_ID.fullmatch(p.split(":", 1)[0])]
+    refused = [p for p in (found.problems if found else ()) if p.why.refuses_run]
     if refused:
         raise OptionError(f"--ssm-targets: {refused[0]}; correct the target, or leave it out")
     return list(dict.fromkeys([*ids, *(t for t in targets if INSTANCE_ID.fullmatch(t))]))

@@ -165,7 +165,7 @@ def test_discovery_by_tag_pages_and_reports_offline(start: Start) -> None:
     emu = start(dict.fromkeys([*docker, other], "local://"), tags=tags, offline=[offline])
     online, problems, *_ = ssm.discover_targets(f"tag:Role=docker,{other},{unknown}", None, None)
     assert online == [*docker, other]
-    assert problems == [
+    assert [str(p) for p in problems] == [
         f"{unknown}: not a managed instance in this account and region",
         f"{offline}: offline (PingStatus=ConnectionLost)",
     ]

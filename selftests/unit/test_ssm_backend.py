@@ -334,13 +334,15 @@ def test_discover_targets_pages_tags_and_names_problems(env: None) -> None:
         )
     assert online_ids == [ids[0], ids[2]]
     assert tags == {("Role", "docker"): [ids[0]], ("Role", "none"): []}
-    assert problems == [
+    assert [str(p) for p in problems] == [
         "tag:Role=none: no managed instance has this tag",
         "web1: neither an instance id (i-...) nor tag:Key=Value",
         "tag:oops: expected tag:Key=Value",
         f"{ids[3]}: not a managed instance in this account and region",
         f"{ids[1]}: offline (PingStatus=ConnectionLost)",
     ]
+    refused = [(p.target, p.why.refuses_run) for p in problems]
+    assert refused == [("tag:Role=none", True), ("web1", True), ("tag:oops", True), (ids[3], False), (ids[1], False)]
 
 
 def test_discover_targets_names_ids_the_api_rejects(env: None) -> None:
@@ -349,11 +351,11 @@ def test_discover_targets_names_ids_the_api_rejects(env: None) -> None:
         stub.add_client_error("describe_instance_information", "InvalidInstanceId")
         _describe(stub, [{"Key": "InstanceIds", "Values": [good]}], [{"InstanceId": good, "PingStatus": "Online"}])
         stub.add_client_error("describe_instance_information", "InvalidInstanceId")
-        assert ssm.discover_targets(f"{good},{bad}", "us-east-1")[:3] == (
-            [good],
-            [f"{bad}: not a managed instance in this account and region"],
-            {},
-        )
+        found = ssm.discover_targets(f"{good},{bad}", "us-east-1")
+    assert (found.online, found.tags) == ([good], {})
+    assert found.problems == [
+        ssm.TargetProblem(bad, ssm.Unaudited.NOT_MANAGED, "not a managed instance in this account and region")
+    ]
 
 
 def spilled(stub: Stubber, command: str) -> frame.Header:
@@ -484,7 +486,7 @@ def test_ids_are_asked_50_to_a_call_never_by_listing_the_whole_fleet(env: None) 
         )
         stub.assert_no_pending_responses()
     assert found.online == [i for i in ids[:-1] if i != ids[7]] and found.tags == {}
-    assert found.problems == [
+    assert [str(p) for p in found.problems] == [
         f"{ids[-1]}: not a managed instance in this account and region",
         f"{ids[7]}: offline (PingStatus=ConnectionLost)",
     ]
@@ -503,7 +505,7 @@ def test_an_id_the_api_rejects_is_found_by_halves(env: None) -> None:
         found = ssm.describe_instances(ids, "us-east-1")
         stub.assert_no_pending_responses()
     assert found.online == ids[:3]
-    assert found.problems == [f"{ids[3]}: not a managed instance in this account and region"]
+    assert [str(p) for p in found.problems] == [f"{ids[3]}: not a managed instance in this account and region"]
 
 
 def test_over_50_ids_as_targets_are_asked_50_to_a_call(env: None) -> None:

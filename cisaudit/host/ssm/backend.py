@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, NamedTuple
 
 import boto3
@@ -335,9 +336,34 @@ def parse_tag(target: str) -> tuple[str, str] | None:
     return (key, value) if target.strip().startswith("tag:") and key and sep else None
 
 
+class Unaudited(Enum):
+    """Why a target is not audited as asked: the first two refuse the run (a usage error), the
+    last two are that instance's ERROR in every output (README "AWS Systems Manager")."""
+
+    NOT_A_TARGET = "not a target"  # neither an instance id nor tag:Key=Value
+    EMPTY_TAG = "empty tag"  # no managed instance has the tag
+    OFFLINE = "offline"  # managed, PingStatus not Online
+    NOT_MANAGED = "not managed"  # no managed instance with this id in the account and region
+
+    @property
+    def refuses_run(self) -> bool:
+        return self in (Unaudited.NOT_A_TARGET, Unaudited.EMPTY_TAG)
+
+
+class TargetProblem(NamedTuple):
+    """One target not audited as asked; str() is the line every output shows."""
+
+    target: str  # the --ssm-targets item, or the instance id
+    why: Unaudited
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.target}: {self.detail}"
+
+
 class Discovery(NamedTuple):
     online: list[str]  # Online managed instance ids
-    problems: list[str]  # one line per target that is not audited
+    problems: list[TargetProblem]  # one per target that is not audited
     tags: dict[tuple[str, str], list[str]]  # (key, value) of each tag target -> its Online instances
     listed: dict[tuple[str, str], list[str]] = {}  # each tag target -> every instance listed for it
 
@@ -352,7 +378,7 @@ def discover_targets(
     `on_page` sees each page of a tag's listing as it comes."""
     ssm = aws_client("ssm", region, profile)
     pings: dict[str, str] = {}
-    problems: list[str] = []
+    problems: list[TargetProblem] = []
     ids: list[str] = []
     tags: dict[tuple[str, str], list[str]] = {}
     listed: dict[tuple[str, str], list[str]] = {}
@@ -360,32 +386,43 @@ def discover_targets(
         if item.startswith("tag:"):
             tag = parse_tag(item)
             if tag is None:
-                problems.append(f"{item}: expected tag:Key=Value")
+                problems.append(TargetProblem(item, Unaudited.NOT_A_TARGET, "expected tag:Key=Value"))
                 continue
             key, value = tag
             infos = _describe(ssm, [{"Key": f"tag:{key}", "Values": [value]}], on_page)
             listed[(key, value)] = [i["InstanceId"] for i in infos]
             if not infos:
-                problems.append(f"{item}: no managed instance has this tag")
+                problems.append(TargetProblem(item, Unaudited.EMPTY_TAG, "no managed instance has this tag"))
             pings.update((i["InstanceId"], i.get("PingStatus", "")) for i in infos)
             tags[(key, value)] = [i["InstanceId"] for i in infos if i.get("PingStatus") == "Online"]
         elif INSTANCE_ID.fullmatch(item):
             ids.append(item)
         else:
-            problems.append(f"{item}: neither an instance id (i-...) nor tag:Key=Value")
+            problems.append(
+                TargetProblem(item, Unaudited.NOT_A_TARGET, "neither an instance id (i-...) nor tag:Key=Value")
+            )
     _ping_ids(ssm, ids, pings, problems)
     return _discovery(pings, problems, tags, listed)
 
 
 def _discovery(
-    pings: dict[str, str], problems: list[str], tags: dict[tuple[str, str], list[str]], listed: dict[Any, list[str]]
+    pings: dict[str, str],
+    problems: list[TargetProblem],
+    tags: dict[tuple[str, str], list[str]],
+    listed: dict[Any, list[str]],
 ) -> Discovery:
-    offline = [f"{i}: offline (PingStatus={p})" for i, p in pings.items() if p != "Online"]
+    offline = [
+        TargetProblem(i, Unaudited.OFFLINE, f"offline (PingStatus={p})") for i, p in pings.items() if p != "Online"
+    ]
     return Discovery([i for i, p in pings.items() if p == "Online"], problems + offline, tags, listed)
 
 
 def _ping_ids(
-    ssm: BaseClient, ids: list[str], pings: dict[str, str], problems: list[str], on_page: _Page | None = None
+    ssm: BaseClient,
+    ids: list[str],
+    pings: dict[str, str],
+    problems: list[TargetProblem],
+    on_page: _Page | None = None,
 ) -> None:
     """Each of `ids`' PingStatus into pings; an id no call names is a problem (not managed here)."""
     found = {i["InstanceId"]: i.get("PingStatus", "") for i in _describe_ids(ssm, ids, on_page)} if ids else {}
@@ -393,7 +430,9 @@ def _ping_ids(
         if instance_id in found:
             pings[instance_id] = found[instance_id]
         else:
-            problems.append(f"{instance_id}: not a managed instance in this account and region")
+            problems.append(
+                TargetProblem(instance_id, Unaudited.NOT_MANAGED, "not a managed instance in this account and region")
+            )
 
 
 def describe_instances(
@@ -402,7 +441,7 @@ def describe_instances(
     """The instances an --ssm-instances-file names (plugin/instance_list.py), as `discover_targets`
     finds them but by id only, 50 to a call: no tag is listed; `on_page` sees each call's answer."""
     pings: dict[str, str] = {}
-    problems: list[str] = []
+    problems: list[TargetProblem] = []
     _ping_ids(aws_client("ssm", region, profile), ids, pings, problems, on_page)
     return _discovery(pings, problems, {}, {})
 
