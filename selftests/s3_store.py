@@ -14,6 +14,8 @@ from types import TracebackType
 import boto3
 from botocore.client import BaseClient
 
+from selftests.child import die_with_parent
+
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator"}
 
 
@@ -52,7 +54,9 @@ class MotoS3:
 
     def __enter__(self) -> MotoS3:
         cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
         deadline = time.monotonic() + self.startup_timeout
         while True:
             try:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from selftests.child import die_with_parent
+
 SSHD = "/usr/sbin/sshd"
 
 
@@ -165,6 +167,7 @@ def throwaway_sshd(parent: Path | None = None, start_timeout: float = 10) -> Ite
                     stdout=err,
                     stderr=err,
                     start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
             deadline = time.monotonic() + start_timeout
             while proc.poll() is None and not _banner(port) and time.monotonic() < deadline:

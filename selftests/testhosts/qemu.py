@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shlex
@@ -13,12 +12,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from selftests.child import die_with_parent
+
 from .image import Image
 
 MEMORY_MB = 384
 # The guest's kernel command line is part of the saved state too, so it is fixed here.
 APPEND = "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 quiet"
-_PR_SET_PDEATHSIG = 1
 
 
 class QemuError(RuntimeError):
@@ -73,17 +73,12 @@ def command(
     return argv
 
 
-def _die_with_parent() -> None:
-    # If the harness is SIGKILLed, QEMU goes too (tied to the thread that started it).
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as err:
         # Own session = own process group, so killpg also ends QEMU's "exec:" helpers.
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            start_new_session=True, preexec_fn=die_with_parent,
         )  # fmt: skip
 
 
