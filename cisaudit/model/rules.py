@@ -178,6 +178,25 @@ class RuleLine:
         return f"{self.source}:{self.lineno}"
 
 
+@lru_cache(maxsize=1024)
+def condition(name: str, op: str, value: str) -> Condition:
+    """One Condition per distinct field: a host with thousands of rules repeats a few (`auid>=1000`,
+    `auid!=unset`), so each is made, and its `canonical` computed, once."""
+    return Condition(name, op, value)
+
+
+def _field(value: str) -> tuple[str, str, str]:
+    """A `-F` value's name, operator and value (FIELD_RE); `path=`/`dir=`, one per rule, without it."""
+    for name in ("path", "dir"):
+        if value.startswith(name) and value[len(name) : len(name) + 1] == "=":
+            return name, "=", value[len(name) + 1 :]
+    m = FIELD_RE.match(value)
+    if not m:
+        raise RuleSyntaxError(f"-F needs name, operator and value: {value!r}")
+    name, op, val = m.groups()
+    return name, op, val
+
+
 def _normalize_path(path: str) -> str:
     if not path.startswith("/"):
         raise RuleSyntaxError(f"path must be absolute: {path!r}")
@@ -285,12 +304,9 @@ class _Parts:
         self.perms = _perms(value) if self.perms is None else self.perms & _perms(value)
 
     def add_field(self, value: str) -> None:
-        m = FIELD_RE.match(value)
-        if not m:
-            raise RuleSyntaxError(f"-F needs name, operator and value: {value!r}")
-        name, op, val = m.groups()
+        name, op, val = _field(value)
         if name in ("path", "dir", "perm", "key", "arch") and op != "=":
-            self.conditions.append(Condition(name, op, val))
+            self.conditions.append(condition(name, op, val))
         elif name in ("path", "dir"):
             if self.watch:
                 raise RuleSyntaxError(f"-w with -F {name}=: the kernel rejects a second path (Invalid argument)")
@@ -306,7 +322,7 @@ class _Parts:
                 raise RuleSyntaxError(f"unknown arch {val!r}")
             self.arch = val
         else:
-            self.conditions.append(Condition(name, op, val))
+            self.conditions.append(condition(name, op, val))
 
     def add(self, opt: str, value: str | None) -> None:
         if value is None:
@@ -318,7 +334,7 @@ class _Parts:
         elif opt == "-S":
             self.syscalls.update(s for s in value.split(",") if s)
         elif opt == "-C":
-            self.conditions.append(Condition("compare", "", value))
+            self.conditions.append(condition("compare", "", value))
         elif opt == "-F":
             self.add_field(value)
 
