@@ -16,6 +16,7 @@ from itertools import accumulate
 
 from cisaudit.model.boot import BootModel, real_path
 from cisaudit.model.catalogue import Control
+from cisaudit.model.heap import built_uncollected
 from cisaudit.model.kernel import (
     PERM_NAMES,
     AuditKeys,
@@ -167,15 +168,18 @@ class Assessment:
         return userspace(self.snap.audit_version, self.snap.augenrules_script)
 
     @cached_property
+    @built_uncollected
     def persisted_lines(self) -> list[RuleLine]:
         return persisted_lines(self.snap, self.mode, self.userspace)
 
     @cached_property
+    @built_uncollected
     def persisted(self) -> Replay:
         """The boot-time load: paths as the loader finds them at boot."""
         return replay(self.persisted_lines, boot_adder(self.snap, self.boot))
 
     @cached_property
+    @built_uncollected
     def _live(self) -> tuple[FilterState, list[RuleLine]]:
         state, unreadable = live_state(self.snap, self.persisted_lines)
         state.silenced += self._silenced_now()
@@ -197,6 +201,7 @@ class Assessment:
         return self._live[1]
 
     @cached_property
+    @built_uncollected
     def boot_state(self) -> FilterState:
         state = boot_state(self.snap, self.persisted)
         state.silenced += self._silenced_at_boot()
