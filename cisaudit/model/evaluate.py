@@ -48,7 +48,7 @@ from cisaudit.model.loader import (
 )
 from cisaudit.model.locate import Target, resolve
 from cisaudit.model.loss import BACKLOG_FLOOR, KERNEL_DEFAULT, STATUS_FIELD, Setting, c_ulong, problems
-from cisaudit.model.rules import AuditRule, RuleLine, lines_of, machine_abis
+from cisaudit.model.rules import RuleLine, lines_of, machine_abis
 from cisaudit.model.snapshot import Snapshot
 from cisaudit.model.unaudited import unaudited_daemons
 from cisaudit.model.userspace import Userspace, userspace
@@ -185,11 +185,6 @@ class Assessment:
         state.silenced += self._silenced_now()
         state.unaudited = unaudited_daemons(self.snap.cmdline, self.snap.process_starts)
         state.facts = self.facts
-        origins: dict[tuple[object, ...], str] = {}
-        for line in self.persisted_lines:
-            if isinstance(line.item, AuditRule):
-                origins.setdefault(line.item.identity, line.where)
-        state.exit = [replace(kr, origin=origins.get(kr.rule.identity, "")) for kr in state.exit]
         return state, unreadable
 
     @property

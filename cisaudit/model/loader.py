@@ -415,15 +415,18 @@ def _listing_identity(rule: AuditRule) -> tuple[object, ...]:
 
 
 def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, list[RuleLine]]:
-    """The kernel's lists from `auditctl -l`, and listing lines that could not be read.
+    """The kernel's lists from `auditctl -l` (an exit rule with the file:line of its persisted twin),
+    and listing lines that could not be read.
 
     The listing prints `-a never,exit -F path=X -F perm=rwxa` and `-F dir=X` alike as `-w X -p rwxa`:
     for such a line, the persisted lines with the same rule say which it is; without them both
     readings stay possible, and a verdict never takes the kind that would pass."""
     twins: dict[tuple[object, ...], list[AuditRule]] = {}
+    origins: dict[tuple[object, ...], str] = {}  # an exit rule's first persisted twin: where it comes from
     for line in persisted:
         if isinstance(line.item, AuditRule):
             twins.setdefault(_listing_identity(line.item), []).append(line.item)
+            origins.setdefault(line.item.identity, line.where)
     rules, unreadable = [], []
     listed = parse_rules(snap.listing_text, "auditctl -l")
     kernel = _kernel_view(listed, snap.kernel_rules)
@@ -458,5 +461,6 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
             else:
                 kinds, actions = _BOTH, frozenset({"always", "never"})
                 note = "the listing cannot tell path=/dir= or always/never apart and no persisted rule says which"
-        rules.append(KernelRule(rule, line, location, kinds, actions, note, unsettled=unsettled))
+        origin = origins.get(rule.identity, "") if rule.filter == "exit" else ""
+        rules.append(KernelRule(rule, line, location, kinds, actions, note, origin, unsettled))
     return _by_filter(rules), unreadable

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cisaudit.host.probe import KERNEL_RULES
+from cisaudit.model import evaluate as evaluate_module
 from cisaudit.model import rules as rules_module
 from cisaudit.model.boot import BootModel
 from cisaudit.model.evaluate import Assessment, _mentions
@@ -292,3 +293,16 @@ def test_thousands_of_lines_of_one_shape_are_parsed_in_full_once(monkeypatch):
         conditions=(Condition("auid", ">=", "1000"),),
     )
     assert made[7].text == "-a always,exit -F path=/usr/bin/shape-7 -F perm=x -F auid>=1000 -k shape"
+
+
+def test_the_live_lists_exit_rules_carry_their_persisted_origin_without_a_copy_each(monkeypatch):
+    """live_state gives each exit rule its persisted twin's file:line as it makes it: the
+    assessment no longer copies every listed rule (dataclasses.replace, 3,000 here) to add it."""
+    copies: list[int] = []
+    copy = evaluate_module.replace
+    monkeypatch.setattr(evaluate_module, "replace", lambda *a, **k: copies.append(1) or copy(*a, **k))
+    state = Assessment(_thousand_rule_host(3000), "docker").live_state
+    assert copies == []
+    assert len(state.exit) == 3000
+    assert state.exit[2999].origin == "/etc/audit/rules.d/50-all.rules:3000"
+    assert state.exit[0].cite().endswith("persisted at /etc/audit/rules.d/50-all.rules:1)")
