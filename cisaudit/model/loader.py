@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cisaudit.model.boot import BootModel, bound_location
+from cisaudit.model.boot import BootModel, BootPath, bound_location
 from cisaudit.model.kernel import FilterState, KernelRule, WatchKind
 from cisaudit.model.rules import AuditRule, Deletion, Directive, RuleLine, RuleSyntaxError, abi_of, parse_rules
 from cisaudit.model.snapshot import Snapshot
@@ -292,7 +292,9 @@ def replay(lines: list[RuleLine], add: AddRule) -> Replay:
 
 def boot_adder(snap: Snapshot, boot: BootModel) -> AddRule:
     """auditctl adding a rule at boot: `-w` becomes a tree watch on a directory and an inode watch
-    otherwise; `dir=` needs the path, an inode watch its parent; an arch must be the host's."""
+    otherwise; `dir=` needs the path, an inode watch its parent; an arch must be the host's. Each
+    distinct parent is judged once (thousands of rules share a few: /etc, /usr/bin)."""
+    parents: dict[tuple[str, str], BootPath] = {}  # (bound parent, parent as named): at boot
 
     def add(rule: AuditRule) -> tuple[str | None, WatchKind]:
         if rule.arch is not None:
@@ -309,7 +311,10 @@ def boot_adder(snap: Snapshot, boot: BootModel) -> AddRule:
                 return f"{here.reason or rule.path + ' does not exist'} (No such file or directory)", WatchKind.TREE
             return None, WatchKind.TREE
         parent = location.rpartition("/")[0] or "/"
-        above = boot.at_boot(parent, snap.paths.get(rule.path.rpartition("/")[0] or "/"))
+        named = rule.path.rpartition("/")[0] or "/"
+        above = parents.get((parent, named))
+        if above is None:
+            above = parents[parent, named] = boot.at_boot(parent, snap.paths.get(named))
         if not above.exists:
             return (
                 f"{above.reason or 'parent ' + parent + ' does not exist'} (No such file or directory)",

@@ -306,3 +306,14 @@ def test_the_live_lists_exit_rules_carry_their_persisted_origin_without_a_copy_e
     assert len(state.exit) == 3000
     assert state.exit[2999].origin == "/etc/audit/rules.d/50-all.rules:3000"
     assert state.exit[0].cite().endswith("persisted at /etc/audit/rules.d/50-all.rules:1)")
+
+
+def test_the_boot_time_load_judges_each_distinct_parent_once(monkeypatch):
+    """3,000 inode watches in /etc: each path judged at boot once and /etc once (6,000 before)."""
+    calls: list[str] = []
+    at_boot = BootModel.at_boot
+    monkeypatch.setattr(BootModel, "at_boot", lambda self, real, now: calls.append(real) or at_boot(self, real, now))
+    rules = "".join(f"-w /etc/scale-{i}.conf -p wa -k site\n" for i in range(3000))
+    replay = Assessment(audited_host(rules_d=[("/etc/audit/rules.d/50-all.rules", rules)]), "docker").persisted
+    assert len(replay.rules) == 3000 and not replay.failures
+    assert calls.count("/etc") == 1 and len(calls) == 3001
