@@ -317,3 +317,11 @@ def test_the_boot_time_load_judges_each_distinct_parent_once(monkeypatch):
     replay = Assessment(audited_host(rules_d=[("/etc/audit/rules.d/50-all.rules", rules)]), "docker").persisted
     assert len(replay.rules) == 3000 and not replay.failures
     assert calls.count("/etc") == 1 and len(calls) == 3001
+
+
+def test_the_whole_audit_bench_reads_pytests_own_cpu_and_its_childrens_apart():
+    from bench.replay_scale import SPLIT_CPU, _split_cpu  # noqa: PLC0415 (a bench script, not the package)
+
+    assert "RUSAGE_SELF" in SPLIT_CPU and "RUSAGE_CHILDREN" in SPLIT_CPU
+    assert _split_cpu("1 failed\ncisaudit-bench-cpu 1.25 0.5\n") == (1.25, 0.5)
+    assert _split_cpu("the run printed no split") == (0.0, 0.0)
