@@ -210,11 +210,11 @@ def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
                     walls, cpus, splits = zip(*(audit_split(Path(work), path) for _ in range(runs)), strict=True)
                 median, cpu = statistics.median(walls), statistics.median(cpus)
                 base, cpu_base = base or median, cpu_base or cpu
-                own, kids = (statistics.median(part) for part in zip(*splits, strict=True))
+                in_pytest, in_children = (statistics.median(part) for part in zip(*splits, strict=True))
                 print(
                     f"whole-audit rules={size} median_s={median:.2f} min_s={min(walls):.2f} "
                     f"max_s={max(walls):.2f} ratio={median / base:.2f} cpu_s={cpu:.2f} cpu_ratio={cpu / cpu_base:.2f} "
-                    f"cpu_pytest_s={own:.2f} cpu_children_s={kids:.2f}",
+                    f"cpu_pytest_s={in_pytest:.2f} cpu_children_s={in_children:.2f}",
                     flush=True,
                 )
         finally:
