@@ -12,7 +12,8 @@ Whole audit (`--whole`, root, this machine's kernel): each size's rules are writ
 /etc/audit/rules.d and loaded into the kernel (watches of absent paths and per-binary syscall
 rules, as STIG writes them, plus the benchmark's rules for the paths this machine has), then
 `pytest --hosts=local://` runs as a user runs it, probe included; the figure is the median wall
-time of the whole run, and `ratio` is it against 16 rules. Holds the kernel lock
+time of the whole run, and `ratio` is it against 16 rules (`cpu_pytest_s` and `cpu_children_s`:
+the CPU of pytest's own process and of its children, the probe, apart). Holds the kernel lock
 (/run/lock/cisaudit-selftest.lock) and restores the rules and /etc/audit afterwards.
 
     .venv/bin/python bench/replay_scale.py --whole [--sizes 16,5000,10000] [--runs 3] [--root-path]
@@ -118,14 +119,42 @@ def filler_rules(count: int) -> list[str]:
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+# `python -m pytest` with the CPU of pytest's own process and of its children (the probe) apart,
+# on stderr after the run: `cisaudit-bench-cpu PYTEST CHILDREN`.
+SPLIT_CPU = (
+    "import resource, sys, pytest\n"
+    "code = pytest.main(sys.argv[1:])\n"
+    "own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+    "print('cisaudit-bench-cpu', own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _split_cpu(stderr: str) -> tuple[float, float]:
+    """(pytest's process, its children) CPU seconds from SPLIT_CPU's line; (0, 0) without one."""
+    for line in reversed(stderr.splitlines()):
+        if line.startswith("cisaudit-bench-cpu "):
+            own, kids = line.split()[1:3]
+            return float(own), float(kids)
+    return 0.0, 0.0
+
+
 def audit_once(workdir: Path, path: str | None = None, args: list[str] | None = None) -> tuple[float, float]:
     """One `pytest --hosts=local://` run with every output, as a user runs it: its wall time, and
     the CPU time of it and its children (the probe), which a loaded machine disturbs less. `path`:
     the PATH it runs with (default the caller's); `args`: the hosts to audit instead of local://."""
+    wall, cpu, _ = audit_split(workdir, path, args)
+    return wall, cpu
+
+
+def audit_split(
+    workdir: Path, path: str | None = None, args: list[str] | None = None
+) -> tuple[float, float, tuple[float, float]]:
+    """audit_once, and its CPU split into pytest's own process and its children (the probe)."""
     cmd = [
         sys.executable,
-        "-m",
-        "pytest",
+        "-c",
+        SPLIT_CPU,
         *(args or ["--hosts=local://"]),
         "-q",
         f"--junitxml={workdir / 'junit.xml'}",
@@ -142,7 +171,7 @@ def audit_once(workdir: Path, path: str | None = None, args: list[str] | None = 
     cpu = now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
     if proc.returncode not in (0, 1):
         raise SystemExit(f"the suite failed to run (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-2000:]}")
-    return elapsed, cpu
+    return elapsed, cpu, _split_cpu(proc.stderr)
 
 
 def own_rules() -> list[str]:
@@ -178,12 +207,14 @@ def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
                 if loaded.returncode != 0 or listed != len(rules):
                     raise SystemExit(f"loading {len(rules)} rules failed ({listed} listed): {loaded.stderr[-500:]}")
                 with tempfile.TemporaryDirectory(prefix="cisaudit-scale-") as work:
-                    walls, cpus = zip(*(audit_once(Path(work), path) for _ in range(runs)), strict=True)
+                    walls, cpus, splits = zip(*(audit_split(Path(work), path) for _ in range(runs)), strict=True)
                 median, cpu = statistics.median(walls), statistics.median(cpus)
                 base, cpu_base = base or median, cpu_base or cpu
+                in_pytest, in_children = (statistics.median(part) for part in zip(*splits, strict=True))
                 print(
                     f"whole-audit rules={size} median_s={median:.2f} min_s={min(walls):.2f} "
-                    f"max_s={max(walls):.2f} ratio={median / base:.2f} cpu_s={cpu:.2f} cpu_ratio={cpu / cpu_base:.2f}",
+                    f"max_s={max(walls):.2f} ratio={median / base:.2f} cpu_s={cpu:.2f} cpu_ratio={cpu / cpu_base:.2f} "
+                    f"cpu_pytest_s={in_pytest:.2f} cpu_children_s={in_children:.2f}",
                     flush=True,
                 )
         finally:

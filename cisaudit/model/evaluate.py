@@ -16,6 +16,7 @@ from itertools import accumulate
 
 from cisaudit.model.boot import BootModel, real_path
 from cisaudit.model.catalogue import Control
+from cisaudit.model.heap import built_uncollected
 from cisaudit.model.kernel import (
     PERM_NAMES,
     AuditKeys,
@@ -47,7 +48,7 @@ from cisaudit.model.loader import (
 )
 from cisaudit.model.locate import Target, resolve
 from cisaudit.model.loss import BACKLOG_FLOOR, KERNEL_DEFAULT, STATUS_FIELD, Setting, c_ulong, problems
-from cisaudit.model.rules import AuditRule, RuleLine, lines_of, machine_abis
+from cisaudit.model.rules import RuleLine, lines_of, machine_abis
 from cisaudit.model.snapshot import Snapshot
 from cisaudit.model.unaudited import unaudited_daemons
 from cisaudit.model.userspace import Userspace, userspace
@@ -167,25 +168,23 @@ class Assessment:
         return userspace(self.snap.audit_version, self.snap.augenrules_script)
 
     @cached_property
+    @built_uncollected
     def persisted_lines(self) -> list[RuleLine]:
         return persisted_lines(self.snap, self.mode, self.userspace)
 
     @cached_property
+    @built_uncollected
     def persisted(self) -> Replay:
         """The boot-time load: paths as the loader finds them at boot."""
         return replay(self.persisted_lines, boot_adder(self.snap, self.boot))
 
     @cached_property
+    @built_uncollected
     def _live(self) -> tuple[FilterState, list[RuleLine]]:
         state, unreadable = live_state(self.snap, self.persisted_lines)
         state.silenced += self._silenced_now()
         state.unaudited = unaudited_daemons(self.snap.cmdline, self.snap.process_starts)
         state.facts = self.facts
-        origins: dict[tuple[object, ...], str] = {}
-        for line in self.persisted_lines:
-            if isinstance(line.item, AuditRule):
-                origins.setdefault(line.item.identity, line.where)
-        state.exit = [replace(kr, origin=origins.get(kr.rule.identity, "")) for kr in state.exit]
         return state, unreadable
 
     @property
@@ -197,6 +196,7 @@ class Assessment:
         return self._live[1]
 
     @cached_property
+    @built_uncollected
     def boot_state(self) -> FilterState:
         state = boot_state(self.snap, self.persisted)
         state.silenced += self._silenced_at_boot()

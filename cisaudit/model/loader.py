@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cisaudit.model.boot import BootModel, bound_location
+from cisaudit.model.boot import BootModel, BootPath, bound_location
 from cisaudit.model.kernel import FilterState, KernelRule, WatchKind
 from cisaudit.model.rules import AuditRule, Deletion, Directive, RuleLine, RuleSyntaxError, abi_of, parse_rules
 from cisaudit.model.snapshot import Snapshot
@@ -292,7 +292,9 @@ def replay(lines: list[RuleLine], add: AddRule) -> Replay:
 
 def boot_adder(snap: Snapshot, boot: BootModel) -> AddRule:
     """auditctl adding a rule at boot: `-w` becomes a tree watch on a directory and an inode watch
-    otherwise; `dir=` needs the path, an inode watch its parent; an arch must be the host's."""
+    otherwise; `dir=` needs the path, an inode watch its parent; an arch must be the host's. Each
+    distinct parent is judged once (thousands of rules share a few: /etc, /usr/bin)."""
+    parents: dict[tuple[str, str], BootPath] = {}  # (bound parent, parent as named): at boot
 
     def add(rule: AuditRule) -> tuple[str | None, WatchKind]:
         if rule.arch is not None:
@@ -309,7 +311,10 @@ def boot_adder(snap: Snapshot, boot: BootModel) -> AddRule:
                 return f"{here.reason or rule.path + ' does not exist'} (No such file or directory)", WatchKind.TREE
             return None, WatchKind.TREE
         parent = location.rpartition("/")[0] or "/"
-        above = boot.at_boot(parent, snap.paths.get(rule.path.rpartition("/")[0] or "/"))
+        named = rule.path.rpartition("/")[0] or "/"
+        above = parents.get((parent, named))
+        if above is None:
+            above = parents[parent, named] = boot.at_boot(parent, snap.paths.get(named))
         if not above.exists:
             return (
                 f"{above.reason or 'parent ' + parent + ' does not exist'} (No such file or directory)",
@@ -415,15 +420,18 @@ def _listing_identity(rule: AuditRule) -> tuple[object, ...]:
 
 
 def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, list[RuleLine]]:
-    """The kernel's lists from `auditctl -l`, and listing lines that could not be read.
+    """The kernel's lists from `auditctl -l` (an exit rule with the file:line of its persisted twin),
+    and listing lines that could not be read.
 
     The listing prints `-a never,exit -F path=X -F perm=rwxa` and `-F dir=X` alike as `-w X -p rwxa`:
     for such a line, the persisted lines with the same rule say which it is; without them both
     readings stay possible, and a verdict never takes the kind that would pass."""
     twins: dict[tuple[object, ...], list[AuditRule]] = {}
+    origins: dict[tuple[object, ...], str] = {}  # an exit rule's first persisted twin: where it comes from
     for line in persisted:
         if isinstance(line.item, AuditRule):
             twins.setdefault(_listing_identity(line.item), []).append(line.item)
+            origins.setdefault(line.item.identity, line.where)
     rules, unreadable = [], []
     listed = parse_rules(snap.listing_text, "auditctl -l")
     kernel = _kernel_view(listed, snap.kernel_rules)
@@ -458,5 +466,6 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
             else:
                 kinds, actions = _BOTH, frozenset({"always", "never"})
                 note = "the listing cannot tell path=/dir= or always/never apart and no persisted rule says which"
-        rules.append(KernelRule(rule, line, location, kinds, actions, note, unsettled=unsettled))
+        origin = origins.get(rule.identity, "") if rule.filter == "exit" else ""
+        rules.append(KernelRule(rule, line, location, kinds, actions, note, origin, unsettled))
     return _by_filter(rules), unreadable

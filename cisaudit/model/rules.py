@@ -178,6 +178,25 @@ class RuleLine:
         return f"{self.source}:{self.lineno}"
 
 
+@lru_cache(maxsize=1024)
+def condition(name: str, op: str, value: str) -> Condition:
+    """One Condition per distinct field: a host with thousands of rules repeats a few (`auid>=1000`,
+    `auid!=unset`), so each is made, and its `canonical` computed, once."""
+    return Condition(name, op, value)
+
+
+def _field(value: str) -> tuple[str, str, str]:
+    """A `-F` value's name, operator and value (FIELD_RE); `path=`/`dir=`, one per rule, without it."""
+    for name in ("path", "dir"):
+        if value.startswith(name) and value[len(name) : len(name) + 1] == "=":
+            return name, "=", value[len(name) + 1 :]
+    m = FIELD_RE.match(value)
+    if not m:
+        raise RuleSyntaxError(f"-F needs name, operator and value: {value!r}")
+    name, op, val = m.groups()
+    return name, op, val
+
+
 def _normalize_path(path: str) -> str:
     if not path.startswith("/"):
         raise RuleSyntaxError(f"path must be absolute: {path!r}")
@@ -285,12 +304,9 @@ class _Parts:
         self.perms = _perms(value) if self.perms is None else self.perms & _perms(value)
 
     def add_field(self, value: str) -> None:
-        m = FIELD_RE.match(value)
-        if not m:
-            raise RuleSyntaxError(f"-F needs name, operator and value: {value!r}")
-        name, op, val = m.groups()
+        name, op, val = _field(value)
         if name in ("path", "dir", "perm", "key", "arch") and op != "=":
-            self.conditions.append(Condition(name, op, val))
+            self.conditions.append(condition(name, op, val))
         elif name in ("path", "dir"):
             if self.watch:
                 raise RuleSyntaxError(f"-w with -F {name}=: the kernel rejects a second path (Invalid argument)")
@@ -306,7 +322,7 @@ class _Parts:
                 raise RuleSyntaxError(f"unknown arch {val!r}")
             self.arch = val
         else:
-            self.conditions.append(Condition(name, op, val))
+            self.conditions.append(condition(name, op, val))
 
     def add(self, opt: str, value: str | None) -> None:
         if value is None:
@@ -318,7 +334,7 @@ class _Parts:
         elif opt == "-S":
             self.syscalls.update(s for s in value.split(",") if s)
         elif opt == "-C":
-            self.conditions.append(Condition("compare", "", value))
+            self.conditions.append(condition("compare", "", value))
         elif opt == "-F":
             self.add_field(value)
 
@@ -372,7 +388,68 @@ def _list_rule(opt: str, value: str, parts: _Parts, text: str) -> Item:
 @lru_cache(maxsize=1 << 15)  # items are immutable; a rules file and the listing (and a fleet's hosts) repeat lines
 def parse_rule(text: str) -> Item:
     """Parse one non-comment line into a rule, deletion or directive: split it as auditctl does,
-    take a directive as one, else gather the options of its one watch or list rule."""
+    take a directive as one, else gather the options of its one watch or list rule. A line that
+    differs from one already parsed only by its one plain path is that line's rule on this path."""
+    shaped = _on_shape(text)
+    return shaped if shaped is not None else _parsed(text)
+
+
+_SHAPE_PATH = "/\x00"  # the path a line's shape holds instead of its own (no rules line holds a NUL)
+
+
+def _on_shape(text: str) -> Item | None:
+    """`text`'s rule from its shape's (the line with its path replaced), when the line names one
+    plain path (absolute, no trailing slash, not `/`) in its one `-w`/`-W` or `-F path=`/`dir=`
+    token and nothing else could name one; None otherwise (parsed in full). At 10,000 rules a
+    host has thousands of lines of a few shapes (STIG's watches, per-binary rules)."""
+    named = text.count("path=") + text.count("dir=") + text.count("-w") + text.count("-W")
+    if named != 1 or "\\" in text or "\0" in text:
+        return None
+    tokens = text.split(" ")
+    for i, token in enumerate(tokens[:-1]):
+        prefix, _, path = tokens[i + 1].partition("=") if token == "-F" else ("", "", tokens[i + 1])
+        if (token not in ("-w", "-W") and prefix not in ("path", "dir")) or (token == "-F" and not prefix):
+            continue
+        if len(path) < 2 or not path.startswith("/") or path.endswith("/"):
+            return None
+        shaped = f"{prefix}={_SHAPE_PATH}" if prefix else _SHAPE_PATH
+        shape = _shape(" ".join([*tokens[: i + 1], shaped, *tokens[i + 2 :]]))
+        return None if shape is None else _on_path(shape, path, text.strip())
+    return None
+
+
+def _on_path(shape: AuditRule | Deletion, path: str, text: str) -> Item:
+    rule = shape.rule if isinstance(shape, Deletion) else shape
+    made = AuditRule(
+        rule.filter,
+        rule.action,
+        path,
+        rule.path_field,
+        rule.perms,
+        rule.arch,
+        rule.syscalls,
+        rule.keys,
+        rule.conditions,
+        rule.prepend,
+        text,
+    )
+    return Deletion(made) if isinstance(shape, Deletion) else made
+
+
+@lru_cache(maxsize=1024)
+def _shape(text: str) -> AuditRule | Deletion | None:
+    """A shape's rule (on _SHAPE_PATH), None when the shape is no rule with that path."""
+    try:
+        item = _parsed(text)
+    except RuleSyntaxError:
+        return None
+    if isinstance(item, Directive):
+        return None
+    rule = item.rule if isinstance(item, Deletion) else item
+    return item if rule.path == _SHAPE_PATH else None
+
+
+def _parsed(text: str) -> Item:
     pairs = _split_options(tokens_of(text))
     if not pairs:
         raise RuleSyntaxError("empty rule")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import struct
 import subprocess
@@ -11,10 +12,14 @@ from pathlib import Path
 import pytest
 
 from cisaudit.host.probe import KERNEL_RULES
+from cisaudit.model import evaluate as evaluate_module
+from cisaudit.model import rules as rules_module
 from cisaudit.model.boot import BootModel
-from cisaudit.model.evaluate import _mentions
-from cisaudit.model.rules import AuditRule, lines_of, parse_rule
+from cisaudit.model.evaluate import Assessment, _mentions
+from cisaudit.model.heap import uncollected
+from cisaudit.model.rules import FIELD_RE, AuditRule, Condition, RuleSyntaxError, _field, lines_of, parse_rule
 from cisaudit.model.snapshot import Snapshot
+from selftests.snapshots import audited_host
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,3 +149,179 @@ def test_a_paths_mount_is_found_from_its_ancestors_as_the_scan_of_every_mount_fo
     boot = BootModel(Snapshot(mounts=mounts), "")
     for real in ("/", "/run", "/run/a", "/run/a/b", "/run/a/bc", "/run/a/b/c", "/runx", "/etc", "rel", ""):
         assert boot.mount_of(real) == _scanned_mount(boot.mounts, real), real
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["path=/etc/x", "dir=/etc", "path==x", "path!=/x", "pathx=/y", "dir>=1", "path=", "auid>=1000", "a2&0100", "=x"],
+)
+def test_a_fields_name_operator_and_value_are_what_the_field_pattern_reads(value):
+    """_field skips the pattern for `path=`/`dir=` (one per rule: 10,000 on such a host)."""
+    m = FIELD_RE.match(value)
+    if m is None:
+        with pytest.raises(RuleSyntaxError):
+            _field(value)
+    else:
+        assert _field(value) == m.groups()
+
+
+def test_a_condition_repeated_over_thousands_of_rules_is_made_once():
+    """2,000 rules with `-F auid>=1000 -F auid!=unset` hold two Condition objects, not 4,000:
+    each made, and its canonical form computed, once."""
+    rules = [
+        parse_rule(f"-a always,exit -F arch=b64 -S execve -F path=/usr/bin/scale-{i} -F auid>=1000 -F auid!=unset -k p")
+        for i in range(2000)
+    ]
+    held = {id(c) for rule in rules if isinstance(rule, AuditRule) for c in rule.conditions}
+    assert len(held) == 2
+    assert {c.canonical for c in rules[0].conditions} == {"auid>=1000", "auid!=unset"}
+
+
+def _thousand_rule_host(count: int) -> Snapshot:
+    rules = "".join(
+        f"-w /etc/scale-{i}.conf -p wa -k site\n"
+        if i % 2
+        else f"-a always,exit -F arch=b64 -S openat -F dir=/srv/app{i} -F auid>=1000 -k app\n"
+        for i in range(count)
+    )
+    return audited_host(listing_text=rules, rules_d=[("/etc/audit/rules.d/50-all.rules", rules)])
+
+
+def test_a_thousand_rule_hosts_model_is_built_without_a_garbage_collection():
+    """Parsing and replaying thousands of rules makes long-lived objects only: the collector,
+    which walked them about 500 times at 10,000 rules (a fifth of the model's CPU), stays out of
+    the build (model/heap.py), and is on again after it: after each of the three builds one
+    young-generation pass walks what it made (and may start one older pass)."""
+    passes: list[int] = []
+
+    def counted(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    assessment = Assessment(_thousand_rule_host(3000), "docker")
+    assert gc.isenabled()
+    gc.callbacks.append(counted)
+    try:
+        assessment.persisted  # noqa: B018 - the build is what is measured
+        assessment.live_state  # noqa: B018
+        assessment.boot_state  # noqa: B018
+    finally:
+        gc.callbacks.remove(counted)
+    assert len(assessment.persisted.rules) == 3000
+    assert len(passes) <= 6, f"{len(passes)} collections while the model was built"
+    assert gc.isenabled()
+
+
+def test_the_collector_is_left_as_the_caller_had_it():
+    gc.disable()
+    try:
+        with uncollected():
+            with uncollected():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with uncollected():
+        pass
+    assert gc.isenabled()
+
+
+RULESETS = REPO / "selftests" / "rulesets"
+EDGES = [
+    "-w /etc/x -p wa -k k",
+    "-W /etc/x -p wa",
+    "-w /etc/x/ -p wa",
+    "-w / -p wa",
+    "-w etc -p wa",
+    "-w  /x -p wa",
+    "-w /x -S open",
+    "-w /x -p q",
+    "-w /x -F arch=foo",
+    "-w /x -k k\r",
+    "-w /x #c",
+    "-w /a b",
+    "-w /x -p wa -D",
+    "-w /etc/path=x -p wa",
+    "-a always,exit -F path=/a=b -F perm=x",
+    "-a always,exit -F dir=/srv/x -F auid>=1000 -k app",
+    "-a exit,always -F path=/x/ -k k",
+    "-a always,exit -F path=/x -F path=/y",
+    "-a always,exit -Fpath=/x -F dir=/y",
+    "-a always,exit -F path!=/x -F dir=/y",
+    "-A always,exit -F path=/x -k k",
+    "-d always,exit -F path=/x -k k",
+    "-a never,exit -F path=/x",
+    "-a always,exit -F arch=b64 -S execve -F path=/usr/bin/x -F perm=x -F auid>=1000 -F auid!=-1 -k privileged",
+    "-a always,exit -F arch=b64 -S execve -F path=/usr/bin/y -F perm=x -F auid>=1000 -F auid!=-1 -k privileged",
+]
+
+
+def _outcome(parse, text):
+    try:
+        return repr(parse(text))  # every field, those the rule's equality skips (text, path_field) too
+    except RuleSyntaxError as exc:
+        return f"error: {exc}"
+
+
+def test_a_line_read_from_its_shape_is_the_line_parsed_in_full():
+    """parse_rule reads a line that differs from one already parsed only by its plain path from
+    that line's shape: for every line of the real rulesets and the edge cases, what it gives is
+    what the full parse gives, field for field, errors too."""
+    lines = [line for f in sorted(RULESETS.rglob("*.rules")) for line in f.read_text().split("\n")] + EDGES
+    rules = [t for t in (line.strip(" ") for line in lines) if t and not t.startswith("#") and "\t" not in t]
+    assert len(rules) > 500
+    for text in rules:
+        assert _outcome(parse_rule, text) == _outcome(rules_module._parsed, text), text
+
+
+def test_thousands_of_lines_of_one_shape_are_parsed_in_full_once(monkeypatch):
+    """10,000 rules are a few shapes (STIG's watches, per-binary rules): 2,000 new lines of one
+    shape split their options once, not 2,000 times."""
+    splits: list[int] = []
+    split = rules_module._split_options
+    monkeypatch.setattr(rules_module, "_split_options", lambda tokens: splits.append(1) or split(tokens))
+    shape = "-a always,exit -F path=/usr/bin/shape-{} -F perm=x -F auid>=1000 -k shape"
+    made = [parse_rule(shape.format(i)) for i in range(2000)]
+    assert len(splits) <= 1
+    assert made[7] == AuditRule(
+        "exit",
+        "always",
+        "/usr/bin/shape-7",
+        perms=frozenset("x"),
+        keys=("shape",),
+        conditions=(Condition("auid", ">=", "1000"),),
+    )
+    assert made[7].text == "-a always,exit -F path=/usr/bin/shape-7 -F perm=x -F auid>=1000 -k shape"
+
+
+def test_the_live_lists_exit_rules_carry_their_persisted_origin_without_a_copy_each(monkeypatch):
+    """live_state gives each exit rule its persisted twin's file:line as it makes it: the
+    assessment no longer copies every listed rule (dataclasses.replace, 3,000 here) to add it."""
+    copies: list[int] = []
+    copy = evaluate_module.replace
+    monkeypatch.setattr(evaluate_module, "replace", lambda *a, **k: copies.append(1) or copy(*a, **k))
+    state = Assessment(_thousand_rule_host(3000), "docker").live_state
+    assert copies == []
+    assert len(state.exit) == 3000
+    assert state.exit[2999].origin == "/etc/audit/rules.d/50-all.rules:3000"
+    assert state.exit[0].cite().endswith("persisted at /etc/audit/rules.d/50-all.rules:1)")
+
+
+def test_the_boot_time_load_judges_each_distinct_parent_once(monkeypatch):
+    """3,000 inode watches in /etc: each path judged at boot once and /etc once (6,000 before)."""
+    calls: list[str] = []
+    at_boot = BootModel.at_boot
+    monkeypatch.setattr(BootModel, "at_boot", lambda self, real, now: calls.append(real) or at_boot(self, real, now))
+    rules = "".join(f"-w /etc/scale-{i}.conf -p wa -k site\n" for i in range(3000))
+    replay = Assessment(audited_host(rules_d=[("/etc/audit/rules.d/50-all.rules", rules)]), "docker").persisted
+    assert len(replay.rules) == 3000 and not replay.failures
+    assert calls.count("/etc") == 1 and len(calls) == 3001
+
+
+def test_the_whole_audit_bench_reads_pytests_own_cpu_and_its_childrens_apart():
+    from bench.replay_scale import SPLIT_CPU, _split_cpu  # noqa: PLC0415 (a bench script, not the package)
+
+    assert "RUSAGE_SELF" in SPLIT_CPU and "RUSAGE_CHILDREN" in SPLIT_CPU
+    assert _split_cpu("1 failed\ncisaudit-bench-cpu 1.25 0.5\n") == (1.25, 0.5)
+    assert _split_cpu("the run printed no split") == (0.0, 0.0)
