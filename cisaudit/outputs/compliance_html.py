@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from html import escape
+from operator import attrgetter
 
 from cisaudit.model.verdict import Status
 from cisaudit.outputs.delta_report import changes_html
@@ -169,30 +170,50 @@ def _shown_status(case: CaseRecord) -> str:
     return f"{Status.WAIVED} ({LABEL[Status.NOT_RUN]})" if case.verdict == Status.NOT_RUN else case.status
 
 
+# What a case's detail row shows: cases equal in these share one row of string indices.
+_ROW_OF = attrgetter(
+    "control_id",
+    "title",
+    "check",
+    "verdict",
+    "waiver",
+    "summary",
+    "audited",
+    "evidence",
+    "change",
+    "waiver_approved_by",
+    "waiver_ticket",
+)
+
+
+def _detail_row(c: CaseRecord, strings: _Strings) -> list[int]:
+    return [
+        strings(v)
+        for v in (
+            c.control_id,
+            c.title,
+            c.check,
+            _shown_status(c),
+            c.summary,
+            (f"audited: {c.audited}\n" if c.audited else "") + c.evidence,
+            c.change,
+            c.waiver and f"{c.waiver}; {c.waiver_reference}",
+        )
+    ]
+
+
 def _detail_data(results: RunResults) -> str:
     strings = _Strings()
-    hosts = [
-        [
-            strings(host),
-            [
-                [
-                    strings(v)
-                    for v in (
-                        c.control_id,
-                        c.title,
-                        c.check,
-                        _shown_status(c),
-                        c.summary,
-                        (f"audited: {c.audited}\n" if c.audited else "") + c.evidence,
-                        c.change,
-                        c.waiver and f"{c.waiver}; {c.waiver_reference}",
-                    )
-                ]
-                for c in cases
-            ],
-        ]
-        for host, cases in results.by_host.items()
-    ]
+    rows: dict[tuple[object, ...], list[int]] = {}  # a fleet's hosts mostly repeat the same rows
+
+    def row(c: CaseRecord) -> list[int]:
+        key = _ROW_OF(c)
+        found = rows.get(key)
+        if found is None:
+            found = rows[key] = _detail_row(c, strings)
+        return found
+
+    hosts = [[strings(host), [row(c) for c in cases]] for host, cases in results.by_host.items()]
     blob = json.dumps({"s": list(strings.index), "h": hosts}, separators=(",", ":"))
     return blob.replace("<", "\\u003c")  # no "</script>" inside the script element
 
