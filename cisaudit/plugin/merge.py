@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from cisaudit.model.shard import FleetShape, fleet_shape, incomplete, without_shard
-from cisaudit.outputs.compliance_html import render_html
+from cisaudit.outputs.compliance_html import iter_html
 from cisaudit.outputs.files import OutputError
 from cisaudit.outputs.junit_results import SuiteTests, iter_junit
 from cisaudit.outputs.registry import FileOutput, XccdfOutput, host_xccdf_dir
@@ -37,7 +37,7 @@ SUITE = Path("tests/test_cis_docker_audit.py")  # as in the suite's node ids (py
 # output file in --out -> how it is made from the joined results, the suite's tests and whether
 # the outputs are compact (results.xccdf.xml: XccdfOutput)
 WRITERS: dict[str, Callable[[RunResults, SuiteTests, bool], Iterable[str]]] = {
-    "compliance.html": lambda r, _, __: (render_html(r),),
+    "compliance.html": lambda r, _, __: iter_html(r),
     "results.json": lambda r, _, __: iter_json(r),
     "junit.xml": iter_junit,
 }
