@@ -82,7 +82,8 @@ def _cases(document: Mapping[str, Any], version: str, hosts: Mapping[str, Mappin
     outcome with its host's fields and its times (fields by position: 3.2 million records at
     100,000 hosts)."""
     read = [_record(raw, version) for raw in document["outcomes"]]
-    outcomes, facts_of = [astuple_fields(o) for o in read], [_is_fact(o) for o in read]
+    # per outcome: its fields before the host's, after them, and whether it carries the host's facts
+    outcomes = [(o[:_COMMANDS], o[_COMMANDS + 2 :], _is_fact(r)) for r in read for o in (astuple_fields(r),)]
     cases = []
     for entry in document["results"]:
         host = sys.intern(entry["host"])
@@ -90,9 +91,10 @@ def _cases(document: Mapping[str, Any], version: str, hosts: Mapping[str, Mappin
         commands, facts = int(known.get("remote_commands", 0)), known.get("facts")
         facts_text = json.dumps(facts) if facts is not None else ""
         for index, started, finished in entry["records"]:
-            head, tail = outcomes[index][:_COMMANDS], outcomes[index][_COMMANDS + 2 :]
-            fact = facts_text if facts_of[index] else ""
-            cases.append(_by_position(host, *head, commands, fact, *tail, epoch(started), epoch(finished)))
+            head, tail, fact = outcomes[index]
+            cases.append(
+                _by_position(host, *head, commands, facts_text if fact else "", *tail, epoch(started), epoch(finished))
+            )
     return cases
 
 
