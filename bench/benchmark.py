@@ -4,6 +4,7 @@
     python bench/benchmark.py --fleet 100,1000,10000 [--baseline 100,1000]   (SSM fleet scale only)
     python bench/benchmark.py --fleet 10000 --baseline-file   (--baseline's added time and memory)
     python bench/benchmark.py --shards 100000/8   (a list job, 8 --shard runs one after another, the merge)
+    python bench/benchmark.py --shards 100000/8 --shards-dir DIR [--merge-only]   (keep them; the merge alone)
 
 Every figure is a pytest subprocess run as a user would; CPU is user+sys of that process tree
 (os.wait4 rusage, reaped xdist workers included), max RSS the largest process in it. QEMU CPU
@@ -530,12 +531,20 @@ def bench_baseline_file(sizes: list[int]) -> None:
             )
 
 
-def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float, only: list[int] | None = None) -> None:
+def bench_shards(
+    hosts: int,
+    shards: int,
+    latency: float,
+    throttle_rate: float,
+    only: list[int] | None = None,
+    keep: Path | None = None,
+) -> None:
     """`ssm-shards`: N emulated instances audited as CI would: one list job (`python -m
     cisaudit.plugin.ssm_list`, timed as `list_s`) pages the tag once and writes the ids; then
     `shards` `--shard K/N --ssm-instances-file` runs, one after another (a CI runs them side by
     side), then `python -m cisaudit.plugin.merge` over their results.json.
-    `only`: run just these shards (no merge then: it needs every shard; the line says `ran=`)."""
+    `only`: run just these shards (no merge then: it needs every shard; the line says `ran=`).
+    `keep`: the shards' directory, kept (`--shards-dir`; `--merge-only` then re-runs the merge)."""
     rec = record_quiet()
     ids = [f"i-{n + 1:017x}" for n in range(hosts)]
     walls, rss = [], []
@@ -548,7 +557,7 @@ def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float, 
             s3_endpoint=s3.endpoint_url,
             runner=Replayer(dict.fromkeys(ids, rec)),
         ) as emu,
-        tempfile.TemporaryDirectory() as d,
+        _shards_dir(keep) as d,
     ):
         instances = Path(d) / "instances.txt"
         listing = measure([*SSM_LIST, f"--out={instances}"], emu.environ | s3.environ)
@@ -572,9 +581,37 @@ def bench_shards(hosts: int, shards: int, latency: float, throttle_rate: float, 
         if only:
             print(f"{head} merge_s=- merge_rss_mb=- ran={','.join(map(str, only))}", flush=True)
             return
-        merge = [PY, "-m", "cisaudit.plugin.merge", *(f"{d}/shard-{k}/results.json" for k in range(1, shards + 1))]
-        merged = measure([*merge, f"--out={d}/merged"])
+        merged = measure_merge(Path(d), shards)
     print(f"{head} merge_s={merged.wall:.1f} merge_rss_mb={merged.maxrss_mb:.0f}", flush=True)
+
+
+def _shards_dir(keep: Path | None) -> Any:
+    """The shards' directory: `keep` (made, kept) or a temporary one."""
+    import contextlib
+
+    if keep is None:
+        return tempfile.TemporaryDirectory()
+    keep.mkdir(parents=True, exist_ok=True)
+    return contextlib.nullcontext(str(keep.resolve()))
+
+
+def measure_merge(d: Path, shards: int) -> Sample:
+    """`python -m cisaudit.plugin.merge` over the shards in `d` into `d`/merged (emptied first)."""
+    import shutil
+
+    shutil.rmtree(d / "merged", ignore_errors=True)
+    merge = [PY, "-m", "cisaudit.plugin.merge", *(f"{d}/shard-{k}/results.json" for k in range(1, shards + 1))]
+    return measure([*merge, f"--out={d}/merged"])
+
+
+def bench_merge_only(hosts: int, shards: int, keep: Path) -> None:
+    """`ssm-shards-merge`: the merge alone, over the shards a `--shards-dir` run kept."""
+    sample = measure_merge(keep.resolve(), shards)
+    print(
+        f"ssm-shards-merge hosts={hosts} shards={shards} merge_s={sample.wall:.1f} "
+        f"merge_rss_mb={sample.maxrss_mb:.0f} merge_cpu_s={sample.cpu:.1f} load={sample.load:.1f}",
+        flush=True,
+    )
 
 
 SSM_LIST = (PY, "-m", "cisaudit.plugin.ssm_list", "--ssm-targets=tag:Role=docker-host", "--ssm-region=us-east-1")
@@ -717,6 +754,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--shard-runs", default=None, metavar="K,...", help="with --shards: run only these shards (no merge then)"
     )
+    p.add_argument("--shards-dir", type=Path, default=None, help="with --shards: keep the shards' results here")
+    p.add_argument(
+        "--merge-only", action="store_true", help="with --shards and --shards-dir: only the merge, over the kept shards"
+    )
     p.add_argument("--ssm-compliance", action="store_true", help="with --fleet N: the time SSM Compliance adds")
     p.add_argument("--security-hub", action="store_true", help="with --fleet N: the time Security Hub adds")
     p.add_argument(
@@ -733,7 +774,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.shards is not None:
         total, _, count = a.shards.partition("/")
         only = _sizes(a.shard_runs) if a.shard_runs else None
-        bench_shards(int(total), int(count), 0.2, a.throttle_rate, only)
+        if a.merge_only and a.shards_dir is not None:
+            bench_merge_only(int(total), int(count), a.shards_dir)
+        else:
+            bench_shards(int(total), int(count), 0.2, a.throttle_rate, only, a.shards_dir)
         return 0
     if a.fleet is not None and a.baseline_file:
         bench_baseline_file(_sizes(a.fleet))

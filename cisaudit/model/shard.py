@@ -91,3 +91,32 @@ def incomplete(shards: Sequence[Shard | None]) -> str | None:
     if missing:
         return f"shard {', '.join(f'{k}/{total}' for k in missing)} missing: give every shard's results.json"
     return None
+
+
+@dataclass(frozen=True)
+class FleetShape:
+    """What a run's command line says about its outputs' shape at fleet size (README "At fleet size")."""
+
+    aggregate_above: int  # --aggregate-above
+    fleet_reports: bool  # --fleet-reports
+
+    def compact(self, hosts: int) -> bool:
+        """Whether a run of `hosts` hosts writes the compact outputs (a JUnit testcase per host and
+        test function, no per-host XCCDF files)."""
+        return hosts > self.aggregate_above and not self.fleet_reports
+
+
+def fleet_shape(args: Sequence[str], default: int) -> FleetShape:
+    """The --aggregate-above (the last given, else `default`) and --fleet-reports of a command
+    line's arguments; ValueError (one line) for a value that is not a host count."""
+    limit, fleet_reports = str(default), False
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--aggregate-above":
+            limit = next(rest, "")
+        elif arg.startswith("--aggregate-above="):
+            limit = arg.removeprefix("--aggregate-above=")
+        fleet_reports = fleet_reports or arg == "--fleet-reports"
+    if not limit.strip().isdigit():
+        raise ValueError(f"--aggregate-above {limit!r} is not a number of hosts")
+    return FleetShape(int(limit), fleet_reports)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from html import escape
+from operator import attrgetter
 
 from cisaudit.model.verdict import Status
 from cisaudit.outputs.delta_report import changes_html
@@ -169,37 +171,74 @@ def _shown_status(case: CaseRecord) -> str:
     return f"{Status.WAIVED} ({LABEL[Status.NOT_RUN]})" if case.verdict == Status.NOT_RUN else case.status
 
 
-def _detail_data(results: RunResults) -> str:
-    strings = _Strings()
-    hosts = [
-        [
-            strings(host),
-            [
-                [
-                    strings(v)
-                    for v in (
-                        c.control_id,
-                        c.title,
-                        c.check,
-                        _shown_status(c),
-                        c.summary,
-                        (f"audited: {c.audited}\n" if c.audited else "") + c.evidence,
-                        c.change,
-                        c.waiver and f"{c.waiver}; {c.waiver_reference}",
-                    )
-                ]
-                for c in cases
-            ],
-        ]
-        for host, cases in results.by_host.items()
+# What a case's detail row shows: cases equal in these share one row of string indices.
+_ROW_OF = attrgetter(
+    "control_id",
+    "title",
+    "check",
+    "verdict",
+    "waiver",
+    "summary",
+    "audited",
+    "evidence",
+    "change",
+    "waiver_approved_by",
+    "waiver_ticket",
+)
+
+
+def _detail_row(c: CaseRecord, strings: _Strings) -> list[int]:
+    return [
+        strings(v)
+        for v in (
+            c.control_id,
+            c.title,
+            c.check,
+            _shown_status(c),
+            c.summary,
+            (f"audited: {c.audited}\n" if c.audited else "") + c.evidence,
+            c.change,
+            c.waiver and f"{c.waiver}; {c.waiver_reference}",
+        )
     ]
-    blob = json.dumps({"s": list(strings.index), "h": hosts}, separators=(",", ":"))
-    return blob.replace("<", "\\u003c")  # no "</script>" inside the script element
+
+
+def _detail_data(results: RunResults) -> Iterator[str]:
+    """The detail's JSON in pieces (100 MB at 100,000 hosts: one copy, not three)."""
+    strings = _Strings()
+    rows: dict[tuple[object, ...], list[int]] = {}  # a fleet's hosts mostly repeat the same rows
+
+    def row(c: CaseRecord) -> list[int]:
+        key = _ROW_OF(c)
+        found = rows.get(key)
+        if found is None:
+            found = rows[key] = _detail_row(c, strings)
+        return found
+
+    hosts = [[strings(host), [row(c) for c in cases]] for host, cases in results.by_host.items()]
+    # json.dumps({"s": strings, "h": hosts}) with compact separators, the hosts encoded 1,000 at a time
+    yield _safe('{"s":' + _compact(list(strings.index)) + ',"h":[')
+    for n in range(0, len(hosts), 1000):
+        yield _safe(("," if n else "") + _compact(hosts[n : n + 1000])[1:-1])
+    yield "]}"
+
+
+def _safe(text: str) -> str:
+    return text.replace("<", "\\u003c")  # no "</script>" inside the script element
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def render_html(results: RunResults) -> str:
+    return "".join(iter_html(results))
+
+
+def iter_html(results: RunResults) -> Iterator[str]:
+    """The report in pieces, its detail data as it is encoded (fleet size: no whole copies)."""
     anchors = {host: f"h{i}" for i, host in enumerate(results.hosts)}
-    return (
+    yield (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>CIS Docker compliance: {results.overall}</title><style>{STYLE}</style></head><body>"
         + _header(results)
@@ -209,7 +248,7 @@ def render_html(results: RunResults) -> str:
         + _hosts(results, anchors)
         + register_html(results)  # --waivers: the exception register
         + "<noscript>Per-host detail needs JavaScript; "
-        "results.json holds every record.</noscript>"
-        + f"<script type='application/json' id='cases'>{_detail_data(results)}</script>"
-        + f"<script>{SCRIPT}</script></body></html>\n"
+        "results.json holds every record.</noscript>" + "<script type='application/json' id='cases'>"
     )
+    yield from _detail_data(results)
+    yield f"</script><script>{SCRIPT}</script></body></html>\n"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
-from cisaudit.model.verdict import Check, Status
+from cisaudit.model.verdict import Check, Status, Verdict
 from cisaudit.outputs.files import OutputError, replaced, scratch
 from cisaudit.outputs.record import CaseRecord
 from cisaudit.outputs.results import RunResults
@@ -117,6 +117,30 @@ def testcase(record: CaseRecord, classname: str, name: str, file: str, line: int
         body = escape(bin_xml_escape(f"{file}:{line}: {summary}"))
         parts.append(f"<skipped{_attrs(type='pytest.skip', message=summary)}>{body}</skipped>")
     return "".join(parts) + "</testcase>"
+
+
+# An aggregated item's error: the exception its fixture raises (cisaudit.host.transport.HostError;
+# outputs/ may not import host/, selftests/unit/test_junit_results.py checks the name).
+HOST_ERROR = "cisaudit.host.transport.HostError"
+
+
+def item_testcase(verdict: Verdict, classname: str, name: str, file: str, line: int, seconds: float) -> str:
+    """An aggregated item's `<testcase>` as pytest's junitxml writes it with the suite's --tb=line
+    (pytest.ini): its fixture's HostError, its test's pytest.fail(pytrace=False) or pytest.skip."""
+    head = f"<testcase{_attrs(classname=classname, name=name, file=file, line=str(line), time=f'{seconds:.3f}')}"
+    if verdict.status == Status.ERROR:
+        first, *rest = f"{HOST_ERROR}: {verdict.summary}".split("\n")
+        text = "\n".join([f"E   {first}", *(f"    {more}" for more in rest)]).strip()  # str(longrepr) strips
+        message = shorten_message(f'failed on setup with "{HOST_ERROR}: {verdict.summary}"')
+        return f"{head}><error{_attrs(message=message)}>{escape(bin_xml_escape(text))}</error></testcase>"
+    if verdict.status == Status.FAIL:
+        text = "\n".join((verdict.summary, *verdict.evidence))
+        message = shorten_message(f"Failed: {text}")
+        return f"{head}><failure{_attrs(message=message)}>{escape(bin_xml_escape(text.strip()))}</failure></testcase>"
+    if verdict.status == Status.NOT_APPLICABLE:
+        body = escape(bin_xml_escape(f"{file}:{line}: {verdict.summary}"))
+        return f"{head}><skipped{_attrs(type='pytest.skip', message=verdict.summary)}>{body}</skipped></testcase>"
+    return f"{head} />"
 
 
 class CaseSpool:

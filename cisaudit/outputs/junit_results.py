@@ -11,8 +11,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from cisaudit.model.verdict import Check
-from cisaudit.outputs.junit import classname, testcase
+from cisaudit.model.verdict import Check, Status
+from cisaudit.outputs.item_verdict import AGGREGATED, ALL, item_verdict
+from cisaudit.outputs.junit import PUBLICATION_FILE, classname, item_testcase, testcase
 from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
 from cisaudit.outputs.results import RunResults
 from cisaudit.outputs.status import junit_outcome
@@ -33,9 +34,13 @@ class SuiteTests:
         return "test_host" if record.control_id == HOST_CONTROL else "test_control"
 
 
-def iter_junit(results: RunResults, tests: SuiteTests) -> Iterator[str]:
-    counts: Counter[str] = Counter(tests=len(results.cases))
-    counts.update(kind for case in results.cases if (kind := junit_outcome(case)))
+def iter_junit(results: RunResults, tests: SuiteTests, compact: bool = False) -> Iterator[str]:
+    """The file, hosts in the results' order. `compact`: as a run above --aggregate-above without
+    --fleet-reports writes it, one testcase per host and aggregated test function (outputs/item_verdict.py);
+    else one per case. Publication errors last, each its own testcase (outputs/junit.py JunitOutput)."""
+    counts: Counter[str] = Counter()  # a first pass: the suite's head comes first, the cases stay unrendered
+    for kind, _ in _testcases(results, tests, compact, render=False):
+        counts.update(("tests", kind) if kind else ("tests",))
     info = results.info
     stamp = dt.datetime.fromtimestamp(info.started).astimezone().isoformat()
     suite = (
@@ -44,10 +49,66 @@ def iter_junit(results: RunResults, tests: SuiteTests) -> Iterator[str]:
         f'timestamp="{stamp}" hostname="{platform.node()}">'
     )
     yield '<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">' + suite
-    for cases in results.by_host.values():
-        for record in cases:
-            function = tests.function(record)
-            nodeid = f"{tests.file}::{function}"
-            name = tests.case_name(nodeid, record.host, record.control_id, record.check)
-            yield testcase(record, classname(nodeid, record.host), name, tests.file, tests.lines.get(function, 0))
+    yield from (text for _, text in _testcases(results, tests, compact, render=True))
     yield "</testsuite></testsuites>"
+
+
+def _testcases(results: RunResults, tests: SuiteTests, compact: bool, render: bool) -> Iterator[tuple[str, str]]:
+    """(JUnit outcome or "", the testcase if `render`) of every host, then of each publication error."""
+    for cases in results.by_host.values():
+        yield from _host_testcases(cases, tests, compact, render)
+    for record in (r for r in results.cases if r.check == Check.PUBLICATION):
+        name = f"publication[{record.host}]"
+        yield (
+            junit_outcome(record),
+            testcase(record, classname(PUBLICATION_FILE, record.host), name, "", 0) if render else "",
+        )
+
+
+def _host_testcases(
+    cases: list[CaseRecord], tests: SuiteTests, compact: bool, render: bool
+) -> Iterator[tuple[str, str]]:
+    """One host's testcases: per case, or per aggregated item (`compact`)."""
+    items: dict[str, list[CaseRecord]] = {}
+    for record in cases:
+        if record.check == Check.PUBLICATION:
+            continue
+        function = tests.function(record)
+        if compact and function in AGGREGATED:
+            items.setdefault(function, []).append(record)
+            continue
+        for function_of_item, records in items.items():  # the host's items run before its own cases'
+            yield _item_testcase(function_of_item, records, tests, render)
+        items.clear()
+        if not render:
+            yield junit_outcome(record), ""
+            continue
+        nodeid = f"{tests.file}::{function}"
+        name = tests.case_name(nodeid, record.host, record.control_id, record.check)
+        line = tests.lines.get(function, 0)
+        yield junit_outcome(record), testcase(record, classname(nodeid, record.host), name, tests.file, line)
+    for function, records in items.items():
+        yield _item_testcase(function, records, tests, render)
+
+
+def _item_testcase(function: str, records: list[CaseRecord], tests: SuiteTests, render: bool) -> tuple[str, str]:
+    """The testcase pytest writes for the host's aggregated item of `function`."""
+    host = records[0].host
+    shown = item_verdict(host, records)
+    if not render:
+        return _KIND.get(shown.status, ""), ""
+    nodeid = f"{tests.file}::{function}"
+    name = tests.case_name(nodeid, host, HOST_CONTROL if function == "test_host" else ALL, ALL)
+    seconds = max(max(r.finished for r in records) - min(r.started for r in records), 0.0)
+    text = item_testcase(
+        shown,
+        nodeid.partition("::")[0].removesuffix(".py").replace("/", "."),
+        name,
+        tests.file,
+        tests.lines.get(function, 0),
+        seconds,
+    )
+    return _KIND.get(shown.status, ""), text
+
+
+_KIND = {Status.ERROR: "errors", Status.FAIL: "failures", Status.NOT_APPLICABLE: "skipped"}

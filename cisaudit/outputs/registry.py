@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from cisaudit.model.verdict import Check, Status
-from cisaudit.outputs.compliance_html import render_html
+from cisaudit.outputs.compliance_html import iter_html
 from cisaudit.outputs.files import OutputError, replaced
 from cisaudit.outputs.junit import CaseSpool, JunitOutput
 from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
@@ -276,7 +276,7 @@ register(
                 "reports/compliance.html",
             ),
         ),
-        _file("compliance_report", lambda r: (render_html(r),), "--compliance-report"),
+        _file("compliance_report", iter_html, "--compliance-report"),  # in pieces, as results.json
     )
 )
 register(

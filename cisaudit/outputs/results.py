@@ -146,16 +146,15 @@ class RunResults:
     @cached_property
     def scope(self) -> Scope:
         """Which of the benchmark's controls (and host checks) ran on every host, which did not."""
-        done: dict[str, set[tuple[str, Check]]] = {}
-        for case in self.cases:
-            done.setdefault(case.control_id, set()).add((case.host, case.check))
         hosts = list(dict.fromkeys([*self.info.hosts, *self.hosts]))
         required = [(c.id, REQUIRED_CHECKS) for c in self.catalogue] + [(HOST_CONTROL, REQUIRED_HOST_CHECKS)]
-        missing = [
-            cid
-            for cid, checks in required
-            if not hosts or any((h, k) not in done.get(cid, ()) for h in hosts for k in checks)
-        ]
+        incomplete: set[str] = set()  # host by host: a fleet's (host, check) pairs are never all held at once
+        for host in hosts:
+            done: dict[str, set[Check]] = {}
+            for case in self.by_host.get(host, ()):
+                done.setdefault(case.control_id, set()).add(case.check)
+            incomplete.update(cid for cid, checks in required if not checks <= done.get(cid, set()))
+        missing = [cid for cid, _ in required if not hosts or cid in incomplete]
         return Scope(
             len(self.catalogue),
             tuple(c.id for c in self.catalogue if c.id not in missing),
@@ -166,11 +165,14 @@ class RunResults:
     @cached_property
     def control_status(self) -> dict[tuple[str, str], Status]:
         """(host, control id) -> the control's status in the fleet view (outputs/status.py); hosts in natural order."""
-        checks: dict[tuple[str, str], list[CaseRecord]] = {}
-        for case in (c for cases in self.by_host.values() for c in cases):
-            if case.control_id != HOST_CONTROL:
-                checks.setdefault((case.host, case.control_id), []).append(case)
-        return {key: FLEET_STATUS[control_result(found)] for key, found in checks.items()}
+        statuses: dict[tuple[str, str], Status] = {}
+        for host, cases in self.by_host.items():  # host by host: the checks of one host at a time
+            checks: dict[str, list[CaseRecord]] = {}
+            for case in cases:
+                if case.control_id != HOST_CONTROL:
+                    checks.setdefault(case.control_id, []).append(case)
+            statuses.update(((host, cid), FLEET_STATUS[control_result(found)]) for cid, found in checks.items())
+        return statuses
 
     def counts(self, host: str | None = None) -> Counter[str]:
         return Counter(c.status for c in (self.cases if host is None else self.by_host.get(host, [])))

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterator, Mapping
+from dataclasses import fields
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from cisaudit.model.delta import Delta
@@ -27,7 +31,13 @@ _OUTCOMES = "@@cisaudit-outcomes@@"  # and then the outcomes they refer to
 
 
 def iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """UTC, whole seconds (cut, not rounded)."""
+    return _iso_second(math.floor(timestamp))
+
+
+@lru_cache(maxsize=1 << 16)  # a fleet's records end in few distinct seconds
+def _iso_second(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _waiver(case: CaseRecord) -> dict[str, object] | None:
@@ -129,16 +139,35 @@ def iter_json(results: RunResults) -> Iterator[str]:
     middle, _, tail = rest.partition(json.dumps(_OUTCOMES))
     outcomes: dict[str, int] = {}  # an outcome's JSON text -> its index
     delta = results.delta
+    known: dict[tuple[object, ...], int] = {}  # the fields an outcome is made of -> its index
     yield head + "["
     for n, (host, cases) in enumerate(results.by_host.items()):  # one line per host, written as it is made
-        records = [
-            [outcomes.setdefault(json.dumps(_outcome(c, delta)), len(outcomes)), iso(c.started), iso(c.finished)]
-            for c in cases
-        ]
+        records = [[_index(c, delta, known, outcomes), iso(c.started), iso(c.finished)] for c in cases]
         yield ("\n  " if n == 0 else ",\n  ") + json.dumps({"host": host, "records": records}, separators=(",", ":"))
     yield ("\n ]" if results.cases else "]") + middle + "["
     yield ",\n  ".join(["", *outcomes])[1:] if outcomes else ""
     yield ("\n ]" if outcomes else "]") + tail + "\n"
+
+
+# A record's fields but those of its host and its times: records equal in these have one outcome.
+_OUTCOME_OF = attrgetter(
+    *(
+        f.name
+        for f in fields(CaseRecord)
+        if f.name not in ("host", "remote_commands", "host_facts", "started", "finished")
+    )
+)
+
+
+def _index(
+    case: CaseRecord, delta: Delta | None, known: dict[tuple[object, ...], int], outcomes: dict[str, int]
+) -> int:
+    """The index of the case's outcome, each distinct outcome encoded once."""
+    key = (_OUTCOME_OF(case), delta.of(case.host, case.control_id, case.check) if delta is not None else None)
+    index = known.get(key)
+    if index is None:
+        index = known[key] = outcomes.setdefault(json.dumps(_outcome(case, delta)), len(outcomes))
+    return index
 
 
 def records(document: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from operator import attrgetter
 
 from cisaudit.model.catalogue import Control
 from cisaudit.model.verdict import Status
@@ -38,6 +39,7 @@ from cisaudit.outputs.text import xml_safe
 NS = "http://checklists.nist.gov/xccdf/1.2"
 PREFIX = "xccdf_org.cisaudit"
 _TEST_RESULTS = "@@cisaudit-test-results@@"  # where iter_xccdf writes each host's TestResult
+_RULE_RESULTS = "@@cisaudit-rule-results@@"  # and in it, the host's rule-results
 
 
 def rule_id(control_id: str) -> str:
@@ -114,7 +116,8 @@ def _rule_result(test: ET.Element, control_id: str, checks: list[CaseRecord], wh
     return result
 
 
-def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResults) -> None:
+def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResults, rules: _RuleTexts) -> list[str]:
+    """The host's TestResult in `benchmark`, its rule-results as a placeholder: their texts returned."""
     cases = results.by_host[host]
     by_control: dict[str, list[CaseRecord]] = {}
     for case in cases:
@@ -134,17 +137,52 @@ def _test_result(benchmark: ET.Element, index: int, host: str, results: RunResul
     _sub(test, "remark", f"overall: {results.overall}; scope: {results.scope.describe()}")
     _sub(test, "profile", idref=RUN_PROFILE)
     _sub(test, "target", host)
+    test.append(ET.Comment(_RULE_RESULTS))
     selected = {c.id for c in results.controls}
     scored = passed = 0
+    texts = []
     for control in results.catalogue:
-        if control.id not in selected:
-            element = _sub(test, "rule-result", idref=rule_id(control.id), time=end, severity="medium")
-            _sub(element, "result", "notselected")
-            continue
-        result = _rule_result(test, control.id, by_control.get(control.id, []), end)
+        result, text = rules.text(control.id, by_control.get(control.id, []) if control.id in selected else None, end)
+        texts.append(text)
         scored += result in SCORED
         passed += result in PASSED
     _sub(test, "score", f"{passed:.1f}", system="urn:xccdf:scoring:flat", maximum=f"{scored:.1f}")
+    return texts
+
+
+class _RuleTexts:
+    """Each distinct rule-result serialized once: a fleet's hosts mostly repeat them (the key: what
+    the element says). Bounded: cleared at LIMIT entries."""
+
+    LIMIT = 1 << 14
+    _CHECK = attrgetter(
+        "check", "verdict", "waiver", "waiver_approved_by", "waiver_ticket", "summary", "audited", "remediated"
+    )
+
+    def __init__(self) -> None:
+        self.texts: dict[tuple[object, ...], tuple[ControlResult | None, str]] = {}
+
+    def text(self, control_id: str, checks: list[CaseRecord] | None, end: str) -> tuple[ControlResult | None, str]:
+        """(the result, or None when not selected; the rule-result's text); `checks` None: not in the selection."""
+        when = iso(max(c.finished for c in checks)) if checks else end
+        key = (control_id, when, None if checks is None else tuple(map(self._CHECK, checks)))
+        found = self.texts.get(key)
+        if found is None:
+            if len(self.texts) >= self.LIMIT:
+                self.texts.clear()
+            found = self.texts[key] = self._made(control_id, checks, end)
+        return found
+
+    @staticmethod
+    def _made(control_id: str, checks: list[CaseRecord] | None, end: str) -> tuple[ControlResult | None, str]:
+        holder = ET.Element(f"{{{NS}}}TestResult")
+        result: ControlResult | None = None
+        if checks is None:
+            element = _sub(holder, "rule-result", idref=rule_id(control_id), time=end, severity="medium")
+            _sub(element, "result", "notselected")
+        else:
+            result = _rule_result(holder, control_id, checks, end)
+        return result, ET.tostring(holder[0], encoding="unicode").replace(f' xmlns="{NS}"', "", 1)
 
 
 def iter_xccdf(results: RunResults, host: str | None = None) -> Iterator[str]:
@@ -169,13 +207,14 @@ def iter_xccdf(results: RunResults, host: str | None = None) -> Iterator[str]:
     ET.indent(benchmark, space=" ")
     head, _, tail = ET.tostring(benchmark, encoding="unicode").partition(f"<!--{_TEST_RESULTS}-->")
     yield '<?xml version="1.0" encoding="UTF-8"?>\n' + head.rstrip(" ")
+    rules = _RuleTexts()
     for index, name in enumerate(results.hosts, 1):
         if host is not None and name != host:
             continue
         holder = ET.Element(f"{{{NS}}}Benchmark")  # the TestResult's parent while it is built
-        _test_result(holder, index, name, results)  # one line per TestResult: no indent at fleet size
+        texts = _test_result(holder, index, name, results, rules)  # one line per TestResult: no indent at fleet size
         text = ET.tostring(holder[0], encoding="unicode").replace(f' xmlns="{NS}"', "", 1)  # declared above
-        yield " " + text.rstrip() + "\n"
+        yield " " + text.replace(f"<!--{_RULE_RESULTS}-->", "".join(texts), 1).rstrip() + "\n"
     yield tail.lstrip("\n") + "\n"
 
 

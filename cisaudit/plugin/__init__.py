@@ -21,6 +21,7 @@ from cisaudit.model.kernel import AuditKeys
 from cisaudit.model.shard import Shard
 from cisaudit.model.verdict import CONTROL_CHECKS, HOST_CHECKS, Check
 from cisaudit.model.waivers import Waiver, WaiverError, load_waivers, today, unapproved
+from cisaudit.outputs.item_verdict import AGGREGATED
 from cisaudit.plugin import instance_list, options, preflight, waiver_tags
 from cisaudit.plugin.aggregate import HostCases, case_of, group_by_host
 from cisaudit.plugin.cases import Case, host_of_nodeid, level_marks
@@ -226,7 +227,6 @@ def _backout_cases(config: pytest.Config) -> list[Case]:
 
 # The suite's test functions (tests/test_cis_docker_audit.py) and the cases each one runs.
 CASES_OF = {"test_host": _host_cases, "test_control": _control_cases, "test_backout": _backout_cases}
-AGGREGATED = ("test_host", "test_control")  # one item per host above --aggregate-above (plugin/aggregate.py)
 
 
 def aggregated(config: pytest.Config) -> bool:

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from cisaudit.outputs.item_verdict import ALL
 from cisaudit.outputs.record import HOST_CONTROL
 from cisaudit.plugin.cases import Case, case_id, level_marks
 from cisaudit.plugin.pytest_private import Expression, expression, item_keywords, keyword_matches, marks_match
-
-ALL = "*"  # the CONTROL and CHECK part of an aggregated item's id
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from cisaudit.host.session import HostSession
 from cisaudit.host.transport import MIB, ConnectOptions, HostError, install_session_trust, remove_session_trust
 from cisaudit.model.verdict import Status, Verdict
 from cisaudit.model.waivers import Waiver, today
+from cisaudit.outputs.item_verdict import item_verdict
 from cisaudit.outputs.record import CASES_PROPERTY, encode_records
 from cisaudit.outputs.text import printable, terminal_safe
 from cisaudit.plugin import CONNECT_SPECS_KEY, WAIVERS_KEY, audit_keys, selected_controls
@@ -166,30 +167,15 @@ def run_context(config: pytest.Config) -> RunContext:
 
 def _host_cases_verdict(group: HostCases, session: HostSession, request: pytest.FixtureRequest) -> Verdict:
     """Every case of an aggregated item (plugin/aggregate.py), all records in one property; the
-    item errors in setup when a case errors, fails when one fails, skips when all skip."""
-    records, shown = [], []
-    for case in group.cases:
-        judged = judge_case(case, session, run_context(request.config))
-        records.append(judged.record)
-        shown.append(judged.shown)
+    item errors in setup when a case errors, fails when one fails, skips when all skip
+    (outputs/item_verdict.py, which a merge of shards writes JUnit from)."""
+    records = [judge_case(case, session, run_context(request.config)).record for case in group.cases]
     in_process = not hasattr(request.config, "workerinput")  # the controller reads them itself
     request.node.user_properties.append((CASES_PROPERTY, encode_records(records, in_process)))
-    errors = [r for r in records if r.verdict == Status.ERROR]
-    if errors:
-        raise HostError(
-            terminal_safe(
-                f"{group.spec}: {len(errors)} of {len(records)} checks could not be judged: {errors[0].summary}"
-            )
-        )
-    failed = [(r, v) for r, v in zip(records, shown, strict=True) if v.status == Status.FAIL]
-    if failed:
-        names = ", ".join(f"{r.control_id} {r.check}" for r, _ in failed)
-        return Verdict(
-            Status.FAIL, f"{len(failed)} of {len(records)} checks failed: {names}", tuple(v.summary for _, v in failed)
-        )
-    if all(v.status in (Status.NOT_APPLICABLE, Status.WAIVED) for v in shown):
-        return Verdict(Status.NOT_APPLICABLE, f"each of the {len(records)} checks is not applicable or waived")
-    return Verdict(Status.PASS, f"{len(records)} checks")
+    shown = item_verdict(group.spec, records)
+    if shown.status == Status.ERROR:
+        raise HostError(shown.summary)
+    return shown
 
 
 @pytest.fixture

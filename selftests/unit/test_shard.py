@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from cisaudit.model.shard import Shard, incomplete, shard_of, without_shard
+from cisaudit.model.shard import FleetShape, Shard, fleet_shape, incomplete, shard_of, without_shard
 from cisaudit.plugin.options import OptionError, shard
 
 
@@ -59,3 +59,20 @@ def test_incomplete_names_the_missing_doubled_or_foreign_shard() -> None:
     assert incomplete([Shard(1, 2), Shard(1, 2), Shard(2, 2)]) == "shard 1/2 is given twice"
     assert "different numbers of shards: 2, 3" in (incomplete([Shard(1, 2), Shard(1, 3)]) or "")
     assert "without --shard" in (incomplete([Shard(1, 1), None]) or "")
+
+
+def test_fleet_shape_reads_aggregate_above_and_fleet_reports_in_both_spellings() -> None:
+    assert fleet_shape(["--hosts=a"], 200) == FleetShape(200, False)
+    assert fleet_shape(["--aggregate-above=0", "--fleet-reports"], 200) == FleetShape(0, True)
+    assert fleet_shape(["--aggregate-above", "5", "--aggregate-above=7"], 200) == FleetShape(7, False)  # the last
+
+
+def test_fleet_shape_is_compact_above_the_threshold_without_fleet_reports() -> None:
+    assert FleetShape(200, False).compact(201) and not FleetShape(200, False).compact(200)
+    assert not FleetShape(0, True).compact(100_000)
+
+
+@pytest.mark.parametrize("args", [["--aggregate-above=x"], ["--aggregate-above"], ["--aggregate-above=-1"]])
+def test_fleet_shape_refuses_a_value_that_is_no_host_count(args: list[str]) -> None:
+    with pytest.raises(ValueError, match="is not a number of hosts"):
+        fleet_shape(args, 200)
