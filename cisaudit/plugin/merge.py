@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from cisaudit.model.heap import uncollected
 from cisaudit.model.shard import FleetShape, fleet_shape, incomplete, without_shard
 from cisaudit.outputs.compliance_html import iter_html
 from cisaudit.outputs.files import OutputError
@@ -88,12 +89,11 @@ def _read(paths: Sequence[Path]) -> tuple[RunResults, FleetShape]:
     """`merged`, without the cycle collector: millions of records, none in a cycle, would be
     traversed again and again as they are made (half the reading time), and then by every
     collection while the outputs are written: frozen out of its sight once read."""
-    gc.disable()
-    try:
-        return merged(paths)
-    finally:
-        gc.freeze()
-        gc.enable()
+    with uncollected():
+        try:
+            return merged(paths)
+        finally:
+            gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> int:
