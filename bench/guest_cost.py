@@ -112,6 +112,7 @@ ANCHORS = (
     "LC_ALL=C",
     "  sec args",
     "  listed_absent",
+    "  by_line lstat_all",
     "  sec lstat",
     "  tr '\\0'",
     "  by_line resolve_links",
@@ -136,15 +137,17 @@ ANCHORS = (
     "starts()",
     "IFS='",
     'stat_lines "$@"',
+    "stat_lines ",
     "sec 'done'",
 )
 
 
 def marked(probe: str) -> str:
-    """The probe with a mark before the first line that starts with each anchor (in any order: the
-    marks say what ran when), and around its exit's framing (flush)."""
+    """The probe with a mark before the first line that starts with each anchor it has (in any
+    order: the marks say what ran when; older probes lack some), and around its exit's framing."""
     lines = probe.splitlines()
-    at = {next(i for i, line in enumerate(lines) if line.startswith(anchor)): anchor for anchor in ANCHORS}
+    first = ((next((i for i, line in enumerate(lines) if line.startswith(a)), None), a) for a in ANCHORS)
+    at = {i: anchor for i, anchor in first if i is not None}
     for i in sorted(at, reverse=True):
         indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
         lines.insert(i, f"{indent}__m {re.sub('[^A-Za-z0-9_.=-]+', '_', at[i].strip())}")
