@@ -11,17 +11,25 @@ counts are the CI's scenario pass's main cost (README, "The project's own tests"
 
     CISAUDIT_TESTHOSTS_CACHE=... flock /run/lock/cisaudit-vm.lock \\
         .venv/bin/python bench/guest_cost.py [--scenarios empty,benchmark-rules] [--runs 1]
+
+`--rules 16,5000` instead splits the probe of a host with N rules (bench/replay_scale.py's, loaded
+in the guest): the whole probe over SSH and into /dev/null (their difference is what sending its
+output costs the guest), the guest CPU between marks the probe's own shell records (builtins only:
+`read` of /proc/stat, no process), the tools alone, the output's size and the host's parse of it.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cisaudit.host.probe import kernel_rules_py, parse_probe  # noqa: E402
 from cisaudit.host.remediation_io import parse_result, render_apply, render_backout  # noqa: E402
 from cisaudit.host.session import HostSession, probe_command  # noqa: E402
 from cisaudit.host.transport import ConnectOptions  # noqa: E402
@@ -94,11 +102,96 @@ def measure(fleet: Fleet, vm: VM, name: str) -> None:
         print(f"  backout: {parse_result(step(vm, f'{name}:backout', render_backout(RUN_ID, False))).status}")
 
 
+# Marks inserted before the first line that starts with each anchor:
+# the guest's busy jiffies, read by the shell's own `read` (no process), appended to a file.
+MARK = (
+    "__m() { read -r _ u n s _ _ q sq st _ </proc/stat; "
+    'printf "%s %s\\n" "$1" "$((u + n + s + q + sq + st))" >>/tmp/probe-marks; }\n'
+)
+ANCHORS = (
+    "LC_ALL=C",
+    "  sec args",
+    "  listed_absent",
+    "  by_line lstat_all",
+    "  sec lstat",
+    "  tr '\\0'",
+    "  by_line resolve_links",
+    "status=$(auditctl -s",
+    "listing=$(auditctl -l",
+    "sec auditctl-l",
+    "sys_cmd()",
+    "sec auditd;",
+    "if [ -d /run/systemd/system ]",
+    "sec auditd-enabled",
+    "sec rules-d-order",
+    "dump audit-rules",
+    "run audit-version",
+    "dockerd_pids=",
+    "bins=''",
+    "named=$probe_tmp",
+    "data_root=",
+    "case $(uname -m)",
+    "wanted=",
+    "for t in $tables",
+    "if [ -r /sys/kernel/security/lsm ]",
+    "starts()",
+    "IFS='",
+    'stat_lines "$@"',
+    "stat_lines ",
+    "sec 'done'",
+)
+
+
+def marked(probe: str) -> str:
+    """The probe with a mark before the first line that starts with each anchor it has (in any
+    order: the marks say what ran when; older probes lack some), and around its exit's framing."""
+    lines = probe.splitlines()
+    first = ((next((i for i, line in enumerate(lines) if line.startswith(a)), None), a) for a in ANCHORS)
+    at = {i: anchor for i, anchor in first if i is not None}
+    for i in sorted(at, reverse=True):
+        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+        lines.insert(i, f"{indent}__m {re.sub('[^A-Za-z0-9_.=-]+', '_', at[i].strip())}")
+    text = "\n".join(lines) + "\n__m end\n"
+    return MARK + text.replace("trap 'flush; rm -rf", "trap '__m flush; flush; __m rm; rm -rf")
+
+
+def split_probe(fleet: Fleet, vm: VM, size: int) -> None:
+    from bench.replay_scale import VM_RULES  # noqa: PLC0415
+
+    rc, out, err = vm.run(VM_RULES.format(n=size), timeout=600)
+    assert out.strip() == str(size), out + err
+    probe, nonce = probe_command(DEFAULT_VERSION)
+    step(vm, f"rules={size}:probe-warm", probe)
+    output = step(vm, f"rules={size}:probe-ssh", probe)
+    step(vm, f"rules={size}:probe-devnull", "{ " + probe + "\n} >/dev/null")
+    step(vm, f"rules={size}:probe-marked", "rm -f /tmp/probe-marks; { " + marked(probe) + "\n} >/dev/null")
+    marks = [line.rsplit(" ", 1) for line in vm.run("cat /tmp/probe-marks")[1].splitlines()]
+    for (label, jiffies), (_, after) in zip(marks, marks[1:], strict=False):
+        print(f"guest-cost rules={size} from={label!r} cpu_s={(int(after) - int(jiffies)) / 100:.2f}")
+    for name, command in {
+        "auditctl-l": "auditctl -l",
+        "kernel-rules-py": 'python3 -I -S -c "$KERNEL_RULES_PY"',
+        "cat-rules": "cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules",
+    }.items():
+        values = "KERNEL_RULES_PY=" + shlex.quote(kernel_rules_py()) + "\n"
+        step(vm, f"rules={size}:{name}", f"{values}{command} >/dev/null")
+    start = time.perf_counter()
+    parse_probe(output, nonce, controls(DEFAULT_VERSION))
+    print(f"guest-cost rules={size} output_bytes={len(output.encode())} host_parse_s={time.perf_counter() - start:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default="empty,benchmark-rules")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--rules", default=None, help="split the probe of hosts with these rule counts: 16,5000")
     args = parser.parse_args()
+    if args.rules:
+        with Fleet(1) as fleet:
+            for _ in range(args.runs):
+                for size in args.rules.split(","):
+                    split_probe(fleet, fleet[0], int(size))
+        return
     names = args.scenarios.split(",")
     unknown = set(names) - {s.name for s in SCENARIOS}
     if unknown:

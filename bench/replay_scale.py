@@ -19,7 +19,9 @@ the CPU of pytest's own process and of its children, the probe, apart). Holds th
     .venv/bin/python bench/replay_scale.py --whole [--sizes 16,5000,10000] [--runs 3] [--root-path]
 
 QEMU test VM (`--vm`, root): one VM (selftests/testhosts; CISAUDIT_TESTHOSTS_CACHE names the image
-cache), N rules written and loaded there, the whole audit over SSH; wall time only. Holds the VM lock.
+cache), N rules written and loaded there, the whole audit over SSH: wall time, the QEMU process's CPU
+(the guest's work; less disturbed by a loaded machine than wall time) and the suite's own CPU.
+Holds the VM lock (run it without an outer `flock` on the same file: that would wait forever).
 
     .venv/bin/python bench/replay_scale.py --vm [--sizes 16,5000] [--runs 3]
 
@@ -231,25 +233,41 @@ VM_RULES = (
 )
 
 
+def _qemu_cpu(pid: int) -> float:
+    """CPU-seconds the VM's QEMU process has used: the guest's work under TCG, which a loaded
+    machine inflates less than wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vm_audit(sizes: list[int], runs: int) -> None:
     """The whole audit of one QEMU test VM over SSH (selftests/testhosts), with N rules persisted and
-    loaded there; wall time only (the probe's CPU is the VM's). Holds the VM lock."""
+    loaded there: wall time, QEMU's CPU (the guest's work) and the suite's own CPU (host side).
+    Holds the VM lock."""
     from selftests.testhosts.fleet import Fleet  # noqa: PLC0415 (boots QEMU: only in this mode)
 
     with FileLock("/run/lock/cisaudit-vm.lock"), Fleet(1) as fleet:
-        vm, base = fleet[0], None
+        vm, base, qemu_base = fleet[0], None, None
+        assert vm.proc is not None
         for size in sizes:
             rc, out, err = vm.run(VM_RULES.format(n=size), timeout=600)
             if out.strip() != str(size):
                 raise SystemExit(f"loading {size} rules on the VM failed ({out.strip()} listed): {err[-500:]}")
+            walls, qemus, hosts = [], [], []
             with tempfile.TemporaryDirectory(prefix="cisaudit-scale-") as work:
                 args = [f"--hosts={vm.spec}", f"--known-hosts={fleet.known_hosts}"]
-                walls = [audit_once(Path(work), args=args)[0] for _ in range(runs)]
-            median = statistics.median(walls)
-            base = base or median
+                for _ in range(runs):
+                    before = _qemu_cpu(vm.proc.pid)
+                    wall, cpu = audit_once(Path(work), args=args)
+                    qemus.append(_qemu_cpu(vm.proc.pid) - before)
+                    walls.append(wall)
+                    hosts.append(cpu)
+            median, qemu = statistics.median(walls), statistics.median(qemus)
+            base, qemu_base = base or median, qemu_base or qemu
             print(
                 f"vm-audit rules={size} median_s={median:.2f} min_s={min(walls):.2f} max_s={max(walls):.2f} "
-                f"ratio={median / base:.2f}",
+                f"ratio={median / base:.2f} qemu_cpu_s={qemu:.2f} qemu_cpu_ratio={qemu / qemu_base:.2f} "
+                f"host_cpu_s={statistics.median(hosts):.2f}",
                 flush=True,
             )
 

@@ -101,18 +101,18 @@ lstat_all() {
   [ "$?" -lt 125 ] || stat --printf '%F %a %u %g\0%n\0' -- "$@" >"$probe_tmp/lstat" 2>/dev/null
   cat "$probe_tmp/lstat"
 }
-# stat_lines P...: stat_paths for newline-free paths with their ancestors; no stat of what
-# listed_absent finds; readlink -m only of symlinks (`links`, `targets`; probe.py does the rest).
+# stat_lines FILE: stat_paths for the newline-free paths of FILE (a line each, with their
+# ancestors); no stat of what unlisted leaves out; readlink -m only of symlinks (`links`,
+# `targets`; probe.py does the rest). The paths stay in files: a shell builtin's loop over
+# thousands of arguments costs more than a process under TCG.
 stat_lines() {
   if ! stat --printf '' -- / 2>/dev/null || ! readlink -z -m -- / >/dev/null 2>&1; then
-    stat_paths "$@"
+    by_line stat_paths "$(cat "$1")"
     return
   fi
-  sec args; printf '%s\0' "$@"; end
-  printf '%s\n' "$@" >"$probe_tmp/paths"
-  listed_absent "$probe_tmp/paths" >"$probe_tmp/absent"
+  sec args; tr '\n' '\0' <"$1"; end
   sec lstat
-  by_line lstat_all "$(awk 'FILENAME == ARGV[1] { a[$0]; next } !($0 in a)' "$probe_tmp/absent" "$probe_tmp/paths")"
+  by_line lstat_all "$(unlisted "$1")"
   tr '\0' '\n' <"$probe_tmp/lstat" | awk 'NR % 2 { l = /^symbolic link / } !(NR % 2) && l' >"$probe_tmp/links"
   end
   by_line resolve_links "$(cat "$probe_tmp/links")"
@@ -134,15 +134,16 @@ resolve_links() {
   if [ "$#" -gt 0 ]; then readlink -z -m -- "$@" 2>/dev/null; printf '%s' "$?"; else printf 0; fi
   end
 }
-# listed_absent FILE: plain paths of FILE (a line each; no //, . or ..) missing from the listing
-# of their directory, if it holds over LIST_ABOVE of them; none if find reports an error.
+# unlisted FILE: the lines of FILE but the plain paths (no //, . or ..) missing from the listing
+# of their directory, if it holds over LIST_ABOVE of them; all of them if find reports an error.
 # shellcheck disable=SC2016 # an awk program
 plain='/^(\/[^\/]+)+$/ && !/\/\.\.?(\/|$)/ { d = $0; sub(/\/[^\/]*$/, "", d); if (d == "") d = "/";'
-listed_absent() {
+unlisted() {
   awk -v above="${LIST_ABOVE:-32}" "$plain"' if (++n[d] == above + 1) print d }' "$1" >"$probe_tmp/crowded"
-  by_line list_dirs "$(cat "$probe_tmp/crowded")" >"$probe_tmp/dirs" || return 0
+  : >"$probe_tmp/entries"
+  by_line list_dirs "$(cat "$probe_tmp/crowded")" >"$probe_tmp/dirs" || : >"$probe_tmp/dirs"
   awk "FILENAME == ARGV[1] { dir[\$0]; next } FILENAME == ARGV[2] { there[\$0]; next } $plain"'
-    if ((d in dir) && !($0 in there)) print }' "$probe_tmp/dirs" "$probe_tmp/entries" "$1"
+    if ((d in dir) && !($0 in there)) next } 1' "$probe_tmp/dirs" "$probe_tmp/entries" "$1"
 }
 list_dirs() {  # DIR...: those that are readable directories, their entries in $probe_tmp/entries
   [ "$#" -gt 0 ] && by_line list_entries "$(find -H "$@" -maxdepth 0 -type d -readable -print 2>/dev/null)"

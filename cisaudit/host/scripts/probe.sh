@@ -16,32 +16,6 @@ sec uid; id -u; end
 sec arch; uname -m; end
 sec auditctl; command -v auditctl; end
 status=$(auditctl -s 2>&1); sec auditctl-s "$?"; printf '%s' "$status"; end
-# auditctl ignores a receive that fails (ENOBUFS, thousands of rules) and lists what it got, exit 0
-# (model/loader.py listing_shortfall): asked again, twice at most, when it said so.
-listing=$(auditctl -l 2>&1); rc=$?
-for _ in 1 2; do
-  case $listing in
-    *"Error receiving audit netlink packet"*) listing=$(auditctl -l 2>&1); rc=$? ;;
-    *) break ;;
-  esac
-done
-sec auditctl-l "$rc"; printf '%s' "$listing"; end
-# The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot):
-# python3 -I -S, else perl (kernel_rules.py, .pl: the same output), the system's before PATH's
-# (a pyenv shim's lookups are dear with thousands of rules: docs/kernel-behaviour.md).
-sys_cmd() { PATH=/usr/bin:/bin command -v "$1" || command -v "$1"; }
-if py=$(sys_cmd python3); then sec kernel-rules; "$py" -I -S -c "$KERNEL_RULES_PY" 2>/dev/null; end
-elif pl=$(sys_cmd perl); then sec kernel-rules; "$pl" -e "$KERNEL_RULES_PL" 2>/dev/null; end
-else
-  # Neither: births of -w paths and the boot time (model/loader.py added_on_a_directory)
-  sec boot-time; sed -n 's/^btime //p' /proc/stat; end
-  sec watch-births
-  printf '%s\n' "$listing" | sed -n 's/^-w \(.*\) -p [rwxa]*\( -k .*\)\{0,1\}$/\1/p' | {
-    set --; while IFS= read -r w; do set -- "$@" "$w"; done
-    [ $# -eq 0 ] || stat -c '%W %n' -- "$@" 2>/dev/null
-  }
-  end
-fi
 sec auditd; command -v auditd; end
 sec awk; readlink -f "$(command -v awk)"; end
 # The process the kernel sends its records to (auditctl -s: pid), when it is alive and root's: any
@@ -156,17 +130,50 @@ bins=''
 for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
 "; sec binary "$b"; [ -z "$w" ] || echo "$w"; end; done
 
-# The paths and -S names of the rules files and the listing, in one pass.
+# The kernel's rules are read last but for the paths they name: each fork of this shell costs
+# more while it holds a listing of thousands of rules (about 2 ms at 5,000 under TCG).
+# auditctl ignores a receive that fails (ENOBUFS, thousands of rules) and lists what it got, exit 0
+# (model/loader.py listing_shortfall): asked again, twice at most, when it said so.
+listing=$(auditctl -l 2>&1); rc=$?
+for _ in 1 2; do
+  case $listing in
+    *"Error receiving audit netlink packet"*) listing=$(auditctl -l 2>&1); rc=$? ;;
+    *) break ;;
+  esac
+done
+sec auditctl-l "$rc"; printf '%s' "$listing"; end
+# The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot):
+# python3 -I -S, else perl (kernel_rules.py, .pl: the same output), the system's before PATH's
+# (a pyenv shim's lookups are dear with thousands of rules: docs/kernel-behaviour.md).
+sys_cmd() { PATH=/usr/bin:/bin command -v "$1" || command -v "$1"; }
+if py=$(sys_cmd python3); then sec kernel-rules; "$py" -I -S -c "$KERNEL_RULES_PY" 2>/dev/null; end
+elif pl=$(sys_cmd perl); then sec kernel-rules; "$pl" -e "$KERNEL_RULES_PL" 2>/dev/null; end
+else
+  # Neither: births of -w paths and the boot time (model/loader.py added_on_a_directory)
+  sec boot-time; sed -n 's/^btime //p' /proc/stat; end
+  sec watch-births
+  printf '%s\n' "$listing" | sed -n 's/^-w \(.*\) -p [rwxa]*\( -k .*\)\{0,1\}$/\1/p' | {
+    set --; while IFS= read -r w; do set -- "$@" "$w"; done
+    [ $# -eq 0 ] || stat -c '%W %n' -- "$@" 2>/dev/null
+  }
+  end
+fi
+# The paths and -S names of the rules files and the listing, in one pass, each once (in the order
+# first named): augenrules' audit.rules repeats rules.d line for line, the listing its watches.
 # shellcheck disable=SC2154 # probe-lib.sh's
 named=$probe_tmp
 : >"$named/rule-paths"; : >"$named/rule-syscalls"
 { cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" 2>/dev/null; printf '%s\n' "$listing"; } |
   P="$named/rule-paths" S="$named/rule-syscalls" awk '
   BEGIN { p = ENVIRON["P"]; s = ENVIRON["S"] }
-  { for (i = 1; i < NF; i++) {
-      if ($i == "-w" || $i == "-W") print $(i + 1) > p
-      if ($i == "-F" && $(i + 1) ~ /^(path|dir)=/) { v = $(i + 1); sub(/^[a-z]*=/, "", v); print v > p }
-      if ($i == "-S") { n = split($(i + 1), a, ","); for (j = 1; j <= n; j++) print a[j] > s }
+  line[$0]++ { next }
+  { for (i = 1; i < NF; i++) if ($i ~ /^-[wWFS]$/) {
+      v = $(i + 1)
+      if ($i == "-S") {
+        n = split(v, a, ",")
+        for (j = 1; j <= n; j++) if (!(a[j] in syscall)) { syscall[a[j]]; print a[j] > s }
+      } else if ($i == "-F" && !sub(/^(path|dir)=/, "", v)) continue
+      else if (!(v in path)) { path[v]; print v > p }
   } }'
 # Paths to stat: the benchmark's, the ones the host's config names, every path a rules file or
 # the kernel's listing names (a rule on a missing path breaks loading), and each one's parent.
@@ -174,8 +181,9 @@ named=$probe_tmp
 # Which paths the configs name is guessed (probe-guess.sh says why and how far to trust it).
 data_root=$(guess_data_root /etc/docker/daemon.json)
 sock=$(guess_containerd_socket /etc/containerd/config.toml)
+# Into a file, not this shell's memory (the forks after it stay cheap; stat_lines reads it).
 set -f
-all_paths=$({
+{
   # shellcheck disable=SC2086,SC2153 # PATHS (set by cisaudit/host/probe.py): one path per word, globbing off
   printf '%s\n' $PATHS "$data_root" "$sock"
   for x in $EXCLUDES; do printf '%s\n' "${data_root:-$DEFAULT_DATA_ROOT}/$x"; done
@@ -184,7 +192,7 @@ all_paths=$({
   printf '%s' "$bins"
   for u in $UNITS; do for d in $UNIT_DIRS; do
     echo "$d/$u"; done; done
-} | awk '/^\// { p = $0; while (p != "" && !seen[p]++) { print p; sub(/\/[^\/]*$/, "", p) } }')
+} | awk '/^\// { p = $0; while (p != "" && !seen[p]++) { print p; sub(/\/[^\/]*$/, "", p) } }' >"$named/paths"
 # --- kernel filter model (cisaudit/model/kernel.py kernel_facts): syscall numbers and LSMs -------
 # CLASS_SYSCALLS (set by cisaudit/host/probe.py): the syscalls of the kernel's permission classes.
 # The numbers this host's auditctl gives syscall names (ausyscall reads the same libaudit tables),
@@ -226,11 +234,6 @@ sec process-starts
 { starts auditd $kernel_pid; starts dockerd $dockerd_pids; starts containerd $(pidof containerd 2>/dev/null); }
 end
 # --- end of the kernel filter model's section --------------------------------------------------
-IFS='
-'
-# shellcheck disable=SC2086 # one path per line, globbing off
-set -- $all_paths
-unset IFS
 set +f
-stat_lines "$@"
+stat_lines "$named/paths"
 sec 'done'; end
