@@ -74,10 +74,14 @@ def capped_properties(props: list[tuple[str, object]]) -> list[tuple[str, object
     return [(name, capped(value) if isinstance(value, str) else value) for name, value in props]
 
 
+def module_classname(nodeid: str) -> str:
+    """`tests.test_cis_docker_audit`: the classname pytest gives a test function of the module."""
+    return nodeid.partition("::")[0].removesuffix(".py").replace("/", ".")
+
+
 def classname(nodeid: str, host: str) -> str:
     """`tests.test_cis_docker_audit.HOST`, the host's dots as `_` (CI views split a classname at dots)."""
-    path = nodeid.partition("::")[0]
-    return path.removesuffix(".py").replace("/", ".") + "." + host.replace(".", "_")
+    return module_classname(nodeid) + "." + host.replace(".", "_")
 
 
 def failure_text(record: CaseRecord) -> str:

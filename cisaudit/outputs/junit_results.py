@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cisaudit.model.verdict import Check, Status
 from cisaudit.outputs.item_verdict import AGGREGATED, ALL, item_verdict
-from cisaudit.outputs.junit import PUBLICATION_FILE, classname, item_testcase, testcase
+from cisaudit.outputs.junit import PUBLICATION_FILE, classname, item_testcase, module_classname, testcase
 from cisaudit.outputs.record import HOST_CONTROL, CaseRecord
 from cisaudit.outputs.results import RunResults
 from cisaudit.outputs.status import junit_outcome
@@ -102,7 +102,7 @@ def _item_testcase(function: str, records: list[CaseRecord], tests: SuiteTests, 
     seconds = max(max(r.finished for r in records) - min(r.started for r in records), 0.0)
     text = item_testcase(
         shown,
-        nodeid.partition("::")[0].removesuffix(".py").replace("/", "."),
+        module_classname(nodeid),
         name,
         tests.file,
         tests.lines.get(function, 0),

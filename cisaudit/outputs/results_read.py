@@ -83,7 +83,7 @@ def _cases(document: Mapping[str, Any], version: str, hosts: Mapping[str, Mappin
     100,000 hosts)."""
     read = [_record(raw, version) for raw in document["outcomes"]]
     # per outcome: its fields before the host's, after them, and whether it carries the host's facts
-    outcomes = [(o[:_COMMANDS], o[_COMMANDS + 2 :], _is_fact(r)) for r in read for o in (astuple_fields(r),)]
+    outcomes = [(o[:_COMMANDS], o[_COMMANDS + 2 :], _is_fact(r)) for r in read for o in (_outcome_fields(r),)]
     cases = []
     for entry in document["results"]:
         host = sys.intern(entry["host"])
@@ -104,7 +104,7 @@ _COMMANDS = _FIELDS.index("remote_commands") - 1  # in an outcome's fields (no h
 assert _FIELDS[_COMMANDS + 2] == "host_facts" and _FIELDS[-2:] == ["started", "finished"]
 
 
-def astuple_fields(outcome: CaseRecord) -> tuple[Any, ...]:
+def _outcome_fields(outcome: CaseRecord) -> tuple[Any, ...]:
     """An outcome's fields after its host and before its times, in the dataclass's order."""
     return tuple(getattr(outcome, name) for name in _FIELDS[1:-2])
 
