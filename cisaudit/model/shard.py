@@ -62,17 +62,27 @@ def shard_of(spec: str, total: int) -> int:
 
 def without_shard(args: Sequence[str]) -> tuple[list[str], Shard | None]:
     """A command line's arguments without its --shard K/N, and that shard (None without one)."""
-    kept: list[str] = []
+    kept, values = _split_option(args, "--shard")
     found: Shard | None = None
+    for value in values:
+        found = Shard.parse(value)
+    return kept, found
+
+
+def _split_option(args: Sequence[str], name: str) -> tuple[list[str], list[str]]:
+    """A command line's arguments without option `name` (`name VALUE` or `name=VALUE`), and its
+    values in the order given."""
+    kept: list[str] = []
+    values: list[str] = []
     rest = iter(args)
     for arg in rest:
-        if arg == "--shard":
-            found = Shard.parse(next(rest, ""))
-        elif arg.startswith("--shard="):
-            found = Shard.parse(arg.removeprefix("--shard="))
+        if arg == name:
+            values.append(next(rest, ""))
+        elif arg.startswith(name + "="):
+            values.append(arg.removeprefix(name + "="))
         else:
             kept.append(arg)
-    return kept, found
+    return kept, values
 
 
 def incomplete(shards: Sequence[Shard | None]) -> str | None:
@@ -109,14 +119,8 @@ class FleetShape:
 def fleet_shape(args: Sequence[str], default: int) -> FleetShape:
     """The --aggregate-above (the last given, else `default`) and --fleet-reports of a command
     line's arguments; ValueError (one line) for a value that is not a host count."""
-    limit, fleet_reports = str(default), False
-    rest = iter(args)
-    for arg in rest:
-        if arg == "--aggregate-above":
-            limit = next(rest, "")
-        elif arg.startswith("--aggregate-above="):
-            limit = arg.removeprefix("--aggregate-above=")
-        fleet_reports = fleet_reports or arg == "--fleet-reports"
+    kept, limits = _split_option(args, "--aggregate-above")
+    limit = limits[-1] if limits else str(default)
     if not limit.strip().isdigit():
         raise ValueError(f"--aggregate-above {limit!r} is not a number of hosts")
-    return FleetShape(int(limit), fleet_reports)
+    return FleetShape(int(limit), "--fleet-reports" in kept)
