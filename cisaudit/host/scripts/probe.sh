@@ -130,18 +130,24 @@ bins=''
 for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
 "; sec binary "$b"; [ -z "$w" ] || echo "$w"; end; done
 
-# The kernel's rules are read last but for the paths they name: each fork of this shell costs
-# more while it holds a listing of thousands of rules (about 2 ms at 5,000 under TCG).
+# The kernel's rules are read last but for the paths they name. The listing goes to a file, not
+# a shell variable: a command substitution reads its pipe 128 bytes a call (dash), 6,900 reads at
+# 10,000 rules, each dear on a host with that many rules (docs/kernel-behaviour.md, the syscall
+# tax), and every later fork would copy it.
 # auditctl ignores a receive that fails (ENOBUFS, thousands of rules) and lists what it got, exit 0
-# (model/loader.py listing_shortfall): asked again, twice at most, when it said so.
-listing=$(auditctl -l 2>&1); rc=$?
-for _ in 1 2; do
-  case $listing in
-    *"Error receiving audit netlink packet"*) listing=$(auditctl -l 2>&1); rc=$? ;;
-    *) break ;;
-  esac
-done
-sec auditctl-l "$rc"; printf '%s' "$listing"; end
+# (model/loader.py listing_shortfall): asked again, twice at most, when it said so (on stderr).
+# shellcheck disable=SC2154 # probe-lib.sh's
+listing=$probe_tmp/listing
+list_rules() { auditctl -l >"$listing" 2>"$listing.err"; rc=$?; }
+said_it_could_not_receive() {
+  while IFS= read -r line; do
+    case $line in *"Error receiving audit netlink packet"*) return 0 ;; esac
+  done <"$listing.err"
+  return 1
+}
+list_rules
+for _ in 1 2; do if said_it_could_not_receive; then list_rules; else break; fi; done
+sec auditctl-l "$rc"; cat "$listing" "$listing.err"; end
 # The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot):
 # python3 -I -S, else perl (kernel_rules.py, .pl: the same output), the system's before PATH's
 # (a pyenv shim's lookups are dear with thousands of rules: docs/kernel-behaviour.md).
@@ -152,7 +158,7 @@ else
   # Neither: births of -w paths and the boot time (model/loader.py added_on_a_directory)
   sec boot-time; sed -n 's/^btime //p' /proc/stat; end
   sec watch-births
-  printf '%s\n' "$listing" | sed -n 's/^-w \(.*\) -p [rwxa]*\( -k .*\)\{0,1\}$/\1/p' | {
+  sed -n 's/^-w \(.*\) -p [rwxa]*\( -k .*\)\{0,1\}$/\1/p' "$listing" | {
     set --; while IFS= read -r w; do set -- "$@" "$w"; done
     [ $# -eq 0 ] || stat -c '%W %n' -- "$@" 2>/dev/null
   }
@@ -160,10 +166,9 @@ else
 fi
 # The paths and -S names of the rules files and the listing, in one pass, each once (in the order
 # first named): augenrules' audit.rules repeats rules.d line for line, the listing its watches.
-# shellcheck disable=SC2154 # probe-lib.sh's
 named=$probe_tmp
 : >"$named/rule-paths"; : >"$named/rule-syscalls"
-{ cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" 2>/dev/null; printf '%s\n' "$listing"; } |
+cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" "$listing" 2>/dev/null |
   P="$named/rule-paths" S="$named/rule-syscalls" awk '
   BEGIN { p = ENVIRON["P"]; s = ENVIRON["S"] }
   line[$0]++ { next }
