@@ -13,7 +13,9 @@ Whole audit (`--whole`, root, this machine's kernel): each size's rules are writ
 rules, as STIG writes them, plus the benchmark's rules for the paths this machine has), then
 `pytest --hosts=local://` runs as a user runs it, probe included; the figure is the median wall
 time of the whole run, and `ratio` is it against 16 rules (`cpu_pytest_s` and `cpu_children_s`:
-the CPU of pytest's own process and of its children, the probe, apart). Holds the kernel lock
+the CPU of pytest's own process and of its children, the probe, apart). Then `collect-only`:
+the same pytest collecting only (no probe, no judgement), whose ratio is the kernel's per-syscall
+tax on a host with that many rules, the floor under the audit's. Holds the kernel lock
 (/run/lock/cisaudit-selftest.lock) and restores the rules and /etc/audit afterwards.
 
     .venv/bin/python bench/replay_scale.py --whole [--sizes 16,5000,10000] [--runs 3] [--root-path]
@@ -194,13 +196,29 @@ def _listed(expected: int) -> int:
     return listed
 
 
+def collect_only_cpu(runs: int, path: str | None) -> float:
+    """Median CPU of `pytest --hosts=local:// --collect-only`: pytest starting, importing and
+    collecting, no probe and no judgement. What it gains with the host's rules is the kernel's
+    tax on every syscall (its exit filter walks every rule: docs/kernel-behaviour.md), which any
+    program on that host pays: the floor under the whole audit's ratio."""
+    cmd = [sys.executable, "-m", "pytest", "--hosts=local://", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    env = {**os.environ, "PATH": path} if path else None
+    cpus = []
+    for _ in range(runs):
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(cmd, cwd=REPO, capture_output=True, check=False, env=env)
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime)
+    return statistics.median(cpus)
+
+
 def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
     """The whole local audit per size, with that many rules persisted and loaded."""
     with FileLock("/run/lock/cisaudit-selftest.lock"):
         sandbox = KernelSandbox()
         try:
             own = own_rules()
-            base = cpu_base = None
+            base = cpu_base = floor_base = None
             for size in sizes:
                 rules = own + filler_rules(max(size - len(own), 0))
                 sandbox.write_rules_d("60-scale.rules", "\n".join(rules) + "\n")
@@ -219,6 +237,10 @@ def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
                     f"cpu_pytest_s={in_pytest:.2f} cpu_children_s={in_children:.2f}",
                     flush=True,
                 )
+                floor_cpu = collect_only_cpu(runs, path)
+                floor_base = floor_base or floor_cpu
+                floor = f"cpu_s={floor_cpu:.2f} cpu_ratio={floor_cpu / floor_base:.2f}"
+                print(f"collect-only rules={size} {floor}", flush=True)
         finally:
             sandbox.restore()
 
