@@ -167,15 +167,23 @@ def audit_split(
         f"--results-json={workdir / 'results.json'}",
         f"--xccdf={workdir / 'results.xccdf.xml'}",
     ]
+    proc, elapsed, cpu = run_suite(cmd, path, (0, 1))
+    return elapsed, cpu, _split_cpu(proc.stderr)
+
+
+def run_suite(
+    cmd: list[str], path: str | None, ok: tuple[int, ...]
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run a pytest command from the repository: it, its wall time and its CPU (its children's
+    included); exits with its output when its exit code is not one of `ok`."""
     start, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {**os.environ, "PATH": path} if path else None
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False, env=env)
     elapsed = time.perf_counter() - start
     now = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in ok:
         raise SystemExit(f"the suite failed to run (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-2000:]}")
-    return elapsed, cpu, _split_cpu(proc.stderr)
+    return proc, elapsed, now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
 
 
 def own_rules() -> list[str]:
@@ -202,14 +210,7 @@ def collect_only_cpu(runs: int, path: str | None) -> float:
     tax on every syscall (its exit filter walks every rule: docs/kernel-behaviour.md), which any
     program on that host pays: the floor under the whole audit's ratio."""
     cmd = [sys.executable, "-m", "pytest", "--hosts=local://", "--collect-only", "-q", "-p", "no:cacheprovider"]
-    env = {**os.environ, "PATH": path} if path else None
-    cpus = []
-    for _ in range(runs):
-        used = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(cmd, cwd=REPO, capture_output=True, check=False, env=env)
-        now = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime)
-    return statistics.median(cpus)
+    return statistics.median(run_suite(cmd, path, (0,))[2] for _ in range(runs))
 
 
 def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
