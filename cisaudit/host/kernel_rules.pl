@@ -1,36 +1,53 @@
 # Read the kernel's own rule list over netlink (AUDIT_LIST_RULES): run ON THE HOST by the probe
 # where python3 is missing and perl exists (perl-base is Essential on Debian and Ubuntu; Socket
-# is in its core). Read-only. The same output as kernel_rules.py, byte for byte
-# (selftests/integration/test_kernel_rules_readers.py), one line per rule in the kernel's order:
-#     FILTER ACTION KIND HEXPATH      (KIND: dir, path or none; HEXPATH: "-" without a path)
-# then "done"; nothing at all when the list cannot be read whole.
+# is in its core). Read-only. The same output as kernel_rules.py, byte for byte, which says what
+# it is (selftests/integration/test_kernel_rules_readers.py): one line per rule in the kernel's
+# order, then "done"; exit 1 when the list cannot be read whole.
 use strict;
 use Socket qw(SOCK_RAW SOL_SOCKET SO_RCVTIMEO);
 use constant AF_NETLINK => 16;    # linux/socket.h (Socket does not export it)
 
-my ($LIST_RULES, $DONE, $ERROR, $WATCH, $DIR) = (1013, 3, 2, 105, 107);
+my ($LIST_RULES, $DONE, $ERROR) = (1013, 3, 2);
 my %STRING = map { $_ => 1 } (13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 105, 107, 112, 210);    # values in buf
-my @FILTERS = qw(user task entry watch exit exclude filesystem io_uring);
-my @ACTIONS = qw(never possible always);
+my $ALL = "\xff" x 252;
+my $BIG = pack("L", 1) eq pack("N", 1);
+
+sub syscalls {
+    my ($mask) = @_;
+    return "all" if substr($mask, 0, 252) eq $ALL;
+    $mask = pack("V64", unpack("L64", $mask)) if $BIG;    # 32-bit words: bit N of the whole is syscall N
+    my $bits = unpack("b*", $mask);
+    my @set;
+    push @set, pos($bits) - 1 while $bits =~ /1/g;
+    return @set ? join(",", @set) : "-";
+}
+
+sub text {
+    my ($raw) = @_;
+    $raw =~ s/([^A-Za-z0-9_.~\/:\@=+-])/sprintf("%%%02X", ord($1))/ge;
+    return $raw;
+}
 
 sub rule_line {
     my ($data) = @_;
     my ($flags, $action, $count) = unpack("L3", $data);
     $count = 64 if $count > 64;
-    # struct audit_rule_data: 3 words, mask[64], fields[64] at 268, values[64] at 524, buf at 1040.
-    # Only the rule's own fields are unpacked (a third of the reader's time at 5,000 rules under TCG).
-    my @fv = unpack("\@268 L$count \@524 L$count", $data);
-    my ($kind, $path, $offset) = ("none", "", 1040);
+    # struct audit_rule_data: 3 words, mask[64], fields[64] at 268, values[64] at 524,
+    # fieldflags[64] at 780, buflen, buf at 1040. Only the rule's own fields are unpacked.
+    my @fvo = $count ? unpack("\@268 L$count \@524 L$count \@780 L$count", $data) : ();
+    my @words = ($flags, $action, syscalls(substr($data, 12, 256)));
+    my $offset = 1040;
     for my $i (0 .. $count - 1) {
-        my $field = $fv[$i] & ~0x7F000000 & 0xFFFFFFFF;
-        next unless $STRING{$field};
-        my $text = $offset < length($data) ? substr($data, $offset, $fv[$count + $i]) : "";
-        $offset += $fv[$count + $i];
-        ($kind, $path) = ($field == $DIR ? "dir" : "path", $text) if $field == $WATCH || $field == $DIR;
+        my $field = $fvo[$i] & ~0x7F000000 & 0xFFFFFFFF;
+        my $value = $fvo[$count + $i];
+        if ($STRING{$field}) {
+            my $raw = $offset < length($data) ? substr($data, $offset, $value) : "";
+            $offset += $value;
+            $value = text($raw);
+        }
+        push @words, join(",", $field, ($fvo[2 * $count + $i] & 0x7F000000) >> 24, $value);
     }
-    my $name = $FILTERS[$flags & 0x07] // ($flags & 0x07);
-    my $verb = $action < 3 ? $ACTIONS[$action] : $action;
-    return join(" ", $name, $verb, $kind, length($path) ? unpack("H*", $path) : "-");
+    return join(" ", @words);
 }
 
 socket(my $sock, AF_NETLINK, SOCK_RAW, 9) or exit 1;    # NETLINK_AUDIT
@@ -44,13 +61,13 @@ while (1) {
     defined(recv($sock, my $chunk, 1 << 20, 0)) or exit 1;
     while (length($chunk) >= 16) {
         my ($length, $type) = unpack("L S", $chunk);
-        exit 0 if $length < 16;
+        exit 1 if $length < 16;
         my $body = substr($chunk, 16, $length - 16);
         if ($type == $DONE) {
             print join("\n", @lines, "done"), "\n";
             exit 0;
         }
-        exit 0 if $type == $ERROR && unpack("l", $body) != 0;
+        exit 1 if $type == $ERROR && unpack("l", $body) != 0;
         push @lines, rule_line($body) if $type == $LIST_RULES;
         my $next = ($length + 3) & ~3;
         $chunk = $next < length($chunk) ? substr($chunk, $next) : "";

@@ -1,41 +1,70 @@
 """Read the kernel's own rule list over netlink (AUDIT_LIST_RULES): run ON THE HOST by the probe
 where python3 exists. Python 3.6+, standard library only, read-only.
 
-`auditctl -l` prints `always` and `never` watches, and `path=` and `dir=` watches, alike
-(docs/kernel-behaviour.md); the kernel's struct audit_rule_data says which each rule is.
-One line per rule, in the kernel's order (the order `auditctl -l` prints):
-    FILTER ACTION KIND HEXPATH      (KIND: dir, path or none; HEXPATH: "-" without a path)
+Each rule whole (struct audit_rule_data), so that the probe needs no `auditctl -l`: the listing is
+rendered from these lines (cisaudit/model/kernel_list.py, docs/kernel-behaviour.md). They also say
+what `auditctl -l` cannot: `always` from `never`, `path=` from `dir=`. One line per rule, in the
+kernel's order (the order `auditctl -l` prints), then `done`; exit 1 when the list was not read whole:
+    FLAGS ACTION MASK ID,OP,VALUE ...
+FLAGS and ACTION as the kernel holds them; MASK `all` (words 0-62 all set, as auditctl tests it),
+`-` (none) or the syscall numbers set, comma-separated; a field per rule field: its number, its
+operator (fieldflags >> 24) and its value, a number or, for string fields, the bytes with each
+one outside [A-Za-z0-9_.~/:@=+-] as %XX.
 """
 
 import socket
 import struct
+import sys
 
 AUDIT_LIST_RULES, NLMSG_DONE, NLMSG_ERROR = 1013, 3, 2
-WATCH, DIR = 105, 107
 STRING_FIELDS = {13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 105, 107, 112, 210}  # values in buf
-FILTERS = {0: "user", 1: "task", 2: "entry", 3: "watch", 4: "exit", 5: "exclude", 6: "filesystem", 7: "io_uring"}
-ACTIONS = {0: "never", 1: "possible", 2: "always"}
 OPERATORS = 0x7F000000
+ALL = b"\xff" * 252
+SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~/:@=+-"
+SAFE_BYTES = frozenset(SAFE)
+
+
+def text(raw):  # type: (bytes) -> str
+    if not raw.translate(None, SAFE):
+        return raw.decode("ascii")
+    return "".join(chr(b) if b in SAFE_BYTES else f"%{b:02X}" for b in raw)
+
+
+def syscalls(mask):  # type: (bytes) -> str
+    if mask[:252] == ALL:
+        return "all"
+    if sys.byteorder == "big":  # 32-bit words: bit N of the little-endian whole is syscall N
+        mask = struct.pack("<64I", *struct.unpack("=64I", mask))
+    bits, number = [], int.from_bytes(mask, "little")
+    while number:
+        low = number & -number
+        bits.append(str(low.bit_length() - 1))
+        number ^= low
+    return ",".join(bits) or "-"
 
 
 def rule_line(data):  # type: (bytes) -> str
     flags, action, count = struct.unpack_from("=III", data, 0)
-    fields = struct.unpack_from("=64I", data, 12 + 256)
-    values = struct.unpack_from("=64I", data, 12 + 512)
-    buf = data[12 + 1024 + 4 :]
-    kind, path, offset = "none", b"", 0
-    for i in range(min(count, 64)):
-        field = fields[i] & ~OPERATORS
+    count = min(count, 64)
+    # struct audit_rule_data: 3 words, mask[64], fields[64] at 268, values[64] at 524,
+    # fieldflags[64] at 780, buflen, buf at 1040.
+    words_of = f"={count}I"
+    fields = struct.unpack_from(words_of, data, 268)
+    values = struct.unpack_from(words_of, data, 524)
+    operators = struct.unpack_from(words_of, data, 780)
+    words, offset = [str(flags), str(action), syscalls(data[12:268])], 1040
+    for i in range(count):  # zip(strict=) is 3.10's
+        field, value = fields[i] & ~OPERATORS, values[i]
         if field in STRING_FIELDS:
-            text = buf[offset : offset + values[i]]
-            offset += values[i]
-            if field in (WATCH, DIR):
-                kind, path = ("dir" if field == DIR else "path"), text
-    name = FILTERS.get(flags & 0x07, str(flags & 0x07))
-    return "{} {} {} {}".format(name, ACTIONS.get(action, str(action)), kind, path.hex() if path else "-")
+            shown = text(data[offset : offset + value])
+            offset += value
+        else:
+            shown = str(value)
+        words.append(f"{field},{(operators[i] & OPERATORS) >> 24},{shown}")
+    return " ".join(words)
 
 
-def main():  # type: () -> None
+def main():  # type: () -> int
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 9)  # NETLINK_AUDIT
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 5, 0))
     sock.bind((0, 0))
@@ -47,16 +76,16 @@ def main():  # type: () -> None
         while len(chunk) >= 16:
             length, kind = struct.unpack_from("=IH", chunk, 0)
             if length < 16:
-                return
+                return 1
             body = chunk[16:length]
             if kind == NLMSG_DONE:
                 print("\n".join(lines + ["done"]))
-                return
+                return 0
             if kind == NLMSG_ERROR and struct.unpack_from("=i", body, 0)[0] != 0:
-                return
+                return 1
             if kind == AUDIT_LIST_RULES:
                 lines.append(rule_line(body))
             chunk = chunk[(length + 3) & ~3 :]
 
 
-main()
+sys.exit(main())

@@ -13,6 +13,7 @@ from cisaudit.host.shell import compose
 from cisaudit.model.boot import TMPFILES_DIRS
 from cisaudit.model.catalogue import Control
 from cisaudit.model.kernel import CLASS_SYSCALLS
+from cisaudit.model.kernel_list import KERNEL_LIST, ListedRule, parse_kernel_list, render_listing
 from cisaudit.model.loader import AUDIT_RULES
 from cisaudit.model.locate import DEFAULT_DATA_ROOT, UNIT_DIRS, ProbeList, probe_names
 from cisaudit.model.snapshot import PathInfo, Snapshot
@@ -193,27 +194,12 @@ def parse_stat_output(output: str, nonce: str) -> dict[str, PathInfo]:
     return _stat_paths(sections)
 
 
-def _kernel_rules(body: str) -> list[tuple[str, str, str, str]] | None:
-    lines = body.split("\n")
-    if "done" not in lines:
-        return None  # incomplete: believe nothing of it
-    rules = []
-    for line in lines[: lines.index("done")]:
-        fields = line.split(" ")
-        if len(fields) != 4:
-            return None
-        name, action, kind, path = fields
-        try:
-            rules.append((name, action, kind, "" if path == "-" else bytes.fromhex(path).decode(errors="replace")))
-        except ValueError:
-            return None
-    return rules
-
-
 def _kernel_rules_section(p: _Parsing, arg: str, body: str) -> None:
-    p.snap.kernel_rules = _kernel_rules(body)
-    if p.snap.kernel_rules is None:
+    p.kernel_list = parse_kernel_list(body)
+    if p.kernel_list is None:
         p.snap.watch_births = {}  # the reader failed: no watch's kind is known (model/loader.py)
+        return
+    p.snap.kernel_rules = [(r.filter, r.action, *r.watch) for r in p.kernel_list]
 
 
 def _births(body: str) -> dict[str, int]:
@@ -290,6 +276,8 @@ class _Parsing:
     files: dict[str, str] = field(default_factory=dict)  # rules.d path -> text
     stat_bodies: dict[str, str] = field(default_factory=dict)  # paths, targets, modes
     auditd_pid: str = ""  # the kernel's auditd pid (auditctl -s), alive and root's
+    kernel_list: list[ListedRule] | None = None  # the reader's rules, read whole
+    listed: bool = False  # auditctl -l ran (the reader could not read the list whole, or is missing)
     dockerd: tuple[str, list[str]] = ("", [])  # root's dockerd: its cmdline file and argv
 
 
@@ -327,7 +315,7 @@ def _audit_sections() -> dict[str, _Handler]:
         p.snap.status_rc, p.snap.status_text = _int(arg), body
 
     def listing(p: _Parsing, arg: str, body: str) -> None:
-        p.snap.listing_rc, p.snap.listing_text = _int(arg), body
+        p.snap.listing_rc, p.snap.listing_text, p.listed = _int(arg), body, True
 
     def rules_unit(p: _Parsing, arg: str, body: str) -> None:
         p.snap.audit_rules_unit = body if arg == "0" else ""
@@ -471,6 +459,9 @@ def _finish(parsing: _Parsing) -> Snapshot:
     if cmdline_file not in {f"/proc/{pid}/cmdline" for pid, _ in snap.ignored_dockerd}:
         snap.dockerd_args = argv
     snap.paths = _stat_paths(parsing.stat_bodies)
+    if parsing.kernel_list is not None and not parsing.listed:  # the probe ran no auditctl -l
+        snap.listing_rc, snap.listing_source = 0, KERNEL_LIST
+        snap.listing_text = render_listing(parsing.kernel_list, snap.syscall_tables, snap.arch)
     snap.auditd_unit = "\n".join(parsing.unit_parts)
     files = parsing.files
     by_name = {Path(p).name: p for p in files}

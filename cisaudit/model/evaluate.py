@@ -373,7 +373,7 @@ class Assessment:
     def _live_verdict(self, control: Control, target: Target, notes: tuple[str, ...]) -> Verdict:
         if error := self._listing_error(300):
             return error
-        looked_at = _mentions([("auditctl -l", self.snap.listing_text)], set(target.aliases))
+        looked_at = _mentions([(self.snap.listing_source, self.snap.listing_text)], set(target.aliases))
         extra = tuple(f"unreadable listing line {l.where}: {l.text} ({l.error})" for l in self.unreadable_listing)
         return self._verdict(control, target, self.live_state, looked_at, extra + notes)
 

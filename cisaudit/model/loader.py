@@ -433,7 +433,7 @@ def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, 
             twins.setdefault(_listing_identity(line.item), []).append(line.item)
             origins.setdefault(line.item.identity, line.where)
     rules, unreadable = [], []
-    listed = parse_rules(snap.listing_text, "auditctl -l")
+    listed = parse_rules(snap.listing_text, snap.listing_source)
     kernel = _kernel_view(listed, snap.kernel_rules)
     # Lines that print alike: persisted twins settle them only if there are as many twins as lines
     # (a runtime `never` and a persisted `always` list alike; one twin must not settle both).

@@ -29,6 +29,9 @@ class Snapshot:
     status_text: str = ""
     listing_rc: int | None = None
     listing_text: str = ""
+    # What the listing is: `auditctl -l`'s output, or the kernel's own list rendered as auditctl
+    # prints it (model/kernel_list.py: the probe then runs no auditctl -l); its lines cite it.
+    listing_source: str = "auditctl -l"
     auditd: str | None = None
     awk: str = ""  # which awk augenrules gets (mawk and gawk read its patterns differently)
     auditd_running: bool = False
@@ -40,8 +43,8 @@ class Snapshot:
     boot_id: str = ""  # /proc/sys/kernel/random/boot_id: a new one each boot (--reboot-proof)
     mounts: str = ""  # /proc/self/mounts
     tmpfiles: list[tuple[str, str]] = field(default_factory=list)  # (path, text) of tmpfiles.d files
-    # The kernel's rule list read over netlink, where python3 runs on the host: (list, action,
-    # kind, path) per rule in the listing's order; None when it could not be read.
+    # The kernel's rule list read over netlink, where python3 or perl runs on the host: (list,
+    # action, kind, path) per rule in the listing's order; None when it could not be read.
     kernel_rules: list[tuple[str, str, str, str]] | None = None
     # Where it could not: the birth time (`stat %W`, 0 when unknown) of each `-w` line's path, and
     # the boot time (/proc/stat btime), in seconds since the epoch. None: not probed (no probe ran).

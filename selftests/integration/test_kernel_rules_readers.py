@@ -19,6 +19,7 @@ from filelock import FileLock
 from cisaudit.host import probe
 from cisaudit.host.probe import kernel_rules_pl, kernel_rules_py
 from cisaudit.model.catalogue import controls
+from cisaudit.model.kernel_list import parse_kernel_list
 from cisaudit.model.loader import added_on_a_directory
 from cisaudit.model.snapshot import Snapshot
 from selftests.kernel import KernelSandbox
@@ -57,15 +58,14 @@ def test_the_perl_reader_prints_what_the_python3_reader_prints(kernel: KernelSan
     subprocess.run(["auditctl", "-R", str(many)], check=True, capture_output=True)
     python = _read(["python3", "-c", kernel_rules_py()])  # as the probe sends them
     perl = _read(["perl", "-we", kernel_rules_pl()])  # as the probe sends it
-    lines = python.decode().splitlines()
-    assert len(lines) == len(_rules(tmp_path)) + 600 + 1, python  # every rule loaded (and done)
+    rules = parse_kernel_list(python.decode())
+    assert rules is not None and len(rules) == len(_rules(tmp_path)) + 600, python  # every rule loaded, and done
     assert perl == python
-    kinds = {
-        (w[2], bytes.fromhex(w[3]).decode(errors="replace")) for w in (l.split() for l in lines[:-1]) if w[3] != "-"
-    }
+    kinds = {r.watch for r in rules}
     assert ("path", str(tmp_path / "sp ace\xe9")) in kinds
-    assert ("dir", f"{tmp_path}/tree") in kinds and ("path", f"{tmp_path}/late") in kinds, lines
-    assert any(l.startswith("exit never path ") for l in lines) and any(l.startswith("task never ") for l in lines)
+    assert ("dir", f"{tmp_path}/tree") in kinds and ("path", f"{tmp_path}/late") in kinds, kinds
+    assert any((r.filter, r.action, r.watch[0]) == ("exit", "never", "path") for r in rules)
+    assert any((r.filter, r.action) == ("task", "never") for r in rules)
 
 
 # perl's recv, 6 s late the first time: a guest under load, its reader's CPU given to others.
@@ -86,13 +86,15 @@ def test_a_reader_slower_than_5_s_in_all_still_reads_the_whole_list(kernel: Kern
 STANDARD_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _probe_hiding(hidden: list[str], extra: list[str]) -> Snapshot:
-    """The real probe in a private mount namespace where each of `hidden` (programs) is /dev/null."""
+def _probe_hiding(hidden: list[str], extra: list[str], first: str = "") -> Snapshot:
+    """The real probe in a private mount namespace where each of `hidden` (programs) is /dev/null,
+    with `first` (a directory) before the standard PATH."""
     script, nonce = probe.render_probe(controls("1.7.0"), extra)
     where = [os.path.realpath(shutil.which(p, path=STANDARD_PATH) or p) for p in hidden]
     binds = "".join(f"mount --bind /dev/null {shlex.quote(w)}\n" for w in where)
     gone = "".join(f"! command -v {p} >/dev/null || exit 9\n" for p in hidden)
-    wrapper = f'mount --make-rprivate /\n{binds}PATH={STANDARD_PATH}\n{gone}exec sh -c "$1"\n'
+    path = f"{first}:{STANDARD_PATH}" if first else STANDARD_PATH
+    wrapper = f'mount --make-rprivate /\n{binds}PATH={path}\n{gone}exec sh -c "$1"\n'
     run = subprocess.run(
         ["unshare", "-m", "sh", "-c", wrapper, "_", script], capture_output=True, text=True, timeout=120
     )
@@ -144,7 +146,8 @@ def test_a_listing_auditctl_says_it_could_not_receive_is_asked_for_again(tmp_pat
     """auditctl exits 0 with the rules it got when a receive fails ("Error receiving audit netlink
     packet", lib/netlink.c audit_get_reply; ENOBUFS with 5,000 rules on a test VM): the probe asks
     again, so the listing is whole instead of an ERROR (model/loader.py listing_shortfall).
-    A fake auditctl first on PATH fails its first `-l` so; the real one answers the rest. Read-only."""
+    A fake auditctl first on PATH fails its first `-l` so; the real one answers the rest. Neither
+    python3 nor perl runs (with a reader the probe runs no auditctl -l). Read-only."""
     real, calls = shutil.which("auditctl", path=STANDARD_PATH), tmp_path / "calls"
     assert real is not None
     fake = tmp_path / "auditctl"
@@ -155,12 +158,8 @@ def test_a_listing_auditctl_says_it_could_not_receive_is_asked_for_again(tmp_pat
         f'exec {real} "$@"\n'
     )
     fake.chmod(0o755)
-    script, nonce = probe.render_probe(controls("1.7.0"))
-    env = {"PATH": f"{tmp_path}:{STANDARD_PATH}"}
     with FileLock("/run/lock/cisaudit-selftest.lock"):  # no other session changes the rules meanwhile
-        run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120, env=env)
+        snap = _probe_hiding(["python3", "perl"], [], first=str(tmp_path))
         whole = subprocess.run([real, "-l"], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    snap = probe.parse_probe(run.stdout, nonce, controls("1.7.0"))
     assert calls.read_text().count("l") == 2
     assert snap.listing_text.strip() == (whole.stdout + whole.stderr).strip()

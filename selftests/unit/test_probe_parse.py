@@ -238,14 +238,36 @@ def test_render_probe_frames_with_its_nonce():
     assert render_probe(V17)[1] != nonce
 
 
+KERNEL_LIST_BODY = (
+    "4 0 all 105,64,/tmp/x 106,64,2\n4 2 all 107,64,/etc/docker 106,64,15 210,64,docker\n"
+    "4 2 59,322 11,64,3221225534 105,64,/usr/bin/sp%20ace 210,64,a%01b\ndone"
+)
+
+
 def test_kernel_rules_section_is_read_only_when_complete():
-    body = "exit never path 2f746d702f78\nexit always dir 2f6574632f646f636b6572\ndone"
-    assert parse_probe(output(section("kernel-rules", body=body)), NONCE, V17).kernel_rules == [
+    assert parse_probe(output(section("kernel-rules", body=KERNEL_LIST_BODY)), NONCE, V17).kernel_rules == [
         ("exit", "never", "path", "/tmp/x"),
         ("exit", "always", "dir", "/etc/docker"),
+        ("exit", "always", "path", "/usr/bin/sp ace"),
     ]
-    assert parse_probe(output(section("kernel-rules", body="exit never path 2f")), NONCE, V17).kernel_rules is None
-    assert parse_probe(output(section("kernel-rules", body="x y\ndone")), NONCE, V17).kernel_rules is None
+    for body in ("4 0 all 105,64,/tmp/x", "x y\ndone", "4 2 all 105,65,/x\ndone", "4 2 all 106,64,w\ndone"):
+        assert parse_probe(output(section("kernel-rules", body=body)), NONCE, V17).kernel_rules is None, body
+
+
+def test_the_listing_is_rendered_from_the_kernels_list_where_no_auditctl_l_ran():
+    """Issue 26.1: with the kernel's list read whole the probe runs no auditctl -l; the listing is
+    rendered from the list as auditctl prints it, with the syscall names the probe fetched, and cites
+    `kernel list` (selftests/integration/test_kernel_list.py compares it with auditctl's own)."""
+    tables = section("syscalls", "x86_64", body="59 execve\n322 execveat")
+    snap = parse_probe(output(section("kernel-rules", body=KERNEL_LIST_BODY), tables), NONCE, V17)
+    assert snap.listing_source == "kernel list" and snap.listing_rc == 0
+    assert snap.listing_text == (
+        "-w /tmp/x -p w\n-w /etc/docker -p rwxa -k docker\n"
+        "-a always,exit -F arch=b64 -S execve,execveat -F path=/usr/bin/sp ace -F key=a -F key=b\n"
+    )
+    listed = section("auditctl-l", "0", body="-w /tmp/x -p w")
+    snap = parse_probe(output(section("kernel-rules", body=KERNEL_LIST_BODY), listed), NONCE, V17)
+    assert snap.listing_source == "auditctl -l" and snap.listing_text == "-w /tmp/x -p w"
 
 
 def test_a_repeated_section_is_an_error_never_an_override():

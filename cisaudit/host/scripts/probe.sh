@@ -130,31 +130,41 @@ bins=''
 for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
 "; sec binary "$b"; [ -z "$w" ] || echo "$w"; end; done
 
-# The kernel's rules are read last but for the paths they name. The listing goes to a file, not
-# a shell variable: a command substitution reads its pipe 128 bytes a call (dash), 6,900 reads at
-# 10,000 rules, each dear on a host with that many rules (docs/kernel-behaviour.md, the syscall
-# tax), and every later fork would copy it.
-# auditctl ignores a receive that fails (ENOBUFS, thousands of rules) and lists what it got, exit 0
-# (model/loader.py listing_shortfall): asked again, twice at most, when it said so (on stderr).
+# The kernel's rules are read last but for the paths they name: first its own list, each rule
+# whole (kernel_rules.py, .pl: the same output; python3 -I -S, else perl, the system's before
+# PATH's: a pyenv shim's lookups are dear with thousands of rules, docs/kernel-behaviour.md).
+# Read whole (the reader exits 0), it is the listing too (model/kernel_list.py renders it as
+# auditctl -l prints it) and auditctl -l is not run: each read makes the kernel build a message
+# per rule, and auditctl spends three syscalls on each, dear on a host with thousands of rules.
 # shellcheck disable=SC2154 # probe-lib.sh's
+kernel=$probe_tmp/kernel
 listing=$probe_tmp/listing
-list_rules() { auditctl -l >"$listing" 2>"$listing.err"; rc=$?; }
-said_it_could_not_receive() {
-  while IFS= read -r line; do
-    case $line in *"Error receiving audit netlink packet"*) return 0 ;; esac
-  done <"$listing.err"
-  return 1
-}
-list_rules
-for _ in 1 2; do if said_it_could_not_receive; then list_rules; else break; fi; done
-sec auditctl-l "$rc"; cat "$listing" "$listing.err"; end
-# The kernel's own list tells `always` from `never` and path= from dir= (the listing cannot):
-# python3 -I -S, else perl (kernel_rules.py, .pl: the same output), the system's before PATH's
-# (a pyenv shim's lookups are dear with thousands of rules: docs/kernel-behaviour.md).
 sys_cmd() { PATH=/usr/bin:/bin command -v "$1" || command -v "$1"; }
-if py=$(sys_cmd python3); then sec kernel-rules; "$py" -I -S -c "$KERNEL_RULES_PY" 2>/dev/null; end
-elif pl=$(sys_cmd perl); then sec kernel-rules; "$pl" -e "$KERNEL_RULES_PL" 2>/dev/null; end
-else
+reader=''
+read_kernel() {
+  if py=$(sys_cmd python3); then reader=python3; "$py" -I -S -c "$KERNEL_RULES_PY"
+  elif pl=$(sys_cmd perl); then reader=perl; "$pl" -e "$KERNEL_RULES_PL"
+  else return 1; fi
+}
+if read_kernel >"$kernel" 2>/dev/null; then whole=yes; else whole=no; fi
+if [ -n "$reader" ]; then sec kernel-rules; cat "$kernel"; end; fi
+# Else the listing, to a file, not a shell variable: a command substitution reads its pipe 128
+# bytes a call (dash), and every later fork would copy it. auditctl ignores a receive that fails
+# (ENOBUFS, thousands of rules) and lists what it got, exit 0 (model/loader.py
+# listing_shortfall): asked again, twice at most, when it said so (on stderr).
+if [ "$whole" = no ]; then
+  list_rules() { auditctl -l >"$listing" 2>"$listing.err"; rc=$?; }
+  said_it_could_not_receive() {
+    while IFS= read -r line; do
+      case $line in *"Error receiving audit netlink packet"*) return 0 ;; esac
+    done <"$listing.err"
+    return 1
+  }
+  list_rules
+  for _ in 1 2; do if said_it_could_not_receive; then list_rules; else break; fi; done
+  sec auditctl-l "$rc"; cat "$listing" "$listing.err"; end
+fi
+if [ -z "$reader" ]; then
   # Neither: births of -w paths and the boot time (model/loader.py added_on_a_directory)
   sec boot-time; sed -n 's/^btime //p' /proc/stat; end
   sec watch-births
@@ -166,17 +176,31 @@ else
 fi
 # The paths and -S names of the rules files and the listing, in one pass, each once (in the order
 # first named): augenrules' audit.rules repeats rules.d line for line, the listing its watches.
+# From the kernel's list (lines that start with a number): path and dir values (those with a %XX
+# byte are left out: the rendered listing's rules on such paths go unstat'ed) and syscall numbers.
 named=$probe_tmp
-: >"$named/rule-paths"; : >"$named/rule-syscalls"
-cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" "$listing" 2>/dev/null |
-  P="$named/rule-paths" S="$named/rule-syscalls" awk '
-  BEGIN { p = ENVIRON["P"]; s = ENVIRON["S"] }
+: >"$named/rule-paths"; : >"$named/rule-syscalls"; : >"$named/rule-numbers"
+[ "$whole" = yes ] || kernel=/dev/null
+cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" "$listing" "$kernel" 2>/dev/null |
+  P="$named/rule-paths" S="$named/rule-syscalls" N="$named/rule-numbers" awk '
+  BEGIN { p = ENVIRON["P"]; s = ENVIRON["S"]; n = ENVIRON["N"] }
   line[$0]++ { next }
+  $1 ~ /^[0-9]+$/ {
+    if ($3 != "all" && $3 != "-") {
+      k = split($3, a, ",")
+      for (j = 1; j <= k; j++) if (!(a[j] in number)) { number[a[j]]; print a[j] > n }
+    }
+    for (i = 4; i <= NF; i++) if ($i ~ /^10[57],[0-9]+,/ && $i !~ /%/) {
+      v = $i; sub(/^[0-9]+,[0-9]+,/, "", v)
+      if (!(v in path)) { path[v]; print v > p }
+    }
+    next
+  }
   { for (i = 1; i < NF; i++) if ($i ~ /^-[wWFS]$/) {
       v = $(i + 1)
       if ($i == "-S") {
-        n = split(v, a, ",")
-        for (j = 1; j <= n; j++) if (!(a[j] in syscall)) { syscall[a[j]]; print a[j] > s }
+        k = split(v, a, ",")
+        for (j = 1; j <= k; j++) if (!(a[j] in syscall)) { syscall[a[j]]; print a[j] > s }
       } else if ($i == "-F" && !sub(/^(path|dir)=/, "", v)) continue
       else if (!(v in path)) { path[v]; print v > p }
   } }'
@@ -201,7 +225,8 @@ set -f
 # --- kernel filter model (cisaudit/model/kernel.py kernel_facts): syscall numbers and LSMs -------
 # CLASS_SYSCALLS (set by cisaudit/host/probe.py): the syscalls of the kernel's permission classes.
 # The numbers this host's auditctl gives syscall names (ausyscall reads the same libaudit tables),
-# per ABI the kernel runs, for those names and every -S name the rules files and the listing use.
+# per ABI the kernel runs, for those names and every -S name the rules files and the listing use,
+# and the names of the numbers the kernel's rules hold (model/kernel_list.py names them so).
 case $(uname -m) in
   x86_64) tables='x86_64 i386' ;;
   aarch64) tables='aarch64 arm' ;;
@@ -217,9 +242,12 @@ wanted=$({ printf '%s\n' $CLASS_SYSCALLS
 } | sort -u)
 for t in $tables; do
   sec syscalls "$t"
-  ausyscall "$t" --dump 2>/dev/null | WANTED="$wanted" awk '
-    BEGIN { n = split(ENVIRON["WANTED"], a, "\n"); for (i = 1; i <= n; i++) want[a[i]] = 1 }
-    $1 ~ /^[0-9]+$/ && ($2 in want) { print $1, $2 }'
+  ausyscall "$t" --dump 2>/dev/null | WANTED="$wanted" NUMBERS="$named/rule-numbers" awk '
+    BEGIN {
+      n = split(ENVIRON["WANTED"], a, "\n"); for (i = 1; i <= n; i++) want[a[i]] = 1
+      while ((getline k < ENVIRON["NUMBERS"]) > 0) number[k] = 1
+    }
+    $1 ~ /^[0-9]+$/ && (($2 in want) || ($1 in number)) { print $1, $2 }'
   end
 done
 # Which LSMs run: only they can match subj_*/obj_* fields.
