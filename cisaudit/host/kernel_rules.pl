@@ -45,7 +45,7 @@ sub rule_line {
             $offset += $value;
             $value = text($raw);
         }
-        push @words, join(",", $field, ($fvo[2 * $count + $i] & 0x7F000000) >> 24, $value);
+        push @words, join(":", $field, ($fvo[2 * $count + $i] & 0x7F000000) >> 24, $value);
     }
     return join(" ", @words);
 }

@@ -5,11 +5,12 @@ Each rule whole (struct audit_rule_data), so that the probe needs no `auditctl -
 rendered from these lines (cisaudit/model/kernel_list.py, docs/kernel-behaviour.md). They also say
 what `auditctl -l` cannot: `always` from `never`, `path=` from `dir=`. One line per rule, in the
 kernel's order (the order `auditctl -l` prints), then `done`; exit 1 when the list was not read whole:
-    FLAGS ACTION MASK ID,OP,VALUE ...
+    FLAGS ACTION MASK ID:OP:VALUE ...
 FLAGS and ACTION as the kernel holds them; MASK `all` (words 0-62 all set, as auditctl tests it),
-`-` (none) or the syscall numbers set, comma-separated; a field per rule field: its number, its
-operator (fieldflags >> 24) and its value, a number or, for string fields, the bytes with each
-one outside [A-Za-z0-9_.~/:@=+-] as %XX.
+`-` (none) or the syscall numbers set, ascending and comma-separated; then each rule field: its
+number, its operator (fieldflags >> 24) and its value, colon-separated (no mask holds a colon),
+the value a number or, for string fields, the bytes with each one outside [A-Za-z0-9_.~/:@=+-]
+as %XX.
 """
 
 import socket
@@ -60,7 +61,7 @@ def rule_line(data):  # type: (bytes) -> str
             offset += value
         else:
             shown = str(value)
-        words.append(f"{field},{(operators[i] & OPERATORS) >> 24},{shown}")
+        words.append(f"{field}:{(operators[i] & OPERATORS) >> 24}:{shown}")
     return " ".join(words)
 
 

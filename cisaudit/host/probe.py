@@ -13,7 +13,7 @@ from cisaudit.host.shell import compose
 from cisaudit.model.boot import TMPFILES_DIRS
 from cisaudit.model.catalogue import Control
 from cisaudit.model.kernel import CLASS_SYSCALLS
-from cisaudit.model.kernel_list import KERNEL_LIST, ListedRule, parse_kernel_list, render_listing
+from cisaudit.model.kernel_list import KERNEL_LIST, KernelList, parse_kernel_list
 from cisaudit.model.loader import AUDIT_RULES
 from cisaudit.model.locate import DEFAULT_DATA_ROOT, UNIT_DIRS, ProbeList, probe_names
 from cisaudit.model.snapshot import PathInfo, Snapshot
@@ -199,7 +199,7 @@ def _kernel_rules_section(p: _Parsing, arg: str, body: str) -> None:
     if p.kernel_list is None:
         p.snap.watch_births = {}  # the reader failed: no watch's kind is known (model/loader.py)
         return
-    p.snap.kernel_rules = [(r.filter, r.action, *r.watch) for r in p.kernel_list]
+    p.snap.kernel_rules = p.kernel_list.watches()
 
 
 def _births(body: str) -> dict[str, int]:
@@ -276,7 +276,7 @@ class _Parsing:
     files: dict[str, str] = field(default_factory=dict)  # rules.d path -> text
     stat_bodies: dict[str, str] = field(default_factory=dict)  # paths, targets, modes
     auditd_pid: str = ""  # the kernel's auditd pid (auditctl -s), alive and root's
-    kernel_list: list[ListedRule] | None = None  # the reader's rules, read whole
+    kernel_list: KernelList | None = None  # the reader's rules, read whole
     listed: bool = False  # auditctl -l ran (the reader could not read the list whole, or is missing)
     dockerd: tuple[str, list[str]] = ("", [])  # root's dockerd: its cmdline file and argv
 
@@ -461,7 +461,7 @@ def _finish(parsing: _Parsing) -> Snapshot:
     snap.paths = _stat_paths(parsing.stat_bodies)
     if parsing.kernel_list is not None and not parsing.listed:  # the probe ran no auditctl -l
         snap.listing_rc, snap.listing_source = 0, KERNEL_LIST
-        snap.listing_text = render_listing(parsing.kernel_list, snap.syscall_tables, snap.arch)
+        snap.listing_text = parsing.kernel_list.listing(snap.syscall_tables, snap.arch)
     snap.auditd_unit = "\n".join(parsing.unit_parts)
     files = parsing.files
     by_name = {Path(p).name: p for p in files}

@@ -13,6 +13,8 @@ selftests/integration/test_kernel_list.py loads the collected real rule sets and
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cisaudit.model.auditctl_names import COMPARISONS, ERRNOS, FIELDS, FSTYPES, MESSAGE_TYPES, OPERATORS
@@ -88,7 +90,7 @@ def _unquote(text: str) -> str:
 
 
 def _field(word: str) -> RuleField:
-    number, operator, value = word.split(",", 2)
+    number, operator, value = word.split(":", 2)
     field, op = int(number), OPERATORS.get(int(operator))
     if op is None:
         raise KernelListError(f"unknown operator {operator} in {word!r}")
@@ -106,14 +108,54 @@ def _rule(line: str) -> ListedRule:
     )
 
 
-def parse_kernel_list(body: str) -> list[ListedRule] | None:
-    """The reader's section: its rules, or None when it was not read whole (no `done`) or a line
-    is not the reader's (believe nothing of it)."""
+# A path or dir field's value: rules that differ only by it share a shape, read and rendered once
+# (a host with thousands of rules has a few shapes: watches, per-binary rules).
+_PATH_VALUE = re.compile(r"( 10[57]:\d+:)([^ \n]*)")
+PLACEHOLDER = "\0"  # where a path goes in a shape: no reader's line holds a NUL (%00)
+
+
+@dataclass(frozen=True)
+class KernelList:
+    """The reader's rules, by shape: each line with its path and dir values taken out (`shapes`,
+    in the kernel's order) and those values in order (`paths`, decoded)."""
+
+    shapes: list[str]
+    paths: list[str]
+    rules: dict[str, ListedRule]  # each distinct shape, read
+
+    def _each(self) -> Iterator[tuple[ListedRule, list[str]]]:
+        at = 0
+        for shape in self.shapes:
+            count = shape.count(PLACEHOLDER)
+            yield self.rules[shape], self.paths[at : at + count]
+            at += count
+
+    def watches(self) -> list[tuple[str, str, str, str]]:
+        """(list, action, kind, path) per rule, in order: kind and path of its last path or dir field."""
+        return [(rule.filter, rule.action, rule.watch[0], paths[-1] if paths else "") for rule, paths in self._each()]
+
+    def listing(self, tables: dict[str, str], machine: str) -> str:
+        """The whole listing, as `auditctl -l` prints it (`No rules` for none)."""
+        names = syscall_tables(tables)
+        templates = {shape: render(rule, names, machine).split(PLACEHOLDER) for shape, rule in self.rules.items()}
+        lines = []
+        for shape, (_, paths) in zip(self.shapes, self._each(), strict=True):
+            parts = templates[shape]
+            lines.append(parts[0] + "".join(p + part for p, part in zip(paths, parts[1:], strict=True)))
+        return "\n".join(lines) + "\n" if lines else "No rules\n"
+
+
+def parse_kernel_list(body: str) -> KernelList | None:
+    """The reader's section, or None when it was not read whole (no `done`) or a line is not the
+    reader's (believe nothing of it)."""
     lines = body.split("\n")
-    if "done" not in lines:
+    if "done" not in lines or PLACEHOLDER in body:
         return None
+    text = "\n".join(lines[: lines.index("done")])
+    paths = [_unquote(value) for _, value in _PATH_VALUE.findall(text)]
+    shapes = _PATH_VALUE.sub(lambda m: m[1] + PLACEHOLDER, text).split("\n") if text else []
     try:
-        return [_rule(line) for line in lines[: lines.index("done")]]
+        return KernelList(shapes, paths, {shape: _rule(shape) for shape in set(shapes)})
     except (ValueError, IndexError):
         return None
 
@@ -214,9 +256,3 @@ def syscall_tables(texts: dict[str, str]) -> dict[str, dict[int, str]]:
         pairs = (line.split() for line in text.splitlines())
         tables[table] = {int(p[0]): p[1] for p in pairs if len(p) == 2 and p[0].isdigit()}
     return tables
-
-
-def render_listing(rules: list[ListedRule], tables: dict[str, str], machine: str) -> str:
-    """The whole listing, as `auditctl -l` prints it (`No rules` for none)."""
-    names = syscall_tables(tables)
-    return "\n".join(render(rule, names, machine) for rule in rules) + "\n" if rules else "No rules\n"

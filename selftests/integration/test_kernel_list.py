@@ -20,7 +20,7 @@ from cisaudit.host import probe
 from cisaudit.host.probe import kernel_rules_pl, kernel_rules_py
 from cisaudit.model import auditctl_names as names
 from cisaudit.model.catalogue import controls
-from cisaudit.model.kernel_list import KERNEL_LIST, parse_kernel_list, render_listing
+from cisaudit.model.kernel_list import KERNEL_LIST, parse_kernel_list
 from selftests.conftest import require
 from selftests.kernel import KernelSandbox
 from selftests.suite_runner import REPO
@@ -93,7 +93,7 @@ def _both(tmp_path: Path, rules: str) -> tuple[list[str], list[str]]:
     assert perl == read  # the two readers, byte for byte
     rules_read = parse_kernel_list(read.decode())
     assert rules_read is not None
-    return listed.splitlines(), render_listing(rules_read, _tables(), "x86_64").splitlines()
+    return listed.splitlines(), rules_read.listing(_tables(), "x86_64").splitlines()
 
 
 @pytest.mark.parametrize("ruleset", SETS, ids=lambda p: p.name)

@@ -239,8 +239,8 @@ def test_render_probe_frames_with_its_nonce():
 
 
 KERNEL_LIST_BODY = (
-    "4 0 all 105,64,/tmp/x 106,64,2\n4 2 all 107,64,/etc/docker 106,64,15 210,64,docker\n"
-    "4 2 59,322 11,64,3221225534 105,64,/usr/bin/sp%20ace 210,64,a%01b\ndone"
+    "4 0 all 105:64:/tmp/x 106:64:2\n4 2 all 107:64:/etc/docker 106:64:15 210:64:docker\n"
+    "4 2 59,322 11:64:3221225534 105:64:/usr/bin/sp%20ace 210:64:a%01b\ndone"
 )
 
 
@@ -250,7 +250,11 @@ def test_kernel_rules_section_is_read_only_when_complete():
         ("exit", "always", "dir", "/etc/docker"),
         ("exit", "always", "path", "/usr/bin/sp ace"),
     ]
-    for body in ("4 0 all 105,64,/tmp/x", "x y\ndone", "4 2 all 105,65,/x\ndone", "4 2 all 106,64,w\ndone"):
+    setuid_setgid = "4 2 105,106 11:64:3221225534 210:64:k\ndone"  # syscalls 105 and 106: no path field
+    assert parse_probe(output(section("kernel-rules", body=setuid_setgid)), NONCE, V17).kernel_rules == [
+        ("exit", "always", "none", "")
+    ]
+    for body in ("4 0 all 105:64:/tmp/x", "x y\ndone", "4 2 all 105:65:/x\ndone", "4 2 all 106:64:w\ndone"):
         assert parse_probe(output(section("kernel-rules", body=body)), NONCE, V17).kernel_rules is None, body
 
 

@@ -131,7 +131,7 @@ def test_the_kernel_list_reader_makes_one_receive_per_rule_and_nothing_else(monk
     with pytest.raises(SystemExit) as exited:
         exec(compile(KERNEL_RULES.read_text(), str(KERNEL_RULES), "exec"), {"__name__": "kernel_rules"})
     assert exited.value.code == 0
-    assert capsys.readouterr().out == "4 2 - 105,0,/etc/a\n4 2 - 105,0,/etc/b\ndone\n"
+    assert capsys.readouterr().out == "4 2 - 105:0:/etc/a\n4 2 - 105:0:/etc/b\ndone\n"
     assert sockets[0].options == [(socket.SOL_SOCKET, socket.SO_RCVTIMEO)] and not sockets[0].messages
 
 

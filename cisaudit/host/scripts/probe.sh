@@ -190,8 +190,8 @@ cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" "$listing" "$kernel" 2>/dev/null |
       k = split($3, a, ",")
       for (j = 1; j <= k; j++) if (!(a[j] in number)) { number[a[j]]; print a[j] > n }
     }
-    for (i = 4; i <= NF; i++) if ($i ~ /^10[57],[0-9]+,/ && $i !~ /%/) {
-      v = $i; sub(/^[0-9]+,[0-9]+,/, "", v)
+    for (i = 4; i <= NF; i++) if ($i ~ /^10[57]:[0-9]+:/ && $i !~ /%/) {
+      v = $i; sub(/^[0-9]+:[0-9]+:/, "", v)
       if (!(v in path)) { path[v]; print v > p }
     }
     next
