@@ -1,6 +1,6 @@
 """CIS Docker Benchmark v1.7 section 1.1: audit rules for Docker's files, per host.
 
-Each test is one (host, control, check). `live` judges the kernel's rules (auditctl -l),
+Each test is one (host, control, check). `live` judges the kernel's rules (its own list, or auditctl -l),
 `persisted` the rules the host's loader reads at boot, `events` (--verify-events) that auditd
 really records. A path absent from the host makes its control not applicable (skipped); so does
 a waiver (--waivers) for a failing control, with its justification.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import accumulate
 
 from cisaudit.model.boot import BootModel, real_path
@@ -113,12 +113,18 @@ def _mentions(texts: list[tuple[str, str]], paths: set[str]) -> list[str]:
     return seen
 
 
+@lru_cache(maxsize=8)
+def _line_starts(text: str) -> tuple[int, ...]:
+    """Where each line of `text` starts: once per text, not once per control (issue 26.1)."""
+    return (0, *accumulate(len(line) + 1 for line in lines_of(text)))
+
+
 def _lines_naming(text: str, lines: list[str], paths: set[str]) -> set[int]:
     """The indexes of the lines holding one of the paths: each path found in the whole text (a
     host with thousands of rules has thousands of lines, and a control a few paths)."""
     if "" in paths:
         return set(range(len(lines)))
-    starts = [0, *accumulate(len(line) + 1 for line in lines)]
+    starts = _line_starts(text)
     found = set()
     for path in paths - {p for p in paths if "\n" in p}:  # a line holds no newline
         at = text.find(path)

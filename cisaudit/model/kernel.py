@@ -14,6 +14,7 @@ Pure code, no I/O. Each fact is in docs/kernel-behaviour.md with how it was meas
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -199,6 +200,52 @@ class FilterState:
     silenced: list[str] = field(default_factory=list)  # why nothing at all is recorded (-e 0, no auditd)
     unaudited: list[str] = field(default_factory=list)  # processes never audited (cisaudit/model/unaudited.py)
     facts: KernelFacts | None = None  # syscall numbering and LSMs; None: the model's own for the machine
+    _index: _LocationIndex | None = field(default=None, init=False, repr=False, compare=False)
+
+    def exit_near(self, path: str) -> list[KernelRule]:
+        """The exit rules that can match an access to `path` or below it, in list order: those with
+        no path, on `path`, an ancestor (`_under(path, location)`) or a descendant
+        (`_under(location, path)`). By an index of the locations, not a scan: a host with thousands
+        of rules would be scanned once per control and cell (issue 26.1)."""
+        index = self._index
+        if index is None or index.rules is not self.exit or index.count != len(self.exit):
+            index = self._index = _location_index(self.exit)
+        at = set(index.anywhere)
+        roots = [path] + [path[:i] for i, c in enumerate(path) if c == "/"] + ["/"]
+        for root in roots:
+            at.update(index.on.get(root, ()))
+        below = index.locations if path == "/" else _prefixed(index.locations, path + "/")
+        for location in below:
+            at.update(index.on[location])
+        return [self.exit[i] for i in sorted(at)]
+
+
+@dataclass(frozen=True)
+class _LocationIndex:
+    rules: list[KernelRule]  # the list indexed, as it was (count): a list changed since is indexed again
+    count: int
+    anywhere: tuple[int, ...]  # positions of the rules with no path
+    on: dict[str, list[int]]  # location -> positions of its rules
+    locations: list[str]  # sorted: a prefix's locations are contiguous
+
+
+def _location_index(rules: list[KernelRule]) -> _LocationIndex:
+    on: dict[str, list[int]] = {}
+    anywhere = []
+    for i, kr in enumerate(rules):
+        if kr.location is None:
+            anywhere.append(i)
+        else:
+            on.setdefault(kr.location, []).append(i)
+    return _LocationIndex(rules, len(rules), tuple(anywhere), on, sorted(on))
+
+
+def _prefixed(locations: list[str], prefix: str) -> list[str]:
+    start = bisect_left(locations, prefix)
+    end = start
+    while end < len(locations) and locations[end].startswith(prefix):
+        end += 1
+    return locations[start:end]
 
 
 @dataclass(frozen=True)
@@ -510,12 +557,5 @@ def judge(
 ) -> list[Cell]:
     # Only rules with no path, or on the object, an ancestor or (for a subtree) a descendant can
     # match: walking just those keeps a host with thousands of rules cheap (issue 10.10).
-    near = replace(
-        state,
-        exit=[
-            kr
-            for kr in state.exit
-            if kr.location is None or _under(obj.path, kr.location) or _under(kr.location, obj.path)
-        ],
-    )
+    near = replace(state, exit=state.exit_near(obj.path))
     return [judge_cell(near, obj, perm, abi, key, machine) for perm in perms for abi in abis]
