@@ -16,20 +16,18 @@ my %STRING = map { $_ => 1 } (13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 105, 107, 
 my $ALL = "\xff" x 252;
 my $BIG = pack("L", 1) eq pack("N", 1);
 
+my %SYSCALLS;    # mask -> its syscalls: thousands of rules share a few masks
+
 sub syscalls {
     my ($mask) = @_;
     return "all" if substr($mask, 0, 252) eq $ALL;
     $mask = pack("V64", unpack("L64", $mask)) if $BIG;    # 32-bit words: bit N of the whole is syscall N
-    my $bits = unpack("b*", $mask);
     my @set;
-    push @set, pos($bits) - 1 while $bits =~ /1/g;
+    while ($mask =~ /[^\0]/g) {    # each byte with a syscall set, then its bits
+        my ($at, $byte) = (8 * (pos($mask) - 1), ord(substr($mask, pos($mask) - 1, 1)));
+        for my $bit (0 .. 7) { push @set, $at + $bit if $byte >> $bit & 1 }
+    }
     return @set ? join(",", @set) : "-";
-}
-
-sub text {
-    my ($raw) = @_;
-    $raw =~ s/([^A-Za-z0-9_.~\/:\@=+-])/sprintf("%%%02X", ord($1))/ge;
-    return $raw;
 }
 
 sub rule_line {
@@ -39,7 +37,8 @@ sub rule_line {
     # struct audit_rule_data: 3 words, mask[64], fields[64] at 268, values[64] at 524,
     # fieldflags[64] at 780, buflen, buf at 1040. Only the rule's own fields are unpacked.
     my @fvo = $count ? unpack("\@268 L$count \@524 L$count \@780 L$count", $data) : ();
-    my @words = ($flags, $action, syscalls(substr($data, 12, 256)));
+    my $mask = substr($data, 12, 256);
+    my @words = ($flags, $action, $SYSCALLS{$mask} //= syscalls($mask));
     my $offset = 1040;
     for my $i (0 .. $count - 1) {
         my $field = $fvo[$i] & ~0x7F000000 & 0xFFFFFFFF;
@@ -47,9 +46,10 @@ sub rule_line {
         if ($STRING{$field}) {
             my $raw = $offset < length($data) ? substr($data, $offset, $value) : "";
             $offset += $value;
-            $value = text($raw);
+            $raw =~ s/([^A-Za-z0-9_.~\/:\@=+-])/sprintf("%%%02X", ord($1))/ge;
+            $value = $raw;
         }
-        push @words, join(":", $field, ($fvo[2 * $count + $i] & 0x7F000000) >> 24, $value);
+        push @words, "$field:" . (($fvo[2 * $count + $i] & 0x7F000000) >> 24) . ":$value";
     }
     return join(" ", @words);
 }

@@ -23,6 +23,7 @@ OPERATORS = 0x7F000000
 ALL = b"\xff" * 252
 SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~/:@=+-"
 SAFE_BYTES = frozenset(SAFE)
+SYSCALLS = {}  # type: dict[bytes, str]  # mask -> its syscalls: thousands of rules share a few masks
 
 
 def text(raw):  # type: (bytes) -> str
@@ -53,7 +54,10 @@ def rule_line(data):  # type: (bytes) -> str
     fields = struct.unpack_from(words_of, data, 268)
     values = struct.unpack_from(words_of, data, 524)
     operators = struct.unpack_from(words_of, data, 780)
-    words, offset = [str(flags), str(action), syscalls(data[12:268])], 1040
+    mask = data[12:268]
+    if mask not in SYSCALLS:
+        SYSCALLS[mask] = syscalls(mask)
+    words, offset = [str(flags), str(action), SYSCALLS[mask]], 1040
     for i in range(count):  # zip(strict=) is 3.10's
         field, value = fields[i] & ~OPERATORS, values[i]
         if field in STRING_FIELDS:

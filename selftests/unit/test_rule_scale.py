@@ -17,7 +17,17 @@ from cisaudit.model import rules as rules_module
 from cisaudit.model.boot import BootModel
 from cisaudit.model.evaluate import Assessment, _mentions
 from cisaudit.model.heap import uncollected
-from cisaudit.model.rules import FIELD_RE, AuditRule, Condition, RuleSyntaxError, _field, lines_of, parse_rule
+from cisaudit.model.kernel import FilterState, KernelRule, _under
+from cisaudit.model.rules import (
+    FIELD_RE,
+    AuditRule,
+    Condition,
+    RuleSyntaxError,
+    _field,
+    lines_of,
+    parse_rule,
+    parse_rules,
+)
 from cisaudit.model.snapshot import Snapshot
 from selftests.snapshots import audited_host
 
@@ -327,3 +337,23 @@ def test_the_whole_audit_bench_reads_pytests_own_cpu_and_its_childrens_apart():
     assert "RUSAGE_SELF" in SPLIT_CPU and "RUSAGE_CHILDREN" in SPLIT_CPU
     assert _split_cpu("1 failed\ncisaudit-bench-cpu 1.25 0.5\n") == (1.25, 0.5)
     assert _split_cpu("the run printed no split") == (0.0, 0.0)
+
+
+def _scanned_near(exit_rules: list[KernelRule], path: str) -> list[KernelRule]:
+    """The scan exit_near replaced: every rule tested."""
+    return [kr for kr in exit_rules if kr.location is None or _under(path, kr.location) or _under(kr.location, path)]
+
+
+def test_the_exit_rules_near_a_path_are_those_the_scan_of_every_rule_found():
+    """Issue 26.1: judge() takes the rules near an object from an index of their locations; the
+    same rules, in list order, as testing each, for odd locations too ("", "/", a trailing slash,
+    a doubled slash, a sibling sharing a prefix)."""
+    locations = [None, "", "/", "/etc", "/etc/", "/etc//docker", "/etc/docker", "/etc/dockerx", "/etc/docker/a/b"]
+    locations += ["/var/lib/docker", "/var", "/etc/docker", None, "/run/containerd/containerd.sock", "/x"]
+    rule = AuditRule("exit", "always", path="/x")
+    line = parse_rules("-w /x -p wa -k k", "t")[0]
+    state = FilterState(exit=[KernelRule(rule, line, location) for location in locations])
+    for path in ("/", "/etc", "/etc/docker", "/etc/docker/a", "/etc//docker", "/var/lib/docker/x", "/nope", ""):
+        assert state.exit_near(path) == _scanned_near(state.exit, path), path
+    state.exit.append(KernelRule(rule, line, "/etc/docker/late"))  # a list changed since is indexed again
+    assert state.exit_near("/etc/docker") == _scanned_near(state.exit, "/etc/docker")
