@@ -5,9 +5,10 @@ Where the reader reads the list whole the probe runs no `auditctl -l`: each read
 the kernel build a message per rule, and auditctl spends three syscalls on each, every one dear on
 a host with thousands of rules (docs/kernel-behaviour.md, the syscall tax). The rendering follows
 audit-userspace's src/auditctl-listing.c (print_rule) with interpret off, as `auditctl -l` runs,
-in two points closer to the kernel than auditctl 3.0: `path`, `dir` and `exe` print their own
-operator (as auditctl 3.1 and 4 do, where 3.0 prints `=`), and a rule without an arch field names
-its syscalls by the machine's own table (auditctl carries the previous rule's arch over).
+in three points closer to the kernel than auditctl 3.0: `path`, `dir` and `exe` print their own
+operator (as auditctl 3.1 and 4 do, where 3.0 prints `=`), a rule whose path, dir or perm is not
+`=` never prints as `-w`, and a rule without an arch field names its syscalls by the machine's own
+table (auditctl carries the previous rule's arch over).
 selftests/integration/test_kernel_list.py loads the collected real rule sets and compares the two.
 """
 
@@ -40,7 +41,6 @@ ARCH_TABLES = {
     0x00000016: "s390",
     0xC00000F3: "riscv64",
 }
-MACHINE_TABLES = {"x86_64": "x86_64", "aarch64": "aarch64", "ppc64le": "ppc64", "ppc64": "ppc64", "s390x": "s390x"}
 ARCH_64BIT = 0x80000000
 IO_URING_OPS = 37  # IORING_OP_LAST as auditctl 4 is built without liburing: the words it tests for `all`
 PERM_LETTERS = ((4, "r"), (2, "w"), (1, "x"), (8, "a"))  # AUDIT_PERM_READ, _WRITE, _EXEC, _ATTR
@@ -134,10 +134,11 @@ class KernelList:
         """(list, action, kind, path) per rule, in order: kind and path of its last path or dir field."""
         return [(rule.filter, rule.action, rule.watch[0], paths[-1] if paths else "") for rule, paths in self._each()]
 
-    def listing(self, tables: dict[str, str], machine: str) -> str:
-        """The whole listing, as `auditctl -l` prints it (`No rules` for none)."""
+    def listing(self, tables: dict[str, str]) -> str:
+        """The whole listing, as `auditctl -l` prints it (`No rules` for none), with the syscall
+        names of the probe's tables (the machine's own first)."""
         names = syscall_tables(tables)
-        templates = {shape: render(rule, names, machine).split(PLACEHOLDER) for shape, rule in self.rules.items()}
+        templates = {shape: render(rule, names).split(PLACEHOLDER) for shape, rule in self.rules.items()}
         lines = []
         for shape, (_, paths) in zip(self.shapes, self._each(), strict=True):
             parts = templates[shape]
@@ -161,13 +162,16 @@ def parse_kernel_list(body: str) -> KernelList | None:
 
 
 def _is_watch(rule: ListedRule) -> bool:
-    """auditctl's is_watch: only path/dir/perm/key fields, a perm, and every syscall."""
-    if any(f.number not in WATCH_FIELDS for f in rule.fields) or not any(f.number == PERM for f in rule.fields):
+    """auditctl's is_watch: only path/dir/perm/key fields, a perm, and every syscall; and here each
+    of them `=` (auditctl prints `-F path!=/x -F perm=w` as `-w /x -p w`, a watch of the one path
+    the rule leaves out)."""
+    fields = rule.fields
+    if any(f.number not in WATCH_FIELDS or f.operator != "=" for f in fields) or all(f.number != PERM for f in fields):
         return False
     return rule.filter in NO_SYSCALLS or rule.syscalls is None
 
 
-def _syscall_names(rule: ListedRule, tables: dict[str, dict[int, str]], machine: str) -> str:
+def _syscall_names(rule: ListedRule, tables: dict[str, dict[int, str]]) -> str:
     if rule.filter in NO_SYSCALLS:
         return ""
     if rule.syscalls is None:
@@ -177,7 +181,8 @@ def _syscall_names(rule: ListedRule, tables: dict[str, dict[int, str]], machine:
             return " -S all"
         return " -S " + ",".join(str(n) for n in rule.syscalls) if rule.syscalls else ""
     arches = [f.value for f in rule.fields if f.number == ARCH]
-    table = ARCH_TABLES.get(int(arches[-1])) if arches else MACHINE_TABLES.get(machine, machine)
+    own = next(iter(tables), "")  # the probe fetches the machine's own table first (probe.sh)
+    table = ARCH_TABLES.get(int(arches[-1])) if arches else own
     names = tables.get(table or "", {})
     return " -S " + ",".join(names.get(n, str(n)) for n in rule.syscalls) if rule.syscalls else ""
 
@@ -225,7 +230,7 @@ def _numeric_field(f: RuleField, name: str) -> str:
     return f" -F {name}{op}{_signed(value)}"
 
 
-def render(rule: ListedRule, tables: dict[str, dict[int, str]], machine: str) -> str:
+def render(rule: ListedRule, tables: dict[str, dict[int, str]]) -> str:
     """The rule as `auditctl -l` prints it (print_rule, field by field and in the kernel's order:
     a watch whose perm comes before its path prints as auditctl prints it, ` -p wa-w /x`)."""
     watch = _is_watch(rule)
@@ -233,7 +238,7 @@ def render(rule: ListedRule, tables: dict[str, dict[int, str]], machine: str) ->
     if not watch:
         text = f"-a {rule.action},{rule.filter}"
         text += "".join(_arch(f) for f in rule.fields if f.number == ARCH)
-        text += _syscall_names(rule, tables, machine)
+        text += _syscall_names(rule, tables)
     for f in rule.fields:
         name = FIELDS.get(f.number)
         if f.number == ARCH:

@@ -29,7 +29,7 @@ auditctl -a exit,always -F path="$D" -F perm=war -k {key} >/dev/null; echo "path
 auditctl -w "$D" -p rwa -k {key} >/dev/null; echo "watch $?"
 auditctl -w "$D" -p rwa -k {key} 2>&1 >/dev/null | sed 's/^/again /'
 auditctl -a exit,always -F dir="$D" -F perm=rwa -k {key} 2>&1 >/dev/null | sed 's/^/dir /'
-python3 -c {reader} | sed -n "s/^exit always \(path\|dir\) .*/kernel \1/p"
+python3 -c {reader} | sed -n -e "s/^4 2 all 105:.*/kernel path/p" -e "s/^4 2 all 107:.*/kernel dir/p"
 ls "$D" >/dev/null; touch "$D/new"; chmod 755 "$D"
 echo "dir=$D"
 """
