@@ -461,7 +461,7 @@ def _finish(parsing: _Parsing) -> Snapshot:
     snap.paths = _stat_paths(parsing.stat_bodies)
     if parsing.kernel_list is not None and not parsing.listed:  # the probe ran no auditctl -l
         snap.listing_rc, snap.listing_source = 0, KERNEL_LIST
-        snap.listing_text = parsing.kernel_list.listing(snap.syscall_tables)
+        snap.listing_text = parsing.kernel_list.listing(snap.syscall_tables, snap.arch)
     snap.auditd_unit = "\n".join(parsing.unit_parts)
     files = parsing.files
     by_name = {Path(p).name: p for p in files}

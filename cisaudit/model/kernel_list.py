@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cisaudit.model.auditctl_names import COMPARISONS, ERRNOS, FIELDS, FSTYPES, MESSAGE_TYPES, OPERATORS
+from cisaudit.model.kernel import SYSCALL_TABLE_NAMES, parse_table
 
 # linux/audit.h field numbers
 ARCH, MSGTYPE, SUBJ_USER, PPID, OBJ_LEV_HIGH, FSTYPE = 11, 12, 13, 18, 23, 26
@@ -69,13 +70,10 @@ class ListedRule:
     fields: tuple[RuleField, ...]
 
     @property
-    def watch(self) -> tuple[str, str]:
-        """(`dir`, `path` or `none`, the path): the last path or dir field, as the probe reported it."""
-        found = [f for f in self.fields if f.number in (WATCH, DIR)]
-        if not found:
-            return "none", ""
-        last = found[-1]
-        return ("dir" if last.number == DIR else "path"), str(last.value)
+    def watch_kind(self) -> str:
+        """`dir`, `path` or `none`: the kind of its last path or dir field."""
+        found = [f.number for f in self.fields if f.number in (WATCH, DIR)]
+        return "none" if not found else "dir" if found[-1] == DIR else "path"
 
 
 def _unquote(text: str) -> str:
@@ -132,13 +130,14 @@ class KernelList:
 
     def watches(self) -> list[tuple[str, str, str, str]]:
         """(list, action, kind, path) per rule, in order: kind and path of its last path or dir field."""
-        return [(rule.filter, rule.action, rule.watch[0], paths[-1] if paths else "") for rule, paths in self._each()]
+        return [(rule.filter, rule.action, rule.watch_kind, paths[-1] if paths else "") for rule, paths in self._each()]
 
-    def listing(self, tables: dict[str, str]) -> str:
+    def listing(self, tables: dict[str, str], machine: str) -> str:
         """The whole listing, as `auditctl -l` prints it (`No rules` for none), with the syscall
-        names of the probe's tables (the machine's own first)."""
-        names = syscall_tables(tables)
-        templates = {shape: render(rule, names).split(PLACEHOLDER) for shape, rule in self.rules.items()}
+        names of the probe's tables (`ausyscall TABLE --dump` lines) for a `machine` (`uname -m`)."""
+        names = {table: {n: name for name, n in parse_table(text).items()} for table, text in tables.items()}
+        own = next(iter(SYSCALL_TABLE_NAMES.get(machine, {}).values()), "")  # a rule without an arch field's
+        templates = {shape: render(rule, names, own).split(PLACEHOLDER) for shape, rule in self.rules.items()}
         lines = []
         for shape, (_, paths) in zip(self.shapes, self._each(), strict=True):
             parts = templates[shape]
@@ -171,7 +170,7 @@ def _is_watch(rule: ListedRule) -> bool:
     return rule.filter in NO_SYSCALLS or rule.syscalls is None
 
 
-def _syscall_names(rule: ListedRule, tables: dict[str, dict[int, str]]) -> str:
+def _syscall_names(rule: ListedRule, tables: dict[str, dict[int, str]], own: str) -> str:
     if rule.filter in NO_SYSCALLS:
         return ""
     if rule.syscalls is None:
@@ -181,7 +180,6 @@ def _syscall_names(rule: ListedRule, tables: dict[str, dict[int, str]]) -> str:
             return " -S all"
         return " -S " + ",".join(str(n) for n in rule.syscalls) if rule.syscalls else ""
     arches = [f.value for f in rule.fields if f.number == ARCH]
-    own = next(iter(tables), "")  # the probe fetches the machine's own table first (probe.sh)
     table = ARCH_TABLES.get(int(arches[-1])) if arches else own
     names = tables.get(table or "", {})
     return " -S " + ",".join(names.get(n, str(n)) for n in rule.syscalls) if rule.syscalls else ""
@@ -230,7 +228,7 @@ def _numeric_field(f: RuleField, name: str) -> str:
     return f" -F {name}{op}{_signed(value)}"
 
 
-def render(rule: ListedRule, tables: dict[str, dict[int, str]]) -> str:
+def render(rule: ListedRule, tables: dict[str, dict[int, str]], own: str) -> str:
     """The rule as `auditctl -l` prints it (print_rule, field by field and in the kernel's order:
     a watch whose perm comes before its path prints as auditctl prints it, ` -p wa-w /x`)."""
     watch = _is_watch(rule)
@@ -238,7 +236,7 @@ def render(rule: ListedRule, tables: dict[str, dict[int, str]]) -> str:
     if not watch:
         text = f"-a {rule.action},{rule.filter}"
         text += "".join(_arch(f) for f in rule.fields if f.number == ARCH)
-        text += _syscall_names(rule, tables)
+        text += _syscall_names(rule, tables, own)
     for f in rule.fields:
         name = FIELDS.get(f.number)
         if f.number == ARCH:
@@ -252,12 +250,3 @@ def render(rule: ListedRule, tables: dict[str, dict[int, str]]) -> str:
         else:
             text += _numeric_field(f, name)
     return text
-
-
-def syscall_tables(texts: dict[str, str]) -> dict[str, dict[int, str]]:
-    """The probe's `ausyscall TABLE --dump` lines ("NUMBER NAME"), number -> name per table."""
-    tables: dict[str, dict[int, str]] = {}
-    for table, text in texts.items():
-        pairs = (line.split() for line in text.splitlines())
-        tables[table] = {int(p[0]): p[1] for p in pairs if len(p) == 2 and p[0].isdigit()}
-    return tables

@@ -93,7 +93,7 @@ def _both(tmp_path: Path, rules: str) -> tuple[list[str], list[str]]:
     assert perl == read  # the two readers, byte for byte
     rules_read = parse_kernel_list(read.decode())
     assert rules_read is not None
-    return listed.splitlines(), rules_read.listing(_tables()).splitlines()
+    return listed.splitlines(), rules_read.listing(_tables(), "x86_64").splitlines()
 
 
 @pytest.mark.parametrize("ruleset", SETS, ids=lambda p: p.name)
