@@ -12,6 +12,7 @@ from pathlib import Path
 from cisaudit.host.shell import compose
 from cisaudit.model.boot import TMPFILES_DIRS
 from cisaudit.model.catalogue import Control
+from cisaudit.model.heap import uncollected
 from cisaudit.model.kernel import CLASS_SYSCALLS
 from cisaudit.model.kernel_list import KERNEL_LIST, KernelList, parse_kernel_list
 from cisaudit.model.loader import AUDIT_RULES
@@ -433,7 +434,8 @@ _SECTIONS: dict[str, _Handler] = {
 def parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Snapshot:
     """The host's Snapshot; any output it cannot read is a ProbeError (that host's error), never a crash."""
     try:
-        return _parse_probe(output, nonce, catalogue)
+        with uncollected():  # all of it lives as long as the host's assessment (model/heap.py)
+            return _parse_probe(output, nonce, catalogue)
     except ProbeError:
         raise
     except Exception as exc:  # noqa: BLE001 - hostile output must stay this host's problem

@@ -34,6 +34,7 @@ from cisaudit.model.kernel import (
 )
 from cisaudit.model.loader import (
     AUDIT_RULES,
+    Loaded,
     Loader,
     LoaderMode,
     Replay,
@@ -450,12 +451,11 @@ class Assessment:
             return Verdict(Status.PASS, "enabled 1 (not immutable)", (self.snap.status_text,))
         return Verdict(Status.FAIL, f"audit is disabled (enabled {enabled})", (self.snap.status_text,))
 
-    def _load_health_verdict(self) -> Verdict:
-        if error := self._access_error():
-            return error
-        if error := self._listing_error(None):
-            return error
-        result = self.persisted
+    @cached_property
+    @built_uncollected
+    def _not_live(self) -> list[Loaded]:
+        """The boot-time load's rules the kernel does not hold now (AuditRule.held: each rule's
+        identity once it is added, thousands on some hosts)."""
         state = self.live_state
         live = {
             (kr.rule if action == kr.rule.action else replace(kr.rule, action=action)).held(kind == WatchKind.TREE)
@@ -463,7 +463,15 @@ class Assessment:
             for action in kr.actions
             for kind in kr.kinds
         }
-        missing = [l for l in result.rules if l.held not in live]
+        return [loaded for loaded in self.persisted.rules if loaded.held not in live]
+
+    def _load_health_verdict(self) -> Verdict:
+        if error := self._access_error():
+            return error
+        if error := self._listing_error(None):
+            return error
+        result = self.persisted
+        missing = self._not_live
         evidence = list(self.load_evidence)
         if result.stopped_at:
             line, err = result.stopped_at

@@ -142,7 +142,15 @@ class AuditRule:
         `-w` on anything else as `path=`. Measured (auditctl 3.0.9): `-w DIR -p rwa` beside
         `-a exit,always -F path=DIR -F perm=rwa` loads (two rules); beside `-F dir=DIR -F perm=rwa` it
         is "Rule exists"; `-w FILE -p rwa` beside `-F path=FILE -F perm=rwa` is "Rule exists"."""
-        return (*self.identity, ("dir" if tree else "path") if self.path else None)
+        return self._held_tree if tree else self._held_inode
+
+    @cached_property  # held(): a host with thousands of rules compares each several times
+    def _held_inode(self) -> tuple[object, ...]:
+        return (*self.identity, "path" if self.path else None)
+
+    @cached_property
+    def _held_tree(self) -> tuple[object, ...]:
+        return (*self.identity, "dir" if self.path else None)
 
 
 @dataclass(frozen=True)
@@ -397,6 +405,10 @@ def parse_rule(text: str) -> Item:
 _SHAPE_PATH = "/\x00"  # the path a line's shape holds instead of its own (no rules line holds a NUL)
 
 
+# The one path token of a line: `-w X`/`-W X`, or `-F path=X`/`-F dir=X` (tokens split on single spaces).
+_PATH_TOKEN = re.compile(r"(?:^| )(?:-[wW] |-F (?:path|dir)=)([^ ]*)")
+
+
 def _on_shape(text: str) -> Item | None:
     """`text`'s rule from its shape's (the line with its path replaced), when the line names one
     plain path (absolute, no trailing slash, not `/`) in its one `-w`/`-W` or `-F path=`/`dir=`
@@ -405,17 +417,14 @@ def _on_shape(text: str) -> Item | None:
     named = text.count("path=") + text.count("dir=") + text.count("-w") + text.count("-W")
     if named != 1 or "\\" in text or "\0" in text:
         return None
-    tokens = text.split(" ")
-    for i, token in enumerate(tokens[:-1]):
-        prefix, _, path = tokens[i + 1].partition("=") if token == "-F" else ("", "", tokens[i + 1])
-        if (token not in ("-w", "-W") and prefix not in ("path", "dir")) or (token == "-F" and not prefix):
-            continue
-        if len(path) < 2 or not path.startswith("/") or path.endswith("/"):
-            return None
-        shaped = f"{prefix}={_SHAPE_PATH}" if prefix else _SHAPE_PATH
-        shape = _shape(" ".join([*tokens[: i + 1], shaped, *tokens[i + 2 :]]))
-        return None if shape is None else _on_path(shape, path, text.strip())
-    return None
+    token = _PATH_TOKEN.search(text)
+    if token is None:
+        return None
+    path = token.group(1)
+    if len(path) < 2 or not path.startswith("/") or path.endswith("/"):
+        return None
+    shape = _shape(text[: token.start(1)] + _SHAPE_PATH + text[token.end(1) :])
+    return None if shape is None else _on_path(shape, path, text.strip())
 
 
 def _on_path(shape: AuditRule | Deletion, path: str, text: str) -> Item:
@@ -472,18 +481,18 @@ def _parsed(text: str) -> Item:
 
 def parse_rules(text: str, source: str) -> list[RuleLine]:
     """Parse a rules file or an `auditctl -l` listing. Bad lines carry an error, never raise."""
-    lines: list[RuleLine] = []
-    for lineno, raw in enumerate(lines_of(text), 1):
-        stripped = raw.strip(" ")
-        if "\t" in raw:
-            lines.append(
-                RuleLine(source, lineno, raw.strip(), None, "auditctl splits on spaces only: a tab makes the line fail")
-            )
-            continue
-        if not stripped or stripped.startswith("#") or stripped == "No rules":
-            continue
-        try:
-            lines.append(RuleLine(source, lineno, stripped, parse_rule(stripped)))
-        except RuleSyntaxError as exc:
-            lines.append(RuleLine(source, lineno, stripped, None, str(exc)))
-    return lines
+    lines = (parse_line(raw, source, lineno) for lineno, raw in enumerate(lines_of(text), 1))
+    return [line for line in lines if line is not None]
+
+
+def parse_line(raw: str, source: str, lineno: int) -> RuleLine | None:
+    """One line of a rules file or listing; None for a blank line, a comment or `No rules`."""
+    stripped = raw.strip(" ")
+    if "\t" in raw:
+        return RuleLine(source, lineno, raw.strip(), None, "auditctl splits on spaces only: a tab makes the line fail")
+    if not stripped or stripped.startswith("#") or stripped == "No rules":
+        return None
+    try:
+        return RuleLine(source, lineno, stripped, parse_rule(stripped))
+    except RuleSyntaxError as exc:
+        return RuleLine(source, lineno, stripped, None, str(exc))

@@ -266,6 +266,14 @@ EDGES = [
     "-a never,exit -F path=/x",
     "-a always,exit -F arch=b64 -S execve -F path=/usr/bin/x -F perm=x -F auid>=1000 -F auid!=-1 -k privileged",
     "-a always,exit -F arch=b64 -S execve -F path=/usr/bin/y -F perm=x -F auid>=1000 -F auid!=-1 -k privileged",
+    "-w  /x -p wa",
+    "-w /x  -p wa",
+    "-a always,exit -F  path=/x",
+    "-a always,exit x-F path=/x",
+    "-w /x -k -w",
+    "-w / -p r",
+    "-w",
+    "-w /x -p wa -F path=/y",
 ]
 
 
