@@ -59,3 +59,50 @@ def test_one_sed_frames_every_section_as_a_sed_per_section_did(tmp_path: Path) -
     unsecret, seds = _run(tmp_path, "none")  # no od: the marker has no secret half
     assert unsecret == EXPECTED.format(m="@@test.")
     assert seds == 6  # the sections with a body, each framed as it ends
+
+
+def _dumped(tmp_path: Path, od: str, call: str) -> tuple[dict[str, list[str]], int]:
+    """`call` (dump or dump_lines of the files below) framed, each section's lines by its
+    argument, and how many times `awk` ran."""
+    files = tmp_path / "files"
+    files.mkdir(exist_ok=True)
+    (files / "a.conf").write_text("d /run/a 0755 root root -\n# comment\n")
+    (files / "b.conf").write_text("f /run/b\nL /run/c - - - - /x")  # no last newline
+    (files / "empty.conf").write_text("")
+    (files / "blank.conf").write_text("\n\n")
+    (files / "dir.conf").mkdir(exist_ok=True)
+    bin_dir = tmp_path / f"{od}-awk"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / f"{od}.awk"
+    (bin_dir / "od").write_text("#!/bin/sh\n" + ("echo ' 00 11 22 33'\n" if od == "secret" else "exit 1\n"))
+    awk = subprocess.run(["sh", "-c", "command -v awk"], capture_output=True, text=True).stdout.strip()
+    (bin_dir / "awk").write_text(f'#!/bin/sh\necho x >>{log}\nexec {awk} "$@"\n')
+    for tool in ("od", "awk"):
+        (bin_dir / tool).chmod(0o755)
+    names = " ".join(str(files / n) for n in ("a.conf", "b.conf", "empty.conf", "blank.conf", "dir.conf", "gone.conf"))
+    script = compose({"M": "@@test"}, "probe-lib.sh") + f"set -- {names}\n{call}\nsec 'done'; end\n"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    out = subprocess.run(["sh", "-c", script], capture_output=True, check=True, env=env).stdout.decode()
+    marker = out.split(" ", 1)[0] + " "
+    sections: dict[str, list[str]] = {}
+    for line in out.split("\n"):
+        if line.startswith(marker):
+            body = sections.setdefault(line[len(marker) :], [])
+        elif line.startswith("|"):
+            body.append(line[1:])
+    return sections, len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_files_dumped_as_lines_by_one_awk_read_as_each_dumped(tmp_path: Path) -> None:
+    """Regression: a `cat` ran per tmpfiles.d file (about 40 per probe), each an exec whose failed
+    lookups walk every rule on an absent object on a host with thousands of them."""
+    each, _ = _dumped(tmp_path, "secret", 'for f; do dump tmp "$f"; done')
+    together, awks = _dumped(tmp_path, "secret", 'dump_lines tmp "$@"')
+    assert together == each
+    assert awks == 1
+    assert together[f"tmp {tmp_path}/files/b.conf"] == ["f /run/b", "L /run/c - - - - /x"]
+    assert together[f"tmp {tmp_path}/files/empty.conf"] == []
+    assert f"tmp-error {tmp_path}/files/dir.conf" in together
+    without, awks = _dumped(tmp_path, "none", 'dump_lines tmp "$@"')
+    assert without == each
+    assert awks == 0

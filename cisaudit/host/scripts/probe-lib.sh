@@ -64,6 +64,22 @@ dump() {  # dump NAME FILE: a file's bytes, or why it could not be read
   elif [ -e "$2" ]; then sec "$1-error" "$2"; echo "not a readable regular file"; end
   fi
 }
+# dump_lines NAME FILE...: `dump` of each, the files with lines read by one awk (a process per
+# file is dear where thousands of rules tax every exec's failed lookups: kernel-behaviour.md).
+# Only for files read as lines: awk gives a missing last newline back and keeps no NUL byte.
+# Without a secret (or for a file empty or not readable) each is `dump`ed.
+dump_lines() {
+  name=$1; shift
+  for f; do
+    shift
+    if [ -n "$secret" ] && [ -s "$f" ] && [ -f "$f" ] && [ -r "$f" ]; then set -- "$@" "$f"; else dump "$name" "$f"; fi
+  done
+  # M and S in awk's environment: readable by this user only, as this shell's memory is.
+  [ $# -eq 0 ] || M=$M S=$secret N=$name awk '
+    FNR == 1 { if (NR > 1) printf ">%s\n", ENVIRON["S"]; printf "%s %s %s\n<%s\n", ENVIRON["M"], ENVIRON["N"], FILENAME, ENVIRON["S"] }
+    { print }
+    END { if (NR) printf ">%s\n", ENVIRON["S"] }' "$@" >>"$probe_tmp/all"
+}
 # stat_paths P...: paths (any byte but NUL) in NUL-framed sections (kernel-behaviour.md, "Probe").
 # GNU stat: `args` (PATH\0 each), `lstat` (KIND MODE UID GID\0PATH\0 of those that exist, %F).
 # busybox: `paths` (KIND\0PATH\0 each, test builtins), `modes` (MODE UID GID PATH\0 that exist).

@@ -59,11 +59,13 @@ dump cmdline /proc/cmdline
 dump boot-id /proc/sys/kernel/random/boot_id
 dump mounts /proc/self/mounts
 # tmpfiles.d in systemd's order: what exists on /run before auditd loads the rules at boot.
+set --
 for d in $TMPFILES_DIRS; do
   for f in "$d"/*.conf; do  # a link to /dev/null masks a file of the same name
-    if [ -f "$f" ]; then dump tmpfiles-file "$f"; elif [ -e "$f" ]; then sec tmpfiles-masked "$f"; end; fi
+    if [ -f "$f" ]; then set -- "$@" "$f"; elif [ -e "$f" ]; then sec tmpfiles-masked "$f"; end; fi
   done
 done
+dump_lines tmpfiles-file "$@"
 
 # Rules files in augenrules' own order (it runs `ls -1v`).
 sec rules-d-order
