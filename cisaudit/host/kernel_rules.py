@@ -24,6 +24,7 @@ ALL = b"\xff" * 252
 SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~/:@=+-"
 SAFE_BYTES = frozenset(SAFE)
 SYSCALLS = {}  # type: dict[bytes, str]  # mask -> its syscalls: thousands of rules share a few masks
+TEMPLATES = {}  # type: dict[bytes, tuple[list[str], list[tuple[int, str, int, int]]]]
 
 
 def text(raw):  # type: (bytes) -> str
@@ -45,27 +46,42 @@ def syscalls(mask):  # type: (bytes) -> str
     return ",".join(bits) or "-"
 
 
-def rule_line(data):  # type: (bytes) -> str
-    flags, action, count = struct.unpack_from("=III", data, 0)
+def template(head):  # type: (bytes) -> tuple[list[str], list[tuple[int, str, int, int]]]
+    """A rule's words from its fixed part, and where its strings go: (word, prefix, offset, length)."""
+    flags, action, count = struct.unpack_from("=III", head, 0)
     count = min(count, 64)
     # struct audit_rule_data: 3 words, mask[64], fields[64] at 268, values[64] at 524,
     # fieldflags[64] at 780, buflen, buf at 1040.
     words_of = f"={count}I"
-    fields = struct.unpack_from(words_of, data, 268)
-    values = struct.unpack_from(words_of, data, 524)
-    operators = struct.unpack_from(words_of, data, 780)
-    mask = data[12:268]
+    fields = struct.unpack_from(words_of, head, 268)
+    values = struct.unpack_from(words_of, head, 524)
+    operators = struct.unpack_from(words_of, head, 780)
+    mask = head[12:268]
     if mask not in SYSCALLS:
         SYSCALLS[mask] = syscalls(mask)
-    words, offset = [str(flags), str(action), SYSCALLS[mask]], 1040
+    words, strings, offset = [str(flags), str(action), SYSCALLS[mask]], [], 1040
     for i in range(count):  # zip(strict=) is 3.10's
         field, value = fields[i] & ~OPERATORS, values[i]
+        prefix = f"{field}:{(operators[i] & OPERATORS) >> 24}:"
         if field in STRING_FIELDS:
-            shown = text(data[offset : offset + value])
+            strings.append((len(words), prefix, offset, value))
             offset += value
-        else:
-            shown = str(value)
-        words.append(f"{field}:{(operators[i] & OPERATORS) >> 24}:{shown}")
+        words.append(prefix if field in STRING_FIELDS else prefix + str(value))
+    return words, strings
+
+
+def rule_line(data):  # type: (bytes) -> str
+    head = data[:1040]  # all but the strings: thousands of rules share a few (their lengths too)
+    shape = TEMPLATES.get(head)
+    if shape is None:
+        shape = template(head)
+        if len(TEMPLATES) < 4096:
+            TEMPLATES[head] = shape
+    words, strings = shape
+    if strings:
+        words = words[:]
+        for word, prefix, offset, length in strings:
+            words[word] = prefix + text(data[offset : offset + length])
     return " ".join(words)
 
 
