@@ -30,26 +30,50 @@ sub syscalls {
     return @set ? join(",", @set) : "-";
 }
 
-sub rule_line {
-    my ($data) = @_;
-    my ($flags, $action, $count) = unpack("L3", $data);
+my %SHAPES;    # a rule's fixed part (all but its strings; thousands of rules share a few) -> shape
+
+sub shape {    # the rule's words, and where its strings go: [word, prefix, offset, length]
+    my ($head) = @_;
+    my ($flags, $action, $count) = unpack("L3", $head);
     $count = 64 if $count > 64;
     # struct audit_rule_data: 3 words, mask[64], fields[64] at 268, values[64] at 524,
     # fieldflags[64] at 780, buflen, buf at 1040. Only the rule's own fields are unpacked.
-    my @fvo = $count ? unpack("\@268 L$count \@524 L$count \@780 L$count", $data) : ();
-    my $mask = substr($data, 12, 256);
+    my @fvo = $count ? unpack("\@268 L$count \@524 L$count \@780 L$count", $head) : ();
+    my $mask = substr($head, 12, 256);
     my @words = ($flags, $action, $SYSCALLS{$mask} //= syscalls($mask));
+    my @strings;
     my $offset = 1040;
     for my $i (0 .. $count - 1) {
         my $field = $fvo[$i] & ~0x7F000000 & 0xFFFFFFFF;
         my $value = $fvo[$count + $i];
+        my $prefix = "$field:" . (($fvo[2 * $count + $i] & 0x7F000000) >> 24) . ":";
         if ($STRING{$field}) {
-            my $raw = $offset < length($data) ? substr($data, $offset, $value) : "";
+            push @strings, [scalar(@words), $prefix, $offset, $value];
             $offset += $value;
-            $raw =~ s/([^A-Za-z0-9_.~\/:\@=+-])/sprintf("%%%02X", ord($1))/ge;
-            $value = $raw;
+            push @words, $prefix;
+        } else {
+            push @words, "$prefix$value";
         }
-        push @words, "$field:" . (($fvo[2 * $count + $i] & 0x7F000000) >> 24) . ":$value";
+    }
+    return [\@words, \@strings];
+}
+
+sub rule_line {
+    my ($data) = @_;
+    my $head = substr($data, 0, 1040);
+    my $shape = $SHAPES{$head};
+    if (!$shape) {
+        $shape = shape($head);
+        $SHAPES{$head} = $shape if keys(%SHAPES) < 4096;
+    }
+    my ($template, $strings) = @$shape;
+    return join(" ", @$template) unless @$strings;
+    my @words = @$template;
+    for my $string (@$strings) {
+        my ($word, $prefix, $offset, $length) = @$string;
+        my $raw = $offset < length($data) ? substr($data, $offset, $length) : "";
+        $raw =~ s/([^A-Za-z0-9_.~\/:\@=+-])/sprintf("%%%02X", ord($1))/ge;
+        $words[$word] = "$prefix$raw";
     }
     return join(" ", @words);
 }
