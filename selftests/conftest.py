@@ -43,6 +43,15 @@ def kernel() -> Iterator[KernelSandbox]:
             sandbox.restore()
 
 
+@pytest.fixture
+def kernel_still() -> Iterator[None]:
+    """This machine's audit rules held still while a test audits it (over SSH or local://): the
+    kernel lock, so no other test changes them meanwhile (a load in progress reads as an
+    incomplete listing, an ERROR verdict)."""
+    with FileLock("/run/lock/cisaudit-selftest.lock"):
+        yield
+
+
 @pytest.fixture(scope="session")
 def fleet() -> Iterator[Fleet]:
     """CISAUDIT_FLEET_SIZE (default 3) independent QEMU VMs, started once per session: restored

@@ -292,7 +292,7 @@ def cases(root: ET.Element) -> list[tuple[ET.Element, dict[str, str]]]:
     return [(tc, {p.get("name", ""): p.get("value", "") for p in tc.iter("property")}) for tc in root.iter("testcase")]
 
 
-def test_end_to_end_over_paramiko(sshd: Sshd, tmp_path: Path) -> None:
+def test_end_to_end_over_paramiko(sshd: Sshd, tmp_path: Path, kernel_still: None) -> None:
     spec = sshd.spec("paramiko")
     proc, root = run_suite(spec, sshd.write_known_hosts(tmp_path / "known_hosts"), tmp_path / "out")
     written = proc.stdout + proc.stderr + "".join(f.read_text() for f in (tmp_path / "out").iterdir())
@@ -309,7 +309,9 @@ def test_end_to_end_over_paramiko(sshd: Sshd, tmp_path: Path) -> None:
         assert tc.find("error") is None
 
 
-def test_end_to_end_host_key_mismatch_errors_only_that_host(sshd: Sshd, tmp_path: Path, impostor_key: str) -> None:
+def test_end_to_end_host_key_mismatch_errors_only_that_host(
+    sshd: Sshd, tmp_path: Path, impostor_key: str, kernel_still: None
+) -> None:
     spec = sshd.spec("paramiko")
     sessions = session_log(sshd)
     proc, root = run_suite(
