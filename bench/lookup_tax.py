@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from replay_scale import _listed, filler_rules  # noqa: E402
+from replay_scale import filler_rules, listed_rules  # noqa: E402
 
 from selftests.kernel import KernelSandbox  # noqa: E402
 
@@ -100,7 +100,7 @@ def main() -> int:
         try:
             for size in (int(s) for s in args.sizes.split(",")):
                 sandbox.write_rules_d("60-scale.rules", "\n".join(filler_rules(size)) + "\n")
-                if sandbox.load().returncode != 0 or _listed(size) != size:
+                if sandbox.load().returncode != 0 or listed_rules(size) != size:
                     raise SystemExit(f"loading {size} rules failed")
                 measure(size, args.calls)
         finally:

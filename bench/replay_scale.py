@@ -193,7 +193,7 @@ def own_rules() -> list[str]:
     return [t.control.rule_text(assessment.audit_object(t).path) for t in targets if t.exists]
 
 
-def _listed(expected: int) -> int:
+def listed_rules(expected: int) -> int:
     """How many rules `auditctl -l` lists; asked again when short (on a loaded machine a 10,000-rule
     listing came back cut twice: 9,998 and 0 lines, with the rules loaded)."""
     listed = 0
@@ -224,7 +224,7 @@ def whole_audit(sizes: list[int], runs: int, path: str | None = None) -> None:
                 rules = own + filler_rules(max(size - len(own), 0))
                 sandbox.write_rules_d("60-scale.rules", "\n".join(rules) + "\n")
                 loaded = sandbox.load()
-                listed = _listed(len(rules))
+                listed = listed_rules(len(rules))
                 if loaded.returncode != 0 or listed != len(rules):
                     raise SystemExit(f"loading {len(rules)} rules failed ({listed} listed): {loaded.stderr[-500:]}")
                 with tempfile.TemporaryDirectory(prefix="cisaudit-scale-") as work:

@@ -168,18 +168,6 @@ def augenrules_awk(files: Iterable[tuple[str, str]], mawk: bool = False, strip_c
     return Merge(first, body, minus_e)
 
 
-def augenrules_merge(
-    files: Iterable[tuple[str, str]], mawk: bool = False, strip_cr: bool = False
-) -> list[tuple[str, int, str]]:
-    """The merged lines, each with its file and line number (Merge.lines)."""
-    return augenrules_awk(files, mawk, strip_cr).lines
-
-
-def augenrules_output(files: Iterable[tuple[str, str]], mawk: bool = False, strip_cr: bool = False) -> str:
-    """The audit.rules augenrules writes (Merge.output)."""
-    return augenrules_awk(files, mawk, strip_cr).output
-
-
 def augenrules_files(snap: Snapshot, us: Userspace) -> tuple[list[tuple[str, str]], list[str]]:
     """The files augenrules cats, in its order, and what it skips on the way (notes)."""
     notes = [
@@ -468,8 +456,9 @@ class _Twins:
         """The persisted twins of a listing line, if they settle it: only as many twins as lines
         that print alike do (a runtime `never` and a persisted `always` list alike; one twin must
         not settle both). Empty otherwise."""
-        found = self._by_identity.get(_listing_identity(rule), [])
-        return found if found and len(found) >= self._alike[_listing_identity(rule)] else []
+        identity = _listing_identity(rule)
+        found = self._by_identity.get(identity, [])
+        return found if found and len(found) >= self._alike[identity] else []
 
 
 def live_state(snap: Snapshot, persisted: list[RuleLine]) -> tuple[FilterState, list[RuleLine]]:

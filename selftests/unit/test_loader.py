@@ -6,9 +6,8 @@ from cisaudit.model.boot import BootModel
 from cisaudit.model.catalogue import controls
 from cisaudit.model.kernel import WatchKind
 from cisaudit.model.loader import (
+    augenrules_awk,
     augenrules_files,
-    augenrules_merge,
-    augenrules_output,
     boot_adder,
     listing_shortfall,
     live_state,
@@ -53,7 +52,7 @@ def test_loader_mode(unit, rules_d, mode):
 
 
 def merged(*files):
-    return [line for _, _, line in augenrules_merge(files)]
+    return [line for _, _, line in augenrules_awk(files).lines]
 
 
 def test_augenrules_moves_control_lines():
@@ -115,13 +114,13 @@ def test_augenrules_line_classes(line, expected):
 )
 def test_mawk_reads_blank_as_the_letter_s(line, hoisted):
     """Debian's mawk has no `\\s`: augenrules' `^\\s*-D\\s*$` matches only `-D` itself."""
-    got = [text for _, _, text in augenrules_merge([("a.rules", f"-w /a\n{line}\n")], mawk=True)]
+    got = [text for _, _, text in augenrules_awk([("a.rules", f"-w /a\n{line}\n")], mawk=True).lines]
     assert (got[0] != "-w /a" or line.startswith("-e") and got[-1] == line) == hoisted or line == "  # c"
 
 
 def test_file_without_final_newline_joins_the_next_files_first_line():
     """augenrules runs `cat` over the files: the two rules become one line, which fails to load."""
-    merged_lines = augenrules_merge([("/r/10-a.rules", "-w /a -k k"), ("/r/20-b.rules", "-w /b -k k\n")])
+    merged_lines = augenrules_awk([("/r/10-a.rules", "-w /a -k k"), ("/r/20-b.rules", "-w /b -k k\n")]).lines
     assert merged_lines == [("/r/10-a.rules", 1, "-w /a -k k-w /b -k k")]
     result = replay(parse_rules(merged_lines[0][2], "x"), adder())
     assert result.rules == [] and result.stopped_at is not None
@@ -426,7 +425,7 @@ def test_auditctl_R_file_checks_follow_the_version(version, stat, refused):
 def test_augenrules_rewrites_a_changed_audit_rules_0640():
     """A world-writable audit.rules is rewritten (chmod 0640) when the merge differs; loaded as is when not."""
     files = [(f"{D}/60.rules", DOCKER)]
-    same = augenrules_output(files)
+    same = augenrules_awk(files).output
     for audit_rules, refused in ((same, True), ("old\n", False)):
         snap = Snapshot(
             auditd_unit=DEBIAN_UNIT,
