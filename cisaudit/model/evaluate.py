@@ -339,17 +339,14 @@ class Assessment:
         obj = self.audit_object(target)
         what = f"{obj.path} and everything below it" if obj.subtree else obj.path
         aliases = tuple(f"{p}: {how}" for p, how in target.aliases.items())
-        notes = tuple(
-            dict.fromkeys(
-                kr.note
-                for kr in state.exit
-                if kr.note and kr.location and (obj.path.startswith(kr.location) or kr.location.startswith(obj.path))
-            )
-        ) + tuple(dict.fromkeys(mount_point_note(obj) for kr in state.exit if binds_hidden(kr, obj)))
+        near = state.exit_near(obj.path)  # on the object, an ancestor or a descendant: not a scan of all
+        notes = tuple(dict.fromkeys(kr.note for kr in near if kr.note and kr.location)) + tuple(
+            dict.fromkeys(mount_point_note(obj) for kr in near if binds_hidden(kr, obj))
+        )
         if not problems:
             return Verdict(Status.PASS, "; ".join(records), (f"object: {what}", *aliases, *notes, *extra))
         summary = f"{what} needs -p {control.required_perms} {self.wanted}: " + "; ".join(problems)
-        unsettled = [kr.note for kr in state.exit if kr.unsettled and kr.note in notes]
+        unsettled = [kr.note for kr in near if kr.unsettled and kr.note in notes]
         summary = f"{unsettled[0]}; {summary}" if unsettled else summary  # the one thing that settles it
         lines = looked_at or ["no line names the path"]
         facts = (f"syscall numbers: {self.facts.numbers_from}", f"LSMs matching audit fields: {self._lsms()}")

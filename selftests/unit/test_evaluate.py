@@ -498,6 +498,16 @@ def test_live_never_is_known_from_the_persisted_rules():
     assert verdict.status == Status.FAIL and "(a `never` rule" in verdict.summary
 
 
+def test_a_listing_note_is_evidence_near_its_rule_not_beside_a_name_prefix():
+    # /etc is above /etc/docker; /etc/dock only shares its first characters (no rule of it can match).
+    nevers = "-a never,exit -F path=/etc -F perm=wa\n-a never,exit -F path=/etc/dock -F perm=wa"
+    listing = f"{good_listing()}\n-w /etc -p wa\n-w /etc/dock -p wa"
+    a = Assessment(host(f"{good_rules()}\n{nevers}", listing=listing), "docker")
+    evidence = " | ".join(a.control_verdict(CONTROLS["1.1.6"], "live").evidence)
+    assert "`-a never,exit -F path=/etc -F perm=wa` says which" in evidence
+    assert "/etc/dock " not in evidence
+
+
 PRECONDITIONS = {  # host-wide errors come before existence; a failed listing only after it
     "not-root": (dict(uid=1000), Status.ERROR, Status.ERROR, ()),
     "uid-unknown": (dict(uid=None), Status.ERROR, Status.ERROR, ()),
