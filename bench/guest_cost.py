@@ -15,7 +15,9 @@ counts are the CI's scenario pass's main cost (README, "The project's own tests"
 `--rules 16,5000` instead splits the probe of a host with N rules (bench/replay_scale.py's, loaded
 in the guest): the whole probe over SSH and into /dev/null (their difference is what sending its
 output costs the guest), the guest CPU between marks the probe's own shell records (builtins only:
-`read` of /proc/stat, no process), the tools alone, the output's size and the host's parse of it.
+`read` of /proc/stat, no process), the tools alone (and 110 processes doing nothing: about as
+many as the probe starts, the floor of its exec costs), the output's size and the host's parse
+of it.
 """
 
 from __future__ import annotations
@@ -169,6 +171,9 @@ def split_probe(fleet: Fleet, vm: VM, size: int) -> None:
     for (label, jiffies), (_, after) in zip(marks, marks[1:], strict=False):
         print(f"guest-cost rules={size} from={label!r} cpu_s={(int(after) - int(jiffies)) / 100:.2f}")
     for name, command in {
+        # The floor any probe pays here: as many processes as it starts, each doing nothing (their
+        # exec's lookups, taxed by the rules: docs/kernel-behaviour.md), the kernel's list, the files.
+        "spawn-110": "i=0; while [ $i -lt 110 ]; do /bin/true; i=$((i + 1)); done",
         "auditctl-l": "auditctl -l",
         "kernel-rules-py": 'python3 -I -S -c "$KERNEL_RULES_PY"',
         "cat-rules": "cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules",
