@@ -144,6 +144,9 @@ ANCHORS = (
 )
 
 
+ABSENT_ARGS = 'set --; i=0; while [ $i -lt 1000 ]; do set -- "$@" /etc/cisaudit-absent-$i; i=$((i + 1)); done;'
+
+
 def marked(probe: str) -> str:
     """The probe with a mark before the first line that starts with each anchor it has (in any
     order: the marks say what ran when; older probes lack some), and around its exit's framing."""
@@ -174,6 +177,10 @@ def split_probe(fleet: Fleet, vm: VM, size: int) -> None:
         # The floor any probe pays here: as many processes as it starts, each doing nothing (their
         # exec's lookups, taxed by the rules: docs/kernel-behaviour.md), the kernel's list, the files.
         "spawn-110": "i=0; while [ $i -lt 110 ]; do /bin/true; i=$((i + 1)); done",
+        # 1,000 lookups that find nothing in one process, and the same shell loop with one that
+        # finds /: their difference is what the rules tax a failed lookup.
+        "absent-1000": f'{ABSENT_ARGS} stat -- "$@" 2>/dev/null',
+        "absent-0": f"{ABSENT_ARGS} stat -- / 2>/dev/null",
         "auditctl-l": "auditctl -l",
         "kernel-rules-py": 'python3 -I -S -c "$KERNEL_RULES_PY"',
         "cat-rules": "cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules",
