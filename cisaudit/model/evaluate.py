@@ -26,7 +26,7 @@ from cisaudit.model.kernel import (
     KernelFacts,
     WatchKind,
     binds_hidden,
-    exclusion_cell,
+    exclusion_cells,
     host_losses,
     judge,
     kernel_facts,
@@ -318,7 +318,7 @@ class Assessment:
             return True, f"{path} does not exist: nothing to exclude"
         real = real_path(path, self.snap)
         obj = AuditObject(real, True, self.boot.fstype(real))
-        cells = [exclusion_cell(state, obj, p, abi, self.keys, self.snap.arch) for p in "rwxa" for abi in self.abis]
+        cells = exclusion_cells(state, obj, self.abis, self.keys, self.snap.arch)
         keyed = dict.fromkeys(kr.cite() for _, before in cells for kr in before)
         nevers = dict.fromkeys(kr.cite() for kr, _ in cells if kr)
         if keyed:

@@ -486,6 +486,14 @@ def judge_cell(state: FilterState, obj: AuditObject, perm: str, abi: str, key: s
     return Cell(perm, abi, None, tuple(lost), tuple(partial))
 
 
+def exclusion_cells(
+    state: FilterState, obj: AuditObject, abis: tuple[str, ...], key: str | AuditKeys, machine: str
+) -> list[tuple[KernelRule | None, tuple[KernelRule, ...]]]:
+    """exclusion_cell for every permission and ABI, over the rules near the object (as judge)."""
+    near = replace(state, exit=state.exit_near(obj.path))
+    return [exclusion_cell(near, obj, perm, abi, key, machine) for perm in "rwxa" for abi in abis]
+
+
 def exclusion_cell(
     state: FilterState, obj: AuditObject, perm: str, abi: str, key: str | AuditKeys, machine: str
 ) -> tuple[KernelRule | None, tuple[KernelRule, ...]]:

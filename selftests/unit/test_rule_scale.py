@@ -17,7 +17,8 @@ from cisaudit.model import rules as rules_module
 from cisaudit.model.boot import BootModel
 from cisaudit.model.evaluate import Assessment, _mentions
 from cisaudit.model.heap import uncollected
-from cisaudit.model.kernel import FilterState, KernelRule, _under
+from cisaudit.model.kernel import AuditObject, FilterState, KernelRule, _under, exclusion_cell, exclusion_cells
+from cisaudit.model.loader import live_state
 from cisaudit.model.rules import (
     FIELD_RE,
     AuditRule,
@@ -350,6 +351,28 @@ def test_the_whole_audit_bench_reads_pytests_own_cpu_and_its_childrens_apart():
 def _scanned_near(exit_rules: list[KernelRule], path: str) -> list[KernelRule]:
     """The scan exit_near replaced: every rule tested."""
     return [kr for kr in exit_rules if kr.location is None or _under(path, kr.location) or _under(kr.location, path)]
+
+
+def test_the_exclusion_cells_walk_the_rules_near_the_excluded_directory_as_the_walk_of_every_rule():
+    """The data root's exclusions (docs/benchmarks.md) are judged over the rules near each one, as
+    judge() does: the same cells as walking every exit rule (a 10,000-rule host: 0.54 -> 0.04 s)."""
+    listing = "\n".join(
+        [
+            "-a always,exit -F arch=b64 -S openat -F dir=/var/lib/docker -F key=docker",
+            "-a never,exit -F dir=/var/lib/docker/volumesx -F perm=rwxa",
+            "-a never,exit -F dir=/var/lib/docker/volumes -F perm=rwxa",
+            "-a always,exit -F arch=b32 -S open -F key=docker",
+            "-w /etc/docker -p wa -k docker",
+            "-a never,exit -F dir=/var/lib/docker/overlay2 -F perm=r",
+        ]
+    )
+    state, unreadable = live_state(Snapshot(listing_text=listing), [])
+    assert unreadable == [] and len(state.exit) == 6
+    for path in ("/var/lib/docker/volumes", "/var/lib/docker/overlay2", "/var/lib/docker/volumesx/a"):
+        obj = AuditObject(path, True, "ext4")
+        walked = [exclusion_cell(state, obj, p, abi, "docker", "x86_64") for p in "rwxa" for abi in ("b64", "b32")]
+        assert exclusion_cells(state, obj, ("b64", "b32"), "docker", "x86_64") == walked, path
+        assert any(keyed for _, keyed in walked), path  # the keyed rules above it are among the cells
 
 
 def test_the_exit_rules_near_a_path_are_those_the_scan_of_every_rule_found():
