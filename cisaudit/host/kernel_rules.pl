@@ -2,7 +2,8 @@
 # where python3 is missing and perl exists (perl-base is Essential on Debian and Ubuntu; Socket
 # is in its core). Read-only. The same output as kernel_rules.py, byte for byte, which says what
 # it is (selftests/integration/test_kernel_rules_readers.py): one line per rule in the kernel's
-# order, then "done"; exit 1 when the list cannot be read whole.
+# order, then "done"; exit 1 when the list cannot be read whole. Given two file names, the same
+# paths and syscall numbers there as kernel_rules.py writes.
 # perl-base's directory first (Debian, Ubuntu): each module is looked up along @INC, and on a host
 # with thousands of rules every lookup that fails is dear (docs/kernel-behaviour.md): 120 failed
 # lookups for the 9 modules loaded here, 0 with it first.
@@ -17,6 +18,7 @@ my $ALL = "\xff" x 252;
 my $BIG = pack("L", 1) eq pack("N", 1);
 
 my %SYSCALLS;    # mask -> its syscalls: thousands of rules share a few masks
+my (@PATHS, %MET);    # the path values that needed no %XX, in the order first met
 
 sub syscalls {
     my ($mask) = @_;
@@ -32,7 +34,7 @@ sub syscalls {
 
 my %SHAPES;    # a rule's fixed part (all but its strings; thousands of rules share a few) -> shape
 
-sub shape {    # the rule's words, and where its strings go: [word, prefix, offset, length]
+sub shape {    # the rule's words, and where its strings go: [word, prefix, offset, length, is a path]
     my ($head) = @_;
     my ($flags, $action, $count) = unpack("L3", $head);
     $count = 64 if $count > 64;
@@ -48,7 +50,7 @@ sub shape {    # the rule's words, and where its strings go: [word, prefix, offs
         my $value = $fvo[$count + $i];
         my $prefix = "$field:" . (($fvo[2 * $count + $i] & 0x7F000000) >> 24) . ":";
         if ($STRING{$field}) {
-            push @strings, [scalar(@words), $prefix, $offset, $value];
+            push @strings, [scalar(@words), $prefix, $offset, $value, $field == 105 || $field == 107];
             $offset += $value;
             push @words, $prefix;
         } else {
@@ -70,12 +72,24 @@ sub rule_line {
     return join(" ", @$template) unless @$strings;
     my @words = @$template;
     for my $string (@$strings) {
-        my ($word, $prefix, $offset, $length) = @$string;
+        my ($word, $prefix, $offset, $length, $path) = @$string;
         my $raw = $offset < length($data) ? substr($data, $offset, $length) : "";
         $raw =~ s/([^A-Za-z0-9_.~\/:\@=+-])/sprintf("%%%02X", ord($1))/ge;
         $words[$word] = "$prefix$raw";
+        push @PATHS, $raw if $path && $raw !~ /%/ && !$MET{$raw}++;
     }
     return join(" ", @words);
+}
+
+sub write_names {    # the paths met, and the syscall numbers of every mask, to the probe's two files
+    my ($paths, $numbers) = @_;
+    my %number = map { $_ => 1 } map { split(/,/) } grep { !/^(all|-)$/ } values %SYSCALLS;
+    for ([$paths, @PATHS], [$numbers, sort { $a <=> $b } keys %number]) {
+        my ($name, @lines) = @$_;
+        open(my $out, ">", $name) or exit 1;
+        print $out map { "$_\n" } @lines;
+        close($out) or exit 1;
+    }
 }
 
 socket(my $sock, $AF_NETLINK, SOCK_RAW, 9) or exit 1;    # NETLINK_AUDIT
@@ -92,6 +106,7 @@ while (1) {
         exit 1 if $length < 16;
         my $body = substr($chunk, 16, $length - 16);
         if ($type == $DONE) {
+            write_names(@ARGV) if @ARGV == 2;
             print join("\n", @lines, "done"), "\n";
             exit 0;
         }

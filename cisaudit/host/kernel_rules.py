@@ -11,6 +11,10 @@ FLAGS and ACTION as the kernel holds them; MASK `all` (words 0-62 all set, as au
 number, its operator (fieldflags >> 24) and its value, colon-separated (no mask holds a colon),
 the value a number or, for string fields, the bytes with each one outside [A-Za-z0-9_.~/:@=+-]
 as %XX.
+Given two file names (the probe's), it also writes there, once the list is read whole, the path=
+and dir= values (the watches' too) that needed no %XX, each once in the kernel's order, and the
+syscall numbers its masks hold, ascending: the probe stats those paths and names those numbers
+(a pass over thousands of its lines in the probe's awk cost a test VM more than these lines do here).
 """
 
 import socket
@@ -23,8 +27,10 @@ OPERATORS = 0x7F000000
 ALL = b"\xff" * 252
 SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~/:@=+-"
 SAFE_BYTES = frozenset(SAFE)
+PATH_FIELDS = {105, 107}  # AUDIT_WATCH (path=, -w), AUDIT_DIR (dir=)
 SYSCALLS = {}  # type: dict[bytes, str]  # mask -> its syscalls: thousands of rules share a few masks
-TEMPLATES = {}  # type: dict[bytes, tuple[list[str], list[tuple[int, str, int, int]]]]
+TEMPLATES = {}  # type: dict[bytes, tuple[list[str], list[tuple[int, str, int, int, bool]]]]
+PATHS = {}  # type: dict[str, None]  # the path values that needed no %XX, in the order first met
 
 
 def text(raw):  # type: (bytes) -> str
@@ -46,8 +52,9 @@ def syscalls(mask):  # type: (bytes) -> str
     return ",".join(bits) or "-"
 
 
-def template(head):  # type: (bytes) -> tuple[list[str], list[tuple[int, str, int, int]]]
-    """A rule's words from its fixed part, and where its strings go: (word, prefix, offset, length)."""
+def template(head):  # type: (bytes) -> tuple[list[str], list[tuple[int, str, int, int, bool]]]
+    """A rule's words from its fixed part, and where its strings go: (word, prefix, offset, length,
+    whether it is a path)."""
     flags, action, count = struct.unpack_from("=III", head, 0)
     count = min(count, 64)
     # struct audit_rule_data: 3 words, mask[64], fields[64] at 268, values[64] at 524,
@@ -64,7 +71,7 @@ def template(head):  # type: (bytes) -> tuple[list[str], list[tuple[int, str, in
         field, value = fields[i] & ~OPERATORS, values[i]
         prefix = f"{field}:{(operators[i] & OPERATORS) >> 24}:"
         if field in STRING_FIELDS:
-            strings.append((len(words), prefix, offset, value))
+            strings.append((len(words), prefix, offset, value, field in PATH_FIELDS))
             offset += value
         words.append(prefix if field in STRING_FIELDS else prefix + str(value))
     return words, strings
@@ -80,9 +87,20 @@ def rule_line(data):  # type: (bytes) -> str
     words, strings = shape
     if strings:
         words = words[:]
-        for word, prefix, offset, length in strings:
-            words[word] = prefix + text(data[offset : offset + length])
+        for word, prefix, offset, length, path in strings:
+            value = text(data[offset : offset + length])
+            words[word] = prefix + value
+            if path and "%" not in value:
+                PATHS[value] = None
     return " ".join(words)
+
+
+def write_names(paths, numbers):  # type: (str, str) -> None
+    """The paths met, and the syscall numbers of every mask, to the probe's two files."""
+    met = {int(n) for masked in SYSCALLS.values() if masked not in ("all", "-") for n in masked.split(",")}
+    for name, lines in ((paths, list(PATHS)), (numbers, [str(n) for n in sorted(met)])):
+        with open(name, "w") as out:
+            out.write("".join(line + "\n" for line in lines))
 
 
 def main():  # type: () -> int
@@ -100,6 +118,8 @@ def main():  # type: () -> int
                 return 1
             body = chunk[16:length]
             if kind == NLMSG_DONE:
+                if len(sys.argv) == 3:
+                    write_names(sys.argv[1], sys.argv[2])
                 print("\n".join(lines + ["done"]))
                 return 0
             if kind == NLMSG_ERROR and struct.unpack_from("=i", body, 0)[0] != 0:

@@ -56,11 +56,20 @@ def test_the_perl_reader_prints_what_the_python3_reader_prints(kernel: KernelSan
     many = tmp_path / "many.rules"  # the list comes in several netlink reads
     many.write_text("".join(f"-w {tmp_path}/many{i} -p wa -k many\n" for i in range(600)))
     subprocess.run(["auditctl", "-R", str(many)], check=True, capture_output=True)
-    python = _read(["python3", "-c", kernel_rules_py()])  # as the probe sends them
-    perl = _read(["perl", "-we", kernel_rules_pl()])  # as the probe sends it
+    names = {reader: (tmp_path / f"{reader}.paths", tmp_path / f"{reader}.numbers") for reader in ("python3", "perl")}
+    python = _read(["python3", "-c", kernel_rules_py(), *map(str, names["python3"])])  # as the probe sends them
+    perl = _read(["perl", "-we", kernel_rules_pl(), *map(str, names["perl"])])  # as the probe sends it
     rules = parse_kernel_list(python.decode())
     assert rules is not None and len(rules.shapes) == len(_rules(tmp_path)) + 600, python  # every rule, and done
     assert perl == python
+    # The names the probe stats and looks up: each path once (the odd one, with %XX, left out),
+    # and the numbers of open, openat, chmod (i386) and execve (x86_64).
+    (paths, numbers), (perl_paths, perl_numbers) = ([f.read_text() for f in pair] for pair in names.values())
+    assert perl_paths == paths and perl_numbers == numbers
+    assert paths.splitlines() == [f"{tmp_path}/{name}" for name in ("tree", "late", "file")] + [
+        f"{tmp_path}/many{i}" for i in range(600)
+    ]
+    assert numbers.splitlines() == ["5", "15", "59", "295"], numbers
     watches = rules.watches()
     kinds = {(kind, path) for _, _, kind, path in watches}
     assert ("path", str(tmp_path / "sp ace\xe9")) in kinds
@@ -125,6 +134,21 @@ def test_the_probe_reads_watch_kinds_with_perl_or_birth_times_without_python3(
     # VMs the image's directories have theirs (selftests/unit/test_unaudited.py has both cases).
     born = neither.watch_births["/usr/share"]
     assert added_on_a_directory(neither, "/usr/share") is (True if 0 < born < neither.boot_time else None)
+
+
+def test_the_probe_stats_the_paths_and_names_the_syscalls_only_the_kernels_list_holds(
+    kernel: KernelSandbox, tmp_path: Path
+) -> None:
+    """Rules loaded by hand (in no rules file): their paths are stat'ed and their syscalls named,
+    from what the reader wrote (python3's, and perl's where python3 is missing), not from a pass
+    over its lines in the probe's awk."""
+    (tmp_path / "only").mkdir()
+    for rule in (f"-w {tmp_path}/only -p wa -k by_hand", "-a always,exit -F arch=b64 -S sync -k by_hand"):
+        subprocess.run(["auditctl", *shlex.split(rule)], check=True, capture_output=True)
+    for hidden in ([], ["python3"]):
+        snap = _probe_hiding(hidden, [])
+        assert snap.paths[f"{tmp_path}/only"].kind == "dir" and snap.paths[str(tmp_path)].kind == "dir", hidden
+        assert "162 sync" in snap.syscall_tables["x86_64"].splitlines(), hidden
 
 
 def test_a_python3_first_on_the_callers_path_is_not_what_reads_the_kernels_list(tmp_path: Path) -> None:

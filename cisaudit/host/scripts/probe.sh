@@ -139,16 +139,21 @@ for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
 # auditctl -l prints it) and auditctl -l is not run: each read makes the kernel build a message
 # per rule, and auditctl spends three syscalls on each, dear on a host with thousands of rules.
 # shellcheck disable=SC2154 # probe-lib.sh's
+# The reader also writes the paths its rules name and the syscall numbers they hold (both
+# readers say how), for the pass over the rules files below.
 kernel=$probe_tmp/kernel
 listing=$probe_tmp/listing
+named=$probe_tmp
+: >"$named/kernel-paths"; : >"$named/rule-numbers"
 sys_cmd() { PATH=/usr/bin:/bin command -v "$1" || command -v "$1"; }
 reader=''
 read_kernel() {
-  if py=$(sys_cmd python3); then reader=python3; "$py" -I -S -c "$KERNEL_RULES_PY"
-  elif pl=$(sys_cmd perl); then reader=perl; "$pl" -e "$KERNEL_RULES_PL"
+  if py=$(sys_cmd python3); then reader=python3; "$py" -I -S -c "$KERNEL_RULES_PY" "$@"
+  elif pl=$(sys_cmd perl); then reader=perl; "$pl" -e "$KERNEL_RULES_PL" "$@"
   else return 1; fi
 }
-if read_kernel >"$kernel" 2>/dev/null; then whole=yes; else whole=no; fi
+if read_kernel "$named/kernel-paths" "$named/rule-numbers" >"$kernel" 2>/dev/null; then whole=yes
+else whole=no; : >"$named/kernel-paths"; : >"$named/rule-numbers"; fi
 if [ -n "$reader" ]; then sec kernel-rules; cat "$kernel"; end; fi
 # Else the listing, to a file, not a shell variable: a command substitution reads its pipe 128
 # bytes a call (dash), and every later fork would copy it. auditctl ignores a receive that fails
@@ -176,28 +181,15 @@ if [ -z "$reader" ]; then
   }
   end
 fi
-# The paths and -S names of the rules files and the listing, in one pass, each once (in the order
-# first named): augenrules' audit.rules repeats rules.d line for line, the listing its watches.
-# From the kernel's list (lines that start with a number): path and dir values (those with a %XX
-# byte are left out: the rendered listing's rules on such paths go unstat'ed) and syscall numbers.
-named=$probe_tmp
-: >"$named/rule-paths"; : >"$named/rule-syscalls"; : >"$named/rule-numbers"
-[ "$whole" = yes ] || kernel=/dev/null
-cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" "$listing" "$kernel" 2>/dev/null |
-  P="$named/rule-paths" S="$named/rule-syscalls" N="$named/rule-numbers" awk '
-  BEGIN { p = ENVIRON["P"]; s = ENVIRON["S"]; n = ENVIRON["N"] }
+# The paths and -S names of the rules files and the listing (when auditctl -l ran), in one pass,
+# each once (in the order first named): augenrules' audit.rules repeats rules.d line for line.
+# The kernel's list's are in kernel-paths (its values with a %XX byte left out: the rendered
+# listing's rules on such paths go unstat'ed) and rule-numbers.
+: >"$named/rule-paths"; : >"$named/rule-syscalls"
+cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" "$listing" 2>/dev/null |
+  P="$named/rule-paths" S="$named/rule-syscalls" awk '
+  BEGIN { p = ENVIRON["P"]; s = ENVIRON["S"] }
   line[$0]++ { next }
-  $1 ~ /^[0-9]+$/ {
-    if ($3 != "all" && $3 != "-") {
-      k = split($3, a, ",")
-      for (j = 1; j <= k; j++) if (!(a[j] in number)) { number[a[j]]; print a[j] > n }
-    }
-    for (i = 4; i <= NF; i++) if ($i ~ /^10[57]:[0-9]+:/ && $i !~ /%/) {
-      v = $i; sub(/^[0-9]+:[0-9]+:/, "", v)
-      if (!(v in path)) { path[v]; print v > p }
-    }
-    next
-  }
   { for (i = 1; i < NF; i++) if ($i ~ /^-[wWFS]$/) {
       v = $(i + 1)
       if ($i == "-S") {
@@ -219,7 +211,7 @@ set -f
   printf '%s\n' $PATHS "$data_root" "$sock"
   for x in $EXCLUDES; do printf '%s\n' "${data_root:-$DEFAULT_DATA_ROOT}/$x"; done
   printf '%s\n' "$sockets_text" | sed -n 's/^[[:space:]]*ListenStream[[:space:]]*=[[:space:]]*\(\/.*\)/\1/p'
-  cat "$named/rule-paths"
+  cat "$named/rule-paths" "$named/kernel-paths"
   printf '%s' "$bins"
   for u in $UNITS; do for d in $UNIT_DIRS; do
     echo "$d/$u"; done; done
