@@ -72,7 +72,7 @@ def _ancestry(paths):
 
 def _stat_lines(paths, prefix=""):
     script, nonce = render_stat_script(paths)
-    lines = 'printf "%s\\n" "$@" >"$probe_tmp/paths-in"\n'
+    lines = 'printf "%s\\n" "$@" | with_ancestors "$probe_tmp/paths-in"\n'
     script = script.replace('\nstat_paths "$@"\nsec', f'\n{prefix}{lines}stat_lines "$probe_tmp/paths-in"\nsec')
     out = subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode()
     return parse_stat_output(out, nonce), out

@@ -117,9 +117,8 @@ lstat_all() {
   [ "$?" -lt 125 ] || stat --printf '%F %a %u %g\0%n\0' -- "$@" >"$probe_tmp/lstat" 2>/dev/null
   cat "$probe_tmp/lstat"
 }
-# stat_lines FILE: stat_paths for the newline-free paths of FILE (a line each, with their
-# ancestors); no stat of what unlisted leaves out; readlink -m only of symlinks (`links`,
-# `targets`; probe.py does the rest). The paths stay in files: a shell builtin's loop over
+# stat_lines FILE: stat_paths for the newline-free paths of FILE (with_ancestors'); no stat of
+# what unlisted leaves out; readlink -m only of symlinks (`links`, `targets`; probe.py does the rest). The paths stay in files: a shell builtin's loop over
 # thousands of arguments costs more than a process under TCG.
 stat_lines() {
   if ! stat --printf '' -- / 2>/dev/null || ! readlink -z -m -- / >/dev/null 2>&1; then
@@ -150,16 +149,28 @@ resolve_links() {
   if [ "$#" -gt 0 ]; then readlink -z -m -- "$@" 2>/dev/null; printf '%s' "$?"; else printf 0; fi
   end
 }
-# unlisted FILE: the lines of FILE but the plain paths (no //, . or ..) missing from the listing
-# of their directory, if it holds over LIST_ABOVE of them; all of them if find reports an error.
-# shellcheck disable=SC2016 # an awk program
-plain='/^(\/[^\/]+)+$/ && !/\/\.\.?(\/|$)/ { d = $0; sub(/\/[^\/]*$/, "", d); if (d == "") d = "/";'
+# plain_dir(P): the directory of a plain path (absolute, no //, . or ..), else "".
+# shellcheck disable=SC2016 # awk programs
+plain='function plain_dir(x) { if (x !~ /^(\/[^\/]+)+$/ || x ~ /\/\.\.?(\/|$)/) return ""; sub(/\/[^\/]*$/, "", x); return x == "" ? "/" : x }'
+# with_ancestors FILE: the absolute lines of stdin and every one's ancestors, each once, into FILE
+# (stat_lines' input); and into FILE.crowded, counted in the same pass (a pass over thousands of
+# paths costs a guest under TCG as much as a process), the directories of over LIST_ABOVE of them.
+with_ancestors() {
+  C="$1.crowded" awk -v above="${LIST_ABOVE:-32}" "$plain"'
+    BEGIN { crowded = ENVIRON["C"]; printf "" >crowded }
+    /^\// { p = $0; while (p != "" && !seen[p]++) {
+      print p
+      d = plain_dir(p); if (d != "" && ++n[d] == above + 1) print d >crowded
+      sub(/\/[^\/]*$/, "", p)
+    } }' >"$1"
+}
+# unlisted FILE: the lines of FILE but the plain paths missing from the listing of their
+# directory, if it is crowded (with_ancestors' FILE.crowded); all of them if find reports an error.
 unlisted() {
-  awk -v above="${LIST_ABOVE:-32}" "$plain"' if (++n[d] == above + 1) print d }' "$1" >"$probe_tmp/crowded"
   : >"$probe_tmp/entries"
-  by_line list_dirs "$(cat "$probe_tmp/crowded")" >"$probe_tmp/dirs" || : >"$probe_tmp/dirs"
-  awk "FILENAME == ARGV[1] { dir[\$0]; next } FILENAME == ARGV[2] { there[\$0]; next } $plain"'
-    if ((d in dir) && !($0 in there)) next } 1' "$probe_tmp/dirs" "$probe_tmp/entries" "$1"
+  by_line list_dirs "$(cat "$1.crowded" 2>/dev/null)" >"$probe_tmp/dirs" || : >"$probe_tmp/dirs"
+  awk "$plain"' FILENAME == ARGV[1] { dir[$0]; next } FILENAME == ARGV[2] { there[$0]; next }
+    { d = plain_dir($0) } d != "" && (d in dir) && !($0 in there) { next } 1' "$probe_tmp/dirs" "$probe_tmp/entries" "$1"
 }
 list_dirs() {  # DIR...: those that are readable directories, their entries in $probe_tmp/entries
   [ "$#" -gt 0 ] && by_line list_entries "$(find -H "$@" -maxdepth 0 -type d -readable -print 2>/dev/null)"

@@ -215,7 +215,7 @@ set -f
   printf '%s' "$bins"
   for u in $UNITS; do for d in $UNIT_DIRS; do
     echo "$d/$u"; done; done
-} | awk '/^\// { p = $0; while (p != "" && !seen[p]++) { print p; sub(/\/[^\/]*$/, "", p) } }' >"$named/paths"
+} | with_ancestors "$named/paths"
 # --- kernel filter model (cisaudit/model/kernel.py kernel_facts): syscall numbers and LSMs -------
 # CLASS_SYSCALLS (set by cisaudit/host/probe.py): the syscalls of the kernel's permission classes.
 # The numbers this host's auditctl gives syscall names (ausyscall reads the same libaudit tables),
