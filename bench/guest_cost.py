@@ -130,7 +130,7 @@ ANCHORS = (
     "run audit-version",
     "dockerd_pids=",
     "bins=''",
-    "named=$probe_tmp",
+    ': >"$named/rule-paths"',
     "data_root=",
     "case $(uname -m)",
     "wanted=",
