@@ -118,8 +118,9 @@ lstat_all() {
   cat "$probe_tmp/lstat"
 }
 # stat_lines FILE: stat_paths for the newline-free paths of FILE (with_ancestors'); no stat of
-# what unlisted leaves out; readlink -m only of symlinks (`links`, `targets`; probe.py does the rest). The paths stay in files: a shell builtin's loop over
-# thousands of arguments costs more than a process under TCG.
+# what unlisted leaves out; readlink -m only of symlinks (`links`, `targets`; probe.py does the
+# rest). The paths stay in files: a shell builtin's loop over thousands of arguments costs more
+# than a process under TCG.
 stat_lines() {
   if ! stat --printf '' -- / 2>/dev/null || ! readlink -z -m -- / >/dev/null 2>&1; then
     by_line stat_paths "$(cat "$1")"

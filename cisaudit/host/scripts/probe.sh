@@ -138,9 +138,9 @@ for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
 # Read whole (the reader exits 0), it is the listing too (model/kernel_list.py renders it as
 # auditctl -l prints it) and auditctl -l is not run: each read makes the kernel build a message
 # per rule, and auditctl spends three syscalls on each, dear on a host with thousands of rules.
-# shellcheck disable=SC2154 # probe-lib.sh's
 # The reader also writes the paths its rules name and the syscall numbers they hold (both
-# readers say how), for the pass over the rules files below.
+# readers say how): the pass over the rules files below need not read its thousands of lines.
+# shellcheck disable=SC2154 # probe-lib.sh's
 kernel=$probe_tmp/kernel
 listing=$probe_tmp/listing
 named=$probe_tmp
@@ -183,8 +183,8 @@ if [ -z "$reader" ]; then
 fi
 # The paths and -S names of the rules files and the listing (when auditctl -l ran), in one pass,
 # each once (in the order first named): augenrules' audit.rules repeats rules.d line for line.
-# The kernel's list's are in kernel-paths (its values with a %XX byte left out: the rendered
-# listing's rules on such paths go unstat'ed) and rule-numbers.
+# The kernel's list's paths and syscall numbers are the reader's kernel-paths and rule-numbers
+# (paths with a %XX byte left out: the rendered listing's rules on such paths go unstat'ed).
 : >"$named/rule-paths"; : >"$named/rule-syscalls"
 cat /etc/audit/rules.d/*.rules "$AUDIT_RULES" "$listing" 2>/dev/null |
   P="$named/rule-paths" S="$named/rule-syscalls" awk '
