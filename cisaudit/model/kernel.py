@@ -219,6 +219,11 @@ class FilterState:
             at.update(index.on[location])
         return [self.exit[i] for i in sorted(at)]
 
+    def near(self, path: str) -> FilterState:
+        """This state with only the exit rules near `path` (exit_near): what judging an object on
+        `path` walks."""
+        return replace(self, exit=self.exit_near(path))
+
 
 @dataclass(frozen=True)
 class _LocationIndex:
@@ -490,7 +495,7 @@ def exclusion_cells(
     state: FilterState, obj: AuditObject, abis: tuple[str, ...], key: str | AuditKeys, machine: str
 ) -> list[tuple[KernelRule | None, tuple[KernelRule, ...]]]:
     """exclusion_cell for every permission and ABI, over the rules near the object (as judge)."""
-    near = replace(state, exit=state.exit_near(obj.path))
+    near = state.near(obj.path)
     return [exclusion_cell(near, obj, perm, abi, key, machine) for perm in "rwxa" for abi in abis]
 
 
@@ -565,5 +570,5 @@ def judge(
 ) -> list[Cell]:
     # Only rules with no path, or on the object, an ancestor or (for a subtree) a descendant can
     # match: walking just those keeps a host with thousands of rules cheap (issue 10.10).
-    near = replace(state, exit=state.exit_near(obj.path))
+    near = state.near(obj.path)
     return [judge_cell(near, obj, perm, abi, key, machine) for perm in perms for abi in abis]
