@@ -144,7 +144,6 @@ for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
 kernel=$probe_tmp/kernel
 listing=$probe_tmp/listing
 named=$probe_tmp
-: >"$named/kernel-paths"; : >"$named/rule-numbers"
 sys_cmd() { PATH=/usr/bin:/bin command -v "$1" || command -v "$1"; }
 reader=''
 read_kernel() {
@@ -152,6 +151,7 @@ read_kernel() {
   elif pl=$(sys_cmd perl); then reader=perl; "$pl" -e "$KERNEL_RULES_PL" "$@"
   else return 1; fi
 }
+# A reader that wrote its files read the list whole; else (none, or it failed) they are empty.
 if read_kernel "$named/kernel-paths" "$named/rule-numbers" >"$kernel" 2>/dev/null; then whole=yes
 else whole=no; : >"$named/kernel-paths"; : >"$named/rule-numbers"; fi
 if [ -n "$reader" ]; then sec kernel-rules; cat "$kernel"; end; fi
