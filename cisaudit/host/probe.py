@@ -280,6 +280,8 @@ class _Parsing:
     kernel_list: KernelList | None = None  # the reader's rules, read whole
     listed: bool = False  # auditctl -l ran (the reader could not read the list whole, or is missing)
     dockerd: tuple[str, list[str]] = ("", [])  # root's dockerd: its cmdline file and argv
+    unit_show: str | None = None  # systemctl show's blocks (systemd running), parsed at the end
+    unit_files: dict[str, str] = field(default_factory=dict)  # unit file path -> text (unit-show's)
 
 
 _Handler = Callable[[_Parsing, str, str], None]  # (parsing, arg, body)
@@ -318,9 +320,6 @@ def _audit_sections() -> dict[str, _Handler]:
     def listing(p: _Parsing, arg: str, body: str) -> None:
         p.snap.listing_rc, p.snap.listing_text, p.listed = _int(arg), body, True
 
-    def rules_unit(p: _Parsing, arg: str, body: str) -> None:
-        p.snap.audit_rules_unit = body if arg == "0" else ""
-
     return {
         "uid": lambda p, arg, body: setattr(p.snap, "uid", _int(body.strip())),
         "auditctl-s": status,
@@ -330,9 +329,9 @@ def _audit_sections() -> dict[str, _Handler]:
         "watch-births": lambda p, arg, body: setattr(p.snap, "watch_births", _births(body)),
         "auditd-pid": lambda p, arg, body: setattr(p, "auditd_pid", body.strip()),
         "systemd": lambda p, arg, body: setattr(p.snap, "systemd", body.strip() == "running"),
-        "auditd-unit": lambda p, arg, body: p.unit_parts.append(body if arg == "0" else ""),
         "auditd-unit-file": lambda p, arg, body: p.unit_parts.append(body),
-        "audit-rules-unit": rules_unit,
+        "unit-show": lambda p, arg, body: setattr(p, "unit_show", body),
+        "unit-file": lambda p, arg, body: p.unit_files.__setitem__(arg, body),
     }
 
 
@@ -342,9 +341,6 @@ def _file_sections() -> dict[str, _Handler]:
     def unit(p: _Parsing, arg: str, body: str) -> None:
         if body.strip():
             p.snap.units[arg] = _first_line(body.strip())
-
-    def units(p: _Parsing, arg: str, body: str) -> None:  # systemctl show: a FragmentPath per unit, in UNITS order
-        p.snap.units.update((u, f) for u, f in zip(_unit_names(p.catalogue), body.split("\n"), strict=False) if f)
 
     def binary(p: _Parsing, arg: str, body: str) -> None:
         if body.strip():
@@ -360,7 +356,6 @@ def _file_sections() -> dict[str, _Handler]:
         "tmpfiles-file": lambda p, arg, body: p.snap.tmpfiles.append((arg, body)),
         "tmpfiles-masked": lambda p, arg, body: p.snap.tmpfiles.append((arg, "")),
         "unit": unit,
-        "units": units,
         "rules-d-order": lambda p, arg, body: setattr(p, "order", [n for n in body.split("\n") if n]),
         "rules-file": lambda p, arg, body: p.files.__setitem__(arg, body),
         "rules-d-special": lambda p, arg, body: p.snap.rules_d_special.append(arg),
@@ -465,12 +460,57 @@ def _finish(parsing: _Parsing) -> Snapshot:
         snap.listing_rc, snap.listing_source = 0, KERNEL_LIST
         snap.listing_text = parsing.kernel_list.listing(snap.syscall_tables, snap.arch)
     snap.auditd_unit = "\n".join(parsing.unit_parts)
+    if parsing.unit_show is not None:
+        _unit_show(parsing, parsing.unit_show)
     files = parsing.files
     by_name = {Path(p).name: p for p in files}
     ordered = [by_name[n] for n in parsing.order if n in by_name]
     ordered += sorted(set(files) - set(ordered))
     snap.rules_d = [(p, files[p]) for p in ordered]
     return snap
+
+
+def _unit_show(parsing: _Parsing, show: str) -> None:
+    """systemctl show's blocks (probe.sh: auditd.service, audit-rules.service, SOCKETS, UNITS, in
+    that order): each unit's file as systemd has it, auditd's UnitFileState (what `systemctl
+    is-enabled` prints), and the text `systemctl cat` would print of the first three kinds, from
+    the files the probe dumped. A block not of its unit (its Names) or a file systemd names that
+    the probe did not send leaves the persisted verdicts unreadable, not guessed."""
+    snap, sockets = parsing.snap, probe_names(parsing.catalogue, ProbeList.SOCKETS)
+    names = ["auditd.service", "audit-rules.service", *sockets, *_unit_names(parsing.catalogue)]
+    blocks = [_properties(block) for block in show.split("\n\n") if block.strip()]
+    if len(blocks) != len(names) or any(
+        n not in b.get("Names", "").split() for n, b in zip(names, blocks, strict=False)
+    ):
+        snap.unreadable.append("systemctl show (a block per unit)")
+        return
+    shown = dict(zip(names, blocks, strict=True))
+    snap.units.update((n, shown[n]["FragmentPath"]) for n in names[2 + len(sockets) :] if shown[n].get("FragmentPath"))
+    snap.auditd_enabled = shown["auditd.service"].get("UnitFileState", "")
+    snap.auditd_unit, snap.audit_rules_unit = (_unit_text(parsing, n, shown[n]) for n in names[:2])
+    snap.socket_units.update((n, _unit_text(parsing, n, shown[n])) for n in sockets)
+
+
+def _properties(block: str) -> dict[str, str]:
+    """`NAME=value` lines (systemctl show's block of one unit)."""
+    pairs = (line.partition("=") for line in block.split("\n") if line)
+    return {name: value for name, _, value in pairs}
+
+
+def _unit_text(parsing: _Parsing, name: str, props: dict[str, str]) -> str:
+    """What `systemctl cat NAME` prints, but the "# PATH" lines: its files' text, drop-ins last."""
+    if props.get("LoadState") == "masked":
+        return f"# Unit {name} is masked."
+    try:  # DropInPaths quotes a path with a blank or a quote, as a shell would (probe.sh unit_files)
+        files = ([props["FragmentPath"]] if props.get("FragmentPath") else []) + shlex.split(
+            props.get("DropInPaths", "")
+        )
+    except ValueError:
+        parsing.snap.unreadable.append(f"{name}'s DropInPaths")
+        return ""
+    missing = [f for f in files if f not in parsing.unit_files and f not in parsing.snap.unreadable]
+    parsing.snap.unreadable.extend(missing)  # one a "-error" section named already is not named twice
+    return "\n".join(parsing.unit_files[f] for f in files if f in parsing.unit_files)
 
 
 def _parse_probe(output: str, nonce: str, catalogue: tuple[Control, ...]) -> Snapshot:

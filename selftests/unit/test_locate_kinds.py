@@ -54,7 +54,18 @@ def test_the_shipped_catalogues_use_only_registered_kinds() -> None:
 # the model must then find, and the NAME a control of that kind uses.
 FOUND = {
     ProbeList.BINARIES: ([("binary", "x", "/opt/bin/x\n")], "/opt/bin/x", "x"),
-    ProbeList.UNITS: ([("systemd", "", "running\n"), ("units", "", "/etc/x.service\n")], "/etc/x.service", "x.service"),
+    ProbeList.UNITS: (
+        [
+            ("systemd", "", "running\n"),
+            (
+                "unit-show",
+                "",
+                "Names=auditd.service\n\nNames=audit-rules.service\n\nNames=x.service\nFragmentPath=/etc/x.service\n",
+            ),
+        ],
+        "/etc/x.service",
+        "x.service",
+    ),
     ProbeList.SOCKETS: (
         [("socket-unit", "x.socket", "[Socket]\nListenStream=/run/x.sock\n")],
         "/run/x.sock",

@@ -145,9 +145,8 @@ def test_scalar_sections():
             section("auditd", body=""),
             section("auditd-pid", body="77"),
             section("systemd", body="running"),
-            section("auditd-unit", "0", "[Service]\nExecStartPost=-/sbin/augenrules --load"),
-            section("unit", "docker.service", "/lib/systemd/system/docker.service"),
-            section("unit", "docker.socket", ""),
+            section("unit-show", body=unit_show(("auditd.service", AUDITD), ("docker.service", DOCKER))),
+            section("unit-file", AUDITD, "[Service]\nExecStartPost=-/sbin/augenrules --load"),
             section("binary", "dockerd", "/usr/sbin/dockerd"),
             section("binary", "runc", ""),
             section("rules-file-error", "/etc/audit/rules.d/dir.rules", "not a readable regular file"),
@@ -169,28 +168,80 @@ def test_scalar_sections():
     assert snap.status == {"enabled": "2", "failure": "1", "pid": "77", "backlog_limit": "8192"}
     assert (snap.status_rc, snap.listing_rc) == (0, 1)
     assert "augenrules --load" in snap.auditd_unit
-    assert snap.units == {"docker.service": "/lib/systemd/system/docker.service"}
+    assert snap.units == {"docker.service": DOCKER}
     assert snap.binaries == {"dockerd": "/usr/sbin/dockerd"}
     assert snap.unreadable == ["/etc/audit/rules.d/dir.rules"] and snap.containerd_config == "version = 2"
     assert set(snap.paths) == {"/etc/docker", "/usr/bin/runc"} and snap.paths["/usr/bin/runc"].exists
 
 
+AUDITD, DOCKER = "/lib/systemd/system/auditd.service", "/lib/systemd/system/docker.service"
+DROP_IN = "/etc/systemd/system/auditd.service.d/my drop.conf"
+MASKED = "# Unit auditd.service is masked."  # what systemctl cat prints
+
+
+def unit_show(*shown: tuple[str, str], drop_ins: str = "", load: str = "loaded") -> str:
+    """systemctl show's blocks for probe.sh's names (1.7.0: auditd, audit-rules, docker.service,
+    docker.socket); `shown` gives a unit its FragmentPath, auditd its DropInPaths and LoadState."""
+    fragments = dict(shown)
+    blocks = []
+    for name in ("auditd.service", "audit-rules.service", "docker.service", "docker.socket"):
+        found = name in fragments
+        extra = f"DropInPaths={drop_ins}\nUnitFileState=enabled\n" if name == "auditd.service" else ""
+        blocks.append(
+            f"Names={name}\nLoadState={load if found else 'not-found'}\nFragmentPath={fragments.get(name, '')}\n{extra}"
+        )
+    return "\n".join(blocks)
+
+
 @pytest.mark.parametrize(
-    ("sections", "unit"),
+    ("sections", "unit", "unreadable"),
     [
-        ([section("auditd-unit", "1", "No files found for auditd.service.")], ""),
+        ([section("systemd", body="running"), section("unit-show", body=unit_show())], "", []),
+        (
+            [
+                section("unit-show", body=unit_show(("auditd.service", AUDITD), drop_ins=f'"{DROP_IN}"')),
+                section("unit-file", AUDITD, "[Service]\nExecStartPost=-/a"),
+                section("unit-file", DROP_IN, "[Service]\nExecStartPost="),
+            ],
+            "[Service]\nExecStartPost=-/a\n[Service]\nExecStartPost=",
+            [],
+        ),
+        ([section("unit-show", body=unit_show(("auditd.service", AUDITD)))], "", [AUDITD]),
+        ([section("unit-show", body=unit_show(("auditd.service", AUDITD), load="masked"))], MASKED, []),
+        ([section("unit-show", body=unit_show(drop_ins='"/etc/x.conf'))], "", ["auditd.service's DropInPaths"]),
+        (
+            [
+                section(
+                    "unit-show", body=unit_show(("auditd.service", AUDITD)).replace("Names=docker.service", "Names=x")
+                )
+            ],
+            "",
+            ["systemctl show (a block per unit)"],
+        ),
         (
             [
                 section("auditd-unit-file", "/lib/systemd/system/auditd.service", "[Service]\nExecStartPost=-/a"),
                 section("auditd-unit-file", "/etc/systemd/system/auditd.service.d/x.conf", "[Service]\nExecStartPost="),
             ],
             "[Service]\nExecStartPost=-/a\n[Service]\nExecStartPost=",
+            [],
         ),
     ],
-    ids=["systemctl-cat-failed", "unit-files-without-systemd"],
+    ids=[
+        "not-found",
+        "fragment-and-quoted-drop-in",
+        "a-file-not-sent",
+        "masked",
+        "unbalanced-quote",
+        "a-block-not-of-its-unit",
+        "unit-files-without-systemd",
+    ],
 )
-def test_auditd_unit(sections, unit):
-    assert parse_probe(output(*sections), NONCE, V17).auditd_unit == unit
+def test_auditd_unit(sections, unit, unreadable):
+    """systemctl show names auditd's files (probe.sh unit_files sends them): what systemctl cat
+    would print; what cannot be read of it is unreadable (persisted verdicts ERROR), not guessed."""
+    snap = parse_probe(output(*sections), NONCE, V17)
+    assert (snap.auditd_unit, snap.unreadable) == (unit, unreadable)
 
 
 @pytest.mark.parametrize(("uid", "expected"), [("0", 0), ("1000\n", 1000), ("", None), ("root", None)])
