@@ -106,3 +106,40 @@ def test_files_dumped_as_lines_by_one_awk_read_as_each_dumped(tmp_path: Path) ->
     without, awks = _dumped(tmp_path, "none", 'dump_lines tmp "$@"')
     assert without == each
     assert awks == 0
+
+
+def test_each_file_under_its_own_name_by_the_same_one_awk(tmp_path: Path) -> None:
+    """dump_each: the unit files, tmpfiles.d files and /etc/subuid, /etc/subgid of the probe go out
+    by one awk, each under its own section name, as `dump` of each under that name would."""
+    pairs = 'one "$1" two "$2" three "$3" four "$4" five "$5" six "$6"'
+    each, _ = _dumped(tmp_path, "secret", f'set -- {pairs}; while [ $# -gt 0 ]; do dump "$1" "$2"; shift 2; done')
+    together, awks = _dumped(tmp_path, "secret", f"dump_each {pairs}")
+    assert together == each and awks == 1
+    assert together[f"two {tmp_path}/files/b.conf"] == ["f /run/b", "L /run/c - - - - /x"]
+    assert f"five-error {tmp_path}/files/dir.conf" in together
+    without, awks = _dumped(tmp_path, "none", f"dump_each {pairs}")
+    assert without == each and awks == 0
+
+
+def test_a_one_line_file_is_read_by_the_shell_and_any_other_dumped(tmp_path: Path) -> None:
+    """dump_line: /proc/cmdline and the boot id (stat says 0 bytes, so not dump_lines') without a
+    `cat`; a file that is not one whole line is `dump`ed, byte for byte."""
+    files = {"one": "BOOT_IMAGE=/vmlinuz root=/dev/vda ro\n", "two": "a\nb\n", "no-newline": "abc", "empty": ""}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    log = tmp_path / "cats"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cat").write_text(f'#!/bin/sh\necho "$@" >>{log}\nexec /bin/cat "$@"\n')
+    (bin_dir / "cat").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    outputs = {}
+    for call in ("dump", "dump_line"):
+        body = "".join(f"{call} x {tmp_path / name}\n" for name in [*files, "gone"])
+        script = compose({"M": "@@test"}, "probe-lib.sh") + body + "sec 'done'; end\n"
+        out = subprocess.run(["sh", "-c", script], capture_output=True, check=True, env=env).stdout
+        outputs[call] = out.replace(out.split(b" ", 1)[0], b"M")  # the marker's secret differs per run
+    assert outputs["dump_line"] == outputs["dump"]
+    catted = log.read_text().splitlines()
+    assert f"{tmp_path}/one" not in catted[len(files) :]  # dump_line's cats come after dump's four
+    assert catted[len(files) :] == [str(tmp_path / n) for n in ("two", "no-newline", "empty")]

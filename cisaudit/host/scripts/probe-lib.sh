@@ -66,19 +66,36 @@ dump() {  # dump NAME FILE: a file's bytes, or why it could not be read
 }
 # dump_lines NAME FILE...: `dump` of each, the files with lines read by one awk (a process per
 # file is dear where thousands of rules tax every exec's failed lookups: kernel-behaviour.md).
-# Only for files read as lines: awk gives a missing last newline back and keeps no NUL byte.
-# Without a secret (or for a file empty or not readable) each is `dump`ed.
 dump_lines() {
   name=$1; shift
-  for f; do
-    shift
-    if [ -n "$secret" ] && [ -s "$f" ] && [ -f "$f" ] && [ -r "$f" ]; then set -- "$@" "$f"; else dump "$name" "$f"; fi
+  for f; do shift; set -- "$@" "$name" "$f"; done
+  dump_each "$@"
+}
+# dump_each NAME FILE [NAME FILE]...: dump_lines with a section name for each file. Only for files
+# read as lines: awk gives a missing last newline back and keeps no NUL byte. Without a secret
+# (or for a file empty or not readable) each is `dump`ed.
+dump_each() {
+  names='' n=$#
+  while [ "$n" -gt 1 ]; do  # each pair off the front; the files to read go to the back
+    name=$1 f=$2; shift 2; n=$((n - 2))
+    if [ -n "$secret" ] && [ -s "$f" ] && [ -f "$f" ] && [ -r "$f" ]; then set -- "$@" "$f"; names="$names$name
+"; else dump "$name" "$f"; fi
   done
   # M and S in awk's environment: readable by this user only, as this shell's memory is.
-  [ $# -eq 0 ] || M=$M S=$secret N=$name awk '
-    FNR == 1 { if (NR > 1) printf ">%s\n", ENVIRON["S"]; printf "%s %s %s\n<%s\n", ENVIRON["M"], ENVIRON["N"], FILENAME, ENVIRON["S"] }
+  [ $# -eq 0 ] || M=$M S=$secret N=$names awk '
+    BEGIN { split(ENVIRON["N"], name, "\n") }
+    FNR == 1 { if (NR > 1) printf ">%s\n", ENVIRON["S"]; printf "%s %s %s\n<%s\n", ENVIRON["M"], name[++k], FILENAME, ENVIRON["S"] }
     { print }
     END { if (NR) printf ">%s\n", ENVIRON["S"] }' "$@" >>"$probe_tmp/all"
+}
+# dump_line NAME FILE: `dump` of a file of one line, read by the shell: no process (a /proc file,
+# which stat says is empty); `dump` where it is not one whole line.
+dump_line() {
+  line='' more=''
+  if { IFS= read -r line && ! IFS= read -r more && [ -z "$more" ]; } 2>/dev/null <"$2"; then
+    sec "$1" "$2"; printf '%s\n' "$line"; end
+  else dump "$1" "$2"
+  fi
 }
 # stat_paths P...: paths (any byte but NUL) in NUL-framed sections (kernel-behaviour.md, "Probe").
 # GNU stat: `args` (PATH\0 each), `lstat` (KIND MODE UID GID\0PATH\0 of those that exist, %F).
@@ -131,7 +148,7 @@ stat_lines() {
   by_line lstat_all "$(unlisted "$1")"
   tr '\0' '\n' <"$probe_tmp/lstat" | awk 'NR % 2 { l = /^symbolic link / } !(NR % 2) && l' >"$probe_tmp/links"
   end
-  by_line resolve_links "$(cat "$probe_tmp/links")"
+  by_file resolve_links "$probe_tmp/links"
 }
 by_line() {  # CMD LINES: CMD with one argument per line (globbing off)
   c=$1
@@ -144,6 +161,12 @@ by_line() {  # CMD LINES: CMD with one argument per line (globbing off)
   set +f
   "$c" "$@"
 }
+by_file() {  # CMD FILE: CMD with one argument per line of FILE, read by the shell (a short file)
+  c=$1 f=$2
+  set --
+  if [ -f "$f" ]; then while IFS= read -r l; do set -- "$@" "$l"; done <"$f"; fi
+  "$c" "$@"
+}
 resolve_links() {
   sec links; [ "$#" -eq 0 ] || printf '%s\0' "$@"; end
   sec targets
@@ -153,23 +176,25 @@ resolve_links() {
 # plain_dir(P): the directory of a plain path (absolute, no //, . or ..), else "".
 # shellcheck disable=SC2016 # awk programs
 plain='function plain_dir(x) { if (x !~ /^(\/[^\/]+)+$/ || x ~ /\/\.\.?(\/|$)/) return ""; sub(/\/[^\/]*$/, "", x); return x == "" ? "/" : x }'
-# with_ancestors FILE: the absolute lines of stdin and every one's ancestors, each once, into FILE
-# (stat_lines' input); and into FILE.crowded, counted in the same pass (a pass over thousands of
-# paths costs a guest under TCG as much as a process), the directories of over LIST_ABOVE of them.
+# with_ancestors FILE [INPUT...]: the absolute lines of stdin (then of each INPUT) and every one's
+# ancestors, each once, into FILE (stat_lines' input); and into FILE.crowded, counted in the same
+# pass (a pass over thousands of paths costs a guest under TCG as much as a process), the
+# directories of over LIST_ABOVE of them.
 with_ancestors() {
-  C="$1.crowded" awk -v above="${LIST_ABOVE:-32}" "$plain"'
+  out=$1; shift
+  C="$out.crowded" awk -v above="${LIST_ABOVE:-32}" "$plain"'
     BEGIN { crowded = ENVIRON["C"]; printf "" >crowded }
     /^\// { p = $0; while (p != "" && !seen[p]++) {
       print p
       d = plain_dir(p); if (d != "" && ++n[d] == above + 1) print d >crowded
       sub(/\/[^\/]*$/, "", p)
-    } }' >"$1"
+    } }' - "$@" >"$out"
 }
 # unlisted FILE: the lines of FILE but the plain paths missing from the listing of their
 # directory, if it is crowded (with_ancestors' FILE.crowded); all of them if find reports an error.
 unlisted() {
   : >"$probe_tmp/entries"
-  by_line list_dirs "$(cat "$1.crowded" 2>/dev/null)" >"$probe_tmp/dirs" || : >"$probe_tmp/dirs"
+  by_file list_dirs "$1.crowded" >"$probe_tmp/dirs" || : >"$probe_tmp/dirs"
   awk "$plain"' FILENAME == ARGV[1] { dir[$0]; next } FILENAME == ARGV[2] { there[$0]; next }
     { d = plain_dir($0) } d != "" && (d in dir) && !($0 in there) { next } 1' "$probe_tmp/dirs" "$probe_tmp/entries" "$1"
 }

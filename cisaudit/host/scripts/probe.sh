@@ -11,9 +11,10 @@
 # host/probe.py composes: assignments, preamble.sh, probe-lib.sh, probe-guess.sh, this file.
 LC_ALL=C
 export LC_ALL
-hash awk stat find tr ls pidof cut cat sed uname 2>/dev/null  # once: subshells inherit (kernel-behaviour.md)
+hash awk stat find tr ls pidof cat sed sort 2>/dev/null  # once: subshells inherit (kernel-behaviour.md)
 sec uid; id -u; end
-sec arch; uname -m; end
+arch=$(uname -m)
+sec arch; printf '%s\n' "$arch"; end
 sec auditctl; command -v auditctl; end
 status=$(auditctl -s 2>&1); sec auditctl-s "$?"; printf '%s' "$status"; end
 sec auditd; command -v auditd; end
@@ -74,12 +75,13 @@ if [ -d /run/systemd/system ]; then
   unit_files "$((2 + $#))" <"$probe_tmp/show"
   end
   set --
-  while IFS= read -r f; do set -- "$@" "$f"; done <"$probe_tmp/unit-files"
-  dump_lines unit-file "$@"
-  set --
   while IFS= read -r f; do set -- "$@" "$f"; done <"$probe_tmp/socket-files"
   [ $# -eq 0 ] || sed -n "$listen_stream" "$@" >"$probe_tmp/listen" 2>/dev/null
+  # The unit files go out with the other files read as lines, below (one awk).
+  set --
+  while IFS= read -r f; do set -- "$@" unit-file "$f"; done <"$probe_tmp/unit-files"
 else
+  set --
   sec systemd; echo absent; end
   # No manager to ask: read the unit files in systemd's search order.
   for d in $UNIT_DIRS; do
@@ -107,23 +109,28 @@ else
   done
 fi
 
-dump cmdline /proc/cmdline
-dump boot-id /proc/sys/kernel/random/boot_id
+dump_line cmdline /proc/cmdline
+dump_line boot-id /proc/sys/kernel/random/boot_id
 dump mounts /proc/self/mounts
 # tmpfiles.d in systemd's order: what exists on /run before auditd loads the rules at boot.
-set --
 for d in $TMPFILES_DIRS; do
   for f in "$d"/*.conf; do  # a link to /dev/null masks a file of the same name
-    if [ -f "$f" ]; then set -- "$@" "$f"; elif [ -e "$f" ]; then sec tmpfiles-masked "$f"; end; fi
+    if [ -f "$f" ]; then set -- "$@" tmpfiles-file "$f"; elif [ -e "$f" ]; then sec tmpfiles-masked "$f"; end; fi
   done
 done
-dump_lines tmpfiles-file "$@"
+# With the unit files (systemd's), and the remap ranges (docs/benchmarks.md): one awk.
+dump_each "$@" subuid /etc/subuid subgid /etc/subgid
 
-# Rules files in augenrules' own order (it runs `ls -1v`).
-sec rules-d-order
+# Rules files in augenrules' own order (it runs `ls -1v`; `ls -1` where ls has no -v), the names
+# that end in .rules (grep '\.rules$', as augenrules; by the shell, no process).
+ls_v=no
+: >"$probe_tmp/order"
 if [ -d /etc/audit/rules.d ]; then
-  (cd /etc/audit/rules.d && { ls -1v 2>/dev/null || ls -1; }) | grep '\.rules$'
+  if (cd /etc/audit/rules.d && ls -1v) >"$probe_tmp/order" 2>/dev/null; then ls_v=yes
+  else (cd /etc/audit/rules.d && ls -1) >"$probe_tmp/order" 2>/dev/null; fi
 fi
+sec rules-d-order
+while IFS= read -r n; do case $n in *.rules) printf '%s\n' "$n" ;; esac; done <"$probe_tmp/order"
 end
 for f in /etc/audit/rules.d/*.rules; do
   # augenrules' cat fails on a directory (or fifo) named *.rules and the merge goes on: not an error here.
@@ -140,12 +147,15 @@ if augenrules=$(command -v augenrules 2>/dev/null); then
 fi
 # augenrules before 4.2 word-splits `ls -1v | grep .rules$`: `50 docker.rules` cats rules.d/50 and
 # rules.d/docker.rules. Dump the regular files such words name that the *.rules loop above did not.
-if [ -d /etc/audit/rules.d ]; then
+if [ "$ls_v" = yes ]; then
   set -f
-  # shellcheck disable=SC2010,SC2013,SC2046 # word-splitting names is what augenrules does
-  for w in $(cd /etc/audit/rules.d && ls -1v 2>/dev/null | grep '\.rules$'); do
-    case $w in *.rules) ;; *) if [ -f "/etc/audit/rules.d/$w" ]; then dump rules-d-word "/etc/audit/rules.d/$w"; fi ;; esac
-  done
+  while IFS= read -r n; do
+    case $n in *.rules) ;; *) continue ;; esac
+    # shellcheck disable=SC2086 # word-splitting names is what augenrules does
+    for w in $n; do
+      case $w in *.rules) ;; *) if [ -f "/etc/audit/rules.d/$w" ]; then dump rules-d-word "/etc/audit/rules.d/$w"; fi ;; esac
+    done
+  done <"$probe_tmp/order"
   set +f
 fi
 # auditctl -R checks the file it reads: owner (3.0.9) and world-writable (3.0.9, 4.1.4+).
@@ -162,8 +172,6 @@ for p in $dockerd_pids; do
   fi
   sec dockerd-ignored "$p"; awk '/^Uid:/ { print $2 }' "/proc/$p/status" 2>/dev/null; end
 done
-dump subuid /etc/subuid
-dump subgid /etc/subgid
 dump containerd-config /etc/containerd/config.toml
 
 bins=''
@@ -178,20 +186,25 @@ for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
 # per rule, and auditctl spends three syscalls on each, dear on a host with thousands of rules.
 # The reader also writes the paths its rules name and the syscall numbers they hold (both
 # readers say how): the pass over the rules files below need not read its thousands of lines.
-kernel=$probe_tmp/kernel
 listing=$probe_tmp/listing
 named=$probe_tmp
-sys_cmd() { PATH=/usr/bin:/bin command -v "$1" || command -v "$1"; }
-reader=''
-read_kernel() {
-  if py=$(sys_cmd python3); then reader=python3; "$py" -I -S -c "$KERNEL_RULES_PY" "$@"
-  elif pl=$(sys_cmd perl); then reader=perl; "$pl" -e "$KERNEL_RULES_PL" "$@"
-  else return 1; fi
+# sys_cmd NAME: cmd=/usr/bin/NAME or /bin/NAME, else PATH's (no subshell where it is the system's).
+sys_cmd() {
+  for cmd in "/usr/bin/$1" "/bin/$1"; do if [ -f "$cmd" ] && [ -x "$cmd" ]; then return 0; fi; done
+  cmd=$(command -v "$1")
 }
-# A reader that wrote its files read the list whole; else (none, or it failed) they are empty.
-if read_kernel "$named/kernel-paths" "$named/rule-numbers" >"$kernel" 2>/dev/null; then whole=yes
-else whole=no; : >"$named/kernel-paths"; : >"$named/rule-numbers"; fi
-if [ -n "$reader" ]; then sec kernel-rules; cat "$kernel"; end; fi
+reader=''
+if sys_cmd python3; then reader=python3; elif sys_cmd perl; then reader=perl; fi
+# Straight into its section. A reader that wrote its files read the list whole; else (none, or
+# it failed) they are empty.
+whole=no
+if [ -n "$reader" ]; then
+  sec kernel-rules
+  if [ "$reader" = python3 ]; then "$cmd" -I -S -c "$KERNEL_RULES_PY" "$named/kernel-paths" "$named/rule-numbers"
+  else "$cmd" -e "$KERNEL_RULES_PL" "$named/kernel-paths" "$named/rule-numbers"; fi 2>/dev/null && whole=yes
+  end
+fi
+[ "$whole" = yes ] || { : >"$named/kernel-paths"; : >"$named/rule-numbers"; }
 # Else the listing, to a file, not a shell variable: a command substitution reads its pipe 128
 # bytes a call (dash), and every later fork would copy it. auditctl ignores a receive that fails
 # (ENOBUFS, thousands of rules) and lists what it got, exit 0 (model/loader.py
@@ -247,17 +260,16 @@ set -f
   # shellcheck disable=SC2086,SC2153 # PATHS (set by cisaudit/host/probe.py): one path per word, globbing off
   printf '%s\n' $PATHS "$data_root" "$sock"
   for x in $EXCLUDES; do printf '%s\n' "${data_root:-$DEFAULT_DATA_ROOT}/$x"; done
-  cat "$named/rule-paths" "$named/kernel-paths" "$probe_tmp/listen"
   printf '%s' "$bins"
   for u in $UNITS; do for d in $UNIT_DIRS; do
     echo "$d/$u"; done; done
-} | with_ancestors "$named/paths"
+} | with_ancestors "$named/paths" "$named/rule-paths" "$named/kernel-paths" "$probe_tmp/listen"
 # --- kernel filter model (cisaudit/model/kernel.py kernel_facts): syscall numbers and LSMs -------
 # CLASS_SYSCALLS (set by cisaudit/host/probe.py): the syscalls of the kernel's permission classes.
 # The numbers this host's auditctl gives syscall names (ausyscall reads the same libaudit tables),
 # per ABI the kernel runs, for those names and every -S name the rules files and the listing use,
 # and the names of the numbers the kernel's rules hold (model/kernel_list.py names them so).
-case $(uname -m) in
+case $arch in
   x86_64) tables='x86_64 i386' ;;
   aarch64) tables='aarch64 arm' ;;
   ppc64le | ppc64) tables='ppc64 ppc' ;;
@@ -267,9 +279,7 @@ case $(uname -m) in
   *) tables='' ;;
 esac
 # shellcheck disable=SC2086 # CLASS_SYSCALLS: one name per word
-wanted=$({ printf '%s\n' $CLASS_SYSCALLS
-  cat "$named/rule-syscalls"
-} | sort -u)
+wanted=$(printf '%s\n' $CLASS_SYSCALLS | sort -u - "$named/rule-syscalls")
 for t in $tables; do
   sec syscalls "$t"
   ausyscall "$t" --dump 2>/dev/null | WANTED="$wanted" NUMBERS="$named/rule-numbers" awk '
@@ -281,16 +291,27 @@ for t in $tables; do
   end
 done
 # Which LSMs run: only they can match subj_*/obj_* fields.
-if [ -r /sys/kernel/security/lsm ]; then sec lsm; cat /sys/kernel/security/lsm; end; fi
+# One line, no newline: read by the shell.
+if [ -r /sys/kernel/security/lsm ]; then
+  sec lsm; { IFS= read -r lsm || [ -n "$lsm" ]; } </sys/kernel/security/lsm; printf '%s' "$lsm"; end
+fi
 sec lsm-label; if cat /proc/self/attr/current >/dev/null 2>&1; then echo yes; else echo no; fi; end
 sec selinux; if [ -e /sys/fs/selinux/enforce ]; then echo yes; else echo no; fi; end
 # --- processes auditing may never see (cisaudit/model/unaudited.py) ---
 # A task forked while audit was never enabled has no audit context, for life (kernel/auditsc.c
 # audit_alloc). Start times (ticks since boot, /proc/PID/stat field 22) of the kernel's auditd and
 # of root's dockerd and containerd; the comm field may hold spaces and parentheses.
-starts() {  # NAME PID...
+starts() {  # NAME PID... (the fields after the comm's last ") ", split by the shell: no process)
   n=$1; shift
-  for p; do if root_process "$p"; then echo "$n $p $(sed -n 's/.*) //p' "/proc/$p/stat" | cut -d' ' -f20)"; fi; done
+  for p; do
+    if root_process "$p" && IFS= read -r st <"/proc/$p/stat"; then
+      set -f
+      # shellcheck disable=SC2086 # the fields, one per word
+      set -- ${st##*) }
+      set +f
+      echo "$n $p ${20}"
+    fi
+  done 2>/dev/null
 }
 sec process-starts
 # shellcheck disable=SC2046,SC2086 # pids, one per word
