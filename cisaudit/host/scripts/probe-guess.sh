@@ -8,12 +8,15 @@
 # costs one command, never a verdict. selftests/unit/test_probe_guess.py holds both sides to agree.
 
 # The "data-root" of a daemon.json (locate.py _data_root), on stdout; nothing when there is none.
+# No process where the file is missing (Docker's default: no daemon.json); sed stops at the first.
 guess_data_root() {
-  sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$1" 2>/dev/null | head -n 1
+  [ -f "$1" ] || return 0
+  sed -n -e 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/' -e 't found' -e 'd' -e ':found' -e 'p' -e 'q' "$1" 2>/dev/null
 }
 
 # The [grpc] address of a containerd config.toml (locate.py _containerd_socket), on stdout.
 guess_containerd_socket() {
+  [ -f "$1" ] || return 0
   awk '/^[[:space:]]*\[/ { g = ($0 ~ /^[[:space:]]*\[grpc\]/) }
     g && /^[[:space:]]*address[[:space:]]*=/ { sub(/^[^=]*=[[:space:]]*"/, ""); sub(/".*/, ""); print; exit }' \
     "$1" 2>/dev/null

@@ -11,7 +11,9 @@
 # every byte the probe prints is framed.
 LC_ALL=C
 export LC_ALL
-secret=$(od -An -N16 -tx1 /dev/urandom 2>/dev/null | tr -d ' \n')
+words=$(od -An -N16 -tx1 /dev/urandom 2>/dev/null)
+secret=''
+for w in $words; do secret=$secret$w; done  # od's 16 hex words, joined by the shell
 M="$M.$secret"
 # A private directory for the section being written (mktemp: a random name, mode 0700); a
 # read-only /tmp falls back to /dev/shm, then /run.

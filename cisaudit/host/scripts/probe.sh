@@ -22,7 +22,10 @@ sec awk; readlink -f "$(command -v awk)"; end
 # The process the kernel sends its records to (auditctl -s: pid), when it is alive and root's: any
 # user can start a process named auditd.
 sec auditd-pid
-kernel_pid=$(printf '%s\n' "$status" | awk '$1 == "pid" { print $2; exit }')
+kernel_pid=''
+while read -r k v _; do if [ "$k" = pid ]; then kernel_pid=$v; break; fi; done <<EOF
+$status
+EOF
 if root_process "$kernel_pid"; then echo "$kernel_pid"; fi
 end
 
@@ -174,9 +177,14 @@ for p in $dockerd_pids; do
 done
 dump containerd-config /etc/containerd/config.toml
 
+# Each looked up once, its path read back by the shell (a command substitution forks).
 bins=''
-for b in $BINARIES; do w=$(command -v "$b") && bins="$bins$w
-"; sec binary "$b"; [ -z "$w" ] || echo "$w"; end; done
+for b in $BINARIES; do
+  w=''
+  if command -v "$b" >"$probe_tmp/which"; then IFS= read -r w <"$probe_tmp/which"; bins="$bins$w
+"; fi
+  sec binary "$b"; [ -z "$w" ] || echo "$w"; end
+done
 
 # The kernel's rules are read last but for the paths they name: first its own list, each rule
 # whole (kernel_rules.py, .pl: the same output; python3 -I -S, else perl, the system's before
