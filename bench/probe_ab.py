@@ -1,14 +1,15 @@
-"""Two revisions' probes on one QEMU test VM: the same facts, and what each costs the guest. A
-script that prints figures, not a timed test.
+"""Two revisions' probes on one QEMU test VM: what each tells the model, and what each costs the
+guest. A script that prints figures, not a timed test.
 
     flock /run/lock/cisaudit-vm.lock .venv/bin/python bench/probe_ab.py OLD_REV [--runs 11] [--rules 16,5000]
 
 OLD_REV's probe comes from a `git worktree` of it (removed afterwards), this checkout's from here;
-each revision renders and parses its own (a subprocess in its tree). On one VM restored from the
-saved state, in each state of STATES and for each benchmark version, both probes run and their
-snapshots are compared field for field (`dataclasses.asdict`): a difference is printed and the
-exit code is 1. Then, with N rules loaded (bench/replay_scale.py's VM_RULES), the default
-version's two probes run alternately:
+each revision renders and parses its own and judges every control (a subprocess in its tree). On
+one VM restored from the saved state, in each state of STATES and for each benchmark version,
+both probes run: the snapshot fields that differ are printed (a change of what the probe sends
+may be meant), and every control's live and persisted verdict must be the same (status, summary,
+evidence; else the exit code is 1). Then, with N rules loaded (bench/replay_scale.py's
+VM_RULES), the default version's two probes run alternately:
 `probe-ab rules=N old_cpu_s=.. new_cpu_s=.. old_processes=.. new_processes=..` (medians of the
 guest's CPU-seconds from its /proc/stat, processes from its pid counter).
 """
@@ -46,19 +47,37 @@ STATES = {
     "auditd-disabled": "systemctl disable auditd.service 2>/dev/null",
     "auditd-masked": "systemctl mask auditd.service 2>/dev/null",
 }
-# Run in a revision's tree: `render VERSION` prints its probe and nonce (JSON); `parse VERSION
-# NONCE FILE` prints repr(asdict()) of the snapshot it reads from FILE.
+# Run in a revision's tree: `render VERSION` prints its probe and nonce; `parse VERSION NONCE FILE`
+# the snapshot it reads from FILE (each field as JSON, sets sorted) and every control's live and
+# persisted verdict (status, summary, evidence), as one JSON object.
 HELPER = """
 import dataclasses, json, sys
 sys.path.insert(0, ".")
 from cisaudit.host.probe import parse_probe, render_probe
 from cisaudit.model.catalogue import controls
+from cisaudit.model.evaluate import Assessment
+def plain(x):
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (set, frozenset)):
+        return sorted((plain(v) for v in x), key=repr)
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    return x if x is None or isinstance(x, (str, int, float, bool)) else repr(x)
 mode, version = sys.argv[1:3]
 if mode == "render":
     print(json.dumps(render_probe(controls(version))))
 else:
     text = open(sys.argv[4], encoding="utf-8", errors="surrogateescape").read()
-    print(repr(dataclasses.asdict(parse_probe(text, sys.argv[3], controls(version)))))
+    snap = parse_probe(text, sys.argv[3], controls(version))
+    fields = {k: json.dumps(plain(v), sort_keys=True) for k, v in dataclasses.asdict(snap).items()}
+    assessment = Assessment(snap, "docker")
+    verdicts = {
+        f"{c.id} {check}": [str(v.status), v.summary, list(v.evidence)]
+        for c in controls(version) for check in ("live", "persisted")
+        for v in [assessment.control_verdict(c, check)]
+    }
+    print(json.dumps({"fields": fields, "verdicts": verdicts}))
 """
 
 
@@ -73,19 +92,26 @@ def rendered(tree: Path, version: str) -> tuple[str, str]:
     return str(script), str(nonce)
 
 
-def same_facts(vm: VM, trees: dict[str, Path], probes: dict[tuple[str, str], tuple[str, str]], work: Path) -> bool:
-    """Both revisions' snapshots of the VM as it is, for each version; False and the fields where they differ."""
+def same_verdicts(vm: VM, trees: dict[str, Path], probes: dict[tuple[str, str], tuple[str, str]], work: Path) -> bool:
+    """Both revisions' view of the VM as it is, for each version: the snapshot fields that differ
+    (printed: a change of what the probe sends can be meant) and whether every verdict agrees."""
     same = True
     for version in VERSIONS:
-        facts = {}
+        seen = {}
         for label, tree in trees.items():
             script, nonce = probes[(label, version)]
             output = work / f"{label}-{version}.out"
             output.write_text(vm.run(script, timeout=300)[1], encoding="utf-8", errors="surrogateescape")
-            facts[label] = helper(tree, "parse", version, nonce, str(output))
-        if facts["old"] != facts["new"]:
-            same = False
-            print(f"probe-ab version={version} DIFFERENT\n  old={facts['old'][:3000]}\n  new={facts['new'][:3000]}")
+            seen[label] = json.loads(helper(tree, "parse", version, nonce, str(output)))
+        old, new = seen["old"], seen["new"]
+        fields = sorted(
+            k for k in old["fields"].keys() | new["fields"].keys() if old["fields"].get(k) != new["fields"].get(k)
+        )
+        verdicts = sorted(k for k in old["verdicts"] if old["verdicts"][k] != new["verdicts"].get(k))
+        print(f"probe-ab version={version} fields_differ={','.join(fields) or '-'} verdicts_differ={len(verdicts)}")
+        for k in verdicts[:5]:
+            print(f"  {k}: old={old['verdicts'][k]} new={new['verdicts'].get(k)}")
+        same = same and not verdicts
     return same
 
 
@@ -131,8 +157,8 @@ def main() -> int:
                     rc, out, err = vm.run(setup, timeout=180)
                     if rc != 0:
                         raise SystemExit(f"state {state}: setup failed: {out}{err}")
-                    agrees = same_facts(vm, trees, probes, work)
-                    print(f"probe-ab state={state} same_facts={'yes' if agrees else 'no'}", flush=True)
+                    agrees = same_verdicts(vm, trees, probes, work)
+                    print(f"probe-ab state={state} same_verdicts={'yes' if agrees else 'no'}", flush=True)
                     same = same and agrees
                 fleet.reset(vm)
                 for size in (int(n) for n in args.rules.split(",")):
