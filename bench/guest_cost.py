@@ -163,10 +163,9 @@ def marked(probe: str) -> str:
 
 
 def split_probe(fleet: Fleet, vm: VM, size: int) -> None:
-    from bench.replay_scale import VM_RULES  # noqa: PLC0415
+    from bench.replay_scale import load_vm_rules  # noqa: PLC0415
 
-    rc, out, err = vm.run(VM_RULES.format(n=size), timeout=600)
-    assert out.strip() == str(size), out + err
+    load_vm_rules(vm, size)
     probe, nonce = probe_command(DEFAULT_VERSION)
     step(vm, f"rules={size}:probe-warm", probe)
     output = step(vm, f"rules={size}:probe-ssh", probe)

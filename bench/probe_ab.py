@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.guest_cost import counters  # noqa: E402
-from bench.replay_scale import VM_RULES  # noqa: E402
+from bench.replay_scale import load_vm_rules  # noqa: E402
 from cisaudit.model.catalogue import DEFAULT_VERSION, VERSIONS  # noqa: E402
 from selftests.testhosts.fleet import Fleet  # noqa: E402
 from selftests.testhosts.vm import VM  # noqa: E402
@@ -118,9 +118,7 @@ def same_verdicts(vm: VM, trees: dict[str, Path], probes: dict[tuple[str, str], 
 def costs(vm: VM, probes: dict[tuple[str, str], tuple[str, str]], size: int, runs: int) -> None:
     """The two probes alternately, `runs` times each, with `size` rules loaded."""
     if size > 16:
-        listed = vm.run(VM_RULES.format(n=size), timeout=900)[1].strip()
-        if listed != str(size):
-            raise SystemExit(f"loading {size} rules on the VM failed ({listed} listed)")
+        load_vm_rules(vm, size)
     cpu: dict[str, list[float]] = {"old": [], "new": []}
     processes: dict[str, list[int]] = {"old": [], "new": []}
     for i in range(runs):

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
@@ -56,6 +57,9 @@ from cisaudit.model.snapshot import PathInfo, Snapshot  # noqa: E402
 from cisaudit.model.verdict import CONTROL_CHECKS, Check  # noqa: E402
 from selftests.kernel import KernelSandbox, sh  # noqa: E402
 from selftests.snapshots import audited_host  # noqa: E402
+
+if TYPE_CHECKING:
+    from selftests.testhosts.vm import VM
 
 UNIT = (
     "[Unit]\nAfter=local-fs.target systemd-tmpfiles-setup.service\n[Service]\nExecStartPost=-/sbin/augenrules --load\n"
@@ -256,6 +260,14 @@ VM_RULES = (
 )
 
 
+def load_vm_rules(vm: VM, size: int) -> None:
+    """filler_rules(size) persisted and loaded on the test VM (VM_RULES); exits when the kernel
+    lists fewer."""
+    rc, out, err = vm.run(VM_RULES.format(n=size), timeout=900)
+    if out.strip() != str(size):
+        raise SystemExit(f"loading {size} rules on the VM failed ({out.strip()} listed): {err[-500:]}")
+
+
 def _qemu_cpu(pid: int) -> float:
     """CPU-seconds the VM's QEMU process has used: the guest's work under TCG, which a loaded
     machine inflates less than wall time."""
@@ -273,9 +285,7 @@ def vm_audit(sizes: list[int], runs: int) -> None:
         vm, base, qemu_base = fleet[0], None, None
         assert vm.proc is not None
         for size in sizes:
-            rc, out, err = vm.run(VM_RULES.format(n=size), timeout=600)
-            if out.strip() != str(size):
-                raise SystemExit(f"loading {size} rules on the VM failed ({out.strip()} listed): {err[-500:]}")
+            load_vm_rules(vm, size)
             walls, qemus, hosts = [], [], []
             with tempfile.TemporaryDirectory(prefix="cisaudit-scale-") as work:
                 args = [f"--hosts={vm.spec}", f"--known-hosts={fleet.known_hosts}"]

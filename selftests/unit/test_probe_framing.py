@@ -62,7 +62,7 @@ def test_one_sed_frames_every_section_as_a_sed_per_section_did(tmp_path: Path) -
 
 
 def _dumped(tmp_path: Path, od: str, call: str) -> tuple[dict[str, list[str]], int]:
-    """`call` (dump or dump_lines of the files below) framed, each section's lines by its
+    """`call` (dump or dump_each of the files below) framed, each section's lines by its
     argument, and how many times `awk` ran."""
     files = tmp_path / "files"
     files.mkdir(exist_ok=True)
@@ -93,17 +93,20 @@ def _dumped(tmp_path: Path, od: str, call: str) -> tuple[dict[str, list[str]], i
     return sections, len(log.read_text().splitlines()) if log.exists() else 0
 
 
+EACH_AS_TMP = 'for f; do shift; set -- "$@" tmp "$f"; done; dump_each "$@"'  # every file as section `tmp`
+
+
 def test_files_dumped_as_lines_by_one_awk_read_as_each_dumped(tmp_path: Path) -> None:
     """Regression: a `cat` ran per tmpfiles.d file (about 40 per probe), each an exec whose failed
     lookups walk every rule on an absent object on a host with thousands of them."""
     each, _ = _dumped(tmp_path, "secret", 'for f; do dump tmp "$f"; done')
-    together, awks = _dumped(tmp_path, "secret", 'dump_lines tmp "$@"')
+    together, awks = _dumped(tmp_path, "secret", EACH_AS_TMP)
     assert together == each
     assert awks == 1
     assert together[f"tmp {tmp_path}/files/b.conf"] == ["f /run/b", "L /run/c - - - - /x"]
     assert together[f"tmp {tmp_path}/files/empty.conf"] == []
     assert f"tmp-error {tmp_path}/files/dir.conf" in together
-    without, awks = _dumped(tmp_path, "none", 'dump_lines tmp "$@"')
+    without, awks = _dumped(tmp_path, "none", EACH_AS_TMP)
     assert without == each
     assert awks == 0
 
@@ -122,7 +125,7 @@ def test_each_file_under_its_own_name_by_the_same_one_awk(tmp_path: Path) -> Non
 
 
 def test_a_one_line_file_is_read_by_the_shell_and_any_other_dumped(tmp_path: Path) -> None:
-    """dump_line: /proc/cmdline and the boot id (stat says 0 bytes, so not dump_lines') without a
+    """dump_line: /proc/cmdline and the boot id (stat says 0 bytes, so not dump_each's) without a
     `cat`; a file that is not one whole line is `dump`ed, byte for byte."""
     files = {"one": "BOOT_IMAGE=/vmlinuz root=/dev/vda ro\n", "two": "a\nb\n", "no-newline": "abc", "empty": ""}
     for name, text in files.items():

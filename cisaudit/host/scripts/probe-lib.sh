@@ -66,16 +66,10 @@ dump() {  # dump NAME FILE: a file's bytes, or why it could not be read
   elif [ -e "$2" ]; then sec "$1-error" "$2"; echo "not a readable regular file"; end
   fi
 }
-# dump_lines NAME FILE...: `dump` of each, the files with lines read by one awk (a process per
-# file is dear where thousands of rules tax every exec's failed lookups: kernel-behaviour.md).
-dump_lines() {
-  name=$1; shift
-  for f; do shift; set -- "$@" "$name" "$f"; done
-  dump_each "$@"
-}
-# dump_each NAME FILE [NAME FILE]...: dump_lines with a section name for each file. Only for files
-# read as lines: awk gives a missing last newline back and keeps no NUL byte. Without a secret
-# (or for a file empty or not readable) each is `dump`ed.
+# dump_each NAME FILE [NAME FILE]...: `dump NAME FILE` of each pair, the files with lines read by
+# one awk (a process per file is dear where thousands of rules tax every exec's failed lookups:
+# kernel-behaviour.md). Only for files read as lines: awk gives a missing last newline back and
+# keeps no NUL byte. Without a secret (or for a file empty or not readable) each is `dump`ed.
 dump_each() {
   names='' n=$#
   while [ "$n" -gt 1 ]; do  # each pair off the front; the files to read go to the back

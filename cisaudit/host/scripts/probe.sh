@@ -60,8 +60,9 @@ unit_files() {
     /^DropInPaths=/ { drop = substr($0, 13) }
     END { flush() }'
 }
-# The path a socket unit's ListenStream= line names (sed).
+# The path a socket unit's ListenStream= line names (sed), and those of the unit files FILE...
 listen_stream='s/^[[:space:]]*ListenStream[[:space:]]*=[[:space:]]*\(\/.*\)/\1/p'
+listen_paths() { [ $# -eq 0 ] || sed -n "$listen_stream" "$@" 2>/dev/null; }
 : >"$probe_tmp/listen"
 if [ -d /run/systemd/system ]; then
   sec systemd; echo running; end
@@ -77,9 +78,7 @@ if [ -d /run/systemd/system ]; then
   sec unit-show
   unit_files "$((2 + $#))" <"$probe_tmp/show"
   end
-  set --
-  while IFS= read -r f; do set -- "$@" "$f"; done <"$probe_tmp/socket-files"
-  [ $# -eq 0 ] || sed -n "$listen_stream" "$@" >"$probe_tmp/listen" 2>/dev/null
+  by_file listen_paths "$probe_tmp/socket-files" >"$probe_tmp/listen"
   # The unit files go out with the other files read as lines, below (one awk).
   set --
   while IFS= read -r f; do set -- "$@" unit-file "$f"; done <"$probe_tmp/unit-files"
